@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build and test vxdecap (run as root).
+# Idempotent: packages already present are left alone.
+set -euo pipefail
+
+packages=(
+  clang-19 llvm-19      # XDP program and libxdp's BPF objects (Debian's clang 14 is too old for libxdp)
+  libbpf-dev            # bpf_helpers.h for the XDP program
+  linux-libc-dev        # linux/bpf.h, linux/if_ether.h, ...
+  m4 make pkg-config libelf-dev zlib1g-dev  # libxdp/libbpf C build
+  iproute2 iputils-ping # namespaces, veth, VXLAN, tc mirred; ping in the live tests
+  tcpdump tshark        # tests check our pcaps with the tools users read them with
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# bpffs is not needed (links are not pinned), but aya and bpftool like it mounted.
+if ! mountpoint -q /sys/fs/bpf 2>/dev/null; then
+  mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+fi
+echo "setup: ok"

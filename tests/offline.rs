@@ -1,0 +1,290 @@
+//! Offline decapsulation of the shared captures, checked against what
+//! tcpdump and tshark decode and against the input bytes.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// Runs `vxdecap decap -r input -w out.pcap extra…`; returns (records, summary).
+fn decap(input: &str, extra: &[&str], tmp: &TempDir) -> (Vec<Record>, String) {
+    let out = tmp.path("inner.pcap");
+    let o = output(
+        vxdecap()
+            .args(["decap", "-r"])
+            .arg(fixture(input))
+            .arg("-w")
+            .arg(&out)
+            .args(extra),
+    );
+    let summary = stderr(&o);
+    assert!(o.status.success(), "decap {input} failed:\n{summary}");
+    (read_pcap(&out), summary)
+}
+
+/// The inner frame of an untagged IPv4 VXLAN frame with a 20-byte IP header.
+fn inner_of(outer: &[u8]) -> &[u8] {
+    &outer[14 + 20 + 8 + 8..]
+}
+
+#[test]
+fn tcpdump_vxlan_capture_gives_the_ten_inner_frames_tcpdump_decodes() {
+    let tmp = TempDir::new("tcpdump-vxlan");
+    let (records, summary) = decap("tcpdump/vxlan.pcap", &[], &tmp);
+    assert_eq!(records.len(), 10, "{summary}");
+    assert_eq!(frames_written(&summary), 10);
+
+    // Bytes and timestamps: exactly the input's inner frames, at the input's times.
+    let input = read_pcap(&fixture("tcpdump/vxlan.pcap"));
+    for (got, outer) in records.iter().zip(&input) {
+        assert_eq!(got.data, inner_of(&outer.data));
+        assert_eq!(got.timestamp_ns, outer.timestamp_ns);
+        assert_eq!(got.orig_len as usize, got.data.len());
+    }
+
+    // tcpdump reads our file and decodes each frame as tcpdump's own test expects.
+    let expected_text = std::fs::read_to_string(fixture("tcpdump/vxlan.out")).expect("vxlan.out");
+    let mut expected = Vec::new();
+    let mut stamp = String::new();
+    for line in expected_text.lines() {
+        if line.starts_with(' ') {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            stamp = format!("{} {}", fields[1], fields[2]);
+        } else {
+            expected.push(format!("{stamp} {line}"));
+        }
+    }
+    let o = output(
+        Command::new("tcpdump")
+            .env("TZ", "UTC")
+            .args(["-e", "-n", "-tttt", "-r"])
+            .arg(tmp.path("inner.pcap")),
+    );
+    assert!(
+        o.status.success(),
+        "tcpdump could not read our pcap: {}",
+        stderr(&o)
+    );
+    let got: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn legacy_port_8472_is_decoded_only_when_configured() {
+    let tmp = TempDir::new("port8472");
+    let (records, summary) = decap("tcpdump/vxlan_port_8472.pcap", &[], &tmp);
+    assert!(records.is_empty());
+    assert_eq!(
+        reason_count(&summary, "port_not_configured"),
+        10,
+        "{summary}"
+    );
+
+    let (records, summary) = decap("tcpdump/vxlan_port_8472.pcap", &["--port", "8472"], &tmp);
+    assert_eq!(records.len(), 10, "{summary}");
+    let reference = read_pcap(&fixture("tcpdump/vxlan.pcap"));
+    for (got, outer) in records.iter().zip(&reference) {
+        assert_eq!(
+            got.data,
+            inner_of(&outer.data),
+            "same inner frames as on port 4789"
+        );
+    }
+}
+
+#[test]
+fn aws_traffic_mirroring_capture_decapsulates_all_hundred_frames() {
+    let tmp = TempDir::new("aws");
+    let (records, summary) = decap(
+        "suricata-verify/aws-traffic-mirroring-vxlan.pcap",
+        &[],
+        &tmp,
+    );
+    assert_eq!(records.len(), 100, "{summary}");
+    let input = read_pcap(&fixture("suricata-verify/aws-traffic-mirroring-vxlan.pcap"));
+    for (got, outer) in records.iter().zip(&input) {
+        assert_eq!(got.data, inner_of(&outer.data));
+        assert_eq!(got.timestamp_ns, outer.timestamp_ns);
+    }
+    // tshark sees the inner SSH, DNS and NTP conversations directly.
+    let o = output(
+        Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(tmp.path("inner.pcap"))
+            .args(["-T", "fields", "-e", "frame.protocols"]),
+    );
+    assert!(o.status.success(), "tshark: {}", stderr(&o));
+    let protocols = stdout(&o);
+    assert_eq!(protocols.lines().count(), 100);
+    assert!(
+        !protocols.contains("vxlan"),
+        "inner frames must not contain VXLAN"
+    );
+    for proto in ["ssh", "dns", "ntp"] {
+        assert!(
+            protocols.lines().any(|l| l.contains(proto)),
+            "no {proto} in:\n{protocols}"
+        );
+    }
+}
+
+#[test]
+fn azure_vtap_frame_gives_the_inner_tcp_syn() {
+    let tmp = TempDir::new("azure");
+    let (records, summary) = decap("azure/azure-vtap-frame1-reconstructed.pcap", &[], &tmp);
+    assert_eq!(records.len(), 1, "{summary}");
+    let o = output(
+        Command::new("tcpdump")
+            .args(["-n", "-t", "-r"])
+            .arg(tmp.path("inner.pcap")),
+    );
+    let text = stdout(&o);
+    assert!(
+        text.contains("IP 10.0.2.4.54633 > 10.0.2.6.80: Flags [S"),
+        "tcpdump said: {text}"
+    );
+}
+
+#[test]
+fn header_oddities_follow_rfc7348_and_every_reject_is_named() {
+    let tmp = TempDir::new("oddities");
+    let (records, summary) = decap("synthetic/vxlan-header-oddities.pcap", &[], &tmp);
+    // Accepted: reserved bits set, GBP-style flags 0x88, the inner ARP broadcast.
+    assert_eq!(records.len(), 3, "{summary}");
+    assert_eq!(reason_count(&summary, "vxlan_i_flag_clear"), 1, "{summary}");
+    assert_eq!(reason_count(&summary, "truncated_vxlan"), 1, "{summary}");
+    assert_eq!(
+        reason_count(&summary, "port_not_configured"),
+        1,
+        "{summary}"
+    );
+    assert!(summary.contains("6 packets read from"), "{summary}");
+    assert!(summary.contains("3 packets not written"), "{summary}");
+}
+
+#[test]
+fn inner_and_outer_vlan_tags_are_handled() {
+    let tmp = TempDir::new("vlan");
+    let (records, summary) = decap("synthetic/vxlan-vlan-tags.pcap", &[], &tmp);
+    assert_eq!(records.len(), 3, "{summary}");
+    let o = output(
+        Command::new("tcpdump")
+            .args(["-e", "-n", "-t", "-r"])
+            .arg(tmp.path("inner.pcap")),
+    );
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert!(
+        lines[0].contains("vlan 100"),
+        "inner 802.1Q kept: {lines:?}"
+    );
+    assert!(
+        lines[1].contains("vlan 200") && lines[1].contains("vlan 100"),
+        "inner QinQ kept: {lines:?}"
+    );
+    assert!(
+        !lines[2].contains("vlan 42"),
+        "outer tag 42 is not part of the inner frame: {lines:?}"
+    );
+}
+
+#[test]
+fn outer_fragments_are_counted_not_written() {
+    let tmp = TempDir::new("frag");
+    let (records, summary) = decap("synthetic/vxlan-outer-ipv4-frag-inorder.pcap", &[], &tmp);
+    assert_eq!(records.len(), 2, "the two unfragmented packets: {summary}");
+    assert_eq!(reason_count(&summary, "outer_fragment"), 2, "{summary}");
+}
+
+#[test]
+fn pcapng_input_keeps_frames_and_timestamps() {
+    let tmp = TempDir::new("pcapng");
+    let ng = tmp.path("vxlan.pcapng");
+    let o = output(
+        Command::new("editcap")
+            .args(["-F", "pcapng"])
+            .arg(fixture("tcpdump/vxlan.pcap"))
+            .arg(&ng),
+    );
+    assert!(o.status.success(), "editcap: {}", stderr(&o));
+    let out = tmp.path("from-ng.pcap");
+    let o = output(vxdecap().args(["decap", "-r"]).arg(&ng).arg("-w").arg(&out));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let from_ng = read_pcap(&out);
+    let (from_pcap, _) = decap("tcpdump/vxlan.pcap", &[], &tmp);
+    assert_eq!(from_ng, from_pcap);
+}
+
+#[test]
+fn count_limit_stops_after_n_frames() {
+    let tmp = TempDir::new("count");
+    let (records, summary) = decap(
+        "suricata-verify/aws-traffic-mirroring-vxlan.pcap",
+        &["-c", "7"],
+        &tmp,
+    );
+    assert_eq!(records.len(), 7, "{summary}");
+    assert_eq!(frames_written(&summary), 7);
+}
+
+#[test]
+fn stdout_output_pipes_into_tshark() {
+    let mut child = vxdecap()
+        .args(["decap", "-r"])
+        .arg(fixture("tcpdump/vxlan.pcap"))
+        .args(["-w", "-"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vxdecap");
+    let pipe = child.stdout.take().expect("stdout");
+    let o = output(
+        Command::new("tshark")
+            .args([
+                "-n",
+                "-r",
+                "-",
+                "-T",
+                "fields",
+                "-e",
+                "icmp.type",
+                "-e",
+                "arp.opcode",
+            ])
+            .stdin(pipe),
+    );
+    assert!(child.wait().expect("wait").success());
+    let lines: Vec<&str> = std::str::from_utf8(&o.stdout)
+        .expect("utf8")
+        .lines()
+        .collect();
+    assert_eq!(
+        lines.len(),
+        10,
+        "tshark read {lines:?}; stderr {}",
+        stderr(&o)
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("8\t")).count(),
+        4,
+        "four echo requests"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("0\t")).count(),
+        4,
+        "four echo replies"
+    );
+}
+
+#[test]
+fn text_output_without_w_describes_each_frame() {
+    let o = output(
+        vxdecap()
+            .args(["decap", "-r"])
+            .arg(fixture("tcpdump/vxlan.pcap")),
+    );
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 10);
+    assert!(text.lines().next().unwrap().contains("vni 100 (192.168.203.1 > 192.168.202.1) IP 192.168.203.3 > 192.168.203.5: ICMP echo request"), "{text}");
+}

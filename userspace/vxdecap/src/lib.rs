@@ -1,0 +1,24 @@
+//! vxdecap: kernel-bypass VXLAN decapsulation for cloud packet mirroring.
+//!
+//! The data path, in module order: [`steer`] loads the XDP program that
+//! steers VXLAN to AF_XDP sockets; [`capture`] runs one pinned worker per
+//! rx queue over a socket from `vxdecap-xsk`; each worker's [`stage`]
+//! decapsulates with `vxdecap-wire` and hands inner frames through a
+//! lock-free [`queue`] to the [`pipeline`]'s analyzer thread, which feeds
+//! the [`analyzer`]s (pcap writer, counter, printer). [`offline`] pushes a
+//! capture file through the same stage, queue and analyzers.
+
+pub mod analyzer;
+pub mod capture;
+pub mod dissect;
+pub mod lab;
+pub mod netns;
+pub mod offline;
+pub mod pipeline;
+pub mod queue;
+pub mod stage;
+pub mod stats;
+pub mod steer;
+pub mod summary;
+
+pub use vxdecap_wire as wire;

@@ -1,0 +1,373 @@
+//! The `vxdecap` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vxdecap::analyzer::{Analyzer, CountAnalyzer, PcapWriter, PrintAnalyzer};
+use vxdecap::capture::{open_output, run_capture, CaptureConfig, CaptureMode, QueueSelection};
+use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
+use vxdecap::offline::run_offline;
+use vxdecap::summary::Summary;
+use vxdecap::wire::PortSet;
+use vxdecap_xsk::SocketConfig;
+
+/// Exit code for bad usage or configuration (as the issue tracker asks).
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vxdecap",
+    version,
+    about = "Kernel-bypass VXLAN decapsulation for cloud packet mirroring"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Capture mirrored VXLAN on an interface and write the inner frames.
+    Capture(CaptureArgs),
+    /// Decapsulate a pcap/pcapng capture of VXLAN traffic.
+    Decap(DecapArgs),
+    /// Build a local Azure-vTAP-like lab in network namespaces and capture in it.
+    Lab(LabArgs),
+    /// Lab helper: the monitored app's HTTP server.
+    #[command(hide = true)]
+    LabHttpServer {
+        #[arg(long)]
+        listen: SocketAddr,
+    },
+    /// Lab helper: the client's HTTP GETs.
+    #[command(hide = true)]
+    LabHttpGet {
+        #[arg(long)]
+        server: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+        #[arg(long)]
+        probe: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+struct OutputArgs {
+    /// Write inner frames to this pcap file (`-` for stdout); without it, print one line per frame.
+    #[arg(short = 'w', value_name = "FILE")]
+    write: Option<String>,
+    /// Stop after writing this many inner frames.
+    #[arg(short = 'c', value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+    /// UDP destination port carrying VXLAN (repeatable; default 4789).
+    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    ports: Vec<u16>,
+}
+
+#[derive(Args, Debug)]
+struct CaptureArgs {
+    /// Interface receiving the mirrored traffic.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    interface: String,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    duration: Option<f64>,
+    /// Rx queues to capture: `all` or a list such as `0,2-3`.
+    #[arg(long, default_value = "all", value_name = "LIST")]
+    queues: String,
+    /// CPUs for the workers, one per queue, e.g. `1,2` or `2-5`.
+    #[arg(long, value_name = "LIST")]
+    cpus: Option<String>,
+    /// XDP attach / AF_XDP bind mode.
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+    mode: ModeArg,
+    /// Print a one-line rate display every SECS seconds.
+    #[arg(long, value_name = "SECS")]
+    stats: Option<f64>,
+    /// UMEM frame size in bytes (power of two, 2048..=page size).
+    #[arg(long, default_value_t = vxdecap_xsk::DEFAULT_FRAME_SIZE)]
+    frame_size: u32,
+    /// UMEM frames per queue (power of two; also the fill ring size).
+    #[arg(long, default_value_t = vxdecap_xsk::DEFAULT_FRAME_COUNT)]
+    frame_count: u32,
+    /// RX ring size per queue (power of two).
+    #[arg(long, default_value_t = vxdecap_xsk::DEFAULT_RX_RING)]
+    rx_ring: u32,
+    /// Most frames taken off the RX ring at once.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    batch: u32,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ModeArg {
+    /// Driver XDP and zero-copy where possible, falling back to generic XDP and copy mode.
+    Auto,
+    /// Driver XDP and zero-copy sockets, or fail.
+    Zerocopy,
+    /// Copy-mode sockets.
+    Copy,
+    /// Generic (SKB) XDP and copy-mode sockets.
+    Skb,
+}
+
+#[derive(Args, Debug)]
+struct DecapArgs {
+    /// Capture file to read (pcap or pcapng).
+    #[arg(short = 'r', value_name = "FILE")]
+    read: String,
+    #[command(flatten)]
+    output: OutputArgs,
+}
+
+#[derive(Args, Debug)]
+struct LabArgs {
+    /// HTTP GETs the client makes.
+    #[arg(long, default_value_t = 3)]
+    requests: u32,
+    /// Keep the lab running until Ctrl-C.
+    #[arg(long)]
+    keep: bool,
+    /// Keep the inner pcap in this file.
+    #[arg(short = 'w', value_name = "FILE")]
+    write: Option<PathBuf>,
+    /// Capture mode inside the lab.
+    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
+    mode: ModeArg,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VXDECAP_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vxdecap: {e:#}");
+            ExitCode::from(e.downcast_ref::<UsageError>().map_or(1, |_| EXIT_USAGE))
+        }
+    }
+}
+
+/// A configuration or usage problem (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Capture(args) => capture(args),
+        Command::Decap(args) => decap(args),
+        Command::Lab(args) => {
+            let stop = stop_flag()?;
+            let config = LabConfig {
+                requests: args.requests,
+                keep: args.keep,
+                write: args.write,
+                mode: mode_name(args.mode).to_owned(),
+            };
+            require_root("lab")?;
+            run_lab(&config, stop)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LabHttpServer { listen } => {
+            http_server(listen)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LabHttpGet {
+            server,
+            count,
+            probe,
+        } => {
+            http_get(server, count, probe)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
+    let ports = ports(&args.output.ports)?;
+    let mut config = CaptureConfig::new(&args.interface);
+    config.ports = ports;
+    config.queues = if args.queues == "all" {
+        QueueSelection::All
+    } else {
+        QueueSelection::List(
+            parse_list(&args.queues, "--queues")?
+                .into_iter()
+                .map(|q| q as u32)
+                .collect(),
+        )
+    };
+    config.cpus = args
+        .cpus
+        .as_deref()
+        .map(|c| parse_list(c, "--cpus"))
+        .transpose()?;
+    config.mode = match args.mode {
+        ModeArg::Auto => CaptureMode::Auto,
+        ModeArg::Zerocopy => CaptureMode::ZeroCopy,
+        ModeArg::Copy => CaptureMode::Copy,
+        ModeArg::Skb => CaptureMode::Skb,
+    };
+    config.socket = SocketConfig {
+        frame_size: args.frame_size,
+        frame_count: args.frame_count,
+        rx_ring: args.rx_ring,
+        ..SocketConfig::default()
+    };
+    config.socket.validate().map_err(|e| usage(e.to_string()))?;
+    config.batch = args.batch as usize;
+    config.count = args.output.count;
+    config.duration = seconds(args.duration, "--duration")?;
+    config.stats_interval = seconds(args.stats, "--stats")?;
+    if !vxdecap::capture::interface_exists(&args.interface) {
+        return Err(usage(format!(
+            "interface {} does not exist: check the name with `ip link`",
+            args.interface
+        )));
+    }
+    require_root("capture")?;
+    let (analyzers, output_name) = analyzers(&args.output.write)?;
+    config.output_name = output_name;
+    let stop = stop_flag()?;
+    let summary = run_capture(&config, analyzers, stop)?;
+    finish(&summary)
+}
+
+fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
+    let ports = ports(&args.output.ports)?;
+    let (analyzers, output_name) = analyzers(&args.output.write)?;
+    let summary = run_offline(
+        &args.read,
+        &output_name,
+        ports,
+        analyzers,
+        args.output.count,
+    )?;
+    finish(&summary)
+}
+
+fn finish(summary: &Summary) -> anyhow::Result<ExitCode> {
+    eprint!("{}", summary.render());
+    Ok(if summary.output_error.is_some() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn analyzers(write: &Option<String>) -> anyhow::Result<(Vec<Box<dyn Analyzer>>, String)> {
+    let counter: Box<dyn Analyzer> = Box::new(CountAnalyzer::new(Arc::default()));
+    Ok(match write.as_deref() {
+        Some(path) => {
+            let out = open_output(path).map_err(|e| usage(format!("{e:#}")))?;
+            let writer = PcapWriter::new(out).with_context(|| format!("cannot write {path}"))?;
+            let name = if path == "-" {
+                "stdout".to_owned()
+            } else {
+                path.to_owned()
+            };
+            (vec![Box::new(writer), counter], name)
+        }
+        None => {
+            let printer = PrintAnalyzer::new(std::io::BufWriter::new(std::io::stdout()));
+            (vec![Box::new(printer), counter], "stdout (text)".to_owned())
+        }
+    })
+}
+
+fn ports(list: &[u16]) -> anyhow::Result<PortSet> {
+    if list.is_empty() {
+        return Ok(PortSet::default());
+    }
+    PortSet::new(list).map_err(|e| usage(format!("--port: {e}")))
+}
+
+fn seconds(value: Option<f64>, flag: &str) -> anyhow::Result<Option<Duration>> {
+    value
+        .map(|s| {
+            if s.is_finite() && s > 0.0 {
+                Ok(Duration::from_secs_f64(s))
+            } else {
+                Err(usage(format!(
+                    "{flag} must be a positive number of seconds, not {s}"
+                )))
+            }
+        })
+        .transpose()
+}
+
+/// Parses `0,2-3` into `[0, 2, 3]`.
+fn parse_list(text: &str, flag: &str) -> anyhow::Result<Vec<usize>> {
+    let bad = || usage(format!("{flag} {text:?} is not a list such as 0,2-3"));
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (
+                lo.trim().parse().map_err(|_| bad())?,
+                hi.trim().parse().map_err(|_| bad())?,
+            ),
+            None => {
+                let v: usize = part.trim().parse().map_err(|_| bad())?;
+                (v, v)
+            }
+        };
+        if lo > hi || hi - lo > 4096 {
+            return Err(bad());
+        }
+        for v in lo..=hi {
+            if out.contains(&v) {
+                return Err(usage(format!("{flag} names {v} twice")));
+            }
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+fn mode_name(mode: ModeArg) -> &'static str {
+    match mode {
+        ModeArg::Auto => "auto",
+        ModeArg::Zerocopy => "zerocopy",
+        ModeArg::Copy => "copy",
+        ModeArg::Skb => "skb",
+    }
+}
+
+fn require_root(what: &str) -> anyhow::Result<()> {
+    if !vxdecap::netns::is_root() {
+        return Err(usage(format!(
+            "{what} needs root (XDP, AF_XDP and network namespaces): run it with sudo"
+        )));
+    }
+    Ok(())
+}
+
+/// SIGINT/SIGTERM raise the returned flag; a second one exits at once.
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())
+            .context("cannot install the signal handler")?;
+        signal_hook::flag::register(signal, stop.clone())
+            .context("cannot install the signal handler")?;
+    }
+    Ok(stop)
+}

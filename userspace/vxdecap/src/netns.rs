@@ -1,0 +1,184 @@
+//! Network namespaces, veth pairs and child processes for the lab and the
+//! integration tests, each behind a guard that removes it on drop, also
+//! when a test fails or the user presses Ctrl-C.
+
+use std::process::{Child, Command, Output, Stdio};
+
+use anyhow::{bail, Context};
+
+/// Runs a command to completion; fails with its stderr when it fails.
+pub fn run(program: &str, args: &[&str]) -> anyhow::Result<Output> {
+    let output = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| {
+            format!("cannot run {program}: is it installed? (scripts/setup.sh installs it)")
+        })?;
+    if !output.status.success() {
+        bail!(
+            "`{program} {}` failed ({}): {}",
+            args.join(" "),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(output)
+}
+
+/// True when running as root (namespaces, XDP and AF_XDP need it).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A short name unique to this process and `tag`, usable in namespace names.
+pub fn unique_name(tag: &str) -> String {
+    format!("vx{tag}{}", std::process::id())
+}
+
+/// A network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    /// Creates the namespace with its loopback up.
+    pub fn create(name: &str) -> anyhow::Result<NetNs> {
+        run("ip", &["netns", "add", name])?;
+        let ns = NetNs {
+            name: name.to_owned(),
+        };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `ip -n NAME args…`.
+    pub fn ip(&self, args: &[&str]) -> anyhow::Result<Output> {
+        let mut full = vec!["-n", self.name.as_str()];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// Runs `program args…` inside the namespace to completion.
+    pub fn run(&self, program: &str, args: &[&str]) -> anyhow::Result<Output> {
+        let mut full = vec!["netns", "exec", self.name.as_str(), program];
+        full.extend_from_slice(args);
+        run("ip", &full)
+    }
+
+    /// A command that runs `program args…` inside the namespace.
+    pub fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", self.name.as_str(), program])
+            .args(args);
+        cmd
+    }
+
+    /// Runs `f` on a new thread that has entered this namespace, so the
+    /// sockets it creates live there; returns what `f` returns.
+    pub fn spawn_in<T, F>(&self, f: F) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<T>>>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> anyhow::Result<T> + Send + 'static,
+    {
+        let path = format!("/run/netns/{}", self.name);
+        let file = std::fs::File::open(&path).with_context(|| format!("cannot open {path}"))?;
+        Ok(std::thread::spawn(move || {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .context("cannot enter the network namespace")?;
+            f()
+        }))
+    }
+
+    /// Adds `addr` (CIDR) to `dev` and brings it up.
+    pub fn configure(&self, dev: &str, addr: &str) -> anyhow::Result<()> {
+        self.ip(&["addr", "add", addr, "dev", dev])?;
+        self.ip(&["link", "set", dev, "up"])?;
+        Ok(())
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth ends inside it.
+        let _ = Command::new("ip")
+            .args(["netns", "del", self.name.as_str()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Creates a veth pair with one end in each namespace.
+pub fn veth_pair(a: &NetNs, a_dev: &str, b: &NetNs, b_dev: &str) -> anyhow::Result<()> {
+    run(
+        "ip",
+        &[
+            "link",
+            "add",
+            a_dev,
+            "netns",
+            a.name(),
+            "type",
+            "veth",
+            "peer",
+            "name",
+            b_dev,
+            "netns",
+            b.name(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// A child process killed (SIGKILL) and reaped on drop unless already reaped.
+#[derive(Debug)]
+pub struct ChildGuard {
+    child: Option<Child>,
+}
+
+impl ChildGuard {
+    /// Guards `child`.
+    pub fn new(child: Child) -> Self {
+        ChildGuard { child: Some(child) }
+    }
+
+    /// The child's pid.
+    pub fn id(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
+    /// The guarded child.
+    pub fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("child present until taken")
+    }
+
+    /// Sends `signal` to the child.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> anyhow::Result<()> {
+        let pid = nix::unistd::Pid::from_raw(self.id() as i32);
+        nix::sys::signal::kill(pid, signal).context("cannot signal the child process")
+    }
+
+    /// Waits for the child and releases the guard.
+    pub fn wait_with_output(mut self) -> anyhow::Result<Output> {
+        let child = self.child.take().expect("child present until taken");
+        child
+            .wait_with_output()
+            .context("cannot wait for the child process")
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The analyzer thread: drains every worker's queue into the analyzers.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::analyzer::Analyzer;
+use crate::queue::FrameConsumer;
+
+/// Slots taken from one queue before moving to the next, so one busy
+/// worker cannot starve the others.
+const DRAIN_BURST: usize = 64;
+
+/// What the analyzer thread did.
+#[derive(Debug, Default)]
+pub struct AnalyzerReport {
+    /// Frames given to the analyzers.
+    pub written: u64,
+    /// Frames dequeued after the `-c` limit was reached.
+    pub after_count_limit: u64,
+    /// Frames dequeued after an output failed or its reader went away.
+    pub after_output_closed: u64,
+    /// An output failed or its reader went away (`-w - | head`).
+    pub output_closed: bool,
+    /// The error that stopped an analyzer, if any (a closed pipe is not an error).
+    pub error: Option<io::Error>,
+}
+
+/// Shared progress of the analyzer thread.
+#[derive(Debug, Default)]
+pub struct AnalyzerProgress {
+    /// Frames given to the analyzers so far.
+    pub written: AtomicU64,
+}
+
+/// Runs `analyzers` over the frames of `consumers` until every producer is
+/// gone and the queues are empty. Raises `stop` when `limit` frames have
+/// been written or an analyzer fails.
+pub fn run_analyzers(
+    mut consumers: Vec<FrameConsumer>,
+    mut analyzers: Vec<Box<dyn Analyzer>>,
+    limit: Option<u64>,
+    stop: Arc<AtomicBool>,
+    progress: Arc<AnalyzerProgress>,
+) -> AnalyzerReport {
+    let mut report = AnalyzerReport::default();
+    let limit = limit.unwrap_or(u64::MAX);
+    loop {
+        let mut got_any = false;
+        for consumer in consumers.iter_mut() {
+            for _ in 0..DRAIN_BURST {
+                let Some(slot) = consumer.pop() else { break };
+                got_any = true;
+                if report.output_closed {
+                    report.after_output_closed += 1;
+                } else if report.written >= limit {
+                    report.after_count_limit += 1;
+                } else {
+                    for analyzer in analyzers.iter_mut() {
+                        if let Err(e) = analyzer.on_frame(slot.bytes(), &slot.meta) {
+                            fail(&mut report, e, &stop);
+                        }
+                    }
+                    report.written += 1;
+                    if report.written == limit {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                consumer.release(slot);
+            }
+        }
+        if got_any {
+            continue;
+        }
+        progress.written.store(report.written, Ordering::Relaxed);
+        if consumers.iter().all(FrameConsumer::is_finished) {
+            break;
+        }
+        for analyzer in analyzers.iter_mut() {
+            if let Err(e) = analyzer.on_idle() {
+                fail(&mut report, e, &stop);
+            }
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    for analyzer in analyzers.iter_mut() {
+        if let Err(e) = analyzer.finish() {
+            fail(&mut report, e, &stop);
+        }
+    }
+    progress.written.store(report.written, Ordering::Relaxed);
+    report
+}
+
+fn fail(report: &mut AnalyzerReport, error: io::Error, stop: &AtomicBool) {
+    stop.store(true, Ordering::Relaxed);
+    report.output_closed = true;
+    // A reader that went away (`-w - | head`) ends the capture quietly, as in tcpdump.
+    if error.kind() != io::ErrorKind::BrokenPipe && report.error.is_none() {
+        report.error = Some(error);
+    }
+}

@@ -1,0 +1,335 @@
+//! Loads and attaches the XDP steering program (xdp-prog/) with aya.
+//!
+//! The program is attached through a BPF link, so the kernel detaches it
+//! when the last reference goes away: when [`Steering`] is dropped, and
+//! also when the process dies, even on SIGKILL.
+
+use std::os::fd::RawFd;
+
+use aya::maps::{MapData, PerCpuArray, XskMap};
+use aya::programs::{Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+use vxdecap_wire::{PortSet, MAX_PORTS};
+
+/// The XDP object compiled from xdp-prog/vxdecap.bpf.c by build.rs.
+static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vxdecap.bpf.o"));
+
+/// Mirrors `VXD_MAX_QUEUES` in xdp-prog/vxdecap_shared.h.
+pub const MAX_QUEUES: u32 = 256;
+const PROGRAM: &str = "vxdecap_steer";
+const XSK_MAP: &str = "vxd_xsks";
+const COUNTER_MAP: &str = "vxd_counters";
+
+/// Mirrors `enum vxd_counter` in xdp-prog/vxdecap_shared.h, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum XdpCounter {
+    /// Redirected to the AF_XDP socket of its rx queue.
+    Redirected = 0,
+    /// Matched, but no socket is bound on that queue.
+    PassNoSocket,
+    /// Not IPv4/IPv6.
+    PassNotIp,
+    /// IP but not UDP.
+    PassNotUdp,
+    /// UDP to a port not configured.
+    PassPort,
+    /// Outer IPv4 fragment.
+    PassFragment,
+    /// Headers cut short or invalid.
+    PassMalformed,
+}
+
+impl XdpCounter {
+    /// Every counter, in map order.
+    pub const ALL: [XdpCounter; 7] = [
+        XdpCounter::Redirected,
+        XdpCounter::PassNoSocket,
+        XdpCounter::PassNotIp,
+        XdpCounter::PassNotUdp,
+        XdpCounter::PassPort,
+        XdpCounter::PassFragment,
+        XdpCounter::PassMalformed,
+    ];
+
+    /// Stable name for summaries and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            XdpCounter::Redirected => "redirected",
+            XdpCounter::PassNoSocket => "pass_no_socket",
+            XdpCounter::PassNotIp => "pass_not_ip",
+            XdpCounter::PassNotUdp => "pass_not_udp",
+            XdpCounter::PassPort => "pass_other_port",
+            XdpCounter::PassFragment => "pass_outer_fragment",
+            XdpCounter::PassMalformed => "pass_malformed",
+        }
+    }
+}
+
+/// Totals of the XDP program's per-CPU counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpCounters(pub [u64; XdpCounter::ALL.len()]);
+
+impl XdpCounters {
+    /// One counter's total over all CPUs.
+    pub fn get(&self, counter: XdpCounter) -> u64 {
+        self.0[counter as usize]
+    }
+}
+
+/// How to attach the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachRequest {
+    /// Driver (native) mode, else generic (SKB) mode.
+    Auto,
+    /// Driver mode or fail.
+    Driver,
+    /// Generic (SKB) mode.
+    Skb,
+}
+
+/// The attach mode obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Native XDP in the driver.
+    Driver,
+    /// Generic XDP in the kernel's receive path.
+    Skb,
+}
+
+impl std::fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AttachMode::Driver => "driver",
+            AttachMode::Skb => "skb",
+        })
+    }
+}
+
+/// Steering setup failures, worded for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum SteerError {
+    /// The object would not load.
+    #[error("cannot load the XDP program: {0} (run as root; the kernel needs BPF and XDP socket support)")]
+    Load(String),
+    /// No such interface.
+    #[error("interface {0} does not exist: check the name with `ip link`")]
+    NoInterface(String),
+    /// Something else is attached already.
+    #[error(
+        "another XDP program is already attached to {0}: nothing was changed; \
+         see it with `ip link show {0}` and detach it (e.g. `ip link set dev {0} xdp off`) \
+         or capture on another interface"
+    )]
+    Busy(String),
+    /// The kernel refused the attach.
+    #[error("cannot attach XDP to {interface} in {mode} mode: {detail}{hint}")]
+    Attach {
+        /// Interface.
+        interface: String,
+        /// Mode tried.
+        mode: &'static str,
+        /// Kernel's answer.
+        detail: String,
+        /// What to try.
+        hint: &'static str,
+    },
+    /// Queue index beyond the XSKMAP.
+    #[error("rx queue {0} is beyond the {MAX_QUEUES} queues vxdecap supports")]
+    QueueRange(u32),
+    /// Map update or read failed.
+    #[error("XDP map {map}: {detail}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// The loaded program: attached or not yet, with its maps.
+pub struct Steering {
+    ebpf: Ebpf,
+    xsks: XskMap<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+    interface: String,
+    mode: Option<AttachMode>,
+}
+
+impl std::fmt::Debug for Steering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Steering")
+            .field("interface", &self.interface)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl Steering {
+    /// Loads the program with `ports` configured; nothing is attached yet.
+    pub fn load(interface: &str, ports: &PortSet) -> Result<Steering, SteerError> {
+        let mut port_array = [0u16; MAX_PORTS];
+        port_array[..ports.as_slice().len()].copy_from_slice(ports.as_slice());
+        let port_count = ports.as_slice().len() as u32;
+        let mut ebpf = EbpfLoader::new()
+            .override_global("vxd_ports", &port_array, true)
+            .override_global("vxd_port_count", &port_count, true)
+            .load(XDP_OBJECT)
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing from the object")))?
+            .try_into()
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        program
+            .load()
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        let xsks = take_map(&mut ebpf, XSK_MAP)?;
+        let counters = take_map(&mut ebpf, COUNTER_MAP)?;
+        Ok(Steering {
+            ebpf,
+            xsks,
+            counters,
+            interface: interface.to_owned(),
+            mode: None,
+        })
+    }
+
+    /// Points rx queue `queue` at the AF_XDP socket `fd`.
+    pub fn register_socket(&mut self, queue: u32, fd: RawFd) -> Result<(), SteerError> {
+        if queue >= MAX_QUEUES {
+            return Err(SteerError::QueueRange(queue));
+        }
+        let fd = BorrowedRawFd(fd);
+        self.xsks.set(queue, fd, 0).map_err(|e| SteerError::Map {
+            map: XSK_MAP,
+            detail: error_chain(&e),
+        })
+    }
+
+    /// Attaches the program to the interface through a BPF link.
+    pub fn attach(&mut self, request: AttachRequest) -> Result<AttachMode, SteerError> {
+        let interface = self.interface.clone();
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
+            .try_into()
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        let attempts: &[(XdpMode, AttachMode)] = match request {
+            AttachRequest::Auto => &[
+                (XdpMode::Driver, AttachMode::Driver),
+                (XdpMode::Skb, AttachMode::Skb),
+            ],
+            AttachRequest::Driver => &[(XdpMode::Driver, AttachMode::Driver)],
+            AttachRequest::Skb => &[(XdpMode::Skb, AttachMode::Skb)],
+        };
+        let mut last = None;
+        for (xdp_mode, mode) in attempts {
+            match program.attach(&interface, *xdp_mode) {
+                Ok(_) => {
+                    self.mode = Some(*mode);
+                    return Ok(*mode);
+                }
+                Err(aya::programs::ProgramError::UnknownInterface { .. }) => {
+                    return Err(SteerError::NoInterface(interface));
+                }
+                Err(e) => {
+                    let errno = os_error(&e);
+                    if matches!(errno, Some(libc::EBUSY) | Some(libc::EEXIST)) {
+                        return Err(SteerError::Busy(interface));
+                    }
+                    let (mode_name, hint) = match mode {
+                        AttachMode::Driver => (
+                            "driver",
+                            " (the driver may lack native XDP: use --mode skb)",
+                        ),
+                        AttachMode::Skb => ("skb", ""),
+                    };
+                    last = Some(SteerError::Attach {
+                        interface: interface.clone(),
+                        mode: mode_name,
+                        detail: error_chain(&e),
+                        hint,
+                    });
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| SteerError::Load("no attach mode to try".into())))
+    }
+
+    /// Clears the socket of rx queue `queue`: its traffic goes back to the kernel.
+    pub fn unregister_socket(&mut self, queue: u32) -> Result<(), SteerError> {
+        self.xsks.unset(queue).map_err(|e| SteerError::Map {
+            map: XSK_MAP,
+            detail: error_chain(&e),
+        })
+    }
+
+    /// The attach mode obtained, once attached.
+    pub fn mode(&self) -> Option<AttachMode> {
+        self.mode
+    }
+
+    /// The program's decision counters, summed over CPUs.
+    pub fn counters(&self) -> Result<XdpCounters, SteerError> {
+        let mut totals = XdpCounters::default();
+        for counter in XdpCounter::ALL {
+            let values = self
+                .counters
+                .get(&(counter as u32), 0)
+                .map_err(|e| SteerError::Map {
+                    map: COUNTER_MAP,
+                    detail: error_chain(&e),
+                })?;
+            totals.0[counter as usize] = values.iter().sum();
+        }
+        Ok(totals)
+    }
+}
+
+fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, SteerError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| SteerError::Load(format!("map {name} missing from the object")))?;
+    T::try_from(map).map_err(|e| SteerError::Map {
+        map: name,
+        detail: error_chain(&e),
+    })
+}
+
+/// A raw fd handed to aya's map update, which only reads its number.
+struct BorrowedRawFd(RawFd);
+
+impl std::os::fd::AsRawFd for BorrowedRawFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(code) = io.raw_os_error() {
+                return Some(code);
+            }
+        }
+        current = e.source();
+    }
+    None
+}
+
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,203 @@
+//! The end-of-run summary: what was written, and every packet not written
+//! under a named reason (tcpdump's "captured / received / dropped", finer).
+
+use std::fmt::Write;
+
+use vxdecap_wire::Reject;
+use vxdecap_xsk::XskStatistics;
+
+use crate::capture::{CaptureConfig, QueueReport};
+use crate::pipeline::AnalyzerReport;
+use crate::stats::{StageCounter, StageStats};
+use crate::steer::{AttachMode, XdpCounter, XdpCounters};
+
+/// Totals of one run, live or offline.
+#[derive(Debug)]
+pub struct Summary {
+    /// Interface or input file.
+    pub source: String,
+    /// Where the frames went.
+    pub output: String,
+    /// XDP attach mode (live only).
+    pub attach: Option<AttachMode>,
+    /// Per-queue reports (live only).
+    pub queues: Vec<QueueReport>,
+    /// Decapsulation counters over all queues.
+    pub stage: StageStats,
+    /// XDP program counters (live only).
+    pub xdp: Option<XdpCounters>,
+    /// Kernel socket counters over all queues (live only).
+    pub xsk: XskStatistics,
+    /// Frames the analyzers received.
+    pub written: u64,
+    /// Frames decapsulated after the `-c` limit.
+    pub after_count_limit: u64,
+    /// Frames decapsulated after the output closed.
+    pub after_output_closed: u64,
+    /// Why the output failed, if it did.
+    pub output_error: Option<String>,
+}
+
+impl Summary {
+    /// The summary of a live capture.
+    pub fn live(
+        config: &CaptureConfig,
+        attach: AttachMode,
+        queues: Vec<QueueReport>,
+        xdp: XdpCounters,
+        analyzer: AnalyzerReport,
+    ) -> Self {
+        let mut stage = StageStats::default();
+        let mut xsk = XskStatistics::default();
+        for q in &queues {
+            stage.merge(&q.stats);
+            xsk.rx_dropped += q.xsk.rx_dropped;
+            xsk.rx_ring_full += q.xsk.rx_ring_full;
+            xsk.rx_fill_ring_empty += q.xsk.rx_fill_ring_empty;
+            xsk.rx_invalid_descs += q.xsk.rx_invalid_descs;
+        }
+        Summary {
+            source: config.interface.clone(),
+            output: config.output_name.clone(),
+            attach: Some(attach),
+            queues,
+            stage,
+            xdp: Some(xdp),
+            xsk,
+            written: analyzer.written,
+            after_count_limit: analyzer.after_count_limit,
+            after_output_closed: analyzer.after_output_closed,
+            output_error: analyzer.error.map(|e| e.to_string()),
+        }
+    }
+
+    /// The summary of an offline run.
+    pub fn offline(
+        source: &str,
+        output: &str,
+        stage: StageStats,
+        analyzer: AnalyzerReport,
+    ) -> Self {
+        Summary {
+            source: source.to_owned(),
+            output: output.to_owned(),
+            attach: None,
+            queues: Vec::new(),
+            stage,
+            xdp: None,
+            xsk: XskStatistics::default(),
+            written: analyzer.written,
+            after_count_limit: analyzer.after_count_limit,
+            after_output_closed: analyzer.after_output_closed,
+            output_error: analyzer.error.map(|e| e.to_string()),
+        }
+    }
+
+    /// Every reason a received packet was not written, with its count
+    /// (zeros included, in a fixed order).
+    pub fn not_written(&self) -> Vec<(&'static str, u64)> {
+        let mut reasons: Vec<(&'static str, u64)> = Reject::ALL
+            .iter()
+            .map(|&r| (r.name(), self.stage.rejected(r)))
+            .collect();
+        reasons.push((
+            StageCounter::AnalyzerBackpressure.name(),
+            self.stage.get(StageCounter::AnalyzerBackpressure),
+        ));
+        reasons.push(("after_count_limit", self.after_count_limit));
+        reasons.push(("after_output_closed", self.after_output_closed));
+        reasons
+    }
+
+    /// Packets the kernel dropped before they reached a socket: (name, count).
+    pub fn kernel_drops(&self) -> [(&'static str, u64); 2] {
+        [
+            ("xsk_rx_ring_full", self.xsk.rx_ring_full),
+            ("xsk_rx_dropped", self.xsk.rx_dropped),
+        ]
+    }
+
+    /// The tcpdump-style text printed on stderr at the end.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let received = self.stage.get(StageCounter::Received);
+        let _ = writeln!(
+            out,
+            "{} inner frames written to {}",
+            self.written, self.output
+        );
+        match self.attach {
+            Some(mode) => {
+                let binds: Vec<String> = self
+                    .queues
+                    .iter()
+                    .map(|q| {
+                        let cpu = q.cpu.map_or("unpinned".to_owned(), |c| format!("cpu {c}"));
+                        format!("queue {} {} {}", q.queue, q.bind_mode, cpu)
+                    })
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{received} packets received on {} (XDP {mode} mode; AF_XDP {})",
+                    self.source,
+                    binds.join(", ")
+                );
+            }
+            None => {
+                let _ = writeln!(out, "{received} packets read from {}", self.source);
+            }
+        }
+        let not_written: Vec<_> = self
+            .not_written()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let total: u64 = not_written.iter().map(|(_, n)| n).sum();
+        let _ = writeln!(out, "{total} packets not written");
+        for (name, n) in &not_written {
+            let _ = writeln!(out, "  {n} {name}");
+        }
+        let truncated = self.stage.get(StageCounter::TruncatedToSlot);
+        if truncated > 0 {
+            let _ = writeln!(
+                out,
+                "{truncated} frames written truncated (truncated_to_slot)"
+            );
+        }
+        if self.attach.is_some() {
+            let drops = self.kernel_drops();
+            let kernel: u64 = drops.iter().map(|(_, n)| n).sum();
+            let parts: Vec<String> = drops
+                .iter()
+                .map(|(name, n)| format!("{name} {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{kernel} packets dropped by kernel ({})",
+                parts.join(", ")
+            );
+        }
+        if let Some(xdp) = &self.xdp {
+            let passed: Vec<String> = XdpCounter::ALL[1..]
+                .iter()
+                .filter(|&&c| xdp.get(c) > 0)
+                .map(|&c| format!("{} {}", c.name(), xdp.get(c)))
+                .collect();
+            let passed_total: u64 = XdpCounter::ALL[1..].iter().map(|&c| xdp.get(c)).sum();
+            let _ = writeln!(
+                out,
+                "XDP: {} redirected to AF_XDP, {passed_total} passed to the kernel{}",
+                xdp.get(XdpCounter::Redirected),
+                if passed.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", passed.join(", "))
+                }
+            );
+        }
+        if let Some(e) = &self.output_error {
+            let _ = writeln!(out, "output error: {e}");
+        }
+        out
+    }
+}

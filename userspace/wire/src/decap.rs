@@ -1,0 +1,1198 @@
+//! The decapsulate step: outer frame in, inner Ethernet frame (a sub-slice, no copy) out.
+//!
+//! The accepted stack is
+//!
+//! ```text
+//! Ethernet ─ [VLAN tag ×0..=2] ─ IPv4 (any IHL) | IPv6 [+ HBH/Routing/DestOpts ×0..=4]
+//!          ─ UDP (destination port in the PortSet) ─ VXLAN (I flag set) ─ inner Ethernet
+//! ```
+//!
+//! Anything else is refused with one [`Reject`] reason, cheap to count per worker. The outer IPv4
+//! header checksum and the outer UDP checksum are not verified: the NIC or kernel has done the
+//! former, and cloud mirrors send the latter as 0. Outer IP fragments are refused
+//! ([`Reject::OuterFragment`]) because reassembly is not this layer's job.
+//!
+//! [`decapsulate`] reads through checked views only, so it never panics, allocates or copies,
+//! whatever the input bytes.
+
+use core::fmt;
+use std::net::IpAddr;
+
+use crate::ethernet::{self, EtherType};
+use crate::ip::IpProtocol;
+use crate::{ipv4, ipv6, udp, vlan, vxlan};
+
+/// The IANA-assigned VXLAN UDP port (RFC 7348).
+pub const VXLAN_PORT: u16 = 4789;
+/// The VXLAN-GPE UDP port: a different header and payload, so never accepted in a [`PortSet`].
+pub const VXLAN_GPE_PORT: u16 = 4790;
+/// Most UDP ports a [`PortSet`] holds.
+pub const MAX_PORTS: usize = 8;
+/// Most outer VLAN tags [`decapsulate`] walks (802.1Q, or QinQ).
+pub const MAX_VLAN_TAGS: usize = 2;
+/// Most IPv6 Hop-by-Hop / Routing / Destination Options headers [`decapsulate`] walks before
+/// giving up with [`Reject::Ipv6ExtensionUnsupported`].
+pub const MAX_IPV6_EXT_HEADERS: usize = 4;
+
+/// The UDP destination ports that carry VXLAN: 1 to [`MAX_PORTS`] distinct, non-zero ports,
+/// kept in a fixed array (no heap), in the order given.
+///
+/// Two sets are equal when they hold the same ports in the same order.
+///
+/// ```
+/// use vxdecap_wire::{PortSet, PortSetError};
+/// let ports = PortSet::new(&[4789, 8472]).expect("two valid ports");
+/// assert!(ports.contains(8472));
+/// assert_eq!(PortSet::default().as_slice(), &[4789]);
+/// assert_eq!(PortSet::new(&[4790]), Err(PortSetError::VxlanGpe));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortSet {
+    /// Ports in `..len`; the rest stay 0 so derived equality only sees the ports.
+    ports: [u16; MAX_PORTS],
+    /// Number of ports in use, 1..=MAX_PORTS.
+    len: u8,
+}
+
+impl PortSet {
+    /// Builds a set from a list of ports, refusing an empty list, more than [`MAX_PORTS`],
+    /// port 0, a repeated port and the VXLAN-GPE port 4790.
+    pub fn new(ports: &[u16]) -> Result<PortSet, PortSetError> {
+        if ports.is_empty() {
+            return Err(PortSetError::Empty);
+        }
+        if ports.len() > MAX_PORTS {
+            return Err(PortSetError::TooMany(ports.len()));
+        }
+        for (i, &port) in ports.iter().enumerate() {
+            if port == 0 {
+                return Err(PortSetError::Zero);
+            }
+            if port == VXLAN_GPE_PORT {
+                return Err(PortSetError::VxlanGpe);
+            }
+            if ports[..i].contains(&port) {
+                return Err(PortSetError::Duplicate(port));
+            }
+        }
+        let mut set = PortSet {
+            ports: [0; MAX_PORTS],
+            // `ports.len() <= MAX_PORTS` (8), checked above, so this fits a u8.
+            len: ports.len() as u8,
+        };
+        set.ports[..ports.len()].copy_from_slice(ports);
+        Ok(set)
+    }
+
+    /// Whether `port` is in the set.
+    #[inline]
+    pub fn contains(&self, port: u16) -> bool {
+        self.as_slice().contains(&port)
+    }
+
+    /// The ports, in the order given to [`PortSet::new`].
+    #[inline]
+    pub fn as_slice(&self) -> &[u16] {
+        // `len <= MAX_PORTS` by construction; `get` keeps this panic-free regardless.
+        self.ports
+            .get(..usize::from(self.len))
+            .unwrap_or(&self.ports)
+    }
+}
+
+impl Default for PortSet {
+    /// The IANA VXLAN port alone: {4789}.
+    fn default() -> Self {
+        let mut ports = [0; MAX_PORTS];
+        ports[0] = VXLAN_PORT;
+        PortSet { ports, len: 1 }
+    }
+}
+
+impl fmt::Display for PortSet {
+    /// Comma-separated ports, e.g. `4789,8472`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, port) in self.as_slice().iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{port}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a list of ports cannot become a [`PortSet`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PortSetError {
+    /// No port was given.
+    Empty,
+    /// More than [`MAX_PORTS`] ports were given (the count is attached).
+    TooMany(usize),
+    /// Port 0 was given.
+    Zero,
+    /// A port was given twice.
+    Duplicate(u16),
+    /// Port 4790 (VXLAN-GPE) was given; its header and payload differ from VXLAN.
+    VxlanGpe,
+}
+
+impl fmt::Display for PortSetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PortSetError::Empty => write!(
+                f,
+                "no VXLAN UDP port given: give at least one (the IANA VXLAN port is {VXLAN_PORT})"
+            ),
+            PortSetError::TooMany(n) => write!(
+                f,
+                "{n} VXLAN UDP ports given but at most {MAX_PORTS} are supported: remove {}",
+                n.saturating_sub(MAX_PORTS)
+            ),
+            PortSetError::Zero => write!(
+                f,
+                "UDP port 0 cannot carry VXLAN: use the port the sender uses, usually {VXLAN_PORT}"
+            ),
+            PortSetError::Duplicate(port) => {
+                write!(
+                    f,
+                    "UDP port {port} is given more than once: list each port once"
+                )
+            }
+            PortSetError::VxlanGpe => write!(
+                f,
+                "UDP port {VXLAN_GPE_PORT} is VXLAN-GPE, whose header and payload differ from \
+                 VXLAN and are not decoded: remove it (the VXLAN port is {VXLAN_PORT})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PortSetError {}
+
+/// Why a frame was not decapsulated: one variant per reason, in the order the stack is walked.
+///
+/// `#[repr(u8)]` with [`Reject::index`] in `0..Reject::COUNT`, so per-worker counters can be a
+/// plain `[u64; Reject::COUNT]`, named by [`Reject::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Reject {
+    /// Frame shorter than the 14-byte Ethernet header.
+    TruncatedEthernet,
+    /// An outer VLAN TPID not followed by the 4 bytes of its tag.
+    TruncatedVlan,
+    /// More than [`MAX_VLAN_TAGS`] (two) outer VLAN tags.
+    TooManyVlanTags,
+    /// Outer EtherType neither IPv4 nor IPv6 (e.g. ARP).
+    NotIp,
+    /// Outer IPv4 header truncated, with a bad version or IHL, or a total length that is shorter
+    /// than the header or longer than the frame.
+    MalformedIpv4,
+    /// Outer IP fragment: IPv4 with MF set or a non-zero offset, or an IPv6 Fragment header.
+    OuterFragment,
+    /// Outer IPv6 header truncated, with a bad version, a payload length longer than the frame,
+    /// or a truncated extension header.
+    MalformedIpv6,
+    /// Outer IPv6 extension headers not walked: more than [`MAX_IPV6_EXT_HEADERS`] of them, or a
+    /// kind other than Hop-by-Hop, Routing and Destination Options (ESP, AH, Mobility, HIP,
+    /// Shim6, experimental).
+    Ipv6ExtensionUnsupported,
+    /// Outer IP payload is not UDP.
+    NotUdp,
+    /// Outer UDP header truncated, or its length below 8 or past the IP payload.
+    MalformedUdp,
+    /// Outer UDP destination port not in the configured [`PortSet`].
+    PortNotConfigured,
+    /// UDP payload shorter than the 8-byte VXLAN header.
+    TruncatedVxlan,
+    /// VXLAN I flag (0x08) clear: the VNI is not valid, so RFC 7348 says drop.
+    VxlanIFlagClear,
+    /// Inner frame shorter than a 14-byte Ethernet header.
+    InnerRunt,
+}
+
+impl Reject {
+    /// Every reason, in declaration order (`Reject::ALL[r.index()] == r`).
+    pub const ALL: [Reject; 14] = [
+        Reject::TruncatedEthernet,
+        Reject::TruncatedVlan,
+        Reject::TooManyVlanTags,
+        Reject::NotIp,
+        Reject::MalformedIpv4,
+        Reject::OuterFragment,
+        Reject::MalformedIpv6,
+        Reject::Ipv6ExtensionUnsupported,
+        Reject::NotUdp,
+        Reject::MalformedUdp,
+        Reject::PortNotConfigured,
+        Reject::TruncatedVxlan,
+        Reject::VxlanIFlagClear,
+        Reject::InnerRunt,
+    ];
+
+    /// Number of reasons.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// Position in [`Reject::ALL`], for indexing a counter array.
+    #[inline]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Stable snake_case counter name (e.g. `port_not_configured`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Reject::TruncatedEthernet => "truncated_ethernet",
+            Reject::TruncatedVlan => "truncated_vlan",
+            Reject::TooManyVlanTags => "too_many_vlan_tags",
+            Reject::NotIp => "not_ip",
+            Reject::MalformedIpv4 => "malformed_ipv4",
+            Reject::OuterFragment => "outer_fragment",
+            Reject::MalformedIpv6 => "malformed_ipv6",
+            Reject::Ipv6ExtensionUnsupported => "ipv6_extension_unsupported",
+            Reject::NotUdp => "not_udp",
+            Reject::MalformedUdp => "malformed_udp",
+            Reject::PortNotConfigured => "port_not_configured",
+            Reject::TruncatedVxlan => "truncated_vxlan",
+            Reject::VxlanIFlagClear => "vxlan_i_flag_clear",
+            Reject::InnerRunt => "inner_runt",
+        }
+    }
+
+    /// Short human phrase, as used by `Display`.
+    pub const fn description(self) -> &'static str {
+        match self {
+            Reject::TruncatedEthernet => "frame shorter than an Ethernet header",
+            Reject::TruncatedVlan => "outer VLAN tag cut short",
+            Reject::TooManyVlanTags => "more than two outer VLAN tags",
+            Reject::NotIp => "outer EtherType is neither IPv4 nor IPv6",
+            Reject::MalformedIpv4 => "malformed outer IPv4 header",
+            Reject::OuterFragment => "outer IP fragment (not reassembled)",
+            Reject::MalformedIpv6 => "malformed outer IPv6 header",
+            Reject::Ipv6ExtensionUnsupported => "unsupported outer IPv6 extension headers",
+            Reject::NotUdp => "outer IP payload is not UDP",
+            Reject::MalformedUdp => "malformed outer UDP header",
+            Reject::PortNotConfigured => "UDP destination port not configured for VXLAN",
+            Reject::TruncatedVxlan => "UDP payload shorter than a VXLAN header",
+            Reject::VxlanIFlagClear => "VXLAN I flag clear",
+            Reject::InnerRunt => "inner frame shorter than an Ethernet header",
+        }
+    }
+}
+
+impl fmt::Display for Reject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.description())
+    }
+}
+
+impl std::error::Error for Reject {}
+
+/// A decapsulated frame: the inner Ethernet frame and what the outer headers said about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decapsulated<'a> {
+    /// The inner Ethernet frame: a sub-slice of the input, bounded by the outer UDP length (so
+    /// Ethernet padding of the outer frame is never part of it). At least 14 bytes.
+    pub inner: &'a [u8],
+    /// Where `inner` starts in the input: `frame[inner_offset..][..inner.len()] == inner`.
+    pub inner_offset: usize,
+    /// VXLAN network identifier (24 bits).
+    pub vni: u32,
+    /// The VXLAN flags byte as received (0x08 set; other bits are ignored but kept here).
+    pub vxlan_flags: u8,
+    /// Outer source IP address.
+    pub outer_src: IpAddr,
+    /// Outer destination IP address.
+    pub outer_dst: IpAddr,
+    /// Outer UDP source port (senders derive it from a hash of the inner flow).
+    pub outer_src_port: u16,
+    /// Outer UDP destination port (one of the configured ports).
+    pub outer_dst_port: u16,
+    /// Outer VLAN IDs, outermost first; 0 for absent tags.
+    pub outer_vlans: [u16; 2],
+    /// Number of outer VLAN tags (0..=2).
+    pub outer_vlan_count: u8,
+}
+
+impl<'a> Decapsulated<'a> {
+    /// The outer VLAN IDs that were present, outermost first.
+    #[inline]
+    pub fn outer_vlan_ids(&self) -> &[u16] {
+        self.outer_vlans
+            .get(..usize::from(self.outer_vlan_count))
+            .unwrap_or(&self.outer_vlans)
+    }
+}
+
+/// Outer IP layer result: addresses, the UDP bytes (bounded by the IP length) and their offset.
+struct OuterIp<'a> {
+    src: IpAddr,
+    dst: IpAddr,
+    l4: &'a [u8],
+    l4_offset: usize,
+}
+
+/// Walks the outer stack of `frame` and returns the inner Ethernet frame it carries, or the
+/// first reason it is not a VXLAN frame for `ports`. Never panics, allocates or copies.
+///
+/// ```
+/// use vxdecap_wire::{decapsulate, PortSet, Reject};
+/// assert_eq!(decapsulate(&[0u8; 10], &PortSet::default()), Err(Reject::TruncatedEthernet));
+/// ```
+#[inline]
+pub fn decapsulate<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsulated<'a>, Reject> {
+    let eth = ethernet::Frame::new_checked(frame).map_err(|_| Reject::TruncatedEthernet)?;
+    let mut ethertype = eth.ethertype();
+    let mut l3 = eth.payload();
+    let mut l3_offset = ethernet::HEADER_LEN;
+
+    let mut outer_vlans = [0u16; MAX_VLAN_TAGS];
+    let mut outer_vlan_count = 0usize;
+    while vlan::is_tpid(ethertype) {
+        let Some(slot) = outer_vlans.get_mut(outer_vlan_count) else {
+            return Err(Reject::TooManyVlanTags);
+        };
+        let tag = vlan::Tag::new_checked(l3).map_err(|_| Reject::TruncatedVlan)?;
+        *slot = tag.vid();
+        ethertype = tag.ethertype();
+        l3 = tag.payload();
+        l3_offset += vlan::HEADER_LEN;
+        outer_vlan_count += 1;
+    }
+
+    let ip = match ethertype {
+        EtherType::IPV4 => outer_ipv4(l3, l3_offset)?,
+        EtherType::IPV6 => outer_ipv6(l3, l3_offset)?,
+        _ => return Err(Reject::NotIp),
+    };
+
+    let udp = udp::Packet::new_checked(ip.l4).map_err(|_| Reject::MalformedUdp)?;
+    let outer_dst_port = udp.dst_port();
+    if !ports.contains(outer_dst_port) {
+        return Err(Reject::PortNotConfigured);
+    }
+
+    let vxlan = vxlan::Header::new_checked(udp.payload()).map_err(|_| Reject::TruncatedVxlan)?;
+    if !vxlan.i_flag() {
+        return Err(Reject::VxlanIFlagClear);
+    }
+    let inner = vxlan.payload();
+    if inner.len() < ethernet::HEADER_LEN {
+        return Err(Reject::InnerRunt);
+    }
+
+    Ok(Decapsulated {
+        inner,
+        inner_offset: ip.l4_offset + udp::HEADER_LEN + vxlan::HEADER_LEN,
+        vni: vxlan.vni(),
+        vxlan_flags: vxlan.flags(),
+        outer_src: ip.src,
+        outer_dst: ip.dst,
+        outer_src_port: udp.src_port(),
+        outer_dst_port,
+        outer_vlans,
+        // At most MAX_VLAN_TAGS (2): the loop above returns before a third.
+        outer_vlan_count: outer_vlan_count as u8,
+    })
+}
+
+#[inline]
+fn outer_ipv4(l3: &[u8], l3_offset: usize) -> Result<OuterIp<'_>, Reject> {
+    let ip = ipv4::Packet::new_checked(l3).map_err(|_| Reject::MalformedIpv4)?;
+    if ip.is_fragment() {
+        return Err(Reject::OuterFragment);
+    }
+    if ip.protocol() != IpProtocol::UDP {
+        return Err(Reject::NotUdp);
+    }
+    Ok(OuterIp {
+        src: IpAddr::V4(ip.src_addr()),
+        dst: IpAddr::V4(ip.dst_addr()),
+        l4: ip.payload(),
+        l4_offset: l3_offset + ip.header_len(),
+    })
+}
+
+#[inline]
+fn outer_ipv6(l3: &[u8], l3_offset: usize) -> Result<OuterIp<'_>, Reject> {
+    let ip = ipv6::Packet::new_checked(l3).map_err(|_| Reject::MalformedIpv6)?;
+    let mut next_header = ip.next_header();
+    let mut l4 = ip.payload();
+    let mut l4_offset = l3_offset + ipv6::HEADER_LEN;
+    let mut walked = 0;
+    loop {
+        match next_header {
+            IpProtocol::UDP => break,
+            IpProtocol::HOP_BY_HOP | IpProtocol::IPV6_ROUTING | IpProtocol::IPV6_DEST_OPTS => {
+                if walked == MAX_IPV6_EXT_HEADERS {
+                    return Err(Reject::Ipv6ExtensionUnsupported);
+                }
+                let ext = ipv6::ExtHeader::new_checked(l4).map_err(|_| Reject::MalformedIpv6)?;
+                next_header = ext.next_header();
+                l4_offset += ext.header_len();
+                l4 = ext.payload();
+                walked += 1;
+            }
+            IpProtocol::IPV6_FRAGMENT => return Err(Reject::OuterFragment),
+            other if IpProtocol::is_ipv6_extension(other) => {
+                return Err(Reject::Ipv6ExtensionUnsupported)
+            }
+            _ => return Err(Reject::NotUdp),
+        }
+    }
+    Ok(OuterIp {
+        src: IpAddr::V6(ip.src_addr()),
+        dst: IpAddr::V6(ip.dst_addr()),
+        l4,
+        l4_offset,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::build::{inner_ipv4_udp_frame, InnerIpv4Udp, VxlanFrameBuilder};
+    use std::net::{Ipv4Addr, Ipv6Addr};
+
+    const IP: usize = ethernet::HEADER_LEN; // outer IP offset without VLAN tags
+
+    fn inner() -> Vec<u8> {
+        inner_ipv4_udp_frame(&InnerIpv4Udp {
+            payload_len: 40,
+            ..Default::default()
+        })
+        .expect("small inner frame")
+    }
+
+    fn v4_builder() -> VxlanFrameBuilder {
+        VxlanFrameBuilder::new()
+            .outer_src_ip(Ipv4Addr::new(10, 0, 2, 4))
+            .outer_dst_ip(Ipv4Addr::new(10, 1, 1, 4))
+            .udp_src_port(52889)
+            .vni(100)
+            .inner(&inner())
+    }
+
+    fn v6_src() -> Ipv6Addr {
+        "2001:db8::1".parse().expect("literal")
+    }
+
+    fn v6_dst() -> Ipv6Addr {
+        "2001:db8::2".parse().expect("literal")
+    }
+
+    fn v6_builder() -> VxlanFrameBuilder {
+        v4_builder().outer_src_ip(v6_src()).outer_dst_ip(v6_dst())
+    }
+
+    fn v4_frame() -> Vec<u8> {
+        v4_builder().build().expect("valid builder")
+    }
+
+    fn v6_frame() -> Vec<u8> {
+        v6_builder().build().expect("valid builder")
+    }
+
+    /// Decapsulates with the default ports and checks the invariants every success must keep.
+    fn ok(frame: &[u8]) -> Decapsulated<'_> {
+        ok_with(frame, &PortSet::default())
+    }
+
+    fn ok_with<'a>(frame: &'a [u8], ports: &PortSet) -> Decapsulated<'a> {
+        let decap = decapsulate(frame, ports).expect("frame should decapsulate");
+        check_invariants(frame, &decap);
+        decap
+    }
+
+    fn check_invariants(frame: &[u8], decap: &Decapsulated<'_>) {
+        let end = decap.inner_offset + decap.inner.len();
+        assert_eq!(&frame[decap.inner_offset..end], decap.inner);
+        assert_eq!(
+            decap.inner.as_ptr(),
+            frame[decap.inner_offset..].as_ptr(),
+            "inner must be a sub-slice of the frame (zero copy)"
+        );
+        assert!(decap.inner.len() >= ethernet::HEADER_LEN);
+        assert!(decap.vni <= vxlan::MAX_VNI);
+        assert!(decap.vxlan_flags & vxlan::FLAG_I != 0);
+        assert!(usize::from(decap.outer_vlan_count) <= MAX_VLAN_TAGS);
+        assert_eq!(
+            decap.outer_vlan_ids().len(),
+            usize::from(decap.outer_vlan_count)
+        );
+    }
+
+    fn reject(frame: &[u8]) -> Reject {
+        decapsulate(frame, &PortSet::default()).expect_err("frame should be rejected")
+    }
+
+    /// Rebuilds `frame` (untagged) with the given outer `(TPID, VID)` tags, any number of them.
+    fn with_tags(frame: &[u8], tags: &[(u16, u16)]) -> Vec<u8> {
+        let mut out = frame[..12].to_vec();
+        for &(tpid, vid) in tags {
+            out.extend_from_slice(&tpid.to_be_bytes());
+            out.extend_from_slice(&vid.to_be_bytes());
+        }
+        out.extend_from_slice(&frame[12..]);
+        out
+    }
+
+    /// Inserts IPv4 options after the 20-byte header of an untagged IPv4 frame.
+    fn with_ipv4_options(frame: &[u8], options: &[u8]) -> Vec<u8> {
+        assert_eq!(options.len() % 4, 0);
+        let mut out = frame[..IP + 20].to_vec();
+        out.extend_from_slice(options);
+        out.extend_from_slice(&frame[IP + 20..]);
+        let mut ip = ipv4::Packet::new_unchecked(&mut out[IP..]);
+        ip.set_header_len(20 + options.len());
+        let total = ip.total_len() + options.len() as u16;
+        ip.set_total_len(total);
+        ip.fill_checksum();
+        out
+    }
+
+    /// Inserts a chain of 8-byte IPv6 extension headers of the given kinds after the fixed header
+    /// of an untagged IPv6 frame.
+    fn with_ipv6_exts(frame: &[u8], kinds: &[u8]) -> Vec<u8> {
+        let mut out = frame[..IP + 40].to_vec();
+        let original_next = frame[IP + 6];
+        for (i, _) in kinds.iter().enumerate() {
+            let next = kinds.get(i + 1).copied().unwrap_or(original_next);
+            // Next header, Hdr Ext Len 0, then a PadN option filling the 6 remaining bytes.
+            out.extend_from_slice(&[next, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        out.extend_from_slice(&frame[IP + 40..]);
+        let mut ip = ipv6::Packet::new_unchecked(&mut out[IP..]);
+        if let Some(&first) = kinds.first() {
+            ip.set_next_header(first);
+        }
+        let len = ip.payload_len() + 8 * kinds.len() as u16;
+        ip.set_payload_len(len);
+        out
+    }
+
+    fn ipv4_mut(frame: &mut [u8]) -> ipv4::Packet<&mut [u8]> {
+        ipv4::Packet::new_unchecked(&mut frame[IP..])
+    }
+
+    /// Offset of the outer UDP header of an untagged IPv4 frame without options.
+    const UDP4: usize = IP + 20;
+    /// Offset of the VXLAN header of an untagged IPv4 frame without options.
+    const VXLAN4: usize = UDP4 + 8;
+
+    // ---- success paths ----
+
+    #[test]
+    fn ipv4_frame_decapsulates() {
+        let frame = v4_frame();
+        let inner = inner();
+        let decap = ok(&frame);
+        assert_eq!(decap.inner, &inner[..]);
+        assert_eq!(decap.inner_offset, 50);
+        assert_eq!(decap.vni, 100);
+        assert_eq!(decap.vxlan_flags, 0x08);
+        assert_eq!(decap.outer_src, IpAddr::V4(Ipv4Addr::new(10, 0, 2, 4)));
+        assert_eq!(decap.outer_dst, IpAddr::V4(Ipv4Addr::new(10, 1, 1, 4)));
+        assert_eq!(decap.outer_src_port, 52889);
+        assert_eq!(decap.outer_dst_port, VXLAN_PORT);
+        assert_eq!(decap.outer_vlans, [0, 0]);
+        assert_eq!(decap.outer_vlan_count, 0);
+        assert!(decap.outer_vlan_ids().is_empty());
+    }
+
+    #[test]
+    fn ipv6_frame_decapsulates() {
+        let frame = v6_frame();
+        let decap = ok(&frame);
+        assert_eq!(decap.inner, &inner()[..]);
+        assert_eq!(decap.inner_offset, 14 + 40 + 8 + 8);
+        assert_eq!(decap.outer_src, IpAddr::V6(v6_src()));
+        assert_eq!(decap.outer_dst, IpAddr::V6(v6_dst()));
+        assert_eq!(decap.vni, 100);
+    }
+
+    #[test]
+    fn ipv6_walks_hop_by_hop_routing_and_destination_options() {
+        let frame = with_ipv6_exts(
+            &v6_frame(),
+            &[
+                IpProtocol::HOP_BY_HOP,
+                IpProtocol::IPV6_DEST_OPTS,
+                IpProtocol::IPV6_ROUTING,
+                IpProtocol::IPV6_DEST_OPTS,
+            ],
+        );
+        let decap = ok(&frame);
+        assert_eq!(decap.inner_offset, 14 + 40 + 4 * 8 + 8 + 8);
+        assert_eq!(decap.inner, &inner()[..]);
+    }
+
+    #[test]
+    fn ipv4_options_ihl6() {
+        let frame = with_ipv4_options(&v4_frame(), &[1, 1, 1, 0]);
+        assert_eq!(frame[IP], 0x46);
+        let decap = ok(&frame);
+        assert_eq!(decap.inner_offset, 54);
+        assert_eq!(decap.inner, &inner()[..]);
+    }
+
+    #[test]
+    fn ipv4_options_ihl15() {
+        let frame = with_ipv4_options(&v4_frame(), &[1; 40]);
+        assert_eq!(frame[IP], 0x4f);
+        assert_eq!(ok(&frame).inner_offset, 14 + 60 + 16);
+    }
+
+    #[test]
+    fn outer_8021q() {
+        let frame = v4_builder().outer_vlans(&[42]).build().expect("valid");
+        let decap = ok(&frame);
+        assert_eq!(decap.outer_vlans, [42, 0]);
+        assert_eq!(decap.outer_vlan_count, 1);
+        assert_eq!(decap.outer_vlan_ids(), &[42]);
+        assert_eq!(decap.inner_offset, 54);
+        assert_eq!(decap.inner, &inner()[..]);
+    }
+
+    #[test]
+    fn outer_qinq() {
+        let frame = v4_builder()
+            .outer_vlans(&[200, 100])
+            .build()
+            .expect("valid");
+        assert_eq!(&frame[12..14], &[0x88, 0xa8]);
+        let decap = ok(&frame);
+        assert_eq!(decap.outer_vlans, [200, 100]);
+        assert_eq!(decap.outer_vlan_count, 2);
+        assert_eq!(decap.inner_offset, 58);
+    }
+
+    #[test]
+    fn any_tpid_in_either_position() {
+        let tpids = [EtherType::VLAN, EtherType::QINQ, EtherType::QINQ_OLD];
+        let base = v6_frame();
+        for outer in tpids {
+            let decap_frame = with_tags(&base, &[(outer, 0x0fff)]);
+            assert_eq!(ok(&decap_frame).outer_vlans, [4095, 0]);
+            for inner_tpid in tpids {
+                let frame = with_tags(&base, &[(outer, 0xe00a), (inner_tpid, 11)]);
+                let decap = ok(&frame);
+                // The VID is the low 12 bits of the TCI; PCP bits are not part of it.
+                assert_eq!(decap.outer_vlans, [10, 11]);
+                assert_eq!(decap.inner, &inner()[..]);
+            }
+        }
+    }
+
+    #[test]
+    fn vxlan_flags_0x88_accepted() {
+        let frame = v4_builder().vxlan_flags(0x88).build().expect("valid");
+        let decap = ok(&frame);
+        assert_eq!(decap.vxlan_flags, 0x88);
+        assert_eq!(decap.vni, 100);
+    }
+
+    #[test]
+    fn vxlan_reserved_bits_accepted() {
+        let mut frame = v4_builder().vxlan_flags(0xff).build().expect("valid");
+        frame[VXLAN4 + 1..VXLAN4 + 4].copy_from_slice(&[0xff; 3]);
+        frame[VXLAN4 + 7] = 0xff;
+        let decap = ok(&frame);
+        assert_eq!(decap.vxlan_flags, 0xff);
+        assert_eq!(decap.vni, 100);
+    }
+
+    #[test]
+    fn vni_uses_all_24_bits() {
+        let frame = v4_builder().vni(vxlan::MAX_VNI).build().expect("valid");
+        assert_eq!(ok(&frame).vni, 0x00ff_ffff);
+    }
+
+    #[test]
+    fn port_8472_needs_configuring() {
+        let frame = v4_builder().udp_dst_port(8472).build().expect("valid");
+        assert_eq!(reject(&frame), Reject::PortNotConfigured);
+        let ports = PortSet::new(&[8472]).expect("valid port set");
+        let decap = ok_with(&frame, &ports);
+        assert_eq!(decap.outer_dst_port, 8472);
+        let both = PortSet::new(&[VXLAN_PORT, 8472]).expect("valid port set");
+        ok_with(&frame, &both);
+        ok_with(&v4_frame(), &both);
+        assert_eq!(
+            decapsulate(&v4_frame(), &ports),
+            Err(Reject::PortNotConfigured)
+        );
+    }
+
+    #[test]
+    fn ethernet_padding_is_not_inner() {
+        // A 14-byte inner frame makes a 64-byte outer frame; add padding after it as a NIC
+        // might, and check neither inner nor its length sees it.
+        let inner = [0x5a; 14];
+        for builder in [v4_builder(), v6_builder()] {
+            let mut frame = builder.inner(&inner).build().expect("valid");
+            frame.extend_from_slice(&[0xee; 10]);
+            let decap = ok(&frame);
+            assert_eq!(decap.inner, &inner[..]);
+        }
+    }
+
+    #[test]
+    fn ip_payload_beyond_udp_length_is_not_inner() {
+        // UDP length shorter than the IP payload: the UDP length wins.
+        let mut frame = v4_frame();
+        let udp_len = u16::from_be_bytes([frame[UDP4 + 4], frame[UDP4 + 5]]);
+        frame[UDP4 + 4..UDP4 + 6].copy_from_slice(&(udp_len - 3).to_be_bytes());
+        let decap = ok(&frame);
+        assert_eq!(decap.inner, &inner()[..inner().len() - 3]);
+    }
+
+    #[test]
+    fn ipv4_header_checksum_not_verified() {
+        let mut frame = v4_frame();
+        frame[IP + 10] ^= 0xff;
+        assert!(!ipv4::Packet::new_checked(&frame[IP..])
+            .expect("valid")
+            .verify_checksum());
+        ok(&frame);
+    }
+
+    #[test]
+    fn outer_udp_checksum_not_verified() {
+        let mut frame = v4_frame();
+        frame[UDP4 + 6..UDP4 + 8].copy_from_slice(&[0x12, 0x34]);
+        ok(&frame);
+    }
+
+    #[test]
+    fn dont_frag_is_not_a_fragment() {
+        let frame = v4_builder().dont_frag(true).build().expect("valid");
+        ok(&frame);
+    }
+
+    // ---- one test per Reject variant ----
+
+    #[test]
+    fn reject_truncated_ethernet() {
+        let frame = v4_frame();
+        for len in 0..ethernet::HEADER_LEN {
+            assert_eq!(
+                reject(&frame[..len]),
+                Reject::TruncatedEthernet,
+                "len {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn reject_truncated_vlan() {
+        let frame = v4_builder().outer_vlans(&[42]).build().expect("valid");
+        for len in 14..18 {
+            assert_eq!(reject(&frame[..len]), Reject::TruncatedVlan, "len {len}");
+        }
+        let frame = v4_builder().outer_vlans(&[1, 2]).build().expect("valid");
+        for len in 18..22 {
+            assert_eq!(reject(&frame[..len]), Reject::TruncatedVlan, "len {len}");
+        }
+    }
+
+    #[test]
+    fn reject_too_many_vlan_tags() {
+        let tags = [
+            (EtherType::QINQ, 1),
+            (EtherType::VLAN, 2),
+            (EtherType::VLAN, 3),
+        ];
+        let frame = with_tags(&v4_frame(), &tags);
+        assert_eq!(reject(&frame), Reject::TooManyVlanTags);
+        // Even when the frame ends right after the third TPID.
+        assert_eq!(reject(&frame[..24]), Reject::TooManyVlanTags);
+    }
+
+    #[test]
+    fn reject_not_ip() {
+        let mut frame = v4_frame();
+        frame[12..14].copy_from_slice(&EtherType::ARP.to_be_bytes());
+        assert_eq!(reject(&frame), Reject::NotIp);
+        // Also behind a VLAN tag.
+        let mut tagged = v4_builder().outer_vlans(&[42]).build().expect("valid");
+        tagged[16..18].copy_from_slice(&EtherType::ARP.to_be_bytes());
+        assert_eq!(reject(&tagged), Reject::NotIp);
+        // A header-only frame.
+        assert_eq!(reject(&frame[..14]), Reject::NotIp);
+    }
+
+    #[test]
+    fn reject_malformed_ipv4() {
+        let frame = v4_frame();
+        // Truncated in the header.
+        assert_eq!(reject(&frame[..IP + 19]), Reject::MalformedIpv4);
+        // Truncated before the total length.
+        assert_eq!(reject(&frame[..frame.len() - 1]), Reject::MalformedIpv4);
+        // Version 6 under an IPv4 EtherType.
+        let mut bad = frame.clone();
+        ipv4_mut(&mut bad).set_version(6);
+        assert_eq!(reject(&bad), Reject::MalformedIpv4);
+        // IHL below 5.
+        for ihl_bytes in [0, 4, 16] {
+            let mut bad = frame.clone();
+            ipv4_mut(&mut bad).set_header_len(ihl_bytes);
+            assert_eq!(reject(&bad), Reject::MalformedIpv4, "header {ihl_bytes}");
+        }
+        // Header longer than the buffer.
+        let mut bad = frame[..IP + 40].to_vec();
+        ipv4_mut(&mut bad).set_header_len(60);
+        assert_eq!(reject(&bad), Reject::MalformedIpv4);
+        // Total length shorter than the header.
+        let mut bad = frame.clone();
+        ipv4_mut(&mut bad).set_total_len(19);
+        assert_eq!(reject(&bad), Reject::MalformedIpv4);
+        // Total length longer than the buffer.
+        let mut bad = frame.clone();
+        let len = (frame.len() - IP + 1) as u16;
+        ipv4_mut(&mut bad).set_total_len(len);
+        assert_eq!(reject(&bad), Reject::MalformedIpv4);
+    }
+
+    #[test]
+    fn reject_outer_fragment() {
+        // First fragment: MF set, offset 0.
+        let mut frame = v4_frame();
+        ipv4_mut(&mut frame).set_more_frags(true);
+        assert_eq!(reject(&frame), Reject::OuterFragment);
+        // Last fragment: MF clear, non-zero offset.
+        let mut frame = v4_frame();
+        ipv4_mut(&mut frame).set_frag_offset(1480);
+        assert_eq!(reject(&frame), Reject::OuterFragment);
+        // IPv6 Fragment header, directly and after a Hop-by-Hop header.
+        let frame = with_ipv6_exts(&v6_frame(), &[IpProtocol::IPV6_FRAGMENT]);
+        assert_eq!(reject(&frame), Reject::OuterFragment);
+        let frame = with_ipv6_exts(
+            &v6_frame(),
+            &[IpProtocol::HOP_BY_HOP, IpProtocol::IPV6_FRAGMENT],
+        );
+        assert_eq!(reject(&frame), Reject::OuterFragment);
+    }
+
+    #[test]
+    fn reject_malformed_ipv6() {
+        let frame = v6_frame();
+        assert_eq!(reject(&frame[..IP + 39]), Reject::MalformedIpv6);
+        assert_eq!(reject(&frame[..frame.len() - 1]), Reject::MalformedIpv6);
+        let mut bad = frame.clone();
+        ipv6::Packet::new_unchecked(&mut bad[IP..]).set_version(4);
+        assert_eq!(reject(&bad), Reject::MalformedIpv6);
+        // An extension header whose length runs past the payload.
+        let mut bad = with_ipv6_exts(&frame, &[IpProtocol::IPV6_DEST_OPTS]);
+        bad[IP + 40 + 1] = 0xff;
+        assert_eq!(reject(&bad), Reject::MalformedIpv6);
+        // An extension header cut by the payload length.
+        let mut bad = with_ipv6_exts(&frame, &[IpProtocol::HOP_BY_HOP]);
+        ipv6::Packet::new_unchecked(&mut bad[IP..]).set_payload_len(4);
+        assert_eq!(reject(&bad), Reject::MalformedIpv6);
+    }
+
+    #[test]
+    fn reject_ipv6_extension_unsupported() {
+        // One more walkable header than the bound.
+        let kinds = [IpProtocol::IPV6_DEST_OPTS; MAX_IPV6_EXT_HEADERS + 1];
+        let frame = with_ipv6_exts(&v6_frame(), &kinds);
+        assert_eq!(reject(&frame), Reject::Ipv6ExtensionUnsupported);
+        // Extension headers that are not walked.
+        for kind in [
+            IpProtocol::AH,
+            IpProtocol::ESP,
+            IpProtocol::MOBILITY,
+            IpProtocol::SHIM6,
+        ] {
+            let frame = with_ipv6_exts(&v6_frame(), &[IpProtocol::HOP_BY_HOP, kind]);
+            assert_eq!(reject(&frame), Reject::Ipv6ExtensionUnsupported, "{kind}");
+        }
+    }
+
+    #[test]
+    fn reject_not_udp() {
+        let mut frame = v4_frame();
+        ipv4_mut(&mut frame).set_protocol(IpProtocol::TCP);
+        assert_eq!(reject(&frame), Reject::NotUdp);
+        for next in [
+            IpProtocol::TCP,
+            IpProtocol::ICMPV6,
+            IpProtocol::IPV6_NO_NEXT,
+        ] {
+            let mut frame = v6_frame();
+            ipv6::Packet::new_unchecked(&mut frame[IP..]).set_next_header(next);
+            assert_eq!(reject(&frame), Reject::NotUdp, "{next}");
+        }
+        let mut frame = with_ipv6_exts(&v6_frame(), &[IpProtocol::HOP_BY_HOP]);
+        frame[IP + 40] = IpProtocol::TCP;
+        assert_eq!(reject(&frame), Reject::NotUdp);
+    }
+
+    #[test]
+    fn reject_malformed_udp() {
+        let frame = v4_frame();
+        // UDP length below 8.
+        let mut bad = frame.clone();
+        bad[UDP4 + 4..UDP4 + 6].copy_from_slice(&7u16.to_be_bytes());
+        assert_eq!(reject(&bad), Reject::MalformedUdp);
+        // UDP length past the IP payload (even with bytes in the frame after it).
+        let mut bad = frame.clone();
+        let udp_len = (frame.len() - UDP4 + 1) as u16;
+        bad[UDP4 + 4..UDP4 + 6].copy_from_slice(&udp_len.to_be_bytes());
+        bad.push(0);
+        assert_eq!(reject(&bad), Reject::MalformedUdp);
+        // IP payload too short for a UDP header.
+        let mut bad = frame[..UDP4 + 7].to_vec();
+        ipv4_mut(&mut bad).set_total_len(27);
+        assert_eq!(reject(&bad), Reject::MalformedUdp);
+    }
+
+    #[test]
+    fn reject_port_not_configured() {
+        for port in [0, 4790, 8472, 4788, 6081] {
+            let frame = v4_builder().udp_dst_port(port).build().expect("valid");
+            assert_eq!(reject(&frame), Reject::PortNotConfigured, "port {port}");
+        }
+        // The source port does not count.
+        let frame = v4_builder()
+            .udp_src_port(VXLAN_PORT)
+            .udp_dst_port(1234)
+            .build()
+            .expect("valid");
+        assert_eq!(reject(&frame), Reject::PortNotConfigured);
+    }
+
+    #[test]
+    fn reject_truncated_vxlan() {
+        for vxlan_len in 0..vxlan::HEADER_LEN {
+            let mut frame = v4_frame();
+            frame.truncate(VXLAN4 + vxlan_len);
+            let udp_len = (8 + vxlan_len) as u16;
+            frame[UDP4 + 4..UDP4 + 6].copy_from_slice(&udp_len.to_be_bytes());
+            ipv4_mut(&mut frame).set_total_len(20 + udp_len);
+            assert_eq!(reject(&frame), Reject::TruncatedVxlan, "{vxlan_len}");
+        }
+    }
+
+    #[test]
+    fn reject_vxlan_i_flag_clear() {
+        for flags in [0x00, 0x80, 0xf7, 0x01] {
+            let frame = v4_builder().vxlan_flags(flags).build().expect("valid");
+            assert_eq!(
+                reject(&frame),
+                Reject::VxlanIFlagClear,
+                "flags {flags:#04x}"
+            );
+        }
+    }
+
+    #[test]
+    fn reject_inner_runt() {
+        for len in 0..ethernet::HEADER_LEN {
+            let frame = v4_builder().inner(&[0x77; 32][..len]).build().expect("ok");
+            assert_eq!(reject(&frame), Reject::InnerRunt, "inner {len}");
+        }
+        let frame = v4_builder().inner(&[0x77; 14]).build().expect("valid");
+        assert_eq!(ok(&frame).inner, &[0x77; 14]);
+    }
+
+    #[test]
+    fn every_reject_variant_has_a_test_frame() {
+        // One frame per reason, so adding a variant without a frame fails here.
+        let mut seen = [false; Reject::COUNT];
+        let mut arp = v4_frame();
+        arp[12..14].copy_from_slice(&EtherType::ARP.to_be_bytes());
+        let mut frag = v4_frame();
+        ipv4_mut(&mut frag).set_more_frags(true);
+        let mut tcp = v4_frame();
+        ipv4_mut(&mut tcp).set_protocol(IpProtocol::TCP);
+        let mut short_udp = v4_frame();
+        short_udp[UDP4 + 5] = 7;
+        let mut short_vxlan = v4_frame();
+        short_vxlan.truncate(VXLAN4 + 3);
+        short_vxlan[UDP4 + 4..UDP4 + 6].copy_from_slice(&11u16.to_be_bytes());
+        ipv4_mut(&mut short_vxlan).set_total_len(31);
+        let frames = [
+            v4_frame()[..10].to_vec(),
+            v4_builder().outer_vlans(&[1]).build().expect("ok")[..16].to_vec(),
+            with_tags(&v4_frame(), &[(0x8100, 1), (0x8100, 2), (0x8100, 3)]),
+            arp,
+            v4_frame()[..30].to_vec(),
+            frag,
+            v6_frame()[..30].to_vec(),
+            with_ipv6_exts(&v6_frame(), &[IpProtocol::AH]),
+            tcp,
+            short_udp,
+            v4_builder().udp_dst_port(8472).build().expect("ok"),
+            short_vxlan,
+            v4_builder().vxlan_flags(0).build().expect("ok"),
+            v4_builder().inner(&[0; 13]).build().expect("ok"),
+        ];
+        for (frame, expected) in frames.iter().zip(Reject::ALL) {
+            let got = reject(frame);
+            assert_eq!(got, expected);
+            seen[got.index()] = true;
+        }
+        assert!(seen.iter().all(|&s| s), "{seen:?}");
+    }
+
+    // ---- Reject bookkeeping ----
+
+    #[test]
+    fn reject_indices_and_names() {
+        assert_eq!(Reject::COUNT, 14);
+        for (i, reason) in Reject::ALL.iter().enumerate() {
+            assert_eq!(reason.index(), i);
+            assert_eq!(*reason as u8 as usize, i);
+            let name = reason.name();
+            assert!(
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                "{name} is not snake_case"
+            );
+            assert!(!reason.to_string().is_empty());
+            for other in &Reject::ALL[..i] {
+                assert_ne!(other.name(), name);
+            }
+        }
+        assert_eq!(Reject::TruncatedEthernet.name(), "truncated_ethernet");
+        assert_eq!(Reject::PortNotConfigured.name(), "port_not_configured");
+        assert_eq!(Reject::VxlanIFlagClear.name(), "vxlan_i_flag_clear");
+        assert_eq!(Reject::InnerRunt.name(), "inner_runt");
+        assert_eq!(Reject::VxlanIFlagClear.to_string(), "VXLAN I flag clear");
+    }
+
+    // ---- PortSet ----
+
+    #[test]
+    fn port_set_default_and_new() {
+        let default = PortSet::default();
+        assert_eq!(default.as_slice(), &[VXLAN_PORT]);
+        assert!(default.contains(4789));
+        assert!(!default.contains(8472));
+        assert!(!default.contains(0));
+        assert_eq!(PortSet::new(&[4789]), Ok(default));
+
+        let eight: Vec<u16> = (1..=8).map(|p| p * 1000).collect();
+        let set = PortSet::new(&eight).expect("eight ports fit");
+        assert_eq!(set.as_slice(), &eight[..]);
+        assert!(set.contains(8000));
+        assert!(!set.contains(9000));
+        assert_eq!(set.to_string(), "1000,2000,3000,4000,5000,6000,7000,8000");
+        assert_ne!(
+            PortSet::new(&[4789, 8472]),
+            PortSet::new(&[8472, 4789]),
+            "order is kept"
+        );
+    }
+
+    #[test]
+    fn port_set_errors() {
+        assert_eq!(PortSet::new(&[]), Err(PortSetError::Empty));
+        let nine: Vec<u16> = (1..=9).collect();
+        assert_eq!(PortSet::new(&nine), Err(PortSetError::TooMany(9)));
+        assert_eq!(PortSet::new(&[4789, 0]), Err(PortSetError::Zero));
+        assert_eq!(
+            PortSet::new(&[4789, 8472, 4789]),
+            Err(PortSetError::Duplicate(4789))
+        );
+        assert_eq!(PortSet::new(&[4790]), Err(PortSetError::VxlanGpe));
+        assert_eq!(PortSet::new(&[4789, 4790]), Err(PortSetError::VxlanGpe));
+
+        let messages = [
+            PortSetError::Empty,
+            PortSetError::TooMany(9),
+            PortSetError::Zero,
+            PortSetError::Duplicate(4789),
+            PortSetError::VxlanGpe,
+        ]
+        .map(|e| e.to_string());
+        assert!(messages[0].contains("4789"));
+        assert!(messages[1].contains("at most 8"));
+        assert!(messages[3].contains("4789"));
+        assert!(messages[4].contains("4790") && messages[4].contains("VXLAN-GPE"));
+        for message in &messages {
+            assert!(message.contains(':'), "{message} should name the fix");
+        }
+        let boxed: Box<dyn std::error::Error> = Box::new(PortSetError::Zero);
+        assert!(boxed.to_string().contains("port 0"));
+    }
+
+    // ---- robustness ----
+
+    fn sample_frames() -> Vec<Vec<u8>> {
+        vec![
+            v4_frame(),
+            v4_builder().outer_vlans(&[1, 2]).build().expect("ok"),
+            with_ipv4_options(&v4_frame(), &[1, 1, 1, 0]),
+            v6_frame(),
+            with_ipv6_exts(
+                &v6_frame(),
+                &[IpProtocol::HOP_BY_HOP, IpProtocol::IPV6_ROUTING],
+            ),
+            with_tags(&v6_frame(), &[(EtherType::QINQ_OLD, 9)]),
+        ]
+    }
+
+    #[test]
+    fn every_prefix_is_rejected_without_panicking() {
+        for frame in sample_frames() {
+            ok(&frame);
+            // Every header up to and including the inner Ethernet header.
+            let full_stack = ok(&frame).inner_offset + ethernet::HEADER_LEN;
+            for len in 0..frame.len() {
+                let result = decapsulate(&frame[..len], &PortSet::default());
+                if len < full_stack {
+                    assert!(result.is_err(), "prefix {len} < header stack {full_stack}");
+                } else {
+                    // Longer cuts fail too: the IP and UDP length fields no longer fit.
+                    assert!(result.is_err(), "prefix {len} of {} accepted", frame.len());
+                }
+            }
+        }
+    }
+
+    /// A small xorshift generator so the mutation test needs no dependency.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    #[test]
+    fn random_mutations_never_panic() {
+        let frames = sample_frames();
+        let ports = PortSet::new(&[4789, 8472]).expect("valid");
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut accepted = 0;
+        for _ in 0..50_000 {
+            let mut frame = frames[rng.below(frames.len())].clone();
+            for _ in 0..1 + rng.below(4) {
+                // Bias mutations towards the outer headers, where the decisions are made.
+                let at = rng.below(frame.len().min(110));
+                frame[at] = rng.next() as u8;
+            }
+            if rng.below(4) == 0 {
+                frame.truncate(rng.below(frame.len() + 1));
+            }
+            if let Ok(decap) = decapsulate(&frame, &ports) {
+                check_invariants(&frame, &decap);
+                accepted += 1;
+            }
+        }
+        assert!(
+            accepted > 0,
+            "some mutations (e.g. of MACs) must still decapsulate"
+        );
+    }
+}

@@ -1,0 +1,463 @@
+//! Thin AF_XDP receive interface: one socket and one UMEM per rx queue.
+//!
+//! This crate is the only place in vxdecap that touches ring memory, so
+//! every `unsafe` block of the data path lives here. The AF_XDP library
+//! underneath (xsk-rs, which wraps libxdp) is hidden behind [`RxSocket`]
+//! and [`RxBatch`]; swapping it for another library means rewriting this
+//! file only.
+//!
+//! # Frame ownership
+//! All UMEM frames start on the fill ring. [`RxSocket::rx_batch`] takes
+//! up to `n` received descriptors off the RX ring and returns an
+//! [`RxBatch`] guard that lends their bytes out. Dropping the guard puts
+//! every frame of the batch back on the fill ring (and wakes the kernel
+//! when it asked for it through `need_wakeup`), so a frame can never be
+//! both lent out and owned by the kernel: the borrow checker ties each
+//! `&[u8]` to the guard.
+//!
+//! # Memory ordering
+//! The ring producer and consumer indices are read with acquire and
+//! written with release ordering by libxdp's `xsk_ring_*` inline
+//! functions, which pair with the kernel's `smp_load_acquire` /
+//! `smp_store_release` on the same indices: descriptor contents (and the
+//! frame bytes they describe) are visible before the index that
+//! publishes them.
+
+use std::fmt;
+use std::io;
+use std::num::NonZeroU32;
+use std::os::fd::{AsRawFd, RawFd};
+
+use xsk_rs::config::{
+    BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig as XskSocketConfig,
+    UmemConfig,
+};
+use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, TxQueue, Umem};
+
+/// Default number of descriptors on the RX ring.
+pub const DEFAULT_RX_RING: u32 = 2048;
+/// Default number of UMEM frames; all of them fit on the fill ring.
+pub const DEFAULT_FRAME_COUNT: u32 = 4096;
+/// Default UMEM frame size: fits a 1500-byte MTU frame plus headroom.
+pub const DEFAULT_FRAME_SIZE: u32 = 2048;
+
+/// The bind mode asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BindRequest {
+    /// Zero-copy when the driver supports it, copy mode otherwise.
+    #[default]
+    Auto,
+    /// Zero-copy or fail.
+    ZeroCopy,
+    /// Copy mode even when the driver could do zero-copy.
+    Copy,
+}
+
+/// The bind mode the kernel granted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindMode {
+    /// Frames are DMA'd straight into the UMEM.
+    ZeroCopy,
+    /// The kernel copies each frame into the UMEM.
+    Copy,
+}
+
+impl fmt::Display for BindMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BindMode::ZeroCopy => "zero-copy",
+            BindMode::Copy => "copy",
+        })
+    }
+}
+
+/// Sizes and mode of one socket + UMEM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SocketConfig {
+    /// UMEM frame size in bytes: a power of two from 2048 to the page size.
+    pub frame_size: u32,
+    /// Number of UMEM frames; a power of two. It is also the fill ring size.
+    pub frame_count: u32,
+    /// RX ring size in descriptors; a power of two.
+    pub rx_ring: u32,
+    /// Bind mode to ask for.
+    pub bind: BindRequest,
+}
+
+impl Default for SocketConfig {
+    fn default() -> Self {
+        SocketConfig {
+            frame_size: DEFAULT_FRAME_SIZE,
+            frame_count: DEFAULT_FRAME_COUNT,
+            rx_ring: DEFAULT_RX_RING,
+            bind: BindRequest::Auto,
+        }
+    }
+}
+
+impl SocketConfig {
+    /// Checks the sizes; the message names the fix.
+    pub fn validate(&self) -> Result<(), XskError> {
+        let page = page_size();
+        if !self.frame_size.is_power_of_two() || self.frame_size < 2048 || self.frame_size > page {
+            return Err(XskError::Config(format!(
+                "frame size {} is invalid: use a power of two from 2048 to {page}",
+                self.frame_size
+            )));
+        }
+        for (what, value) in [
+            ("frame count", self.frame_count),
+            ("rx ring size", self.rx_ring),
+        ] {
+            if !value.is_power_of_two() || value < 64 {
+                return Err(XskError::Config(format!(
+                    "{what} {value} is invalid: use a power of two of at least 64"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counters the kernel keeps for one socket (`XDP_STATISTICS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XskStatistics {
+    /// Frames dropped for reasons other than invalid descriptors.
+    pub rx_dropped: u64,
+    /// Frames dropped because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty.
+    pub rx_fill_ring_empty: u64,
+    /// Invalid descriptors on the RX side.
+    pub rx_invalid_descs: u64,
+}
+
+/// Failures to set up a socket.
+#[derive(Debug)]
+pub enum XskError {
+    /// Bad sizes or mode.
+    Config(String),
+    /// The UMEM could not be created.
+    Umem(String),
+    /// The socket could not be created or bound.
+    Socket {
+        /// Interface name.
+        interface: String,
+        /// Rx queue index.
+        queue: u32,
+        /// What the library reported.
+        detail: String,
+        /// OS error number, when there is one.
+        errno: Option<i32>,
+    },
+}
+
+impl fmt::Display for XskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            XskError::Config(msg) => f.write_str(msg),
+            XskError::Umem(msg) => write!(f, "cannot create the UMEM: {msg}"),
+            XskError::Socket {
+                interface,
+                queue,
+                detail,
+                errno,
+            } => {
+                write!(
+                    f,
+                    "cannot bind an AF_XDP socket to {interface} queue {queue}: {detail}"
+                )?;
+                match errno {
+                    Some(libc::EOPNOTSUPP) | Some(libc::EPROTONOSUPPORT) => f.write_str(
+                        " (the driver has no zero-copy support: use --mode copy or --mode auto)",
+                    ),
+                    Some(libc::EBUSY) => f.write_str(
+                        " (another AF_XDP socket is bound to that queue: stop the other capture)",
+                    ),
+                    Some(libc::EINVAL) => f.write_str(
+                        " (the queue may not exist on this interface: check --queues against `ethtool -l`)",
+                    ),
+                    Some(libc::EPERM) => f.write_str(" (run as root or with CAP_NET_RAW and CAP_BPF)"),
+                    _ => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for XskError {}
+
+/// One AF_XDP socket bound to one rx queue, with its own UMEM.
+pub struct RxSocket {
+    umem: Umem,
+    fill: FillQueue,
+    rx: RxQueue,
+    // Kept so the socket and its rings stay alive; we never transmit.
+    _tx: TxQueue,
+    _comp: CompQueue,
+    /// Descriptors of the batch in flight (len = batch capacity).
+    descs: Vec<FrameDesc>,
+    mode: BindMode,
+    fill_failures: u64,
+    wakeups: u64,
+}
+
+impl fmt::Debug for RxSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RxSocket")
+            .field("fd", &self.as_raw_fd())
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl RxSocket {
+    /// Creates the UMEM, binds a socket to `interface` queue `queue`, and
+    /// puts every frame on the fill ring. `batch` is the most descriptors
+    /// one [`RxBatch`] holds. No XDP program is loaded: the caller steers
+    /// traffic here by putting [`AsRawFd::as_raw_fd`] in its XSKMAP.
+    pub fn open(
+        interface: &str,
+        queue: u32,
+        config: &SocketConfig,
+        batch: usize,
+    ) -> Result<RxSocket, XskError> {
+        config.validate()?;
+        let sock_err = |detail: String, errno: Option<i32>| XskError::Socket {
+            interface: interface.to_owned(),
+            queue,
+            detail,
+            errno,
+        };
+        let umem_config = UmemConfig::builder()
+            .frame_size(
+                FrameSize::new(config.frame_size).map_err(|e| XskError::Config(e.to_string()))?,
+            )
+            .fill_queue_size(
+                QueueSize::new(config.frame_count).map_err(|e| XskError::Config(e.to_string()))?,
+            )
+            .comp_queue_size(QueueSize::new(64).map_err(|e| XskError::Config(e.to_string()))?)
+            .build()
+            .map_err(|e| XskError::Config(e.to_string()))?;
+        let frame_count = NonZeroU32::new(config.frame_count)
+            .ok_or_else(|| XskError::Config("frame count must not be zero".into()))?;
+        let (umem, frames) = Umem::new(umem_config, frame_count, false)
+            .map_err(|e| XskError::Umem(error_chain(&e)))?;
+
+        let mut bind_flags = BindFlags::XDP_USE_NEED_WAKEUP;
+        match config.bind {
+            BindRequest::Auto => {}
+            BindRequest::ZeroCopy => bind_flags |= BindFlags::XDP_ZEROCOPY,
+            BindRequest::Copy => bind_flags |= BindFlags::XDP_COPY,
+        }
+        let socket_config = XskSocketConfig::builder()
+            .rx_queue_size(
+                QueueSize::new(config.rx_ring).map_err(|e| XskError::Config(e.to_string()))?,
+            )
+            .tx_queue_size(QueueSize::new(64).map_err(|e| XskError::Config(e.to_string()))?)
+            // We load and own the XDP program; libxdp must not attach its own.
+            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
+            .bind_flags(bind_flags)
+            .build();
+        let name: Interface = interface
+            .parse()
+            .map_err(|_| sock_err("interface name contains a NUL byte".into(), None))?;
+        // SAFETY: the UMEM is fresh and not shared with any other socket,
+        // so the shared-UMEM double-free hazard of `Socket::new` cannot occur.
+        let (tx, rx, fill_comp) =
+            unsafe { xsk_rs::Socket::new(socket_config, &umem, &name, queue) }.map_err(|e| {
+                let errno = std::error::Error::source(&e)
+                    .and_then(|s| s.downcast_ref::<io::Error>())
+                    .and_then(io::Error::raw_os_error);
+                sock_err(error_chain(&e), errno)
+            })?;
+        let (mut fill, comp) = fill_comp.ok_or_else(|| {
+            sock_err("the library returned no fill/completion rings".into(), None)
+        })?;
+        // SAFETY: the descriptors come from `Umem::new` on this UMEM and
+        // none of them has been handed to the kernel yet.
+        let filled = unsafe { fill.produce(&frames) };
+        if filled != frames.len() {
+            return Err(sock_err(
+                format!("fill ring took {filled} of {} frames", frames.len()),
+                None,
+            ));
+        }
+        let mode = query_bind_mode(rx.fd().as_raw_fd())
+            .map_err(|e| sock_err(format!("cannot read socket options: {e}"), e.raw_os_error()))?;
+        Ok(RxSocket {
+            umem,
+            fill,
+            rx,
+            _tx: tx,
+            _comp: comp,
+            descs: vec![FrameDesc::default(); batch.max(1)],
+            mode,
+            fill_failures: 0,
+            wakeups: 0,
+        })
+    }
+
+    /// The bind mode the kernel granted.
+    pub fn bind_mode(&self) -> BindMode {
+        self.mode
+    }
+
+    /// Takes up to the batch capacity of received frames off the RX ring
+    /// without blocking. Drop the batch to recycle its frames.
+    #[inline]
+    pub fn rx_batch(&mut self) -> RxBatch<'_> {
+        // SAFETY: `descs` is ours; descriptors written by `consume` refer
+        // to frames of this socket's UMEM, which the kernel no longer owns.
+        let len = unsafe { self.rx.consume(&mut self.descs) };
+        RxBatch { socket: self, len }
+    }
+
+    /// Sleeps until frames arrive or `timeout_ms` passes; also wakes the
+    /// kernel's receive processing when it asked for it.
+    pub fn wait(&mut self, timeout_ms: i32) -> io::Result<bool> {
+        self.rx.poll(timeout_ms)
+    }
+
+    /// The kernel's counters for this socket.
+    pub fn statistics(&self) -> io::Result<XskStatistics> {
+        let stats = self.rx.fd().xdp_statistics()?;
+        Ok(XskStatistics {
+            rx_dropped: stats.rx_dropped(),
+            rx_ring_full: stats.rx_ring_full(),
+            rx_fill_ring_empty: stats.rx_fill_ring_empty_descs(),
+            rx_invalid_descs: stats.rx_invalid_descs(),
+        })
+    }
+
+    /// Times frames could not be put back on the fill ring at once.
+    pub fn fill_failures(&self) -> u64 {
+        self.fill_failures
+    }
+
+    /// Wake-up syscalls made because the kernel asked (`need_wakeup`).
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups
+    }
+
+    fn recycle(&mut self, len: usize) {
+        let mut done = 0;
+        while done < len {
+            // SAFETY: `descs[..len]` were taken off the RX ring by
+            // `rx_batch` and the batch borrowing their bytes is being
+            // dropped, so no reference to these frames remains.
+            let n = unsafe { self.fill.produce(&self.descs[done..len]) };
+            if n == 0 {
+                // Cannot happen while frame_count <= fill ring size, but
+                // count it instead of losing frames, and let the kernel run.
+                self.fill_failures += 1;
+                std::thread::yield_now();
+                continue;
+            }
+            done += n;
+        }
+        if self.fill.needs_wakeup() {
+            self.wakeups += 1;
+            // A failed wake-up poll only delays the kernel; the next batch retries.
+            let _ = self.fill.wakeup(self.rx.fd_mut(), 0);
+        }
+    }
+}
+
+impl AsRawFd for RxSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.rx.fd().as_raw_fd()
+    }
+}
+
+/// Received frames lent out by [`RxSocket::rx_batch`]; dropping the batch
+/// returns them to the fill ring.
+pub struct RxBatch<'a> {
+    socket: &'a mut RxSocket,
+    len: usize,
+}
+
+impl fmt::Debug for RxBatch<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RxBatch").field("len", &self.len).finish()
+    }
+}
+
+impl RxBatch<'_> {
+    /// Number of frames in the batch.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when nothing was received.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The bytes of frame `index` (< `len()`), as the NIC delivered them.
+    #[inline]
+    pub fn frame(&self, index: usize) -> &[u8] {
+        let desc = &self.socket.descs[..self.len][index];
+        // SAFETY: the descriptor came off this socket's RX ring, so it lies
+        // in this UMEM, and the kernel does not write the frame until the
+        // batch is dropped and the frame goes back on the fill ring; the
+        // returned slice borrows the batch, so it cannot outlive that.
+        unsafe { self.socket.umem.data(desc) }.contents()
+    }
+
+    /// Iterates over the frames of the batch.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        (0..self.len).map(move |i| self.frame(i))
+    }
+}
+
+impl Drop for RxBatch<'_> {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            self.socket.recycle(self.len);
+        }
+    }
+}
+
+fn query_bind_mode(fd: RawFd) -> io::Result<BindMode> {
+    let mut options = libc::xdp_options { flags: 0 };
+    let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
+    // SAFETY: `options` and `len` are valid for writes of the sizes given,
+    // and `fd` is an open AF_XDP socket owned by the caller.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_OPTIONS,
+            (&mut options as *mut libc::xdp_options).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(if options.flags & libc::XDP_OPTIONS_ZEROCOPY != 0 {
+        BindMode::ZeroCopy
+    } else {
+        BindMode::Copy
+    })
+}
+
+fn page_size() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(size).unwrap_or(4096)
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

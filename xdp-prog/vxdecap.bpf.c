@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: (MIT OR Apache-2.0) AND GPL-2.0-only
+/*
+ * vxdecap steering program: send UDP datagrams for the configured
+ * VXLAN ports to the AF_XDP socket of the rx queue they arrived on,
+ * and pass everything else to the kernel so management traffic keeps
+ * working. The worker in user space validates and decapsulates; this
+ * program only steers, so it stays small and cheap.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "vxdecap_shared.h"
+
+#define ETH_P_8021AD_OLD 0x9100
+#define IPV4_MF 0x2000
+#define IPV4_OFFSET_MASK 0x1fff
+
+/* Set by the loader before the program is loaded (rodata). Ports in host order. */
+const volatile __u16 vxd_ports[VXD_MAX_PORTS] = { 4789 };
+const volatile __u32 vxd_port_count = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, VXD_MAX_QUEUES);
+	__type(key, __u32);
+	__type(value, __u32);
+} vxd_xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VXD_CTR_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} vxd_counters SEC(".maps");
+
+struct cursor {
+	void *pos;
+	void *end;
+};
+
+static __always_inline int count(__u32 counter, int action)
+{
+	__u64 *value = bpf_map_lookup_elem(&vxd_counters, &counter);
+
+	if (value)
+		*value += 1;
+	return action;
+}
+
+static __always_inline int is_vlan(__u16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD) ||
+	       proto == bpf_htons(ETH_P_8021AD_OLD);
+}
+
+/* Ethernet plus up to two VLAN tags; returns the ethertype (network order) or -1. */
+static __always_inline int parse_ethernet(struct cursor *c)
+{
+	struct ethhdr *eth = c->pos;
+	__u16 proto;
+
+	if ((void *)(eth + 1) > c->end)
+		return -1;
+	proto = eth->h_proto;
+	c->pos = eth + 1;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		__u16 *tag = c->pos;
+
+		if (!is_vlan(proto))
+			break;
+		if ((void *)(tag + 2) > c->end)
+			return -1;
+		proto = tag[1];
+		c->pos = tag + 2;
+	}
+	return proto;
+}
+
+static __always_inline int port_configured(__u16 port)
+{
+#pragma unroll
+	for (int i = 0; i < VXD_MAX_PORTS; i++) {
+		if (i < vxd_port_count && vxd_ports[i] == port)
+			return 1;
+	}
+	return 0;
+}
+
+SEC("xdp")
+int vxdecap_steer(struct xdp_md *ctx)
+{
+	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
+	struct udphdr *udp;
+	int proto = parse_ethernet(&c);
+	__u8 l4;
+
+	if (proto < 0)
+		return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = c.pos;
+		__u32 ihl;
+
+		if ((void *)(ip + 1) > c.end)
+			return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
+		ihl = ip->ihl * 4;
+		if (ip->version != 4 || ihl < sizeof(*ip))
+			return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
+		l4 = ip->protocol;
+		if (l4 != IPPROTO_UDP)
+			return count(VXD_CTR_PASS_NOT_UDP, XDP_PASS);
+		if (ip->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))
+			return count(VXD_CTR_PASS_FRAGMENT, XDP_PASS);
+		c.pos = (void *)ip + ihl;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = c.pos;
+
+		if ((void *)(ip6 + 1) > c.end)
+			return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
+		/* Extension headers are rare on an underlay; they go to the kernel. */
+		if (ip6->nexthdr != IPPROTO_UDP)
+			return count(VXD_CTR_PASS_NOT_UDP, XDP_PASS);
+		c.pos = ip6 + 1;
+	} else {
+		return count(VXD_CTR_PASS_NOT_IP, XDP_PASS);
+	}
+
+	udp = c.pos;
+	if ((void *)(udp + 1) > c.end)
+		return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
+	if (!port_configured(bpf_ntohs(udp->dest)))
+		return count(VXD_CTR_PASS_PORT, XDP_PASS);
+
+	/* XDP_PASS comes back when no socket is bound on this queue. */
+	if (bpf_redirect_map(&vxd_xsks, ctx->rx_queue_index, XDP_PASS) == XDP_REDIRECT)
+		return count(VXD_CTR_REDIRECTED, XDP_REDIRECT);
+	return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
