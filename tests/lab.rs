@@ -1,1 +1,118 @@
+//! `vxdecap lab` end to end: namespaces, tc mirred into VXLAN, live
+//! capture, HTTP through the monitored app, decoded inner conversation.
 
+mod common;
+
+use common::*;
+
+#[test]
+fn lab_shows_the_inner_http_request_and_response_and_cleans_up() {
+    if !privileged("lab") {
+        return;
+    }
+    let tmp = TempDir::new("lab");
+    let pcap = tmp.path("lab.pcap");
+    let child = vxdecap()
+        .args(["lab", "--requests", "2", "-w"])
+        .arg(&pcap)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn lab");
+    let pid = child.id();
+    let o = child.wait_with_output().expect("lab output");
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "lab failed:\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(out.contains("10.0.2.5."), "{out}");
+    assert!(
+        out.contains("> 10.0.2.4.80: Flags [P.], length 64: HTTP: GET /page0 HTTP/1.1"),
+        "{out}"
+    );
+    assert!(out.contains("HTTP: GET /page1 HTTP/1.1"), "{out}");
+    assert!(out.contains("10.0.2.4.80 > 10.0.2.5."), "{out}");
+    assert!(out.contains("HTTP: HTTP/1.1 200 OK"), "{out}");
+    assert!(err.contains("lab: torn down"), "{err}");
+
+    // tshark agrees: two GETs and two 200 responses in the kept pcap.
+    let t = output(
+        std::process::Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(&pcap)
+            .args([
+                "-Y",
+                "http",
+                "-T",
+                "fields",
+                "-e",
+                "http.request.uri",
+                "-e",
+                "http.response.code",
+            ]),
+    );
+    let fields = stdout(&t);
+    assert_eq!(
+        fields.lines().filter(|l| l.starts_with("/page")).count(),
+        2,
+        "{fields}"
+    );
+    assert_eq!(
+        fields.lines().filter(|l| l.trim() == "200").count(),
+        2,
+        "{fields}"
+    );
+
+    let namespaces = String::from_utf8_lossy(
+        &output(std::process::Command::new("ip").args(["netns", "list"])).stdout,
+    )
+    .into_owned();
+    assert!(
+        !namespaces.contains(&format!("vxlab{pid}")),
+        "lab namespaces left behind: {namespaces}"
+    );
+}
+
+#[test]
+fn lab_tears_down_on_ctrl_c() {
+    if !privileged("lab ctrl-c") {
+        return;
+    }
+    let mut child = vxdecap::netns::ChildGuard::new(
+        vxdecap()
+            .args(["lab", "--keep", "--requests", "1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn lab"),
+    );
+    let pid = child.id();
+    // Wait until the lab is up, then interrupt it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let list = output(std::process::Command::new("ip").args(["netns", "list"]));
+        if String::from_utf8_lossy(&list.stdout).contains(&format!("vxlab{pid}-coll")) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "lab did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    child
+        .signal(nix::sys::signal::Signal::SIGINT)
+        .expect("SIGINT");
+    let _ = child.child_mut();
+    let o = child.wait_with_output().expect("lab output");
+    let err = stderr(&o);
+    assert!(o.status.success(), "lab after Ctrl-C:\n{err}");
+    assert!(err.contains("lab: torn down"), "{err}");
+    let namespaces = String::from_utf8_lossy(
+        &output(std::process::Command::new("ip").args(["netns", "list"])).stdout,
+    )
+    .into_owned();
+    assert!(
+        !namespaces.contains(&format!("vxlab{pid}")),
+        "lab namespaces left behind: {namespaces}"
+    );
+}

@@ -1,1 +1,355 @@
+//! Live capture on real kernel traffic: a kernel VXLAN device in one
+//! namespace sends over a veth pair to the collector namespace, where
+//! `vxdecap capture` runs with XDP and AF_XDP. Needs root.
 
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::time::Duration;
+
+use common::*;
+use vxdecap::netns::{unique_name, veth_pair, NetNs};
+
+const SENDER_UNDERLAY: &str = "10.77.0.1";
+const COLLECTOR: &str = "10.77.0.2";
+const INNER_PEER: Ipv4Addr = Ipv4Addr::new(192, 168, 77, 2);
+const INNER_PORT: u16 = 9999;
+
+/// A sender namespace with a kernel VXLAN device (VNI 42) whose underlay
+/// veth leads to `eth1` in the collector namespace.
+struct VxlanPair {
+    sender: NetNs,
+    collector: NetNs,
+}
+
+impl VxlanPair {
+    fn new(tag: &str) -> VxlanPair {
+        let base = unique_name(tag);
+        let sender = NetNs::create(&format!("{base}-tx")).expect("sender netns");
+        let collector = NetNs::create(&format!("{base}-rx")).expect("collector netns");
+        veth_pair(&sender, "und0", &collector, "eth1").expect("veth pair");
+        sender
+            .configure("und0", &format!("{SENDER_UNDERLAY}/24"))
+            .expect("sender addr");
+        collector
+            .configure("eth1", &format!("{COLLECTOR}/24"))
+            .expect("collector addr");
+        sender
+            .ip(&[
+                "link",
+                "add",
+                "vx0",
+                "type",
+                "vxlan",
+                "id",
+                "42",
+                "remote",
+                COLLECTOR,
+                "local",
+                SENDER_UNDERLAY,
+                "dstport",
+                "4789",
+                "dev",
+                "und0",
+            ])
+            .expect("vxlan device");
+        // No IPv6 autoconfiguration on the VXLAN device: only our frames go out.
+        sender
+            .ip(&["link", "set", "vx0", "addrgenmode", "none"])
+            .expect("addrgenmode");
+        sender
+            .configure("vx0", "192.168.77.1/24")
+            .expect("vxlan addr");
+        sender
+            .ip(&[
+                "neigh",
+                "add",
+                &INNER_PEER.to_string(),
+                "lladdr",
+                "02:00:00:00:77:02",
+                "dev",
+                "vx0",
+            ])
+            .expect("static neighbour");
+        // Resolve the underlay neighbour now so no ARP is pending during the test.
+        sender
+            .run("ping", &["-c", "1", "-W", "2", COLLECTOR])
+            .expect("underlay ping");
+        VxlanPair { sender, collector }
+    }
+
+    /// Sends `count` UDP datagrams through the VXLAN device; payload `prefix-NNN`.
+    fn send_inner(&self, prefix: &str, count: usize) {
+        let prefix = prefix.to_owned();
+        self.sender
+            .spawn_in(move || {
+                let socket = UdpSocket::bind("192.168.77.1:0")?;
+                for i in 0..count {
+                    socket.send_to(
+                        format!("{prefix}-{i:03}").as_bytes(),
+                        (INNER_PEER, INNER_PORT),
+                    )?;
+                    if i % 16 == 15 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                Ok(())
+            })
+            .expect("enter sender netns")
+            .join()
+            .expect("sender thread")
+            .expect("send inner datagrams");
+    }
+
+    /// A TCP exchange from the sender to the collector's own address.
+    fn tcp_round_trip(&self) {
+        let listener = self
+            .collector
+            .spawn_in(|| {
+                let listener = TcpListener::bind((COLLECTOR, 7000))?;
+                let (mut conn, _) = listener.accept()?;
+                let mut buf = [0u8; 4];
+                conn.read_exact(&mut buf)?;
+                conn.write_all(b"pong")?;
+                Ok(buf)
+            })
+            .expect("enter collector netns");
+        let client = self
+            .sender
+            .spawn_in(|| {
+                let addr: SocketAddr = format!("{COLLECTOR}:7000").parse()?;
+                let mut last = None;
+                for _ in 0..50 {
+                    match TcpStream::connect_timeout(&addr, Duration::from_secs(1)) {
+                        Ok(mut s) => {
+                            s.write_all(b"ping")?;
+                            let mut buf = [0u8; 4];
+                            s.read_exact(&mut buf)?;
+                            return Ok(buf);
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(last.expect("an error").into())
+            })
+            .expect("enter sender netns");
+        assert_eq!(
+            &client.join().expect("client").expect("tcp client"),
+            b"pong"
+        );
+        assert_eq!(
+            &listener.join().expect("server").expect("tcp server"),
+            b"ping"
+        );
+    }
+
+    fn xdp_attached(&self) -> bool {
+        let out = self
+            .collector
+            .ip(&["link", "show", "dev", "eth1"])
+            .expect("ip link show");
+        String::from_utf8_lossy(&out.stdout).contains("prog/xdp")
+    }
+}
+
+/// The UDP payload of an inner Ethernet/IPv4/UDP frame.
+fn inner_udp_payload(frame: &[u8]) -> Option<(u16, &[u8])> {
+    if frame.len() < 42 || frame[12..14] != [0x08, 0x00] || frame[23] != 17 {
+        return None;
+    }
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    let udp = &frame[14 + ihl..];
+    Some((u16::from_be_bytes([udp[2], udp[3]]), &udp[8..]))
+}
+
+fn capture_exact_frames(mode: &str, tag: &str) {
+    if !privileged(&format!("live capture ({mode} mode)")) {
+        return;
+    }
+    let pair = VxlanPair::new(tag);
+    let tmp = TempDir::new(tag);
+    let pcap = tmp.path("inner.pcap");
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-w", pcap.to_str().unwrap(), "--mode", mode],
+    );
+    assert!(pair.xdp_attached(), "XDP program attached during capture");
+
+    pair.send_inner("vxdecap-live", 200);
+    // Management traffic to the collector itself keeps working.
+    pair.tcp_round_trip();
+    pair.sender
+        .run("ping", &["-c", "3", "-i", "0.2", "-W", "2", COLLECTOR])
+        .expect("ICMP to the collector");
+    std::thread::sleep(Duration::from_millis(200));
+
+    let (ok, summary) = capture.stop();
+    assert!(ok, "capture failed:\n{summary}");
+    assert!(!pair.xdp_attached(), "XDP program detached after capture");
+    assert_eq!(frames_written(&summary), 200, "{summary}");
+    assert!(summary.contains("0 packets not written"), "{summary}");
+    assert!(
+        summary.contains("passed to the kernel (pass_not_udp"),
+        "TCP/ICMP went to the kernel:\n{summary}"
+    );
+
+    let records = read_pcap(&pcap);
+    assert_eq!(records.len(), 200);
+    for (i, record) in records.iter().enumerate() {
+        let (port, payload) =
+            inner_udp_payload(&record.data).unwrap_or_else(|| panic!("frame {i} is not inner UDP"));
+        assert_eq!(port, INNER_PORT);
+        assert_eq!(
+            payload,
+            format!("vxdecap-live-{i:03}").as_bytes(),
+            "frame {i} in order, intact"
+        );
+    }
+    let now_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    assert!(records
+        .iter()
+        .all(|r| r.timestamp_ns <= now_ns && now_ns - r.timestamp_ns < 120_000_000_000));
+    assert!(
+        records
+            .windows(2)
+            .all(|w| w[0].timestamp_ns <= w[1].timestamp_ns),
+        "timestamps never go back"
+    );
+}
+
+#[test]
+fn live_capture_driver_mode_writes_exactly_the_sent_frames() {
+    capture_exact_frames("auto", "ld");
+}
+
+#[test]
+fn live_capture_skb_mode_writes_exactly_the_sent_frames() {
+    capture_exact_frames("skb", "ls");
+}
+
+#[test]
+fn sigkill_leaves_no_xdp_program_and_traffic_flows() {
+    if !privileged("sigkill cleanup") {
+        return;
+    }
+    let pair = VxlanPair::new("lk");
+    let mut capture = RunningCapture::start(&pair.collector, &["-i", "eth1", "-w", "/dev/null"]);
+    assert!(pair.xdp_attached());
+    let pid = capture.pid();
+    capture.kill();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map_or(true, |s| s.contains(") Z")),
+        "capture process is gone"
+    );
+    let mut detached = false;
+    for _ in 0..100 {
+        if !pair.xdp_attached() {
+            detached = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(detached, "the BPF link went away with the process");
+    pair.sender
+        .run("ping", &["-c", "2", "-i", "0.2", "-W", "2", COLLECTOR])
+        .expect("traffic flows after SIGKILL");
+    pair.tcp_round_trip();
+}
+
+#[test]
+fn second_capture_on_a_busy_interface_changes_nothing() {
+    if !privileged("busy interface") {
+        return;
+    }
+    let pair = VxlanPair::new("lb");
+    let tmp = TempDir::new("lb");
+    let pcap = tmp.path("first.pcap");
+    let first = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-w", pcap.to_str().unwrap()],
+    );
+    let before = pair
+        .collector
+        .ip(&["link", "show", "dev", "eth1"])
+        .expect("ip link")
+        .stdout;
+
+    let second = output(&mut pair.collector.command(
+        vxdecap_path(),
+        &["capture", "-i", "eth1", "-w", "/dev/null"],
+    ));
+    assert!(!second.status.success());
+    let message = stderr(&second);
+    assert!(
+        message.contains("another XDP program is already attached to eth1"),
+        "{message}"
+    );
+    assert!(message.contains("nothing was changed"), "{message}");
+    let after = pair
+        .collector
+        .ip(&["link", "show", "dev", "eth1"])
+        .expect("ip link")
+        .stdout;
+    assert_eq!(
+        String::from_utf8_lossy(&before),
+        String::from_utf8_lossy(&after),
+        "same program still attached"
+    );
+
+    // The first capture is unaffected.
+    pair.send_inner("still-here", 10);
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, summary) = first.stop();
+    assert!(ok, "{summary}");
+    assert_eq!(frames_written(&summary), 10, "{summary}");
+}
+
+#[test]
+fn count_limit_ends_a_live_capture() {
+    if !privileged("live -c") {
+        return;
+    }
+    let pair = VxlanPair::new("lc");
+    let tmp = TempDir::new("lc");
+    let pcap = tmp.path("five.pcap");
+    let mut child = vxdecap::netns::ChildGuard::new(
+        pair.collector
+            .command(
+                vxdecap_path(),
+                &[
+                    "capture",
+                    "-i",
+                    "eth1",
+                    "-c",
+                    "5",
+                    "-w",
+                    pcap.to_str().unwrap(),
+                ],
+            )
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    // Keep sending until the capture has stopped by itself.
+    let mut exited = None;
+    for round in 0..100 {
+        pair.send_inner(&format!("c{round}"), 3);
+        if let Some(status) = child.child_mut().try_wait().expect("try_wait") {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = exited.expect("capture stopped after -c 5");
+    let summary = stderr(&child.wait_with_output().expect("output"));
+    assert!(status.success(), "{summary}");
+    assert_eq!(read_pcap(&pcap).len(), 5, "{summary}");
+    assert_eq!(frames_written(&summary), 5);
+}

@@ -202,6 +202,25 @@ fn resolve_cpus(config: &CaptureConfig, queues: &[u32]) -> anyhow::Result<Vec<Op
     }
 }
 
+/// Checks what can be checked without privileges: the interface exists,
+/// the queues exist, the CPUs exist, the sizes are valid. The message
+/// names the fix.
+pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
+    if !interface_exists(&config.interface) {
+        bail!(
+            "interface {} does not exist: check the name with `ip link`",
+            config.interface
+        );
+    }
+    config
+        .socket
+        .validate()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let queues = resolve_queues(config)?;
+    resolve_cpus(config, &queues)?;
+    Ok(())
+}
+
 /// Runs a live capture until `stop` is raised, the count or duration is
 /// reached, or an output fails. `analyzers` receive the inner frames.
 pub fn run_capture(

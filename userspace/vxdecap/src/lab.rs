@@ -93,16 +93,16 @@ impl LabTopology {
             "und0",
         ])?;
         app.ip(&["link", "set", "vxtap", "up"])?;
-        // Mirror both directions of the app's NIC, as vTAP does.
+        // Mirror both directions of the app's NIC, as vTAP does. A u32 filter
+        // matching everything is used instead of matchall, which some
+        // kernels (this CI's among them) are built without.
         app.run("tc", &["qdisc", "add", "dev", "eth0", "clsact"])?;
         for direction in ["ingress", "egress"] {
-            app.run(
-                "tc",
-                &[
-                    "filter", "add", "dev", "eth0", direction, "matchall", "action", "mirred",
-                    "egress", "mirror", "dev", "vxtap",
-                ],
-            )?;
+            let filter = format!(
+                "filter add dev eth0 {direction} protocol all u32 match u32 0 0 \
+                 action mirred egress mirror dev vxtap"
+            );
+            app.run("tc", &filter.split_whitespace().collect::<Vec<_>>())?;
         }
         Ok(LabTopology {
             client,
@@ -321,11 +321,11 @@ pub fn http_get(server: SocketAddr, count: u32, probe: bool) -> anyhow::Result<(
         let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(3))
             .with_context(|| format!("cannot connect to {server}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;
-        write!(
-            stream,
+        let request = format!(
             "GET /page{i} HTTP/1.1\r\nHost: {}\r\nUser-Agent: vxdecap-lab\r\n\r\n",
             server.ip()
-        )?;
+        );
+        stream.write_all(request.as_bytes())?;
         let mut response = String::new();
         stream.read_to_string(&mut response)?;
         let status = response.lines().next().unwrap_or("(no response)");

@@ -232,17 +232,11 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         rx_ring: args.rx_ring,
         ..SocketConfig::default()
     };
-    config.socket.validate().map_err(|e| usage(e.to_string()))?;
     config.batch = args.batch as usize;
     config.count = args.output.count;
     config.duration = seconds(args.duration, "--duration")?;
     config.stats_interval = seconds(args.stats, "--stats")?;
-    if !vxdecap::capture::interface_exists(&args.interface) {
-        return Err(usage(format!(
-            "interface {} does not exist: check the name with `ip link`",
-            args.interface
-        )));
-    }
+    vxdecap::capture::check_config(&config).map_err(|e| usage(format!("{e:#}")))?;
     require_root("capture")?;
     let (analyzers, output_name) = analyzers(&args.output.write)?;
     config.output_name = output_name;
