@@ -99,6 +99,8 @@ pub struct CaptureConfig {
     pub duration: Option<Duration>,
     /// Print a one-line rate display this often.
     pub stats_interval: Option<Duration>,
+    /// Busy-poll an empty RX ring this long before sleeping in poll() (0: sleep at once).
+    pub idle_spin: Duration,
     /// Where the frames go, for the summary ("inner.pcap", "stdout").
     pub output_name: String,
 }
@@ -118,6 +120,7 @@ impl CaptureConfig {
             count: None,
             duration: None,
             stats_interval: None,
+            idle_spin: Duration::from_millis(1),
             output_name: "stdout".into(),
         }
     }
@@ -277,6 +280,7 @@ pub fn run_capture(
             stage,
             stop: stop.clone(),
             unregistered: unregistered.clone(),
+            spin: config.idle_spin,
         };
         let setup_tx = setup_tx.clone();
         let handle = std::thread::Builder::new()
@@ -447,6 +451,8 @@ struct RxQueueWorker {
     stage: DecapStage,
     stop: Arc<AtomicBool>,
     unregistered: Arc<AtomicBool>,
+    /// How long to busy-poll an empty ring before sleeping.
+    spin: Duration,
 }
 
 impl RxQueueWorker {
@@ -473,8 +479,18 @@ impl RxQueueWorker {
         let _ = setup.send(Ok((self.queue, socket.as_raw_fd(), socket.bind_mode())));
         drop(setup);
 
+        // Spin on an empty ring for a while before sleeping in poll(): waking a
+        // halted vCPU takes long enough for a burst to overflow the RX ring.
+        let mut idle_since: Option<Instant> = None;
         while !self.stop.load(Ordering::Relaxed) {
-            if !self.receive_batch(&mut socket) {
+            if self.receive_batch(&mut socket) {
+                idle_since = None;
+                continue;
+            }
+            let idle = *idle_since.get_or_insert_with(Instant::now);
+            if idle.elapsed() < self.spin {
+                std::hint::spin_loop();
+            } else {
                 // Sleeps in poll(); also wakes the kernel if it asked.
                 let _ = socket.wait(IDLE_POLL_MS);
             }

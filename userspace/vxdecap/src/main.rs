@@ -104,6 +104,9 @@ struct CaptureArgs {
     /// Most frames taken off the RX ring at once.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     batch: u32,
+    /// Microseconds a worker busy-polls an empty ring before sleeping (0: sleep at once).
+    #[arg(long, default_value_t = 1000, value_name = "USECS")]
+    spin_us: u64,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -233,6 +236,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         ..SocketConfig::default()
     };
     config.batch = args.batch as usize;
+    config.idle_spin = Duration::from_micros(args.spin_us);
     config.count = args.output.count;
     config.duration = seconds(args.duration, "--duration")?;
     config.stats_interval = seconds(args.stats, "--stats")?;

@@ -14,8 +14,18 @@ use vxdecap_wire::{PortSet, MAX_PORTS};
 /// The XDP object compiled from xdp-prog/vxdecap.bpf.c by build.rs.
 static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vxdecap.bpf.o"));
 
+/// Constants generated from xdp-prog/vxdecap_shared.h by build.rs.
+mod shared {
+    include!(concat!(env!("OUT_DIR"), "/shared_constants.rs"));
+}
+
 /// Mirrors `VXD_MAX_QUEUES` in xdp-prog/vxdecap_shared.h.
 pub const MAX_QUEUES: u32 = 256;
+
+// The Rust side must agree with the shared header; a change on one side only fails the build.
+const _: () = assert!(MAX_QUEUES as u64 == shared::VXD_MAX_QUEUES);
+const _: () = assert!(MAX_PORTS as u64 == shared::VXD_MAX_PORTS);
+const _: () = assert!(XdpCounter::ALL.len() == shared::VXD_COUNTER_NAMES.len());
 const PROGRAM: &str = "vxdecap_steer";
 const XSK_MAP: &str = "vxd_xsks";
 const COUNTER_MAP: &str = "vxd_counters";
@@ -321,6 +331,33 @@ fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
         current = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_mirror_the_shared_header_in_order() {
+        for (counter, c_name) in XdpCounter::ALL.iter().zip(shared::VXD_COUNTER_NAMES) {
+            let expected = match counter {
+                XdpCounter::Redirected => "VXD_CTR_REDIRECTED",
+                XdpCounter::PassNoSocket => "VXD_CTR_PASS_NO_SOCKET",
+                XdpCounter::PassNotIp => "VXD_CTR_PASS_NOT_IP",
+                XdpCounter::PassNotUdp => "VXD_CTR_PASS_NOT_UDP",
+                XdpCounter::PassPort => "VXD_CTR_PASS_PORT",
+                XdpCounter::PassFragment => "VXD_CTR_PASS_FRAGMENT",
+                XdpCounter::PassMalformed => "VXD_CTR_PASS_MALFORMED",
+            };
+            assert_eq!(
+                c_name,
+                expected,
+                "counter {} is at index {}",
+                counter.name(),
+                *counter as u32
+            );
+        }
+    }
 }
 
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {

@@ -133,7 +133,13 @@ impl Summary {
                     .iter()
                     .map(|q| {
                         let cpu = q.cpu.map_or("unpinned".to_owned(), |c| format!("cpu {c}"));
-                        format!("queue {} {} {}", q.queue, q.bind_mode, cpu)
+                        let batches = q.stats.get(StageCounter::Batches);
+                        let per_batch =
+                            q.stats.get(StageCounter::Received) as f64 / batches.max(1) as f64;
+                        format!(
+                            "queue {} {} {cpu} {batches} batches of {per_batch:.1} frames",
+                            q.queue, q.bind_mode
+                        )
                     })
                     .collect();
                 let _ = writeln!(
