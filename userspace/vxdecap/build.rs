@@ -78,11 +78,7 @@ fn write_shared_constants(header: &std::path::Path, out: &std::path::Path) {
         .lines()
         .map(str::trim)
         .filter(|l| l.starts_with("VXD_CTR_") && !l.starts_with("VXD_CTR_COUNT"))
-        .map(|l| {
-            l.split(|c: char| c == ',' || c == ' ' || c == '=')
-                .next()
-                .unwrap_or_default()
-        })
+        .map(|l| l.split([',', ' ', '=']).next().unwrap_or_default())
         .collect();
     rust.push_str(&format!(
         "pub const VXD_COUNTER_NAMES: [&str; {}] = [{}];\n",
