@@ -276,6 +276,29 @@ impl Steering {
         })
     }
 
+    /// Runs the loaded program once on `frame` (BPF_PROG_TEST_RUN, rx queue
+    /// 0, nothing attached) and returns its XDP action; the decision
+    /// counters count the run as for a received frame.
+    pub fn test_run(&self, frame: &[u8]) -> Result<u32, SteerError> {
+        use aya::programs::{TestRun, TestRunOptions};
+        let program: &Xdp = self
+            .ebpf
+            .program(PROGRAM)
+            .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
+            .try_into()
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let options = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        let result = program
+            .test_run(options)
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        Ok(result.return_value)
+    }
+
     /// The attach mode obtained, once attached.
     pub fn mode(&self) -> Option<AttachMode> {
         self.mode
@@ -333,6 +356,17 @@ fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
     None
 }
 
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,15 +392,4 @@ mod tests {
             );
         }
     }
-}
-
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
