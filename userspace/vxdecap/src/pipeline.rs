@@ -70,10 +70,10 @@ pub fn run_analyzers(
                 consumer.release(slot);
             }
         }
+        progress.written.store(report.written, Ordering::Relaxed);
         if got_any {
             continue;
         }
-        progress.written.store(report.written, Ordering::Relaxed);
         if consumers.iter().all(FrameConsumer::is_finished) {
             break;
         }
