@@ -231,16 +231,7 @@ pub fn run_capture(
     analyzers: Vec<Box<dyn Analyzer>>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Summary> {
-    if !interface_exists(&config.interface) {
-        bail!(
-            "interface {} does not exist: check the name with `ip link`",
-            config.interface
-        );
-    }
-    config
-        .socket
-        .validate()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    check_config(config)?;
     let queues = resolve_queues(config)?;
     let cpus = resolve_cpus(config, &queues)?;
 
