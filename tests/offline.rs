@@ -288,3 +288,15 @@ fn text_output_without_w_describes_each_frame() {
     assert_eq!(text.lines().count(), 10);
     assert!(text.lines().next().unwrap().contains("vni 100 (192.168.203.1 > 192.168.202.1) IP 192.168.203.3 > 192.168.203.5: ICMP echo request"), "{text}");
 }
+
+#[test]
+fn count_only_prints_nothing_per_frame() {
+    let o = output(
+        vxdecap()
+            .args(["decap", "-q", "-r"])
+            .arg(fixture("tcpdump/vxlan.pcap")),
+    );
+    assert!(o.status.success());
+    assert!(o.stdout.is_empty(), "no per-frame output with -q");
+    assert_eq!(frames_written(&stderr(&o)), 10);
+}

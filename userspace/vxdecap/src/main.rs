@@ -65,6 +65,9 @@ struct OutputArgs {
     /// Stop after writing this many inner frames.
     #[arg(short = 'c', value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
+    /// Count only: no per-frame output (the counting analyzer alone).
+    #[arg(short = 'q', long = "count-only", conflicts_with = "write")]
+    count_only: bool,
     /// UDP destination port carrying VXLAN (repeatable; default 4789).
     #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     ports: Vec<u16>,
@@ -242,7 +245,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     config.stats_interval = seconds(args.stats, "--stats")?;
     vxdecap::capture::check_config(&config).map_err(|e| usage(format!("{e:#}")))?;
     require_root("capture")?;
-    let (analyzers, output_name) = analyzers(&args.output.write)?;
+    let (analyzers, output_name) = analyzers(&args.output)?;
     config.output_name = output_name;
     let stop = stop_flag()?;
     let summary = run_capture(&config, analyzers, stop)?;
@@ -251,7 +254,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
 
 fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
     let ports = ports(&args.output.ports)?;
-    let (analyzers, output_name) = analyzers(&args.output.write)?;
+    let (analyzers, output_name) = analyzers(&args.output)?;
     let summary = run_offline(
         &args.read,
         &output_name,
@@ -271,9 +274,12 @@ fn finish(summary: &Summary) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn analyzers(write: &Option<String>) -> anyhow::Result<(Vec<Box<dyn Analyzer>>, String)> {
+fn analyzers(output: &OutputArgs) -> anyhow::Result<(Vec<Box<dyn Analyzer>>, String)> {
     let counter: Box<dyn Analyzer> = Box::new(CountAnalyzer::new(Arc::default()));
-    Ok(match write.as_deref() {
+    if output.count_only {
+        return Ok((vec![counter], "the counter (-q)".to_owned()));
+    }
+    Ok(match output.write.as_deref() {
         Some(path) => {
             let out = open_output(path).map_err(|e| usage(format!("{e:#}")))?;
             let writer = PcapWriter::new(out).with_context(|| format!("cannot write {path}"))?;
