@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The benchmark harness, one command, on a fresh Debian 12 machine, as root:
+#   sudo ./bench/run.sh                 (full: rates 0.5,1,2,4 Mpps and flat out, 3 repetitions)
+#   sudo ./bench/run.sh --quick         (seconds-long smoke, as CI runs it)
+# Extra arguments go to `vxdecap-bench run` (see --help). Results: bench/results/run-*/ and
+# bench/results/latest-{results.json,table.md,plot-64.svg}.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+cargo build --release --locked -p vxdecap -p vxdecap-bench
+exec ./target/release/vxdecap-bench run --out bench/results "$@"

@@ -1,0 +1,70 @@
+//! `vxdecap-bench`: the benchmark harness and its helpers.
+//!
+//! ```text
+//! vxdecap-bench run [--quick] [--rates 0.5,1,2,4,0] [--sizes 64,imix] [--reps 3]
+//! vxdecap-bench gen --interface und0 --dst-mac MAC [--size 64|1400|imix] [--pps N] [--duration S]
+//! vxdecap-bench drop --interface eth1 [--pass]
+//! vxdecap-bench xsk-count --interface eth1 [--cpu 1]
+//! ```
+//! `run` builds its own namespaces and runs the others inside them.
+
+mod gen;
+mod receivers;
+mod report;
+mod run;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vxdecap-bench",
+    about = "vxdecap against tcpdump and the machine's ceilings"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every scenario and write results (JSON, markdown, SVG).
+    Run(run::RunArgs),
+    /// Send VXLAN frames with BPF_PROG_TEST_RUN live frames.
+    Gen(gen::GenArgs),
+    /// Attach an XDP_DROP (or XDP_PASS) program and count frames until SIGINT.
+    Drop {
+        #[arg(long)]
+        interface: String,
+        #[arg(long)]
+        pass: bool,
+    },
+    /// Bare AF_XDP receive, no decap, until SIGINT.
+    XskCount {
+        #[arg(long)]
+        interface: String,
+        #[arg(long, default_value_t = 1)]
+        cpu: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Run(args) => {
+            run::run(args)?;
+        }
+        Command::Gen(args) => println!("{}", serde_json::to_string(&gen::run(&args)?)?),
+        Command::Drop { interface, pass } => {
+            println!(
+                "{}",
+                serde_json::to_string(&receivers::xdp_program(&interface, pass)?)?
+            )
+        }
+        Command::XskCount { interface, cpu } => {
+            println!(
+                "{}",
+                serde_json::to_string(&receivers::xsk_count(&interface, cpu)?)?
+            )
+        }
+    }
+    Ok(())
+}

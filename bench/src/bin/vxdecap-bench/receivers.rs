@@ -1,0 +1,107 @@
+//! Receivers the harness needs besides vxdecap and tcpdump: the XDP_DROP
+//! ceiling (and an XDP_PASS program that lets a veth accept redirected
+//! frames for the skb-path tools), and a bare AF_XDP receive loop that
+//! counts frames without decapsulating them.
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::Context;
+use aya::maps::PerCpuArray;
+use aya::programs::{Xdp, XdpMode};
+use aya::EbpfLoader;
+use vxdecap::steer::{AttachRequest, Steering};
+use vxdecap::wire::PortSet;
+use vxdecap_xsk::{RxSocket, SocketConfig};
+
+static DROP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/drop.bpf.o"));
+
+/// What a receiver counted.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ReceiverReport {
+    /// Frames the receiver got.
+    pub delivered: u64,
+    /// Frames it knows it lost (kernel socket drops).
+    pub drops: u64,
+}
+
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+/// Attaches the drop (or pass) program in driver mode until SIGINT; counts frames.
+pub fn xdp_program(interface: &str, pass: bool) -> anyhow::Result<ReceiverReport> {
+    let stop = stop_flag()?;
+    let mut ebpf = EbpfLoader::new()
+        .load(DROP)
+        .context("load the drop program (root needed)")?;
+    let name = if pass {
+        "vxdecap_bench_pass"
+    } else {
+        "vxdecap_bench_drop"
+    };
+    let program: &mut Xdp = ebpf.program_mut(name).context("program")?.try_into()?;
+    program.load()?;
+    program
+        .attach(interface, XdpMode::Driver)
+        .with_context(|| format!("attach to {interface}"))?;
+    eprintln!("vxdecap-bench: listening on {interface} ({name})");
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let counts: PerCpuArray<_, u64> = PerCpuArray::try_from(ebpf.map("dropped").context("map")?)?;
+    Ok(ReceiverReport {
+        delivered: counts.get(&0, 0)?.iter().sum(),
+        drops: 0,
+    })
+}
+
+/// Bare AF_XDP receive on queue 0 with vxdecap's steering: count, recycle, nothing else.
+pub fn xsk_count(interface: &str, cpu: usize) -> anyhow::Result<ReceiverReport> {
+    let stop = stop_flag()?;
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)?;
+    let mut steering = Steering::load(interface, &PortSet::default())?;
+    steering.attach(AttachRequest::Auto)?;
+    let mut socket = RxSocket::open(interface, 0, &SocketConfig::default(), 64)?;
+    steering.register_socket(0, socket.as_raw_fd())?;
+    eprintln!(
+        "vxdecap-bench: listening on {interface} (bare AF_XDP, {} mode)",
+        socket.bind_mode()
+    );
+    let mut delivered = 0u64;
+    let mut idle = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        let batch = socket.rx_batch();
+        if batch.is_empty() {
+            drop(batch);
+            // Same idle policy as vxdecap: spin a while, then sleep in poll().
+            idle += 1;
+            if idle > 4096 {
+                let _ = socket.wait(50);
+            }
+            continue;
+        }
+        idle = 0;
+        delivered += batch.len() as u64;
+    }
+    steering.unregister_socket(0)?;
+    loop {
+        let batch = socket.rx_batch();
+        if batch.is_empty() {
+            break;
+        }
+        delivered += batch.len() as u64;
+    }
+    let stats = socket.statistics()?;
+    Ok(ReceiverReport {
+        delivered,
+        drops: stats.rx_ring_full + stats.rx_dropped,
+    })
+}
