@@ -91,7 +91,7 @@ pub struct CaptureConfig {
     pub socket: SocketConfig,
     /// Most frames taken off the RX ring at once.
     pub batch: usize,
-    /// Slots in each worker's analyzer queue.
+    /// Frames each worker's analyzer queue holds (in batches of `batch`).
     pub queue_slots: usize,
     /// Stop after writing this many frames.
     pub count: Option<u64>,
@@ -177,8 +177,25 @@ fn resolve_queues(config: &CaptureConfig) -> anyhow::Result<Vec<u32>> {
     Ok(queues)
 }
 
+/// Number of CPUs online (not just those this process may run on now).
+fn online_cpus() -> usize {
+    let from_sysfs = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|list| {
+            list.trim()
+                .split(',')
+                .map(|part| match part.split_once('-') {
+                    Some((_, hi)) => hi.parse::<usize>().ok().map(|h| h + 1),
+                    None => part.parse::<usize>().ok().map(|v| v + 1),
+                })
+                .max()
+                .flatten()
+        });
+    from_sysfs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 fn resolve_cpus(config: &CaptureConfig, queues: &[u32]) -> anyhow::Result<Vec<Option<usize>>> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = online_cpus();
     match &config.cpus {
         Some(cpus) => {
             if cpus.len() < queues.len() {
@@ -248,8 +265,12 @@ pub fn run_capture(
     let mut workers = Vec::new();
     let mut shared_stats = Vec::new();
     for (&queue, &cpu) in queues.iter().zip(cpus.iter()) {
-        let (producer, consumer) =
-            frame_channel(config.queue_slots, config.socket.frame_size as usize);
+        let batches = (config.queue_slots / config.batch).max(2);
+        let (producer, consumer) = frame_channel(
+            batches,
+            config.batch * config.socket.frame_size as usize,
+            config.batch,
+        );
         consumers.push(consumer);
         let stage = DecapStage::new(
             config.ports,
@@ -334,9 +355,17 @@ pub fn run_capture(
         let stop = stop.clone();
         let progress = progress.clone();
         let count = config.count;
+        let cpu = analyzer_cpu(&cpus);
         std::thread::Builder::new()
             .name("vxdecap-analyzer".into())
-            .spawn(move || run_analyzers(consumers, analyzers, count, stop, progress))
+            .spawn(move || {
+                if let Some(cpu) = cpu {
+                    if let Err(e) = pin_current_thread(cpu) {
+                        tracing::warn!(cpu, error = %e, "cannot pin the analyzer thread");
+                    }
+                }
+                run_analyzers(consumers, analyzers, count, stop, progress)
+            })
             .context("cannot start the analyzer thread")?
     };
 
@@ -449,11 +478,7 @@ struct RxQueueWorker {
 impl RxQueueWorker {
     fn run(mut self, setup: mpsc::Sender<SetupResult>) -> Option<QueueReport> {
         if let Some(cpu) = self.cpu {
-            let mut set = nix::sched::CpuSet::new();
-            let pinned = set
-                .set(cpu)
-                .and_then(|_| nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set));
-            if let Err(e) = pinned {
+            if let Err(e) = pin_current_thread(cpu) {
                 tracing::warn!(queue = self.queue, cpu, error = %e, "cannot pin the worker; running unpinned");
                 self.cpu = None;
             }
@@ -516,10 +541,29 @@ impl RxQueueWorker {
             self.stage.handle(frame, now);
         }
         drop(batch);
+        self.stage.flush();
         self.stage.stats_mut().add(StageCounter::Batches, 1);
         self.stage.publish();
         true
     }
+}
+
+/// Pins the calling thread to `cpu`.
+fn pin_current_thread(cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+}
+
+/// The analyzer thread's CPU: a free one other than CPU 0 (where interrupts
+/// and other work tend to land) if there is one, else the last worker's.
+/// Left to the scheduler, it was seen sharing the busiest core and losing
+/// frames to backpressure that a shared worker core did not lose.
+fn analyzer_cpu(workers: &[Option<usize>]) -> Option<usize> {
+    let used: Vec<usize> = workers.iter().flatten().copied().collect();
+    (1..online_cpus())
+        .find(|c| !used.contains(c))
+        .or_else(|| used.last().copied())
 }
 
 /// Nanoseconds since the Unix epoch (read once per batch).

@@ -20,9 +20,10 @@ use crate::queue::frame_channel;
 use crate::stage::{Backpressure, DecapStage};
 use crate::summary::Summary;
 
-/// Offline slots hold frames up to this size (larger ones are kept truncated and counted).
-const OFFLINE_SLOT_SIZE: usize = 65_536;
-const OFFLINE_SLOTS: usize = 256;
+/// Offline batches: frames up to this many bytes in all (a larger frame is kept cut and counted).
+const OFFLINE_BATCH_BYTES: usize = 256 * 1024;
+const OFFLINE_BATCH_FRAMES: usize = 64;
+const OFFLINE_BATCHES: usize = 32;
 
 /// Decapsulates every frame of `input` (pcap or pcapng, Ethernet) into
 /// `analyzers`; stops early after `count` frames written.
@@ -42,7 +43,8 @@ pub fn run_offline(
     let file = std::io::Cursor::new(magic).chain(file);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let (producer, consumer) = frame_channel(OFFLINE_SLOTS, OFFLINE_SLOT_SIZE);
+    let (producer, consumer) =
+        frame_channel(OFFLINE_BATCHES, OFFLINE_BATCH_BYTES, OFFLINE_BATCH_FRAMES);
     let mut stage = DecapStage::new(ports, 0, producer, Backpressure::Wait, stop.clone());
     let progress = Arc::new(AnalyzerProgress::default());
     let analyzer = {
@@ -57,6 +59,7 @@ pub fn run_offline(
         [0x0a, 0x0d, 0x0d, 0x0a] => read_pcapng(file, input, &mut stage, &stop),
         _ => read_pcap(file, input, &mut stage, &stop),
     };
+    stage.flush();
     stage.publish();
     let stats = *stage.stats_mut();
     drop(stage); // closes the queue: the analyzer drains and finishes

@@ -8,9 +8,9 @@ use std::time::Duration;
 use crate::analyzer::Analyzer;
 use crate::queue::FrameConsumer;
 
-/// Slots taken from one queue before moving to the next, so one busy
+/// Batches taken from one queue before moving to the next, so one busy
 /// worker cannot starve the others.
-const DRAIN_BURST: usize = 64;
+const DRAIN_BURST: usize = 4;
 
 /// What the analyzer thread did.
 #[derive(Debug, Default)]
@@ -50,24 +50,27 @@ pub fn run_analyzers(
         let mut got_any = false;
         for consumer in consumers.iter_mut() {
             for _ in 0..DRAIN_BURST {
-                let Some(slot) = consumer.pop() else { break };
+                let Some(batch) = consumer.pop() else { break };
                 got_any = true;
-                if report.output_closed {
-                    report.after_output_closed += 1;
-                } else if report.written >= limit {
-                    report.after_count_limit += 1;
-                } else {
-                    for analyzer in analyzers.iter_mut() {
-                        if let Err(e) = analyzer.on_frame(slot.bytes(), &slot.meta) {
-                            fail(&mut report, e, &stop);
+                for index in 0..batch.len() {
+                    let (bytes, meta) = batch.get(index);
+                    if report.output_closed {
+                        report.after_output_closed += 1;
+                    } else if report.written >= limit {
+                        report.after_count_limit += 1;
+                    } else {
+                        for analyzer in analyzers.iter_mut() {
+                            if let Err(e) = analyzer.on_frame(bytes, meta) {
+                                fail(&mut report, e, &stop);
+                            }
+                        }
+                        report.written += 1;
+                        if report.written == limit {
+                            stop.store(true, Ordering::Relaxed);
                         }
                     }
-                    report.written += 1;
-                    if report.written == limit {
-                        stop.store(true, Ordering::Relaxed);
-                    }
                 }
-                consumer.release(slot);
+                consumer.release(batch);
             }
         }
         progress.written.store(report.written, Ordering::Relaxed);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use vxdecap_wire::{decapsulate, PortSet};
 
-use crate::queue::{FrameMeta, FrameProducer};
+use crate::queue::{FrameBatch, FrameMeta, FrameProducer};
 use crate::stats::{SharedStats, StageCounter, StageStats};
 
 /// What to do when the analyzer has no free slot.
@@ -25,6 +25,8 @@ pub struct DecapStage {
     ports: PortSet,
     queue: u16,
     producer: FrameProducer,
+    /// The batch being filled; published by `flush` (end of a receive batch) or when full.
+    current: Option<Box<FrameBatch>>,
     backpressure: Backpressure,
     stop: Arc<AtomicBool>,
     stats: StageStats,
@@ -46,6 +48,7 @@ impl DecapStage {
             ports,
             queue,
             producer,
+            current: None,
             backpressure,
             stop,
             stats: StageStats::default(),
@@ -76,33 +79,56 @@ impl DecapStage {
                 return;
             }
         };
-        let Some(mut slot) = self.free_slot() else {
+        let len = decap.inner.len();
+        if self.current.as_ref().is_some_and(|b| b.is_full_for(len)) {
+            self.flush();
+        }
+        if self.current.is_none() {
+            self.current = self.free_batch();
+        }
+        let Some(batch) = self.current.as_mut() else {
             self.stats.add(StageCounter::AnalyzerBackpressure, 1);
             return;
         };
         let meta = FrameMeta {
             timestamp_ns,
-            orig_len: decap.inner.len() as u32,
+            orig_len: len as u32,
             vni: decap.vni,
             outer_src: decap.outer_src,
             outer_dst: decap.outer_dst,
             outer_src_port: decap.outer_src_port,
             queue: self.queue,
         };
-        let kept = slot.fill(decap.inner, meta);
-        if kept < decap.inner.len() {
+        let kept = batch.push(decap.inner, meta);
+        if kept < len {
             self.stats.add(StageCounter::TruncatedToSlot, 1);
         }
         self.stats.add(StageCounter::Delivered, 1);
         self.stats.add(StageCounter::DeliveredBytes, kept as u64);
-        self.producer.publish(slot);
+    }
+
+    /// Hands the frames gathered so far to the analyzer (end of a receive batch).
+    #[inline]
+    pub fn flush(&mut self) {
+        if let Some(batch) = self.current.take() {
+            if batch.is_empty() {
+                self.current = Some(batch);
+            } else {
+                self.producer.publish(batch);
+                // An analyzer sharing this core needs the CPU to catch up;
+                // yielding costs nothing when it runs elsewhere.
+                if self.producer.is_low() {
+                    std::thread::yield_now();
+                }
+            }
+        }
     }
 
     #[inline]
-    fn free_slot(&mut self) -> Option<Box<crate::queue::FrameSlot>> {
+    fn free_batch(&mut self) -> Option<Box<FrameBatch>> {
         loop {
-            if let Some(slot) = self.producer.take_free() {
-                return Some(slot);
+            if let Some(batch) = self.producer.take_free() {
+                return Some(batch);
             }
             if self.backpressure == Backpressure::Drop || self.stop.load(Ordering::Relaxed) {
                 return None;
@@ -137,18 +163,21 @@ mod tests {
 
     #[test]
     fn delivers_rejects_and_counts_backpressure() {
-        let (producer, mut consumer) = frame_channel(1, 2048);
+        let (producer, mut consumer) = frame_channel(1, 2048, 64);
         let stop = Arc::new(AtomicBool::new(false));
         let mut stage = DecapStage::new(PortSet::default(), 3, producer, Backpressure::Drop, stop);
         stage.handle(&vxlan(27, 0x08), 42);
         stage.handle(&vxlan(27, 0x00), 43);
-        stage.handle(&vxlan(28, 0x08), 44); // no free slot: the only one is in the queue
+        stage.flush();
+        stage.handle(&vxlan(28, 0x08), 44); // no free batch: the only one is in the queue
         stage.publish();
-        let slot = consumer.pop().expect("first frame delivered");
-        assert_eq!(slot.meta.vni, 27);
-        assert_eq!(slot.meta.timestamp_ns, 42);
-        assert_eq!(slot.meta.queue, 3);
-        assert_eq!(slot.bytes().len(), 60);
+        let batch = consumer.pop().expect("first frame delivered");
+        assert_eq!(batch.len(), 1);
+        let (bytes, meta) = batch.get(0);
+        assert_eq!(meta.vni, 27);
+        assert_eq!(meta.timestamp_ns, 42);
+        assert_eq!(meta.queue, 3);
+        assert_eq!(bytes.len(), 60);
         let stats = stage.shared_stats().snapshot();
         assert_eq!(stats.get(StageCounter::Received), 3);
         assert_eq!(stats.get(StageCounter::Delivered), 1);
