@@ -47,6 +47,17 @@ pub struct GenArgs {
     pub count: u64,
 }
 
+/// Mirrors `struct gen_state` in bench/xdp/trafficgen.bpf.c.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
+struct GenState {
+    sent: u64,
+    start_ns: u64,
+}
+
+// SAFETY: two u64 fields, no padding; any bit pattern is valid.
+unsafe impl aya::Pod for GenState {}
+
 /// What was sent.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct GenReport {
@@ -94,6 +105,7 @@ pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
     let mut ebpf = EbpfLoader::new()
         .override_global("tx_ifindex", &ifindex, true)
         .override_global("flows", &args.flows.max(1), true)
+        .override_global("pps", &args.pps, true)
         .override_global("outer_sport_offset", &outer, true)
         .override_global("inner_sport_offset", &inner, true)
         .load(TRAFFICGEN)
@@ -107,43 +119,37 @@ pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
         .program("vxdecap_trafficgen")
         .context("program")?
         .try_into()?;
-    let sent_map: PerCpuArray<_, u64> = PerCpuArray::try_from(ebpf.map("sent").context("map")?)?;
+    let state: PerCpuArray<_, GenState> = PerCpuArray::try_from(ebpf.map("state").context("map")?)?;
 
-    // Paced: chunks of about a millisecond of traffic; flat out: large chunks.
-    let chunk = if args.pps > 0 {
-        (args.pps / 1000).clamp(64, 1 << 20) as u32
-    } else {
-        1 << 16
-    };
+    // Each call costs tens of milliseconds of setup, so calls are large; the
+    // program itself paces (token bucket) when a rate is asked for.
+    let chunk: u64 = 1 << 16;
     let deadline = Duration::from_secs_f64(args.duration);
     let started = Instant::now();
-    let mut issued = 0u64;
+    let sent_so_far =
+        || -> anyhow::Result<u64> { Ok(state.get(&0, 0)?.iter().map(|s| s.sent).sum()) };
     'send: loop {
         for (frame, share) in &frames {
             for _ in 0..*share {
                 let mut repeat = chunk;
                 if args.count > 0 {
-                    if issued >= args.count {
+                    let sent = sent_so_far()?;
+                    if sent >= args.count {
                         break 'send;
                     }
-                    repeat = repeat.min((args.count - issued) as u32);
+                    if args.pps == 0 {
+                        repeat = repeat.min(args.count - sent);
+                    }
                 }
                 let options = TestRunOptions {
                     data_in: Some(frame),
-                    repeat,
+                    repeat: repeat as u32,
                     attrs: TestRunAttrs::new().xdp_live_frames(LIVE_BATCH),
                     ..Default::default()
                 };
                 program
                     .test_run(options)
                     .context("BPF_PROG_TEST_RUN live frames")?;
-                issued += u64::from(repeat);
-                if args.pps > 0 {
-                    let due = Duration::from_secs_f64(issued as f64 / args.pps as f64);
-                    if let Some(wait) = due.checked_sub(started.elapsed()) {
-                        std::thread::sleep(wait);
-                    }
-                }
                 if started.elapsed() >= deadline && args.count == 0 {
                     break 'send;
                 }
@@ -151,6 +157,8 @@ pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let sent = sent_map.get(&0, 0)?.iter().sum();
-    Ok(GenReport { sent, seconds })
+    Ok(GenReport {
+        sent: sent_so_far()?,
+        seconds,
+    })
 }
