@@ -258,12 +258,10 @@ pub fn run_capture(
     let mut steering = Steering::load(&config.interface, &config.ports)?;
     let attach_mode = steering.attach(config.mode.attach())?;
 
-    // The analyzer gets a core of its own when there is one. When it must
-    // share a worker's core, the worker must win: it does not busy-poll, and
-    // the analyzer runs at a lower priority, so a busy analyzer shows up as
-    // counted `analyzer_backpressure`, never as an overflowing RX ring.
+    // The analyzer gets a core of its own when there is one, else it shares
+    // the last worker's. (Tried: a lower priority for a sharing analyzer and
+    // no busy-polling for its worker; the benchmark delivered less.)
     let analyzer_cpu = analyzer_cpu(&cpus);
-    let analyzer_shares_worker_cpu = analyzer_cpu.is_some() && cpus.contains(&analyzer_cpu);
 
     // Workers open their own sockets (memory local to their CPU) and report back.
     let unregistered = Arc::new(AtomicBool::new(false));
@@ -299,11 +297,7 @@ pub fn run_capture(
             stage,
             stop: stop.clone(),
             unregistered: unregistered.clone(),
-            spin: if analyzer_shares_worker_cpu && cpu == analyzer_cpu {
-                Duration::ZERO
-            } else {
-                config.idle_spin
-            },
+            spin: config.idle_spin,
         };
         let setup_tx = setup_tx.clone();
         let handle = std::thread::Builder::new()
@@ -373,9 +367,6 @@ pub fn run_capture(
                     if let Err(e) = pin_current_thread(cpu) {
                         tracing::warn!(cpu, error = %e, "cannot pin the analyzer thread");
                     }
-                }
-                if analyzer_shares_worker_cpu {
-                    lower_current_thread_priority();
                 }
                 run_analyzers(consumers, analyzers, count, stop, progress)
             })
@@ -566,18 +557,6 @@ fn pin_current_thread(cpu: usize) -> nix::Result<()> {
     let mut set = nix::sched::CpuSet::new();
     set.set(cpu)?;
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-}
-
-/// Gives the calling thread nice 10, so threads at the default priority on
-/// the same core preempt it.
-fn lower_current_thread_priority() {
-    let tid = nix::unistd::gettid().as_raw();
-    // SAFETY: setpriority only reads its integer arguments; PRIO_PROCESS with
-    // a thread id changes that thread's nice value on Linux.
-    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) };
-    if rc != 0 {
-        tracing::warn!(error = %std::io::Error::last_os_error(), "cannot lower the analyzer's priority");
-    }
 }
 
 /// The analyzer thread's CPU: a free one other than CPU 0 (where interrupts

@@ -199,12 +199,22 @@ fn plot(medians: &[Median], size: &str) -> String {
     let (w, h, pad) = (900.0, 420.0, 60.0);
     let panel = (w - 3.0 * pad) / 2.0;
     let points: Vec<&Median> = medians.iter().filter(|m| m.size == size).collect();
-    let max_rate = points
-        .iter()
-        .map(|m| m.offered_pps.max(m.delivered_pps))
-        .fold(1.0, f64::max)
-        / 1e6
-        * 1.05;
+    // x: the asked rate; flat-out runs stand at the right, labelled so.
+    let max_target = points.iter().map(|m| m.target_pps).fold(0.0, f64::max) / 1e6;
+    let flat_x = if max_target > 0.0 {
+        max_target * 1.25
+    } else {
+        1.0
+    };
+    let x_of = |m: &Median| {
+        if m.target_pps == 0.0 {
+            flat_x
+        } else {
+            m.target_pps / 1e6
+        }
+    };
+    let max_x = flat_x * 1.05;
+    let max_y = points.iter().map(|m| m.delivered_pps).fold(1.0, f64::max) / 1e6 * 1.05;
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -214,7 +224,7 @@ fn plot(medians: &[Median], size: &str) -> String {
     let (x0, y0, ph) = (pad, h - pad, h - 2.0 * pad);
     let _ = writeln!(
         svg,
-        r#"<text x="{x0}" y="20" font-size="13">Delivered vs offered (Mpps), inner size {size}</text>"#
+        r#"<text x="{x0}" y="20" font-size="13">Delivered Mpps vs asked rate, inner size {size}</text>"#
     );
     let _ = writeln!(
         svg,
@@ -222,39 +232,50 @@ fn plot(medians: &[Median], size: &str) -> String {
         x0 + panel,
         y0 - ph
     );
-    let sx = |v: f64| x0 + v / max_rate * panel;
-    let sy = |v: f64| y0 - v / max_rate * ph;
-    for tick in 0..=4 {
-        let v = max_rate * f64::from(tick) / 4.0;
+    let sx = |v: f64| x0 + v / max_x * panel;
+    let sy = |v: f64| y0 - v / max_y * ph;
+    let mut ticks: Vec<f64> = points
+        .iter()
+        .filter(|m| m.target_pps > 0.0)
+        .map(|m| m.target_pps / 1e6)
+        .collect();
+    ticks.sort_by(f64::total_cmp);
+    ticks.dedup();
+    for t in &ticks {
         let _ = writeln!(
             svg,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{v:.1}</text><text x="{:.1}" y="{:.1}" text-anchor="end">{v:.1}</text>"#,
-            sx(v),
-            y0 + 15.0,
-            x0 - 5.0,
-            sy(v) + 4.0
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{t}</text>"#,
+            sx(*t),
+            y0 + 15.0
         );
     }
     let _ = writeln!(
         svg,
-        r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#bbbbbb" stroke-dasharray="4"/>"##,
-        sx(0.0),
-        sy(0.0),
-        sx(max_rate),
-        sy(max_rate)
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">flat out</text>"#,
+        sx(flat_x),
+        y0 + 15.0
     );
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">asked rate (Mpps)</text>"#,
+        x0 + panel / 2.0,
+        y0 + 32.0
+    );
+    for tick in 0..=4 {
+        let v = max_y * f64::from(tick) / 4.0;
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{v:.1}</text>"#,
+            x0 - 5.0,
+            sy(v) + 4.0
+        );
+    }
     for (i, scenario) in Scenario::ALL.iter().enumerate() {
         let mut series: Vec<&&Median> = points.iter().filter(|m| m.scenario == *scenario).collect();
-        series.sort_by(|a, b| a.offered_pps.total_cmp(&b.offered_pps));
+        series.sort_by(|a, b| x_of(a).total_cmp(&x_of(b)));
         let path: Vec<String> = series
             .iter()
-            .map(|m| {
-                format!(
-                    "{:.1},{:.1}",
-                    sx(m.offered_pps / 1e6),
-                    sy(m.delivered_pps / 1e6)
-                )
-            })
+            .map(|m| format!("{:.1},{:.1}", sx(x_of(m)), sy(m.delivered_pps / 1e6)))
             .collect();
         let color = COLORS[i % COLORS.len()];
         let _ = writeln!(
