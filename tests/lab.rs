@@ -5,6 +5,16 @@ mod common;
 
 use common::*;
 
+/// The lab run by process `pid` left no namespace behind.
+fn assert_no_lab_namespaces(pid: u32) {
+    let list = output(std::process::Command::new("ip").args(["netns", "list"]));
+    let namespaces = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        !namespaces.contains(&format!("vxlab{pid}")),
+        "lab namespaces left behind: {namespaces}"
+    );
+}
+
 #[test]
 fn lab_shows_the_inner_http_request_and_response_and_cleans_up() {
     if !privileged("lab") {
@@ -64,14 +74,7 @@ fn lab_shows_the_inner_http_request_and_response_and_cleans_up() {
         "{fields}"
     );
 
-    let namespaces = String::from_utf8_lossy(
-        &output(std::process::Command::new("ip").args(["netns", "list"])).stdout,
-    )
-    .into_owned();
-    assert!(
-        !namespaces.contains(&format!("vxlab{pid}")),
-        "lab namespaces left behind: {namespaces}"
-    );
+    assert_no_lab_namespaces(pid);
 }
 
 #[test]
@@ -107,12 +110,5 @@ fn lab_tears_down_on_ctrl_c() {
     let err = stderr(&o);
     assert!(o.status.success(), "lab after Ctrl-C:\n{err}");
     assert!(err.contains("lab: torn down"), "{err}");
-    let namespaces = String::from_utf8_lossy(
-        &output(std::process::Command::new("ip").args(["netns", "list"])).stdout,
-    )
-    .into_owned();
-    assert!(
-        !namespaces.contains(&format!("vxlab{pid}")),
-        "lab namespaces left behind: {namespaces}"
-    );
+    assert_no_lab_namespaces(pid);
 }

@@ -10,27 +10,27 @@ struct {
 	__type(value, __u64);
 } dropped SEC(".maps");
 
-SEC("xdp")
-int vxdecap_bench_drop(struct xdp_md *ctx)
+static __always_inline int count_frame(int action)
 {
 	__u32 key = 0;
 	__u64 *count = bpf_map_lookup_elem(&dropped, &key);
 
 	if (count)
 		*count += 1;
-	return XDP_DROP;
+	return action;
+}
+
+SEC("xdp")
+int vxdecap_bench_drop(struct xdp_md *ctx)
+{
+	return count_frame(XDP_DROP);
 }
 
 /* Passes everything: makes a veth peer accept redirected frames for skb-path tools. */
 SEC("xdp")
 int vxdecap_bench_pass(struct xdp_md *ctx)
 {
-	__u32 key = 0;
-	__u64 *count = bpf_map_lookup_elem(&dropped, &key);
-
-	if (count)
-		*count += 1;
-	return XDP_PASS;
+	return count_frame(XDP_PASS);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
