@@ -10,6 +10,7 @@ packages=(
   m4 make pkg-config libelf-dev zlib1g-dev  # libxdp/libbpf C build
   iproute2 iputils-ping # namespaces, veth, VXLAN, tc mirred; ping in the live tests
   tcpdump tshark        # tests check our pcaps with the tools users read them with
+  netsniff-ng           # a baseline of the benchmark harness
 )
 
 missing=()

@@ -195,6 +195,15 @@ fn capture_exact_frames(mode: &str, tag: &str) {
         "TCP/ICMP went to the kernel:\n{summary}"
     );
 
+    let latency = summary
+        .lines()
+        .find(|l| l.starts_with("latency receive to analyzer: p50 "))
+        .unwrap_or_else(|| panic!("no latency line in:\n{summary}"));
+    assert!(
+        latency.ends_with("(200 frames)"),
+        "every written frame is measured: {latency}"
+    );
+
     let records = read_pcap(&pcap);
     assert_eq!(records.len(), 200);
     for (i, record) in records.iter().enumerate() {

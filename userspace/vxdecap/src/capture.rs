@@ -20,7 +20,7 @@ use vxdecap_wire::PortSet;
 use vxdecap_xsk::{BindMode, BindRequest, RxSocket, SocketConfig, XskStatistics};
 
 use crate::analyzer::Analyzer;
-use crate::pipeline::{run_analyzers, AnalyzerProgress, AnalyzerReport};
+use crate::pipeline::{run_analyzers, AnalyzerProgress, AnalyzerReport, Latency};
 use crate::queue::frame_channel;
 use crate::stage::{Backpressure, DecapStage};
 use crate::stats::{SharedStats, StageCounter, StageStats};
@@ -368,7 +368,14 @@ pub fn run_capture(
                         tracing::warn!(cpu, error = %e, "cannot pin the analyzer thread");
                     }
                 }
-                run_analyzers(consumers, analyzers, count, stop, progress)
+                run_analyzers(
+                    consumers,
+                    analyzers,
+                    count,
+                    stop,
+                    progress,
+                    Latency::Measure,
+                )
             })
             .context("cannot start the analyzer thread")?
     };

@@ -15,7 +15,7 @@ use pcap_file::DataLink;
 use vxdecap_wire::PortSet;
 
 use crate::analyzer::Analyzer;
-use crate::pipeline::{run_analyzers, AnalyzerProgress};
+use crate::pipeline::{run_analyzers, AnalyzerProgress, Latency};
 use crate::queue::frame_channel;
 use crate::stage::{Backpressure, DecapStage};
 use crate::summary::Summary;
@@ -51,7 +51,16 @@ pub fn run_offline(
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("vxdecap-analyzer".into())
-            .spawn(move || run_analyzers(vec![consumer], analyzers, count, stop, progress))
+            .spawn(move || {
+                run_analyzers(
+                    vec![consumer],
+                    analyzers,
+                    count,
+                    stop,
+                    progress,
+                    Latency::Skip,
+                )
+            })
             .context("cannot start the analyzer thread")?
     };
 

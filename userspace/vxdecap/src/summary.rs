@@ -7,7 +7,7 @@ use vxdecap_wire::Reject;
 use vxdecap_xsk::XskStatistics;
 
 use crate::capture::{CaptureConfig, QueueReport};
-use crate::pipeline::AnalyzerReport;
+use crate::pipeline::{AnalyzerReport, LatencySummary};
 use crate::stats::{StageCounter, StageStats};
 use crate::steer::{AttachMode, XdpCounter, XdpCounters};
 
@@ -36,6 +36,8 @@ pub struct Summary {
     pub after_output_closed: u64,
     /// Why the output failed, if it did.
     pub output_error: Option<String>,
+    /// Receive-to-analyzer latency (live only).
+    pub latency: Option<LatencySummary>,
 }
 
 impl Summary {
@@ -68,6 +70,7 @@ impl Summary {
             after_count_limit: analyzer.after_count_limit,
             after_output_closed: analyzer.after_output_closed,
             output_error: analyzer.error.map(|e| e.to_string()),
+            latency: analyzer.latency,
         }
     }
 
@@ -90,6 +93,7 @@ impl Summary {
             after_count_limit: analyzer.after_count_limit,
             after_output_closed: analyzer.after_output_closed,
             output_error: analyzer.error.map(|e| e.to_string()),
+            latency: None,
         }
     }
 
@@ -199,6 +203,18 @@ impl Summary {
                 } else {
                     format!(" ({})", passed.join(", "))
                 }
+            );
+        }
+        if let Some(l) = &self.latency {
+            let us = |ns: u64| ns as f64 / 1000.0;
+            let _ = writeln!(
+                out,
+                "latency receive to analyzer: p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us ({} frames)",
+                us(l.p50),
+                us(l.p99),
+                us(l.p999),
+                us(l.max),
+                l.count
             );
         }
         if let Some(e) = &self.output_error {

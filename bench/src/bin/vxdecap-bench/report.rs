@@ -21,6 +21,8 @@ pub struct Median {
     tool_drops: f64,
     cpu_all_s_per_mpkt: f64,
     cpu_tool_s_per_mpkt: f64,
+    /// Median of the runs' p50, p99 and p99.9 latencies (µs), for vxdecap.
+    latency_us: Option<[f64; 3]>,
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -58,6 +60,16 @@ fn medians(results: &[RunResult]) -> Vec<Median> {
                 tool_drops: m(&|r| r.tool_drops as f64),
                 cpu_all_s_per_mpkt: m(&|r| r.cpu_all_per_mpkt()),
                 cpu_tool_s_per_mpkt: m(&|r| r.cpu_tool_per_mpkt()),
+                latency_us: group.iter().all(|r| r.latency_us.is_some()).then(|| {
+                    std::array::from_fn(|i| {
+                        median(
+                            group
+                                .iter()
+                                .filter_map(|r| r.latency_us.map(|l| l[i]))
+                                .collect(),
+                        )
+                    })
+                }),
             }
         })
         .collect()
@@ -107,6 +119,26 @@ fn table(medians: &[Median], args: &RunArgs) -> String {
                     m.tool_drops,
                     m.cpu_all_s_per_mpkt,
                     m.cpu_tool_s_per_mpkt
+                );
+            }
+        }
+        let _ = writeln!(
+            md,
+            "\n#### vxdecap receive-to-analyzer latency, size {size} (µs: p50 / p99 / p99.9)\n"
+        );
+        let _ = writeln!(md, "| receiver | asked rate | latency |");
+        let _ = writeln!(md, "|---|---:|---:|");
+        for m in medians.iter().filter(|m| &m.size == size) {
+            if let Some([p50, p99, p999]) = m.latency_us {
+                let rate = if m.target_pps == 0.0 {
+                    "flat out".to_owned()
+                } else {
+                    format!("{} Mpps", m.target_pps / 1e6)
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {rate} | {p50:.0} / {p99:.0} / {p999:.0} |",
+                    m.scenario.name()
                 );
             }
         }
@@ -191,8 +223,8 @@ fn table(medians: &[Median], args: &RunArgs) -> String {
     md
 }
 
-const COLORS: [&str; 7] = [
-    "#444444", "#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#98df8a", "#9467bd",
+const COLORS: [&str; 8] = [
+    "#444444", "#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#98df8a", "#9467bd", "#8c564b",
 ];
 
 fn plot(medians: &[Median], size: &str) -> String {

@@ -1,7 +1,7 @@
 //! The harness: one veth pair, one generator, every receiver scenario, in
 //! the same run, alternating, repeated; medians reported.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::mpsc;
@@ -32,11 +32,13 @@ pub enum Scenario {
     TcpdumpTmpfs,
     /// A kernel VXLAN device on the collector and tcpdump on it (the usual workaround).
     KernelVxlanTcpdump,
+    /// netsniff-ng (TPACKET_V3 ring) writing pcap to /dev/null with the same filter.
+    NetsniffNg,
 }
 
 impl Scenario {
     /// Every scenario, in the base order.
-    pub const ALL: [Scenario; 7] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::XdpDrop,
         Scenario::AfXdpBare,
         Scenario::VxdecapCount,
@@ -44,6 +46,7 @@ impl Scenario {
         Scenario::TcpdumpNull,
         Scenario::TcpdumpTmpfs,
         Scenario::KernelVxlanTcpdump,
+        Scenario::NetsniffNg,
     ];
 
     /// Stable name.
@@ -56,6 +59,7 @@ impl Scenario {
             Scenario::TcpdumpNull => "tcpdump_null",
             Scenario::TcpdumpTmpfs => "tcpdump_tmpfs",
             Scenario::KernelVxlanTcpdump => "kernel_vxlan_tcpdump",
+            Scenario::NetsniffNg => "netsniff_ng",
         }
     }
 }
@@ -115,6 +119,8 @@ pub struct RunResult {
     pub cpu_all_s: f64,
     /// CPU seconds of the receiving tool's processes (utime + stime).
     pub cpu_tool_s: f64,
+    /// vxdecap's receive-to-analyzer latency quantiles p50, p99, p99.9 in µs.
+    pub latency_us: Option<[f64; 3]>,
 }
 
 impl RunResult {
@@ -157,10 +163,11 @@ impl Proc {
         let stderr = child.stderr.take().context("stderr")?;
         let mut stdout = child.stdout.take().context("stdout")?;
         let (ready_tx, ready_rx) = mpsc::channel();
+        let ready_tx_out = ready_tx.clone();
         let stderr = std::thread::spawn(move || {
             let mut text = String::new();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening on") {
+                if line.contains("listening on") || line.contains("Running!") {
                     let _ = ready_tx.send(());
                 }
                 text.push_str(&line);
@@ -168,9 +175,16 @@ impl Proc {
             }
             text
         });
+        let stdout_ready = ready_tx_out;
         let stdout = std::thread::spawn(move || {
             let mut text = String::new();
-            let _ = stdout.read_to_string(&mut text);
+            for line in BufReader::new(&mut stdout).lines().map_while(Result::ok) {
+                if line.contains("Running!") {
+                    let _ = stdout_ready.send(());
+                }
+                text.push_str(&line);
+                text.push('\n');
+            }
             text
         });
         let mut proc = Proc {
@@ -247,6 +261,17 @@ fn ticks_per_second() -> f64 {
     } else {
         100.0
     }
+}
+
+/// p50, p99 and p99.9 (µs) from vxdecap's `latency receive to analyzer: p50 X us, p99 Y us, p99.9 Z us, …` line.
+fn parse_latency(text: &str) -> Option<[f64; 3]> {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("latency receive to analyzer:"))?;
+    let mut values = line
+        .split_whitespace()
+        .filter_map(|w| w.trim_end_matches(',').parse::<f64>().ok());
+    Some([values.next()?, values.next()?, values.next()?])
 }
 
 /// The first integer on the line of `text` that contains `needle`.
@@ -358,6 +383,26 @@ impl Bench {
                 )?;
                 vec![tcpdump, pass]
             }
+            Scenario::NetsniffNg => {
+                let pass =
+                    Proc::spawn(&self.rx, &bench, &["drop", "--pass", "--interface", "eth1"])?;
+                // -V: without it netsniff-ng 0.6.8 prints no statistics on exit.
+                let args = [
+                    "--in",
+                    "eth1",
+                    "--out",
+                    "/dev/null",
+                    "--silent",
+                    "-V",
+                    "--ring-size",
+                    "64MiB",
+                    "--bind-cpu",
+                    "1",
+                    "udp port 4789",
+                ];
+                let sniff = Proc::spawn(&self.rx, "netsniff-ng", &args)?;
+                vec![sniff, pass]
+            }
             Scenario::KernelVxlanTcpdump => {
                 self.rx.ip(&[
                     "link",
@@ -388,13 +433,18 @@ impl Bench {
         })
     }
 
-    /// Stops the receivers and reads (delivered, tool drops).
-    fn finish(&self, scenario: Scenario, procs: &mut [Proc]) -> anyhow::Result<(u64, u64)> {
+    /// Stops the receivers and reads (delivered, tool drops, latency quantiles).
+    fn finish(
+        &self,
+        scenario: Scenario,
+        procs: &mut [Proc],
+    ) -> anyhow::Result<(u64, u64, Option<[f64; 3]>)> {
         let mut outputs = Vec::new();
         for p in procs.iter_mut() {
             outputs.push(p.stop()?);
         }
         let (out, err) = &outputs[0];
+        let latency = parse_latency(err);
         let result = match scenario {
             Scenario::XdpDrop | Scenario::AfXdpBare => {
                 let report: ReceiverReport = serde_json::from_str(out.trim())
@@ -407,6 +457,15 @@ impl Bench {
                 let drops = number_before(err, "packets dropped by kernel").unwrap_or(0)
                     + number_before(err, "analyzer_backpressure").unwrap_or(0);
                 (written, drops)
+            }
+            Scenario::NetsniffNg => {
+                let all = format!("{out}{err}");
+                let passed = number_before(&all, "packets passed filter")
+                    .with_context(|| format!("netsniff-ng said: {all}"))?;
+                (
+                    passed,
+                    number_before(&all, "packets failed filter").unwrap_or(0),
+                )
             }
             Scenario::TcpdumpNull | Scenario::TcpdumpTmpfs | Scenario::KernelVxlanTcpdump => {
                 let captured = number_before(err, "packets captured")
@@ -423,7 +482,7 @@ impl Bench {
         for name in ["vxdecap.pcap", "tcpdump.pcap"] {
             let _ = std::fs::remove_file(self.tmpfs_file(name));
         }
-        Ok(result)
+        Ok((result.0, result.1, latency))
     }
 
     fn generate(
@@ -474,7 +533,7 @@ impl Bench {
         std::thread::sleep(Duration::from_millis(300));
         let tool1: u64 = procs.iter().map(Proc::cpu_ticks).sum();
         let busy1 = machine_busy_ticks();
-        let (delivered, tool_drops) = self.finish(scenario, &mut procs)?;
+        let (delivered, tool_drops, latency_us) = self.finish(scenario, &mut procs)?;
         let hz = ticks_per_second();
         Ok(RunResult {
             scenario,
@@ -490,6 +549,7 @@ impl Bench {
             tool_drops,
             cpu_all_s: (busy1 - busy0) as f64 / hz,
             cpu_tool_s: (tool1 - tool0) as f64 / hz,
+            latency_us,
         })
     }
 }
