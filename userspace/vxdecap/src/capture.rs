@@ -27,6 +27,8 @@ use crate::stats::{SharedStats, StageCounter, StageStats};
 use crate::steer::{AttachRequest, Steering, XdpCounters};
 use crate::summary::Summary;
 
+/// Bytes of one analyzer batch (16 full-size frames, or 64 small ones).
+const BATCH_BYTES: usize = 32 * 1024;
 /// Sleep of an idle worker between polls; bounds the reaction time to stop.
 const IDLE_POLL_MS: i32 = 50;
 /// After the XSKMAP is cleared, frames already on their way still land.
@@ -270,12 +272,12 @@ pub fn run_capture(
     let mut workers = Vec::new();
     let mut shared_stats = Vec::new();
     for (&queue, &cpu) in queues.iter().zip(cpus.iter()) {
-        let batches = (config.queue_slots / config.batch).max(2);
-        let (producer, consumer) = frame_channel(
-            batches,
-            config.batch * config.socket.frame_size as usize,
-            config.batch,
-        );
+        // Small batches, many of them: at low rates every receive batch (often a
+        // single frame) takes a whole batch, so the pool's count, not its
+        // bytes, bounds how far the analyzer may fall behind.
+        let batch_bytes = BATCH_BYTES.max(config.socket.frame_size as usize);
+        let batches = (config.queue_slots * config.socket.frame_size as usize / batch_bytes).max(2);
+        let (producer, consumer) = frame_channel(batches, batch_bytes, config.batch);
         consumers.push(consumer);
         let stage = DecapStage::new(
             config.ports,
@@ -297,7 +299,12 @@ pub fn run_capture(
             stage,
             stop: stop.clone(),
             unregistered: unregistered.clone(),
-            spin: config.idle_spin,
+            // Busy-polling only pays on a core no other worker needs.
+            spin: if cpus.iter().filter(|&&c| c == cpu).count() > 1 {
+                Duration::ZERO
+            } else {
+                config.idle_spin
+            },
         };
         let setup_tx = setup_tx.clone();
         let handle = std::thread::Builder::new()

@@ -117,6 +117,18 @@ impl Drop for NetNs {
 
 /// Creates a veth pair with one end in each namespace.
 pub fn veth_pair(a: &NetNs, a_dev: &str, b: &NetNs, b_dev: &str) -> anyhow::Result<()> {
+    veth_pair_with_queues(a, a_dev, b, b_dev, 1)
+}
+
+/// Creates a veth pair with `queues` rx and tx queues on each end.
+pub fn veth_pair_with_queues(
+    a: &NetNs,
+    a_dev: &str,
+    b: &NetNs,
+    b_dev: &str,
+    queues: u32,
+) -> anyhow::Result<()> {
+    let q = queues.max(1).to_string();
     run(
         "ip",
         &[
@@ -125,6 +137,10 @@ pub fn veth_pair(a: &NetNs, a_dev: &str, b: &NetNs, b_dev: &str) -> anyhow::Resu
             a_dev,
             "netns",
             a.name(),
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
             "type",
             "veth",
             "peer",
@@ -132,6 +148,10 @@ pub fn veth_pair(a: &NetNs, a_dev: &str, b: &NetNs, b_dev: &str) -> anyhow::Resu
             b_dev,
             "netns",
             b.name(),
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
         ],
     )?;
     Ok(())
