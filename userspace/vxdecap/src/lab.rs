@@ -210,7 +210,7 @@ pub fn run_lab(config: &LabConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> 
 
     if config.keep {
         eprintln!(
-            "lab: running; try `ip netns exec {prefix}-client curl http://{APP_ADDR}/`. Ctrl-C to stop and tear down."
+            "lab: running; more requests: `ip netns exec {prefix}-client {exe} lab-http-get --server {APP_ADDR}:80 --count 5`; Ctrl-C to stop and tear down."
         );
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(100));
