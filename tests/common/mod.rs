@@ -124,90 +124,44 @@ pub fn frames_written(summary: &str) -> u64 {
 
 /// A `vxdecap capture` running inside a namespace.
 pub struct RunningCapture {
-    guard: Option<vxdecap::netns::ChildGuard>,
-    relay: Option<std::thread::JoinHandle<String>>,
+    child: vxdecap::netns::WatchedChild,
 }
 
 impl RunningCapture {
     /// Starts `vxdecap capture args…` in `ns` and waits until it listens.
     pub fn start(ns: &vxdecap::netns::NetNs, args: &[&str]) -> RunningCapture {
-        use std::io::BufRead;
         let mut full = vec!["capture"];
         full.extend_from_slice(args);
-        let child = ns
-            .command(vxdecap_path(), &full)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn vxdecap capture");
-        let mut guard = vxdecap::netns::ChildGuard::new(child);
-        let stderr = guard.child_mut().stderr.take().expect("stderr pipe");
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let relay = std::thread::spawn(move || {
-            let mut text = String::new();
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if line.contains("listening on") {
-                    let _ = ready_tx.send(());
-                }
-                text.push_str(&line);
-                text.push('\n');
-            }
-            text
-        });
-        let mut capture = RunningCapture {
-            guard: Some(guard),
-            relay: Some(relay),
-        };
-        if ready_rx
-            .recv_timeout(std::time::Duration::from_secs(30))
-            .is_err()
-        {
-            let text = capture.kill();
-            panic!("capture did not start:\n{text}");
-        }
-        capture
+        let cmd = ns.command(vxdecap_path(), &full);
+        let child = vxdecap::netns::WatchedChild::spawn(
+            cmd,
+            &["listening on"],
+            std::time::Duration::from_secs(30),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("capture did not start: {e:#}"));
+        RunningCapture { child }
     }
 
     /// The capture's pid.
     pub fn pid(&self) -> u32 {
-        self.guard.as_ref().map_or(0, |g| g.id())
+        self.child.id()
     }
 
     /// SIGINT, then waits; returns (success, stderr).
     pub fn stop(mut self) -> (bool, String) {
-        let guard = self.guard.take().expect("running");
-        guard
-            .signal(nix::sys::signal::Signal::SIGINT)
-            .expect("SIGINT");
-        let status = guard.wait_with_output().expect("wait").status;
-        let text = self
-            .relay
-            .take()
-            .expect("relay")
-            .join()
-            .expect("relay thread");
-        (status.success(), text)
+        let outcome = self
+            .child
+            .stop(nix::sys::signal::Signal::SIGINT)
+            .expect("stop the capture");
+        (outcome.status.success(), outcome.stderr)
     }
 
     /// SIGKILL, then waits; returns stderr so far.
     pub fn kill(&mut self) -> String {
-        if let Some(guard) = self.guard.take() {
-            let _ = guard.signal(nix::sys::signal::Signal::SIGKILL);
-            let _ = guard.wait_with_output();
-        }
-        self.relay
-            .take()
-            .map(|r| r.join().unwrap_or_default())
+        self.child
+            .stop(nix::sys::signal::Signal::SIGKILL)
+            .map(|o| o.stderr)
             .unwrap_or_default()
-    }
-}
-
-impl Drop for RunningCapture {
-    fn drop(&mut self) {
-        self.kill();
     }
 }

@@ -13,19 +13,19 @@
 //! collector; here `tc ... action mirred egress mirror` does the copying
 //! and a kernel VXLAN device the encapsulation.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use pcap_file::pcap::PcapReader;
 
 use crate::dissect::{describe, time_of_day};
-use crate::netns::{veth_pair, ChildGuard, NetNs};
+use crate::netns::{veth_pair, ChildGuard, NetNs, WatchedChild};
 
 /// Addresses of the lab, as in the Azure vTAP demo.
 pub const APP_ADDR: &str = "10.0.2.4";
@@ -148,48 +148,25 @@ pub fn run_lab(config: &LabConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> 
     );
 
     eprintln!("lab: starting vxdecap capture -i eth1 in {prefix}-coll");
-    let mut capture = ChildGuard::new(
-        lab.collector
-            .command(
-                &exe,
-                &[
-                    "capture",
-                    "-i",
-                    "eth1",
-                    "-w",
-                    &pcap_arg,
-                    "--mode",
-                    &config.mode,
-                ],
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("cannot start the capture")?,
+    let capture_cmd = lab.collector.command(
+        &exe,
+        &[
+            "capture",
+            "-i",
+            "eth1",
+            "-w",
+            &pcap_arg,
+            "--mode",
+            &config.mode,
+        ],
     );
-    let stderr = capture
-        .child_mut()
-        .stderr
-        .take()
-        .context("capture stderr")?;
-    let (ready_tx, ready_rx) = mpsc::channel();
-    let relay = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("listening on") {
-                let _ = ready_tx.send(());
-            }
-            eprintln!("  [capture] {line}");
-            lines.push(line);
-        }
-        lines
-    });
-    if ready_rx.recv_timeout(Duration::from_secs(20)).is_err() {
-        drop(capture);
-        let _ = relay.join();
-        bail!("the capture did not start (see its messages above)");
-    }
+    let mut capture = WatchedChild::spawn(
+        capture_cmd,
+        &["listening on"],
+        Duration::from_secs(20),
+        Some("  [capture] "),
+    )
+    .context("the capture did not start (see its messages above)")?;
     wait_for_http(&lab, &exe, &listen)?;
 
     eprintln!(
@@ -219,9 +196,7 @@ pub fn run_lab(config: &LabConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> 
         // Let the last mirrored frames cross the underlay.
         std::thread::sleep(Duration::from_millis(300));
     }
-    capture.signal(nix::sys::signal::Signal::SIGINT)?;
-    let status = capture.wait_with_output()?.status;
-    let _ = relay.join();
+    let status = capture.stop(nix::sys::signal::Signal::SIGINT)?.status;
     drop(server);
     if !status.success() {
         bail!("the capture exited with {status}");

@@ -202,3 +202,105 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+/// A child process whose stdout and stderr are read line by line on their
+/// own threads: started, waited on until it says it is ready, stopped with
+/// a signal, its output returned. Killed on drop.
+#[derive(Debug)]
+pub struct WatchedChild {
+    guard: Option<ChildGuard>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// How a watched child ended.
+#[derive(Debug)]
+pub struct ChildOutcome {
+    /// Its exit status.
+    pub status: std::process::ExitStatus,
+    /// Everything it wrote to stdout.
+    pub stdout: String,
+    /// Everything it wrote to stderr.
+    pub stderr: String,
+}
+
+impl WatchedChild {
+    /// Spawns `cmd` with its output piped and returns once a line on either
+    /// stream contains one of `ready` (stdin is closed). Stderr lines are
+    /// echoed to our stderr behind `echo_prefix` when one is given. On a
+    /// timeout the child is killed and the error carries what it said.
+    pub fn spawn(
+        mut cmd: Command,
+        ready: &'static [&'static str],
+        timeout: std::time::Duration,
+        echo_prefix: Option<&'static str>,
+    ) -> anyhow::Result<WatchedChild> {
+        use std::io::{BufRead, BufReader, Read};
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let watch = |stream: Box<dyn Read + Send>,
+                     echo: Option<&'static str>,
+                     ready_tx: std::sync::mpsc::Sender<()>| {
+            std::thread::spawn(move || {
+                let mut text = String::new();
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if ready.iter().any(|marker| line.contains(marker)) {
+                        let _ = ready_tx.send(());
+                    }
+                    if let Some(prefix) = echo {
+                        eprintln!("{prefix}{line}");
+                    }
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                text
+            })
+        };
+        let stdout = child.stdout.take().context("stdout pipe")?;
+        let stderr = child.stderr.take().context("stderr pipe")?;
+        let stdout = watch(Box::new(stdout), None, ready_tx.clone());
+        let stderr = watch(Box::new(stderr), echo_prefix, ready_tx);
+        let mut watched = WatchedChild {
+            guard: Some(ChildGuard::new(child)),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
+        };
+        if ready_rx.recv_timeout(timeout).is_err() {
+            let said = watched.stop(nix::sys::signal::Signal::SIGKILL)?;
+            bail!(
+                "{:?} did not start ({}):\n{}{}",
+                cmd.get_program(),
+                said.status,
+                said.stdout,
+                said.stderr
+            );
+        }
+        Ok(watched)
+    }
+
+    /// The child's pid (0 once stopped).
+    pub fn id(&self) -> u32 {
+        self.guard.as_ref().map_or(0, ChildGuard::id)
+    }
+
+    /// Sends `signal`, waits for the child and returns its output.
+    pub fn stop(&mut self, signal: nix::sys::signal::Signal) -> anyhow::Result<ChildOutcome> {
+        let guard = self.guard.take().context("the child was already stopped")?;
+        // The child may have exited already; waiting tells.
+        let _ = guard.signal(signal);
+        let status = guard.wait_with_output()?.status;
+        let join = |h: Option<std::thread::JoinHandle<String>>| {
+            h.map(|h| h.join().unwrap_or_default()).unwrap_or_default()
+        };
+        Ok(ChildOutcome {
+            status,
+            stdout: join(self.stdout.take()),
+            stderr: join(self.stderr.take()),
+        })
+    }
+}

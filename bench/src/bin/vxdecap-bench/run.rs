@@ -1,15 +1,11 @@
 //! The harness: one veth pair, one generator, every receiver scenario, in
 //! the same run, alternating, repeated; medians reported.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use vxdecap::netns::{unique_name, veth_pair, ChildGuard, NetNs};
+use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
 
 use crate::gen::GenReport;
 use crate::receivers::ReceiverReport;
@@ -146,80 +142,29 @@ struct Bench {
 
 /// A receiver process inside the collector namespace.
 struct Proc {
-    guard: Option<ChildGuard>,
-    stderr: Option<JoinHandle<String>>,
-    stdout: Option<JoinHandle<String>>,
+    child: WatchedChild,
 }
 
 impl Proc {
     fn spawn(ns: &NetNs, program: &str, args: &[&str]) -> anyhow::Result<Proc> {
-        let mut child = ns
-            .command(program, args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("start {program}"))?;
-        let stderr = child.stderr.take().context("stderr")?;
-        let mut stdout = child.stdout.take().context("stdout")?;
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let ready_tx_out = ready_tx.clone();
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("listening on") || line.contains("Running!") {
-                    let _ = ready_tx.send(());
-                }
-                text.push_str(&line);
-                text.push('\n');
-            }
-            text
-        });
-        let stdout_ready = ready_tx_out;
-        let stdout = std::thread::spawn(move || {
-            let mut text = String::new();
-            for line in BufReader::new(&mut stdout).lines().map_while(Result::ok) {
-                if line.contains("Running!") {
-                    let _ = stdout_ready.send(());
-                }
-                text.push_str(&line);
-                text.push('\n');
-            }
-            text
-        });
-        let mut proc = Proc {
-            guard: Some(ChildGuard::new(child)),
-            stderr: Some(stderr),
-            stdout: Some(stdout),
-        };
-        if ready_rx.recv_timeout(Duration::from_secs(20)).is_err() {
-            let (_, err) = proc.stop()?;
-            bail!("{program} did not start:\n{err}");
-        }
-        Ok(proc)
+        // vxdecap, tcpdump and our helpers say "listening on"; netsniff-ng says "Running!".
+        let child = WatchedChild::spawn(
+            ns.command(program, args),
+            &["listening on", "Running!"],
+            Duration::from_secs(20),
+            None,
+        )?;
+        Ok(Proc { child })
     }
 
     fn cpu_ticks(&self) -> u64 {
-        self.guard.as_ref().map_or(0, |g| process_ticks(g.id()))
+        process_ticks(self.child.id())
     }
 
     /// SIGINT, wait; (stdout, stderr).
     fn stop(&mut self) -> anyhow::Result<(String, String)> {
-        if let Some(guard) = self.guard.take() {
-            guard.signal(nix::sys::signal::Signal::SIGINT)?;
-            guard.wait_with_output()?;
-        }
-        let out = self
-            .stdout
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        let err = self
-            .stderr
-            .take()
-            .map(|h| h.join().unwrap_or_default())
-            .unwrap_or_default();
-        Ok((out, err))
+        let outcome = self.child.stop(nix::sys::signal::Signal::SIGINT)?;
+        Ok((outcome.stdout, outcome.stderr))
     }
 }
 
