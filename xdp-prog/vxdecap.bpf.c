@@ -93,11 +93,41 @@ static __always_inline int port_configured(__u16 port)
 	return 0;
 }
 
+/*
+ * Puts a vxd_rx_meta record in front of the frame and redirects it to the
+ * queue's socket. Should the socket go away in between (shutdown clears the
+ * XSKMAP), the record is taken off again and the kernel gets the frame as
+ * it arrived.
+ */
+static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 qid, __u32 vxlan_offset)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct vxd_rx_meta *meta;
+
+	if (bpf_xdp_adjust_head(ctx, -(int)sizeof(*meta)))
+		return count(VXD_CTR_PASS_NO_HEADROOM, XDP_PASS);
+	meta = (void *)(long)ctx->data;
+	if ((void *)(meta + 1) > (void *)(long)ctx->data_end) {
+		bpf_xdp_adjust_head(ctx, (int)sizeof(*meta));
+		return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
+	}
+	meta->rx_ns = now;
+	meta->magic = VXD_META_MAGIC;
+	meta->vxlan_offset = vxlan_offset;
+	meta->reserved = 0;
+	/* Flags 0: a missing socket returns XDP_ABORTED rather than passing the record on. */
+	if (bpf_redirect_map(&vxd_xsks, qid, 0) == XDP_REDIRECT)
+		return count(VXD_CTR_REDIRECTED, XDP_REDIRECT);
+	bpf_xdp_adjust_head(ctx, (int)sizeof(*meta));
+	return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
+}
+
 SEC("xdp")
 int vxdecap_steer(struct xdp_md *ctx)
 {
 	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
 	struct udphdr *udp;
+	__u32 qid;
 	int proto = parse_ethernet(&c);
 	__u8 l4;
 
@@ -137,10 +167,11 @@ int vxdecap_steer(struct xdp_md *ctx)
 	if (!port_configured(bpf_ntohs(udp->dest)))
 		return count(VXD_CTR_PASS_PORT, XDP_PASS);
 
-	/* XDP_PASS comes back when no socket is bound on this queue. */
-	if (bpf_redirect_map(&vxd_xsks, ctx->rx_queue_index, XDP_PASS) == XDP_REDIRECT)
-		return count(VXD_CTR_REDIRECTED, XDP_REDIRECT);
-	return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
+	/* Without a socket on this queue the frame goes to the kernel untouched. */
+	qid = ctx->rx_queue_index;
+	if (!bpf_map_lookup_elem(&vxd_xsks, &qid))
+		return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
+	return redirect_with_meta(ctx, qid, (void *)(udp + 1) - (void *)(long)ctx->data);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -7,10 +7,30 @@
 #ifndef VXDECAP_SHARED_H
 #define VXDECAP_SHARED_H
 
+#include <linux/types.h>
+
 /* Largest number of UDP destination ports steered to AF_XDP. */
 #define VXD_MAX_PORTS 8
 /* XSKMAP size: one slot per rx queue index. */
 #define VXD_MAX_QUEUES 256
+
+/*
+ * Every frame redirected to AF_XDP starts with this record, which the
+ * program puts in front of the Ethernet header (bpf_xdp_adjust_head):
+ * the receive time read in XDP, as close to the wire as the kernel lets
+ * us get, and where the VXLAN header starts in the frame that follows.
+ * Little-endian (host order; the program and the workers share a host).
+ */
+struct vxd_rx_meta {
+	__u64 rx_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	__u32 magic;        /* VXD_META_MAGIC */
+	__u16 vxlan_offset; /* bytes from the Ethernet header to the VXLAN header */
+	__u16 reserved;
+};
+#define VXD_META_LEN 16
+_Static_assert(sizeof(struct vxd_rx_meta) == VXD_META_LEN, "vxd_rx_meta layout");
+/* "VXDM" read as a little-endian u32. */
+#define VXD_META_MAGIC 1296324694
 
 /* Index of each per-CPU decision counter in the vxd_counters map. */
 enum vxd_counter {
@@ -21,6 +41,7 @@ enum vxd_counter {
 	VXD_CTR_PASS_PORT,          /* UDP to a port that is not configured */
 	VXD_CTR_PASS_FRAGMENT,      /* outer IPv4 fragment (left to the kernel) */
 	VXD_CTR_PASS_MALFORMED,     /* headers cut short or invalid */
+	VXD_CTR_PASS_NO_HEADROOM,   /* no room in front of the frame for the vxd_rx_meta record */
 	VXD_CTR_COUNT,
 };
 

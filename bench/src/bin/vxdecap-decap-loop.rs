@@ -5,15 +5,17 @@
 //! valgrind --tool=callgrind target/release/vxdecap-decap-loop decap 0
 //! ```
 //! (Ir of the first − Ir of the second) / 1,000,000 = instructions per packet.
-//! `decap` runs `decapsulate` alone; `stage` runs the worker's whole
-//! per-frame path (decap, counters, copy into the analyzer batch, batch
-//! hand-over and return), single-threaded.
+//! `decap` runs `decapsulate` alone; `stage` runs the stage's per-frame
+//! path with a copy into the batch (decap, counters, copy, batch hand-over
+//! and return, as offline replay does), single-threaded. The live path
+//! leases UMEM frames instead of copying and needs a socket: the harness
+//! (`vxdecap-bench run`) measures it.
 
 use std::hint::black_box;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use vxdecap::queue::frame_channel;
+use vxdecap::queue::fan_out;
 use vxdecap::stage::{Backpressure, DecapStage};
 use vxdecap_wire::{decapsulate, PortSet};
 
@@ -39,19 +41,29 @@ fn main() {
             println!("{acc}");
         }
         "stage" => {
-            let (producer, mut consumer) = frame_channel(4, 64 * 2048, 64);
+            let (mut senders, mut receivers) = fan_out(1, 1, 4);
             let stop = Arc::new(AtomicBool::new(false));
-            let mut stage = DecapStage::new(ports, 0, producer, Backpressure::Drop, stop);
+            let mut stage = DecapStage::new(
+                ports,
+                0,
+                senders.remove(0),
+                usize::MAX,
+                64,
+                Backpressure::Drop,
+                stop,
+            );
+            stage.stock_owned(64 * 2048, 64, 0);
             let mut seen = 0u64;
             for i in 0..n {
-                stage.handle(black_box(&frames[(i % 16) as usize]), i);
+                stage.handle_copy(black_box(&frames[(i % 16) as usize]), i);
                 if i % 64 == 63 {
                     stage.flush();
                     stage.publish();
-                    while let Some(batch) = consumer.pop() {
+                    while let Some(batch) = receivers[0].pop(0) {
                         seen += batch.len() as u64;
-                        consumer.release(batch);
+                        receivers[0].release(batch);
                     }
+                    stage.reclaim(|_| {});
                 }
             }
             println!("{seen}");

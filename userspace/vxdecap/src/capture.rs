@@ -1,5 +1,5 @@
 //! Live capture: XDP steering → one AF_XDP socket and pinned worker per rx
-//! queue → analyzer thread.
+//! queue → one thread per analyzer, fed by every worker (fan-out).
 //!
 //! Start-up order keeps a failed start from leaving anything behind: the
 //! output is opened first (by the caller), then the program is attached
@@ -19,16 +19,16 @@ use anyhow::{bail, Context};
 use vxdecap_wire::PortSet;
 use vxdecap_xsk::{BindMode, BindRequest, RxSocket, SocketConfig, XskStatistics};
 
+use vxdecap_xsk::RxFrame;
+
 use crate::analyzer::Analyzer;
-use crate::pipeline::{run_analyzers, AnalyzerProgress, AnalyzerReport, Latency};
-use crate::queue::frame_channel;
-use crate::stage::{Backpressure, DecapStage};
+use crate::pipeline::{spawn_analyzers, AnalyzerThread, Latency};
+use crate::queue::{fan_out, MAX_ANALYZERS};
+use crate::stage::{Backpressure, DecapStage, RxClock};
 use crate::stats::{SharedStats, StageCounter, StageStats};
 use crate::steer::{AttachRequest, Steering, XdpCounters};
 use crate::summary::Summary;
 
-/// Bytes of one analyzer batch (16 full-size frames, or 64 small ones).
-const BATCH_BYTES: usize = 32 * 1024;
 /// Sleep of an idle worker between polls; bounds the reaction time to stop.
 const IDLE_POLL_MS: i32 = 50;
 /// After the XSKMAP is cleared, frames already on their way still land.
@@ -91,10 +91,11 @@ pub struct CaptureConfig {
     pub mode: CaptureMode,
     /// Socket and UMEM sizes.
     pub socket: SocketConfig,
-    /// Most frames taken off the RX ring at once.
+    /// Most frames taken off the RX ring at once (and per analyzer batch).
     pub batch: usize,
-    /// Frames each worker's analyzer queue holds (in batches of `batch`).
-    pub queue_slots: usize,
+    /// Wait for slow analyzers instead of dropping frames for them (the RX
+    /// ring backs up instead; the kernel counts what it then drops).
+    pub lossless: bool,
     /// Stop after writing this many frames.
     pub count: Option<u64>,
     /// Stop after this long.
@@ -118,7 +119,7 @@ impl CaptureConfig {
             mode: CaptureMode::Auto,
             socket: SocketConfig::default(),
             batch: 64,
-            queue_slots: 8192,
+            lossless: false,
             count: None,
             duration: None,
             stats_interval: None,
@@ -244,13 +245,20 @@ pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
 }
 
 /// Runs a live capture until `stop` is raised, the count or duration is
-/// reached, or an output fails. `analyzers` receive the inner frames.
+/// reached, or an output fails. Each of `analyzers` (at most
+/// [`MAX_ANALYZERS`]) runs on its own thread and sees every inner frame.
 pub fn run_capture(
     config: &CaptureConfig,
     analyzers: Vec<Box<dyn Analyzer>>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<Summary> {
     check_config(config)?;
+    if analyzers.is_empty() || analyzers.len() > MAX_ANALYZERS {
+        bail!(
+            "{} analyzers given: a capture feeds 1 to {MAX_ANALYZERS}",
+            analyzers.len()
+        );
+    }
     let queues = resolve_queues(config)?;
     let cpus = resolve_cpus(config, &queues)?;
 
@@ -260,35 +268,45 @@ pub fn run_capture(
     let mut steering = Steering::load(&config.interface, &config.ports)?;
     let attach_mode = steering.attach(config.mode.attach())?;
 
-    // The analyzer gets a core of its own when there is one, else it shares
+    // Each analyzer gets a core of its own when there is one, else it shares
     // the last worker's. (Tried: a lower priority for a sharing analyzer and
     // no busy-polling for its worker; the benchmark delivered less.)
-    let analyzer_cpu = analyzer_cpu(&cpus);
+    let analyzer_cpus = analyzer_cpus(&cpus, analyzers.len());
+
+    // Leases are bounded so the fill ring always keeps a full RX ring's worth
+    // of frames: a slow analyzer then shows up as analyzer_backpressure, not
+    // as the kernel finding the fill ring empty.
+    let frame_count = config.socket.frame_count as usize;
+    let lease_budget = frame_count
+        .saturating_sub(config.socket.rx_ring as usize)
+        .max(frame_count / 2);
+    let pool = (lease_budget / 4).clamp(2, 4096);
+    let (senders, receivers) = fan_out(queues.len(), analyzers.len(), pool);
 
     // Workers open their own sockets (memory local to their CPU) and report back.
     let unregistered = Arc::new(AtomicBool::new(false));
     let (setup_tx, setup_rx) = mpsc::channel();
-    let mut consumers = Vec::new();
     let mut workers = Vec::new();
     let mut shared_stats = Vec::new();
-    for (&queue, &cpu) in queues.iter().zip(cpus.iter()) {
-        // Small batches, many of them: at low rates every receive batch (often a
-        // single frame) takes a whole batch, so the pool's count, not its
-        // bytes, bounds how far the analyzer may fall behind.
-        let batch_bytes = BATCH_BYTES.max(config.socket.frame_size as usize);
-        let batches = (config.queue_slots * config.socket.frame_size as usize / batch_bytes).max(2);
-        let (producer, consumer) = frame_channel(batches, batch_bytes, config.batch);
-        consumers.push(consumer);
+    for (index, ((&queue, &cpu), sender)) in queues.iter().zip(cpus.iter()).zip(senders).enumerate()
+    {
         let stage = DecapStage::new(
             config.ports,
             queue as u16,
-            producer,
-            Backpressure::Drop,
+            sender,
+            lease_budget,
+            config.batch,
+            if config.lossless {
+                Backpressure::Wait
+            } else {
+                Backpressure::Drop
+            },
             stop.clone(),
         );
         shared_stats.push(stage.shared_stats());
         let worker = RxQueueWorker {
             interface: config.interface.clone(),
+            index: index as u16,
             queue,
             cpu,
             socket_config: SocketConfig {
@@ -345,7 +363,14 @@ pub fn run_capture(
     bind_modes.sort_unstable_by_key(|(q, _)| *q);
     let mode_text: Vec<String> = bind_modes
         .iter()
-        .map(|(q, m)| format!("queue {q} {m}"))
+        .map(|(q, m)| {
+            let cpu = queues
+                .iter()
+                .position(|x| x == q)
+                .and_then(|i| cpus[i])
+                .map_or("unpinned".to_owned(), |c| format!("cpu {c}"));
+            format!("queue {q} {m} {cpu}")
+        })
         .collect();
     tracing::info!(
         interface = %config.interface,
@@ -362,34 +387,19 @@ pub fn run_capture(
         queues.len()
     );
 
-    let progress = Arc::new(AnalyzerProgress::default());
-    let analyzer = {
-        let stop = stop.clone();
-        let progress = progress.clone();
-        let count = config.count;
-        std::thread::Builder::new()
-            .name("vxdecap-analyzer".into())
-            .spawn(move || {
-                if let Some(cpu) = analyzer_cpu {
-                    if let Err(e) = pin_current_thread(cpu) {
-                        tracing::warn!(cpu, error = %e, "cannot pin the analyzer thread");
-                    }
-                }
-                run_analyzers(
-                    consumers,
-                    analyzers,
-                    count,
-                    stop,
-                    progress,
-                    Latency::Measure,
-                )
-            })
-            .context("cannot start the analyzer thread")?
-    };
+    let threads = spawn_analyzers(
+        receivers,
+        analyzers,
+        config.count,
+        &stop,
+        Latency::Measure,
+        &analyzer_cpus,
+    )
+    .context("cannot start the analyzer threads")?;
 
-    wait_for_end(config, &stop, &steering, &shared_stats, &progress);
+    wait_for_end(config, &stop, &steering, &shared_stats, &threads);
 
-    // Stop order: no new frames to the sockets, drain the rings, then the analyzer.
+    // Stop order: no new frames to the sockets, drain the rings, then the analyzers.
     stop.store(true, Ordering::Relaxed);
     for &queue in &queues {
         if let Err(e) = steering.unregister_socket(queue) {
@@ -405,9 +415,10 @@ pub fn run_capture(
             Err(_) => tracing::error!("a worker thread panicked"),
         }
     }
-    let analyzer_report: AnalyzerReport = analyzer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the analyzer thread panicked"))?;
+    let analyzer_reports = threads
+        .into_iter()
+        .map(|t| (t.name.clone(), t.join()))
+        .collect();
     let xdp = steering.counters().unwrap_or_default();
     drop(steering);
     reports.sort_by_key(|r| r.queue);
@@ -416,7 +427,7 @@ pub fn run_capture(
         attach_mode,
         reports,
         xdp,
-        analyzer_report,
+        analyzer_reports,
     ))
 }
 
@@ -425,7 +436,7 @@ fn wait_for_end(
     stop: &AtomicBool,
     steering: &Steering,
     shared: &[Arc<SharedStats>],
-    progress: &AnalyzerProgress,
+    analyzers: &[AnalyzerThread],
 ) {
     let started = Instant::now();
     let mut next_stats = config.stats_interval.map(|i| started + i);
@@ -447,7 +458,7 @@ fn wait_for_end(
                     total.merge(&s.snapshot());
                 }
                 let received = total.get(StageCounter::Received);
-                let written = progress.written.load(Ordering::Relaxed);
+                let written = analyzers[0].progress.written.load(Ordering::Relaxed);
                 let secs = now.duration_since(last.0).as_secs_f64().max(1e-9);
                 let xdp = steering.counters().unwrap_or_default();
                 eprintln!(
@@ -455,7 +466,7 @@ fn wait_for_end(
                     (received - last.1) as f64 / secs,
                     (written - last.2) as f64 / secs,
                     total.rejected_total(),
-                    total.get(StageCounter::AnalyzerBackpressure),
+                    total.analyzer_backpressure(0),
                     passed_total(&xdp),
                 );
                 last = (now, received, written);
@@ -482,6 +493,8 @@ type SetupResult = anyhow::Result<(u32, std::os::fd::RawFd, BindMode)>;
 /// One rx queue's socket and batch loop, on its own pinned thread.
 struct RxQueueWorker {
     interface: String,
+    /// Position among the workers (batches carry it back to this worker).
+    index: u16,
     queue: u32,
     cpu: Option<usize>,
     socket_config: SocketConfig,
@@ -491,6 +504,17 @@ struct RxQueueWorker {
     unregistered: Arc<AtomicBool>,
     /// How long to busy-poll an empty ring before sleeping.
     spin: Duration,
+}
+
+/// What one pass of the batch loop found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pass {
+    /// Frames were received.
+    Busy,
+    /// The RX ring was empty.
+    Empty,
+    /// Lossless mode with every lease out: wait for the analyzers.
+    Blocked,
 }
 
 impl RxQueueWorker {
@@ -509,6 +533,10 @@ impl RxQueueWorker {
                     return None;
                 }
             };
+        let view = socket.view();
+        // Allocated here, once: the batch loop allocates nothing.
+        self.stage.stock_leased(&view, self.batch, self.index);
+        let mut tokens: Vec<RxFrame> = Vec::with_capacity(self.batch);
         use std::os::fd::AsRawFd;
         let _ = setup.send(Ok((self.queue, socket.as_raw_fd(), socket.bind_mode())));
         drop(setup);
@@ -517,16 +545,18 @@ impl RxQueueWorker {
         // halted vCPU takes long enough for a burst to overflow the RX ring.
         let mut idle_since: Option<Instant> = None;
         while !self.stop.load(Ordering::Relaxed) {
-            if self.receive_batch(&mut socket) {
-                idle_since = None;
-                continue;
-            }
-            let idle = *idle_since.get_or_insert_with(Instant::now);
-            if idle.elapsed() < self.spin {
-                std::hint::spin_loop();
-            } else {
-                // Sleeps in poll(); also wakes the kernel if it asked.
-                let _ = socket.wait(IDLE_POLL_MS);
+            match self.receive_batch(&mut socket, &view, &mut tokens) {
+                Pass::Busy => idle_since = None,
+                Pass::Blocked => std::thread::yield_now(),
+                Pass::Empty => {
+                    let idle = *idle_since.get_or_insert_with(Instant::now);
+                    if idle.elapsed() < self.spin {
+                        std::hint::spin_loop();
+                    } else {
+                        // Sleeps in poll(); also wakes the kernel if it asked.
+                        let _ = socket.wait(IDLE_POLL_MS);
+                    }
+                }
             }
         }
         // Drain: the XSKMAP slot is cleared first, so the ring only shrinks.
@@ -534,7 +564,7 @@ impl RxQueueWorker {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(DRAIN_GRACE);
-        while self.receive_batch(&mut socket) {}
+        while self.receive_batch(&mut socket, &view, &mut tokens) == Pass::Busy {}
         self.stage.publish();
         Some(QueueReport {
             queue: self.queue,
@@ -544,51 +574,59 @@ impl RxQueueWorker {
             xsk: socket.statistics().unwrap_or_default(),
             wakeups: socket.wakeups(),
         })
+        // Leased frames still with the analyzers keep the UMEM mapped (their
+        // batches hold a view); the socket closes here.
     }
 
-    /// Processes one batch; false when the ring was empty.
+    /// Processes one batch.
     #[inline]
-    fn receive_batch(&mut self, socket: &mut RxSocket) -> bool {
-        let batch = socket.rx_batch();
-        if batch.is_empty() {
+    fn receive_batch(
+        &mut self,
+        socket: &mut RxSocket,
+        view: &vxdecap_xsk::UmemView,
+        tokens: &mut Vec<RxFrame>,
+    ) -> Pass {
+        // Frames every analyzer is done with go back to the fill ring first.
+        self.stage.reclaim(|frames| socket.recycle(frames));
+        let room = self.stage.intake(self.batch);
+        if room == 0 {
+            return Pass::Blocked;
+        }
+        if socket.receive(tokens, room) == 0 {
             self.stage.stats_mut().add(StageCounter::EmptyPolls, 1);
-            return false;
+            return Pass::Empty;
         }
-        let now = wall_clock_ns();
-        for frame in batch.iter() {
-            self.stage.handle(frame, now);
+        // One clock read per batch converts every frame's XDP receive time.
+        let clock = RxClock::read();
+        for frame in tokens.drain(..) {
+            self.stage.handle_leased(frame, view, &clock);
         }
-        drop(batch);
         self.stage.flush();
+        socket.recycle(self.stage.to_recycle());
         self.stage.stats_mut().add(StageCounter::Batches, 1);
         self.stage.publish();
-        true
+        Pass::Busy
     }
 }
 
 /// Pins the calling thread to `cpu`.
-fn pin_current_thread(cpu: usize) -> nix::Result<()> {
+pub(crate) fn pin_current_thread(cpu: usize) -> nix::Result<()> {
     let mut set = nix::sched::CpuSet::new();
     set.set(cpu)?;
     nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
 }
 
-/// The analyzer thread's CPU: a free one other than CPU 0 (where interrupts
-/// and other work tend to land) if there is one, else the last worker's.
-/// Left to the scheduler, it was seen sharing the busiest core and losing
-/// frames to backpressure that a shared worker core did not lose.
-fn analyzer_cpu(workers: &[Option<usize>]) -> Option<usize> {
+/// The analyzer threads' CPUs: free ones other than CPU 0 (where
+/// interrupts and other work tend to land) while there are any, then the
+/// last worker's. Left to the scheduler, an analyzer was seen sharing the
+/// busiest core and losing frames to backpressure that a shared worker core
+/// did not lose.
+fn analyzer_cpus(workers: &[Option<usize>], analyzers: usize) -> Vec<Option<usize>> {
     let used: Vec<usize> = workers.iter().flatten().copied().collect();
-    (1..online_cpus())
-        .find(|c| !used.contains(c))
-        .or_else(|| used.last().copied())
-}
-
-/// Nanoseconds since the Unix epoch (read once per batch).
-fn wall_clock_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    let mut free = (1..online_cpus()).filter(|c| !used.contains(c));
+    (0..analyzers)
+        .map(|_| free.next().or_else(|| used.last().copied()))
+        .collect()
 }
 
 /// Opens `-w` output: a file, or stdout for `-`.

@@ -11,6 +11,7 @@
 pub mod analyzer;
 pub mod capture;
 pub mod dissect;
+pub mod frame;
 pub mod lab;
 pub mod netns;
 pub mod offline;

@@ -110,6 +110,10 @@ struct CaptureArgs {
     /// Microseconds a worker busy-polls an empty ring before sleeping (0: sleep at once).
     #[arg(long, default_value_t = 1000, value_name = "USECS")]
     spin_us: u64,
+    /// Never drop a frame for a slow analyzer: workers wait, and the RX ring
+    /// backs up instead (the kernel counts what it drops as xsk_rx_ring_full).
+    #[arg(long)]
+    lossless: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -239,6 +243,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         ..SocketConfig::default()
     };
     config.batch = args.batch as usize;
+    config.lossless = args.lossless;
     config.idle_spin = Duration::from_micros(args.spin_us);
     config.count = args.output.count;
     config.duration = seconds(args.duration, "--duration")?;
@@ -275,8 +280,8 @@ fn finish(summary: &Summary) -> anyhow::Result<ExitCode> {
 }
 
 fn analyzers(output: &OutputArgs) -> anyhow::Result<(Vec<Box<dyn Analyzer>>, String)> {
-    let counter: Box<dyn Analyzer> = Box::new(CountAnalyzer::new(Arc::default()));
     if output.count_only {
+        let counter: Box<dyn Analyzer> = Box::new(CountAnalyzer::new(Arc::default()));
         return Ok((vec![counter], "the counter (-q)".to_owned()));
     }
     Ok(match output.write.as_deref() {
@@ -288,11 +293,11 @@ fn analyzers(output: &OutputArgs) -> anyhow::Result<(Vec<Box<dyn Analyzer>>, Str
             } else {
                 path.to_owned()
             };
-            (vec![Box::new(writer), counter], name)
+            (vec![Box::new(writer)], name)
         }
         None => {
             let printer = PrintAnalyzer::new(std::io::BufWriter::new(std::io::stdout()));
-            (vec![Box::new(printer), counter], "stdout (text)".to_owned())
+            (vec![Box::new(printer)], "stdout (text)".to_owned())
         }
     })
 }

@@ -15,8 +15,8 @@ use pcap_file::DataLink;
 use vxdecap_wire::PortSet;
 
 use crate::analyzer::Analyzer;
-use crate::pipeline::{run_analyzers, AnalyzerProgress, Latency};
-use crate::queue::frame_channel;
+use crate::pipeline::{spawn_analyzers, Latency};
+use crate::queue::{fan_out, MAX_ANALYZERS};
 use crate::stage::{Backpressure, DecapStage};
 use crate::summary::Summary;
 
@@ -42,27 +42,26 @@ pub fn run_offline(
         .with_context(|| format!("{input} is too short to be a capture file"))?;
     let file = std::io::Cursor::new(magic).chain(file);
 
+    if analyzers.is_empty() || analyzers.len() > MAX_ANALYZERS {
+        bail!(
+            "{} analyzers given: a run feeds 1 to {MAX_ANALYZERS}",
+            analyzers.len()
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
-    let (producer, consumer) =
-        frame_channel(OFFLINE_BATCHES, OFFLINE_BATCH_BYTES, OFFLINE_BATCH_FRAMES);
-    let mut stage = DecapStage::new(ports, 0, producer, Backpressure::Wait, stop.clone());
-    let progress = Arc::new(AnalyzerProgress::default());
-    let analyzer = {
-        let stop = stop.clone();
-        std::thread::Builder::new()
-            .name("vxdecap-analyzer".into())
-            .spawn(move || {
-                run_analyzers(
-                    vec![consumer],
-                    analyzers,
-                    count,
-                    stop,
-                    progress,
-                    Latency::Skip,
-                )
-            })
-            .context("cannot start the analyzer thread")?
-    };
+    let (mut senders, receivers) = fan_out(1, analyzers.len(), OFFLINE_BATCHES);
+    let mut stage = DecapStage::new(
+        ports,
+        0,
+        senders.remove(0),
+        usize::MAX,
+        OFFLINE_BATCH_FRAMES,
+        Backpressure::Wait,
+        stop.clone(),
+    );
+    stage.stock_owned(OFFLINE_BATCH_BYTES, OFFLINE_BATCH_FRAMES, 0);
+    let threads = spawn_analyzers(receivers, analyzers, count, &stop, Latency::Skip, &[])
+        .context("cannot start the analyzer threads")?;
 
     let read = match magic {
         [0x0a, 0x0d, 0x0d, 0x0a] => read_pcapng(file, input, &mut stage, &stop),
@@ -71,12 +70,13 @@ pub fn run_offline(
     stage.flush();
     stage.publish();
     let stats = *stage.stats_mut();
-    drop(stage); // closes the queue: the analyzer drains and finishes
-    let report = analyzer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the analyzer thread panicked"))?;
+    drop(stage); // closes the queues: the analyzers drain and finish
+    let reports = threads
+        .into_iter()
+        .map(|t| (t.name.clone(), t.join()))
+        .collect();
     read?;
-    Ok(Summary::offline(input, output_name, stats, report))
+    Ok(Summary::offline(input, output_name, stats, reports))
 }
 
 fn stopped(stop: &AtomicBool) -> bool {
@@ -97,7 +97,7 @@ fn read_pcap(
     }
     while let Some(packet) = reader.next_packet() {
         let packet = packet.with_context(|| format!("{input}: corrupt packet record"))?;
-        stage.handle(&packet.data, packet.timestamp.as_nanos() as u64);
+        stage.handle_copy(&packet.data, packet.timestamp.as_nanos() as u64);
         if stopped(stop) {
             break;
         }
@@ -145,11 +145,11 @@ fn read_pcapng(
                 // pcap-file hands the raw timestamp over as if in nanoseconds.
                 let raw = epb.timestamp.as_nanos();
                 let ns = raw * 1_000_000_000 / u128::from(units.max(1));
-                stage.handle(&epb.data, ns as u64);
+                stage.handle_copy(&epb.data, ns as u64);
             }
             Block::SimplePacket(spb) => {
                 // No timestamp in a simple packet block.
-                stage.handle(&spb.data, 0);
+                stage.handle_copy(&spb.data, 0);
             }
             _ => {}
         }

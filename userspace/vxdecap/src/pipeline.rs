@@ -1,23 +1,29 @@
-//! The analyzer thread: drains every worker's queue into the analyzers.
+//! Analyzer threads: each drains its lane from every worker into one
+//! analyzer and returns the batches to their workers.
 
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use crate::analyzer::Analyzer;
-use crate::queue::FrameConsumer;
+use crate::queue::BatchReceiver;
 
-/// Batches taken from one queue before moving to the next, so one busy
+/// Batches taken from one worker before moving to the next, so one busy
 /// worker cannot starve the others.
 const DRAIN_BURST: usize = 4;
+/// How often the latency quantiles are published while running.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// Latency range recorded: 100 ns to 60 s, 3 significant digits.
+const LATENCY_LOW_NS: u64 = 100;
+const LATENCY_HIGH_NS: u64 = 60_000_000_000;
 
-/// What the analyzer thread did.
+/// What one analyzer thread did.
 #[derive(Debug, Default)]
 pub struct AnalyzerReport {
-    /// Frames given to the analyzers.
+    /// Frames given to the analyzer.
     pub written: u64,
     /// Frames dequeued after the `-c` limit was reached.
     pub after_count_limit: u64,
@@ -25,14 +31,16 @@ pub struct AnalyzerReport {
     pub after_output_closed: u64,
     /// An output failed or its reader went away (`-w - | head`).
     pub output_closed: bool,
-    /// The error that stopped an analyzer, if any (a closed pipe is not an error).
+    /// The error that stopped the analyzer, if any (a closed pipe is not an error).
     pub error: Option<io::Error>,
-    /// Receive-to-analyzer latency (live capture only).
+    /// Receive-to-analyzer latency over all workers (live capture only).
     pub latency: Option<LatencySummary>,
+    /// The same per worker, in worker order (live capture only).
+    pub latency_per_worker: Vec<Option<LatencySummary>>,
 }
 
 /// Quantiles of the time from a frame's receive timestamp to its hand-over
-/// to the analyzers, in nanoseconds.
+/// to the analyzer, in nanoseconds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LatencySummary {
     /// Frames measured.
@@ -48,14 +56,14 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
-    fn from_histogram(h: &Histogram<u64>) -> Self {
-        LatencySummary {
+    fn from_histogram(h: &Histogram<u64>) -> Option<Self> {
+        (!h.is_empty()).then(|| LatencySummary {
             count: h.len(),
             p50: h.value_at_quantile(0.5),
             p99: h.value_at_quantile(0.99),
             p999: h.value_at_quantile(0.999),
             max: h.max(),
-        }
+        })
     }
 }
 
@@ -68,19 +76,48 @@ pub enum Latency {
     Skip,
 }
 
-/// Shared progress of the analyzer thread.
+/// Progress of one analyzer thread, readable while it runs.
 #[derive(Debug, Default)]
 pub struct AnalyzerProgress {
-    /// Frames given to the analyzers so far.
+    /// Frames given to the analyzer so far.
     pub written: AtomicU64,
+    /// Latency quantiles over the run so far (ns): count, p50, p99, p99.9, max.
+    pub latency: [AtomicU64; 5],
 }
 
-/// Runs `analyzers` over the frames of `consumers` until every producer is
-/// gone and the queues are empty. Raises `stop` when `limit` frames have
-/// been written or an analyzer fails.
-pub fn run_analyzers(
-    mut consumers: Vec<FrameConsumer>,
-    mut analyzers: Vec<Box<dyn Analyzer>>,
+impl AnalyzerProgress {
+    /// The latency quantiles published last, if any frame was measured.
+    pub fn latency(&self) -> Option<LatencySummary> {
+        let [count, p50, p99, p999, max] =
+            std::array::from_fn(|i| self.latency[i].load(Ordering::Relaxed));
+        (count > 0).then_some(LatencySummary {
+            count,
+            p50,
+            p99,
+            p999,
+            max,
+        })
+    }
+
+    fn publish_latency(&self, summary: Option<LatencySummary>) {
+        if let Some(s) = summary {
+            for (slot, v) in self
+                .latency
+                .iter()
+                .zip([s.count, s.p50, s.p99, s.p999, s.max])
+            {
+                slot.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Runs `analyzer` over the batches of `receiver` until every worker is
+/// gone and its lanes are empty. Raises `stop` when `limit` frames have
+/// been written or the analyzer fails.
+pub fn run_analyzer(
+    mut receiver: BatchReceiver,
+    mut analyzer: Box<dyn Analyzer>,
     limit: Option<u64>,
     stop: Arc<AtomicBool>,
     progress: Arc<AnalyzerProgress>,
@@ -88,70 +125,99 @@ pub fn run_analyzers(
 ) -> AnalyzerReport {
     let mut report = AnalyzerReport::default();
     let limit = limit.unwrap_or(u64::MAX);
-    // 1 ns to 60 s at 3 significant digits: allocated once, here, not per frame.
-    let mut histogram = match latency {
-        Latency::Measure => Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).ok(),
-        Latency::Skip => None,
+    let workers = receiver.workers();
+    // One histogram per worker, allocated here, not per frame.
+    let new_histogram =
+        || Histogram::<u64>::new_with_bounds(LATENCY_LOW_NS, LATENCY_HIGH_NS, 3).ok();
+    let (mut per_worker, mut merged) = match latency {
+        Latency::Measure => (
+            (0..workers).map(|_| new_histogram()).collect(),
+            new_histogram(),
+        ),
+        Latency::Skip => (Vec::new(), None),
     };
+    let mut last_publish = Instant::now();
     loop {
         let mut got_any = false;
-        for consumer in consumers.iter_mut() {
+        for worker in 0..workers {
             for _ in 0..DRAIN_BURST {
-                let Some(batch) = consumer.pop() else { break };
+                let Some(batch) = receiver.pop(worker) else {
+                    break;
+                };
                 got_any = true;
-                if let (Some(h), false) = (histogram.as_mut(), batch.is_empty()) {
-                    // Frames of a batch share their receive timestamp: one clock
-                    // read and one record per batch.
-                    let received = batch.get(0).1.timestamp_ns;
-                    let waited = wall_clock_ns().saturating_sub(received).max(1);
-                    let _ = h.record_n(waited.min(h.high()), batch.len() as u64);
-                }
-                for index in 0..batch.len() {
-                    let (bytes, meta) = batch.get(index);
-                    if report.output_closed {
-                        report.after_output_closed += 1;
-                    } else if report.written >= limit {
-                        report.after_count_limit += 1;
-                    } else {
-                        for analyzer in analyzers.iter_mut() {
-                            if let Err(e) = analyzer.on_frame(bytes, meta) {
-                                fail(&mut report, e, &stop);
-                            }
-                        }
-                        report.written += 1;
-                        if report.written == limit {
-                            stop.store(true, Ordering::Relaxed);
-                        }
+                let n = batch.len() as u64;
+                if let Some(Some(h)) = per_worker.get_mut(worker) {
+                    // One clock read per batch; each frame has its own receive time.
+                    let now = wall_clock_ns();
+                    for frame in batch.frames(0..batch.len()).iter() {
+                        let waited = now
+                            .saturating_sub(frame.meta.timestamp_ns)
+                            .clamp(LATENCY_LOW_NS, LATENCY_HIGH_NS);
+                        let _ = h.record(waited);
                     }
                 }
-                consumer.release(batch);
+                if report.output_closed {
+                    report.after_output_closed += n;
+                } else {
+                    let allowed = n.min(limit - report.written);
+                    if allowed > 0 {
+                        if let Err(e) = analyzer.on_batch(batch.frames(0..allowed as usize)) {
+                            fail(&mut report, e, &stop);
+                        }
+                    }
+                    report.written += allowed;
+                    report.after_count_limit += n - allowed;
+                    if allowed > 0 && report.written == limit {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                receiver.release(batch);
             }
         }
         progress.written.store(report.written, Ordering::Relaxed);
+        if got_any && last_publish.elapsed() < PUBLISH_EVERY {
+            continue;
+        }
+        if let Some(m) = merged.as_mut() {
+            if last_publish.elapsed() >= PUBLISH_EVERY {
+                last_publish = Instant::now();
+                progress.publish_latency(merge(m, &per_worker));
+            }
+        }
         if got_any {
             continue;
         }
-        if consumers.iter().all(FrameConsumer::is_finished) {
+        if receiver.is_finished() {
             break;
         }
-        for analyzer in analyzers.iter_mut() {
-            if let Err(e) = analyzer.on_idle() {
-                fail(&mut report, e, &stop);
-            }
+        if let Err(e) = analyzer.on_idle() {
+            fail(&mut report, e, &stop);
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-    for analyzer in analyzers.iter_mut() {
-        if let Err(e) = analyzer.finish() {
-            fail(&mut report, e, &stop);
-        }
+    if let Err(e) = analyzer.finish() {
+        fail(&mut report, e, &stop);
     }
     progress.written.store(report.written, Ordering::Relaxed);
-    report.latency = histogram
-        .as_ref()
-        .filter(|h| !h.is_empty())
-        .map(LatencySummary::from_histogram);
+    if let Some(m) = merged.as_mut() {
+        report.latency = merge(m, &per_worker);
+        progress.publish_latency(report.latency);
+        report.latency_per_worker = per_worker
+            .iter()
+            .map(|h| h.as_ref().and_then(LatencySummary::from_histogram))
+            .collect();
+    }
     report
+}
+
+/// Merges the per-worker histograms into `into` and summarizes it.
+fn merge(into: &mut Histogram<u64>, parts: &[Option<Histogram<u64>>]) -> Option<LatencySummary> {
+    into.reset();
+    for h in parts.iter().flatten() {
+        // Same bounds and precision: adding cannot fail.
+        let _ = into.add(h);
+    }
+    LatencySummary::from_histogram(into)
 }
 
 fn wall_clock_ns() -> u64 {
@@ -167,4 +233,62 @@ fn fail(report: &mut AnalyzerReport, error: io::Error, stop: &AtomicBool) {
     if error.kind() != io::ErrorKind::BrokenPipe && report.error.is_none() {
         report.error = Some(error);
     }
+}
+
+/// A running analyzer thread.
+#[derive(Debug)]
+pub struct AnalyzerThread {
+    /// The analyzer's name (for reports and metrics).
+    pub name: String,
+    /// Its progress, readable while it runs.
+    pub progress: Arc<AnalyzerProgress>,
+    handle: std::thread::JoinHandle<AnalyzerReport>,
+}
+
+impl AnalyzerThread {
+    /// Waits for the thread; a panic becomes the report's error.
+    pub fn join(self) -> AnalyzerReport {
+        self.handle.join().unwrap_or_else(|_| AnalyzerReport {
+            output_closed: true,
+            error: Some(io::Error::other("the analyzer thread panicked")),
+            ..AnalyzerReport::default()
+        })
+    }
+}
+
+/// Starts one thread per analyzer, analyzer `i` reading `receivers[i]`,
+/// pinned to `cpus[i]` when given.
+pub fn spawn_analyzers(
+    receivers: Vec<BatchReceiver>,
+    analyzers: Vec<Box<dyn Analyzer>>,
+    limit: Option<u64>,
+    stop: &Arc<AtomicBool>,
+    latency: Latency,
+    cpus: &[Option<usize>],
+) -> io::Result<Vec<AnalyzerThread>> {
+    let mut threads = Vec::with_capacity(analyzers.len());
+    for (i, (receiver, analyzer)) in receivers.into_iter().zip(analyzers).enumerate() {
+        let name = analyzer.name().to_owned();
+        let progress = Arc::new(AnalyzerProgress::default());
+        let cpu = cpus.get(i).copied().flatten();
+        let handle = {
+            let (stop, progress) = (stop.clone(), progress.clone());
+            std::thread::Builder::new()
+                .name(format!("vxdecap-an{i}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        if let Err(e) = crate::capture::pin_current_thread(cpu) {
+                            tracing::warn!(cpu, error = %e, "cannot pin an analyzer thread");
+                        }
+                    }
+                    run_analyzer(receiver, analyzer, limit, stop, progress, latency)
+                })?
+        };
+        threads.push(AnalyzerThread {
+            name,
+            progress,
+            handle,
+        });
+    }
+    Ok(threads)
 }

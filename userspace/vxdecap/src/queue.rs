@@ -1,314 +1,356 @@
-//! Lock-free hand-over of inner frames from one worker to the analyzer thread.
+//! Lock-free hand-over of inner-frame batches from workers to analyzers,
+//! and the return path that gives leased UMEM frames back to their worker.
 //!
-//! Design: the worker *copies* the inner frames of one receive batch into a
-//! [`FrameBatch`] taken from a pool of preallocated batches, then pushes the
-//! batch to the analyzer; the analyzer pushes it back to the pool when done.
-//! Both directions are bounded lock-free queues, so a worker never blocks,
-//! never allocates and never takes a lock, and pays two atomic operations
-//! per batch, not per frame. An empty pool means the analyzer is behind and
-//! the frames are counted as `analyzer_backpressure` (or, in lossless
-//! offline mode, the worker waits). The UMEM frames go back to the fill ring
-//! at the end of each receive batch, so the NIC ring never waits on an
-//! analyzer.
+//! ```text
+//!   worker q ──batch──▶ lane (q, a) ──▶ analyzer a   (one bounded queue per worker × analyzer)
+//!      ▲                                    │
+//!      └──────────── done (q) ◀─────────────┘        (one bounded queue per worker)
+//! ```
 //!
-//! The seam for zero-copy delivery (issue 3) is the batch: a batch that
-//! leases UMEM frames instead of owning bytes, with the pool's return queue
-//! becoming the frame-return path to the worker's fill ring.
+//! A worker owns a pool of preallocated [`InnerBatch`]es behind `Arc`s. It
+//! fills one per receive batch with leases on UMEM frames, then pushes one
+//! clone of the `Arc` into the lane of each analyzer (fan-out costs one
+//! reference count and one queue push per analyzer per batch, nothing per
+//! frame). An analyzer that is done pushes its clone into the worker's
+//! `done` queue. The worker pops `done` at the start of each receive batch:
+//! a batch whose `Arc` is unique again has been released by every analyzer,
+//! so its frames go back to the fill ring and the batch back to the pool;
+//! a clone that is not unique yet is simply dropped (another analyzer still
+//! holds the batch and will return it). Analyzers never drop a clone, so a
+//! count never reaches zero and nothing is freed or allocated at run time.
+//!
+//! A full lane means that analyzer is behind: the batch skips it and its
+//! frames count as `analyzer_backpressure` for that analyzer only (in
+//! lossless mode the worker waits instead). If no analyzer took the batch,
+//! the worker recycles its frames at once. The NIC ring never waits.
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-/// What is known about an inner frame besides its bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FrameMeta {
-    /// Receive time, nanoseconds since the Unix epoch.
-    pub timestamp_ns: u64,
-    /// Length of the inner frame on the wire (≥ captured length).
-    pub orig_len: u32,
-    /// VXLAN network identifier.
-    pub vni: u32,
-    /// Outer source address (the mirroring host or VM).
-    pub outer_src: IpAddr,
-    /// Outer destination address (the collector).
-    pub outer_dst: IpAddr,
-    /// Outer UDP source port (carries the inner flow's hash on Azure and AWS).
-    pub outer_src_port: u16,
-    /// Rx queue the frame arrived on (0 offline).
-    pub queue: u16,
-}
+use crate::frame::InnerBatch;
 
-impl Default for FrameMeta {
-    fn default() -> Self {
-        FrameMeta {
-            timestamp_ns: 0,
-            orig_len: 0,
-            vni: 0,
-            outer_src: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            outer_dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            outer_src_port: 0,
-            queue: 0,
-        }
-    }
-}
+/// Most analyzers a capture can fan out to.
+pub const MAX_ANALYZERS: usize = 8;
 
-/// A preallocated batch of inner frames packed into one buffer: a worker
-/// fills one per receive batch, so the queue costs two atomic operations
-/// per batch instead of two per frame.
-#[derive(Debug)]
-pub struct FrameBatch {
-    buf: Box<[u8]>,
-    used: usize,
-    /// (offset, length) of each frame in `buf`, and its metadata.
-    frames: Vec<(usize, usize, FrameMeta)>,
-    max_frames: usize,
-}
-
-impl FrameBatch {
-    fn new(bytes: usize, max_frames: usize) -> Self {
-        FrameBatch {
-            buf: vec![0u8; bytes].into_boxed_slice(),
-            used: 0,
-            frames: Vec::with_capacity(max_frames),
-            max_frames,
-        }
-    }
-
-    /// Number of frames in the batch.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.frames.len()
-    }
-
-    /// True when the batch holds no frame.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.frames.is_empty()
-    }
-
-    /// True when the next frame of `len` bytes would not fit whole.
-    #[inline]
-    pub fn is_full_for(&self, len: usize) -> bool {
-        self.frames.len() == self.max_frames || (self.used + len > self.buf.len() && self.used > 0)
-    }
-
-    /// Appends a copy of `frame` (cut to the batch size if it alone is
-    /// larger); returns the bytes kept. The caller checks `is_full_for`
-    /// first; a push into a full batch keeps nothing.
-    #[inline]
-    pub fn push(&mut self, frame: &[u8], meta: FrameMeta) -> usize {
-        if self.frames.len() == self.max_frames {
-            return 0;
-        }
-        let len = frame.len().min(self.buf.len() - self.used);
-        self.buf[self.used..self.used + len].copy_from_slice(&frame[..len]);
-        self.frames.push((self.used, len, meta));
-        self.used += len;
-        len
-    }
-
-    /// The frame at `index` and its metadata.
-    #[inline]
-    pub fn get(&self, index: usize) -> (&[u8], &FrameMeta) {
-        let (offset, len, ref meta) = self.frames[index];
-        (&self.buf[offset..offset + len], meta)
-    }
-
-    /// Empties the batch for reuse (keeps its memory).
-    #[inline]
-    pub fn clear(&mut self) {
-        self.used = 0;
-        self.frames.clear();
-    }
-}
-
-struct Shared {
-    free: ArrayQueue<Box<FrameBatch>>,
-    ready: ArrayQueue<Box<FrameBatch>>,
+struct WorkerQueues {
+    /// One lane per analyzer.
+    lanes: Vec<ArrayQueue<Arc<InnerBatch>>>,
+    /// Batches analyzers are done with.
+    done: ArrayQueue<Arc<InnerBatch>>,
+    /// The worker is gone: nothing more will be pushed.
     closed: AtomicBool,
 }
 
-/// Creates a channel of `batches` preallocated batches, each holding up
-/// to `frames_per_batch` frames in `batch_bytes` bytes.
-pub fn frame_channel(
+/// Creates the queues between `workers` workers and `analyzers` analyzers,
+/// each worker to own `batches` batches (see [`BatchSender::stock`]).
+pub fn fan_out(
+    workers: usize,
+    analyzers: usize,
     batches: usize,
-    batch_bytes: usize,
-    frames_per_batch: usize,
-) -> (FrameProducer, FrameConsumer) {
+) -> (Vec<BatchSender>, Vec<BatchReceiver>) {
+    let analyzers = analyzers.clamp(1, MAX_ANALYZERS);
     let batches = batches.max(1);
-    let free = ArrayQueue::new(batches);
-    for _ in 0..batches {
-        // Cannot fail: the queue was made with room for every batch.
-        let _ = free.push(Box::new(FrameBatch::new(
-            batch_bytes,
-            frames_per_batch.max(1),
-        )));
+    let mut senders = Vec::with_capacity(workers);
+    let mut shared = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        let queues = Arc::new(WorkerQueues {
+            lanes: (0..analyzers).map(|_| ArrayQueue::new(batches)).collect(),
+            done: ArrayQueue::new(batches * analyzers),
+            closed: AtomicBool::new(false),
+        });
+        shared.push(queues.clone());
+        senders.push(BatchSender {
+            queues,
+            free: Vec::with_capacity(batches),
+            leased: 0,
+        });
     }
-    let shared = Arc::new(Shared {
-        free,
-        ready: ArrayQueue::new(batches),
-        closed: AtomicBool::new(false),
-    });
-    (
-        FrameProducer {
-            shared: shared.clone(),
-        },
-        FrameConsumer { shared },
-    )
+    let receivers = (0..analyzers)
+        .map(|analyzer| BatchReceiver {
+            workers: shared.clone(),
+            analyzer,
+        })
+        .collect();
+    (senders, receivers)
 }
 
-/// The worker's end: takes free slots and publishes filled ones.
-pub struct FrameProducer {
-    shared: Arc<Shared>,
+/// A worker's end: a pool of batches, the lanes to every analyzer, and the
+/// return path.
+pub struct BatchSender {
+    queues: Arc<WorkerQueues>,
+    free: Vec<Arc<InnerBatch>>,
+    /// Frames in batches handed out and not yet back.
+    leased: usize,
 }
 
-impl std::fmt::Debug for FrameProducer {
+impl std::fmt::Debug for BatchSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameProducer")
-            .field("free", &self.shared.free.len())
+        f.debug_struct("BatchSender")
+            .field("free", &self.free.len())
+            .field("leased", &self.leased)
             .finish()
     }
 }
 
-impl FrameProducer {
-    /// An empty batch, or `None` when the analyzer holds them all.
-    #[inline]
-    pub fn take_free(&mut self) -> Option<Box<FrameBatch>> {
-        self.shared.free.pop()
+impl BatchSender {
+    /// Fills the pool with batches made by `make` (the worker does this
+    /// once its socket, whose UMEM the batches lease from, is open).
+    pub fn stock(&mut self, mut make: impl FnMut() -> InnerBatch) {
+        while self.free.len() < self.free.capacity() {
+            self.free.push(Arc::new(make()));
+        }
     }
 
-    /// True when fewer than a quarter of the batches are free: the analyzer
-    /// is falling behind.
+    /// Number of analyzers fed.
     #[inline]
-    pub fn is_low(&self) -> bool {
-        self.shared.free.len() * 4 < self.shared.free.capacity()
+    pub fn analyzers(&self) -> usize {
+        self.queues.lanes.len()
     }
 
-    /// Hands a filled batch to the analyzer.
+    /// Frames handed out and not yet returned by every analyzer.
     #[inline]
-    pub fn publish(&mut self, batch: Box<FrameBatch>) {
-        // The ready queue has room for every batch, so this cannot fail.
-        let _ = self.shared.ready.push(batch);
+    pub fn leased(&self) -> usize {
+        self.leased
+    }
+
+    /// Takes back the batches every analyzer is done with; `recycle` gets
+    /// each one to give its frames back (it is then emptied and pooled).
+    #[inline]
+    pub fn reclaim(&mut self, mut recycle: impl FnMut(&mut InnerBatch)) {
+        while let Some(mut batch) = self.queues.done.pop() {
+            // Unique: every analyzer has returned its clone. Otherwise one
+            // still holds it and will return it later; this clone goes.
+            if let Some(inner) = Arc::get_mut(&mut batch) {
+                self.leased = self.leased.saturating_sub(inner.len());
+                recycle(inner);
+                self.free.push(batch);
+            }
+        }
+    }
+
+    /// An empty batch from the pool, if one is free.
+    #[inline]
+    pub fn take(&mut self) -> Option<Arc<InnerBatch>> {
+        self.free.pop()
+    }
+
+    /// True when the pool has a batch.
+    #[inline]
+    pub fn has_free(&self) -> bool {
+        !self.free.is_empty()
+    }
+
+    /// Gives an unused batch back to the pool.
+    #[inline]
+    pub fn put_back(&mut self, batch: Arc<InnerBatch>) {
+        self.free.push(batch);
+    }
+
+    /// Hands `batch` to every analyzer with room; adds the batch's frame
+    /// count to `skipped[a]` for each analyzer `a` that had none. With
+    /// `wait`, waits for room instead, until `stop` is raised. Returns the
+    /// batch when no analyzer took it: the caller recycles its frames.
+    #[inline]
+    pub fn send(
+        &mut self,
+        batch: Arc<InnerBatch>,
+        wait: bool,
+        stop: &AtomicBool,
+        skipped: &mut [u64],
+    ) -> Option<Arc<InnerBatch>> {
+        let frames = batch.len();
+        let mut taken = 0;
+        for (a, lane) in self.queues.lanes.iter().enumerate() {
+            let mut item = batch.clone();
+            loop {
+                match lane.push(item) {
+                    Ok(()) => {
+                        taken += 1;
+                        break;
+                    }
+                    Err(back) if wait && !stop.load(Ordering::Relaxed) => {
+                        item = back;
+                        std::thread::yield_now();
+                    }
+                    Err(_) => {
+                        // The rejected clone is dropped; `batch` keeps the count above zero.
+                        if let Some(slot) = skipped.get_mut(a) {
+                            *slot += frames as u64;
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        if taken == 0 {
+            return Some(batch);
+        }
+        self.leased += frames;
+        // The analyzers hold the batch now; this handle is not needed. The
+        // count stays above zero: every clone is in a lane or `done`.
+        drop(batch);
+        None
+    }
+
+    /// True when an analyzer's lane is more than three quarters full.
+    #[inline]
+    pub fn is_congested(&self) -> bool {
+        self.queues
+            .lanes
+            .iter()
+            .any(|lane| lane.len() * 4 > lane.capacity() * 3)
     }
 }
 
-impl Drop for FrameProducer {
+impl Drop for BatchSender {
     fn drop(&mut self) {
-        self.shared.closed.store(true, Ordering::Release);
+        self.queues.closed.store(true, Ordering::Release);
     }
 }
 
-/// The analyzer's end: takes filled slots and returns them.
-pub struct FrameConsumer {
-    shared: Arc<Shared>,
+/// An analyzer's end: one lane from every worker.
+pub struct BatchReceiver {
+    workers: Vec<Arc<WorkerQueues>>,
+    analyzer: usize,
 }
 
-impl std::fmt::Debug for FrameConsumer {
+impl std::fmt::Debug for BatchReceiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FrameConsumer")
-            .field("ready", &self.shared.ready.len())
+        f.debug_struct("BatchReceiver")
+            .field("analyzer", &self.analyzer)
+            .field("workers", &self.workers.len())
             .finish()
     }
 }
 
-impl FrameConsumer {
-    /// The next filled batch, if any.
+impl BatchReceiver {
+    /// Number of workers feeding this analyzer.
     #[inline]
-    pub fn pop(&mut self) -> Option<Box<FrameBatch>> {
-        self.shared.ready.pop()
+    pub fn workers(&self) -> usize {
+        self.workers.len()
     }
 
-    /// Empties a batch and returns it to the producer's pool.
+    /// The next batch from `worker`, if any.
     #[inline]
-    pub fn release(&mut self, mut batch: Box<FrameBatch>) {
-        batch.clear();
-        let _ = self.shared.free.push(batch);
+    pub fn pop(&mut self, worker: usize) -> Option<Arc<InnerBatch>> {
+        self.workers.get(worker)?.lanes[self.analyzer].pop()
     }
 
-    /// True once the producer is gone and every published batch was taken.
+    /// Returns a batch to the worker that filled it.
+    #[inline]
+    pub fn release(&mut self, batch: Arc<InnerBatch>) {
+        if let Some(worker) = self.workers.get(batch.source()) {
+            // `done` holds every clone of every batch at once, so this
+            // cannot fail; if it did, the clone would just be dropped.
+            let _ = worker.done.push(batch);
+        }
+    }
+
+    /// True once every worker is gone and this analyzer's lanes are empty.
     pub fn is_finished(&self) -> bool {
-        // Check `closed` first: a slot published before the producer closed
-        // is then guaranteed to be visible to the `is_empty` check.
-        self.shared.closed.load(Ordering::Acquire) && self.shared.ready.is_empty()
+        // `closed` first: a batch pushed before the worker closed is then
+        // visible to the emptiness check.
+        self.workers
+            .iter()
+            .all(|w| w.closed.load(Ordering::Acquire) && w.lanes[self.analyzer].is_empty())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::frame::FrameMeta;
 
-    #[test]
-    fn batches_circulate_without_loss_and_exhaustion_is_visible() {
-        let (mut tx, mut rx) = frame_channel(2, 16, 2);
-        let mut a = tx.take_free().expect("first batch");
-        assert!(!a.is_full_for(10));
-        assert_eq!(
-            a.push(
-                b"0123456789",
-                FrameMeta {
-                    vni: 7,
-                    ..Default::default()
-                }
-            ),
-            10
-        );
-        assert!(
-            a.is_full_for(10),
-            "16 bytes cannot hold a second 10-byte frame"
-        );
-        assert!(!a.is_full_for(6));
-        assert_eq!(
-            a.push(
-                b"abcdef",
-                FrameMeta {
-                    vni: 8,
-                    ..Default::default()
-                }
-            ),
-            6
-        );
-        assert!(a.is_full_for(1), "two frames is the most");
-        assert_eq!(a.push(b"x", FrameMeta::default()), 0);
-        tx.publish(a);
-        let b = tx.take_free().expect("second batch");
-        assert!(
-            tx.take_free().is_none(),
-            "pool of two is empty after two takes"
-        );
-        tx.publish(b);
-        let got = rx.pop().expect("published batch");
-        assert_eq!(got.len(), 2);
-        assert_eq!(got.get(0).0, b"0123456789");
-        assert_eq!(
-            got.get(1),
-            (
-                &b"abcdef"[..],
-                &FrameMeta {
-                    vni: 8,
-                    ..Default::default()
-                }
-            )
-        );
-        rx.release(got);
-        let reused = tx.take_free().expect("released batch is reusable");
-        assert!(reused.is_empty(), "released batches come back empty");
-        assert!(!rx.is_finished());
-        drop(tx);
-        assert!(!rx.is_finished(), "one batch is still ready");
-        assert!(rx.pop().is_some());
-        assert!(rx.is_finished());
+    fn fill(batch: &mut Arc<InnerBatch>, frames: &[&[u8]]) {
+        let inner = Arc::get_mut(batch).expect("a pooled batch is unique");
+        for f in frames {
+            inner.push_copy(f, FrameMeta::default());
+        }
     }
 
     #[test]
-    fn an_oversized_frame_is_cut_to_the_batch() {
-        let (mut tx, _rx) = frame_channel(1, 8, 4);
-        let mut batch = tx.take_free().expect("batch");
-        assert!(
-            !batch.is_full_for(20),
-            "an empty batch takes any frame, cut"
-        );
-        assert_eq!(batch.push(&[1u8; 20], FrameMeta::default()), 8);
+    fn fan_out_delivers_to_every_analyzer_and_returns_after_the_last() {
+        let stop = AtomicBool::new(false);
+        let (mut senders, mut receivers) = fan_out(1, 2, 2);
+        let tx = &mut senders[0];
+        tx.stock(|| InnerBatch::owned(64, 4, 0));
+        let mut batch = tx.take().expect("pool");
+        fill(&mut batch, &[b"one", b"two"]);
+        let mut skipped = [0u64; 2];
+        assert!(tx.send(batch, false, &stop, &mut skipped).is_none());
+        assert_eq!(tx.leased(), 2);
+        let a = receivers[0].pop(0).expect("analyzer 0 got it");
+        let b = receivers[1].pop(0).expect("analyzer 1 got it");
+        assert_eq!(a.frames(0..2).get(1).bytes, b"two");
+        assert_eq!(b.frames(0..2).get(0).bytes, b"one");
+        receivers[0].release(a);
+        let mut recycled = 0;
+        tx.reclaim(|_| recycled += 1);
+        assert_eq!(recycled, 0, "analyzer 1 still holds the batch");
+        receivers[1].release(b);
+        tx.reclaim(|batch| {
+            recycled += 1;
+            batch.clear(|_| {});
+        });
+        assert_eq!(recycled, 1, "back once both are done");
+        assert_eq!(tx.leased(), 0);
+        assert_eq!(skipped, [0, 0]);
+    }
+
+    #[test]
+    fn a_full_lane_skips_only_its_analyzer_and_counts_it() {
+        let stop = AtomicBool::new(false);
+        let (mut senders, mut receivers) = fan_out(1, 2, 2);
+        let tx = &mut senders[0];
+        tx.stock(|| InnerBatch::owned(64, 4, 0));
+        let mut skipped = [0u64; 2];
+        for _ in 0..2 {
+            let mut batch = tx.take().expect("pool");
+            fill(&mut batch, &[b"x", b"y", b"z"]);
+            assert!(tx.send(batch, false, &stop, &mut skipped).is_none());
+        }
+        assert!(tx.take().is_none(), "both batches are out");
+        // Analyzer 1 keeps up; analyzer 0 does not read at all.
+        for _ in 0..2 {
+            let got = receivers[1].pop(0).expect("batch");
+            receivers[1].release(got);
+        }
+        tx.reclaim(|_| panic!("analyzer 0 still holds both"));
+        assert!(tx.take().is_none(), "nothing came back");
+        // Lane 0 is full (capacity 2): a third batch reaches analyzer 1 only.
+        let mut third = Arc::new(InnerBatch::owned(64, 4, 0));
+        fill(&mut third, &[b"p", b"q"]);
+        assert!(tx.send(third, false, &stop, &mut skipped).is_none());
+        assert_eq!(skipped, [2, 0], "analyzer 0's lane was full");
+        let got = receivers[1].pop(0).expect("analyzer 1 got the third");
+        assert_eq!(got.len(), 2);
+        receivers[1].release(got);
+        assert!(!receivers[0].is_finished());
+        drop(senders);
+        assert!(!receivers[0].is_finished(), "two batches wait in lane 0");
+        for _ in 0..2 {
+            assert!(receivers[0].pop(0).is_some());
+        }
+        assert!(receivers[0].is_finished() && receivers[1].is_finished());
+    }
+
+    #[test]
+    fn a_batch_nobody_takes_comes_back_to_the_caller() {
+        let stop = AtomicBool::new(false);
+        let (mut senders, _receivers) = fan_out(1, 1, 1);
+        let tx = &mut senders[0];
+        tx.stock(|| InnerBatch::owned(64, 4, 0));
+        let mut skipped = [0u64; 1];
+        let mut first = tx.take().expect("pool");
+        fill(&mut first, &[b"a"]);
+        assert!(tx.send(first, false, &stop, &mut skipped).is_none());
+        let mut second = Arc::new(InnerBatch::owned(64, 4, 0));
+        fill(&mut second, &[b"b", b"c"]);
+        let back = tx.send(second, false, &stop, &mut skipped);
+        assert!(back.is_some_and(|b| b.len() == 2));
+        assert_eq!(skipped, [2]);
+        assert_eq!(tx.leased(), 1, "only the delivered batch is out");
     }
 }

@@ -1,59 +1,127 @@
 //! The decapsulation stage shared by live workers and offline replay:
 //! validate and decapsulate one outer frame, hand the inner frame to the
-//! analyzer queue, count everything else under a named reason.
+//! analyzers, count everything else under a named reason.
+//!
+//! Live, an inner frame is a lease on the UMEM frame it arrived in
+//! ([`DecapStage::handle_leased`]); offline, it is copied out of the file's
+//! record ([`DecapStage::handle_copy`]). Either way it travels in an
+//! [`InnerBatch`] published once per receive batch ([`DecapStage::flush`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use vxdecap_wire::{decapsulate, PortSet};
+use vxdecap_xsk::{RxFrame, UmemView};
 
-use crate::queue::{FrameBatch, FrameMeta, FrameProducer};
+use crate::frame::{FrameMeta, InnerBatch};
+use crate::queue::{BatchSender, MAX_ANALYZERS};
 use crate::stats::{SharedStats, StageCounter, StageStats};
+use crate::steer::RxMeta;
 
-/// What to do when the analyzer has no free slot.
+/// What to do when an analyzer has no room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backpressure {
-    /// Drop the frame and count it (live capture: never stall the NIC ring).
+    /// Skip that analyzer and count it (live capture: never stall the NIC ring).
     Drop,
-    /// Wait for a slot (offline replay: lose nothing).
+    /// Wait for room (offline replay, `--lossless`: lose nothing).
     Wait,
 }
 
-/// Decapsulates frames into an analyzer queue.
+/// Converts the XDP program's CLOCK_MONOTONIC receive times to wall-clock
+/// time; re-read once per receive batch.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RxClock {
+    /// Wall-clock time now, ns since the Unix epoch.
+    pub now_ns: u64,
+    /// CLOCK_REALTIME − CLOCK_MONOTONIC, ns.
+    pub offset_ns: i64,
+}
+
+impl RxClock {
+    /// Reads both clocks.
+    #[inline]
+    pub fn read() -> Self {
+        let mono = clock_ns(nix::time::ClockId::CLOCK_MONOTONIC);
+        let real = clock_ns(nix::time::ClockId::CLOCK_REALTIME);
+        RxClock {
+            now_ns: real,
+            offset_ns: real as i64 - mono as i64,
+        }
+    }
+
+    /// Wall-clock time of a monotonic receive time.
+    #[inline]
+    pub fn wall(&self, mono_ns: u64) -> u64 {
+        (mono_ns as i64).saturating_add(self.offset_ns).max(0) as u64
+    }
+}
+
+fn clock_ns(clock: nix::time::ClockId) -> u64 {
+    nix::time::clock_gettime(clock).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    })
+}
+
+/// Decapsulates frames into batches for the analyzers.
 #[derive(Debug)]
 pub struct DecapStage {
     ports: PortSet,
     queue: u16,
-    producer: FrameProducer,
+    sender: BatchSender,
     /// The batch being filled; published by `flush` (end of a receive batch) or when full.
-    current: Option<Box<FrameBatch>>,
+    current: Option<Arc<InnerBatch>>,
+    /// Most frames leased out at once (keeps enough UMEM frames for the fill ring).
+    lease_budget: usize,
+    /// Frames to put back on the fill ring after this receive batch.
+    recycle: Vec<RxFrame>,
     backpressure: Backpressure,
     stop: Arc<AtomicBool>,
     stats: StageStats,
+    skipped: [u64; MAX_ANALYZERS],
     shared: Arc<SharedStats>,
 }
 
 impl DecapStage {
-    /// A stage for rx queue `queue` feeding `producer`. In `Wait` mode a
-    /// raised `stop` flag ends the wait (the frame is then counted as
-    /// backpressure).
+    /// A stage for rx queue `queue` feeding `sender`'s analyzers, leasing
+    /// at most `lease_budget` frames at once, recycling up to `batch`
+    /// frames per receive batch. In `Wait` mode a raised `stop` flag ends a
+    /// wait (the frames then count as backpressure).
     pub fn new(
         ports: PortSet,
         queue: u16,
-        producer: FrameProducer,
+        sender: BatchSender,
+        lease_budget: usize,
+        batch: usize,
         backpressure: Backpressure,
         stop: Arc<AtomicBool>,
     ) -> Self {
         DecapStage {
             ports,
             queue,
-            producer,
+            sender,
             current: None,
+            lease_budget: lease_budget.max(1),
+            // A receive batch's rejects plus one whole batch nobody took.
+            recycle: Vec::with_capacity(2 * batch.max(1) + 1),
             backpressure,
             stop,
             stats: StageStats::default(),
+            skipped: [0; MAX_ANALYZERS],
             shared: Arc::new(SharedStats::default()),
         }
+    }
+
+    /// Fills the batch pool with batches leasing frames of `view`'s UMEM,
+    /// `frames` per batch, tagged as coming from worker `worker`.
+    pub fn stock_leased(&mut self, view: &UmemView, frames: usize, worker: u16) {
+        self.sender
+            .stock(|| InnerBatch::leased(view.clone(), frames, worker));
+    }
+
+    /// Fills the batch pool with batches of `frames` frames copied into `bytes` bytes.
+    pub fn stock_owned(&mut self, bytes: usize, frames: usize, worker: u16) {
+        self.sender
+            .stock(|| InnerBatch::owned(bytes, frames, worker));
     }
 
     /// The counters this stage publishes.
@@ -66,9 +134,90 @@ impl DecapStage {
         &mut self.stats
     }
 
-    /// Handles one outer frame received at `timestamp_ns`.
+    /// Takes back the batches the analyzers are done with; `recycle` puts
+    /// their frames back on the fill ring. Call before each receive batch.
     #[inline]
-    pub fn handle(&mut self, frame: &[u8], timestamp_ns: u64) {
+    pub fn reclaim(&mut self, mut recycle: impl FnMut(std::vec::Drain<'_, RxFrame>)) {
+        self.sender.reclaim(|batch| batch.clear(&mut recycle));
+    }
+
+    /// How many frames the worker may take off the RX ring now, of `max`:
+    /// all of them when frames may be dropped; in lossless mode only as
+    /// many as can be leased and batched, so the stage never has to drop
+    /// (the RX ring backs up instead, and the kernel counts what it drops).
+    #[inline]
+    pub fn intake(&self, max: usize) -> usize {
+        if self.backpressure == Backpressure::Drop {
+            return max;
+        }
+        if self.current.is_none() && !self.sender.has_free() {
+            return 0;
+        }
+        max.min(self.lease_budget.saturating_sub(self.sender.leased()))
+    }
+
+    /// Frames to put back on the fill ring now (rejects, and batches no
+    /// analyzer had room for).
+    #[inline]
+    pub fn to_recycle(&mut self) -> std::vec::Drain<'_, RxFrame> {
+        self.recycle.drain(..)
+    }
+
+    /// Handles one redirected frame (the XDP program's receive record, then
+    /// the outer frame) leased from the UMEM `view` maps.
+    #[inline]
+    pub fn handle_leased(&mut self, frame: RxFrame, view: &UmemView, clock: &RxClock) {
+        let data = view.bytes(&frame);
+        let (timestamp_ns, outer, skip) = match RxMeta::split(data) {
+            Some((meta, outer)) => (clock.wall(meta.rx_ns), outer, RxMeta::LEN),
+            None => {
+                self.stats.add(StageCounter::NoRxTimestamp, 1);
+                (clock.now_ns, data, 0)
+            }
+        };
+        self.stats.add(StageCounter::Received, 1);
+        self.stats
+            .add(StageCounter::ReceivedBytes, outer.len() as u64);
+        let decap = match decapsulate(outer, &self.ports) {
+            Ok(decap) => decap,
+            Err(reason) => {
+                self.stats.reject(reason);
+                self.recycle.push(frame);
+                return;
+            }
+        };
+        let len = decap.inner.len();
+        let start = skip + decap.inner_offset;
+        let meta = self.meta(&decap, timestamp_ns);
+        self.stats.add(StageCounter::Delivered, 1);
+        self.stats.add(StageCounter::DeliveredBytes, len as u64);
+        // Too many frames out: the fill ring must keep enough to receive into.
+        if self.sender.leased() + self.current.as_ref().map_or(0, |b| b.len()) >= self.lease_budget
+        {
+            self.skip_all(1);
+            self.recycle.push(frame);
+            return;
+        }
+        let Some(batch) = self.batch_for(len) else {
+            self.skip_all(1);
+            self.recycle.push(frame);
+            return;
+        };
+        // The pooled batch is unique until published (`batch_for` checked it).
+        let Some(batch) = Arc::get_mut(batch) else {
+            self.skip_all(1);
+            self.recycle.push(frame);
+            return;
+        };
+        if let Err(frame) = batch.push_leased(frame, start..start + len, meta) {
+            self.skip_all(1);
+            self.recycle.push(frame);
+        }
+    }
+
+    /// Handles one outer frame read from a file, received at `timestamp_ns`.
+    #[inline]
+    pub fn handle_copy(&mut self, frame: &[u8], timestamp_ns: u64) {
         self.stats.add(StageCounter::Received, 1);
         self.stats
             .add(StageCounter::ReceivedBytes, frame.len() as u64);
@@ -80,66 +229,103 @@ impl DecapStage {
             }
         };
         let len = decap.inner.len();
+        let meta = self.meta(&decap, timestamp_ns);
+        self.stats.add(StageCounter::Delivered, 1);
+        let Some(batch) = self.batch_for(len).and_then(Arc::get_mut) else {
+            self.skip_all(1);
+            return;
+        };
+        let kept = batch.push_copy(decap.inner, meta);
+        if kept < len {
+            self.stats.add(StageCounter::TruncatedToSlot, 1);
+        }
+        self.stats.add(StageCounter::DeliveredBytes, kept as u64);
+    }
+
+    #[inline]
+    fn meta(&self, decap: &vxdecap_wire::Decapsulated<'_>, timestamp_ns: u64) -> FrameMeta {
+        FrameMeta {
+            timestamp_ns,
+            orig_len: decap.inner.len() as u32,
+            vni: decap.vni,
+            outer_src: decap.outer_src,
+            outer_dst: decap.outer_dst,
+            outer_src_port: decap.outer_src_port,
+            queue: self.queue,
+        }
+    }
+
+    /// The batch to add a frame of `len` bytes to: the current one, or a
+    /// fresh one from the pool after publishing a full one.
+    #[inline]
+    fn batch_for(&mut self, len: usize) -> Option<&mut Arc<InnerBatch>> {
         if self.current.as_ref().is_some_and(|b| b.is_full_for(len)) {
             self.flush();
         }
         if self.current.is_none() {
             self.current = self.free_batch();
         }
-        let Some(batch) = self.current.as_mut() else {
-            self.stats.add(StageCounter::AnalyzerBackpressure, 1);
-            return;
-        };
-        let meta = FrameMeta {
-            timestamp_ns,
-            orig_len: len as u32,
-            vni: decap.vni,
-            outer_src: decap.outer_src,
-            outer_dst: decap.outer_dst,
-            outer_src_port: decap.outer_src_port,
-            queue: self.queue,
-        };
-        let kept = batch.push(decap.inner, meta);
-        if kept < len {
-            self.stats.add(StageCounter::TruncatedToSlot, 1);
-        }
-        self.stats.add(StageCounter::Delivered, 1);
-        self.stats.add(StageCounter::DeliveredBytes, kept as u64);
+        self.current.as_mut()
     }
 
-    /// Hands the frames gathered so far to the analyzer (end of a receive batch).
+    #[inline]
+    fn skip_all(&mut self, frames: u64) {
+        for slot in &mut self.skipped[..self.sender.analyzers()] {
+            *slot += frames;
+        }
+    }
+
+    /// Hands the frames gathered so far to the analyzers (end of a receive batch).
     #[inline]
     pub fn flush(&mut self) {
-        if let Some(batch) = self.current.take() {
-            if batch.is_empty() {
-                self.current = Some(batch);
-            } else {
-                self.producer.publish(batch);
-                // An analyzer sharing this core needs the CPU to catch up;
-                // yielding costs nothing when it runs elsewhere.
-                if self.producer.is_low() {
-                    std::thread::yield_now();
-                }
+        let Some(batch) = self.current.take() else {
+            return;
+        };
+        if batch.is_empty() {
+            self.current = Some(batch);
+            return;
+        }
+        let wait = self.backpressure == Backpressure::Wait;
+        if let Some(mut unsent) = self.sender.send(batch, wait, &self.stop, &mut self.skipped) {
+            // No analyzer had room: the frames go back to the fill ring now.
+            if let Some(inner) = Arc::get_mut(&mut unsent) {
+                let recycle = &mut self.recycle;
+                inner.clear(|frames| recycle.extend(frames));
             }
+            self.sender.put_back(unsent);
+        }
+        // An analyzer sharing this core needs the CPU to catch up;
+        // yielding costs nothing when it runs elsewhere.
+        if self.sender.is_congested() {
+            std::thread::yield_now();
         }
     }
 
     #[inline]
-    fn free_batch(&mut self) -> Option<Box<FrameBatch>> {
+    fn free_batch(&mut self) -> Option<Arc<InnerBatch>> {
         loop {
-            if let Some(batch) = self.producer.take_free() {
+            if let Some(batch) = self.sender.take() {
                 return Some(batch);
             }
             if self.backpressure == Backpressure::Drop || self.stop.load(Ordering::Relaxed) {
                 return None;
             }
+            // Batches come back as the analyzers finish them (offline, or
+            // live in lossless mode, where `intake` let no more frames in
+            // than there are batches for, so this does not wait there).
+            let recycle = &mut self.recycle;
+            self.sender
+                .reclaim(|batch| batch.clear(|frames| recycle.extend(frames)));
             std::thread::yield_now();
         }
     }
 
     /// Publishes the counters (once per batch).
     #[inline]
-    pub fn publish(&self) {
+    pub fn publish(&mut self) {
+        for (a, &n) in self.skipped.iter().enumerate() {
+            self.stats.set_analyzer_backpressure(a, n);
+        }
         self.shared.publish(&self.stats);
     }
 }
@@ -147,7 +333,7 @@ impl DecapStage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::frame_channel;
+    use crate::queue::fan_out;
     use vxdecap_wire::{build, Reject};
 
     fn vxlan(vni: u32, flags: u8) -> Vec<u8> {
@@ -163,25 +349,48 @@ mod tests {
 
     #[test]
     fn delivers_rejects_and_counts_backpressure() {
-        let (producer, mut consumer) = frame_channel(1, 2048, 64);
+        let (mut senders, mut receivers) = fan_out(1, 1, 1);
+        senders[0].stock(|| InnerBatch::owned(2048, 64, 0));
         let stop = Arc::new(AtomicBool::new(false));
-        let mut stage = DecapStage::new(PortSet::default(), 3, producer, Backpressure::Drop, stop);
-        stage.handle(&vxlan(27, 0x08), 42);
-        stage.handle(&vxlan(27, 0x00), 43);
+        let mut stage = DecapStage::new(
+            PortSet::default(),
+            3,
+            senders.remove(0),
+            usize::MAX,
+            64,
+            Backpressure::Drop,
+            stop,
+        );
+        stage.handle_copy(&vxlan(27, 0x08), 42);
+        stage.handle_copy(&vxlan(27, 0x00), 43);
         stage.flush();
-        stage.handle(&vxlan(28, 0x08), 44); // no free batch: the only one is in the queue
+        stage.handle_copy(&vxlan(28, 0x08), 44); // no free batch: the only one is out
         stage.publish();
-        let batch = consumer.pop().expect("first frame delivered");
+        let batch = receivers[0].pop(0).expect("first frame delivered");
         assert_eq!(batch.len(), 1);
-        let (bytes, meta) = batch.get(0);
-        assert_eq!(meta.vni, 27);
-        assert_eq!(meta.timestamp_ns, 42);
-        assert_eq!(meta.queue, 3);
-        assert_eq!(bytes.len(), 60);
+        let frame = batch.get(0);
+        assert_eq!(frame.meta.vni, 27);
+        assert_eq!(frame.meta.timestamp_ns, 42);
+        assert_eq!(frame.meta.queue, 3);
+        assert_eq!(frame.bytes.len(), 60);
         let stats = stage.shared_stats().snapshot();
         assert_eq!(stats.get(StageCounter::Received), 3);
-        assert_eq!(stats.get(StageCounter::Delivered), 1);
+        assert_eq!(stats.get(StageCounter::Delivered), 2);
         assert_eq!(stats.rejected(Reject::VxlanIFlagClear), 1);
-        assert_eq!(stats.get(StageCounter::AnalyzerBackpressure), 1);
+        assert_eq!(stats.analyzer_backpressure(0), 1);
+    }
+
+    #[test]
+    fn the_monotonic_receive_time_becomes_wall_clock_time() {
+        let clock = RxClock {
+            now_ns: 1_700_000_000_000_000_000,
+            offset_ns: 1_699_999_000_000_000_000,
+        };
+        assert_eq!(clock.wall(1_000_000_000_000_000), 1_700_999_000_000_000_000);
+        assert_eq!(clock.wall(0), 1_699_999_000_000_000_000);
+        let now = RxClock::read();
+        let mono = clock_ns(nix::time::ClockId::CLOCK_MONOTONIC);
+        let wall = now.wall(mono);
+        assert!(wall >= now.now_ns && wall - now.now_ns < 1_000_000_000);
     }
 }

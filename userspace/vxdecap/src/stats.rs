@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use vxdecap_wire::Reject;
 
+use crate::queue::MAX_ANALYZERS;
+
 /// Counters of the decapsulation stage that are not reject reasons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
@@ -13,12 +15,13 @@ pub enum StageCounter {
     Received,
     /// Bytes of those outer frames.
     ReceivedBytes,
-    /// Inner frames handed to the analyzer.
+    /// Inner frames decapsulated and offered to the analyzers.
     Delivered,
     /// Bytes of those inner frames.
     DeliveredBytes,
-    /// Inner frames dropped because the analyzer had no free slot.
-    AnalyzerBackpressure,
+    /// Redirected frames without the XDP program's receive record (stamped
+    /// with the batch's receive time instead).
+    NoRxTimestamp,
     /// Inner frames cut to the slot size (the pcap record keeps the original length).
     TruncatedToSlot,
     /// Receive batches that held at least one frame.
@@ -28,8 +31,10 @@ pub enum StageCounter {
 }
 
 const STAGE_COUNTERS: usize = 8;
-/// Number of slots: stage counters, then one per reject reason.
-pub const COUNTER_SLOTS: usize = STAGE_COUNTERS + Reject::COUNT;
+/// Number of slots: stage counters, one per reject reason, then one per
+/// analyzer (frames that analyzer did not get because it was behind).
+pub const COUNTER_SLOTS: usize = STAGE_COUNTERS + Reject::COUNT + MAX_ANALYZERS;
+const BACKPRESSURE_SLOT: usize = STAGE_COUNTERS + Reject::COUNT;
 
 impl StageCounter {
     /// Every counter, in slot order.
@@ -38,7 +43,7 @@ impl StageCounter {
         StageCounter::ReceivedBytes,
         StageCounter::Delivered,
         StageCounter::DeliveredBytes,
-        StageCounter::AnalyzerBackpressure,
+        StageCounter::NoRxTimestamp,
         StageCounter::TruncatedToSlot,
         StageCounter::Batches,
         StageCounter::EmptyPolls,
@@ -51,7 +56,7 @@ impl StageCounter {
             StageCounter::ReceivedBytes => "received_bytes",
             StageCounter::Delivered => "delivered",
             StageCounter::DeliveredBytes => "delivered_bytes",
-            StageCounter::AnalyzerBackpressure => "analyzer_backpressure",
+            StageCounter::NoRxTimestamp => "no_rx_timestamp",
             StageCounter::TruncatedToSlot => "truncated_to_slot",
             StageCounter::Batches => "batches",
             StageCounter::EmptyPolls => "empty_polls",
@@ -98,7 +103,25 @@ impl StageStats {
 
     /// Frames rejected for any reason.
     pub fn rejected_total(&self) -> u64 {
-        self.values[STAGE_COUNTERS..].iter().sum()
+        self.values[STAGE_COUNTERS..BACKPRESSURE_SLOT].iter().sum()
+    }
+
+    /// Sets the frames analyzer `analyzer` missed because it was behind.
+    #[inline]
+    pub fn set_analyzer_backpressure(&mut self, analyzer: usize, n: u64) {
+        if analyzer < MAX_ANALYZERS {
+            self.values[BACKPRESSURE_SLOT + analyzer] = n;
+        }
+    }
+
+    /// Frames analyzer `analyzer` missed because it was behind
+    /// (`analyzer_backpressure`).
+    pub fn analyzer_backpressure(&self, analyzer: usize) -> u64 {
+        if analyzer < MAX_ANALYZERS {
+            self.values[BACKPRESSURE_SLOT + analyzer]
+        } else {
+            0
+        }
     }
 
     /// Adds another worker's counters to these.

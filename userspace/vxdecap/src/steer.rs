@@ -26,6 +26,45 @@ pub const MAX_QUEUES: u32 = 256;
 const _: () = assert!(MAX_QUEUES as u64 == shared::VXD_MAX_QUEUES);
 const _: () = assert!(MAX_PORTS as u64 == shared::VXD_MAX_PORTS);
 const _: () = assert!(XdpCounter::ALL.len() == shared::VXD_COUNTER_NAMES.len());
+const _: () = assert!(RxMeta::LEN as u64 == shared::VXD_META_LEN);
+const _: () = assert!(RxMeta::MAGIC as u64 == shared::VXD_META_MAGIC);
+
+/// The record the XDP program puts in front of every frame it redirects
+/// (`struct vxd_rx_meta` in xdp-prog/vxdecap_shared.h).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RxMeta {
+    /// Receive time in XDP, CLOCK_MONOTONIC nanoseconds.
+    pub rx_ns: u64,
+    /// Bytes from the Ethernet header to the VXLAN header, as the program parsed them.
+    pub vxlan_offset: u16,
+}
+
+impl RxMeta {
+    /// Size of the record.
+    pub const LEN: usize = 16;
+    /// `"VXDM"` as a little-endian u32.
+    pub const MAGIC: u32 = u32::from_le_bytes(*b"VXDM");
+
+    /// Splits a redirected frame into its record and the frame as received;
+    /// `None` when the record is missing (the frame then is all of `data`).
+    #[inline]
+    pub fn split(data: &[u8]) -> Option<(RxMeta, &[u8])> {
+        let (head, frame) = data.split_first_chunk::<16>()?;
+        let magic = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
+        if magic != Self::MAGIC {
+            return None;
+        }
+        let mut rx = [0u8; 8];
+        rx.copy_from_slice(&head[..8]);
+        Some((
+            RxMeta {
+                rx_ns: u64::from_le_bytes(rx),
+                vxlan_offset: u16::from_le_bytes([head[12], head[13]]),
+            },
+            frame,
+        ))
+    }
+}
 const PROGRAM: &str = "vxdecap_steer";
 const XSK_MAP: &str = "vxd_xsks";
 const COUNTER_MAP: &str = "vxd_counters";
@@ -48,11 +87,13 @@ pub enum XdpCounter {
     PassFragment,
     /// Headers cut short or invalid.
     PassMalformed,
+    /// No room in front of the frame for the receive record.
+    PassNoHeadroom,
 }
 
 impl XdpCounter {
     /// Every counter, in map order.
-    pub const ALL: [XdpCounter; 7] = [
+    pub const ALL: [XdpCounter; 8] = [
         XdpCounter::Redirected,
         XdpCounter::PassNoSocket,
         XdpCounter::PassNotIp,
@@ -60,6 +101,7 @@ impl XdpCounter {
         XdpCounter::PassPort,
         XdpCounter::PassFragment,
         XdpCounter::PassMalformed,
+        XdpCounter::PassNoHeadroom,
     ];
 
     /// Stable name for summaries and metrics.
@@ -72,6 +114,7 @@ impl XdpCounter {
             XdpCounter::PassPort => "pass_other_port",
             XdpCounter::PassFragment => "pass_outer_fragment",
             XdpCounter::PassMalformed => "pass_malformed",
+            XdpCounter::PassNoHeadroom => "pass_no_headroom",
         }
     }
 }
@@ -382,6 +425,7 @@ mod tests {
                 XdpCounter::PassPort => "VXD_CTR_PASS_PORT",
                 XdpCounter::PassFragment => "VXD_CTR_PASS_FRAGMENT",
                 XdpCounter::PassMalformed => "VXD_CTR_PASS_MALFORMED",
+                XdpCounter::PassNoHeadroom => "VXD_CTR_PASS_NO_HEADROOM",
             };
             assert_eq!(
                 c_name,

@@ -38,6 +38,61 @@ pub struct Summary {
     pub output_error: Option<String>,
     /// Receive-to-analyzer latency (live only).
     pub latency: Option<LatencySummary>,
+    /// Every analyzer, the first being the one the fields above describe.
+    pub analyzers: Vec<AnalyzerSummary>,
+}
+
+/// What one analyzer got.
+#[derive(Debug, Clone)]
+pub struct AnalyzerSummary {
+    /// Its name.
+    pub name: String,
+    /// Frames it received.
+    pub written: u64,
+    /// Frames it missed because it was behind.
+    pub backpressure: u64,
+    /// Frames it got after its `-c` limit.
+    pub after_count_limit: u64,
+    /// Frames it got after its output closed.
+    pub after_output_closed: u64,
+    /// Why its output failed, if it did.
+    pub error: Option<String>,
+    /// Receive-to-hand-over latency over all workers (live only).
+    pub latency: Option<LatencySummary>,
+    /// The same per worker (live only).
+    pub latency_per_worker: Vec<Option<LatencySummary>>,
+}
+
+fn analyzer_summaries(
+    stage: &StageStats,
+    analyzers: Vec<(String, AnalyzerReport)>,
+) -> Vec<AnalyzerSummary> {
+    analyzers
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, r))| AnalyzerSummary {
+            name,
+            written: r.written,
+            backpressure: stage.analyzer_backpressure(i),
+            after_count_limit: r.after_count_limit,
+            after_output_closed: r.after_output_closed,
+            error: r.error.map(|e| e.to_string()),
+            latency: r.latency,
+            latency_per_worker: r.latency_per_worker,
+        })
+        .collect()
+}
+
+fn latency_text(l: &LatencySummary) -> String {
+    let us = |ns: u64| ns as f64 / 1000.0;
+    format!(
+        "p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us ({} frames)",
+        us(l.p50),
+        us(l.p99),
+        us(l.p999),
+        us(l.max),
+        l.count
+    )
 }
 
 impl Summary {
@@ -47,7 +102,7 @@ impl Summary {
         attach: AttachMode,
         queues: Vec<QueueReport>,
         xdp: XdpCounters,
-        analyzer: AnalyzerReport,
+        analyzers: Vec<(String, AnalyzerReport)>,
     ) -> Self {
         let mut stage = StageStats::default();
         let mut xsk = XskStatistics::default();
@@ -58,20 +113,16 @@ impl Summary {
             xsk.rx_fill_ring_empty += q.xsk.rx_fill_ring_empty;
             xsk.rx_invalid_descs += q.xsk.rx_invalid_descs;
         }
-        Summary {
-            source: config.interface.clone(),
-            output: config.output_name.clone(),
-            attach: Some(attach),
+        Summary::new(
+            config.interface.clone(),
+            config.output_name.clone(),
+            Some(attach),
             queues,
             stage,
-            xdp: Some(xdp),
+            Some(xdp),
             xsk,
-            written: analyzer.written,
-            after_count_limit: analyzer.after_count_limit,
-            after_output_closed: analyzer.after_output_closed,
-            output_error: analyzer.error.map(|e| e.to_string()),
-            latency: analyzer.latency,
-        }
+            analyzers,
+        )
     }
 
     /// The summary of an offline run.
@@ -79,21 +130,47 @@ impl Summary {
         source: &str,
         output: &str,
         stage: StageStats,
-        analyzer: AnalyzerReport,
+        analyzers: Vec<(String, AnalyzerReport)>,
     ) -> Self {
-        Summary {
-            source: source.to_owned(),
-            output: output.to_owned(),
-            attach: None,
-            queues: Vec::new(),
+        Summary::new(
+            source.to_owned(),
+            output.to_owned(),
+            None,
+            Vec::new(),
             stage,
-            xdp: None,
-            xsk: XskStatistics::default(),
-            written: analyzer.written,
-            after_count_limit: analyzer.after_count_limit,
-            after_output_closed: analyzer.after_output_closed,
-            output_error: analyzer.error.map(|e| e.to_string()),
-            latency: None,
+            None,
+            XskStatistics::default(),
+            analyzers,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        source: String,
+        output: String,
+        attach: Option<AttachMode>,
+        queues: Vec<QueueReport>,
+        stage: StageStats,
+        xdp: Option<XdpCounters>,
+        xsk: XskStatistics,
+        analyzers: Vec<(String, AnalyzerReport)>,
+    ) -> Self {
+        let analyzers = analyzer_summaries(&stage, analyzers);
+        let first = analyzers.first().cloned();
+        Summary {
+            source,
+            output,
+            attach,
+            queues,
+            stage,
+            xdp,
+            xsk,
+            written: first.as_ref().map_or(0, |a| a.written),
+            after_count_limit: first.as_ref().map_or(0, |a| a.after_count_limit),
+            after_output_closed: first.as_ref().map_or(0, |a| a.after_output_closed),
+            output_error: analyzers.iter().find_map(|a| a.error.clone()),
+            latency: first.and_then(|a| a.latency),
+            analyzers,
         }
     }
 
@@ -104,10 +181,7 @@ impl Summary {
             .iter()
             .map(|&r| (r.name(), self.stage.rejected(r)))
             .collect();
-        reasons.push((
-            StageCounter::AnalyzerBackpressure.name(),
-            self.stage.get(StageCounter::AnalyzerBackpressure),
-        ));
+        reasons.push(("analyzer_backpressure", self.stage.analyzer_backpressure(0)));
         reasons.push(("after_count_limit", self.after_count_limit));
         reasons.push(("after_output_closed", self.after_output_closed));
         reasons
@@ -205,17 +279,24 @@ impl Summary {
                 }
             );
         }
-        if let Some(l) = &self.latency {
-            let us = |ns: u64| ns as f64 / 1000.0;
+        for (i, a) in self.analyzers.iter().enumerate().skip(1) {
             let _ = writeln!(
                 out,
-                "latency receive to analyzer: p50 {:.1} us, p99 {:.1} us, p99.9 {:.1} us, max {:.1} us ({} frames)",
-                us(l.p50),
-                us(l.p99),
-                us(l.p999),
-                us(l.max),
-                l.count
+                "analyzer {i} ({}): {} inner frames, {} analyzer_backpressure, {} after_count_limit, {} after_output_closed",
+                a.name, a.written, a.backpressure, a.after_count_limit, a.after_output_closed
             );
+        }
+        if let Some(l) = &self.latency {
+            let _ = writeln!(out, "latency receive to analyzer: {}", latency_text(l));
+            if let Some(first) = self.analyzers.first() {
+                if first.latency_per_worker.len() > 1 {
+                    for (q, l) in self.queues.iter().zip(&first.latency_per_worker) {
+                        if let Some(l) = l {
+                            let _ = writeln!(out, "  queue {}: {}", q.queue, latency_text(l));
+                        }
+                    }
+                }
+            }
         }
         if let Some(e) = &self.output_error {
             let _ = writeln!(out, "output error: {e}");

@@ -7,13 +7,22 @@
 //! file only.
 //!
 //! # Frame ownership
-//! All UMEM frames start on the fill ring. [`RxSocket::rx_batch`] takes
-//! up to `n` received descriptors off the RX ring and returns an
-//! [`RxBatch`] guard that lends their bytes out. Dropping the guard puts
-//! every frame of the batch back on the fill ring (and wakes the kernel
-//! when it asked for it through `need_wakeup`), so a frame can never be
-//! both lent out and owned by the kernel: the borrow checker ties each
-//! `&[u8]` to the guard.
+//! All UMEM frames start on the fill ring. Two ways to take them off the
+//! RX ring:
+//! - [`RxSocket::rx_batch`] returns an [`RxBatch`] guard that lends the
+//!   bytes of up to `n` frames out. Dropping the guard puts every frame of
+//!   the batch back on the fill ring (and wakes the kernel when it asked
+//!   for it through `need_wakeup`); the borrow checker ties each `&[u8]`
+//!   to the guard.
+//! - [`RxSocket::receive`] hands each frame out as an [`RxFrame`], an owned
+//!   token that can travel to other threads. A [`UmemView`] (a cloneable,
+//!   `Send + Sync` handle on the UMEM) reads a frame's bytes for as long as
+//!   its token is borrowed, and [`RxSocket::recycle`] consumes tokens to put
+//!   their frames back on the fill ring. The kernel writes a frame only
+//!   after it was put on the fill ring, tokens cannot be cloned or forged,
+//!   and recycling takes them by value, so no bytes can be read while the
+//!   kernel may write them. A token that is dropped instead of recycled
+//!   loses its frame for the life of the socket (a leak, never a data race).
 //!
 //! # Memory ordering
 //! The ring producer and consumer indices are read with acquire and
@@ -27,6 +36,7 @@ use std::fmt;
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use xsk_rs::config::{
     BindFlags, FrameSize, Interface, LibxdpFlags, QueueSize, SocketConfig as XskSocketConfig,
@@ -188,9 +198,67 @@ impl fmt::Display for XskError {
 
 impl std::error::Error for XskError {}
 
+/// Distinguishes UMEMs, so a token is never read through another UMEM's view.
+static NEXT_UMEM_ID: AtomicU32 = AtomicU32::new(1);
+
+/// A received frame owned by user space: read it through a [`UmemView`] of
+/// the socket it came from, give it back with [`RxSocket::recycle`].
+#[derive(Debug)]
+pub struct RxFrame {
+    desc: FrameDesc,
+    umem: u32,
+}
+
+impl RxFrame {
+    /// Bytes of the frame.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.desc.lengths().data()
+    }
+
+    /// True for an empty frame.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Read access to the frames of one UMEM from any thread. Cloning is cheap
+/// (reference counts); the UMEM stays mapped while a view exists, even
+/// after its socket is closed.
+#[derive(Clone)]
+pub struct UmemView {
+    umem: Umem,
+    id: u32,
+}
+
+impl fmt::Debug for UmemView {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UmemView").field("id", &self.id).finish()
+    }
+}
+
+impl UmemView {
+    /// The bytes of `frame`, as the NIC delivered them; empty when the
+    /// frame belongs to another UMEM.
+    #[inline]
+    pub fn bytes<'a>(&'a self, frame: &'a RxFrame) -> &'a [u8] {
+        if frame.umem != self.id {
+            return &[];
+        }
+        // SAFETY: the token came off the RX ring of this UMEM's socket (the
+        // ids match and tokens cannot be forged), so its descriptor lies in
+        // this UMEM. While the token exists its frame is not on the fill
+        // ring, so the kernel does not write it, and the returned slice
+        // borrows the token, which therefore cannot be recycled meanwhile.
+        unsafe { self.umem.data(&frame.desc) }.contents()
+    }
+}
+
 /// One AF_XDP socket bound to one rx queue, with its own UMEM.
 pub struct RxSocket {
     umem: Umem,
+    umem_id: u32,
     fill: FillQueue,
     rx: RxQueue,
     // Kept so the socket and its rings stay alive; we never transmit.
@@ -288,6 +356,7 @@ impl RxSocket {
             .map_err(|e| sock_err(format!("cannot read socket options: {e}"), e.raw_os_error()))?;
         Ok(RxSocket {
             umem,
+            umem_id: NEXT_UMEM_ID.fetch_add(1, Ordering::Relaxed),
             fill,
             rx,
             _tx: tx,
@@ -312,6 +381,48 @@ impl RxSocket {
         // to frames of this socket's UMEM, which the kernel no longer owns.
         let len = unsafe { self.rx.consume(&mut self.descs) };
         RxBatch { socket: self, len }
+    }
+
+    /// Moves up to `max` (and at most the batch capacity) received frames
+    /// off the RX ring into `out` as tokens, without blocking and without
+    /// growing `out` beyond its capacity; returns how many were added.
+    #[inline]
+    pub fn receive(&mut self, out: &mut Vec<RxFrame>, max: usize) -> usize {
+        let room = (out.capacity() - out.len()).min(self.descs.len()).min(max);
+        // SAFETY: `descs` is ours; the descriptors `consume` writes refer to
+        // frames of this socket's UMEM that the kernel no longer owns, and
+        // each becomes exactly one token.
+        let n = unsafe { self.rx.consume(&mut self.descs[..room]) };
+        let umem = self.umem_id;
+        out.extend(self.descs[..n].iter().map(|&desc| RxFrame { desc, umem }));
+        n
+    }
+
+    /// A view for reading the frames of tokens from [`RxSocket::receive`].
+    pub fn view(&self) -> UmemView {
+        UmemView {
+            umem: self.umem.clone(),
+            id: self.umem_id,
+        }
+    }
+
+    /// Puts the frames of `frames` back on the fill ring (tokens of another
+    /// UMEM are dropped: their frames stay with their own socket's caller).
+    pub fn recycle<I: IntoIterator<Item = RxFrame>>(&mut self, frames: I) {
+        let mut frames = frames.into_iter().peekable();
+        while frames.peek().is_some() {
+            let mut n = 0;
+            for frame in frames.by_ref() {
+                if frame.umem == self.umem_id {
+                    self.descs[n] = frame.desc;
+                    n += 1;
+                    if n == self.descs.len() {
+                        break;
+                    }
+                }
+            }
+            self.refill(n);
+        }
     }
 
     /// Sleeps until frames arrive or `timeout_ms` passes; also wakes the
@@ -341,12 +452,14 @@ impl RxSocket {
         self.wakeups
     }
 
-    fn recycle(&mut self, len: usize) {
+    /// Puts `descs[..len]` on the fill ring.
+    fn refill(&mut self, len: usize) {
         let mut done = 0;
         while done < len {
-            // SAFETY: `descs[..len]` were taken off the RX ring by
-            // `rx_batch` and the batch borrowing their bytes is being
-            // dropped, so no reference to these frames remains.
+            // SAFETY: `descs[..len]` were taken off the RX ring, either by
+            // `rx_batch` (whose batch, which borrowed their bytes, is being
+            // dropped) or as tokens of this UMEM that `recycle` consumed, so
+            // no reference to these frames remains.
             let n = unsafe { self.fill.produce(&self.descs[done..len]) };
             if n == 0 {
                 // Cannot happen while frame_count <= fill ring size, but
@@ -417,7 +530,7 @@ impl RxBatch<'_> {
 impl Drop for RxBatch<'_> {
     fn drop(&mut self) {
         if self.len > 0 {
-            self.socket.recycle(self.len);
+            self.socket.refill(self.len);
         }
     }
 }

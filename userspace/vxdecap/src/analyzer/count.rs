@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::Analyzer;
-use crate::queue::FrameMeta;
+use crate::frame::{Frames, InnerFrame};
 
 /// Totals shared with the reporting thread.
 #[derive(Debug, Default)]
@@ -36,10 +36,21 @@ impl CountAnalyzer {
 }
 
 impl Analyzer for CountAnalyzer {
+    fn name(&self) -> &str {
+        "count"
+    }
+
     #[inline]
-    fn on_frame(&mut self, bytes: &[u8], _meta: &FrameMeta) -> io::Result<()> {
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        self.frames += frames.len() as u64;
+        self.bytes += frames.iter().map(|f| f.bytes.len() as u64).sum::<u64>();
+        Ok(())
+    }
+
+    #[inline]
+    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
         self.frames += 1;
-        self.bytes += bytes.len() as u64;
+        self.bytes += frame.bytes.len() as u64;
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::Analyzer;
-use crate::queue::FrameMeta;
+use crate::frame::InnerFrame;
 
 /// Magic number of a nanosecond-resolution pcap file.
 pub const PCAP_NSEC_MAGIC: u32 = 0xa1b2_3c4d;
@@ -65,8 +65,13 @@ impl<W: Write> PcapWriter<W> {
 }
 
 impl<W: Write + Send> Analyzer for PcapWriter<W> {
-    fn on_frame(&mut self, bytes: &[u8], meta: &FrameMeta) -> io::Result<()> {
-        self.write_frame(bytes, meta.timestamp_ns, meta.orig_len)
+    fn name(&self) -> &str {
+        "pcap"
+    }
+
+    #[inline]
+    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+        self.write_frame(frame.bytes, frame.meta.timestamp_ns, frame.meta.orig_len)
     }
 
     fn on_idle(&mut self) -> io::Result<()> {

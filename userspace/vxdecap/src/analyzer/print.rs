@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::Analyzer;
 use crate::dissect::{describe, time_of_day};
-use crate::queue::FrameMeta;
+use crate::frame::InnerFrame;
 
 /// Writes a human-readable line per frame to `out`.
 #[derive(Debug)]
@@ -24,7 +24,12 @@ impl<W: Write> PrintAnalyzer<W> {
 }
 
 impl<W: Write + Send> Analyzer for PrintAnalyzer<W> {
-    fn on_frame(&mut self, bytes: &[u8], meta: &FrameMeta) -> io::Result<()> {
+    fn name(&self) -> &str {
+        "print"
+    }
+
+    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+        let (bytes, meta) = (frame.bytes, frame.meta);
         self.line.clear();
         time_of_day(meta.timestamp_ns, &mut self.line);
         use std::fmt::Write as _;
