@@ -248,6 +248,13 @@ impl Summary {
                 "{truncated} frames written truncated (truncated_to_slot)"
             );
         }
+        let unstamped = self.stage.get(StageCounter::NoRxTimestamp);
+        if unstamped > 0 {
+            let _ = writeln!(
+                out,
+                "{unstamped} frames stamped in user space: no XDP receive record (no_rx_timestamp)"
+            );
+        }
         if self.attach.is_some() {
             let drops = self.kernel_drops();
             let kernel: u64 = drops.iter().map(|(_, n)| n).sum();
