@@ -11,6 +11,7 @@ packages=(
   iproute2 iputils-ping # namespaces, veth, VXLAN, tc mirred; ping in the live tests
   tcpdump tshark        # tests check our pcaps with the tools users read them with
   netsniff-ng           # a baseline of the benchmark harness
+  python3-prometheus-client  # the reference text-format parser checks --metrics in the tests
 )
 
 missing=()

@@ -482,3 +482,127 @@ fn every_rx_queue_gets_a_socket_and_each_frame_is_captured_once() {
     );
     assert_eq!(payloads, expected, "each frame exactly once");
 }
+
+/// Scrapes `url` inside `ns` and parses it with the Prometheus project's
+/// own Python client parser; returns `name{labels} value` lines, sorted.
+fn scrape_with_reference_parser(ns: &NetNs, url: &str) -> Vec<String> {
+    let script = r#"
+import sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+body = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
+for family in text_string_to_metric_families(body):
+    for s in family.samples:
+        labels = ",".join(f'{k}={v}' for k, v in sorted(s.labels.items()))
+        print(f"{family.type} {s.name}{{{labels}}} {s.value}")
+"#;
+    // Debian's python3, where apt puts python3-prometheus-client (a pyenv
+    // python earlier on PATH would not see it).
+    let out = ns
+        .run("/usr/bin/python3", &["-c", script, url])
+        .expect("run python3");
+    assert!(
+        out.status.success(),
+        "the reference parser rejected the metrics: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn sample(lines: &[String], prefix: &str) -> f64 {
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no sample {prefix} in:\n{}", lines.join("\n")));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn metrics_endpoint_parses_with_the_reference_parser_and_counts_match() {
+    if !privileged("live capture with --metrics") {
+        return;
+    }
+    let pair = VxlanPair::new("lm");
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-q", "--metrics", "127.0.0.1:9419"],
+    );
+    pair.send_inner("metrics", 150);
+    // Workers publish VNI tables and socket counters every 250 ms, the
+    // XDP counters are read every 250 ms, latency quantiles every second.
+    std::thread::sleep(Duration::from_millis(1300));
+    let lines = scrape_with_reference_parser(&pair.collector, "http://127.0.0.1:9419/metrics");
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert_eq!(frames_written(&summary), 150, "{summary}");
+    let counter = |name: &str| format!("counter {name}");
+    assert_eq!(
+        sample(
+            &lines,
+            &format!(
+                "{}{{queue=0}}",
+                counter("vxdecap_decapsulated_frames_total")
+            )
+        ),
+        150.0
+    );
+    assert_eq!(
+        sample(
+            &lines,
+            &format!("{}{{vni=42}}", counter("vxdecap_vni_frames_total"))
+        ),
+        150.0
+    );
+    assert_eq!(
+        sample(
+            &lines,
+            &format!("{}{{vni=other}}", counter("vxdecap_vni_frames_total"))
+        ),
+        0.0
+    );
+    assert_eq!(
+        sample(
+            &lines,
+            &format!(
+                "{}{{analyzer=count}}",
+                counter("vxdecap_analyzer_frames_total")
+            )
+        ),
+        150.0
+    );
+    assert!(
+        sample(
+            &lines,
+            &format!(
+                "{}{{decision=redirected,interface=eth1}}",
+                counter("vxdecap_xdp_frames_total")
+            )
+        ) >= 150.0
+    );
+    assert_eq!(
+        sample(
+            &lines,
+            &format!(
+                "{}{{cause=xsk_rx_ring_full,queue=0}}",
+                counter("vxdecap_dropped_frames_total")
+            )
+        ),
+        0.0
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("gauge vxdecap_queue_info{bind_mode=copy,cpu=")));
+    let p99 = sample(
+        &lines,
+        "gauge vxdecap_receive_latency_seconds{analyzer=count,quantile=0.99}",
+    );
+    assert!(p99 > 0.0 && p99 < 5.0, "p99 latency {p99} s");
+    assert!(
+        summary.contains("inner frames per VNI: vni 42: 150"),
+        "{summary}"
+    );
+}

@@ -22,10 +22,11 @@ use vxdecap_xsk::{BindMode, BindRequest, RxSocket, SocketConfig, XskStatistics};
 use vxdecap_xsk::RxFrame;
 
 use crate::analyzer::Analyzer;
+use crate::metrics::{Metrics, QueueInfo};
 use crate::pipeline::{spawn_analyzers, AnalyzerThread, Latency};
 use crate::queue::{fan_out, MAX_ANALYZERS};
 use crate::stage::{Backpressure, DecapStage, RxClock};
-use crate::stats::{SharedStats, StageCounter, StageStats};
+use crate::stats::{StageCounter, StageStats};
 use crate::steer::{AttachRequest, Steering, XdpCounters};
 use crate::summary::Summary;
 
@@ -33,6 +34,8 @@ use crate::summary::Summary;
 const IDLE_POLL_MS: i32 = 50;
 /// After the XSKMAP is cleared, frames already on their way still land.
 const DRAIN_GRACE: Duration = Duration::from_millis(20);
+/// How often workers publish their VNI table and socket counters.
+const SLOW_PUBLISH_NS: u64 = 250_000_000;
 
 /// XDP attach and AF_XDP bind modes, as `--mode` names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -106,6 +109,8 @@ pub struct CaptureConfig {
     pub idle_spin: Duration,
     /// Where the frames go, for the summary ("inner.pcap", "stdout").
     pub output_name: String,
+    /// Serve Prometheus metrics on this address.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 impl CaptureConfig {
@@ -125,6 +130,7 @@ impl CaptureConfig {
             stats_interval: None,
             idle_spin: Duration::from_millis(1),
             output_name: "stdout".into(),
+            metrics: None,
         }
     }
 }
@@ -144,6 +150,8 @@ pub struct QueueReport {
     pub xsk: XskStatistics,
     /// Need-wakeup syscalls made.
     pub wakeups: u64,
+    /// Inner frames per VNI.
+    pub vnis: crate::stats::VniCounts,
 }
 
 /// Number of rx queues of `interface`, from sysfs.
@@ -241,7 +249,16 @@ pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let queues = resolve_queues(config)?;
     resolve_cpus(config, &queues)?;
+    if let Some(addr) = config.metrics {
+        crate::metrics::bind(addr).map_err(|e| metrics_error(addr, e))?;
+    }
     Ok(())
+}
+
+fn metrics_error(addr: std::net::SocketAddr, e: std::io::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "cannot serve --metrics on {addr}: {e} (pick a free port and an address of this host)"
+    )
 }
 
 /// Runs a live capture until `stop` is raised, the count or duration is
@@ -261,6 +278,10 @@ pub fn run_capture(
     }
     let queues = resolve_queues(config)?;
     let cpus = resolve_cpus(config, &queues)?;
+    let metrics_listener = config
+        .metrics
+        .map(|addr| crate::metrics::bind(addr).map_err(|e| metrics_error(addr, e)))
+        .transpose()?;
 
     // Attach first: with an empty XSKMAP the program passes everything to
     // the kernel, so nothing changes for the interface until a socket is
@@ -288,6 +309,7 @@ pub fn run_capture(
     let (setup_tx, setup_rx) = mpsc::channel();
     let mut workers = Vec::new();
     let mut shared_stats = Vec::new();
+    let mut shared_slow = Vec::new();
     for (index, ((&queue, &cpu), sender)) in queues.iter().zip(cpus.iter()).zip(senders).enumerate()
     {
         let stage = DecapStage::new(
@@ -304,6 +326,7 @@ pub fn run_capture(
             stop.clone(),
         );
         shared_stats.push(stage.shared_stats());
+        shared_slow.push(stage.shared_slow());
         let worker = RxQueueWorker {
             interface: config.interface.clone(),
             index: index as u16,
@@ -397,7 +420,41 @@ pub fn run_capture(
     )
     .context("cannot start the analyzer threads")?;
 
-    wait_for_end(config, &stop, &steering, &shared_stats, &threads);
+    let metrics = Arc::new(Metrics::new(
+        &config.interface,
+        queues
+            .iter()
+            .enumerate()
+            .map(|(i, &queue)| QueueInfo {
+                queue,
+                cpu: cpus[i],
+                bind_mode: bind_modes
+                    .iter()
+                    .find(|(q, _)| *q == queue)
+                    .map_or(BindMode::Copy, |(_, m)| *m),
+                stage: shared_stats[i].clone(),
+                slow: shared_slow[i].clone(),
+            })
+            .collect(),
+        threads
+            .iter()
+            .map(|t| (t.name.clone(), t.progress.clone()))
+            .collect(),
+    ));
+    let server = match metrics_listener {
+        Some(listener) => {
+            let addr = listener.local_addr().ok();
+            let server = crate::metrics::serve(listener, metrics.clone(), stop.clone())
+                .context("cannot start the metrics thread")?;
+            if let Some(addr) = addr {
+                eprintln!("vxdecap: metrics at http://{addr}/metrics");
+            }
+            Some(server)
+        }
+        None => None,
+    };
+
+    wait_for_end(config, &stop, &steering, &metrics, &threads);
 
     // Stop order: no new frames to the sockets, drain the rings, then the analyzers.
     stop.store(true, Ordering::Relaxed);
@@ -421,6 +478,9 @@ pub fn run_capture(
         .collect();
     let xdp = steering.counters().unwrap_or_default();
     drop(steering);
+    if let Some(server) = server {
+        let _ = server.join();
+    }
     reports.sort_by_key(|r| r.queue);
     Ok(Summary::live(
         config,
@@ -435,11 +495,12 @@ fn wait_for_end(
     config: &CaptureConfig,
     stop: &AtomicBool,
     steering: &Steering,
-    shared: &[Arc<SharedStats>],
+    metrics: &Metrics,
     analyzers: &[AnalyzerThread],
 ) {
     let started = Instant::now();
     let mut next_stats = config.stats_interval.map(|i| started + i);
+    let mut next_xdp = started;
     let mut last = (started, 0u64, 0u64);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(20));
@@ -450,29 +511,66 @@ fn wait_for_end(
         {
             break;
         }
+        if now >= next_xdp {
+            next_xdp = now + Duration::from_millis(250);
+            metrics.set_xdp(steering.counters().unwrap_or_default());
+        }
         if let (Some(at), Some(interval)) = (next_stats, config.stats_interval) {
             if now >= at {
                 next_stats = Some(at + interval);
-                let mut total = StageStats::default();
-                for s in shared {
-                    total.merge(&s.snapshot());
-                }
-                let received = total.get(StageCounter::Received);
-                let written = analyzers[0].progress.written.load(Ordering::Relaxed);
-                let secs = now.duration_since(last.0).as_secs_f64().max(1e-9);
-                let xdp = steering.counters().unwrap_or_default();
                 eprintln!(
-                    "vxdecap: {:.0} pps received, {:.0} pps written; totals: received {received}, written {written}, rejected {}, backpressure {}, xdp passed {}",
-                    (received - last.1) as f64 / secs,
-                    (written - last.2) as f64 / secs,
-                    total.rejected_total(),
-                    total.analyzer_backpressure(0),
-                    passed_total(&xdp),
+                    "{}",
+                    stats_line(metrics, analyzers, steering, now - last.0, &mut last)
                 );
-                last = (now, received, written);
+                last.0 = now;
             }
         }
     }
+}
+
+/// The `--stats` line: rates since the last line, then totals.
+fn stats_line(
+    metrics: &Metrics,
+    analyzers: &[AnalyzerThread],
+    steering: &Steering,
+    elapsed: Duration,
+    last: &mut (Instant, u64, u64),
+) -> String {
+    let mut total = StageStats::default();
+    let mut xsk = XskStatistics::default();
+    for q in metrics.queues() {
+        total.merge(&q.stage.snapshot());
+        let k = q.slow.xsk();
+        xsk.rx_ring_full += k.rx_ring_full;
+        xsk.rx_fill_ring_empty += k.rx_fill_ring_empty;
+    }
+    let received = total.get(StageCounter::Received);
+    let written = analyzers[0].progress.written.load(Ordering::Relaxed);
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let xdp = steering.counters().unwrap_or_default();
+    let latency = analyzers[0].progress.latency().map_or(String::new(), |l| {
+        format!(
+            ", latency p50 {:.0} us p99 {:.0} us",
+            l.p50 as f64 / 1e3,
+            l.p99 as f64 / 1e3
+        )
+    });
+    let (top, _) = metrics.top_vnis(3);
+    let vnis: Vec<String> = top.iter().map(|(v, n)| format!("{v}:{n}")).collect();
+    let line = format!(
+        "vxdecap: {:.0} pps received, {:.0} pps written; totals: received {received}, written {written}, rejected {}, backpressure {}, xsk_rx_ring_full {}, xsk_fill_ring_empty {}, xdp passed {}{latency}; top VNIs {}",
+        received.saturating_sub(last.1) as f64 / secs,
+        written.saturating_sub(last.2) as f64 / secs,
+        total.rejected_total(),
+        total.analyzer_backpressure(0),
+        xsk.rx_ring_full,
+        xsk.rx_fill_ring_empty,
+        passed_total(&xdp),
+        if vnis.is_empty() { "-".to_owned() } else { vnis.join(" ") },
+    );
+    last.1 = received;
+    last.2 = written;
+    line
 }
 
 fn passed_total(xdp: &XdpCounters) -> u64 {
@@ -509,8 +607,8 @@ struct RxQueueWorker {
 /// What one pass of the batch loop found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
-    /// Frames were received.
-    Busy,
+    /// Frames were received (at this wall-clock time, ns).
+    Busy(u64),
     /// The RX ring was empty.
     Empty,
     /// Lossless mode with every lease out: wait for the analyzers.
@@ -544,9 +642,16 @@ impl RxQueueWorker {
         // Spin on an empty ring for a while before sleeping in poll(): waking a
         // halted vCPU takes long enough for a burst to overflow the RX ring.
         let mut idle_since: Option<Instant> = None;
+        let mut next_slow_ns = 0;
         while !self.stop.load(Ordering::Relaxed) {
             match self.receive_batch(&mut socket, &view, &mut tokens) {
-                Pass::Busy => idle_since = None,
+                Pass::Busy(now_ns) => {
+                    idle_since = None;
+                    if now_ns >= next_slow_ns {
+                        next_slow_ns = now_ns + SLOW_PUBLISH_NS;
+                        self.publish_slow(&socket);
+                    }
+                }
                 Pass::Blocked => std::thread::yield_now(),
                 Pass::Empty => {
                     let idle = *idle_since.get_or_insert_with(Instant::now);
@@ -555,6 +660,7 @@ impl RxQueueWorker {
                     } else {
                         // Sleeps in poll(); also wakes the kernel if it asked.
                         let _ = socket.wait(IDLE_POLL_MS);
+                        self.publish_slow(&socket);
                     }
                 }
             }
@@ -564,8 +670,12 @@ impl RxQueueWorker {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(DRAIN_GRACE);
-        while self.receive_batch(&mut socket, &view, &mut tokens) == Pass::Busy {}
+        while matches!(
+            self.receive_batch(&mut socket, &view, &mut tokens),
+            Pass::Busy(_)
+        ) {}
         self.stage.publish();
+        self.publish_slow(&socket);
         Some(QueueReport {
             queue: self.queue,
             cpu: self.cpu,
@@ -573,6 +683,7 @@ impl RxQueueWorker {
             stats: *self.stage.stats_mut(),
             xsk: socket.statistics().unwrap_or_default(),
             wakeups: socket.wakeups(),
+            vnis: *self.stage.vnis(),
         })
         // Leased frames still with the analyzers keep the UMEM mapped (their
         // batches hold a view); the socket closes here.
@@ -605,7 +716,15 @@ impl RxQueueWorker {
         socket.recycle(self.stage.to_recycle());
         self.stage.stats_mut().add(StageCounter::Batches, 1);
         self.stage.publish();
-        Pass::Busy
+        Pass::Busy(clock.now_ns)
+    }
+
+    /// Publishes the VNI table and the kernel's socket counters.
+    fn publish_slow(&self, socket: &RxSocket) {
+        self.stage.publish_vnis();
+        if let Ok(xsk) = socket.statistics() {
+            self.stage.shared_slow().publish_xsk(&xsk);
+        }
     }
 }
 

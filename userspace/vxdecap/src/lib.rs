@@ -13,6 +13,7 @@ pub mod capture;
 pub mod dissect;
 pub mod frame;
 pub mod lab;
+pub mod metrics;
 pub mod netns;
 pub mod offline;
 pub mod pipeline;

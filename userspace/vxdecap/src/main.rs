@@ -110,6 +110,9 @@ struct CaptureArgs {
     /// Microseconds a worker busy-polls an empty ring before sleeping (0: sleep at once).
     #[arg(long, default_value_t = 1000, value_name = "USECS")]
     spin_us: u64,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while capturing.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics: Option<SocketAddr>,
     /// Never drop a frame for a slow analyzer: workers wait, and the RX ring
     /// backs up instead (the kernel counts what it drops as xsk_rx_ring_full).
     #[arg(long)]
@@ -244,6 +247,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     };
     config.batch = args.batch as usize;
     config.lossless = args.lossless;
+    config.metrics = args.metrics;
     config.idle_spin = Duration::from_micros(args.spin_us);
     config.count = args.output.count;
     config.duration = seconds(args.duration, "--duration")?;

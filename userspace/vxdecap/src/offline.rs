@@ -70,13 +70,14 @@ pub fn run_offline(
     stage.flush();
     stage.publish();
     let stats = *stage.stats_mut();
+    let vnis = *stage.vnis();
     drop(stage); // closes the queues: the analyzers drain and finish
     let reports = threads
         .into_iter()
         .map(|t| (t.name.clone(), t.join()))
         .collect();
     read?;
-    Ok(Summary::offline(input, output_name, stats, reports))
+    Ok(Summary::offline(input, output_name, stats, &vnis, reports))
 }
 
 fn stopped(stop: &AtomicBool) -> bool {

@@ -15,7 +15,7 @@ use vxdecap_xsk::{RxFrame, UmemView};
 
 use crate::frame::{FrameMeta, InnerBatch};
 use crate::queue::{BatchSender, MAX_ANALYZERS};
-use crate::stats::{SharedStats, StageCounter, StageStats};
+use crate::stats::{SharedSlow, SharedStats, StageCounter, StageStats, VniCounts};
 use crate::steer::RxMeta;
 
 /// What to do when an analyzer has no room.
@@ -78,7 +78,9 @@ pub struct DecapStage {
     stop: Arc<AtomicBool>,
     stats: StageStats,
     skipped: [u64; MAX_ANALYZERS],
+    vnis: VniCounts,
     shared: Arc<SharedStats>,
+    slow: Arc<SharedSlow>,
 }
 
 impl DecapStage {
@@ -107,7 +109,9 @@ impl DecapStage {
             stop,
             stats: StageStats::default(),
             skipped: [0; MAX_ANALYZERS],
+            vnis: VniCounts::default(),
             shared: Arc::new(SharedStats::default()),
+            slow: Arc::new(SharedSlow::default()),
         }
     }
 
@@ -127,6 +131,21 @@ impl DecapStage {
     /// The counters this stage publishes.
     pub fn shared_stats(&self) -> Arc<SharedStats> {
         self.shared.clone()
+    }
+
+    /// The VNI table and socket counters this stage publishes (less often).
+    pub fn shared_slow(&self) -> Arc<SharedSlow> {
+        self.slow.clone()
+    }
+
+    /// Inner frames per VNI so far (owner's view).
+    pub fn vnis(&self) -> &VniCounts {
+        &self.vnis
+    }
+
+    /// Publishes the VNI table (every few hundred milliseconds, not per batch).
+    pub fn publish_vnis(&self) {
+        self.slow.publish_vnis(&self.vnis);
     }
 
     /// The counters so far (owner's view).
@@ -243,7 +262,8 @@ impl DecapStage {
     }
 
     #[inline]
-    fn meta(&self, decap: &vxdecap_wire::Decapsulated<'_>, timestamp_ns: u64) -> FrameMeta {
+    fn meta(&mut self, decap: &vxdecap_wire::Decapsulated<'_>, timestamp_ns: u64) -> FrameMeta {
+        self.vnis.add(decap.vni);
         FrameMeta {
             timestamp_ns,
             orig_len: decap.inner.len() as u32,

@@ -162,3 +162,176 @@ impl SharedStats {
         }
     }
 }
+
+/// Distinct VNIs a worker counts on its own; frames of further VNIs count
+/// as "other". Bounded, so forged traffic with random VNIs cannot grow it.
+pub const VNI_SLOTS: usize = 64;
+const EMPTY_VNI: u32 = u32::MAX; // VNIs are 24 bits: never a real one
+
+/// Inner frames per VNI: a fixed open-addressing table, no allocation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VniCounts {
+    keys: [u32; VNI_SLOTS],
+    counts: [u64; VNI_SLOTS],
+    /// Frames of VNIs that found no free slot.
+    pub other: u64,
+}
+
+impl Default for VniCounts {
+    fn default() -> Self {
+        VniCounts {
+            keys: [EMPTY_VNI; VNI_SLOTS],
+            counts: [0; VNI_SLOTS],
+            other: 0,
+        }
+    }
+}
+
+impl VniCounts {
+    /// Counts one frame of `vni`.
+    #[inline]
+    pub fn add(&mut self, vni: u32) {
+        let start = (vni.wrapping_mul(0x9E37_79B9) >> 26) as usize; // 6 bits: 0..64
+        for probe in 0..VNI_SLOTS {
+            let slot = (start + probe) % VNI_SLOTS;
+            if self.keys[slot] == vni {
+                self.counts[slot] += 1;
+                return;
+            }
+            if self.keys[slot] == EMPTY_VNI {
+                self.keys[slot] = vni;
+                self.counts[slot] = 1;
+                return;
+            }
+        }
+        self.other += 1;
+    }
+
+    /// (VNI, frames) of every counted VNI, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.keys
+            .iter()
+            .zip(self.counts.iter())
+            .filter(|(&k, _)| k != EMPTY_VNI)
+            .map(|(&k, &c)| (k, c))
+    }
+
+    /// The `n` busiest VNIs over several tables, busiest first, and the
+    /// frames of all the others (including each table's overflow).
+    pub fn top<'a>(
+        tables: impl IntoIterator<Item = &'a VniCounts>,
+        n: usize,
+    ) -> (Vec<(u32, u64)>, u64) {
+        let mut merged: Vec<(u32, u64)> = Vec::new();
+        let mut other = 0;
+        for table in tables {
+            other += table.other;
+            for (vni, count) in table.iter() {
+                match merged.iter_mut().find(|(v, _)| *v == vni) {
+                    Some(entry) => entry.1 += count,
+                    None => merged.push((vni, count)),
+                }
+            }
+        }
+        merged.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        if merged.len() > n {
+            other += merged[n..].iter().map(|(_, c)| c).sum::<u64>();
+            merged.truncate(n);
+        }
+        (merged, other)
+    }
+}
+
+/// The published copy of a worker's VNI table and socket counters, which
+/// change less often than the stage counters and are published less often.
+#[derive(Debug)]
+pub struct SharedSlow {
+    vni_keys: [AtomicU64; VNI_SLOTS],
+    vni_counts: [AtomicU64; VNI_SLOTS],
+    vni_other: AtomicU64,
+    /// Kernel socket counters: rx_dropped, rx_ring_full, rx_fill_ring_empty, rx_invalid_descs.
+    xsk: [AtomicU64; 4],
+}
+
+impl Default for SharedSlow {
+    fn default() -> Self {
+        SharedSlow {
+            vni_keys: std::array::from_fn(|_| AtomicU64::new(u64::from(EMPTY_VNI))),
+            vni_counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            vni_other: AtomicU64::new(0),
+            xsk: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl SharedSlow {
+    /// Publishes a VNI table.
+    pub fn publish_vnis(&self, table: &VniCounts) {
+        for i in 0..VNI_SLOTS {
+            self.vni_keys[i].store(u64::from(table.keys[i]), Ordering::Relaxed);
+            self.vni_counts[i].store(table.counts[i], Ordering::Relaxed);
+        }
+        self.vni_other.store(table.other, Ordering::Relaxed);
+    }
+
+    /// The last published VNI table.
+    pub fn vnis(&self) -> VniCounts {
+        VniCounts {
+            keys: std::array::from_fn(|i| self.vni_keys[i].load(Ordering::Relaxed) as u32),
+            counts: std::array::from_fn(|i| self.vni_counts[i].load(Ordering::Relaxed)),
+            other: self.vni_other.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Publishes the kernel's socket counters.
+    pub fn publish_xsk(&self, xsk: &vxdecap_xsk::XskStatistics) {
+        let values = [
+            xsk.rx_dropped,
+            xsk.rx_ring_full,
+            xsk.rx_fill_ring_empty,
+            xsk.rx_invalid_descs,
+        ];
+        for (slot, v) in self.xsk.iter().zip(values) {
+            slot.store(v, Ordering::Relaxed);
+        }
+    }
+
+    /// The last published socket counters.
+    pub fn xsk(&self) -> vxdecap_xsk::XskStatistics {
+        let [rx_dropped, rx_ring_full, rx_fill_ring_empty, rx_invalid_descs] =
+            std::array::from_fn(|i| self.xsk[i].load(Ordering::Relaxed));
+        vxdecap_xsk::XskStatistics {
+            rx_dropped,
+            rx_ring_full,
+            rx_fill_ring_empty,
+            rx_invalid_descs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vni_table_is_bounded_and_top_merges_tables() {
+        let mut a = VniCounts::default();
+        for _ in 0..5 {
+            a.add(27);
+        }
+        a.add(28);
+        let mut b = VniCounts::default();
+        for vni in 0..100u32 {
+            b.add(1000 + vni);
+        }
+        b.add(27);
+        assert_eq!(b.iter().count(), VNI_SLOTS, "the table never grows");
+        assert_eq!(b.other, 100 - VNI_SLOTS as u64);
+        let (top, other) = VniCounts::top([&a, &b], 2);
+        assert_eq!(top, vec![(27, 6), (28, 1)]);
+        assert_eq!(other, 100, "every other frame is in other");
+        let shared = SharedSlow::default();
+        shared.publish_vnis(&a);
+        assert_eq!(shared.vnis(), a);
+    }
+}

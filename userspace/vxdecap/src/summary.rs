@@ -8,7 +8,7 @@ use vxdecap_xsk::XskStatistics;
 
 use crate::capture::{CaptureConfig, QueueReport};
 use crate::pipeline::{AnalyzerReport, LatencySummary};
-use crate::stats::{StageCounter, StageStats};
+use crate::stats::{StageCounter, StageStats, VniCounts};
 use crate::steer::{AttachMode, XdpCounter, XdpCounters};
 
 /// Totals of one run, live or offline.
@@ -40,7 +40,12 @@ pub struct Summary {
     pub latency: Option<LatencySummary>,
     /// Every analyzer, the first being the one the fields above describe.
     pub analyzers: Vec<AnalyzerSummary>,
+    /// Inner frames per VNI: the busiest, and the sum of all others.
+    pub vnis: (Vec<(u32, u64)>, u64),
 }
+
+/// VNIs named in the summary.
+const SUMMARY_VNIS: usize = 10;
 
 /// What one analyzer got.
 #[derive(Debug, Clone)]
@@ -106,6 +111,7 @@ impl Summary {
     ) -> Self {
         let mut stage = StageStats::default();
         let mut xsk = XskStatistics::default();
+        let vnis = VniCounts::top(queues.iter().map(|q| &q.vnis), SUMMARY_VNIS);
         for q in &queues {
             stage.merge(&q.stats);
             xsk.rx_dropped += q.xsk.rx_dropped;
@@ -122,6 +128,7 @@ impl Summary {
             Some(xdp),
             xsk,
             analyzers,
+            vnis,
         )
     }
 
@@ -130,6 +137,7 @@ impl Summary {
         source: &str,
         output: &str,
         stage: StageStats,
+        vnis: &VniCounts,
         analyzers: Vec<(String, AnalyzerReport)>,
     ) -> Self {
         Summary::new(
@@ -141,6 +149,7 @@ impl Summary {
             None,
             XskStatistics::default(),
             analyzers,
+            VniCounts::top([vnis], SUMMARY_VNIS),
         )
     }
 
@@ -154,6 +163,7 @@ impl Summary {
         xdp: Option<XdpCounters>,
         xsk: XskStatistics,
         analyzers: Vec<(String, AnalyzerReport)>,
+        vnis: (Vec<(u32, u64)>, u64),
     ) -> Self {
         let analyzers = analyzer_summaries(&stage, analyzers);
         let first = analyzers.first().cloned();
@@ -171,6 +181,7 @@ impl Summary {
             output_error: analyzers.iter().find_map(|a| a.error.clone()),
             latency: first.and_then(|a| a.latency),
             analyzers,
+            vnis,
         }
     }
 
@@ -285,6 +296,18 @@ impl Summary {
                     format!(" ({})", passed.join(", "))
                 }
             );
+        }
+        if !self.vnis.0.is_empty() {
+            let mut line: Vec<String> = self
+                .vnis
+                .0
+                .iter()
+                .map(|(vni, n)| format!("vni {vni}: {n}"))
+                .collect();
+            if self.vnis.1 > 0 {
+                line.push(format!("other: {}", self.vnis.1));
+            }
+            let _ = writeln!(out, "inner frames per VNI: {}", line.join(", "));
         }
         for (i, a) in self.analyzers.iter().enumerate().skip(1) {
             let _ = writeln!(

@@ -1,0 +1,380 @@
+//! `--metrics ADDR:PORT`: the capture's counters in the Prometheus text
+//! exposition format (version 0.0.4), served over plain HTTP by one thread.
+//!
+//! Everything is read from what the workers and analyzer threads already
+//! publish (atomics, once per batch or every 250 ms), so a scrape costs the
+//! data path nothing. The XDP program's per-CPU counters are read by the
+//! main thread, which owns the program, and handed over here.
+
+use std::fmt::Write as _;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use vxdecap_wire::Reject;
+use vxdecap_xsk::BindMode;
+
+use crate::pipeline::AnalyzerProgress;
+use crate::stats::{SharedSlow, SharedStats, StageCounter, VniCounts};
+use crate::steer::{XdpCounter, XdpCounters};
+
+/// VNIs listed by name; the rest are summed under `vni="other"`.
+pub const TOP_VNIS: usize = 20;
+
+/// One rx queue as the metrics show it.
+#[derive(Debug, Clone)]
+pub struct QueueInfo {
+    /// Rx queue index.
+    pub queue: u32,
+    /// CPU its worker is pinned to.
+    pub cpu: Option<usize>,
+    /// Bind mode the kernel granted.
+    pub bind_mode: BindMode,
+    /// The worker's published counters.
+    pub stage: Arc<SharedStats>,
+    /// The worker's VNI table and socket counters.
+    pub slow: Arc<SharedSlow>,
+}
+
+/// Everything a scrape reports.
+#[derive(Debug)]
+pub struct Metrics {
+    interface: String,
+    queues: Vec<QueueInfo>,
+    analyzers: Vec<(String, Arc<AnalyzerProgress>)>,
+    xdp: Mutex<XdpCounters>,
+}
+
+impl Metrics {
+    /// Metrics of a capture on `interface`.
+    pub fn new(
+        interface: &str,
+        queues: Vec<QueueInfo>,
+        analyzers: Vec<(String, Arc<AnalyzerProgress>)>,
+    ) -> Self {
+        Metrics {
+            interface: interface.to_owned(),
+            queues,
+            analyzers,
+            xdp: Mutex::new(XdpCounters::default()),
+        }
+    }
+
+    /// The queues reported.
+    pub fn queues(&self) -> &[QueueInfo] {
+        &self.queues
+    }
+
+    /// Stores the XDP program's latest counters (main thread).
+    pub fn set_xdp(&self, counters: XdpCounters) {
+        if let Ok(mut xdp) = self.xdp.lock() {
+            *xdp = counters;
+        }
+    }
+
+    /// The busiest VNIs over all queues, and the frames of all the others.
+    pub fn top_vnis(&self, n: usize) -> (Vec<(u32, u64)>, u64) {
+        let tables: Vec<VniCounts> = self.queues.iter().map(|q| q.slow.vnis()).collect();
+        VniCounts::top(tables.iter(), n)
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(8192);
+        let iface = escape(&self.interface);
+        let stages: Vec<_> = self.queues.iter().map(|q| q.stage.snapshot()).collect();
+
+        header(
+            &mut out,
+            "vxdecap_queue_info",
+            "gauge",
+            "Rx queues captured: worker CPU and AF_XDP bind mode (value 1).",
+        );
+        for q in &self.queues {
+            let cpu = q.cpu.map_or("none".to_owned(), |c| c.to_string());
+            let _ = writeln!(
+                out,
+                "vxdecap_queue_info{{interface=\"{iface}\",queue=\"{}\",cpu=\"{cpu}\",bind_mode=\"{}\"}} 1",
+                q.queue, q.bind_mode
+            );
+        }
+        let per_queue = [
+            (
+                StageCounter::Received,
+                "vxdecap_received_frames_total",
+                "Outer frames received from the AF_XDP socket.",
+            ),
+            (
+                StageCounter::ReceivedBytes,
+                "vxdecap_received_bytes_total",
+                "Bytes of those outer frames.",
+            ),
+            (
+                StageCounter::Delivered,
+                "vxdecap_decapsulated_frames_total",
+                "Inner frames decapsulated and offered to the analyzers.",
+            ),
+            (
+                StageCounter::DeliveredBytes,
+                "vxdecap_decapsulated_bytes_total",
+                "Bytes of those inner frames.",
+            ),
+            (
+                StageCounter::NoRxTimestamp,
+                "vxdecap_no_rx_timestamp_frames_total",
+                "Frames without the XDP receive record, stamped in user space.",
+            ),
+        ];
+        for (counter, name, help) in per_queue {
+            header(&mut out, name, "counter", help);
+            for (q, s) in self.queues.iter().zip(&stages) {
+                let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", q.queue, s.get(counter));
+            }
+        }
+        header(
+            &mut out,
+            "vxdecap_rejected_frames_total",
+            "counter",
+            "Received frames that were not valid VXLAN, by reason.",
+        );
+        for (q, s) in self.queues.iter().zip(&stages) {
+            for reason in Reject::ALL {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_rejected_frames_total{{queue=\"{}\",reason=\"{}\"}} {}",
+                    q.queue,
+                    reason.name(),
+                    s.rejected(reason)
+                );
+            }
+        }
+        header(&mut out, "vxdecap_dropped_frames_total", "counter", "Frames lost before an analyzer, by cause: AF_XDP socket counters (XDP_STATISTICS) and analyzer backpressure.");
+        for (q, s) in self.queues.iter().zip(&stages) {
+            let xsk = q.slow.xsk();
+            for (cause, n) in [
+                ("xsk_rx_ring_full", xsk.rx_ring_full),
+                ("xsk_fill_ring_empty", xsk.rx_fill_ring_empty),
+                ("xsk_rx_dropped", xsk.rx_dropped),
+                ("xsk_rx_invalid_descs", xsk.rx_invalid_descs),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_dropped_frames_total{{queue=\"{}\",cause=\"{cause}\"}} {n}",
+                    q.queue
+                );
+            }
+            for (a, (name, _)) in self.analyzers.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_dropped_frames_total{{queue=\"{}\",cause=\"analyzer_backpressure\",analyzer=\"{}\"}} {}",
+                    q.queue,
+                    escape(name),
+                    s.analyzer_backpressure(a)
+                );
+            }
+        }
+        header(&mut out, "vxdecap_xdp_frames_total", "counter", "Decisions of the XDP steering program: redirected to AF_XDP, or passed to the kernel and why.");
+        let xdp = self.xdp.lock().map(|x| *x).unwrap_or_default();
+        for counter in XdpCounter::ALL {
+            let _ = writeln!(
+                out,
+                "vxdecap_xdp_frames_total{{interface=\"{iface}\",decision=\"{}\"}} {}",
+                counter.name(),
+                xdp.get(counter)
+            );
+        }
+        header(
+            &mut out,
+            "vxdecap_vni_frames_total",
+            "counter",
+            "Inner frames per VNI: the busiest by name, the rest as vni=\"other\".",
+        );
+        let (top, other) = self.top_vnis(TOP_VNIS);
+        for (vni, n) in top {
+            let _ = writeln!(out, "vxdecap_vni_frames_total{{vni=\"{vni}\"}} {n}");
+        }
+        let _ = writeln!(out, "vxdecap_vni_frames_total{{vni=\"other\"}} {other}");
+        header(
+            &mut out,
+            "vxdecap_analyzer_frames_total",
+            "counter",
+            "Inner frames handed to each analyzer.",
+        );
+        for (name, progress) in &self.analyzers {
+            let _ = writeln!(
+                out,
+                "vxdecap_analyzer_frames_total{{analyzer=\"{}\"}} {}",
+                escape(name),
+                progress.written.load(Ordering::Relaxed)
+            );
+        }
+        header(&mut out, "vxdecap_receive_latency_seconds", "gauge", "Time from the XDP receive timestamp to the hand-over to the analyzer, over the run so far (hdrhistogram, per worker, merged).");
+        for (name, progress) in &self.analyzers {
+            if let Some(l) = progress.latency() {
+                for (q, ns) in [
+                    ("0.5", l.p50),
+                    ("0.99", l.p99),
+                    ("0.999", l.p999),
+                    ("1", l.max),
+                ] {
+                    let _ = writeln!(
+                        out,
+                        "vxdecap_receive_latency_seconds{{analyzer=\"{}\",quantile=\"{q}\"}} {}",
+                        escape(name),
+                        ns as f64 / 1e9
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Escapes a label value (backslash, double quote, newline).
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Binds the metrics address (done before the capture starts, so a bad
+/// address fails early).
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves `metrics` on `listener` until `stop` is raised.
+pub fn serve(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("vxdecap-metrics".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        if let Err(e) = respond(stream, &metrics) {
+                            tracing::debug!(error = %e, "metrics request failed");
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "metrics listener failed");
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            }
+        })
+}
+
+fn respond(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut request = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let line = request
+        .split(|&b| b == b'\r' || b == b'\n')
+        .next()
+        .unwrap_or_default();
+    let mut words = line.split(|&b| b == b' ');
+    let (method, path) = (
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default(),
+    );
+    let (status, kind, body) = match (method, path) {
+        (b"GET", b"/metrics") => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics.render(),
+        ),
+        (b"GET", b"/") => (
+            "200 OK",
+            "text/plain; charset=utf-8",
+            "vxdecap: metrics at /metrics\n".to_owned(),
+        ),
+        (b"GET", _) => (
+            "404 Not Found",
+            "text/plain",
+            "not found: try /metrics\n".to_owned(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET only\n".to_owned(),
+        ),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_names_every_family_once_and_escapes_labels() {
+        let stage = Arc::new(SharedStats::default());
+        let slow = Arc::new(SharedSlow::default());
+        let mut vnis = VniCounts::default();
+        vnis.add(27);
+        slow.publish_vnis(&vnis);
+        let metrics = Metrics::new(
+            "eth\"1",
+            vec![QueueInfo {
+                queue: 0,
+                cpu: Some(1),
+                bind_mode: BindMode::Copy,
+                stage,
+                slow,
+            }],
+            vec![("pcap".into(), Arc::new(AnalyzerProgress::default()))],
+        );
+        let text = metrics.render();
+        assert!(text.contains("interface=\"eth\\\"1\""), "{text}");
+        assert!(
+            text.contains("vxdecap_vni_frames_total{vni=\"27\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("vxdecap_vni_frames_total{vni=\"other\"} 0"),
+            "{text}"
+        );
+        assert!(text.contains("bind_mode=\"copy\""), "{text}");
+        let types = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        let helps = text.lines().filter(|l| l.starts_with("# HELP")).count();
+        assert_eq!(types, helps);
+        let mut names: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("# TYPE"))
+            .map(|l| l.split(' ').nth(2).unwrap_or_default())
+            .collect();
+        let all = names.len();
+        names.dedup();
+        assert_eq!(names.len(), all, "each family declared once");
+    }
+}
