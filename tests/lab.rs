@@ -112,3 +112,97 @@ fn lab_tears_down_on_ctrl_c() {
     assert!(err.contains("lab: torn down"), "{err}");
     assert_no_lab_namespaces(pid);
 }
+
+/// The embedded-analyzer example (examples/top_talkers.rs), built next to
+/// the vxdecap binary by `cargo test`.
+fn example_path(name: &str) -> std::path::PathBuf {
+    let bin = std::path::Path::new(vxdecap_path());
+    bin.parent()
+        .expect("target dir")
+        .join("examples")
+        .join(name)
+}
+
+#[test]
+fn top_talkers_example_reports_the_lab_conversation_per_vni() {
+    use vxdecap::lab::{LabTopology, APP_ADDR, CLIENT_ADDR};
+    use vxdecap::netns::{unique_name, ChildGuard, WatchedChild};
+    if !privileged("example against the lab") {
+        return;
+    }
+    let example = example_path("top_talkers");
+    assert!(
+        example.exists(),
+        "{} missing: cargo test builds the examples",
+        example.display()
+    );
+    let lab = LabTopology::create(&unique_name("ex")).expect("lab namespaces");
+    let listen = format!("{APP_ADDR}:80");
+    let _server = ChildGuard::new(
+        lab.app
+            .command(vxdecap_path(), &["lab-http-server", "--listen", &listen])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("lab HTTP server"),
+    );
+    let mut talkers = WatchedChild::spawn(
+        lab.collector
+            .command(example.to_str().expect("utf-8 path"), &["eth1", "4"]),
+        &["listening on"],
+        std::time::Duration::from_secs(20),
+        None,
+    )
+    .expect("example starts");
+    // The server may need a moment; the client retries its probe.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while lab
+        .client
+        .run(
+            vxdecap_path(),
+            &[
+                "lab-http-get",
+                "--server",
+                &listen,
+                "--count",
+                "0",
+                "--probe",
+            ],
+        )
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "lab HTTP server down");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    lab.client
+        .run(
+            vxdecap_path(),
+            &["lab-http-get", "--server", &listen, "--count", "3"],
+        )
+        .expect("HTTP GETs");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let outcome = talkers
+        .stop(nix::sys::signal::Signal::SIGINT)
+        .expect("example output");
+    assert!(
+        outcome.status.success(),
+        "{}{}",
+        outcome.stdout,
+        outcome.stderr
+    );
+    let last = outcome
+        .stdout
+        .split("final:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no final report:\n{}", outcome.stdout));
+    let line = last
+        .lines()
+        .find(|l| l.starts_with("vni 27: "))
+        .unwrap_or_else(|| panic!("no VNI 27 in:\n{}", outcome.stdout));
+    assert!(line.contains(&format!("{CLIENT_ADDR} ")), "{line}");
+    assert!(line.contains(&format!("{APP_ADDR} ")), "{line}");
+    assert!(
+        outcome.stderr.contains("inner frames per VNI: vni 27: "),
+        "{}",
+        outcome.stderr
+    );
+}

@@ -135,39 +135,6 @@ impl VxlanPair {
             .expect("send inner datagrams");
     }
 
-    /// Sends datagrams `prefix-NNN` for NNN in 0..count from one thread per
-    /// CPU (thread k sends the indices ≡ k mod CPUs). veth picks the queue
-    /// from the sending CPU, so this spreads traffic over rx queues.
-    fn send_inner_from_every_cpu(&self, prefix: &str, count: usize) {
-        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-        let senders: Vec<_> = (0..cpus)
-            .map(|cpu| {
-                let prefix = prefix.to_owned();
-                self.sender
-                    .spawn_in(move || {
-                        let mut set = nix::sched::CpuSet::new();
-                        set.set(cpu)?;
-                        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)?;
-                        let socket = UdpSocket::bind("192.168.77.1:0")?;
-                        for i in (cpu..count).step_by(cpus) {
-                            socket.send_to(
-                                format!("{prefix}-{i:03}").as_bytes(),
-                                (INNER_PEER, INNER_PORT),
-                            )?;
-                        }
-                        Ok(())
-                    })
-                    .expect("enter sender netns")
-            })
-            .collect();
-        for sender in senders {
-            sender
-                .join()
-                .expect("sender thread")
-                .expect("send inner datagrams");
-        }
-    }
-
     /// A TCP exchange from the sender to the collector's own address.
     fn tcp_round_trip(&self) {
         let listener = self
@@ -605,4 +572,163 @@ fn metrics_endpoint_parses_with_the_reference_parser_and_counts_match() {
         summary.contains("inner frames per VNI: vni 42: 150"),
         "{summary}"
     );
+}
+
+/// Records the inner UDP payloads it sees; sleeps `delay` per batch to
+/// play a slow analyzer.
+struct Recorder {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    delay: Duration,
+}
+
+impl vxdecap::Analyzer for Recorder {
+    fn name(&self) -> &str {
+        if self.delay.is_zero() {
+            "fast"
+        } else {
+            "slow"
+        }
+    }
+
+    fn on_batch(&mut self, frames: vxdecap::Frames<'_>) -> std::io::Result<()> {
+        std::thread::sleep(self.delay);
+        let mut seen = self.seen.lock().unwrap();
+        for frame in frames.iter() {
+            if let Some((_, payload)) = inner_udp_payload(frame.bytes) {
+                seen.push(String::from_utf8_lossy(payload).into_owned());
+            }
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, _: &vxdecap::InnerFrame<'_>) -> std::io::Result<()> {
+        unreachable!("on_batch takes every frame")
+    }
+}
+
+fn recorder(delay: Duration) -> (Recorder, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = std::sync::Arc::default();
+    (
+        Recorder {
+            seen: std::sync::Arc::clone(&seen),
+            delay,
+        },
+        seen,
+    )
+}
+
+/// Runs `capture` (built through the library API) inside the collector
+/// namespace while `traffic` runs; returns the summary.
+fn run_embedded(
+    pair: &VxlanPair,
+    capture: vxdecap::CaptureBuilder,
+    traffic: impl FnOnce(),
+) -> vxdecap::Summary {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let running = pair
+        .collector
+        .spawn_in(move || {
+            let capture = capture.build()?;
+            let stop = capture.stop_handle();
+            let running = capture.spawn()?;
+            tx.send(stop).ok();
+            running.join()
+        })
+        .expect("enter collector netns");
+    let stop = rx.recv().expect("capture built");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !pair.xdp_attached() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "capture did not attach"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200)); // sockets registered
+    traffic();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    running
+        .join()
+        .expect("capture thread")
+        .expect("capture ran")
+}
+
+#[test]
+fn fan_out_gives_two_analyzers_identical_streams() {
+    if !privileged("fan-out to two analyzers") {
+        return;
+    }
+    let pair = VxlanPair::new("lf");
+    let (a, seen_a) = recorder(Duration::ZERO);
+    let (b, seen_b) = recorder(Duration::ZERO);
+    let builder = vxdecap::Capture::builder("eth1").analyzer(a).analyzer(b);
+    let summary = run_embedded(&pair, builder, || pair.send_inner("fan", 300));
+    let expected: Vec<String> = (0..300).map(|i| format!("fan-{i:03}")).collect();
+    let (a, b) = (seen_a.lock().unwrap(), seen_b.lock().unwrap());
+    assert_eq!(*a, expected, "analyzer 0, in order:\n{}", summary.render());
+    assert_eq!(*b, expected, "analyzer 1, in order");
+    assert_eq!(summary.analyzers.len(), 2);
+    assert!(summary
+        .analyzers
+        .iter()
+        .all(|x| x.written == 300 && x.backpressure == 0));
+}
+
+#[test]
+fn a_slow_analyzer_loses_only_its_own_frames_and_every_frame_is_accounted_for() {
+    if !privileged("slow analyzer accounting") {
+        return;
+    }
+    let pair = VxlanPair::new("ls");
+    let (fast, seen_fast) = recorder(Duration::ZERO);
+    let (slow, seen_slow) = recorder(Duration::from_millis(20));
+    // A small UMEM (256 frames, 128 leased at most) so the slow analyzer's
+    // lane and the lease budget run out during a 3000-frame burst.
+    let builder = vxdecap::Capture::builder("eth1")
+        .socket(vxdecap_xsk::SocketConfig {
+            frame_count: 256,
+            rx_ring: 128,
+            ..Default::default()
+        })
+        .analyzer(fast)
+        .analyzer(slow);
+    const SENT: u64 = 3000;
+    let summary = run_embedded(&pair, builder, || pair.send_inner("slow", SENT as usize));
+    let text = summary.render();
+    let xdp = summary.xdp.expect("live summary");
+    let redirected = xdp.get(vxdecap::steer::XdpCounter::Redirected);
+    assert_eq!(
+        redirected, SENT,
+        "every frame reached XDP and a socket:\n{text}"
+    );
+    let received = summary.stage.get(vxdecap::stats::StageCounter::Received);
+    let kernel = summary.xsk.rx_ring_full + summary.xsk.rx_dropped;
+    assert_eq!(
+        redirected,
+        received + kernel,
+        "XDP = socket + kernel drops:\n{text}"
+    );
+    assert_eq!(summary.stage.rejected_total(), 0);
+    let delivered = summary.stage.get(vxdecap::stats::StageCounter::Delivered);
+    for a in &summary.analyzers {
+        assert_eq!(
+            a.written + a.backpressure + a.after_count_limit + a.after_output_closed,
+            delivered,
+            "{}: written + dropped = delivered:\n{text}",
+            a.name
+        );
+    }
+    let (fast, slow) = (&summary.analyzers[0], &summary.analyzers[1]);
+    assert!(
+        slow.backpressure > 0,
+        "the slow analyzer fell behind:\n{text}"
+    );
+    assert!(
+        fast.backpressure < slow.backpressure,
+        "the fast one lost less:\n{text}"
+    );
+    assert_eq!(seen_fast.lock().unwrap().len() as u64, fast.written);
+    assert_eq!(seen_slow.lock().unwrap().len() as u64, slow.written);
+    eprintln!("{text}");
 }

@@ -7,8 +7,12 @@
 //! lock-free [`queue`] to the [`pipeline`]'s analyzer thread, which feeds
 //! the [`analyzer`]s (pcap writer, counter, printer). [`offline`] pushes a
 //! capture file through the same stage, queue and analyzers.
+//!
+//! To embed vxdecap, start from [`Capture::builder`] and implement
+//! [`Analyzer`] (see [`builder`] for an example).
 
 pub mod analyzer;
+pub mod builder;
 pub mod capture;
 pub mod dissect;
 pub mod frame;
@@ -24,3 +28,9 @@ pub mod steer;
 pub mod summary;
 
 pub use vxdecap_wire as wire;
+
+pub use analyzer::Analyzer;
+pub use builder::{Capture, CaptureBuilder, RunningCapture};
+pub use capture::CaptureMode;
+pub use frame::{FrameMeta, Frames, InnerFrame};
+pub use summary::Summary;

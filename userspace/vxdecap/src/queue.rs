@@ -19,12 +19,16 @@
 //! holds the batch and will return it). Analyzers never drop a clone, so a
 //! count never reaches zero and nothing is freed or allocated at run time.
 //!
-//! A full lane means that analyzer is behind: the batch skips it and its
-//! frames count as `analyzer_backpressure` for that analyzer only (in
-//! lossless mode the worker waits instead). If no analyzer took the batch,
-//! the worker recycles its frames at once. The NIC ring never waits.
+//! A lane also counts the frames its analyzer holds, and a lane may hold
+//! only its quota of the worker's leasable frames (half of them when there
+//! are several analyzers): a slow analyzer cannot pin all of the UMEM and
+//! starve the others. A full lane, or one over its quota, means that
+//! analyzer is behind: the batch skips it and its frames count as
+//! `analyzer_backpressure` for that analyzer only (in lossless mode the
+//! worker waits instead). If no analyzer took the batch, the worker
+//! recycles its frames at once. The NIC ring never waits.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
@@ -34,9 +38,15 @@ use crate::frame::InnerBatch;
 /// Most analyzers a capture can fan out to.
 pub const MAX_ANALYZERS: usize = 8;
 
+struct Lane {
+    queue: ArrayQueue<Arc<InnerBatch>>,
+    /// Frames in batches pushed here and not yet released by the analyzer.
+    held: AtomicUsize,
+}
+
 struct WorkerQueues {
     /// One lane per analyzer.
-    lanes: Vec<ArrayQueue<Arc<InnerBatch>>>,
+    lanes: Vec<Lane>,
     /// Batches analyzers are done with.
     done: ArrayQueue<Arc<InnerBatch>>,
     /// The worker is gone: nothing more will be pushed.
@@ -56,7 +66,12 @@ pub fn fan_out(
     let mut shared = Vec::with_capacity(workers);
     for _ in 0..workers {
         let queues = Arc::new(WorkerQueues {
-            lanes: (0..analyzers).map(|_| ArrayQueue::new(batches)).collect(),
+            lanes: (0..analyzers)
+                .map(|_| Lane {
+                    queue: ArrayQueue::new(batches),
+                    held: AtomicUsize::new(0),
+                })
+                .collect(),
             done: ArrayQueue::new(batches * analyzers),
             closed: AtomicBool::new(false),
         });
@@ -65,6 +80,7 @@ pub fn fan_out(
             queues,
             free: Vec::with_capacity(batches),
             leased: 0,
+            quota: usize::MAX,
         });
     }
     let receivers = (0..analyzers)
@@ -83,6 +99,8 @@ pub struct BatchSender {
     free: Vec<Arc<InnerBatch>>,
     /// Frames in batches handed out and not yet back.
     leased: usize,
+    /// Most frames one lane may hold.
+    quota: usize,
 }
 
 impl std::fmt::Debug for BatchSender {
@@ -101,6 +119,11 @@ impl BatchSender {
         while self.free.len() < self.free.capacity() {
             self.free.push(Arc::new(make()));
         }
+    }
+
+    /// Limits the frames each lane may hold to `quota`.
+    pub fn set_lane_quota(&mut self, quota: usize) {
+        self.quota = quota.max(1);
     }
 
     /// Number of analyzers fed.
@@ -165,7 +188,17 @@ impl BatchSender {
         for (a, lane) in self.queues.lanes.iter().enumerate() {
             let mut item = batch.clone();
             loop {
-                match lane.push(item) {
+                let over_quota = lane.held.load(Ordering::Relaxed) + frames > self.quota;
+                let pushed = if over_quota {
+                    Err(item)
+                } else {
+                    // Counted first: the analyzer may release the batch at once.
+                    lane.held.fetch_add(frames, Ordering::Relaxed);
+                    lane.queue.push(item).inspect_err(|_| {
+                        lane.held.fetch_sub(frames, Ordering::Relaxed);
+                    })
+                };
+                match pushed {
                     Ok(()) => {
                         taken += 1;
                         break;
@@ -200,7 +233,7 @@ impl BatchSender {
         self.queues
             .lanes
             .iter()
-            .any(|lane| lane.len() * 4 > lane.capacity() * 3)
+            .any(|lane| lane.queue.len() * 4 > lane.queue.capacity() * 3)
     }
 }
 
@@ -235,13 +268,16 @@ impl BatchReceiver {
     /// The next batch from `worker`, if any.
     #[inline]
     pub fn pop(&mut self, worker: usize) -> Option<Arc<InnerBatch>> {
-        self.workers.get(worker)?.lanes[self.analyzer].pop()
+        self.workers.get(worker)?.lanes[self.analyzer].queue.pop()
     }
 
     /// Returns a batch to the worker that filled it.
     #[inline]
     pub fn release(&mut self, batch: Arc<InnerBatch>) {
         if let Some(worker) = self.workers.get(batch.source()) {
+            worker.lanes[self.analyzer]
+                .held
+                .fetch_sub(batch.len(), Ordering::Relaxed);
             // `done` holds every clone of every batch at once, so this
             // cannot fail; if it did, the clone would just be dropped.
             let _ = worker.done.push(batch);
@@ -254,7 +290,7 @@ impl BatchReceiver {
         // visible to the emptiness check.
         self.workers
             .iter()
-            .all(|w| w.closed.load(Ordering::Acquire) && w.lanes[self.analyzer].is_empty())
+            .all(|w| w.closed.load(Ordering::Acquire) && w.lanes[self.analyzer].queue.is_empty())
     }
 }
 

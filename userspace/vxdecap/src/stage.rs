@@ -97,6 +97,12 @@ impl DecapStage {
         backpressure: Backpressure,
         stop: Arc<AtomicBool>,
     ) -> Self {
+        let mut sender = sender;
+        // With several analyzers, one that falls behind may hold at most half
+        // of the leasable frames, so the others keep receiving.
+        if sender.analyzers() > 1 {
+            sender.set_lane_quota(lease_budget / 2);
+        }
         DecapStage {
             ports,
             queue,

@@ -1,0 +1,238 @@
+//! The embedding API: capture mirrored VXLAN from a program of your own.
+//!
+//! ```no_run
+//! use std::io;
+//! use std::time::Duration;
+//! use vxdecap::{Analyzer, Capture, CaptureMode, Frames};
+//!
+//! /// Counts inner frames and bytes; one instance per analyzer thread.
+//! #[derive(Default)]
+//! struct Bytes {
+//!     frames: u64,
+//!     bytes: u64,
+//! }
+//!
+//! impl Analyzer for Bytes {
+//!     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+//!         for frame in frames.iter() {
+//!             self.frames += 1;
+//!             self.bytes += frame.bytes.len() as u64;
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     fn on_frame(&mut self, _frame: &vxdecap::InnerFrame<'_>) -> io::Result<()> {
+//!         unreachable!("on_batch handles every frame")
+//!     }
+//!
+//!     fn finish(&mut self) -> io::Result<()> {
+//!         println!("{} frames, {} bytes", self.frames, self.bytes);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! fn main() -> anyhow::Result<()> {
+//!     let summary = Capture::builder("eth1")
+//!         .ports(&[4789])
+//!         .mode(CaptureMode::Auto)
+//!         .duration(Duration::from_secs(10))
+//!         .analyzer(Bytes::default())
+//!         .build()?
+//!         .run()?;
+//!     eprint!("{}", summary.render());
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Frames reach an analyzer as references into the UMEM they were received
+//! in (no copy); each analyzer runs on its own thread, so `&mut self` is
+//! per-thread state without locks, and a slow analyzer loses frames (counted
+//! as its `analyzer_backpressure`) rather than stalling the NIC, unless the
+//! capture is [`lossless`](CaptureBuilder::lossless).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use vxdecap_wire::PortSet;
+
+use crate::analyzer::Analyzer;
+use crate::capture::{check_config, run_capture, CaptureConfig, CaptureMode, QueueSelection};
+use crate::queue::MAX_ANALYZERS;
+use crate::summary::Summary;
+
+/// A configured live capture, ready to run.
+#[derive(Debug)]
+pub struct Capture {
+    config: CaptureConfig,
+    analyzers: Vec<Box<dyn Analyzer>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for dyn Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("name", &self.name())
+            .finish()
+    }
+}
+
+impl Capture {
+    /// Starts configuring a capture on `interface`: every rx queue, UDP
+    /// port 4789, automatic XDP and AF_XDP modes.
+    pub fn builder(interface: &str) -> CaptureBuilder {
+        CaptureBuilder {
+            config: CaptureConfig::new(interface),
+            ports: Vec::new(),
+            analyzers: Vec::new(),
+        }
+    }
+
+    /// A flag that stops the capture when raised (from any thread or a
+    /// signal handler); the capture then drains its rings and returns.
+    pub fn stop_handle(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Runs until stopped, or the duration or frame count is reached.
+    /// Needs root (or CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW).
+    pub fn run(self) -> anyhow::Result<Summary> {
+        run_capture(&self.config, self.analyzers, self.stop)
+    }
+
+    /// Runs on a background thread; stop it with [`RunningCapture::stop`].
+    pub fn spawn(self) -> anyhow::Result<RunningCapture> {
+        let stop = self.stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("vxdecap-capture".into())
+            .spawn(move || self.run())
+            .context("cannot start the capture thread")?;
+        Ok(RunningCapture { stop, handle })
+    }
+}
+
+/// A capture running on a background thread.
+#[derive(Debug)]
+pub struct RunningCapture {
+    stop: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<anyhow::Result<Summary>>,
+}
+
+impl RunningCapture {
+    /// Stops the capture and returns its summary.
+    pub fn stop(self) -> anyhow::Result<Summary> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.join()
+    }
+
+    /// Waits for the capture to end by itself (duration or count).
+    pub fn join(self) -> anyhow::Result<Summary> {
+        self.handle
+            .join()
+            .map_err(|_| anyhow::anyhow!("the capture thread panicked"))?
+    }
+}
+
+/// Configures a [`Capture`]; [`CaptureBuilder::build`] checks everything.
+#[derive(Debug)]
+pub struct CaptureBuilder {
+    config: CaptureConfig,
+    ports: Vec<u16>,
+    analyzers: Vec<Box<dyn Analyzer>>,
+}
+
+impl CaptureBuilder {
+    /// UDP destination ports carrying VXLAN (default 4789; at most 8).
+    pub fn ports(mut self, ports: &[u16]) -> Self {
+        self.ports = ports.to_vec();
+        self
+    }
+
+    /// Rx queues to capture (default: all of them).
+    pub fn queues(mut self, queues: &[u32]) -> Self {
+        self.config.queues = QueueSelection::List(queues.to_vec());
+        self
+    }
+
+    /// CPUs for the workers, one per queue in queue order (default: one per
+    /// queue, skipping CPU 0 when there are more CPUs than queues).
+    pub fn cpus(mut self, cpus: &[usize]) -> Self {
+        self.config.cpus = Some(cpus.to_vec());
+        self
+    }
+
+    /// XDP attach and AF_XDP bind modes.
+    pub fn mode(mut self, mode: CaptureMode) -> Self {
+        self.config.mode = mode;
+        self
+    }
+
+    /// Wait for slow analyzers instead of dropping frames for them.
+    pub fn lossless(mut self, lossless: bool) -> Self {
+        self.config.lossless = lossless;
+        self
+    }
+
+    /// Stop after this long.
+    pub fn duration(mut self, duration: Duration) -> Self {
+        self.config.duration = Some(duration);
+        self
+    }
+
+    /// Stop after the first analyzer has received this many frames.
+    pub fn count(mut self, count: u64) -> Self {
+        self.config.count = Some(count);
+        self
+    }
+
+    /// Serve Prometheus metrics on this address while running.
+    pub fn metrics(mut self, addr: SocketAddr) -> Self {
+        self.config.metrics = Some(addr);
+        self
+    }
+
+    /// Socket and UMEM sizes (frame size, frame count, RX ring).
+    pub fn socket(mut self, socket: vxdecap_xsk::SocketConfig) -> Self {
+        self.config.socket = socket;
+        self
+    }
+
+    /// Adds an analyzer; each runs on its own thread and sees every inner
+    /// frame (at most 8).
+    pub fn analyzer(mut self, analyzer: impl Analyzer + 'static) -> Self {
+        self.analyzers.push(Box::new(analyzer));
+        self
+    }
+
+    /// Adds an analyzer already boxed.
+    pub fn boxed_analyzer(mut self, analyzer: Box<dyn Analyzer>) -> Self {
+        self.analyzers.push(analyzer);
+        self
+    }
+
+    /// Checks the configuration (interface, queues, CPUs, sizes, ports,
+    /// analyzers); the error message names the fix.
+    pub fn build(mut self) -> anyhow::Result<Capture> {
+        if !self.ports.is_empty() {
+            self.config.ports =
+                PortSet::new(&self.ports).map_err(|e| anyhow::anyhow!("ports: {e}"))?;
+        }
+        if self.analyzers.is_empty() {
+            anyhow::bail!("no analyzer: add one with .analyzer(...)");
+        }
+        if self.analyzers.len() > MAX_ANALYZERS {
+            anyhow::bail!(
+                "{} analyzers: a capture feeds at most {MAX_ANALYZERS}",
+                self.analyzers.len()
+            );
+        }
+        check_config(&self.config)?;
+        Ok(Capture {
+            config: self.config,
+            analyzers: self.analyzers,
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
