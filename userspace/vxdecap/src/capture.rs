@@ -171,9 +171,14 @@ pub fn interface_exists(interface: &str) -> bool {
 
 fn resolve_queues(config: &CaptureConfig) -> anyhow::Result<Vec<u32>> {
     let available = rx_queue_count(&config.interface).unwrap_or(1);
-    let queues = match &config.queues {
+    let queues: Vec<u32> = match &config.queues {
         QueueSelection::All => (0..available).collect(),
-        QueueSelection::List(list) => list.clone(),
+        QueueSelection::List(list) => {
+            let mut list = list.clone();
+            list.sort_unstable();
+            list.dedup();
+            list
+        }
     };
     if let Some(bad) = queues.iter().find(|&&q| q >= available) {
         bail!(

@@ -5,6 +5,7 @@
 //! vxdecap-bench gen --interface und0 --dst-mac MAC [--size 64|1400|imix] [--pps N] [--duration S]
 //! vxdecap-bench drop --interface eth1 [--pass]
 //! vxdecap-bench xsk-count --interface eth1 [--cpu 1]
+//! vxdecap-bench scale [--reps 3] [--size 64]
 //! ```
 //! `run` builds its own namespaces and runs the others inside them.
 
@@ -12,6 +13,7 @@ mod gen;
 mod receivers;
 mod report;
 mod run;
+mod scale;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,8 @@ struct Cli {
 enum Command {
     /// Run every scenario and write results (JSON, markdown, SVG).
     Run(run::RunArgs),
+    /// Delivered rate with 1 and 2 rx queues (and the XDP_DROP ceiling).
+    Scale(scale::ScaleArgs),
     /// Send VXLAN frames with BPF_PROG_TEST_RUN live frames.
     Gen(gen::GenArgs),
     /// Attach an XDP_DROP (or XDP_PASS) program and count frames until SIGINT.
@@ -52,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::Run(args) => {
             run::run(args)?;
         }
+        Command::Scale(args) => scale::run(&args)?,
         Command::Gen(args) => println!("{}", serde_json::to_string(&gen::run(&args)?)?),
         Command::Drop { interface, pass } => {
             println!(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
+use vxdecap::netns::{unique_name, veth_pair_with_queues, NetNs, WatchedChild};
 
 use crate::gen::GenReport;
 use crate::receivers::ReceiverReport;
@@ -132,21 +132,21 @@ impl RunResult {
 }
 
 /// The sender/collector namespaces.
-struct Bench {
-    tx: NetNs,
-    rx: NetNs,
+pub(crate) struct Bench {
+    pub(crate) tx: NetNs,
+    pub(crate) rx: NetNs,
     rx_mac: String,
     exe_dir: PathBuf,
     shm: PathBuf,
 }
 
 /// A receiver process inside the collector namespace.
-struct Proc {
+pub(crate) struct Proc {
     child: WatchedChild,
 }
 
 impl Proc {
-    fn spawn(ns: &NetNs, program: &str, args: &[&str]) -> anyhow::Result<Proc> {
+    pub(crate) fn spawn(ns: &NetNs, program: &str, args: &[&str]) -> anyhow::Result<Proc> {
         // vxdecap, tcpdump and our helpers say "listening on"; netsniff-ng says "Running!".
         let child = WatchedChild::spawn(
             ns.command(program, args),
@@ -157,12 +157,12 @@ impl Proc {
         Ok(Proc { child })
     }
 
-    fn cpu_ticks(&self) -> u64 {
+    pub(crate) fn cpu_ticks(&self) -> u64 {
         process_ticks(self.child.id())
     }
 
     /// SIGINT, wait; (stdout, stderr).
-    fn stop(&mut self) -> anyhow::Result<(String, String)> {
+    pub(crate) fn stop(&mut self) -> anyhow::Result<(String, String)> {
         let outcome = self.child.stop(nix::sys::signal::Signal::SIGINT)?;
         Ok((outcome.stdout, outcome.stderr))
     }
@@ -183,7 +183,7 @@ fn process_ticks(pid: u32) -> u64 {
 }
 
 /// Busy ticks over all CPUs, from /proc/stat.
-fn machine_busy_ticks() -> u64 {
+pub(crate) fn machine_busy_ticks() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(line) = stat.lines().next() else {
         return 0;
@@ -198,7 +198,7 @@ fn machine_busy_ticks() -> u64 {
     total - values.get(3).copied().unwrap_or(0) - values.get(4).copied().unwrap_or(0)
 }
 
-fn ticks_per_second() -> f64 {
+pub(crate) fn ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
     if hz > 0 {
@@ -220,14 +220,15 @@ fn parse_latency(text: &str) -> Option<[f64; 3]> {
 }
 
 /// The first integer on the line of `text` that contains `needle`.
-fn number_before(text: &str, needle: &str) -> Option<u64> {
+pub(crate) fn number_before(text: &str, needle: &str) -> Option<u64> {
     text.lines()
         .find(|l| l.contains(needle))
         .and_then(|l| l.split_whitespace().next()?.parse().ok())
 }
 
 impl Bench {
-    fn new() -> anyhow::Result<Bench> {
+    /// Namespaces joined by a veth pair with `queues` rx and tx queues.
+    pub(crate) fn new(queues: u32) -> anyhow::Result<Bench> {
         let base = unique_name("bench");
         let tx = NetNs::create(&format!("{base}-tx"))?;
         let rx = NetNs::create(&format!("{base}-rx"))?;
@@ -235,7 +236,7 @@ impl Bench {
             ns.run("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
             ns.run("sysctl", &["-qw", "net.ipv6.conf.default.disable_ipv6=1"])?;
         }
-        veth_pair(&tx, "und0", &rx, "eth1")?;
+        veth_pair_with_queues(&tx, "und0", &rx, "eth1", queues)?;
         // IMIX's 1518-byte inner frames are 1568 bytes with VXLAN: a cloud
         // underlay carries them, so the bench link does too.
         tx.ip(&["link", "set", "und0", "mtu", "1600"])?;
@@ -268,7 +269,12 @@ impl Bench {
         })
     }
 
-    fn exe(&self, name: &str) -> String {
+    /// The collector veth's MAC address.
+    pub(crate) fn rx_mac(&self) -> &str {
+        &self.rx_mac
+    }
+
+    pub(crate) fn exe(&self, name: &str) -> String {
         self.exe_dir.join(name).to_string_lossy().into_owned()
     }
 
@@ -437,11 +443,25 @@ impl Bench {
         duration: f64,
         flows: u32,
     ) -> anyhow::Result<GenReport> {
+        self.generate_on(0, size, pps, duration, flows)
+    }
+
+    /// Runs the generator pinned to `cpu`. Frames redirected into a veth
+    /// land on the peer's rx queue numbered after the sending CPU.
+    pub(crate) fn generate_on(
+        &self,
+        cpu: usize,
+        size: &str,
+        pps: u64,
+        duration: f64,
+        flows: u32,
+    ) -> anyhow::Result<GenReport> {
+        let cpu = cpu.to_string();
         let out = self.tx.run(
             "taskset",
             &[
                 "-c",
-                "0",
+                &cpu,
                 &self.exe("vxdecap-bench"),
                 "gen",
                 "--interface",
@@ -513,7 +533,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<PathBuf> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, interrupted.clone())?;
     }
-    let bench = Bench::new()?;
+    let bench = Bench::new(1)?;
     let mut results = Vec::new();
     let scenarios = Scenario::ALL;
     for size in &args.sizes {
