@@ -732,3 +732,43 @@ fn a_slow_analyzer_loses_only_its_own_frames_and_every_frame_is_accounted_for() 
     assert_eq!(seen_slow.lock().unwrap().len() as u64, slow.written);
     eprintln!("{text}");
 }
+
+#[test]
+fn lossless_mode_waits_for_a_slow_analyzer_instead_of_dropping() {
+    if !privileged("lossless capture") {
+        return;
+    }
+    let pair = VxlanPair::new("ll");
+    let (slow, seen) = recorder(Duration::from_millis(5));
+    // The same small UMEM that makes a slow analyzer lose frames by default.
+    let builder = vxdecap::Capture::builder("eth1")
+        .socket(vxdecap_xsk::SocketConfig {
+            frame_count: 256,
+            rx_ring: 128,
+            ..Default::default()
+        })
+        .lossless(true)
+        .analyzer(slow);
+    let summary = run_embedded(&pair, builder, || pair.send_inner("lossless", 1000));
+    let text = summary.render();
+    let a = &summary.analyzers[0];
+    assert_eq!(a.backpressure, 0, "{text}");
+    // Waiting moves any loss to the RX ring, where the kernel counts it.
+    let kernel = summary.xsk.rx_ring_full + summary.xsk.rx_dropped;
+    assert_eq!(a.written + kernel, 1000, "{text}");
+    // What the analyzer got is what the socket received, in order.
+    let got = seen.lock().unwrap();
+    assert_eq!(got.len() as u64, a.written);
+    let indices: Vec<u32> = got
+        .iter()
+        .map(|p| {
+            p.trim_start_matches("lossless-")
+                .parse()
+                .expect("payload index")
+        })
+        .collect();
+    assert!(
+        indices.windows(2).all(|w| w[0] < w[1]),
+        "in order: {indices:?}"
+    );
+}

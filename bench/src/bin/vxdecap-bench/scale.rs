@@ -49,11 +49,17 @@ fn measure(
             &["drop", "--interface", "eth1"],
         )?],
         Receiver::Vxdecap => {
-            let (list, cpus) = if queues == 1 { ("0", "1") } else { ("0,1", "1,0") };
+            let (list, cpus) = if queues == 1 {
+                ("0", "1")
+            } else {
+                ("0,1", "1,0")
+            };
             vec![Proc::spawn(
                 &bench.rx,
                 &bench.exe("vxdecap"),
-                &["capture", "-i", "eth1", "-q", "--queues", list, "--cpus", cpus],
+                &[
+                    "capture", "-i", "eth1", "-q", "--queues", list, "--cpus", cpus,
+                ],
             )?]
         }
     };
@@ -67,12 +73,28 @@ fn measure(
             let rx_mac = bench.rx_mac().to_owned();
             std::thread::spawn(move || -> anyhow::Result<(u64, f64)> {
                 let out = std::process::Command::new("ip")
-                    .args(["netns", "exec", &tx, "taskset", "-c", &cpu.to_string(), &exe])
-                    .args(["gen", "--interface", "und0", "--dst-mac", &rx_mac, "--size", &size])
+                    .args([
+                        "netns",
+                        "exec",
+                        &tx,
+                        "taskset",
+                        "-c",
+                        &cpu.to_string(),
+                        &exe,
+                    ])
+                    .args([
+                        "gen",
+                        "--interface",
+                        "und0",
+                        "--dst-mac",
+                        &rx_mac,
+                        "--size",
+                        &size,
+                    ])
                     .args(["--duration", &duration.to_string()])
                     .output()?;
-                let report: crate::gen::GenReport =
-                    serde_json::from_slice(&out.stdout).with_context(|| {
+                let report: crate::gen::GenReport = serde_json::from_slice(&out.stdout)
+                    .with_context(|| {
                         format!("generator said: {}", String::from_utf8_lossy(&out.stderr))
                     })?;
                 Ok((report.sent, report.seconds))
@@ -82,7 +104,9 @@ fn measure(
     let mut sent = 0;
     let mut seconds: f64 = 0.0;
     for g in generators {
-        let (n, s) = g.join().map_err(|_| anyhow::anyhow!("generator thread"))??;
+        let (n, s) = g
+            .join()
+            .map_err(|_| anyhow::anyhow!("generator thread"))??;
         sent += n;
         seconds = seconds.max(s);
     }
@@ -97,7 +121,10 @@ fn measure(
         Receiver::Vxdecap => number_before(&err, "inner frames written")
             .with_context(|| format!("vxdecap said: {err}"))?,
     };
-    Ok((sent as f64 / seconds / 1e6, delivered as f64 / seconds / 1e6))
+    Ok((
+        sent as f64 / seconds / 1e6,
+        delivered as f64 / seconds / 1e6,
+    ))
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
