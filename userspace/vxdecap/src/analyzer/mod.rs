@@ -7,12 +7,14 @@
 
 mod count;
 mod pcap;
+mod pcapng;
 mod print;
 
 use std::io;
 
 pub use count::{CountAnalyzer, CountTotals};
 pub use pcap::{PcapWriter, PCAP_NSEC_MAGIC};
+pub use pcapng::{PcapngOptions, PcapngWriter, DEFAULT_MAX_TUNNELS};
 pub use print::PrintAnalyzer;
 
 use crate::queue::FrameMeta;
