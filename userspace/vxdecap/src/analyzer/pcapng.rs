@@ -49,6 +49,9 @@ const EPB_HEADER_LEN: usize = 28;
 /// Longest option value written (option lengths are 16-bit).
 const MAX_OPTION_LEN: usize = 0xFFFF - 3;
 
+/// Entries of the recent-tunnel cache (a power of two).
+const RECENT_SLOTS: usize = 1024;
+
 /// Interfaces a file may declare for tunnels before the rest share `vxlan:other`.
 pub const DEFAULT_MAX_TUNNELS: usize = 4096;
 
@@ -107,8 +110,10 @@ pub struct PcapngWriter<W: Write> {
     tunnels: Vec<Tunnel>,
     /// Interface id of `vxlan:other` once declared.
     other_interface: Option<u32>,
-    /// The tunnel of the previous frame (consecutive frames usually share one).
-    last: Option<(TunnelKey, u32)>,
+    /// Recently seen tunnels and their interface ids, by a cheap hash of
+    /// the key, in front of `interfaces` (whose SipHash resists crafted
+    /// keys but costs more than the rest of a frame).
+    recent: Box<[Option<(TunnelKey, u32)>]>,
     /// Options and padding of the block being written.
     scratch: Vec<u8>,
     bytes: u64,
@@ -129,7 +134,7 @@ impl<W: Write> PcapngWriter<W> {
             interfaces: HashMap::new(),
             tunnels: Vec::new(),
             other_interface: None,
-            last: None,
+            recent: vec![None; RECENT_SLOTS].into_boxed_slice(),
             scratch: Vec::with_capacity(256),
             bytes: 0,
             frames: 0,
@@ -158,8 +163,9 @@ impl<W: Write> PcapngWriter<W> {
             vni: meta.vni,
             outer_src: meta.outer_src,
         };
-        let known = match self.last {
-            Some((last, id)) if last == key => Some(id),
+        let slot = recent_slot(&key);
+        let known = match self.recent[slot] {
+            Some((recent, id)) if recent == key => Some(id),
             _ => self.interfaces.get(&key).copied(),
         };
         let (interface, declare) = match known {
@@ -191,7 +197,7 @@ impl<W: Write> PcapngWriter<W> {
         if let (Some(d), Some(block)) = (declare, interface_block) {
             self.declare(d, key, meta, block)?;
         }
-        self.last = Some((key, interface));
+        self.recent[slot] = Some((key, interface));
         let mut header = [0u8; EPB_HEADER_LEN];
         put_u32(&mut header[0..4], BLOCK_EPB);
         put_u32(&mut header[4..8], block_len as u32);
@@ -355,6 +361,21 @@ fn interface_block(declare: Declare, key: TunnelKey, meta: &FrameMeta) -> Vec<u8
     put_option(&mut block, OPT_IF_TSRESOL, &[9]); // nanoseconds
     put_option(&mut block, OPT_ENDOFOPT, &[]);
     block
+}
+
+/// Slot of `key` in the recent-tunnel cache: a multiplicative hash. Keys
+/// crafted to collide only make lookups fall through to the `HashMap`.
+#[inline]
+fn recent_slot(key: &TunnelKey) -> usize {
+    let addr = match key.outer_src {
+        IpAddr::V4(a) => u64::from(u32::from(a)),
+        IpAddr::V6(a) => {
+            let bits = u128::from(a);
+            (bits as u64) ^ ((bits >> 64) as u64)
+        }
+    };
+    let mixed = (addr ^ (u64::from(key.vni) << 40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (mixed >> (64 - RECENT_SLOTS.trailing_zeros())) as usize
 }
 
 /// `vni=27 src=10.0.2.4 dst=10.1.1.4 sport=` (the port is appended per frame).
@@ -559,6 +580,41 @@ mod tests {
             last_other,
             b"vni=3 src=10.0.0.9 dst=10.1.1.4 sport=6"
         ));
+    }
+
+    #[test]
+    fn many_tunnels_keep_their_interfaces_through_the_recent_cache() {
+        // More tunnels than cache slots, over both address families: every
+        // frame must land on its own tunnel's interface whatever collides.
+        let mut w = PcapngWriter::new(Vec::new()).expect("vec write");
+        let key = |t: u32| {
+            let mut m = meta(t % 7, [10, (t >> 8) as u8, t as u8, 1], 1);
+            if t % 3 == 0 {
+                m.outer_src = IpAddr::V6(std::net::Ipv6Addr::new(
+                    0x2001, 0xdb8, 0, 0, 0, 0, 0, t as u16,
+                ));
+            }
+            m
+        };
+        let tunnels = 3000u32;
+        for round in 0..2 {
+            for t in 0..tunnels {
+                let t = if round == 0 { t } else { (t * 7919) % tunnels };
+                w.write_frame(&t.to_le_bytes(), &key(t)).expect("vec write");
+            }
+        }
+        assert_eq!(w.interfaces(), tunnels as usize);
+        let out = w.into_inner().expect("flush");
+        for (kind, interface, block) in blocks(&out) {
+            if kind == BLOCK_EPB {
+                assert_eq!(
+                    u32_at(block, 28),
+                    interface,
+                    "frame of tunnel {}",
+                    u32_at(block, 28)
+                );
+            }
+        }
     }
 
     #[test]
