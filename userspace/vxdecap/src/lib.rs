@@ -5,7 +5,7 @@
 //! rx queue over a socket from `vxdecap-xsk`; each worker's [`stage`]
 //! decapsulates with `vxdecap-wire` and hands inner frames through a
 //! lock-free [`queue`] to the [`pipeline`]'s analyzer thread, which feeds
-//! the [`analyzer`]s (pcap writer, counter, printer). [`offline`] pushes a
+//! the [`analyzer`]s (pcap and pcapng writers, counter, printer). [`offline`] pushes a
 //! capture file through the same stage, queue and analyzers.
 //!
 //! To embed vxdecap, start from [`Capture::builder`] and implement

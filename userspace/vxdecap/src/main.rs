@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vxdecap::analyzer::{Analyzer, CountAnalyzer, PcapWriter, PrintAnalyzer};
-use vxdecap::capture::{open_output, run_capture, CaptureConfig, CaptureMode, QueueSelection};
+use vxdecap::analyzer::{
+    open_frame_output, Analyzer, CountAnalyzer, OutputFormat, OutputOptions, PcapngOptions,
+    PrintAnalyzer, Rotation,
+};
+use vxdecap::capture::{run_capture, CaptureConfig, CaptureMode, QueueSelection};
 use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
 use vxdecap::offline::run_offline;
 use vxdecap::summary::Summary;
@@ -59,9 +62,21 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct OutputArgs {
-    /// Write inner frames to this pcap file (`-` for stdout); without it, print one line per frame.
+    /// Write inner frames to this pcap or pcapng file (`-` for stdout); without it, print one line per frame.
     #[arg(short = 'w', value_name = "FILE")]
     write: Option<String>,
+    /// Format of -w [default: pcapng for a .pcapng name, pcap otherwise and on stdout].
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "write")]
+    format: Option<FormatArg>,
+    /// Start a new -w file before one would pass SIZE million bytes (suffix k, m, g: KiB, MiB, GiB).
+    #[arg(short = 'C', value_name = "SIZE", requires = "write", value_parser = parse_file_size)]
+    file_size: Option<u64>,
+    /// Start a new -w file every SECS seconds; -w is then a strftime pattern, expanded in UTC.
+    #[arg(short = 'G', value_name = "SECS", requires = "write", value_parser = clap::value_parser!(u64).range(1..))]
+    rotate_seconds: Option<u64>,
+    /// Keep at most N -w files: with -C a ring FILE0..FILE{N-1}; with -G the newest N.
+    #[arg(short = 'W', value_name = "N", requires = "write", value_parser = clap::value_parser!(u32).range(1..))]
+    file_count: Option<u32>,
     /// Stop after writing this many inner frames.
     #[arg(short = 'c', value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
@@ -71,6 +86,14 @@ struct OutputArgs {
     /// UDP destination port carrying VXLAN (repeatable; default 4789).
     #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     ports: Vec<u16>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum FormatArg {
+    /// Classic pcap, nanosecond timestamps.
+    Pcap,
+    /// pcapng, one interface per VXLAN tunnel (VNI, outer source).
+    Pcapng,
 }
 
 #[derive(Args, Debug)]
@@ -290,20 +313,52 @@ fn analyzers(output: &OutputArgs) -> anyhow::Result<(Vec<Box<dyn Analyzer>>, Str
     }
     Ok(match output.write.as_deref() {
         Some(path) => {
-            let out = open_output(path).map_err(|e| usage(format!("{e:#}")))?;
-            let writer = PcapWriter::new(out).with_context(|| format!("cannot write {path}"))?;
+            let writer = open_frame_output(path, &output_options(output))
+                .map_err(|e| usage(e.to_string()))?;
             let name = if path == "-" {
                 "stdout".to_owned()
             } else {
                 path.to_owned()
             };
-            (vec![Box::new(writer)], name)
+            (vec![writer], name)
         }
         None => {
             let printer = PrintAnalyzer::new(std::io::BufWriter::new(std::io::stdout()));
             (vec![Box::new(printer)], "stdout (text)".to_owned())
         }
     })
+}
+
+/// What the -w flags ask of the writer (format, rotation).
+fn output_options(output: &OutputArgs) -> OutputOptions {
+    OutputOptions {
+        format: output.format.map(|f| match f {
+            FormatArg::Pcap => OutputFormat::Pcap,
+            FormatArg::Pcapng => OutputFormat::Pcapng,
+        }),
+        rotation: Rotation {
+            file_size: output.file_size,
+            interval: output.rotate_seconds.map(Duration::from_secs),
+            files: output.file_count,
+        },
+        pcapng: PcapngOptions::default(),
+    }
+}
+
+/// tcpdump's -C: millions of bytes, or KiB/MiB/GiB with a k/m/g suffix.
+fn parse_file_size(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.char_indices().last() {
+        Some((at, 'k' | 'K')) => (&text[..at], 1 << 10),
+        Some((at, 'm' | 'M')) => (&text[..at], 1 << 20),
+        Some((at, 'g' | 'G')) => (&text[..at], 1 << 30),
+        _ => (text, 1_000_000),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| n > 0)
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("{text:?} is not a file size such as 100 (MB), 512k or 2g"))
 }
 
 fn ports(list: &[u16]) -> anyhow::Result<PortSet> {

@@ -10,14 +10,22 @@
 //! frame.
 
 mod count;
+mod filename;
+mod output;
 mod pcap;
+mod pcapng;
 mod print;
+mod rotate;
 
 use std::io;
 
 pub use count::{CountAnalyzer, CountTotals};
+pub use filename::{strftime_utc, FileNamer, PatternError};
+pub use output::{open_frame_output, FrameWriter, OutputError, OutputFormat, OutputOptions};
 pub use pcap::{PcapWriter, PCAP_NSEC_MAGIC};
+pub use pcapng::{PcapngOptions, PcapngWriter, DEFAULT_MAX_TUNNELS};
 pub use print::PrintAnalyzer;
+pub use rotate::{Clock, RotatingWriter, Rotation, SystemClock, CLOCK_EVERY_FRAMES};
 
 use crate::frame::{Frames, InnerFrame};
 

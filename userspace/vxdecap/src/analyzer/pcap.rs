@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 
 use super::Analyzer;
-use crate::frame::InnerFrame;
+use crate::frame::{FrameMeta, InnerFrame};
 
 /// Magic number of a nanosecond-resolution pcap file.
 pub const PCAP_NSEC_MAGIC: u32 = 0xa1b2_3c4d;
@@ -16,6 +16,7 @@ const SNAPLEN: u32 = 262_144;
 pub struct PcapWriter<W: Write> {
     out: W,
     frames: u64,
+    bytes: u64,
 }
 
 impl<W: Write> PcapWriter<W> {
@@ -29,7 +30,11 @@ impl<W: Write> PcapWriter<W> {
         header[16..20].copy_from_slice(&SNAPLEN.to_le_bytes());
         header[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
         out.write_all(&header)?;
-        Ok(PcapWriter { out, frames: 0 })
+        Ok(PcapWriter {
+            out,
+            frames: 0,
+            bytes: header.len() as u64,
+        })
     }
 
     /// Appends one record.
@@ -49,12 +54,42 @@ impl<W: Write> PcapWriter<W> {
         self.out.write_all(&record)?;
         self.out.write_all(&bytes[..incl])?;
         self.frames += 1;
+        self.bytes += (record.len() + incl) as u64;
         Ok(())
+    }
+
+    /// Appends one record unless that would take the output past `limit`
+    /// bytes; returns whether it was written. A record is always written
+    /// into a file that holds none yet, so a single large frame cannot stall
+    /// a size-rotated output.
+    #[inline]
+    pub fn write_frame_within(
+        &mut self,
+        bytes: &[u8],
+        meta: &FrameMeta,
+        limit: u64,
+    ) -> io::Result<bool> {
+        let record_len = 16 + bytes.len().min(SNAPLEN as usize) as u64;
+        if self.frames > 0 && self.bytes + record_len > limit {
+            return Ok(false);
+        }
+        self.write_frame(bytes, meta.timestamp_ns, meta.orig_len)?;
+        Ok(true)
     }
 
     /// Records written so far.
     pub fn frames(&self) -> u64 {
         self.frames
+    }
+
+    /// Bytes written so far, the global header included.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Flushes the underlying writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     /// Flushes and returns the writer.

@@ -1,0 +1,213 @@
+//! The `-w` output: format choice (pcap or pcapng) and opening it, with or
+//! without rotation.
+
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use super::pcapng::{PcapngOptions, PcapngWriter};
+use super::rotate::{RotatingWriter, Rotation, SystemClock};
+use super::{Analyzer, PatternError, PcapWriter};
+use crate::frame::{FrameMeta, InnerFrame};
+
+/// Buffer in front of stdout: small, so a reader sees frames soon.
+const STDOUT_BUFFER: usize = 64 * 1024;
+
+/// A capture file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Classic pcap, nanosecond timestamps, one link type for the file.
+    Pcap,
+    /// pcapng with one interface per tunnel (VNI, outer source).
+    Pcapng,
+}
+
+impl OutputFormat {
+    /// The format `path` asks for: pcapng for a `.pcapng` name (any case),
+    /// pcap otherwise and for stdout (`-`).
+    pub fn for_path(path: &str) -> OutputFormat {
+        let pcapng = Path::new(path)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("pcapng"));
+        if pcapng {
+            OutputFormat::Pcapng
+        } else {
+            OutputFormat::Pcap
+        }
+    }
+}
+
+/// How to write `-w`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// `--format`; `None` chooses by the file name.
+    pub format: Option<OutputFormat>,
+    /// `-C`, `-G`, `-W`.
+    pub rotation: Rotation,
+    /// pcapng settings (ignored for pcap).
+    pub pcapng: PcapngOptions,
+}
+
+/// Why `-w` cannot be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    /// The file cannot be created.
+    #[error("cannot write {path}: {source}: check the directory exists and is writable")]
+    Open {
+        /// The file.
+        path: String,
+        /// What the system said.
+        source: io::Error,
+    },
+    /// The file name pattern is not usable with `-G`.
+    #[error("-w {path}: {source}")]
+    Pattern {
+        /// The pattern.
+        path: String,
+        /// What is wrong with it.
+        source: PatternError,
+    },
+    /// Rotation settings that do not go together.
+    #[error("{0}")]
+    Rotation(&'static str),
+}
+
+/// Opens `path` (`-` for stdout) as the analyzer writing every inner frame.
+///
+/// This is what `-w`, `--format`, `-C`, `-G` and `-W` build: a
+/// [`FrameWriter`] on stdout, or a [`RotatingWriter`] over files (which with
+/// no rotation asked for writes the one file).
+pub fn open_frame_output(
+    path: &str,
+    options: &OutputOptions,
+) -> Result<Box<dyn Analyzer>, OutputError> {
+    let format = options.format.unwrap_or(OutputFormat::for_path(path));
+    options.rotation.check()?;
+    if path == "-" {
+        if options.rotation.is_rotating() {
+            return Err(OutputError::Rotation(
+                "-C and -G need a file name: stdout (-w -) cannot be rotated",
+            ));
+        }
+        let out = BufWriter::with_capacity(STDOUT_BUFFER, io::stdout());
+        let writer =
+            FrameWriter::new(format, options.pcapng, out).map_err(|source| OutputError::Open {
+                path: "stdout".to_owned(),
+                source,
+            })?;
+        return Ok(Box::new(writer));
+    }
+    let writer = RotatingWriter::new(path, format, options.pcapng, options.rotation, SystemClock)?;
+    Ok(Box::new(writer))
+}
+
+/// A pcap or pcapng writer.
+#[derive(Debug)]
+pub enum FrameWriter<W: Write> {
+    /// Classic pcap.
+    Pcap(PcapWriter<W>),
+    /// pcapng.
+    Pcapng(PcapngWriter<W>),
+}
+
+impl<W: Write> FrameWriter<W> {
+    /// Writes the file header (pcap global header or pcapng section header).
+    pub fn new(format: OutputFormat, pcapng: PcapngOptions, out: W) -> io::Result<Self> {
+        Ok(match format {
+            OutputFormat::Pcap => FrameWriter::Pcap(PcapWriter::new(out)?),
+            OutputFormat::Pcapng => FrameWriter::Pcapng(PcapngWriter::with_options(out, pcapng)?),
+        })
+    }
+
+    /// Appends one frame.
+    #[inline]
+    pub fn write_frame(&mut self, bytes: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        match self {
+            FrameWriter::Pcap(w) => w.write_frame(bytes, meta.timestamp_ns, meta.orig_len),
+            FrameWriter::Pcapng(w) => w.write_frame(bytes, meta),
+        }
+    }
+
+    /// Appends one frame unless the output would pass `limit` bytes (see
+    /// [`PcapWriter::write_frame_within`]); returns whether it was written.
+    #[inline]
+    pub fn write_frame_within(
+        &mut self,
+        bytes: &[u8],
+        meta: &FrameMeta,
+        limit: u64,
+    ) -> io::Result<bool> {
+        match self {
+            FrameWriter::Pcap(w) => w.write_frame_within(bytes, meta, limit),
+            FrameWriter::Pcapng(w) => w.write_frame_within(bytes, meta, limit),
+        }
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> u64 {
+        match self {
+            FrameWriter::Pcap(w) => w.frames(),
+            FrameWriter::Pcapng(w) => w.frames(),
+        }
+    }
+
+    /// Bytes written so far, headers included.
+    pub fn bytes_written(&self) -> u64 {
+        match self {
+            FrameWriter::Pcap(w) => w.bytes_written(),
+            FrameWriter::Pcapng(w) => w.bytes_written(),
+        }
+    }
+
+    /// Flushes the underlying writer.
+    pub fn flush(&mut self) -> io::Result<()> {
+        match self {
+            FrameWriter::Pcap(w) => w.flush(),
+            FrameWriter::Pcapng(w) => w.flush(),
+        }
+    }
+
+    /// Flushes and returns the writer.
+    pub fn into_inner(self) -> io::Result<W> {
+        match self {
+            FrameWriter::Pcap(w) => w.into_inner(),
+            FrameWriter::Pcapng(w) => w.into_inner(),
+        }
+    }
+}
+
+impl<W: Write + Send> Analyzer for FrameWriter<W> {
+    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+        self.write_frame(frame.bytes, frame.meta)
+    }
+
+    fn on_idle(&mut self) -> io::Result<()> {
+        self.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_follows_the_extension_and_stdout_is_pcap() {
+        assert_eq!(OutputFormat::for_path("a.pcapng"), OutputFormat::Pcapng);
+        assert_eq!(OutputFormat::for_path("dir/A.PCAPNG"), OutputFormat::Pcapng);
+        assert_eq!(OutputFormat::for_path("a.pcap"), OutputFormat::Pcap);
+        assert_eq!(OutputFormat::for_path("pcapng"), OutputFormat::Pcap);
+        assert_eq!(OutputFormat::for_path("-"), OutputFormat::Pcap);
+    }
+
+    #[test]
+    fn stdout_cannot_rotate() {
+        let options = OutputOptions {
+            rotation: Rotation {
+                file_size: Some(1_000_000),
+                ..Rotation::default()
+            },
+            ..OutputOptions::default()
+        };
+        let err = open_frame_output("-", &options).expect_err("rotating stdout is refused");
+        assert!(err.to_string().contains("stdout"), "{err}");
+    }
+}
