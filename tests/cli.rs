@@ -84,3 +84,50 @@ fn bad_mode_sizes_and_durations_are_refused() {
         "does not exist",
     );
 }
+
+#[test]
+fn bad_allowlists_and_metrics_addresses_are_refused() {
+    fails_with(
+        &["capture", "-i", "lo", "--allow-source", "10.0.0.0/33"],
+        "--allow-source: \"10.0.0.0/33\": prefix /33 is longer than 32 bits",
+    );
+    fails_with(
+        &["capture", "-i", "lo", "--allow-source", "nonsense"],
+        "is not an address or prefix",
+    );
+    fails_with(
+        &["capture", "-i", "lo", "--vni", "0-16777215"],
+        "--vni: VNI list \"0-16777215\" names more than 65536 VNIs",
+    );
+    fails_with(&["capture", "-i", "lo", "--vni", "9-3"], "low to high");
+    let dir = TempDir::new("allow");
+    let file = dir.path("allow.txt");
+    std::fs::write(&file, "source 10.0.0.1\nports 4789\n").unwrap();
+    fails_with(
+        &[
+            "capture",
+            "-i",
+            "lo",
+            "--allow-file",
+            file.to_str().unwrap(),
+        ],
+        "allow.txt:2: unknown rule \"ports\"",
+    );
+    fails_with(
+        &[
+            "capture",
+            "-i",
+            "lo",
+            "--allow-file",
+            "/nonexistent/allow.txt",
+        ],
+        "cannot read allowlist /nonexistent/allow.txt",
+    );
+    // A port already taken: bind a listener first.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    fails_with(
+        &["capture", "-i", "lo", "--metrics", &addr],
+        "cannot serve --metrics on",
+    );
+}

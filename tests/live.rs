@@ -135,6 +135,31 @@ impl VxlanPair {
             .expect("send inner datagrams");
     }
 
+    /// Sends `count` hand-made VXLAN datagrams with `vni` from the sender's
+    /// address `from` straight to the collector's port 4789 (not through
+    /// the VXLAN device): what a forger on the VNet can do.
+    fn send_forged(&self, from: &str, vni: u32, count: usize) {
+        let from = from.to_owned();
+        self.sender
+            .spawn_in(move || {
+                let inner = vxdecap::wire::build::inner_ipv4_udp_frame(
+                    &vxdecap::wire::build::InnerIpv4Udp::default(),
+                )?;
+                let mut payload = vec![0x08, 0, 0, 0];
+                payload.extend_from_slice(&(vni << 8).to_be_bytes());
+                payload.extend_from_slice(&inner);
+                let socket = UdpSocket::bind((from.as_str(), 0))?;
+                for _ in 0..count {
+                    socket.send_to(&payload, (COLLECTOR, 4789))?;
+                }
+                Ok(())
+            })
+            .expect("enter sender netns")
+            .join()
+            .expect("sender thread")
+            .expect("send forged VXLAN");
+    }
+
     /// A TCP exchange from the sender to the collector's own address.
     fn tcp_round_trip(&self) {
         let listener = self
@@ -771,4 +796,58 @@ fn lossless_mode_waits_for_a_slow_analyzer_instead_of_dropping() {
         indices.windows(2).all(|w| w[0] < w[1]),
         "in order: {indices:?}"
     );
+}
+
+#[test]
+fn allowlists_drop_forged_vxlan_and_sighup_changes_them_without_loss() {
+    if !privileged("allowlists and SIGHUP") {
+        return;
+    }
+    let pair = VxlanPair::new("la");
+    pair.sender
+        .ip(&["addr", "add", "10.77.0.9/24", "dev", "und0"])
+        .expect("second sender address");
+    let tmp = TempDir::new("la");
+    let allow = tmp.path("allow.txt");
+    std::fs::write(
+        &allow,
+        "# the mirror source only\nsource 10.77.0.1\nvni 42\n",
+    )
+    .unwrap();
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-q", "--allow-file", allow.to_str().unwrap()],
+    );
+    pair.send_inner("good", 100);
+    pair.send_forged(SENDER_UNDERLAY, 99, 50); // right source, wrong VNI
+    pair.send_forged("10.77.0.9", 42, 50); // right VNI, wrong source
+    std::thread::sleep(Duration::from_millis(100));
+
+    // Widen the lists while mirrored traffic flows: none of it may be lost.
+    std::fs::write(&allow, "source 10.77.0.1 10.77.0.9\nvni 42,99\n").unwrap();
+    std::thread::scope(|scope| {
+        let traffic = scope.spawn(|| pair.send_inner("during", 300));
+        std::thread::sleep(Duration::from_millis(20));
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(capture.pid() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .expect("SIGHUP");
+        traffic.join().expect("traffic");
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    pair.send_forged(SENDER_UNDERLAY, 99, 50);
+    pair.send_forged("10.77.0.9", 42, 50);
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert!(summary.contains("allowlist reloaded"), "{summary}");
+    assert_eq!(frames_written(&summary), 100 + 300 + 100, "{summary}");
+    assert!(
+        summary.contains(
+            "100 dropped by the allowlists (drop_source_not_allowed 50, drop_vni_not_allowed 50)"
+        ),
+        "{summary}"
+    );
+    assert!(summary.contains("vni 42: 450, vni 99: 50"), "{summary}");
 }

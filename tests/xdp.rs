@@ -126,3 +126,122 @@ fn steering_decisions_on_crafted_frames() {
         }
     }
 }
+
+const XDP_DROP: u32 = 1;
+
+/// Runs `frame` once; returns the action and the one counter that moved.
+fn decide(steering: &Steering, frame: &[u8]) -> (u32, XdpCounter) {
+    let before = steering.counters().expect("counters");
+    let action = steering.test_run(frame).expect("BPF_PROG_TEST_RUN");
+    let after = steering.counters().expect("counters");
+    let moved: Vec<XdpCounter> = XdpCounter::ALL
+        .into_iter()
+        .filter(|&c| after.get(c) != before.get(c))
+        .collect();
+    assert_eq!(moved.len(), 1, "exactly one counter per frame: {moved:?}");
+    (action, moved[0])
+}
+
+#[test]
+fn allowlists_drop_forged_vxlan_and_change_at_run_time() {
+    use vxdecap::allow::{parse_vnis, Allowlist};
+    if !privileged("XDP allowlists") {
+        return;
+    }
+    let mut steering = Steering::load("lo", &PortSet::default()).expect("load");
+    let from = |src: &str, vni: u32| {
+        build(
+            VxlanFrameBuilder::new()
+                .outer_src_ip(src.parse::<std::net::IpAddr>().unwrap())
+                .outer_dst_ip(if src.contains(':') {
+                    "fd00::1".parse::<std::net::IpAddr>().unwrap()
+                } else {
+                    "10.1.1.4".parse::<std::net::IpAddr>().unwrap()
+                })
+                .vni(vni),
+        )
+    };
+    let mut allow = Allowlist::default();
+    allow.add_source("10.0.2.0/24".parse().unwrap()).unwrap();
+    allow.add_source("fd00::4".parse().unwrap()).unwrap();
+    allow.add_vnis(parse_vnis("27,100-101").unwrap()).unwrap();
+    steering.set_allowlist(&allow).expect("set the allowlist");
+
+    let pass = (XDP_PASS, XdpCounter::PassNoSocket);
+    let no_source = (XDP_DROP, XdpCounter::DropSource);
+    let no_vni = (XDP_DROP, XdpCounter::DropVni);
+    assert_eq!(decide(&steering, &from("10.0.2.4", 27)), pass);
+    assert_eq!(decide(&steering, &from("10.0.2.200", 101)), pass);
+    assert_eq!(decide(&steering, &from("10.0.3.4", 27)), no_source);
+    assert_eq!(decide(&steering, &from("10.0.2.4", 28)), no_vni);
+    assert_eq!(decide(&steering, &from("fd00::4", 100)), pass);
+    assert_eq!(decide(&steering, &from("fd00::5", 100)), no_source);
+    // Not VXLAN to our port: the allowlists do not touch it.
+    let other_port = build(
+        v4().outer_src_ip(Ipv4Addr::new(192, 0, 2, 1))
+            .udp_dst_port(53),
+    );
+    assert_eq!(
+        decide(&steering, &other_port),
+        (XDP_PASS, XdpCounter::PassPort)
+    );
+
+    // At run time: another source network, any VNI.
+    let mut next = Allowlist::default();
+    next.add_source("10.0.3.0/24".parse().unwrap()).unwrap();
+    steering
+        .set_allowlist(&next)
+        .expect("replace the allowlist");
+    assert_eq!(decide(&steering, &from("10.0.3.4", 28)), pass);
+    assert_eq!(
+        decide(&steering, &from("10.0.2.4", 27)),
+        no_source,
+        "stale entry removed"
+    );
+    assert_eq!(
+        decide(&steering, &from("fd00::4", 27)),
+        no_source,
+        "v6 list now empty"
+    );
+    steering.set_allowlist(&Allowlist::default()).expect("open");
+    assert_eq!(decide(&steering, &from("192.0.2.77", 5)), pass);
+}
+
+#[test]
+fn fragments_follow_their_first_fragment_when_reassembly_is_on() {
+    if !privileged("XDP fragment steering") {
+        return;
+    }
+    let steering = Steering::load_with("lo", &PortSet::default(), true).expect("load");
+    let mut first = build(v4());
+    first[14 + 4..14 + 6].copy_from_slice(&0x1234u16.to_be_bytes()); // IP ID
+    first[14 + 6] |= 0x20; // more fragments
+    let mut later = build(v4());
+    later[14 + 4..14 + 6].copy_from_slice(&0x1234u16.to_be_bytes());
+    later[14 + 7] = 0x10; // offset 128
+    let mut stranger = later.clone();
+    stranger[14 + 4..14 + 6].copy_from_slice(&0x9999u16.to_be_bytes());
+    // Steered, but no socket on the queue: the steering counter and no_socket move.
+    for (name, frame, steered) in [
+        ("later before its first", &later, false),
+        ("first fragment", &first, true),
+        ("later after its first", &later, true),
+        ("other datagram", &stranger, false),
+    ] {
+        let before = steering.counters().expect("counters");
+        let action = steering.test_run(frame).expect("run");
+        let after = steering.counters().expect("counters");
+        let moved = |c| after.get(c) - before.get(c);
+        assert_eq!(action, XDP_PASS, "{name}: no socket, so it passes");
+        assert_eq!(
+            moved(XdpCounter::FragmentSteered),
+            u64::from(steered),
+            "{name}"
+        );
+        assert_eq!(
+            moved(XdpCounter::PassFragment),
+            u64::from(!steered),
+            "{name}"
+        );
+    }
+}

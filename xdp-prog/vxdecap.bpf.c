@@ -24,6 +24,8 @@
 /* Set by the loader before the program is loaded (rodata). Ports in host order. */
 const volatile __u16 vxd_ports[VXD_MAX_PORTS] = { 4789 };
 const volatile __u32 vxd_port_count = 1;
+/* 1: outer IPv4 fragments of steered datagrams go to AF_XDP for reassembly. */
+const volatile __u32 vxd_steer_fragments = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_XSKMAP);
@@ -38,6 +40,43 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } vxd_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vxd_filter);
+} vxd_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VXD_MAX_ALLOW_SOURCES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vxd_lpm_v4);
+	__type(value, __u8);
+} vxd_allow_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VXD_MAX_ALLOW_SOURCES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vxd_lpm_v6);
+	__type(value, __u8);
+} vxd_allow_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VXD_MAX_ALLOW_VNIS);
+	__type(key, __u32);
+	__type(value, __u8);
+} vxd_allow_vni SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VXD_MAX_FRAG_FLOWS);
+	__type(key, struct vxd_frag_key);
+	__type(value, __u8);
+} vxd_frag_seen SEC(".maps");
 
 struct cursor {
 	void *pos;
@@ -122,14 +161,124 @@ static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 qid, __u
 	return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
 }
 
+static __always_inline struct vxd_filter *filter(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&vxd_filter, &zero);
+}
+
+static __always_inline int source_allowed_v4(struct vxd_filter *f, __u32 saddr)
+{
+	struct vxd_lpm_v4 key = { .prefixlen = 32 };
+
+	if (!f || !f->sources)
+		return 1;
+	__builtin_memcpy(key.addr, &saddr, 4);
+	return bpf_map_lookup_elem(&vxd_allow_v4, &key) != 0;
+}
+
+static __always_inline int source_allowed_v6(struct vxd_filter *f, struct ipv6hdr *ip6)
+{
+	struct vxd_lpm_v6 key = { .prefixlen = 128 };
+
+	if (!f || !f->sources)
+		return 1;
+	__builtin_memcpy(key.addr, &ip6->saddr, 16);
+	return bpf_map_lookup_elem(&vxd_allow_v6, &key) != 0;
+}
+
+/* 1 unless the VNI allowlist is on and the VXLAN header at `vxlan` (when it
+ * is all there) carries a VNI outside it. */
+static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *end)
+{
+	__u32 vni;
+
+	if (!f || !f->vnis)
+		return 1;
+	if ((void *)(vxlan + 8) > end)
+		return 1; /* cut short: user space counts it as truncated_vxlan */
+	vni = ((__u32)vxlan[4] << 16) | ((__u32)vxlan[5] << 8) | vxlan[6];
+	return bpf_map_lookup_elem(&vxd_allow_vni, &vni) != 0;
+}
+
+static __always_inline int steer(struct xdp_md *ctx, __u32 vxlan_offset)
+{
+	/* Without a socket on this queue the frame goes to the kernel untouched. */
+	__u32 qid = ctx->rx_queue_index;
+
+	if (!bpf_map_lookup_elem(&vxd_xsks, &qid))
+		return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
+	return redirect_with_meta(ctx, qid, vxlan_offset);
+}
+
+/* Checks the UDP header at `c` against the ports; returns -1 to go on
+ * steering, else the action to return. */
+static __always_inline int check_port(struct cursor *c)
+{
+	struct udphdr *udp = c->pos;
+
+	if ((void *)(udp + 1) > c->end)
+		return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
+	if (!port_configured(bpf_ntohs(udp->dest)))
+		return count(VXD_CTR_PASS_PORT, XDP_PASS);
+	return -1;
+}
+
+/* The VNI allowlist, for the VXLAN header after the UDP header at `c`. */
+static __always_inline int check_vni(struct vxd_filter *f, struct cursor *c)
+{
+	struct udphdr *udp = c->pos;
+
+	if ((void *)(udp + 1) > c->end)
+		return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
+	if (!vni_allowed(f, (__u8 *)(udp + 1), c->end))
+		return count(VXD_CTR_DROP_VNI, XDP_DROP);
+	return -1;
+}
+
+/*
+ * Outer IPv4 fragments. A first fragment carries the UDP header: it is
+ * checked like any datagram, and its (source, destination, IP ID) is
+ * remembered so that the fragments after it follow it to AF_XDP. A later
+ * fragment goes to AF_XDP when its datagram was seen, or when it comes from
+ * an allowlisted source (fragments may arrive before the first); all others
+ * go to the kernel, which may be reassembling its own traffic.
+ */
+static __always_inline int steer_fragment(struct xdp_md *ctx, struct vxd_filter *f,
+					  struct iphdr *ip, struct cursor *c)
+{
+	struct vxd_frag_key key = { .saddr = ip->saddr, .daddr = ip->daddr, .id = ip->id };
+	__u8 one = 1;
+	int verdict;
+
+	if (!vxd_steer_fragments)
+		return count(VXD_CTR_PASS_FRAGMENT, XDP_PASS);
+	if ((ip->frag_off & bpf_htons(IPV4_OFFSET_MASK)) == 0) {
+		verdict = check_port(c);
+		if (verdict >= 0)
+			return verdict;
+		if (!source_allowed_v4(f, ip->saddr))
+			return count(VXD_CTR_DROP_SOURCE, XDP_DROP);
+		verdict = check_vni(f, c);
+		if (verdict >= 0)
+			return verdict;
+		bpf_map_update_elem(&vxd_frag_seen, &key, &one, BPF_ANY);
+	} else if (!bpf_map_lookup_elem(&vxd_frag_seen, &key)) {
+		if (!f || !f->sources || !source_allowed_v4(f, ip->saddr))
+			return count(VXD_CTR_PASS_FRAGMENT, XDP_PASS);
+	}
+	count(VXD_CTR_FRAGMENT_STEERED, 0);
+	return steer(ctx, 0);
+}
+
 SEC("xdp")
 int vxdecap_steer(struct xdp_md *ctx)
 {
 	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
-	struct udphdr *udp;
-	__u32 qid;
+	struct vxd_filter *f = filter();
 	int proto = parse_ethernet(&c);
-	__u8 l4;
+	int verdict;
 
 	if (proto < 0)
 		return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
@@ -142,12 +291,16 @@ int vxdecap_steer(struct xdp_md *ctx)
 		ihl = ip->ihl * 4;
 		if (ip->version != 4 || ihl < sizeof(*ip))
 			return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
-		l4 = ip->protocol;
-		if (l4 != IPPROTO_UDP)
+		if (ip->protocol != IPPROTO_UDP)
 			return count(VXD_CTR_PASS_NOT_UDP, XDP_PASS);
-		if (ip->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))
-			return count(VXD_CTR_PASS_FRAGMENT, XDP_PASS);
 		c.pos = (void *)ip + ihl;
+		if (ip->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))
+			return steer_fragment(ctx, f, ip, &c);
+		verdict = check_port(&c);
+		if (verdict >= 0)
+			return verdict;
+		if (!source_allowed_v4(f, ip->saddr))
+			return count(VXD_CTR_DROP_SOURCE, XDP_DROP);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = c.pos;
 
@@ -157,21 +310,18 @@ int vxdecap_steer(struct xdp_md *ctx)
 		if (ip6->nexthdr != IPPROTO_UDP)
 			return count(VXD_CTR_PASS_NOT_UDP, XDP_PASS);
 		c.pos = ip6 + 1;
+		verdict = check_port(&c);
+		if (verdict >= 0)
+			return verdict;
+		if (!source_allowed_v6(f, ip6))
+			return count(VXD_CTR_DROP_SOURCE, XDP_DROP);
 	} else {
 		return count(VXD_CTR_PASS_NOT_IP, XDP_PASS);
 	}
-
-	udp = c.pos;
-	if ((void *)(udp + 1) > c.end)
-		return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
-	if (!port_configured(bpf_ntohs(udp->dest)))
-		return count(VXD_CTR_PASS_PORT, XDP_PASS);
-
-	/* Without a socket on this queue the frame goes to the kernel untouched. */
-	qid = ctx->rx_queue_index;
-	if (!bpf_map_lookup_elem(&vxd_xsks, &qid))
-		return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
-	return redirect_with_meta(ctx, qid, (void *)(udp + 1) - (void *)(long)ctx->data);
+	verdict = check_vni(f, &c);
+	if (verdict >= 0)
+		return verdict;
+	return steer(ctx, c.pos + sizeof(struct udphdr) - (void *)(long)ctx->data);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -32,6 +32,35 @@ _Static_assert(sizeof(struct vxd_rx_meta) == VXD_META_LEN, "vxd_rx_meta layout")
 /* "VXDM" read as a little-endian u32. */
 #define VXD_META_MAGIC 1296324694
 
+/* Entries of the allowlist maps (sources per family, VNIs) and of the fragment table. */
+#define VXD_MAX_ALLOW_SOURCES 1024
+#define VXD_MAX_ALLOW_VNIS 65536
+#define VXD_MAX_FRAG_FLOWS 4096
+
+/* vxd_filter[0]: which allowlists are on (changed at run time, without reloading). */
+struct vxd_filter {
+	__u32 sources; /* 1: only sources in vxd_allow_v4/vxd_allow_v6 */
+	__u32 vnis;    /* 1: only VNIs in vxd_allow_vni */
+};
+
+/* LPM trie keys: prefix length in bits, then the address in network order. */
+struct vxd_lpm_v4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+struct vxd_lpm_v6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* A fragmented datagram whose first fragment was VXLAN to a steered port. */
+struct vxd_frag_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 id;
+	__u16 pad;
+};
+
 /* Index of each per-CPU decision counter in the vxd_counters map. */
 enum vxd_counter {
 	VXD_CTR_REDIRECTED = 0,     /* handed to the AF_XDP socket of the rx queue */
@@ -42,6 +71,9 @@ enum vxd_counter {
 	VXD_CTR_PASS_FRAGMENT,      /* outer IPv4 fragment (left to the kernel) */
 	VXD_CTR_PASS_MALFORMED,     /* headers cut short or invalid */
 	VXD_CTR_PASS_NO_HEADROOM,   /* no room in front of the frame for the vxd_rx_meta record */
+	VXD_CTR_DROP_SOURCE,        /* VXLAN from a source outside the allowlist: dropped */
+	VXD_CTR_DROP_VNI,           /* VXLAN with a VNI outside the allowlist: dropped */
+	VXD_CTR_FRAGMENT_STEERED,   /* outer IPv4 fragment sent to AF_XDP for reassembly (also counted as redirected) */
 	VXD_CTR_COUNT,
 };
 

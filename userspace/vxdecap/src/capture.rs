@@ -21,13 +21,14 @@ use vxdecap_xsk::{BindMode, BindRequest, RxSocket, SocketConfig, XskStatistics};
 
 use vxdecap_xsk::RxFrame;
 
+use crate::allow::Allowlist;
 use crate::analyzer::Analyzer;
 use crate::metrics::{Metrics, QueueInfo};
 use crate::pipeline::{spawn_analyzers, AnalyzerThread, Latency};
 use crate::queue::{fan_out, MAX_ANALYZERS};
 use crate::stage::{Backpressure, DecapStage, RxClock};
 use crate::stats::{StageCounter, StageStats};
-use crate::steer::{AttachRequest, Steering, XdpCounters};
+use crate::steer::{AttachRequest, Steering, XdpCounter, XdpCounters};
 use crate::summary::Summary;
 
 /// Sleep of an idle worker between polls; bounds the reaction time to stop.
@@ -111,6 +112,10 @@ pub struct CaptureConfig {
     pub output_name: String,
     /// Serve Prometheus metrics on this address.
     pub metrics: Option<std::net::SocketAddr>,
+    /// Sources and VNIs allowed through (enforced in XDP).
+    pub allow: Allowlist,
+    /// An allowlist file merged with `allow`, read again on SIGHUP.
+    pub allow_file: Option<std::path::PathBuf>,
 }
 
 impl CaptureConfig {
@@ -131,6 +136,8 @@ impl CaptureConfig {
             idle_spin: Duration::from_millis(1),
             output_name: "stdout".into(),
             metrics: None,
+            allow: Allowlist::default(),
+            allow_file: None,
         }
     }
 }
@@ -257,7 +264,22 @@ pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
     if let Some(addr) = config.metrics {
         crate::metrics::bind(addr).map_err(|e| metrics_error(addr, e))?;
     }
+    effective_allowlist(config)?;
     Ok(())
+}
+
+/// The allowlist from the flags merged with the file's, if any.
+fn effective_allowlist(config: &CaptureConfig) -> anyhow::Result<Allowlist> {
+    match &config.allow_file {
+        None => Ok(config.allow.clone()),
+        Some(path) => {
+            let file = Allowlist::read(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            config
+                .allow
+                .merged(&file)
+                .map_err(|e| anyhow::anyhow!("{e}"))
+        }
+    }
 }
 
 fn metrics_error(addr: std::net::SocketAddr, e: std::io::Error) -> anyhow::Error {
@@ -292,7 +314,12 @@ pub fn run_capture(
     // the kernel, so nothing changes for the interface until a socket is
     // registered, and a busy interface is refused before any socket exists.
     let mut steering = Steering::load(&config.interface, &config.ports)?;
+    let allow = effective_allowlist(config)?;
+    steering.set_allowlist(&allow)?;
     let attach_mode = steering.attach(config.mode.attach())?;
+    if !allow.is_open() {
+        eprintln!("vxdecap: allowlist: {allow}");
+    }
 
     // Each analyzer gets a core of its own when there is one, else it shares
     // the last worker's. (Tried: a lower priority for a sharing analyzer and
@@ -459,7 +486,19 @@ pub fn run_capture(
         None => None,
     };
 
-    wait_for_end(config, &stop, &steering, &metrics, &threads);
+    // SIGHUP re-reads the allowlist file (registered only when there is one).
+    let reload = Arc::new(AtomicBool::new(false));
+    let hup = match &config.allow_file {
+        Some(_) => Some(
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+                .context("cannot install the SIGHUP handler")?,
+        ),
+        None => None,
+    };
+    wait_for_end(config, &stop, &mut steering, &metrics, &threads, &reload);
+    if let Some(id) = hup {
+        signal_hook::low_level::unregister(id);
+    }
 
     // Stop order: no new frames to the sockets, drain the rings, then the analyzers.
     stop.store(true, Ordering::Relaxed);
@@ -499,9 +538,10 @@ pub fn run_capture(
 fn wait_for_end(
     config: &CaptureConfig,
     stop: &AtomicBool,
-    steering: &Steering,
+    steering: &mut Steering,
     metrics: &Metrics,
     analyzers: &[AnalyzerThread],
+    reload: &AtomicBool,
 ) {
     let started = Instant::now();
     let mut next_stats = config.stats_interval.map(|i| started + i);
@@ -515,6 +555,15 @@ fn wait_for_end(
             .is_some_and(|d| now.duration_since(started) >= d)
         {
             break;
+        }
+        if reload.swap(false, Ordering::Relaxed) {
+            // A bad file keeps the lists in force; the message says why.
+            match effective_allowlist(config)
+                .and_then(|allow| Ok(steering.set_allowlist(&allow).map(|()| allow)?))
+            {
+                Ok(allow) => eprintln!("vxdecap: SIGHUP: allowlist reloaded: {allow}"),
+                Err(e) => eprintln!("vxdecap: SIGHUP: allowlist not changed: {e:#}"),
+            }
         }
         if now >= next_xdp {
             next_xdp = now + Duration::from_millis(250);
@@ -579,7 +628,11 @@ fn stats_line(
 }
 
 fn passed_total(xdp: &XdpCounters) -> u64 {
-    xdp.0.iter().skip(1).sum()
+    XdpCounter::ALL
+        .into_iter()
+        .filter(|c| c.is_pass())
+        .map(|c| xdp.get(c))
+        .sum()
 }
 
 fn join_ports(ports: &PortSet) -> String {

@@ -11,6 +11,7 @@
 //! To embed vxdecap, start from [`Capture::builder`] and implement
 //! [`Analyzer`] (see [`builder`] for an example).
 
+pub mod allow;
 pub mod analyzer;
 pub mod builder;
 pub mod capture;

@@ -133,6 +133,17 @@ struct CaptureArgs {
     /// Microseconds a worker busy-polls an empty ring before sleeping (0: sleep at once).
     #[arg(long, default_value_t = 1000, value_name = "USECS")]
     spin_us: u64,
+    /// Only VXLAN from this outer source address or prefix (repeatable;
+    /// others are dropped in XDP and counted).
+    #[arg(long = "allow-source", value_name = "CIDR")]
+    allow_source: Vec<String>,
+    /// Only these VNIs, e.g. `27,100-199` (others are dropped in XDP and counted).
+    #[arg(long = "vni", value_name = "LIST")]
+    vni: Option<String>,
+    /// Allowlist file (`source CIDR` / `vni LIST` lines), merged with the
+    /// flags and read again on SIGHUP.
+    #[arg(long = "allow-file", value_name = "FILE")]
+    allow_file: Option<PathBuf>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics while capturing.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
@@ -270,6 +281,23 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     };
     config.batch = args.batch as usize;
     config.lossless = args.lossless;
+    for cidr in &args.allow_source {
+        let cidr = cidr
+            .parse()
+            .map_err(|e| usage(format!("--allow-source: {e}")))?;
+        config
+            .allow
+            .add_source(cidr)
+            .map_err(|e| usage(format!("--allow-source: {e}")))?;
+    }
+    if let Some(list) = &args.vni {
+        let vnis = vxdecap::allow::parse_vnis(list).map_err(|e| usage(format!("--vni: {e}")))?;
+        config
+            .allow
+            .add_vnis(vnis)
+            .map_err(|e| usage(format!("--vni: {e}")))?;
+    }
+    config.allow_file = args.allow_file.clone();
     config.metrics = args.metrics;
     config.idle_spin = Duration::from_micros(args.spin_us);
     config.count = args.output.count;

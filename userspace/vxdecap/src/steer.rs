@@ -4,17 +4,22 @@
 //! when the last reference goes away: when [`Steering`] is dropped, and
 //! also when the process dies, even on SIGKILL.
 
+use std::net::IpAddr;
 use std::os::fd::RawFd;
 
-use aya::maps::{MapData, PerCpuArray, XskMap};
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use vxdecap_wire::{PortSet, MAX_PORTS};
+
+use crate::allow::Allowlist;
 
 /// The XDP object compiled from xdp-prog/vxdecap.bpf.c by build.rs.
 static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vxdecap.bpf.o"));
 
 /// Constants generated from xdp-prog/vxdecap_shared.h by build.rs.
+#[allow(dead_code)] // not every constant has a Rust-side use
 mod shared {
     include!(concat!(env!("OUT_DIR"), "/shared_constants.rs"));
 }
@@ -65,7 +70,13 @@ impl RxMeta {
         ))
     }
 }
+const _: () = assert!(crate::allow::MAX_SOURCES as u64 == shared::VXD_MAX_ALLOW_SOURCES);
+const _: () = assert!(crate::allow::MAX_VNIS as u64 == shared::VXD_MAX_ALLOW_VNIS);
 const PROGRAM: &str = "vxdecap_steer";
+const FILTER_MAP: &str = "vxd_filter";
+const ALLOW_V4_MAP: &str = "vxd_allow_v4";
+const ALLOW_V6_MAP: &str = "vxd_allow_v6";
+const ALLOW_VNI_MAP: &str = "vxd_allow_vni";
 const XSK_MAP: &str = "vxd_xsks";
 const COUNTER_MAP: &str = "vxd_counters";
 
@@ -89,11 +100,17 @@ pub enum XdpCounter {
     PassMalformed,
     /// No room in front of the frame for the receive record.
     PassNoHeadroom,
+    /// VXLAN from a source outside the allowlist: dropped.
+    DropSource,
+    /// VXLAN with a VNI outside the allowlist: dropped.
+    DropVni,
+    /// Outer IPv4 fragment sent to AF_XDP for reassembly (also in `Redirected`).
+    FragmentSteered,
 }
 
 impl XdpCounter {
     /// Every counter, in map order.
-    pub const ALL: [XdpCounter; 8] = [
+    pub const ALL: [XdpCounter; 11] = [
         XdpCounter::Redirected,
         XdpCounter::PassNoSocket,
         XdpCounter::PassNotIp,
@@ -102,7 +119,21 @@ impl XdpCounter {
         XdpCounter::PassFragment,
         XdpCounter::PassMalformed,
         XdpCounter::PassNoHeadroom,
+        XdpCounter::DropSource,
+        XdpCounter::DropVni,
+        XdpCounter::FragmentSteered,
     ];
+
+    /// True for the counters of frames the program passed to the kernel.
+    pub fn is_pass(self) -> bool {
+        !matches!(
+            self,
+            XdpCounter::Redirected
+                | XdpCounter::DropSource
+                | XdpCounter::DropVni
+                | XdpCounter::FragmentSteered
+        )
+    }
 
     /// Stable name for summaries and metrics.
     pub fn name(self) -> &'static str {
@@ -115,6 +146,9 @@ impl XdpCounter {
             XdpCounter::PassFragment => "pass_outer_fragment",
             XdpCounter::PassMalformed => "pass_malformed",
             XdpCounter::PassNoHeadroom => "pass_no_headroom",
+            XdpCounter::DropSource => "drop_source_not_allowed",
+            XdpCounter::DropVni => "drop_vni_not_allowed",
+            XdpCounter::FragmentSteered => "fragment_steered",
         }
     }
 }
@@ -205,6 +239,12 @@ pub struct Steering {
     ebpf: Ebpf,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
+    /// `struct vxd_filter` as one u64: `sources` in the low half, `vnis` in
+    /// the high half (both fields are u32, little-endian host).
+    filter: Array<MapData, u64>,
+    allow_v4: LpmTrie<MapData, [u8; 4], u8>,
+    allow_v6: LpmTrie<MapData, [u8; 16], u8>,
+    allow_vni: HashMap<MapData, u32, u8>,
     interface: String,
     mode: Option<AttachMode>,
 }
@@ -221,12 +261,24 @@ impl std::fmt::Debug for Steering {
 impl Steering {
     /// Loads the program with `ports` configured; nothing is attached yet.
     pub fn load(interface: &str, ports: &PortSet) -> Result<Steering, SteerError> {
+        Steering::load_with(interface, ports, false)
+    }
+
+    /// As [`Steering::load`]; with `steer_fragments`, outer IPv4 fragments
+    /// of steered datagrams go to AF_XDP too (for reassembly in user space).
+    pub fn load_with(
+        interface: &str,
+        ports: &PortSet,
+        steer_fragments: bool,
+    ) -> Result<Steering, SteerError> {
         let mut port_array = [0u16; MAX_PORTS];
         port_array[..ports.as_slice().len()].copy_from_slice(ports.as_slice());
         let port_count = ports.as_slice().len() as u32;
+        let steer_fragments = u32::from(steer_fragments);
         let mut ebpf = EbpfLoader::new()
             .override_global("vxd_ports", &port_array, true)
             .override_global("vxd_port_count", &port_count, true)
+            .override_global("vxd_steer_fragments", &steer_fragments, true)
             .load(XDP_OBJECT)
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
         let program: &mut Xdp = ebpf
@@ -239,10 +291,18 @@ impl Steering {
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
         let xsks = take_map(&mut ebpf, XSK_MAP)?;
         let counters = take_map(&mut ebpf, COUNTER_MAP)?;
+        let filter = take_map(&mut ebpf, FILTER_MAP)?;
+        let allow_v4 = take_map(&mut ebpf, ALLOW_V4_MAP)?;
+        let allow_v6 = take_map(&mut ebpf, ALLOW_V6_MAP)?;
+        let allow_vni = take_map(&mut ebpf, ALLOW_VNI_MAP)?;
         Ok(Steering {
             ebpf,
             xsks,
             counters,
+            filter,
+            allow_v4,
+            allow_v6,
+            allow_vni,
             interface: interface.to_owned(),
             mode: None,
         })
@@ -342,6 +402,76 @@ impl Steering {
         Ok(result.return_value)
     }
 
+    /// Makes `allow` the allowlist the program enforces, while it runs and
+    /// without a gap: new entries are added before a list is switched on,
+    /// and stale ones removed after, so an allowed frame is never dropped.
+    pub fn set_allowlist(&mut self, allow: &Allowlist) -> Result<(), SteerError> {
+        let map_err = |map: &'static str| {
+            move |e: MapError| SteerError::Map {
+                map,
+                detail: error_chain(&e),
+            }
+        };
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for cidr in &allow.sources {
+            match cidr.addr {
+                IpAddr::V4(a) => v4.push(Key::new(u32::from(cidr.prefix), a.octets())),
+                IpAddr::V6(a) => v6.push(Key::new(u32::from(cidr.prefix), a.octets())),
+            }
+        }
+        for key in &v4 {
+            self.allow_v4
+                .insert(key, 1, 0)
+                .map_err(map_err(ALLOW_V4_MAP))?;
+        }
+        for key in &v6 {
+            self.allow_v6
+                .insert(key, 1, 0)
+                .map_err(map_err(ALLOW_V6_MAP))?;
+        }
+        if let Some(vnis) = &allow.vnis {
+            for &vni in vnis {
+                self.allow_vni
+                    .insert(vni, 1, 0)
+                    .map_err(map_err(ALLOW_VNI_MAP))?;
+            }
+        }
+        let flags = u64::from(!allow.sources.is_empty()) | (u64::from(allow.vnis.is_some()) << 32);
+        self.filter.set(0, flags, 0).map_err(map_err(FILTER_MAP))?;
+        // Now the stale entries, which the switched lists no longer need.
+        let stale_v4: Vec<Key<[u8; 4]>> = self
+            .allow_v4
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !v4.iter().any(|n| same_key(n, k)))
+            .collect();
+        for key in stale_v4 {
+            self.allow_v4.remove(&key).map_err(map_err(ALLOW_V4_MAP))?;
+        }
+        let stale_v6: Vec<Key<[u8; 16]>> = self
+            .allow_v6
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !v6.iter().any(|n| same_key(n, k)))
+            .collect();
+        for key in stale_v6 {
+            self.allow_v6.remove(&key).map_err(map_err(ALLOW_V6_MAP))?;
+        }
+        let keep = allow.vnis.clone().unwrap_or_default();
+        let stale_vnis: Vec<u32> = self
+            .allow_vni
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|v| !keep.contains(v))
+            .collect();
+        for vni in stale_vnis {
+            self.allow_vni
+                .remove(&vni)
+                .map_err(map_err(ALLOW_VNI_MAP))?;
+        }
+        Ok(())
+    }
+
     /// The attach mode obtained, once attached.
     pub fn mode(&self) -> Option<AttachMode> {
         self.mode
@@ -362,6 +492,10 @@ impl Steering {
         }
         Ok(totals)
     }
+}
+
+fn same_key<K: aya::Pod + PartialEq>(a: &Key<K>, b: &Key<K>) -> bool {
+    a.prefix_len() == b.prefix_len() && a.data() == b.data()
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, SteerError>
@@ -426,6 +560,9 @@ mod tests {
                 XdpCounter::PassFragment => "VXD_CTR_PASS_FRAGMENT",
                 XdpCounter::PassMalformed => "VXD_CTR_PASS_MALFORMED",
                 XdpCounter::PassNoHeadroom => "VXD_CTR_PASS_NO_HEADROOM",
+                XdpCounter::DropSource => "VXD_CTR_DROP_SOURCE",
+                XdpCounter::DropVni => "VXD_CTR_DROP_VNI",
+                XdpCounter::FragmentSteered => "VXD_CTR_FRAGMENT_STEERED",
             };
             assert_eq!(
                 c_name,

@@ -280,20 +280,39 @@ impl Summary {
             );
         }
         if let Some(xdp) = &self.xdp {
-            let passed: Vec<String> = XdpCounter::ALL[1..]
-                .iter()
-                .filter(|&&c| xdp.get(c) > 0)
-                .map(|&c| format!("{} {}", c.name(), xdp.get(c)))
-                .collect();
-            let passed_total: u64 = XdpCounter::ALL[1..].iter().map(|&c| xdp.get(c)).sum();
-            let _ = writeln!(
-                out,
-                "XDP: {} redirected to AF_XDP, {passed_total} passed to the kernel{}",
-                xdp.get(XdpCounter::Redirected),
-                if passed.is_empty() {
+            let named = |pick: &dyn Fn(XdpCounter) -> bool| -> (u64, String) {
+                let picked: Vec<XdpCounter> =
+                    XdpCounter::ALL.into_iter().filter(|&c| pick(c)).collect();
+                let parts: Vec<String> = picked
+                    .iter()
+                    .filter(|&&c| xdp.get(c) > 0)
+                    .map(|&c| format!("{} {}", c.name(), xdp.get(c)))
+                    .collect();
+                let total = picked.iter().map(|&c| xdp.get(c)).sum();
+                let text = if parts.is_empty() {
                     String::new()
                 } else {
-                    format!(" ({})", passed.join(", "))
+                    format!(" ({})", parts.join(", "))
+                };
+                (total, text)
+            };
+            let (passed_total, passed) = named(&|c| c.is_pass());
+            let (dropped_total, dropped) =
+                named(&|c| matches!(c, XdpCounter::DropSource | XdpCounter::DropVni));
+            let fragments = xdp.get(XdpCounter::FragmentSteered);
+            let _ = writeln!(
+                out,
+                "XDP: {} redirected to AF_XDP{}, {passed_total} passed to the kernel{passed}{}",
+                xdp.get(XdpCounter::Redirected),
+                if fragments > 0 {
+                    format!(" ({fragments} outer fragments)")
+                } else {
+                    String::new()
+                },
+                if dropped_total > 0 {
+                    format!(", {dropped_total} dropped by the allowlists{dropped}")
+                } else {
+                    String::new()
                 }
             );
         }

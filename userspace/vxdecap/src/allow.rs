@@ -1,0 +1,291 @@
+//! Allowlists enforced in XDP: which outer sources and which VNIs may
+//! reach the analyzers. Forged VXLAN from anywhere else is dropped in the
+//! XDP program and counted (`drop_source_not_allowed`,
+//! `drop_vni_not_allowed`), before it costs a socket or a worker anything.
+//!
+//! From the command line (`--allow-source CIDR`, repeatable; `--vni LIST`)
+//! and/or a file (`--allow-file FILE`) that is read again on SIGHUP, so
+//! the lists change at run time without reloading the program:
+//!
+//! ```text
+//! # vxdecap allowlist: one rule per line
+//! source 10.1.0.0/16      # a mirror source network (IPv4 or IPv6 CIDR, or one address)
+//! source fd00::4
+//! vni 27,100-199          # VNIs; several lines add up
+//! ```
+//! No `source` rule means any source; no `vni` rule means any VNI.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// Largest number of source prefixes (per address family) and of VNIs:
+/// the sizes of the XDP maps (xdp-prog/vxdecap_shared.h).
+pub const MAX_SOURCES: usize = 1024;
+/// See [`MAX_SOURCES`].
+pub const MAX_VNIS: usize = 65536;
+const MAX_VNI: u32 = 0x00ff_ffff;
+
+/// An address prefix such as `10.1.0.0/16` or `fd00::/8`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr {
+    /// The network address (host bits cleared).
+    pub addr: IpAddr,
+    /// Prefix length in bits.
+    pub prefix: u8,
+}
+
+impl Cidr {
+    /// True when `ip` lies in the prefix.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                mask(u32::from(ip).into(), self.prefix, 32) == u128::from(u32::from(net))
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                mask(u128::from(ip), self.prefix, 128) == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn mask(value: u128, prefix: u8, bits: u8) -> u128 {
+    if prefix == 0 {
+        return 0;
+    }
+    let keep = u128::MAX << (128 - u32::from(prefix)) >> (128 - u32::from(bits));
+    value & keep
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || format!("{text:?} is not an address or prefix such as 10.1.0.0/16 or fd00::/8");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (text, None),
+        };
+        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+        let bits = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(bits);
+        if prefix > bits {
+            return Err(format!(
+                "{text:?}: prefix /{prefix} is longer than {bits} bits"
+            ));
+        }
+        let addr = match addr {
+            IpAddr::V4(a) => IpAddr::V4((mask(u32::from(a).into(), prefix, 32) as u32).into()),
+            IpAddr::V6(a) => IpAddr::V6(mask(u128::from(a), prefix, 128).into()),
+        };
+        Ok(Cidr { addr, prefix })
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+/// Parses `27,100-199` into VNIs (each ≤ 2²⁴−1, at most [`MAX_VNIS`] in all).
+pub fn parse_vnis(text: &str) -> Result<BTreeSet<u32>, String> {
+    let bad = || format!("VNI list {text:?} is not a list such as 27,100-199");
+    let mut out = BTreeSet::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (
+                lo.trim().parse::<u32>().map_err(|_| bad())?,
+                hi.trim().parse::<u32>().map_err(|_| bad())?,
+            ),
+            None => {
+                let v = part.parse::<u32>().map_err(|_| bad())?;
+                (v, v)
+            }
+        };
+        if lo > hi || hi > MAX_VNI {
+            return Err(format!(
+                "VNI range {part:?} is invalid: VNIs go from 0 to {MAX_VNI}, low to high"
+            ));
+        }
+        if (hi - lo) as usize >= MAX_VNIS || out.len() + (hi - lo) as usize >= MAX_VNIS {
+            return Err(format!("VNI list {text:?} names more than {MAX_VNIS} VNIs"));
+        }
+        out.extend(lo..=hi);
+    }
+    if out.is_empty() {
+        return Err(bad());
+    }
+    Ok(out)
+}
+
+/// Which sources and VNIs may pass; empty means no restriction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Allowlist {
+    /// Allowed outer source prefixes (empty: any source).
+    pub sources: BTreeSet<Cidr>,
+    /// Allowed VNIs (`None`: any VNI).
+    pub vnis: Option<BTreeSet<u32>>,
+}
+
+impl Allowlist {
+    /// True when neither list restricts anything.
+    pub fn is_open(&self) -> bool {
+        self.sources.is_empty() && self.vnis.is_none()
+    }
+
+    /// Adds a source prefix.
+    pub fn add_source(&mut self, cidr: Cidr) -> Result<(), String> {
+        self.sources.insert(cidr);
+        let family = |v4: bool| {
+            self.sources
+                .iter()
+                .filter(|c| c.addr.is_ipv4() == v4)
+                .count()
+        };
+        if family(true) > MAX_SOURCES || family(false) > MAX_SOURCES {
+            return Err(format!(
+                "more than {MAX_SOURCES} source prefixes of one address family"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds VNIs.
+    pub fn add_vnis(&mut self, vnis: BTreeSet<u32>) -> Result<(), String> {
+        let set = self.vnis.get_or_insert_with(BTreeSet::new);
+        set.extend(vnis);
+        if set.len() > MAX_VNIS {
+            return Err(format!("more than {MAX_VNIS} VNIs"));
+        }
+        Ok(())
+    }
+
+    /// Both lists merged.
+    pub fn merged(&self, other: &Allowlist) -> Result<Allowlist, String> {
+        let mut out = self.clone();
+        for &c in &other.sources {
+            out.add_source(c)?;
+        }
+        if let Some(v) = &other.vnis {
+            out.add_vnis(v.clone())?;
+        }
+        Ok(out)
+    }
+
+    /// True when a frame from `source` with `vni` may pass (what XDP checks).
+    pub fn allows(&self, source: IpAddr, vni: u32) -> bool {
+        (self.sources.is_empty() || self.sources.iter().any(|c| c.contains(source)))
+            && self.vnis.as_ref().is_none_or(|v| v.contains(&vni))
+    }
+
+    /// Parses the allowlist file format (see the module documentation);
+    /// errors name the line.
+    pub fn parse(text: &str, origin: &str) -> Result<Allowlist, String> {
+        let mut list = Allowlist::default();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if line.is_empty() {
+                continue;
+            }
+            let at = |e: String| format!("{origin}:{}: {e}", n + 1);
+            let (keyword, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            match keyword {
+                "source" => {
+                    for word in rest.split([' ', ',']).filter(|w| !w.is_empty()) {
+                        list.add_source(word.parse().map_err(at)?).map_err(at)?;
+                    }
+                }
+                "vni" => list.add_vnis(parse_vnis(rest).map_err(at)?).map_err(at)?,
+                other => {
+                    return Err(at(format!(
+                        "unknown rule {other:?}: use `source CIDR` or `vni LIST`"
+                    )))
+                }
+            }
+        }
+        Ok(list)
+    }
+
+    /// Reads and parses an allowlist file.
+    pub fn read(path: &std::path::Path) -> Result<Allowlist, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read allowlist {}: {e}", path.display()))?;
+        Allowlist::parse(&text, &path.display().to_string())
+    }
+}
+
+impl fmt::Display for Allowlist {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.sources.is_empty() {
+            f.write_str("any source")?;
+        } else {
+            let list: Vec<String> = self.sources.iter().map(Cidr::to_string).collect();
+            write!(f, "sources {}", list.join(","))?;
+        }
+        match &self.vnis {
+            None => f.write_str(", any VNI"),
+            Some(v) => write!(f, ", {} VNI(s)", v.len()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_parse_normalize_and_match() {
+        let c: Cidr = "10.1.2.3/16".parse().unwrap();
+        assert_eq!(c.to_string(), "10.1.0.0/16");
+        assert!(c.contains("10.1.255.1".parse().unwrap()));
+        assert!(!c.contains("10.2.0.1".parse().unwrap()));
+        assert!(!c.contains("::1".parse().unwrap()));
+        let host: Cidr = "fd00::4".parse().unwrap();
+        assert_eq!(host.prefix, 128);
+        let all: Cidr = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains("192.0.2.1".parse().unwrap()));
+        let v6: Cidr = "fd00:1::/32".parse().unwrap();
+        assert!(v6.contains("fd00:1:ffff::1".parse().unwrap()));
+        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
+        assert!("10.0.0/8".parse::<Cidr>().is_err());
+        assert!("fd00::/129".parse::<Cidr>().is_err());
+    }
+
+    #[test]
+    fn vni_lists_are_bounded() {
+        assert_eq!(
+            parse_vnis("27, 100-102")
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![27, 100, 101, 102]
+        );
+        assert!(parse_vnis("5-3").is_err());
+        assert!(parse_vnis("16777216").is_err());
+        assert!(parse_vnis("0-16777215").is_err(), "more than the map holds");
+        assert!(parse_vnis("").is_err());
+        assert!(parse_vnis("x").is_err());
+    }
+
+    #[test]
+    fn files_parse_with_comments_and_errors_name_the_line() {
+        let list = Allowlist::parse(
+            "# mirrors\nsource 10.1.0.0/16 fd00::4\n\nvni 27\nvni 30-31 # more\n",
+            "allow.txt",
+        )
+        .unwrap();
+        assert_eq!(list.sources.len(), 2);
+        assert_eq!(list.vnis.as_ref().map(BTreeSet::len), Some(3));
+        assert!(list.allows("10.1.9.9".parse().unwrap(), 27));
+        assert!(!list.allows("10.2.9.9".parse().unwrap(), 27));
+        assert!(!list.allows("10.1.9.9".parse().unwrap(), 28));
+        let err = Allowlist::parse("source 10.0.0.1\nport 4789\n", "allow.txt").unwrap_err();
+        assert!(err.starts_with("allow.txt:2: unknown rule"), "{err}");
+        assert!(Allowlist::default().is_open());
+        assert!(Allowlist::default().allows("192.0.2.1".parse().unwrap(), 5));
+    }
+}
