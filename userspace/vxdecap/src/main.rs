@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Capture mirrored VXLAN on an interface and write the inner frames.
-    Capture(CaptureArgs),
+    Capture(Box<CaptureArgs>),
     /// Decapsulate a pcap/pcapng capture of VXLAN traffic.
     Decap(DecapArgs),
     /// Build a local Azure-vTAP-like lab in network namespaces and capture in it.
@@ -219,7 +219,7 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Capture(args) => capture(args),
+        Command::Capture(args) => capture(*args),
         Command::Decap(args) => decap(args),
         Command::Lab(args) => {
             let stop = stop_flag()?;
