@@ -851,3 +851,52 @@ fn allowlists_drop_forged_vxlan_and_sighup_changes_them_without_loss() {
     );
     assert!(summary.contains("vni 42: 450, vni 99: 50"), "{summary}");
 }
+
+#[test]
+fn dash_z_drops_root_and_the_capture_goes_on() {
+    if !privileged("-Z nobody") {
+        return;
+    }
+    let pair = VxlanPair::new("lz");
+    let tmp = TempDir::new("lz");
+    let pcap = tmp.path("inner.pcap");
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-w", pcap.to_str().unwrap(), "-Z", "nobody"],
+    );
+    pair.send_inner("before", 100);
+    std::thread::sleep(Duration::from_millis(100));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", capture.pid())).unwrap();
+    let ids = |key: &str| -> Vec<String> {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in {status}"))
+            .split_whitespace()
+            .skip(1)
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(ids("Uid:"), ["65534"; 4], "real, effective, saved, fs uid");
+    assert_ne!(ids("Gid:")[0], "0");
+    // Every thread, not just the main one, runs as nobody.
+    for task in std::fs::read_dir(format!("/proc/{}/task", capture.pid())).unwrap() {
+        let s = std::fs::read_to_string(task.unwrap().path().join("status")).unwrap();
+        let uid = s.lines().find(|l| l.starts_with("Uid:")).unwrap();
+        assert!(
+            uid.split_whitespace().skip(1).all(|v| v == "65534"),
+            "{uid}"
+        );
+    }
+    pair.send_inner("after", 100);
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert!(summary.contains("running as nobody"), "{summary}");
+    assert_eq!(frames_written(&summary), 200, "{summary}");
+    assert!(
+        summary.contains("XDP: 200 redirected"),
+        "the XDP counters are still readable:\n{summary}"
+    );
+    assert_eq!(read_pcap(&pcap).len(), 200);
+}

@@ -116,6 +116,8 @@ pub struct CaptureConfig {
     pub allow: Allowlist,
     /// An allowlist file merged with `allow`, read again on SIGHUP.
     pub allow_file: Option<std::path::PathBuf>,
+    /// Run as this user once the sockets and outputs are open (`-Z`).
+    pub run_as: Option<String>,
 }
 
 impl CaptureConfig {
@@ -138,6 +140,7 @@ impl CaptureConfig {
             metrics: None,
             allow: Allowlist::default(),
             allow_file: None,
+            run_as: None,
         }
     }
 }
@@ -265,6 +268,9 @@ pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
         crate::metrics::bind(addr).map_err(|e| metrics_error(addr, e))?;
     }
     effective_allowlist(config)?;
+    if let Some(user) = &config.run_as {
+        crate::privs::check_user(user)?;
+    }
     Ok(())
 }
 
@@ -488,6 +494,15 @@ pub fn run_capture(
 
     // SIGHUP re-reads the allowlist file (registered only when there is one).
     let reload = Arc::new(AtomicBool::new(false));
+    if let Some(user) = &config.run_as {
+        // Sockets, program, outputs and the metrics listener are open.
+        if let Err(e) = crate::privs::drop_to(user) {
+            stop.store(true, Ordering::Relaxed);
+            tracing::error!(error = %e, "cannot drop privileges");
+            return Err(e.context(format!("-Z {user}: cannot drop privileges")));
+        }
+        eprintln!("vxdecap: running as {user}");
+    }
     let hup = match &config.allow_file {
         Some(_) => Some(
             signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
@@ -675,6 +690,8 @@ enum Pass {
 
 impl RxQueueWorker {
     fn run(mut self, setup: mpsc::Sender<SetupResult>) -> Option<QueueReport> {
+        // Keeps this thread's capabilities permitted across `-Z`.
+        crate::privs::keep_caps_across_setuid();
         if let Some(cpu) = self.cpu {
             if let Err(e) = pin_current_thread(cpu) {
                 tracing::warn!(queue = self.queue, cpu, error = %e, "cannot pin the worker; running unpinned");

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod netns;
 pub mod offline;
 pub mod pipeline;
+pub mod privs;
 pub mod queue;
 pub mod stage;
 pub mod stats;

@@ -144,6 +144,9 @@ struct CaptureArgs {
     /// flags and read again on SIGHUP.
     #[arg(long = "allow-file", value_name = "FILE")]
     allow_file: Option<PathBuf>,
+    /// Drop root and run as USER once the sockets and outputs are open (as tcpdump -Z).
+    #[arg(short = 'Z', value_name = "USER")]
+    run_as: Option<String>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics while capturing.
     #[arg(long, value_name = "ADDR:PORT")]
     metrics: Option<SocketAddr>,
@@ -298,6 +301,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             .map_err(|e| usage(format!("--vni: {e}")))?;
     }
     config.allow_file = args.allow_file.clone();
+    config.run_as = args.run_as.clone();
     config.metrics = args.metrics;
     config.idle_spin = Duration::from_micros(args.spin_us);
     config.count = args.output.count;

@@ -1,0 +1,78 @@
+//! `-Z USER`: stop running as root once the sockets and outputs are open,
+//! as tcpdump does.
+//!
+//! The process switches to the user's uid, gid and groups and keeps only
+//! the capabilities a running capture still uses: `CAP_BPF` (the main
+//! thread reads the XDP counters and updates the allowlist and XSKMAP
+//! maps), `CAP_NET_ADMIN` and `CAP_NET_RAW` (XDP links and AF_XDP sockets,
+//! when an interface comes back) and `CAP_IPC_LOCK` (UMEM pinning). Files
+//! opened later (rotation) are created as the user.
+//!
+//! Credentials are per thread on Linux; glibc applies `setuid` to every
+//! thread, but the "keep capabilities" flag is per thread too, so threads
+//! that may need capabilities later call [`keep_caps_across_setuid`] when
+//! they start and [`raise`] before privileged work.
+
+use anyhow::{anyhow, Context};
+use caps::{CapSet, Capability, CapsHashSet};
+
+/// The capabilities kept after `-Z`.
+fn kept() -> CapsHashSet {
+    [
+        Capability::CAP_BPF,
+        Capability::CAP_NET_ADMIN,
+        Capability::CAP_NET_RAW,
+        Capability::CAP_IPC_LOCK,
+    ]
+    .into_iter()
+    .collect()
+}
+
+/// Checks that `user` exists (before anything is set up).
+pub fn check_user(user: &str) -> anyhow::Result<nix::unistd::User> {
+    nix::unistd::User::from_name(user)
+        .with_context(|| format!("cannot look up user {user}"))?
+        .ok_or_else(|| {
+            anyhow!("-Z: user {user} does not exist: create it or name another (e.g. nobody)")
+        })
+}
+
+/// Marks the calling thread to keep its permitted capabilities when the
+/// process changes uid (each thread that may need them later calls this).
+pub fn keep_caps_across_setuid() {
+    // SAFETY: prctl(PR_SET_KEEPCAPS) takes integer arguments only and
+    // changes nothing but a flag of the calling thread.
+    let _ = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+}
+
+/// Raises the kept capabilities in the calling thread's effective set
+/// (after `-Z`, before privileged work; a no-op as root).
+pub fn raise() -> anyhow::Result<()> {
+    if nix::unistd::geteuid().is_root() {
+        return Ok(());
+    }
+    let permitted = caps::read(None, CapSet::Permitted).context("read capabilities")?;
+    let want: CapsHashSet = kept().intersection(&permitted).copied().collect();
+    caps::set(None, CapSet::Effective, &want).context("raise capabilities")?;
+    Ok(())
+}
+
+/// Becomes `user`, keeping only the capabilities listed above (in the
+/// calling thread; other threads keep them permitted if they called
+/// [`keep_caps_across_setuid`]).
+pub fn drop_to(user: &str) -> anyhow::Result<()> {
+    let user = check_user(user)?;
+    keep_caps_across_setuid();
+    // Only the kept capabilities stay permitted, in every thread's future.
+    let kept = kept();
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).context("clear inheritable")?;
+    nix::unistd::setgroups(&[user.gid]).context("setgroups")?;
+    nix::unistd::setgid(user.gid).context("setgid")?;
+    nix::unistd::setuid(user.uid).context("setuid")?;
+    caps::set(None, CapSet::Permitted, &kept).context("limit capabilities")?;
+    caps::set(None, CapSet::Effective, &kept).context("raise capabilities")?;
+    if nix::unistd::geteuid().is_root() || nix::unistd::getuid().is_root() {
+        return Err(anyhow!("-Z {}: still root after setuid", user.name));
+    }
+    Ok(())
+}
