@@ -32,7 +32,18 @@ impl VxlanPair {
         let base = unique_name(tag);
         let sender = NetNs::create(&format!("{base}-tx")).expect("sender netns");
         let collector = NetNs::create(&format!("{base}-rx")).expect("collector netns");
-        veth_pair_with_queues(&sender, "und0", &collector, "eth1", queues).expect("veth pair");
+        let pair = VxlanPair { sender, collector };
+        pair.wire(queues);
+        pair
+    }
+
+    /// Creates the veth pair between the namespaces and the sender's VXLAN
+    /// device over it (again, after the link was deleted).
+    fn wire(&self, queues: u32) {
+        let (sender, collector) = (&self.sender, &self.collector);
+        // Deleting the underlay takes the VXLAN device with it; be sure.
+        let _ = sender.ip(&["link", "del", "vx0"]);
+        veth_pair_with_queues(sender, "und0", collector, "eth1", queues).expect("veth pair");
         sender
             .configure("und0", &format!("{SENDER_UNDERLAY}/24"))
             .expect("sender addr");
@@ -80,7 +91,6 @@ impl VxlanPair {
         sender
             .run("ping", &["-c", "1", "-W", "2", COLLECTOR])
             .expect("underlay ping");
-        VxlanPair { sender, collector }
     }
 
     /// Sends `count` UDP datagrams through the VXLAN device; payload `prefix-NNN`.
@@ -899,4 +909,89 @@ fn dash_z_drops_root_and_the_capture_goes_on() {
         "the XDP counters are still readable:\n{summary}"
     );
     assert_eq!(read_pcap(&pcap).len(), 200);
+}
+
+#[test]
+fn interface_hot_plug_resumes_capture_into_the_same_file() {
+    if !privileged("interface hot-plug") {
+        return;
+    }
+    let pair = VxlanPair::new("lh");
+    let tmp = TempDir::new("lh");
+    let pcap = tmp.path("inner.pcap");
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-w", pcap.to_str().unwrap()],
+    );
+    pair.send_inner("before", 100);
+    std::thread::sleep(Duration::from_millis(200));
+    // Host servicing: the NIC goes away...
+    pair.collector
+        .ip(&["link", "del", "eth1"])
+        .expect("delete eth1");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        std::fs::read_to_string(format!("/proc/{}/stat", capture.pid())).is_ok(),
+        "the capture survives the interface going away"
+    );
+    // ...and comes back (a new ifindex).
+    pair.wire(1);
+    let back = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let sender = &pair;
+    for i in 0..150 {
+        sender
+            .sender
+            .spawn_in(move || {
+                let socket = UdpSocket::bind("192.168.77.1:0")?;
+                socket.send_to(format!("after-{i:03}").as_bytes(), (INNER_PEER, INNER_PORT))?;
+                Ok(())
+            })
+            .expect("enter sender netns")
+            .join()
+            .expect("sender thread")
+            .expect("send");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert!(
+        summary.contains("went away and came back 1 time(s)"),
+        "{summary}"
+    );
+    let records = read_pcap(&pcap);
+    let payloads: Vec<(String, u64)> = records
+        .iter()
+        .filter_map(|r| {
+            let (_, p) = inner_udp_payload(&r.data)?;
+            Some((String::from_utf8_lossy(p).into_owned(), r.timestamp_ns))
+        })
+        .collect();
+    let before = payloads
+        .iter()
+        .filter(|(p, _)| p.starts_with("before-"))
+        .count();
+    assert_eq!(before, 100, "frames before the unplug are all in the file");
+    let after: Vec<&(String, u64)> = payloads
+        .iter()
+        .filter(|(p, _)| p.starts_with("after-"))
+        .collect();
+    let first = after
+        .first()
+        .unwrap_or_else(|| panic!("nothing after the re-plug:\n{summary}"));
+    let resumed_ms = first.1.saturating_sub(back) / 1_000_000;
+    eprintln!("capture resumed {resumed_ms} ms after the interface came back");
+    assert!(
+        resumed_ms < 2000,
+        "resumed within 2 s (took {resumed_ms} ms):\n{summary}"
+    );
+    let first_index: usize = first.0["after-".len()..].parse().unwrap();
+    assert_eq!(
+        after.len(),
+        150 - first_index,
+        "every frame after resuming, in the same file"
+    );
 }

@@ -10,9 +10,8 @@
 //! reached a socket is accounted for.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -23,6 +22,7 @@ use vxdecap_xsk::RxFrame;
 
 use crate::allow::Allowlist;
 use crate::analyzer::Analyzer;
+use crate::hotplug::{LinkEvent, LinkWatcher};
 use crate::metrics::{Metrics, QueueInfo};
 use crate::pipeline::{spawn_analyzers, AnalyzerThread, Latency};
 use crate::queue::{fan_out, MAX_ANALYZERS};
@@ -343,7 +343,12 @@ pub fn run_capture(
     let (senders, receivers) = fan_out(queues.len(), analyzers.len(), pool);
 
     // Workers open their own sockets (memory local to their CPU) and report back.
-    let unregistered = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(Control {
+        stop: stop.clone(),
+        unregistered: AtomicBool::new(false),
+        epoch: AtomicU64::new(0),
+        interface: Mutex::new(config.interface.clone()),
+    });
     let (setup_tx, setup_rx) = mpsc::channel();
     let mut workers = Vec::new();
     let mut shared_stats = Vec::new();
@@ -366,7 +371,6 @@ pub fn run_capture(
         shared_stats.push(stage.shared_stats());
         shared_slow.push(stage.shared_slow());
         let worker = RxQueueWorker {
-            interface: config.interface.clone(),
             index: index as u16,
             queue,
             cpu,
@@ -376,14 +380,15 @@ pub fn run_capture(
             },
             batch: config.batch,
             stage,
-            stop: stop.clone(),
-            unregistered: unregistered.clone(),
+            control: control.clone(),
             // Busy-polling only pays on a core no other worker needs.
             spin: if cpus.iter().filter(|&&c| c == cpu).count() > 1 {
                 Duration::ZERO
             } else {
                 config.idle_spin
             },
+            xsk_before: XskStatistics::default(),
+            wakeups_before: 0,
         };
         let setup_tx = setup_tx.clone();
         let handle = std::thread::Builder::new()
@@ -398,13 +403,17 @@ pub fn run_capture(
     let mut setup_error = None;
     for _ in 0..workers.len() {
         match setup_rx.recv() {
-            Ok(Ok((queue, fd, mode))) => {
+            Ok(SocketReady {
+                queue,
+                result: Ok((fd, mode)),
+                ..
+            }) => {
                 if let Err(e) = steering.register_socket(queue, fd) {
                     setup_error.get_or_insert(anyhow::Error::from(e));
                 }
                 bind_modes.push((queue, mode));
             }
-            Ok(Err(e)) => {
+            Ok(SocketReady { result: Err(e), .. }) => {
                 setup_error.get_or_insert(e);
             }
             Err(_) => {
@@ -414,7 +423,7 @@ pub fn run_capture(
     }
     if let Some(e) = setup_error {
         stop.store(true, Ordering::Relaxed);
-        unregistered.store(true, Ordering::Relaxed);
+        control.unregistered.store(true, Ordering::Relaxed);
         for w in workers {
             let _ = w.join();
         }
@@ -491,18 +500,38 @@ pub fn run_capture(
         }
         None => None,
     };
+    // Link events: the interface may go away and come back (Azure host servicing).
+    let watcher = match LinkWatcher::start() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch link events; polling the interface instead");
+            None
+        }
+    };
 
-    // SIGHUP re-reads the allowlist file (registered only when there is one).
-    let reload = Arc::new(AtomicBool::new(false));
+    let mut supervisor = Supervisor {
+        config,
+        control: &control,
+        steering: Some(steering),
+        xdp_before: XdpCounters::default(),
+        ifindex: nix::net::if_::if_nametoindex(config.interface.as_str()).unwrap_or(0),
+        mac: interface_mac(&config.interface),
+        restarts: 0,
+        setup: setup_rx,
+        last_poll: Instant::now(),
+    };
     if let Some(user) = &config.run_as {
         // Sockets, program, outputs and the metrics listener are open.
         if let Err(e) = crate::privs::drop_to(user) {
             stop.store(true, Ordering::Relaxed);
             tracing::error!(error = %e, "cannot drop privileges");
-            return Err(e.context(format!("-Z {user}: cannot drop privileges")));
+            eprintln!("vxdecap: -Z {user}: cannot drop privileges: {e:#}");
+        } else {
+            eprintln!("vxdecap: running as {user}");
         }
-        eprintln!("vxdecap: running as {user}");
     }
+    // SIGHUP re-reads the allowlist file (registered only when there is one).
+    let reload = Arc::new(AtomicBool::new(false));
     let hup = match &config.allow_file {
         Some(_) => Some(
             signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
@@ -510,19 +539,22 @@ pub fn run_capture(
         ),
         None => None,
     };
-    wait_for_end(config, &stop, &mut steering, &metrics, &threads, &reload);
+    supervisor.wait_for_end(&metrics, &threads, &reload, watcher.as_ref());
     if let Some(id) = hup {
         signal_hook::low_level::unregister(id);
     }
+    drop(watcher);
 
     // Stop order: no new frames to the sockets, drain the rings, then the analyzers.
     stop.store(true, Ordering::Relaxed);
-    for &queue in &queues {
-        if let Err(e) = steering.unregister_socket(queue) {
-            tracing::warn!(queue, error = %e, "cannot clear the XSKMAP slot");
+    if let Some(steering) = supervisor.steering.as_mut() {
+        for &queue in &queues {
+            if let Err(e) = steering.unregister_socket(queue) {
+                tracing::warn!(queue, error = %e, "cannot clear the XSKMAP slot");
+            }
         }
     }
-    unregistered.store(true, Ordering::Relaxed);
+    control.unregistered.store(true, Ordering::Relaxed);
     let mut reports = Vec::new();
     for handle in workers {
         match handle.join() {
@@ -535,73 +567,266 @@ pub fn run_capture(
         .into_iter()
         .map(|t| (t.name.clone(), t.join()))
         .collect();
-    let xdp = steering.counters().unwrap_or_default();
-    drop(steering);
+    let xdp = supervisor.xdp_totals();
+    let restarts = supervisor.restarts;
+    drop(supervisor);
     if let Some(server) = server {
         let _ = server.join();
     }
     reports.sort_by_key(|r| r.queue);
-    Ok(Summary::live(
-        config,
-        attach_mode,
-        reports,
-        xdp,
-        analyzer_reports,
-    ))
+    let mut summary = Summary::live(config, attach_mode, reports, xdp, analyzer_reports);
+    summary.interface_restarts = restarts;
+    Ok(summary)
 }
 
-fn wait_for_end(
-    config: &CaptureConfig,
-    stop: &AtomicBool,
-    steering: &mut Steering,
-    metrics: &Metrics,
-    analyzers: &[AnalyzerThread],
-    reload: &AtomicBool,
-) {
-    let started = Instant::now();
-    let mut next_stats = config.stats_interval.map(|i| started + i);
-    let mut next_xdp = started;
-    let mut last = (started, 0u64, 0u64);
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(20));
-        let now = Instant::now();
-        if config
-            .duration
-            .is_some_and(|d| now.duration_since(started) >= d)
-        {
-            break;
-        }
-        if reload.swap(false, Ordering::Relaxed) {
-            // A bad file keeps the lists in force; the message says why.
-            match effective_allowlist(config)
-                .and_then(|allow| Ok(steering.set_allowlist(&allow).map(|()| allow)?))
-            {
-                Ok(allow) => eprintln!("vxdecap: SIGHUP: allowlist reloaded: {allow}"),
-                Err(e) => eprintln!("vxdecap: SIGHUP: allowlist not changed: {e:#}"),
+/// State shared by the main thread and the workers.
+struct Control {
+    stop: Arc<AtomicBool>,
+    /// The XSKMAP was cleared at shutdown: the rings can only shrink now.
+    unregistered: AtomicBool,
+    /// Even: the interface is up and workers keep a socket on it; odd: it
+    /// went away and workers close theirs. Each change is a new epoch.
+    epoch: AtomicU64,
+    /// The interface's current name (a VF may come back renamed). Read by
+    /// workers only when they (re)open a socket.
+    interface: Mutex<String>,
+}
+
+/// A worker's report that its socket for `epoch` is open (or not).
+struct SocketReady {
+    queue: u32,
+    epoch: u64,
+    result: anyhow::Result<(std::os::fd::RawFd, BindMode)>,
+}
+
+/// The main thread while capturing: stop conditions, stats lines, metrics,
+/// SIGHUP, and the interface going away and coming back.
+struct Supervisor<'a> {
+    config: &'a CaptureConfig,
+    control: &'a Control,
+    /// The attached program; `None` while the interface is gone.
+    steering: Option<Steering>,
+    /// XDP counters of program instances before this one.
+    xdp_before: XdpCounters,
+    ifindex: u32,
+    mac: Option<Vec<u8>>,
+    /// Times the interface came back.
+    restarts: u64,
+    setup: mpsc::Receiver<SocketReady>,
+    last_poll: Instant,
+}
+
+impl Supervisor<'_> {
+    fn xdp_totals(&self) -> XdpCounters {
+        let now = self
+            .steering
+            .as_ref()
+            .and_then(|s| s.counters().ok())
+            .unwrap_or_default();
+        XdpCounters(std::array::from_fn(|i| self.xdp_before.0[i] + now.0[i]))
+    }
+
+    fn wait_for_end(
+        &mut self,
+        metrics: &Metrics,
+        analyzers: &[AnalyzerThread],
+        reload: &AtomicBool,
+        watcher: Option<&LinkWatcher>,
+    ) {
+        let config = self.config;
+        let stop = &self.control.stop;
+        let started = Instant::now();
+        let mut next_stats = config.stats_interval.map(|i| started + i);
+        let mut next_xdp = started;
+        let mut last = (started, 0u64, 0u64);
+        while !stop.load(Ordering::Relaxed) {
+            match watcher {
+                Some(w) => {
+                    if let Some(event) = crate::hotplug::next_event(w, Duration::from_millis(20)) {
+                        self.on_link_event(event);
+                    }
+                }
+                None => std::thread::sleep(Duration::from_millis(20)),
             }
-        }
-        if now >= next_xdp {
-            next_xdp = now + Duration::from_millis(250);
-            metrics.set_xdp(steering.counters().unwrap_or_default());
-        }
-        if let (Some(at), Some(interval)) = (next_stats, config.stats_interval) {
-            if now >= at {
-                next_stats = Some(at + interval);
-                eprintln!(
-                    "{}",
-                    stats_line(metrics, analyzers, steering, now - last.0, &mut last)
-                );
-                last.0 = now;
+            self.poll_interface();
+            self.register_reopened_sockets();
+            let now = Instant::now();
+            if config
+                .duration
+                .is_some_and(|d| now.duration_since(started) >= d)
+            {
+                break;
+            }
+            if reload.swap(false, Ordering::Relaxed) {
+                // A bad file keeps the lists in force; the message says why.
+                let result =
+                    effective_allowlist(config).and_then(|allow| match &mut self.steering {
+                        Some(s) => Ok(s.set_allowlist(&allow).map(|()| allow)?),
+                        None => Ok(allow), // applied when the interface comes back
+                    });
+                match result {
+                    Ok(allow) => eprintln!("vxdecap: SIGHUP: allowlist reloaded: {allow}"),
+                    Err(e) => eprintln!("vxdecap: SIGHUP: allowlist not changed: {e:#}"),
+                }
+            }
+            if now >= next_xdp {
+                next_xdp = now + Duration::from_millis(250);
+                metrics.set_xdp(self.xdp_totals());
+            }
+            if let (Some(at), Some(interval)) = (next_stats, config.stats_interval) {
+                if now >= at {
+                    next_stats = Some(at + interval);
+                    let xdp = self.xdp_totals();
+                    eprintln!(
+                        "{}",
+                        stats_line(metrics, analyzers, &xdp, now - last.0, &mut last)
+                    );
+                    last.0 = now;
+                }
             }
         }
     }
+
+    fn current_name(&self) -> String {
+        self.control
+            .interface
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default()
+    }
+
+    fn on_link_event(&mut self, event: LinkEvent) {
+        let name = self.current_name();
+        match event {
+            LinkEvent::Gone { index, name: gone } => {
+                if self.steering.is_some() && (index == self.ifindex || gone == name) {
+                    self.interface_gone(&gone);
+                }
+            }
+            LinkEvent::New {
+                index,
+                name: new,
+                mac,
+                up,
+            } => {
+                if self.steering.is_some() || !up {
+                    return;
+                }
+                // The same name, or (a VF that came back renamed) the same
+                // hardware address while the old name is gone.
+                let renamed = new != name
+                    && mac.is_some()
+                    && mac == self.mac
+                    && nix::net::if_::if_nametoindex(name.as_str()).is_err();
+                if new == name || renamed {
+                    self.interface_back(&new, index);
+                }
+            }
+        }
+    }
+
+    /// A safety net for missed notifications (the netlink socket can
+    /// overflow): checks the interface by name twice a second.
+    fn poll_interface(&mut self) {
+        if self.last_poll.elapsed() < Duration::from_millis(500) {
+            return;
+        }
+        self.last_poll = Instant::now();
+        let name = self.current_name();
+        let index = nix::net::if_::if_nametoindex(name.as_str()).unwrap_or(0);
+        match (&self.steering, index) {
+            (Some(_), 0) => self.interface_gone(&name),
+            (Some(_), i) if i != self.ifindex => {
+                self.interface_gone(&name);
+                self.interface_back(&name, i);
+            }
+            (None, i) if i != 0 && interface_up(&name) => self.interface_back(&name, i),
+            _ => {}
+        }
+    }
+
+    fn interface_gone(&mut self, name: &str) {
+        if let Some(steering) = self.steering.take() {
+            let now = steering.counters().unwrap_or_default();
+            self.xdp_before = XdpCounters(std::array::from_fn(|i| self.xdp_before.0[i] + now.0[i]));
+        }
+        // Odd epoch: workers close their sockets and wait.
+        self.control.epoch.fetch_add(1, Ordering::AcqRel);
+        eprintln!("vxdecap: {name} went away; waiting for it to come back (outputs stay open)");
+        tracing::warn!(interface = name, "interface gone");
+    }
+
+    fn interface_back(&mut self, name: &str, index: u32) {
+        let config = self.config;
+        if let Err(e) = crate::privs::raise() {
+            tracing::warn!(error = %e, "cannot raise capabilities");
+        }
+        let attach = Steering::load_with(name, &config.ports, false).and_then(|mut s| {
+            s.set_allowlist(&effective_allowlist(config).unwrap_or_else(|_| config.allow.clone()))?;
+            let mode = s.attach(config.mode.attach())?;
+            Ok((s, mode))
+        });
+        match attach {
+            Ok((steering, mode)) => {
+                self.steering = Some(steering);
+                self.ifindex = index;
+                if let Ok(mut n) = self.control.interface.lock() {
+                    *n = name.to_owned();
+                }
+                self.restarts += 1;
+                // Even epoch: workers open new sockets and report them.
+                self.control.epoch.fetch_add(1, Ordering::AcqRel);
+                eprintln!(
+                    "vxdecap: {name} is back (ifindex {index}), XDP {mode} mode; reopening the sockets"
+                );
+            }
+            Err(e) => {
+                // Tried again on the next event or poll.
+                eprintln!("vxdecap: {name} is back but cannot be captured yet: {e}");
+            }
+        }
+    }
+
+    /// Registers the sockets workers reopened for the current epoch.
+    fn register_reopened_sockets(&mut self) {
+        while let Ok(ready) = self.setup.try_recv() {
+            let epoch = self.control.epoch.load(Ordering::Acquire);
+            let (Some(steering), true) = (self.steering.as_mut(), ready.epoch == epoch) else {
+                continue; // a socket of an epoch that is over
+            };
+            match ready.result {
+                Ok((fd, mode)) => match steering.register_socket(ready.queue, fd) {
+                    Ok(()) => eprintln!("vxdecap: queue {} capturing again ({mode})", ready.queue),
+                    Err(e) => eprintln!("vxdecap: queue {}: {e}", ready.queue),
+                },
+                Err(e) => eprintln!("vxdecap: queue {} not reopened: {e:#}", ready.queue),
+            }
+        }
+    }
+}
+
+/// The interface's hardware address, from sysfs.
+fn interface_mac(name: &str) -> Option<Vec<u8>> {
+    let text = std::fs::read_to_string(format!("/sys/class/net/{name}/address")).ok()?;
+    text.trim()
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).ok())
+        .collect()
+}
+
+/// True when the interface is administratively up.
+fn interface_up(name: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/flags"))
+        .ok()
+        .and_then(|f| u32::from_str_radix(f.trim().trim_start_matches("0x"), 16).ok())
+        .is_some_and(|flags| flags & 1 != 0)
 }
 
 /// The `--stats` line: rates since the last line, then totals.
 fn stats_line(
     metrics: &Metrics,
     analyzers: &[AnalyzerThread],
-    steering: &Steering,
+    xdp: &XdpCounters,
     elapsed: Duration,
     last: &mut (Instant, u64, u64),
 ) -> String {
@@ -616,7 +841,6 @@ fn stats_line(
     let received = total.get(StageCounter::Received);
     let written = analyzers[0].progress.written.load(Ordering::Relaxed);
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let xdp = steering.counters().unwrap_or_default();
     let latency = analyzers[0].progress.latency().map_or(String::new(), |l| {
         format!(
             ", latency p50 {:.0} us p99 {:.0} us",
@@ -634,7 +858,7 @@ fn stats_line(
         total.analyzer_backpressure(0),
         xsk.rx_ring_full,
         xsk.rx_fill_ring_empty,
-        passed_total(&xdp),
+        passed_total(xdp),
         if vnis.is_empty() { "-".to_owned() } else { vnis.join(" ") },
     );
     last.1 = received;
@@ -659,11 +883,8 @@ fn join_ports(ports: &PortSet) -> String {
         .join(",")
 }
 
-type SetupResult = anyhow::Result<(u32, std::os::fd::RawFd, BindMode)>;
-
 /// One rx queue's socket and batch loop, on its own pinned thread.
 struct RxQueueWorker {
-    interface: String,
     /// Position among the workers (batches carry it back to this worker).
     index: u16,
     queue: u32,
@@ -671,10 +892,12 @@ struct RxQueueWorker {
     socket_config: SocketConfig,
     batch: usize,
     stage: DecapStage,
-    stop: Arc<AtomicBool>,
-    unregistered: Arc<AtomicBool>,
+    control: Arc<Control>,
     /// How long to busy-poll an empty ring before sleeping.
     spin: Duration,
+    /// Socket counters of the sockets closed before the current one.
+    xsk_before: XskStatistics,
+    wakeups_before: u64,
 }
 
 /// What one pass of the batch loop found.
@@ -688,8 +911,16 @@ enum Pass {
     Blocked,
 }
 
+/// Why a worker's loop over one socket ended.
+enum SocketEnd {
+    /// The capture is stopping.
+    Stop,
+    /// The interface went away: the socket is dead.
+    Gone,
+}
+
 impl RxQueueWorker {
-    fn run(mut self, setup: mpsc::Sender<SetupResult>) -> Option<QueueReport> {
+    fn run(mut self, setup: mpsc::Sender<SocketReady>) -> Option<QueueReport> {
         // Keeps this thread's capabilities permitted across `-Z`.
         crate::privs::keep_caps_across_setuid();
         if let Some(cpu) = self.cpu {
@@ -698,70 +929,145 @@ impl RxQueueWorker {
                 self.cpu = None;
             }
         }
-        let mut socket =
-            match RxSocket::open(&self.interface, self.queue, &self.socket_config, self.batch) {
-                Ok(socket) => socket,
-                Err(e) => {
-                    let _ = setup.send(Err(anyhow::Error::from(e)));
-                    return None;
-                }
-            };
-        let view = socket.view();
         // Allocated here, once: the batch loop allocates nothing.
-        self.stage.stock_leased(&view, self.batch, self.index);
         let mut tokens: Vec<RxFrame> = Vec::with_capacity(self.batch);
-        use std::os::fd::AsRawFd;
-        let _ = setup.send(Ok((self.queue, socket.as_raw_fd(), socket.bind_mode())));
-        drop(setup);
+        let mut first = true;
+        let mut bind_mode = BindMode::Copy;
+        loop {
+            let epoch = self.control.epoch.load(Ordering::Acquire);
+            let interface = self
+                .control
+                .interface
+                .lock()
+                .map(|n| n.clone())
+                .unwrap_or_default();
+            if !first {
+                // After `-Z`, opening a socket needs the kept capabilities.
+                let _ = crate::privs::raise();
+            }
+            let mut socket =
+                match RxSocket::open(&interface, self.queue, &self.socket_config, self.batch) {
+                    Ok(socket) => socket,
+                    Err(e) => {
+                        let _ = setup.send(SocketReady {
+                            queue: self.queue,
+                            epoch,
+                            result: Err(anyhow::Error::from(e)),
+                        });
+                        if first {
+                            return None;
+                        }
+                        if !self.wait_for_new_epoch(epoch) {
+                            return Some(self.report(bind_mode));
+                        }
+                        continue;
+                    }
+                };
+            let view = socket.view();
+            self.stage.use_umem(&view, self.batch, self.index);
+            bind_mode = socket.bind_mode();
+            use std::os::fd::AsRawFd;
+            let _ = setup.send(SocketReady {
+                queue: self.queue,
+                epoch,
+                result: Ok((socket.as_raw_fd(), bind_mode)),
+            });
+            first = false;
+            let end = self.serve(&mut socket, &view, &mut tokens, epoch);
+            self.stage.publish();
+            self.publish_slow(&socket);
+            let xsk = socket.statistics().unwrap_or_default();
+            self.xsk_before = add_xsk(&self.xsk_before, &xsk);
+            self.wakeups_before += socket.wakeups();
+            // Leased frames still with the analyzers keep the UMEM mapped (their
+            // batches hold a view); the socket closes here.
+            drop(socket);
+            match end {
+                SocketEnd::Stop => return Some(self.report(bind_mode)),
+                SocketEnd::Gone => {
+                    if !self.wait_for_new_epoch(epoch) {
+                        return Some(self.report(bind_mode));
+                    }
+                }
+            }
+        }
+    }
 
+    /// Waits until the interface is back (a new even epoch); false when the
+    /// capture stops first.
+    fn wait_for_new_epoch(&self, old: u64) -> bool {
+        loop {
+            if self.control.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let now = self.control.epoch.load(Ordering::Acquire);
+            if now != old && now % 2 == 0 {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The batch loop over one socket, until the capture stops (then the
+    /// ring is drained) or the interface goes away.
+    fn serve(
+        &mut self,
+        socket: &mut RxSocket,
+        view: &vxdecap_xsk::UmemView,
+        tokens: &mut Vec<RxFrame>,
+        epoch: u64,
+    ) -> SocketEnd {
         // Spin on an empty ring for a while before sleeping in poll(): waking a
         // halted vCPU takes long enough for a burst to overflow the RX ring.
         let mut idle_since: Option<Instant> = None;
         let mut next_slow_ns = 0;
-        while !self.stop.load(Ordering::Relaxed) {
-            match self.receive_batch(&mut socket, &view, &mut tokens) {
+        while !self.control.stop.load(Ordering::Relaxed) {
+            match self.receive_batch(socket, view, tokens) {
                 Pass::Busy(now_ns) => {
                     idle_since = None;
                     if now_ns >= next_slow_ns {
                         next_slow_ns = now_ns + SLOW_PUBLISH_NS;
-                        self.publish_slow(&socket);
+                        self.publish_slow(socket);
                     }
                 }
                 Pass::Blocked => std::thread::yield_now(),
                 Pass::Empty => {
+                    if self.control.epoch.load(Ordering::Relaxed) != epoch {
+                        // Frames still on the ring are kept: take them, then go.
+                        while matches!(self.receive_batch(socket, view, tokens), Pass::Busy(_)) {}
+                        return SocketEnd::Gone;
+                    }
                     let idle = *idle_since.get_or_insert_with(Instant::now);
                     if idle.elapsed() < self.spin {
                         std::hint::spin_loop();
                     } else {
                         // Sleeps in poll(); also wakes the kernel if it asked.
                         let _ = socket.wait(IDLE_POLL_MS);
-                        self.publish_slow(&socket);
+                        self.publish_slow(socket);
                     }
                 }
             }
         }
         // Drain: the XSKMAP slot is cleared first, so the ring only shrinks.
-        while !self.unregistered.load(Ordering::Relaxed) {
+        while !self.control.unregistered.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(1));
         }
         std::thread::sleep(DRAIN_GRACE);
-        while matches!(
-            self.receive_batch(&mut socket, &view, &mut tokens),
-            Pass::Busy(_)
-        ) {}
+        while matches!(self.receive_batch(socket, view, tokens), Pass::Busy(_)) {}
+        SocketEnd::Stop
+    }
+
+    fn report(&mut self, bind_mode: BindMode) -> QueueReport {
         self.stage.publish();
-        self.publish_slow(&socket);
-        Some(QueueReport {
+        QueueReport {
             queue: self.queue,
             cpu: self.cpu,
-            bind_mode: socket.bind_mode(),
+            bind_mode,
             stats: *self.stage.stats_mut(),
-            xsk: socket.statistics().unwrap_or_default(),
-            wakeups: socket.wakeups(),
+            xsk: self.xsk_before,
+            wakeups: self.wakeups_before,
             vnis: *self.stage.vnis(),
-        })
-        // Leased frames still with the analyzers keep the UMEM mapped (their
-        // batches hold a view); the socket closes here.
+        }
     }
 
     /// Processes one batch.
@@ -794,12 +1100,24 @@ impl RxQueueWorker {
         Pass::Busy(clock.now_ns)
     }
 
-    /// Publishes the VNI table and the kernel's socket counters.
+    /// Publishes the VNI table and the kernel's socket counters (over every
+    /// socket this worker had).
     fn publish_slow(&self, socket: &RxSocket) {
         self.stage.publish_vnis();
         if let Ok(xsk) = socket.statistics() {
-            self.stage.shared_slow().publish_xsk(&xsk);
+            self.stage
+                .shared_slow()
+                .publish_xsk(&add_xsk(&self.xsk_before, &xsk));
         }
+    }
+}
+
+fn add_xsk(a: &XskStatistics, b: &XskStatistics) -> XskStatistics {
+    XskStatistics {
+        rx_dropped: a.rx_dropped + b.rx_dropped,
+        rx_ring_full: a.rx_ring_full + b.rx_ring_full,
+        rx_fill_ring_empty: a.rx_fill_ring_empty + b.rx_fill_ring_empty,
+        rx_invalid_descs: a.rx_invalid_descs + b.rx_invalid_descs,
     }
 }
 

@@ -222,6 +222,16 @@ impl InnerBatch {
         }
     }
 
+    /// Points an empty leased batch at another UMEM (its socket was
+    /// replaced after the interface came back); nothing for owned batches.
+    pub fn rebind(&mut self, to: &UmemView) {
+        if let Storage::Umem { view, frames } = &mut self.storage {
+            if frames.is_empty() && !view.same_umem(to) {
+                *view = to.clone();
+            }
+        }
+    }
+
     /// Empties the batch and hands its leased frames to `recycle` (nothing
     /// for an owned batch). Keeps the memory.
     pub fn clear(&mut self, recycle: impl FnOnce(std::vec::Drain<'_, RxFrame>)) {

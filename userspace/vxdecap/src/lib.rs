@@ -17,6 +17,7 @@ pub mod builder;
 pub mod capture;
 pub mod dissect;
 pub mod frame;
+pub mod hotplug;
 pub mod lab;
 pub mod metrics;
 pub mod netns;

@@ -126,6 +126,15 @@ impl BatchSender {
         self.quota = quota.max(1);
     }
 
+    /// Calls `f` on every batch in the pool.
+    pub fn for_each_free(&mut self, mut f: impl FnMut(&mut InnerBatch)) {
+        for batch in &mut self.free {
+            if let Some(inner) = Arc::get_mut(batch) {
+                f(inner);
+            }
+        }
+    }
+
     /// Number of analyzers fed.
     #[inline]
     pub fn analyzers(&self) -> usize {

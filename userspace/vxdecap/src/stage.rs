@@ -81,6 +81,8 @@ pub struct DecapStage {
     vnis: VniCounts,
     shared: Arc<SharedStats>,
     slow: Arc<SharedSlow>,
+    /// The UMEM leased batches read from now (live only).
+    view: Option<UmemView>,
 }
 
 impl DecapStage {
@@ -118,14 +120,24 @@ impl DecapStage {
             vnis: VniCounts::default(),
             shared: Arc::new(SharedStats::default()),
             slow: Arc::new(SharedSlow::default()),
+            view: None,
         }
     }
 
-    /// Fills the batch pool with batches leasing frames of `view`'s UMEM,
-    /// `frames` per batch, tagged as coming from worker `worker`.
-    pub fn stock_leased(&mut self, view: &UmemView, frames: usize, worker: u16) {
-        self.sender
-            .stock(|| InnerBatch::leased(view.clone(), frames, worker));
+    /// Leases frames of `view`'s UMEM from now on: the first time, fills the
+    /// batch pool (`frames` per batch, tagged as coming from worker
+    /// `worker`); after a socket was replaced, points the pool's batches at
+    /// the new UMEM (batches still with analyzers follow when they return).
+    pub fn use_umem(&mut self, view: &UmemView, frames: usize, worker: u16) {
+        if self.view.is_none() {
+            self.sender
+                .stock(|| InnerBatch::leased(view.clone(), frames, worker));
+        }
+        self.sender.for_each_free(|batch| batch.rebind(view));
+        if let Some(current) = self.current.as_mut().and_then(Arc::get_mut) {
+            current.rebind(view);
+        }
+        self.view = Some(view.clone());
     }
 
     /// Fills the batch pool with batches of `frames` frames copied into `bytes` bytes.
@@ -163,7 +175,13 @@ impl DecapStage {
     /// their frames back on the fill ring. Call before each receive batch.
     #[inline]
     pub fn reclaim(&mut self, mut recycle: impl FnMut(std::vec::Drain<'_, RxFrame>)) {
-        self.sender.reclaim(|batch| batch.clear(&mut recycle));
+        let view = self.view.as_ref();
+        self.sender.reclaim(|batch| {
+            batch.clear(&mut recycle);
+            if let Some(view) = view {
+                batch.rebind(view);
+            }
+        });
     }
 
     /// How many frames the worker may take off the RX ring now, of `max`:

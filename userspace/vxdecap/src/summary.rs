@@ -42,6 +42,8 @@ pub struct Summary {
     pub analyzers: Vec<AnalyzerSummary>,
     /// Inner frames per VNI: the busiest, and the sum of all others.
     pub vnis: (Vec<(u32, u64)>, u64),
+    /// Times the interface went away and came back (live only).
+    pub interface_restarts: u64,
 }
 
 /// VNIs named in the summary.
@@ -182,6 +184,7 @@ impl Summary {
             latency: first.and_then(|a| a.latency),
             analyzers,
             vnis,
+            interface_restarts: 0,
         }
     }
 
@@ -346,6 +349,13 @@ impl Summary {
                     }
                 }
             }
+        }
+        if self.interface_restarts > 0 {
+            let _ = writeln!(
+                out,
+                "{} went away and came back {} time(s) (interface_restarts)",
+                self.source, self.interface_restarts
+            );
         }
         if let Some(e) = &self.output_error {
             let _ = writeln!(out, "output error: {e}");

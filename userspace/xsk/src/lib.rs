@@ -239,6 +239,12 @@ impl fmt::Debug for UmemView {
 }
 
 impl UmemView {
+    /// True when both views map the same UMEM.
+    #[inline]
+    pub fn same_umem(&self, other: &UmemView) -> bool {
+        self.id == other.id
+    }
+
     /// The bytes of `frame`, as the NIC delivered them; empty when the
     /// frame belongs to another UMEM.
     #[inline]

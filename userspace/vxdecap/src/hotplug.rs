@@ -1,0 +1,266 @@
+//! Interface hot-plug: link events from rtnetlink (`RTMGRP_LINK`).
+//!
+//! On Azure the Accelerated Networking VF (mlx5) is removed during host
+//! servicing and comes back seconds to minutes later, possibly with a new
+//! ifindex (and a new name); AF_XDP sockets on it are dead meanwhile. A
+//! [`LinkWatcher`] thread reads the kernel's link notifications and hands
+//! the capture `LinkEvent`s; the capture tears down and rebuilds the
+//! program attachment and the sockets of that interface while the
+//! analyzers and outputs keep running.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
+const IFLA_ADDRESS: u16 = 1;
+const IFLA_IFNAME: u16 = 3;
+const IFF_UP: u32 = 1;
+const NLMSG_HDR: usize = 16;
+const IFINFO: usize = 16;
+
+/// A link appeared, changed or went away.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// RTM_NEWLINK: a link exists (new or changed).
+    New {
+        /// ifindex.
+        index: u32,
+        /// Name.
+        name: String,
+        /// Hardware address, when the message carried one.
+        mac: Option<Vec<u8>>,
+        /// Administratively up.
+        up: bool,
+    },
+    /// RTM_DELLINK: the link is gone.
+    Gone {
+        /// ifindex.
+        index: u32,
+        /// Name.
+        name: String,
+    },
+}
+
+/// Parses every link message of one netlink datagram; anything else or
+/// anything malformed is skipped (never a panic).
+pub fn parse_link_messages(mut buf: &[u8]) -> Vec<LinkEvent> {
+    let mut events = Vec::new();
+    while buf.len() >= NLMSG_HDR {
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        if len < NLMSG_HDR || len > buf.len() {
+            break;
+        }
+        let body = &buf[NLMSG_HDR..len];
+        if (kind == RTM_NEWLINK || kind == RTM_DELLINK) && body.len() >= IFINFO {
+            let index = i32::from_ne_bytes([body[4], body[5], body[6], body[7]]) as u32;
+            let flags = u32::from_ne_bytes([body[8], body[9], body[10], body[11]]);
+            let (mut name, mut mac) = (None, None);
+            let mut attrs = &body[IFINFO..];
+            while attrs.len() >= 4 {
+                let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+                let atype = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
+                if alen < 4 || alen > attrs.len() {
+                    break;
+                }
+                let data = &attrs[4..alen];
+                match atype {
+                    IFLA_IFNAME => {
+                        let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+                        name = Some(String::from_utf8_lossy(&data[..end]).into_owned());
+                    }
+                    IFLA_ADDRESS => mac = Some(data.to_vec()),
+                    _ => {}
+                }
+                let step = (alen + 3) & !3;
+                attrs = attrs.get(step..).unwrap_or_default();
+            }
+            if let Some(name) = name {
+                events.push(if kind == RTM_NEWLINK {
+                    LinkEvent::New {
+                        index,
+                        name,
+                        mac,
+                        up: flags & IFF_UP != 0,
+                    }
+                } else {
+                    LinkEvent::Gone { index, name }
+                });
+            }
+        }
+        let step = (len + 3) & !3;
+        buf = buf.get(step..).unwrap_or_default();
+    }
+    events
+}
+
+/// A thread that forwards link events until stopped.
+#[derive(Debug)]
+pub struct LinkWatcher {
+    /// Events, in the order the kernel sent them.
+    pub events: mpsc::Receiver<LinkEvent>,
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LinkWatcher {
+    /// Subscribes to link notifications of this network namespace.
+    pub fn start() -> io::Result<LinkWatcher> {
+        // SAFETY: socket() takes integer arguments; the result is checked.
+        let fd = unsafe {
+            libc::socket(
+                libc::AF_NETLINK,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::NETLINK_ROUTE,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh socket that nothing else owns.
+        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: all-zero is a valid sockaddr_nl.
+        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+        addr.nl_family = libc::AF_NETLINK as u16;
+        addr.nl_groups = libc::RTMGRP_LINK as u32;
+        // SAFETY: `addr` is a valid sockaddr_nl of the size given.
+        let rc = unsafe {
+            libc::bind(
+                socket.as_raw_fd(),
+                (&addr as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let timeout = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 100_000,
+        };
+        // SAFETY: `timeout` is a valid timeval of the size given.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                (&timeout as *const libc::timeval).cast(),
+                std::mem::size_of::<libc::timeval>() as u32,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (tx, events) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("vxdecap-netlink".into())
+                .spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while !stop.load(Ordering::Relaxed) {
+                        // SAFETY: `buf` is valid for writes of its length.
+                        let n = unsafe {
+                            libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
+                        };
+                        if n <= 0 {
+                            // Timeout (checks `stop`) or ENOBUFS (events lost:
+                            // the capture also polls the interface by name).
+                            continue;
+                        }
+                        for event in parse_link_messages(&buf[..n as usize]) {
+                            if tx.send(event).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                })?
+        };
+        Ok(LinkWatcher {
+            events,
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for LinkWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Waits up to `timeout` for an event.
+pub fn next_event(watcher: &LinkWatcher, timeout: Duration) -> Option<LinkEvent> {
+    watcher.events.recv_timeout(timeout).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(kind: u16, index: i32, flags: u32, name: &str, mac: &[u8]) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        for (t, data) in [
+            (IFLA_IFNAME, [name.as_bytes(), &[0]].concat()),
+            (IFLA_ADDRESS, mac.to_vec()),
+        ] {
+            let len = 4 + data.len();
+            attrs.extend_from_slice(&(len as u16).to_ne_bytes());
+            attrs.extend_from_slice(&t.to_ne_bytes());
+            attrs.extend_from_slice(&data);
+            while attrs.len() % 4 != 0 {
+                attrs.push(0);
+            }
+        }
+        let mut info = vec![0u8; IFINFO];
+        info[4..8].copy_from_slice(&index.to_ne_bytes());
+        info[8..12].copy_from_slice(&flags.to_ne_bytes());
+        let len = NLMSG_HDR + info.len() + attrs.len();
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&kind.to_ne_bytes());
+        m.extend_from_slice(&[0u8; 10]);
+        m.extend_from_slice(&info);
+        m.extend_from_slice(&attrs);
+        m
+    }
+
+    #[test]
+    fn link_messages_parse_and_garbage_is_skipped() {
+        let mut buf = message(RTM_NEWLINK, 7, IFF_UP, "eth1", &[2, 0, 0, 0, 0, 1]);
+        buf.extend(message(RTM_DELLINK, 7, 0, "eth1", &[]));
+        buf.extend(message(24, 1, 0, "route", &[])); // RTM_NEWROUTE: not a link
+        let events = parse_link_messages(&buf);
+        assert_eq!(
+            events,
+            vec![
+                LinkEvent::New {
+                    index: 7,
+                    name: "eth1".into(),
+                    mac: Some(vec![2, 0, 0, 0, 0, 1]),
+                    up: true
+                },
+                LinkEvent::Gone {
+                    index: 7,
+                    name: "eth1".into()
+                },
+            ]
+        );
+        for cut in 0..buf.len() {
+            let _ = parse_link_messages(&buf[..cut]);
+        }
+        let mut bad = buf.clone();
+        bad[0] = 0xff; // length beyond the buffer
+        assert!(parse_link_messages(&bad).is_empty());
+    }
+}
