@@ -49,7 +49,8 @@ pub mod vlan;
 pub mod vxlan;
 
 pub use decap::{
-    decapsulate, Decapsulated, PortSet, PortSetError, Reject, MAX_PORTS, VXLAN_GPE_PORT, VXLAN_PORT,
+    decapsulate, inner_orig_len, Decapsulated, PortSet, PortSetError, Reject, MAX_PORTS,
+    VXLAN_GPE_PORT, VXLAN_PORT,
 };
 
 /// A byte range of a fixed-size header field (used by each module's private `field` module).

@@ -7,6 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use vxdecap_wire::build::VxlanFrameBuilder;
 use vxdecap_wire::ethernet::{self, EtherType};
 use vxdecap_wire::{decapsulate, Decapsulated, PortSet, Reject};
 
@@ -232,6 +233,33 @@ fn synthetic_outer_fragments_pcap() {
     assert_eq!(outcomes[1], Err(Reject::OuterFragment));
     assert_eq!(outcomes[2], Err(Reject::OuterFragment));
     assert!(outcomes[3].is_ok(), "{outcomes:?}");
+}
+
+#[test]
+fn aws_frames_are_not_truncated_and_cut_copies_are() {
+    let frames = read_pcap("suricata-verify/aws-traffic-mirroring-vxlan.pcap");
+    let ports = PortSet::default();
+    for (i, frame) in frames.iter().enumerate() {
+        let decap = decapsulate(frame, &ports).expect("AWS frame");
+        assert!(!decap.is_truncated(), "frame {}", i + 1);
+        assert_eq!(decap.inner_orig_len(), decap.inner.len(), "frame {}", i + 1);
+    }
+    // What an AWS session with PacketLength 128 would send for the largest frame: the inner
+    // frame cut to 128 bytes, the outer headers sized for the cut frame.
+    let largest = frames.iter().max_by_key(|f| f.len()).expect("frames");
+    let inner = decapsulate(largest, &ports).expect("AWS frame").inner;
+    assert_eq!(inner.len(), 1508 - 50);
+    let cut = VxlanFrameBuilder::new()
+        .outer_src_ip(Ipv4Addr::new(172, 31, 0, 238))
+        .outer_dst_ip(Ipv4Addr::new(172, 31, 17, 188))
+        .vni(5_569_041)
+        .inner(&inner[..128])
+        .build()
+        .expect("valid");
+    let decap = decapsulate(&cut, &ports).expect("cut frame");
+    assert_eq!(decap.inner.len(), 128);
+    assert!(decap.is_truncated());
+    assert_eq!(decap.inner_orig_len(), inner.len());
 }
 
 #[test]
