@@ -10,7 +10,8 @@
 //! Anything else is refused with one [`Reject`] reason, cheap to count per worker. The outer IPv4
 //! header checksum and the outer UDP checksum are not verified: the NIC or kernel has done the
 //! former, and cloud mirrors send the latter as 0. Outer IP fragments are refused
-//! ([`Reject::OuterFragment`]) because reassembly is not this layer's job.
+//! ([`Reject::OuterFragment`]): reassembly keeps state, so it is a separate step
+//! ([`crate::reassembly`]) whose whole frames come back here.
 //!
 //! Mirrors may cut the inner frame short (AWS truncates to the session's packet length);
 //! [`Decapsulated::inner_orig_len`] reads the inner IP length to recover how long it was.
