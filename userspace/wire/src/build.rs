@@ -47,6 +47,12 @@ pub enum BuildError {
     VniOutOfRange(u32),
     /// The inner frame or payload is too long for one IP datagram (the asked length attached).
     TooLong(usize),
+    /// [`fragment_ipv4`] was given a frame that is not Ethernet (+ up to two VLAN tags) + a
+    /// valid IPv4 header and total length.
+    NotIpv4,
+    /// [`fragment_ipv4`] was given an MTU that leaves less than 8 payload bytes per fragment
+    /// (the MTU is attached).
+    MtuTooSmall(usize),
     /// The output buffer is too small.
     BufferTooSmall {
         /// Bytes the frame needs.
@@ -76,6 +82,15 @@ impl fmt::Display for BuildError {
                 f,
                 "{len} bytes do not fit in one IP datagram with its headers: use a shorter \
                  inner frame or payload"
+            ),
+            BuildError::NotIpv4 => f.write_str(
+                "the frame is not Ethernet (with at most two VLAN tags) carrying a valid IPv4 \
+                 header: pass a frame built with an IPv4 outer header",
+            ),
+            BuildError::MtuTooSmall(mtu) => write!(
+                f,
+                "an MTU of {mtu} leaves less than 8 payload bytes per fragment: use an MTU of at \
+                 least 68 (the IPv4 minimum)"
             ),
             BuildError::BufferTooSmall { needed, available } => write!(
                 f,
@@ -445,6 +460,100 @@ pub fn inner_ipv4_udp_frame(spec: &InnerIpv4Udp) -> Result<Vec<u8>, BuildError> 
     Ok(frame)
 }
 
+/// Splits an Ethernet + IPv4 frame (up to two VLAN tags) into IPv4 fragments the way a router
+/// with link MTU `mtu` would: each fragment's IPv4 total length is at most `mtu`, payload pieces
+/// are multiples of 8 bytes except the last, the first fragment keeps every IPv4 option and later
+/// ones keep only options with the copied flag (RFC 791), and each header checksum is filled.
+/// The Ethernet header and VLAN tags are repeated on every fragment; Ethernet padding after the
+/// IPv4 total length is dropped. DF is ignored (cloud mirrors send it clear). A frame that is
+/// already a fragment is split further, keeping its offset and MF flag. A datagram that fits is
+/// returned as the one frame.
+///
+/// ```
+/// use vxdecap_wire::build::{fragment_ipv4, VxlanFrameBuilder};
+/// let frame = VxlanFrameBuilder::new().inner(&[0x11; 1500]).build().expect("valid");
+/// let fragments = fragment_ipv4(&frame, 1500).expect("an IPv4 frame");
+/// assert_eq!(fragments.len(), 2);
+/// assert_eq!(fragments[0].len(), 14 + 1500);
+/// // 1516 bytes of UDP payload: 1480 in the first fragment, 36 in the second.
+/// assert_eq!(fragments[1].len(), 14 + 20 + 36);
+/// ```
+pub fn fragment_ipv4(frame: &[u8], mtu: usize) -> Result<Vec<Vec<u8>>, BuildError> {
+    let (ethertype, l3_offset) =
+        vlan::skip_tags(frame, MAX_VLAN_TAGS).ok_or(BuildError::NotIpv4)?;
+    if ethertype != EtherType::IPV4 {
+        return Err(BuildError::NotIpv4);
+    }
+    let l3 = frame.get(l3_offset..).ok_or(BuildError::NotIpv4)?;
+    let ip = ipv4::Packet::new_checked(l3).map_err(|_| BuildError::NotIpv4)?;
+    let l2 = &frame[..l3_offset];
+    let first_header = &l3[..ip.header_len()];
+    let later_header = header_with_copied_options(first_header);
+    let payload = ip.payload();
+    if first_header.len() + payload.len() <= mtu {
+        return Ok(vec![[l2, first_header, payload].concat()]);
+    }
+    let room = |header_len: usize| mtu.saturating_sub(header_len) / 8 * 8;
+    if room(first_header.len()) == 0 || room(later_header.len()) == 0 {
+        return Err(BuildError::MtuTooSmall(mtu));
+    }
+
+    let base_offset = usize::from(ip.frag_offset());
+    let more_after_last = ip.more_frags();
+    let mut fragments = Vec::new();
+    let mut at = 0;
+    while at < payload.len() {
+        let header: &[u8] = if at == 0 { first_header } else { &later_header };
+        let piece = &payload[at..payload.len().min(at + room(header.len()))];
+        let offset = base_offset + at;
+        // The offset field holds 13 bits of 8-byte units.
+        let offset_u16 = u16::try_from(offset)
+            .ok()
+            .filter(|&o| o <= 0x1fff << 3)
+            .ok_or(BuildError::TooLong(offset))?;
+        let total = u16::try_from(header.len() + piece.len())
+            .map_err(|_| BuildError::TooLong(header.len() + piece.len()))?;
+        let mut fragment = [l2, header, piece].concat();
+        let mut ip = ipv4::Packet::new_unchecked(&mut fragment[l3_offset..]);
+        ip.set_header_len(header.len());
+        ip.set_total_len(total);
+        ip.set_frag_offset(offset_u16);
+        ip.set_more_frags(at + piece.len() < payload.len() || more_after_last);
+        ip.fill_checksum();
+        fragments.push(fragment);
+        at += piece.len();
+    }
+    Ok(fragments)
+}
+
+/// An IPv4 header for non-first fragments: the fixed 20 bytes plus the options whose copied
+/// flag (0x80) is set, padded with End of Options to a multiple of 4 bytes.
+fn header_with_copied_options(header: &[u8]) -> Vec<u8> {
+    let (fixed, options) = header.split_at(header.len().min(ipv4::MIN_HEADER_LEN));
+    let mut out = fixed.to_vec();
+    let mut i = 0;
+    while let Some(&kind) = options.get(i) {
+        match kind {
+            0 => break,
+            1 => i += 1,
+            _ => {
+                let len = options.get(i + 1).map_or(0, |&l| usize::from(l));
+                let Some(option) = options.get(i..i + len).filter(|_| len >= 2) else {
+                    break;
+                };
+                if kind & 0x80 != 0 {
+                    out.extend_from_slice(option);
+                }
+                i += len;
+            }
+        }
+    }
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,6 +699,8 @@ mod tests {
             BuildError::AddressFamilyMismatch,
             BuildError::VniOutOfRange(1 << 24),
             BuildError::TooLong(70_000),
+            BuildError::NotIpv4,
+            BuildError::MtuTooSmall(20),
             BuildError::BufferTooSmall {
                 needed: 2,
                 available: 1,
@@ -597,6 +708,139 @@ mod tests {
         ] {
             assert!(error.to_string().contains(':'), "{error} should name a fix");
         }
+    }
+
+    /// Checks the fragments of `frame` against it: headers, offsets, flags, checksums, sizes,
+    /// and that their payloads concatenate to the original one.
+    fn check_fragments(frame: &[u8], l3: usize, mtu: usize, fragments: &[Vec<u8>]) {
+        let original = ipv4::Packet::new_checked(&frame[l3..]).expect("ipv4");
+        let mut payload = Vec::new();
+        for (i, fragment) in fragments.iter().enumerate() {
+            assert_eq!(&fragment[..l3], &frame[..l3], "L2 header repeated");
+            let ip = ipv4::Packet::new_checked(&fragment[l3..]).expect("fragment is IPv4");
+            assert_eq!(usize::from(ip.total_len()), fragment.len() - l3);
+            assert!(usize::from(ip.total_len()) <= mtu);
+            assert!(ip.verify_checksum(), "fragment {i}");
+            assert_eq!(usize::from(ip.frag_offset()), payload.len(), "fragment {i}");
+            let last = i == fragments.len() - 1;
+            assert_eq!(ip.more_frags(), !last, "fragment {i}");
+            if !last {
+                assert_eq!(ip.payload().len() % 8, 0);
+            }
+            assert_eq!(ip.ident(), original.ident());
+            assert_eq!(ip.src_addr(), original.src_addr());
+            assert_eq!(ip.protocol(), original.protocol());
+            payload.extend_from_slice(ip.payload());
+        }
+        assert_eq!(payload, original.payload());
+    }
+
+    #[test]
+    fn fragment_ipv4_splits_at_8_byte_boundaries() {
+        let frame = VxlanFrameBuilder::new()
+            .inner(&[0x42; 1500])
+            .build()
+            .expect("valid");
+        let fragments = fragment_ipv4(&frame, 1500).expect("ipv4");
+        assert_eq!(fragments.len(), 2);
+        assert_eq!(fragments[0].len(), 14 + 1500);
+        check_fragments(&frame, 14, 1500, &fragments);
+
+        for mtu in [68, 576, 577, 583, 1280] {
+            let fragments = fragment_ipv4(&frame, mtu).expect("ipv4");
+            check_fragments(&frame, 14, mtu, &fragments);
+            assert_eq!(fragments.len(), 1516usize.div_ceil((mtu - 20) / 8 * 8));
+        }
+
+        // Tagged, and padded after the IPv4 total length.
+        let mut tagged = VxlanFrameBuilder::new()
+            .outer_vlans(&[5, 6])
+            .inner(&[0x42; 1500])
+            .build()
+            .expect("valid");
+        tagged.extend_from_slice(&[0xee; 4]);
+        let fragments = fragment_ipv4(&tagged, 1000).expect("ipv4");
+        check_fragments(&tagged, 22, 1000, &fragments);
+    }
+
+    #[test]
+    fn fragment_ipv4_keeps_a_datagram_that_fits_and_splits_fragments_further() {
+        let frame = VxlanFrameBuilder::new()
+            .inner(&[0x42; 100])
+            .build()
+            .expect("valid");
+        assert_eq!(fragment_ipv4(&frame, 1500), Ok(vec![frame.clone()]));
+
+        let big = VxlanFrameBuilder::new()
+            .inner(&[0x42; 3000])
+            .build()
+            .expect("valid");
+        let pieces = fragment_ipv4(&big, 1500).expect("ipv4");
+        let quarters = fragment_ipv4(&pieces[0], 600).expect("ipv4");
+        for quarter in &quarters {
+            let ip = ipv4::Packet::new_checked(&quarter[14..]).expect("ipv4");
+            assert!(ip.more_frags(), "pieces of a non-last fragment all keep MF");
+        }
+        // 3016 payload bytes in three pieces at 1500: the last one starts at 2960.
+        assert_eq!(pieces.len(), 3);
+        let tail = fragment_ipv4(&pieces[2], 68).expect("ipv4");
+        let first_tail = ipv4::Packet::new_checked(&tail[0][14..]).expect("ipv4");
+        assert_eq!(first_tail.frag_offset(), 2960);
+        let last = ipv4::Packet::new_checked(&tail[tail.len() - 1][14..]).expect("ipv4");
+        assert!(!last.more_frags());
+    }
+
+    #[test]
+    fn fragment_ipv4_copies_only_copied_options_after_the_first() {
+        let frame = VxlanFrameBuilder::new()
+            .inner(&[0x42; 1000])
+            .build()
+            .expect("valid");
+        // NOP, a copied 4-byte option, a non-copied 3-byte option, End of Options.
+        let options = [1, 0x94, 4, 0xaa, 0xbb, 0x07, 3, 0x11];
+        let mut with_options = frame[..34].to_vec();
+        with_options.extend_from_slice(&options);
+        with_options.extend_from_slice(&frame[34..]);
+        let mut ip = ipv4::Packet::new_unchecked(&mut with_options[14..]);
+        ip.set_header_len(28);
+        let total = ip.total_len() + 8;
+        ip.set_total_len(total);
+        ip.fill_checksum();
+
+        let fragments = fragment_ipv4(&with_options, 576).expect("ipv4");
+        let first = ipv4::Packet::new_checked(&fragments[0][14..]).expect("ipv4");
+        assert_eq!(first.options(), &options);
+        for later in &fragments[1..] {
+            let ip = ipv4::Packet::new_checked(&later[14..]).expect("ipv4");
+            assert_eq!(ip.options(), &[0x94, 4, 0xaa, 0xbb]);
+        }
+        check_fragments(&with_options, 14, 576, &fragments);
+        // A malformed option list stops the walk without panicking.
+        assert_eq!(header_with_copied_options(&[0u8; 20]).len(), 20);
+        let mut bad = [0u8; 24];
+        bad[20..24].copy_from_slice(&[0x94, 9, 0, 0]);
+        assert_eq!(header_with_copied_options(&bad).len(), 20);
+        bad[20..24].copy_from_slice(&[0x94, 1, 0, 0]);
+        assert_eq!(header_with_copied_options(&bad).len(), 20);
+    }
+
+    #[test]
+    fn fragment_ipv4_errors() {
+        let frame = VxlanFrameBuilder::new()
+            .inner(&[0x42; 1000])
+            .build()
+            .expect("valid");
+        assert_eq!(fragment_ipv4(&frame, 27), Err(BuildError::MtuTooSmall(27)));
+        assert_eq!(fragment_ipv4(&frame, 0), Err(BuildError::MtuTooSmall(0)));
+        assert_eq!(fragment_ipv4(&frame[..30], 576), Err(BuildError::NotIpv4));
+        let v6 = VxlanFrameBuilder::new()
+            .outer_src_ip(Ipv6Addr::LOCALHOST)
+            .outer_dst_ip(Ipv6Addr::LOCALHOST)
+            .inner(&[0; 14])
+            .build()
+            .expect("valid");
+        assert_eq!(fragment_ipv4(&v6, 576), Err(BuildError::NotIpv4));
+        assert_eq!(fragment_ipv4(&[], 576), Err(BuildError::NotIpv4));
     }
 
     #[test]

@@ -10,7 +10,11 @@
 //! Anything else is refused with one [`Reject`] reason, cheap to count per worker. The outer IPv4
 //! header checksum and the outer UDP checksum are not verified: the NIC or kernel has done the
 //! former, and cloud mirrors send the latter as 0. Outer IP fragments are refused
-//! ([`Reject::OuterFragment`]) because reassembly is not this layer's job.
+//! ([`Reject::OuterFragment`]): reassembly keeps state, so it is a separate step
+//! ([`crate::reassembly`]) whose whole frames come back here.
+//!
+//! Mirrors may cut the inner frame short (AWS truncates to the session's packet length);
+//! [`Decapsulated::inner_orig_len`] reads the inner IP length to recover how long it was.
 //!
 //! [`decapsulate`] reads through checked views only, so it never panics, allocates or copies,
 //! whatever the input bytes.
@@ -322,6 +326,66 @@ impl<'a> Decapsulated<'a> {
             .get(..usize::from(self.outer_vlan_count))
             .unwrap_or(&self.outer_vlans)
     }
+
+    /// Length of the inner frame before the mirror cut it: see [`inner_orig_len`]. Equal to
+    /// `inner.len()` unless the inner IP header says the packet was longer.
+    #[inline]
+    pub fn inner_orig_len(&self) -> usize {
+        inner_orig_len(self.inner)
+    }
+
+    /// Whether the mirror truncated the inner frame (AWS cuts mirrored packets to the session's
+    /// packet length or the target's MTU): its IP header claims more bytes than it holds.
+    #[inline]
+    pub fn is_truncated(&self) -> bool {
+        self.inner_orig_len() > self.inner.len()
+    }
+}
+
+/// The original length of an inner Ethernet frame that a mirror may have truncated, for a
+/// pcap record's `orig_len`.
+///
+/// When the frame carries IPv4 or IPv6 after at most two VLAN tags, and the IP header's length
+/// field (IPv4 total length, or 40 + IPv6 payload length) reaches past the end of the frame, the
+/// result is the Ethernet header and tags plus that IP length. Otherwise it is `inner.len()`:
+/// untruncated frames, non-IP frames, and length fields too short to be meant (an IPv4 total
+/// length below its header, as TSO leaves 0; a wrong version nibble; an IPv6 jumbogram's 0)
+/// are taken as they are. Only the fixed bytes up to the length field need to be present. Never
+/// panics.
+///
+/// ```
+/// use vxdecap_wire::build::{inner_ipv4_udp_frame, InnerIpv4Udp};
+/// use vxdecap_wire::decap::inner_orig_len;
+/// let inner = inner_ipv4_udp_frame(&InnerIpv4Udp { payload_len: 1000, ..Default::default() })
+///     .expect("fits");
+/// assert_eq!(inner.len(), 1042);
+/// assert_eq!(inner_orig_len(&inner), 1042);
+/// assert_eq!(inner_orig_len(&inner[..200]), 1042);
+/// assert_eq!(inner_orig_len(&inner[..15]), 15, "cut inside the IPv4 length field");
+/// ```
+pub fn inner_orig_len(inner: &[u8]) -> usize {
+    let Some((ethertype, l3_offset)) = vlan::skip_tags(inner, MAX_VLAN_TAGS) else {
+        return inner.len();
+    };
+    let l3 = inner.get(l3_offset..).unwrap_or_default();
+    let ip_len = match (ethertype, l3) {
+        (EtherType::IPV4, [ver_ihl, _, len_hi, len_lo, ..]) if ver_ihl >> 4 == 4 => {
+            let total_len = usize::from(u16::from_be_bytes([*len_hi, *len_lo]));
+            let header_len = usize::from(ver_ihl & 0x0f) * 4;
+            if header_len < ipv4::MIN_HEADER_LEN || total_len < header_len {
+                return inner.len();
+            }
+            total_len
+        }
+        (EtherType::IPV6, [version, _, _, _, len_hi, len_lo, ..]) if version >> 4 == 6 => {
+            match u16::from_be_bytes([*len_hi, *len_lo]) {
+                0 => return inner.len(),
+                payload_len => ipv6::HEADER_LEN + usize::from(payload_len),
+            }
+        }
+        _ => return inner.len(),
+    };
+    inner.len().max(l3_offset + ip_len)
 }
 
 /// Outer IP layer result: addresses, the UDP bytes (bounded by the IP length) and their offset.
@@ -1117,6 +1181,173 @@ mod tests {
         }
         let boxed: Box<dyn std::error::Error> = Box::new(PortSetError::Zero);
         assert!(boxed.to_string().contains("port 0"));
+    }
+
+    // ---- truncated mirrors ----
+
+    /// An inner Ethernet frame with the given VLAN tags and an IPv6/UDP packet of
+    /// `payload_len` UDP payload bytes.
+    fn inner_ipv6_frame(tags: &[u16], payload_len: usize) -> Vec<u8> {
+        let mut frame = vec![0x02, 0, 0, 0, 1, 2, 0x02, 0, 0, 0, 1, 1];
+        for &tpid in tags {
+            frame.extend_from_slice(&tpid.to_be_bytes());
+            frame.extend_from_slice(&[0, 100]);
+        }
+        frame.extend_from_slice(&EtherType::IPV6.to_be_bytes());
+        let mut ip = vec![0u8; ipv6::HEADER_LEN + 8 + payload_len];
+        let mut packet = ipv6::Packet::new_unchecked(&mut ip[..]);
+        packet.set_version(6);
+        packet.set_payload_len((8 + payload_len) as u16);
+        packet.set_next_header(IpProtocol::UDP);
+        frame.extend_from_slice(&ip);
+        frame
+    }
+
+    /// `inner`'s IPv4 packet behind the given VLAN tags (TPIDs), as a new inner frame.
+    fn with_inner_tags(inner: &[u8], tpids: &[u16]) -> Vec<u8> {
+        let mut out = inner[..12].to_vec();
+        for &tpid in tpids {
+            out.extend_from_slice(&tpid.to_be_bytes());
+            out.extend_from_slice(&[0, 7]);
+        }
+        out.extend_from_slice(&inner[12..]);
+        out
+    }
+
+    fn decap_of(inner: &[u8]) -> Vec<u8> {
+        v4_builder().inner(inner).build().expect("valid")
+    }
+
+    #[test]
+    fn whole_inner_frames_are_not_truncated() {
+        let frame = v4_frame();
+        let decap = ok(&frame);
+        assert_eq!(decap.inner_orig_len(), decap.inner.len());
+        assert!(!decap.is_truncated());
+        let v6 = inner_ipv6_frame(&[], 100);
+        assert_eq!(inner_orig_len(&v6), v6.len());
+    }
+
+    #[test]
+    fn truncated_inner_ipv4_reports_its_original_length() {
+        let whole = inner_ipv4_udp_frame(&InnerIpv4Udp {
+            payload_len: 1400,
+            ..Default::default()
+        })
+        .expect("fits");
+        assert_eq!(whole.len(), 1442);
+        // Cuts as AWS makes them (PacketLength), down to the IPv4 length field.
+        for cut in [1441, 1000, 128, 64, 34, 18] {
+            let frame = decap_of(&whole[..cut]);
+            let decap = ok(&frame);
+            assert_eq!(decap.inner.len(), cut);
+            assert_eq!(decap.inner_orig_len(), 1442, "cut {cut}");
+            assert!(decap.is_truncated(), "cut {cut}");
+        }
+        // Cut inside the length field: nothing to go by.
+        for cut in [14, 15, 16, 17] {
+            assert_eq!(inner_orig_len(&whole[..cut]), cut);
+        }
+        // Behind one and two inner VLAN tags (any TPID).
+        for tpids in [
+            &[EtherType::VLAN][..],
+            &[EtherType::QINQ, EtherType::VLAN],
+            &[EtherType::QINQ_OLD, EtherType::QINQ],
+        ] {
+            let tagged = with_inner_tags(&whole, tpids);
+            let frame = decap_of(&tagged[..200]);
+            let decap = ok(&frame);
+            assert_eq!(decap.inner_orig_len(), tagged.len(), "{tpids:?}");
+            assert!(decap.is_truncated());
+        }
+        // Three tags are more than decapsulate walks: taken as is.
+        let tagged = with_inner_tags(&whole, &[EtherType::VLAN; 3]);
+        assert_eq!(inner_orig_len(&tagged[..200]), 200);
+    }
+
+    #[test]
+    fn truncated_inner_ipv6_reports_its_original_length() {
+        let whole = inner_ipv6_frame(&[], 1000);
+        assert_eq!(whole.len(), 14 + 40 + 8 + 1000);
+        for cut in [whole.len() - 1, 128, 20] {
+            let frame = decap_of(&whole[..cut]);
+            let decap = ok(&frame);
+            assert_eq!(decap.inner_orig_len(), whole.len(), "cut {cut}");
+            assert!(decap.is_truncated());
+        }
+        assert_eq!(inner_orig_len(&whole[..19]), 19);
+        let tagged = inner_ipv6_frame(&[EtherType::QINQ, EtherType::VLAN], 1000);
+        assert_eq!(inner_orig_len(&tagged[..100]), tagged.len());
+        // A jumbogram's payload length 0 says nothing.
+        let mut jumbo = whole[..100].to_vec();
+        jumbo[18..20].copy_from_slice(&[0, 0]);
+        assert_eq!(inner_orig_len(&jumbo), 100);
+    }
+
+    #[test]
+    fn implausible_or_non_ip_inner_frames_keep_their_length() {
+        let whole = inner();
+        // Ethernet padding after the IPv4 packet: longer than the IP length, not truncated.
+        let mut padded = whole.clone();
+        padded.extend_from_slice(&[0; 6]);
+        assert_eq!(inner_orig_len(&padded), padded.len());
+        // Total length 0 (as TSO leaves it) or below the header length.
+        for total in [0u16, 19, 23] {
+            let mut bad = with_ipv4_options_inner(&whole);
+            bad[16..18].copy_from_slice(&total.to_be_bytes());
+            assert_eq!(inner_orig_len(&bad[..40]), 40, "total {total}");
+        }
+        // IHL below 5, a wrong version.
+        let mut bad = whole.clone();
+        bad[14] = 0x44;
+        assert_eq!(inner_orig_len(&bad[..40]), 40);
+        let mut bad = whole.clone();
+        bad[14] = 0x65;
+        assert_eq!(inner_orig_len(&bad[..40]), 40);
+        let mut bad = inner_ipv6_frame(&[], 100);
+        bad[14] = 0x40;
+        assert_eq!(inner_orig_len(&bad[..40]), 40);
+        // ARP, a runt, an empty slice.
+        let mut arp = whole.clone();
+        arp[12..14].copy_from_slice(&EtherType::ARP.to_be_bytes());
+        assert_eq!(inner_orig_len(&arp[..30]), 30);
+        assert_eq!(inner_orig_len(&whole[..10]), 10);
+        assert_eq!(inner_orig_len(&[]), 0);
+    }
+
+    /// `inner()` with 4 bytes of IPv4 options (IHL 6), so a total of 23 is below the header.
+    fn with_ipv4_options_inner(inner: &[u8]) -> Vec<u8> {
+        let mut out = inner[..34].to_vec();
+        out.extend_from_slice(&[1, 1, 1, 0]);
+        out.extend_from_slice(&inner[34..]);
+        out[14] = 0x46;
+        out
+    }
+
+    #[test]
+    fn inner_orig_len_never_panics_on_prefixes_or_mutations() {
+        let samples = [
+            inner(),
+            inner_ipv6_frame(&[EtherType::VLAN], 64),
+            with_inner_tags(&inner(), &[EtherType::QINQ, EtherType::VLAN]),
+        ];
+        let mut rng = XorShift(0x1234_5678_9abc_def1);
+        for sample in &samples {
+            for len in 0..=sample.len() {
+                let orig = inner_orig_len(&sample[..len]);
+                assert!(orig >= len);
+                assert!(orig <= len.max(sample.len()));
+            }
+            for _ in 0..5_000 {
+                let mut frame = sample.clone();
+                let at = rng.below(frame.len().min(40));
+                frame[at] = rng.next() as u8;
+                let len = rng.below(frame.len() + 1);
+                let orig = inner_orig_len(&frame[..len]);
+                assert!(orig >= len);
+                assert!(orig <= len.max(22 + 60 + 65_535));
+            }
+        }
     }
 
     // ---- robustness ----

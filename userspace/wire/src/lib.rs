@@ -15,6 +15,10 @@
 //! [`decapsulate`] only ever uses checked views and never panics, allocates or copies: it is the
 //! function the fuzzer aims at.
 //!
+//! Outer IPv4 fragments are the one input [`decapsulate`] cannot handle alone: the
+//! [`reassembly`] module's [`Reassembler`] (per worker, preallocated, never panicking either)
+//! turns them back into whole frames for it.
+//!
 //! # Example
 //!
 //! ```
@@ -44,13 +48,16 @@ pub mod ethernet;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
+pub mod reassembly;
 pub mod udp;
 pub mod vlan;
 pub mod vxlan;
 
 pub use decap::{
-    decapsulate, Decapsulated, PortSet, PortSetError, Reject, MAX_PORTS, VXLAN_GPE_PORT, VXLAN_PORT,
+    decapsulate, inner_orig_len, Decapsulated, PortSet, PortSetError, Reject, MAX_PORTS,
+    VXLAN_GPE_PORT, VXLAN_PORT,
 };
+pub use reassembly::{Push, Reassembler, ReassemblyConfig, ReassemblyEvent};
 
 /// A byte range of a fixed-size header field (used by each module's private `field` module).
 type Field = core::ops::Range<usize>;

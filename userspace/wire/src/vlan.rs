@@ -38,6 +38,39 @@ pub const fn is_tpid(ethertype: u16) -> bool {
     )
 }
 
+/// Walks an Ethernet header and at most `max_tags` VLAN tags after it, returning the EtherType
+/// that follows them and the offset where that protocol's header starts. `None` when the frame
+/// is shorter than an Ethernet header, a tag is cut short, or there are more than `max_tags`
+/// tags. Never panics.
+///
+/// ```
+/// use vxdecap_wire::vlan;
+/// let mut frame = [0u8; 22];
+/// frame[12..14].copy_from_slice(&[0x81, 0x00]); // one 802.1Q tag…
+/// frame[16..18].copy_from_slice(&[0x08, 0x00]); // …then IPv4
+/// assert_eq!(vlan::skip_tags(&frame, 2), Some((0x0800, 18)));
+/// assert_eq!(vlan::skip_tags(&frame, 0), None);
+/// ```
+#[inline]
+pub fn skip_tags(frame: &[u8], max_tags: usize) -> Option<(u16, usize)> {
+    let eth = crate::ethernet::Frame::new_checked(frame).ok()?;
+    let mut ethertype = eth.ethertype();
+    let mut rest = eth.payload();
+    let mut offset = crate::ethernet::HEADER_LEN;
+    let mut tags = 0;
+    while is_tpid(ethertype) {
+        if tags == max_tags {
+            return None;
+        }
+        let tag = Tag::new_checked(rest).ok()?;
+        ethertype = tag.ethertype();
+        rest = tag.payload();
+        offset += HEADER_LEN;
+        tags += 1;
+    }
+    Some((ethertype, offset))
+}
+
 /// Why a buffer cannot be viewed as a VLAN tag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Error {
@@ -232,6 +265,20 @@ mod tests {
         for len in 0..HEADER_LEN {
             assert_eq!(Tag::new_checked(&TAG[..len]), Err(Error::Truncated));
         }
+    }
+
+    #[test]
+    fn skip_tags_walks_at_most_max_tags() {
+        let mut frame = vec![0u8; 14];
+        frame[12..14].copy_from_slice(&EtherType::IPV6.to_be_bytes());
+        assert_eq!(skip_tags(&frame, 0), Some((EtherType::IPV6, 14)));
+        assert_eq!(skip_tags(&frame[..13], 2), None);
+        // QinQ: 0x88a8 then 0x8100 then IPv4.
+        frame[12..14].copy_from_slice(&EtherType::QINQ.to_be_bytes());
+        frame.extend_from_slice(&[0, 1, 0x81, 0x00, 0, 2, 0x08, 0x00]);
+        assert_eq!(skip_tags(&frame, 2), Some((EtherType::IPV4, 22)));
+        assert_eq!(skip_tags(&frame, 1), None, "too many tags");
+        assert_eq!(skip_tags(&frame[..21], 2), None, "second tag cut short");
     }
 
     #[test]

@@ -7,8 +7,12 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
+use vxdecap_wire::build::VxlanFrameBuilder;
+use vxdecap_wire::decap::inner_orig_len;
 use vxdecap_wire::ethernet::{self, EtherType};
-use vxdecap_wire::{decapsulate, Decapsulated, PortSet, Reject};
+use vxdecap_wire::reassembly::is_ipv4_fragment;
+use vxdecap_wire::{decapsulate, Decapsulated, PortSet, Push, Reassembler, ReassemblyConfig};
+use vxdecap_wire::{ReassemblyEvent, Reject};
 
 fn fixtures_dir() -> PathBuf {
     match std::env::var_os("VXDECAP_FIXTURES") {
@@ -232,6 +236,68 @@ fn synthetic_outer_fragments_pcap() {
     assert_eq!(outcomes[1], Err(Reject::OuterFragment));
     assert_eq!(outcomes[2], Err(Reject::OuterFragment));
     assert!(outcomes[3].is_ok(), "{outcomes:?}");
+}
+
+#[test]
+fn synthetic_outer_fragments_reassemble() {
+    let frames = read_pcap("synthetic/vxlan-outer-ipv4-frag-inorder.pcap");
+    let mut reassembler = Reassembler::new(ReassemblyConfig::default()).expect("default config");
+    let ports = PortSet::default();
+    let mut inner_frames = Vec::new();
+    for (i, frame) in frames.iter().enumerate() {
+        let now_ns = i as u64 * 1_000;
+        match decapsulate(frame, &ports) {
+            Ok(decap) => inner_frames.push(decap.inner.to_vec()),
+            Err(Reject::OuterFragment) => {
+                assert!(is_ipv4_fragment(frame), "frame {}", i + 1);
+                if let Push::Complete(whole) = reassembler.push(frame, now_ns) {
+                    assert_eq!(whole.len(), 14 + 1550, "the README's 1550-byte datagram");
+                    let decap = decapsulate(whole, &ports).expect("reassembled frame decaps");
+                    inner_frames.push(decap.inner.to_vec());
+                }
+            }
+            Err(other) => panic!("frame {}: {other}", i + 1),
+        }
+    }
+    // Small, big (reassembled from frames 2 and 3), small: in capture order.
+    let lengths: Vec<usize> = inner_frames.iter().map(Vec::len).collect();
+    assert_eq!(lengths, [52 + 14, 1500 + 14, 52 + 14]);
+    assert_eq!(
+        reassembler.counters().get(ReassemblyEvent::Reassembled),
+        1,
+        "{:?}",
+        reassembler.counters()
+    );
+    assert_eq!(reassembler.pending(), 0);
+    // The 1500-byte inner IPv4 packet is whole.
+    assert_eq!(inner_orig_len(&inner_frames[1]), inner_frames[1].len());
+}
+
+#[test]
+fn aws_frames_are_not_truncated_and_cut_copies_are() {
+    let frames = read_pcap("suricata-verify/aws-traffic-mirroring-vxlan.pcap");
+    let ports = PortSet::default();
+    for (i, frame) in frames.iter().enumerate() {
+        let decap = decapsulate(frame, &ports).expect("AWS frame");
+        assert!(!decap.is_truncated(), "frame {}", i + 1);
+        assert_eq!(decap.inner_orig_len(), decap.inner.len(), "frame {}", i + 1);
+    }
+    // What an AWS session with PacketLength 128 would send for the largest frame: the inner
+    // frame cut to 128 bytes, the outer headers sized for the cut frame.
+    let largest = frames.iter().max_by_key(|f| f.len()).expect("frames");
+    let inner = decapsulate(largest, &ports).expect("AWS frame").inner;
+    assert_eq!(inner.len(), 1508 - 50);
+    let cut = VxlanFrameBuilder::new()
+        .outer_src_ip(Ipv4Addr::new(172, 31, 0, 238))
+        .outer_dst_ip(Ipv4Addr::new(172, 31, 17, 188))
+        .vni(5_569_041)
+        .inner(&inner[..128])
+        .build()
+        .expect("valid");
+    let decap = decapsulate(&cut, &ports).expect("cut frame");
+    assert_eq!(decap.inner.len(), 128);
+    assert!(decap.is_truncated());
+    assert_eq!(decap.inner_orig_len(), inner.len());
 }
 
 #[test]
