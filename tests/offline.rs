@@ -189,9 +189,41 @@ fn inner_and_outer_vlan_tags_are_handled() {
 }
 
 #[test]
-fn outer_fragments_are_counted_not_written() {
+fn outer_fragments_are_reassembled_or_counted_with_no_reassembly() {
     let tmp = TempDir::new("frag");
-    let (records, summary) = decap("synthetic/vxlan-outer-ipv4-frag-inorder.pcap", &[], &tmp);
+    let input = "synthetic/vxlan-outer-ipv4-frag-inorder.pcap";
+    let (records, summary) = decap(input, &[], &tmp);
+    assert_eq!(
+        records.len(),
+        3,
+        "two small packets and the reassembled one: {summary}"
+    );
+    assert!(
+        summary.contains("2 outer fragments: 1 datagrams reassembled"),
+        "{summary}"
+    );
+    assert!(summary.contains("0 packets not written"), "{summary}");
+    // The fixture's 1500-byte inner IPv4 packet, whole, between the small ones.
+    let big = &records[1].data;
+    assert_eq!(big.len(), 14 + 1500, "{summary}");
+    assert_eq!(
+        u16::from_be_bytes([big[16], big[17]]),
+        1500,
+        "inner IPv4 total length"
+    );
+    assert!(records[0].data.len() < 200 && records[2].data.len() < 200);
+    // Wireshark agrees the inner packet is intact: its IPv4 checksum verifies.
+    let out = tmp.path("inner.pcap");
+    let t = output(
+        Command::new("tshark")
+            .args(["-n", "-o", "ip.check_checksum:TRUE", "-r"])
+            .arg(&out)
+            .args(["-T", "fields", "-e", "ip.len", "-e", "ip.checksum.status"]),
+    );
+    // ip.checksum.status 1: "Good".
+    assert_eq!(stdout(&t).lines().nth(1), Some("1500\t1"), "{}", stdout(&t));
+
+    let (records, summary) = decap(input, &["--no-reassembly"], &tmp);
     assert_eq!(records.len(), 2, "the two unfragmented packets: {summary}");
     assert_eq!(reason_count(&summary, "outer_fragment"), 2, "{summary}");
 }
@@ -299,4 +331,68 @@ fn count_only_prints_nothing_per_frame() {
     assert!(o.status.success());
     assert!(o.stdout.is_empty(), "no per-frame output with -q");
     assert_eq!(frames_written(&stderr(&o)), 10);
+}
+
+#[test]
+fn truncated_mirrors_keep_their_original_length() {
+    use vxdecap::wire::build::{inner_ipv4_udp_frame, InnerIpv4Udp, VxlanFrameBuilder};
+    let tmp = TempDir::new("trunc");
+    // AWS Traffic Mirroring with PacketLength 100: a 1000-byte inner IPv4
+    // packet arrives cut to its first 100 bytes of inner frame.
+    let whole = inner_ipv4_udp_frame(&InnerIpv4Udp {
+        payload_len: 1000 - 28,
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(whole.len(), 14 + 1000);
+    let cut = VxlanFrameBuilder::new()
+        .vni(7)
+        .inner(&whole[..100])
+        .build()
+        .unwrap();
+    let untouched = VxlanFrameBuilder::new()
+        .vni(7)
+        .inner(&whole)
+        .build()
+        .unwrap();
+    let input = tmp.path("mirror.pcap");
+    {
+        let file = std::fs::File::create(&input).unwrap();
+        let mut w = pcap_file::pcap::PcapWriter::new(file).unwrap();
+        for (i, frame) in [&cut, &untouched].iter().enumerate() {
+            let ts = std::time::Duration::from_secs(1_700_000_000 + i as u64);
+            w.write_packet(&pcap_file::pcap::PcapPacket::new(
+                ts,
+                frame.len() as u32,
+                frame,
+            ))
+            .unwrap();
+        }
+    }
+    for format in ["pcap", "pcapng"] {
+        let out = tmp.path(&format!("inner.{format}"));
+        let o = output(
+            vxdecap()
+                .args(["decap", "-r"])
+                .arg(&input)
+                .arg("-w")
+                .arg(&out),
+        );
+        let summary = stderr(&o);
+        assert!(o.status.success(), "{summary}");
+        assert!(
+            summary.contains("1 frames truncated by the mirror, written with their original length (truncated_mirror)"),
+            "{summary}"
+        );
+        // tshark reads the captured and the original length of each record.
+        let t = output(Command::new("tshark").arg("-r").arg(&out).args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.cap_len",
+            "-e",
+            "frame.len",
+        ]));
+        assert_eq!(stdout(&t), "100\t1014\n1014\t1014\n", "{format}");
+    }
 }

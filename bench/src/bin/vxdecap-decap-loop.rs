@@ -55,7 +55,7 @@ fn main() {
             stage.stock_owned(64 * 2048, 64, 0);
             let mut seen = 0u64;
             for i in 0..n {
-                stage.handle_copy(black_box(&frames[(i % 16) as usize]), i);
+                stage.handle_copy(black_box(&frames[(i % 16) as usize]), i, 0);
                 if i % 64 == 63 {
                     stage.flush();
                     stage.publish();

@@ -20,6 +20,8 @@ use vxdecap_xsk::{BindMode, BindRequest, RxSocket, SocketConfig, XskStatistics};
 
 use vxdecap_xsk::RxFrame;
 
+use vxdecap_wire::reassembly::{Reassembler, ReassemblyConfig};
+
 use crate::allow::Allowlist;
 use crate::analyzer::Analyzer;
 use crate::hotplug::{LinkEvent, LinkWatcher};
@@ -118,6 +120,9 @@ pub struct CaptureConfig {
     pub allow_file: Option<std::path::PathBuf>,
     /// Run as this user once the sockets and outputs are open (`-Z`).
     pub run_as: Option<String>,
+    /// Reassemble outer IPv4 fragments with these settings, per worker
+    /// (`None`: count them as `outer_fragment`).
+    pub reassembly: Option<ReassemblyConfig>,
 }
 
 impl CaptureConfig {
@@ -141,6 +146,7 @@ impl CaptureConfig {
             allow: Allowlist::default(),
             allow_file: None,
             run_as: None,
+            reassembly: Some(ReassemblyConfig::default()),
         }
     }
 }
@@ -271,6 +277,9 @@ pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
     if let Some(user) = &config.run_as {
         crate::privs::check_user(user)?;
     }
+    if let Some(r) = config.reassembly {
+        Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?;
+    }
     Ok(())
 }
 
@@ -319,7 +328,11 @@ pub fn run_capture(
     // Attach first: with an empty XSKMAP the program passes everything to
     // the kernel, so nothing changes for the interface until a socket is
     // registered, and a busy interface is refused before any socket exists.
-    let mut steering = Steering::load(&config.interface, &config.ports)?;
+    let mut steering = Steering::load_with(
+        &config.interface,
+        &config.ports,
+        config.reassembly.is_some(),
+    )?;
     let allow = effective_allowlist(config)?;
     steering.set_allowlist(&allow)?;
     let attach_mode = steering.attach(config.mode.attach())?;
@@ -368,6 +381,13 @@ pub fn run_capture(
             },
             stop.clone(),
         );
+        // Allocated once per worker, here, like everything the batch loop uses.
+        let stage = match config.reassembly {
+            Some(r) => stage.with_reassembler(
+                Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?,
+            ),
+            None => stage,
+        };
         shared_stats.push(stage.shared_stats());
         shared_slow.push(stage.shared_slow());
         let worker = RxQueueWorker {
@@ -761,11 +781,14 @@ impl Supervisor<'_> {
         if let Err(e) = crate::privs::raise() {
             tracing::warn!(error = %e, "cannot raise capabilities");
         }
-        let attach = Steering::load_with(name, &config.ports, false).and_then(|mut s| {
-            s.set_allowlist(&effective_allowlist(config).unwrap_or_else(|_| config.allow.clone()))?;
-            let mode = s.attach(config.mode.attach())?;
-            Ok((s, mode))
-        });
+        let attach = Steering::load_with(name, &config.ports, config.reassembly.is_some())
+            .and_then(|mut s| {
+                s.set_allowlist(
+                    &effective_allowlist(config).unwrap_or_else(|_| config.allow.clone()),
+                )?;
+                let mode = s.attach(config.mode.attach())?;
+                Ok((s, mode))
+            });
         match attach {
             Ok((steering, mode)) => {
                 self.steering = Some(steering);
@@ -1058,6 +1081,7 @@ impl RxQueueWorker {
     }
 
     fn report(&mut self, bind_mode: BindMode) -> QueueReport {
+        self.stage.finish_fragments();
         self.stage.publish();
         QueueReport {
             queue: self.queue,
@@ -1093,6 +1117,7 @@ impl RxQueueWorker {
         for frame in tokens.drain(..) {
             self.stage.handle_leased(frame, view, &clock);
         }
+        self.stage.expire_fragments(clock.now_ns);
         self.stage.flush();
         socket.recycle(self.stage.to_recycle());
         self.stage.stats_mut().add(StageCounter::Batches, 1);

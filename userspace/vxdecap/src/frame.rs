@@ -56,20 +56,13 @@ pub struct InnerFrame<'a> {
     pub meta: &'a FrameMeta,
 }
 
-/// Where a batch's frames live.
-#[derive(Debug)]
-enum Storage {
-    /// Leased UMEM frames (live capture): `entries[i].slot` indexes `frames`.
-    Umem {
-        view: UmemView,
-        frames: Vec<RxFrame>,
-    },
-    /// Bytes the batch owns (offline): `entries[i].slot` is an offset in `buf`.
-    Owned { buf: Vec<u8> },
-}
+/// `Entry::slot` flag: the frame was copied into the batch's own buffer
+/// (offline replay, or an outer datagram reassembled from fragments).
+const COPIED: u32 = 1 << 31;
 
 #[derive(Clone, Copy, Debug)]
 struct Entry {
+    /// Index in `frames` (leased), or `COPIED | offset` in `copies`.
     slot: u32,
     start: u32,
     len: u32,
@@ -80,7 +73,12 @@ struct Entry {
 /// All of its memory is allocated once, when the worker starts.
 #[derive(Debug)]
 pub struct InnerBatch {
-    storage: Storage,
+    /// The UMEM leased frames are read from (live only).
+    view: Option<UmemView>,
+    /// Leased UMEM frames.
+    frames: Vec<RxFrame>,
+    /// Frames copied in (fixed capacity).
+    copies: Vec<u8>,
     entries: Vec<Entry>,
     capacity: usize,
     /// Worker (rx queue) that filled it.
@@ -88,13 +86,13 @@ pub struct InnerBatch {
 }
 
 impl InnerBatch {
-    /// An empty batch of up to `capacity` leased frames of `view`'s UMEM.
-    pub fn leased(view: UmemView, capacity: usize, source: u16) -> Self {
+    /// An empty batch of up to `capacity` frames leased from `view`'s UMEM,
+    /// plus `copy_bytes` for frames that are not in the UMEM (reassembled).
+    pub fn leased(view: UmemView, capacity: usize, copy_bytes: usize, source: u16) -> Self {
         InnerBatch {
-            storage: Storage::Umem {
-                view,
-                frames: Vec::with_capacity(capacity),
-            },
+            view: Some(view),
+            frames: Vec::with_capacity(capacity),
+            copies: Vec::with_capacity(copy_bytes),
             entries: Vec::with_capacity(capacity),
             capacity,
             source,
@@ -104,9 +102,9 @@ impl InnerBatch {
     /// An empty batch of up to `capacity` frames copied into `bytes` bytes.
     pub fn owned(bytes: usize, capacity: usize, source: u16) -> Self {
         InnerBatch {
-            storage: Storage::Owned {
-                buf: Vec::with_capacity(bytes),
-            },
+            view: None,
+            frames: Vec::new(),
+            copies: Vec::with_capacity(bytes),
             entries: Vec::with_capacity(capacity),
             capacity,
             source,
@@ -125,28 +123,29 @@ impl InnerBatch {
         self.entries.is_empty()
     }
 
-    /// Index of the worker that filled the batch.
+    /// Index of the worker that filled it.
     #[inline]
     pub fn source(&self) -> usize {
         usize::from(self.source)
     }
 
-    /// True when no further frame fits (by count, or for owned batches, by
-    /// `len` more bytes).
+    /// True when no further frame fits.
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.entries.len() >= self.capacity
+    }
+
+    /// True when a copy of `len` bytes would not fit whole (an empty copy
+    /// buffer takes any frame, cut to its size).
     #[inline]
     pub fn is_full_for(&self, len: usize) -> bool {
-        if self.entries.len() >= self.capacity {
-            return true;
-        }
-        match &self.storage {
-            Storage::Umem { frames, .. } => frames.len() >= self.capacity,
-            Storage::Owned { buf } => !buf.is_empty() && buf.len() + len > buf.capacity(),
-        }
+        self.is_full()
+            || (!self.copies.is_empty() && self.copies.len() + len > self.copies.capacity())
     }
 
     /// Adds a leased UMEM frame whose inner frame is `inner` (a range of
-    /// the frame's bytes). Gives the frame back when the batch is not a
-    /// leased batch or is full.
+    /// the frame's bytes). Gives the frame back when the batch leases
+    /// nothing or is full.
     #[inline]
     pub fn push_leased(
         &mut self,
@@ -154,37 +153,31 @@ impl InnerBatch {
         inner: Range<usize>,
         meta: FrameMeta,
     ) -> Result<(), RxFrame> {
-        let Storage::Umem { frames, .. } = &mut self.storage else {
-            return Err(frame);
-        };
-        if frames.len() >= self.capacity {
+        if self.view.is_none() || self.is_full() {
             return Err(frame);
         }
         self.entries.push(Entry {
-            slot: frames.len() as u32,
+            slot: self.frames.len() as u32,
             start: inner.start as u32,
             len: inner.len() as u32,
             meta,
         });
-        frames.push(frame);
+        self.frames.push(frame);
         Ok(())
     }
 
     /// Adds a copy of `bytes` (cut to the buffer when it alone is larger);
-    /// returns the bytes kept, 0 when the batch is leased or full.
+    /// returns the bytes kept, 0 when the batch is full.
     #[inline]
     pub fn push_copy(&mut self, bytes: &[u8], meta: FrameMeta) -> usize {
-        let Storage::Owned { buf } = &mut self.storage else {
-            return 0;
-        };
-        if self.entries.len() >= self.capacity {
+        if self.is_full() {
             return 0;
         }
-        let start = buf.len();
-        let kept = bytes.len().min(buf.capacity() - start);
-        buf.extend_from_slice(&bytes[..kept]);
+        let start = self.copies.len();
+        let kept = bytes.len().min(self.copies.capacity() - start);
+        self.copies.extend_from_slice(&bytes[..kept]);
         self.entries.push(Entry {
-            slot: start as u32,
+            slot: COPIED | start as u32,
             start: 0,
             len: kept as u32,
             meta,
@@ -197,13 +190,13 @@ impl InnerBatch {
     pub fn get(&self, index: usize) -> InnerFrame<'_> {
         let entry = &self.entries[index];
         let (start, end) = (entry.start as usize, (entry.start + entry.len) as usize);
-        let bytes = match &self.storage {
-            Storage::Umem { view, frames } => frames
-                .get(entry.slot as usize)
-                .and_then(|f| view.bytes(f).get(start..end)),
-            Storage::Owned { buf } => {
-                let at = entry.slot as usize;
-                buf.get(at + start..at + end)
+        let bytes = if entry.slot & COPIED != 0 {
+            let at = (entry.slot & !COPIED) as usize;
+            self.copies.get(at + start..at + end)
+        } else {
+            match (&self.view, self.frames.get(entry.slot as usize)) {
+                (Some(view), Some(frame)) => view.bytes(frame).get(start..end),
+                _ => None,
             }
         };
         InnerFrame {
@@ -225,21 +218,19 @@ impl InnerBatch {
     /// Points an empty leased batch at another UMEM (its socket was
     /// replaced after the interface came back); nothing for owned batches.
     pub fn rebind(&mut self, to: &UmemView) {
-        if let Storage::Umem { view, frames } = &mut self.storage {
-            if frames.is_empty() && !view.same_umem(to) {
+        if let Some(view) = &mut self.view {
+            if self.frames.is_empty() && !view.same_umem(to) {
                 *view = to.clone();
             }
         }
     }
 
-    /// Empties the batch and hands its leased frames to `recycle` (nothing
-    /// for an owned batch). Keeps the memory.
+    /// Empties the batch and hands its leased frames to `recycle`. Keeps
+    /// the memory.
     pub fn clear(&mut self, recycle: impl FnOnce(std::vec::Drain<'_, RxFrame>)) {
         self.entries.clear();
-        match &mut self.storage {
-            Storage::Umem { frames, .. } => recycle(frames.drain(..)),
-            Storage::Owned { buf } => buf.clear(),
-        }
+        self.copies.clear();
+        recycle(self.frames.drain(..));
     }
 }
 
@@ -309,7 +300,7 @@ mod tests {
         let all: Vec<&[u8]> = frames.iter().map(|f| f.bytes).collect();
         assert_eq!(all, [&b"0123456789"[..], &b"abcdef"[..]]);
         assert_eq!(batch.frames(1..2).get(0).bytes, b"abcdef");
-        batch.clear(|_| unreachable!("owned batches lease nothing"));
+        batch.clear(|frames| assert_eq!(frames.count(), 0, "owned batches lease nothing"));
         assert!(batch.is_empty());
         assert!(!batch.is_full_for(16));
     }

@@ -17,6 +17,7 @@ use vxdecap::capture::{run_capture, CaptureConfig, CaptureMode, QueueSelection};
 use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
 use vxdecap::offline::run_offline;
 use vxdecap::summary::Summary;
+use vxdecap::wire::reassembly::{Reassembler, ReassemblyConfig};
 use vxdecap::wire::PortSet;
 use vxdecap_xsk::SocketConfig;
 
@@ -97,12 +98,47 @@ enum FormatArg {
 }
 
 #[derive(Args, Debug)]
+struct ReassemblyArgs {
+    /// Count outer IPv4 fragments as `outer_fragment` instead of reassembling them.
+    #[arg(long)]
+    no_reassembly: bool,
+    /// Memory for fragments being reassembled, per worker, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1)]
+    reassembly_memory: usize,
+    /// Drop a datagram not complete this many milliseconds after its first fragment.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    reassembly_timeout: u64,
+    /// Datagrams reassembled at once, per worker (the oldest is dropped for a new one).
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    reassembly_datagrams: usize,
+}
+
+impl ReassemblyArgs {
+    /// The reassembler's settings, checked (`None` with --no-reassembly).
+    fn config(&self) -> anyhow::Result<Option<ReassemblyConfig>> {
+        if self.no_reassembly {
+            return Ok(None);
+        }
+        let config = ReassemblyConfig {
+            max_datagrams: self.reassembly_datagrams,
+            memory_budget: self.reassembly_memory.saturating_mul(1 << 20),
+            timeout_ns: self.reassembly_timeout.saturating_mul(1_000_000),
+            ..ReassemblyConfig::default()
+        };
+        Reassembler::new(config).map_err(|e| usage(format!("reassembly settings: {e}")))?;
+        Ok(Some(config))
+    }
+}
+
+#[derive(Args, Debug)]
 struct CaptureArgs {
     /// Interface receiving the mirrored traffic.
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     interface: String,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    reassembly: ReassemblyArgs,
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
@@ -175,6 +211,8 @@ struct DecapArgs {
     read: String,
     #[command(flatten)]
     output: OutputArgs,
+    #[command(flatten)]
+    reassembly: ReassemblyArgs,
 }
 
 #[derive(Args, Debug)]
@@ -302,6 +340,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     }
     config.allow_file = args.allow_file.clone();
     config.run_as = args.run_as.clone();
+    config.reassembly = args.reassembly.config()?;
     config.metrics = args.metrics;
     config.idle_spin = Duration::from_micros(args.spin_us);
     config.count = args.output.count;
@@ -325,6 +364,7 @@ fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
         ports,
         analyzers,
         args.output.count,
+        args.reassembly.config()?,
     )?;
     finish(&summary)
 }

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use vxdecap_wire::reassembly::ReassemblyEvent;
 use vxdecap_wire::Reject;
 use vxdecap_xsk::BindMode;
 
@@ -132,6 +133,37 @@ impl Metrics {
             for (q, s) in self.queues.iter().zip(&stages) {
                 let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", q.queue, s.get(counter));
             }
+        }
+        header(
+            &mut out,
+            "vxdecap_outer_fragments_total",
+            "counter",
+            "Outer IPv4 fragment reassembly, per queue: fragments taken, datagrams reassembled, and fragments or datagrams dropped by reason.",
+        );
+        for (q, s) in self.queues.iter().zip(&stages) {
+            for event in ReassemblyEvent::ALL {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_outer_fragments_total{{queue=\"{}\",event=\"{}\"}} {}",
+                    q.queue,
+                    event.name(),
+                    s.reassembly(event)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "vxdecap_truncated_mirror_frames_total",
+            "counter",
+            "Inner frames the mirror cut short (written with their original length).",
+        );
+        for (q, s) in self.queues.iter().zip(&stages) {
+            let _ = writeln!(
+                out,
+                "vxdecap_truncated_mirror_frames_total{{queue=\"{}\"}} {}",
+                q.queue,
+                s.get(StageCounter::TruncatedMirror)
+            );
         }
         header(
             &mut out,

@@ -12,6 +12,7 @@ use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 use pcap_file::DataLink;
+use vxdecap_wire::reassembly::{Reassembler, ReassemblyConfig};
 use vxdecap_wire::PortSet;
 
 use crate::analyzer::Analyzer;
@@ -33,6 +34,7 @@ pub fn run_offline(
     ports: PortSet,
     analyzers: Vec<Box<dyn Analyzer>>,
     count: Option<u64>,
+    reassembly: Option<ReassemblyConfig>,
 ) -> anyhow::Result<Summary> {
     let mut file = BufReader::new(
         File::open(input).with_context(|| format!("cannot read {input}: check the path"))?,
@@ -59,6 +61,11 @@ pub fn run_offline(
         Backpressure::Wait,
         stop.clone(),
     );
+    if let Some(config) = reassembly {
+        let reassembler =
+            Reassembler::new(config).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?;
+        stage = stage.with_reassembler(reassembler);
+    }
     stage.stock_owned(OFFLINE_BATCH_BYTES, OFFLINE_BATCH_FRAMES, 0);
     let threads = spawn_analyzers(receivers, analyzers, count, &stop, Latency::Skip, &[])
         .context("cannot start the analyzer threads")?;
@@ -67,6 +74,7 @@ pub fn run_offline(
         [0x0a, 0x0d, 0x0d, 0x0a] => read_pcapng(file, input, &mut stage, &stop),
         _ => read_pcap(file, input, &mut stage, &stop),
     };
+    stage.finish_fragments();
     stage.flush();
     stage.publish();
     let stats = *stage.stats_mut();
@@ -98,7 +106,11 @@ fn read_pcap(
     }
     while let Some(packet) = reader.next_packet() {
         let packet = packet.with_context(|| format!("{input}: corrupt packet record"))?;
-        stage.handle_copy(&packet.data, packet.timestamp.as_nanos() as u64);
+        stage.handle_copy(
+            &packet.data,
+            packet.timestamp.as_nanos() as u64,
+            packet.orig_len as usize,
+        );
         if stopped(stop) {
             break;
         }
@@ -146,11 +158,11 @@ fn read_pcapng(
                 // pcap-file hands the raw timestamp over as if in nanoseconds.
                 let raw = epb.timestamp.as_nanos();
                 let ns = raw * 1_000_000_000 / u128::from(units.max(1));
-                stage.handle_copy(&epb.data, ns as u64);
+                stage.handle_copy(&epb.data, ns as u64, epb.original_len as usize);
             }
             Block::SimplePacket(spb) => {
                 // No timestamp in a simple packet block.
-                stage.handle_copy(&spb.data, 0);
+                stage.handle_copy(&spb.data, 0, spb.original_len as usize);
             }
             _ => {}
         }

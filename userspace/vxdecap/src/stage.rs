@@ -10,6 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use vxdecap_wire::reassembly::{is_ipv4_fragment, Push, Reassembler};
 use vxdecap_wire::{decapsulate, PortSet};
 use vxdecap_xsk::{RxFrame, UmemView};
 
@@ -83,7 +84,14 @@ pub struct DecapStage {
     slow: Arc<SharedSlow>,
     /// The UMEM leased batches read from now (live only).
     view: Option<UmemView>,
+    /// Outer IPv4 fragments are put back together here (`None`: counted
+    /// as `outer_fragment` rejects instead).
+    reassembler: Option<Box<Reassembler>>,
 }
+
+/// Bytes each live batch keeps for reassembled frames, which are not in
+/// the UMEM (two 1550-byte datagrams, the common Azure case).
+pub const REASSEMBLED_BYTES_PER_BATCH: usize = 4096;
 
 impl DecapStage {
     /// A stage for rx queue `queue` feeding `sender`'s analyzers, leasing
@@ -121,6 +129,29 @@ impl DecapStage {
             shared: Arc::new(SharedStats::default()),
             slow: Arc::new(SharedSlow::default()),
             view: None,
+            reassembler: None,
+        }
+    }
+
+    /// Reassembles outer IPv4 fragments with `reassembler` (allocated once, here).
+    pub fn with_reassembler(mut self, reassembler: Reassembler) -> Self {
+        self.reassembler = Some(Box::new(reassembler));
+        self
+    }
+
+    /// Counts every datagram still incomplete as timed out (end of the run).
+    pub fn finish_fragments(&mut self) {
+        self.expire_fragments(u64::MAX);
+    }
+
+    /// Drops datagrams whose first fragment came too long before `now_ns`
+    /// (once per receive batch).
+    #[inline]
+    pub fn expire_fragments(&mut self, now_ns: u64) {
+        if let Some(r) = self.reassembler.as_mut() {
+            if r.pending() > 0 {
+                r.expire(now_ns);
+            }
         }
     }
 
@@ -130,8 +161,13 @@ impl DecapStage {
     /// the new UMEM (batches still with analyzers follow when they return).
     pub fn use_umem(&mut self, view: &UmemView, frames: usize, worker: u16) {
         if self.view.is_none() {
+            let copies = if self.reassembler.is_some() {
+                REASSEMBLED_BYTES_PER_BATCH
+            } else {
+                0
+            };
             self.sender
-                .stock(|| InnerBatch::leased(view.clone(), frames, worker));
+                .stock(|| InnerBatch::leased(view.clone(), frames, copies, worker));
         }
         self.sender.for_each_free(|batch| batch.rebind(view));
         if let Some(current) = self.current.as_mut().and_then(Arc::get_mut) {
@@ -221,6 +257,20 @@ impl DecapStage {
         self.stats.add(StageCounter::Received, 1);
         self.stats
             .add(StageCounter::ReceivedBytes, outer.len() as u64);
+        if self.reassembler.is_some() && is_ipv4_fragment(outer) {
+            // The reassembler keeps a copy: the UMEM frame goes back now.
+            let mut reassembler = self.reassembler.take();
+            if let Some(r) = reassembler.as_mut() {
+                if let Push::Complete(whole) = r.push(outer, timestamp_ns) {
+                    self.recycle.push(frame);
+                    self.deliver_copy(whole, timestamp_ns, 0);
+                } else {
+                    self.recycle.push(frame);
+                }
+            }
+            self.reassembler = reassembler;
+            return;
+        }
         let decap = match decapsulate(outer, &self.ports) {
             Ok(decap) => decap,
             Err(reason) => {
@@ -231,7 +281,7 @@ impl DecapStage {
         };
         let len = decap.inner.len();
         let start = skip + decap.inner_offset;
-        let meta = self.meta(&decap, timestamp_ns);
+        let meta = self.meta(&decap, timestamp_ns, 0);
         self.stats.add(StageCounter::Delivered, 1);
         self.stats.add(StageCounter::DeliveredBytes, len as u64);
         // Too many frames out: the fill ring must keep enough to receive into.
@@ -241,7 +291,7 @@ impl DecapStage {
             self.recycle.push(frame);
             return;
         }
-        let Some(batch) = self.batch_for(len) else {
+        let Some(batch) = self.batch_for(None) else {
             self.skip_all(1);
             self.recycle.push(frame);
             return;
@@ -258,13 +308,34 @@ impl DecapStage {
         }
     }
 
-    /// Handles one outer frame read from a file, received at `timestamp_ns`.
+    /// Handles one outer frame read from a file, received at `timestamp_ns`;
+    /// `orig_len` is the record's original length (≥ `frame.len()` when the
+    /// capture cut it).
     #[inline]
-    pub fn handle_copy(&mut self, frame: &[u8], timestamp_ns: u64) {
+    pub fn handle_copy(&mut self, frame: &[u8], timestamp_ns: u64, orig_len: usize) {
         self.stats.add(StageCounter::Received, 1);
         self.stats
             .add(StageCounter::ReceivedBytes, frame.len() as u64);
-        let decap = match decapsulate(frame, &self.ports) {
+        if self.reassembler.is_some() && is_ipv4_fragment(frame) {
+            let mut reassembler = self.reassembler.take();
+            if let Some(r) = reassembler.as_mut() {
+                // File timestamps are the clock: stale datagrams time out as live.
+                r.expire(timestamp_ns);
+                if let Push::Complete(whole) = r.push(frame, timestamp_ns) {
+                    self.deliver_copy(whole, timestamp_ns, 0);
+                }
+            }
+            self.reassembler = reassembler;
+            return;
+        }
+        self.deliver_copy(frame, timestamp_ns, orig_len.saturating_sub(frame.len()));
+    }
+
+    /// Decapsulates `outer` and copies the inner frame into the batch;
+    /// `missing` bytes of the outer frame were cut before it reached us.
+    #[inline]
+    fn deliver_copy(&mut self, outer: &[u8], timestamp_ns: u64, missing: usize) {
+        let decap = match decapsulate(outer, &self.ports) {
             Ok(decap) => decap,
             Err(reason) => {
                 self.stats.reject(reason);
@@ -272,9 +343,9 @@ impl DecapStage {
             }
         };
         let len = decap.inner.len();
-        let meta = self.meta(&decap, timestamp_ns);
+        let meta = self.meta(&decap, timestamp_ns, missing);
         self.stats.add(StageCounter::Delivered, 1);
-        let Some(batch) = self.batch_for(len).and_then(Arc::get_mut) else {
+        let Some(batch) = self.batch_for(Some(len)).and_then(Arc::get_mut) else {
             self.skip_all(1);
             return;
         };
@@ -285,12 +356,24 @@ impl DecapStage {
         self.stats.add(StageCounter::DeliveredBytes, kept as u64);
     }
 
+    /// The frame's metadata; `missing` outer bytes were cut by a capture.
     #[inline]
-    fn meta(&mut self, decap: &vxdecap_wire::Decapsulated<'_>, timestamp_ns: u64) -> FrameMeta {
+    fn meta(
+        &mut self,
+        decap: &vxdecap_wire::Decapsulated<'_>,
+        timestamp_ns: u64,
+        missing: usize,
+    ) -> FrameMeta {
         self.vnis.add(decap.vni);
+        // A mirror that cut the inner packet (AWS PacketLength, the target's
+        // MTU) leaves the inner IP length saying more than the frame holds.
+        let orig_len = decap.inner_orig_len().max(decap.inner.len() + missing);
+        if orig_len > decap.inner.len() {
+            self.stats.add(StageCounter::TruncatedMirror, 1);
+        }
         FrameMeta {
             timestamp_ns,
-            orig_len: decap.inner.len() as u32,
+            orig_len: orig_len as u32,
             vni: decap.vni,
             outer_src: decap.outer_src,
             outer_dst: decap.outer_dst,
@@ -299,11 +382,15 @@ impl DecapStage {
         }
     }
 
-    /// The batch to add a frame of `len` bytes to: the current one, or a
-    /// fresh one from the pool after publishing a full one.
+    /// The batch to add a frame to (a lease, or a copy of `copy` bytes): the
+    /// current one, or a fresh one from the pool after publishing a full one.
     #[inline]
-    fn batch_for(&mut self, len: usize) -> Option<&mut Arc<InnerBatch>> {
-        if self.current.as_ref().is_some_and(|b| b.is_full_for(len)) {
+    fn batch_for(&mut self, copy: Option<usize>) -> Option<&mut Arc<InnerBatch>> {
+        let full = self.current.as_ref().is_some_and(|b| match copy {
+            Some(len) => b.is_full_for(len),
+            None => b.is_full(),
+        });
+        if full {
             self.flush();
         }
         if self.current.is_none() {
@@ -370,6 +457,9 @@ impl DecapStage {
         for (a, &n) in self.skipped.iter().enumerate() {
             self.stats.set_analyzer_backpressure(a, n);
         }
+        if let Some(r) = &self.reassembler {
+            self.stats.set_reassembly(r.counters());
+        }
         self.shared.publish(&self.stats);
     }
 }
@@ -405,10 +495,10 @@ mod tests {
             Backpressure::Drop,
             stop,
         );
-        stage.handle_copy(&vxlan(27, 0x08), 42);
-        stage.handle_copy(&vxlan(27, 0x00), 43);
+        stage.handle_copy(&vxlan(27, 0x08), 42, 0);
+        stage.handle_copy(&vxlan(27, 0x00), 43, 0);
         stage.flush();
-        stage.handle_copy(&vxlan(28, 0x08), 44); // no free batch: the only one is out
+        stage.handle_copy(&vxlan(28, 0x08), 44, 0); // no free batch: the only one is out
         stage.publish();
         let batch = receivers[0].pop(0).expect("first frame delivered");
         assert_eq!(batch.len(), 1);

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use vxdecap_wire::reassembly::{ReassemblyCounters, ReassemblyEvent};
 use vxdecap_wire::Reject;
 
 use crate::queue::MAX_ANALYZERS;
@@ -24,17 +25,22 @@ pub enum StageCounter {
     NoRxTimestamp,
     /// Inner frames cut to the slot size (the pcap record keeps the original length).
     TruncatedToSlot,
+    /// Inner frames the mirror truncated (AWS PacketLength): written with
+    /// their original length in the record.
+    TruncatedMirror,
     /// Receive batches that held at least one frame.
     Batches,
     /// Polls of the RX ring that found nothing.
     EmptyPolls,
 }
 
-const STAGE_COUNTERS: usize = 8;
+const STAGE_COUNTERS: usize = 9;
 /// Number of slots: stage counters, one per reject reason, then one per
 /// analyzer (frames that analyzer did not get because it was behind).
-pub const COUNTER_SLOTS: usize = STAGE_COUNTERS + Reject::COUNT + MAX_ANALYZERS;
+pub const COUNTER_SLOTS: usize =
+    STAGE_COUNTERS + Reject::COUNT + MAX_ANALYZERS + ReassemblyEvent::COUNT;
 const BACKPRESSURE_SLOT: usize = STAGE_COUNTERS + Reject::COUNT;
+const REASSEMBLY_SLOT: usize = BACKPRESSURE_SLOT + MAX_ANALYZERS;
 
 impl StageCounter {
     /// Every counter, in slot order.
@@ -45,6 +51,7 @@ impl StageCounter {
         StageCounter::DeliveredBytes,
         StageCounter::NoRxTimestamp,
         StageCounter::TruncatedToSlot,
+        StageCounter::TruncatedMirror,
         StageCounter::Batches,
         StageCounter::EmptyPolls,
     ];
@@ -58,6 +65,7 @@ impl StageCounter {
             StageCounter::DeliveredBytes => "delivered_bytes",
             StageCounter::NoRxTimestamp => "no_rx_timestamp",
             StageCounter::TruncatedToSlot => "truncated_to_slot",
+            StageCounter::TruncatedMirror => "truncated_mirror",
             StageCounter::Batches => "batches",
             StageCounter::EmptyPolls => "empty_polls",
         }
@@ -112,6 +120,19 @@ impl StageStats {
         if analyzer < MAX_ANALYZERS {
             self.values[BACKPRESSURE_SLOT + analyzer] = n;
         }
+    }
+
+    /// Copies the reassembler's counters.
+    #[inline]
+    pub fn set_reassembly(&mut self, counters: &ReassemblyCounters) {
+        for (event, n) in counters.iter() {
+            self.values[REASSEMBLY_SLOT + event.index()] = n;
+        }
+    }
+
+    /// A reassembly counter (fragments, reassembled datagrams, drops by reason).
+    pub fn reassembly(&self, event: ReassemblyEvent) -> u64 {
+        self.values[REASSEMBLY_SLOT + event.index()]
     }
 
     /// Frames analyzer `analyzer` missed because it was behind

@@ -8,6 +8,8 @@ use vxdecap_xsk::XskStatistics;
 
 use crate::capture::{CaptureConfig, QueueReport};
 use crate::pipeline::{AnalyzerReport, LatencySummary};
+use vxdecap_wire::reassembly::ReassemblyEvent;
+
 use crate::stats::{StageCounter, StageStats, VniCounts};
 use crate::steer::{AttachMode, XdpCounter, XdpCounters};
 
@@ -44,6 +46,37 @@ pub struct Summary {
     pub vnis: (Vec<(u32, u64)>, u64),
     /// Times the interface went away and came back (live only).
     pub interface_restarts: u64,
+}
+
+/// Reassembly outcomes that lose a fragment or a datagram.
+const FRAGMENT_DROPS: [ReassemblyEvent; 10] = [
+    ReassemblyEvent::Duplicate,
+    ReassemblyEvent::Overlap,
+    ReassemblyEvent::Collision,
+    ReassemblyEvent::TooLarge,
+    ReassemblyEvent::TooManyFragments,
+    ReassemblyEvent::Malformed,
+    ReassemblyEvent::NotIpv4Fragment,
+    ReassemblyEvent::Timeout,
+    ReassemblyEvent::EvictedNoSlot,
+    ReassemblyEvent::EvictedNoMemory,
+];
+
+/// `fragment_overlap`, `fragment_timeout`, …: the summary's and metrics' name.
+pub fn fragment_reason(event: ReassemblyEvent) -> &'static str {
+    match event {
+        ReassemblyEvent::Duplicate => "fragment_duplicate",
+        ReassemblyEvent::Overlap => "fragment_overlap",
+        ReassemblyEvent::Collision => "fragment_collision",
+        ReassemblyEvent::TooLarge => "fragment_too_large",
+        ReassemblyEvent::TooManyFragments => "fragment_too_many",
+        ReassemblyEvent::Malformed => "fragment_malformed",
+        ReassemblyEvent::NotIpv4Fragment => "fragment_not_ipv4",
+        ReassemblyEvent::Timeout => "fragment_datagram_timeout",
+        ReassemblyEvent::EvictedNoSlot => "fragment_datagram_evicted",
+        ReassemblyEvent::EvictedNoMemory => "fragment_datagram_evicted_no_memory",
+        other => other.name(),
+    }
 }
 
 /// VNIs named in the summary.
@@ -196,6 +229,10 @@ impl Summary {
             .map(|&r| (r.name(), self.stage.rejected(r)))
             .collect();
         reasons.push(("analyzer_backpressure", self.stage.analyzer_backpressure(0)));
+        // Fragments dropped (alone, or with their datagram) while reassembling.
+        for event in FRAGMENT_DROPS {
+            reasons.push((fragment_reason(event), self.stage.reassembly(event)));
+        }
         reasons.push(("after_count_limit", self.after_count_limit));
         reasons.push(("after_output_closed", self.after_output_closed));
         reasons
@@ -254,6 +291,21 @@ impl Summary {
         let _ = writeln!(out, "{total} packets not written");
         for (name, n) in &not_written {
             let _ = writeln!(out, "  {n} {name}");
+        }
+        let fragments = self.stage.reassembly(ReassemblyEvent::Fragments);
+        if fragments > 0 {
+            let _ = writeln!(
+                out,
+                "{fragments} outer fragments: {} datagrams reassembled (incomplete ones at the end count as fragment_datagram_timeout)",
+                self.stage.reassembly(ReassemblyEvent::Reassembled),
+            );
+        }
+        let cut = self.stage.get(StageCounter::TruncatedMirror);
+        if cut > 0 {
+            let _ = writeln!(
+                out,
+                "{cut} frames truncated by the mirror, written with their original length (truncated_mirror)"
+            );
         }
         let truncated = self.stage.get(StageCounter::TruncatedToSlot);
         if truncated > 0 {
