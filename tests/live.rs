@@ -1070,3 +1070,109 @@ fn outer_fragments_from_the_kernel_are_reassembled_live() {
         assert!(payload[8..].iter().all(|&b| b == b'x'), "frame {i} intact");
     }
 }
+
+#[test]
+fn jumbo_frames_fit_a_page_sized_umem_frame_or_are_counted() {
+    if !privileged("jumbo frames") {
+        return;
+    }
+    let pair = VxlanPair::new("lj");
+    pair.sender
+        .ip(&["link", "set", "und0", "mtu", "3000"])
+        .expect("mtu");
+    pair.collector
+        .ip(&["link", "set", "eth1", "mtu", "3000"])
+        .expect("mtu");
+    pair.sender
+        .ip(&["link", "set", "vx0", "mtu", "2950"])
+        .expect("mtu");
+    let send = |prefix: &'static str| {
+        pair.sender
+            .spawn_in(move || {
+                let socket = UdpSocket::bind("192.168.77.1:0")?;
+                for i in 0..50 {
+                    let mut payload = format!("{prefix}-{i:03}-").into_bytes();
+                    payload.resize(2800, b'j');
+                    socket.send_to(&payload, (INNER_PEER, INNER_PORT))?;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Ok(())
+            })
+            .expect("enter sender netns")
+            .join()
+            .expect("sender thread")
+            .expect("send");
+    };
+    let tmp = TempDir::new("lj");
+
+    // 2048-byte UMEM frames hold at most 1776 bytes: the kernel drops and counts.
+    let small = tmp.path("small.pcap");
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &[
+            "-i",
+            "eth1",
+            "-w",
+            small.to_str().unwrap(),
+            "--frame-size",
+            "2048",
+        ],
+    );
+    send("small");
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert!(
+        summary.contains("frames over 1776 bytes do not fit"),
+        "{summary}"
+    );
+    assert_eq!(frames_written(&summary), 0, "{summary}");
+    assert!(
+        summary.contains("50 packets dropped by kernel (xsk_rx_ring_full 0, xsk_rx_dropped 50)"),
+        "{summary}"
+    );
+
+    // By default the UMEM frame grows to a page for this MTU: all of them, whole.
+    let big = tmp.path("big.pcap");
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-w", big.to_str().unwrap()],
+    );
+    send("big");
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert!(
+        summary.contains("MTU 3000 on eth1: UMEM frames of 4096 bytes"),
+        "{summary}"
+    );
+    let records = read_pcap(&big);
+    assert_eq!(records.len(), 50, "{summary}");
+    for (i, r) in records.iter().enumerate() {
+        assert_eq!(r.data.len(), 14 + 20 + 8 + 2800);
+        let (_, payload) = inner_udp_payload(&r.data).expect("inner UDP");
+        assert!(payload.starts_with(format!("big-{i:03}-").as_bytes()));
+    }
+}
+
+#[test]
+fn sigterm_drains_flushes_detaches_and_exits_zero() {
+    if !privileged("SIGTERM") {
+        return;
+    }
+    let pair = VxlanPair::new("lt");
+    let tmp = TempDir::new("lt");
+    let pcap = tmp.path("inner.pcap");
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-w", pcap.to_str().unwrap()],
+    );
+    pair.send_inner("term", 120);
+    let (ok, summary) = capture.stop_with(nix::sys::signal::Signal::SIGTERM);
+    assert!(ok, "exit status 0 on SIGTERM:\n{summary}");
+    assert!(!pair.xdp_attached(), "detached");
+    let written = frames_written(&summary);
+    assert_eq!(written, 120, "the rings were drained:\n{summary}");
+    // The file is complete: every frame the summary counts is in it, readable.
+    assert_eq!(read_pcap(&pcap).len() as u64, written);
+}

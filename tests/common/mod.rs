@@ -149,11 +149,13 @@ impl RunningCapture {
     }
 
     /// SIGINT, then waits; returns (success, stderr).
-    pub fn stop(mut self) -> (bool, String) {
-        let outcome = self
-            .child
-            .stop(nix::sys::signal::Signal::SIGINT)
-            .expect("stop the capture");
+    pub fn stop(self) -> (bool, String) {
+        self.stop_with(nix::sys::signal::Signal::SIGINT)
+    }
+
+    /// Sends `signal`, then waits; returns (success, stderr).
+    pub fn stop_with(mut self, signal: nix::sys::signal::Signal) -> (bool, String) {
+        let outcome = self.child.stop(signal).expect("stop the capture");
         (outcome.status.success(), outcome.stderr)
     }
 

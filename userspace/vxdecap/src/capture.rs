@@ -123,6 +123,9 @@ pub struct CaptureConfig {
     /// Reassemble outer IPv4 fragments with these settings, per worker
     /// (`None`: count them as `outer_fragment`).
     pub reassembly: Option<ReassemblyConfig>,
+    /// Raise the UMEM frame size to what the interface MTU needs (up to a
+    /// page) when `socket.frame_size` is too small for it.
+    pub auto_frame_size: bool,
 }
 
 impl CaptureConfig {
@@ -147,6 +150,7 @@ impl CaptureConfig {
             allow_file: None,
             run_as: None,
             reassembly: Some(ReassemblyConfig::default()),
+            auto_frame_size: true,
         }
     }
 }
@@ -348,6 +352,11 @@ pub fn run_capture(
     // Leases are bounded so the fill ring always keeps a full RX ring's worth
     // of frames: a slow analyzer then shows up as analyzer_backpressure, not
     // as the kernel finding the fill ring empty.
+    let socket_config = SocketConfig {
+        frame_size: frame_size_for_mtu(config),
+        bind: config.mode.bind(),
+        ..config.socket
+    };
     let frame_count = config.socket.frame_count as usize;
     let lease_budget = frame_count
         .saturating_sub(config.socket.rx_ring as usize)
@@ -394,10 +403,7 @@ pub fn run_capture(
             index: index as u16,
             queue,
             cpu,
-            socket_config: SocketConfig {
-                bind: config.mode.bind(),
-                ..config.socket
-            },
+            socket_config,
             batch: config.batch,
             stage,
             control: control.clone(),
@@ -826,6 +832,62 @@ impl Supervisor<'_> {
             }
         }
     }
+}
+
+/// Bytes in front of a frame in a UMEM chunk: the kernel's XDP headroom
+/// and the XDP program's receive record.
+const FRAME_OVERHEAD: u32 = 256 + crate::steer::RxMeta::LEN as u32;
+
+/// Largest outer Ethernet frame (two VLAN tags included) one UMEM chunk of
+/// `frame_size` bytes holds without AF_XDP multi-buffer.
+pub fn largest_frame(frame_size: u32) -> u32 {
+    frame_size.saturating_sub(FRAME_OVERHEAD)
+}
+
+/// The UMEM frame size: the configured one, raised (when allowed) to what
+/// the interface's MTU needs, up to a page. Says what it did, and warns
+/// when even a page is too small: such frames the kernel drops and counts
+/// (`xsk_rx_dropped`), since AF_XDP without multi-buffer holds one frame
+/// per chunk.
+fn frame_size_for_mtu(config: &CaptureConfig) -> u32 {
+    let configured = config.socket.frame_size;
+    let Some(mtu) = std::fs::read_to_string(format!("/sys/class/net/{}/mtu", config.interface))
+        .ok()
+        .and_then(|m| m.trim().parse::<u32>().ok())
+    else {
+        return configured;
+    };
+    let page = page_size();
+    let needed = mtu + 14 + 8; // Ethernet header and two VLAN tags
+    let mut size = configured;
+    if config.auto_frame_size && largest_frame(size) < needed {
+        while largest_frame(size) < needed && size < page {
+            size *= 2;
+        }
+        if size != configured {
+            eprintln!(
+                "vxdecap: MTU {mtu} on {}: UMEM frames of {size} bytes (frames up to {} bytes)",
+                config.interface,
+                largest_frame(size)
+            );
+        }
+    }
+    if largest_frame(size) < needed {
+        eprintln!(
+            "vxdecap: warning: MTU {mtu} on {}: frames over {} bytes do not fit a {size}-byte AF_XDP frame; the kernel drops them and counts them as xsk_rx_dropped (multi-buffer AF_XDP is not supported yet)",
+            config.interface,
+            largest_frame(size)
+        );
+    }
+    size
+}
+
+fn page_size() -> u32 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap_or(4096)
 }
 
 /// The interface's hardware address, from sysfs.

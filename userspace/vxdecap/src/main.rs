@@ -154,9 +154,10 @@ struct CaptureArgs {
     /// Print a one-line rate display every SECS seconds.
     #[arg(long, value_name = "SECS")]
     stats: Option<f64>,
-    /// UMEM frame size in bytes (power of two, 2048..=page size).
-    #[arg(long, default_value_t = vxdecap_xsk::DEFAULT_FRAME_SIZE)]
-    frame_size: u32,
+    /// UMEM frame size in bytes (power of two, 2048..=page size); by
+    /// default 2048, or a page when the interface MTU needs it.
+    #[arg(long)]
+    frame_size: Option<u32>,
     /// UMEM frames per queue (power of two; also the fill ring size).
     #[arg(long, default_value_t = vxdecap_xsk::DEFAULT_FRAME_COUNT)]
     frame_count: u32,
@@ -315,7 +316,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         ModeArg::Skb => CaptureMode::Skb,
     };
     config.socket = SocketConfig {
-        frame_size: args.frame_size,
+        frame_size: args.frame_size.unwrap_or(vxdecap_xsk::DEFAULT_FRAME_SIZE),
         frame_count: args.frame_count,
         rx_ring: args.rx_ring,
         ..SocketConfig::default()
@@ -341,6 +342,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     config.allow_file = args.allow_file.clone();
     config.run_as = args.run_as.clone();
     config.reassembly = args.reassembly.config()?;
+    config.auto_frame_size = args.frame_size.is_none();
     config.metrics = args.metrics;
     config.idle_spin = Duration::from_micros(args.spin_us);
     config.count = args.output.count;
