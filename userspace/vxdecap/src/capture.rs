@@ -543,17 +543,20 @@ pub fn run_capture(
         ifindex: nix::net::if_::if_nametoindex(config.interface.as_str()).unwrap_or(0),
         mac: interface_mac(&config.interface),
         restarts: 0,
+        metrics_restarts: metrics.restarts(),
         setup: setup_rx,
         last_poll: Instant::now(),
     };
+    let mut fatal = None;
     if let Some(user) = &config.run_as {
         // Sockets, program, outputs and the metrics listener are open.
-        if let Err(e) = crate::privs::drop_to(user) {
-            stop.store(true, Ordering::Relaxed);
-            tracing::error!(error = %e, "cannot drop privileges");
-            eprintln!("vxdecap: -Z {user}: cannot drop privileges: {e:#}");
-        } else {
-            eprintln!("vxdecap: running as {user}");
+        match crate::privs::drop_to(user) {
+            Ok(()) => eprintln!("vxdecap: running as {user}"),
+            Err(e) => {
+                // Stop cleanly (detach, close outputs), then report the failure.
+                stop.store(true, Ordering::Relaxed);
+                fatal = Some(e.context(format!("-Z {user}: cannot drop privileges")));
+            }
         }
     }
     // SIGHUP re-reads the allowlist file (registered only when there is one).
@@ -600,6 +603,9 @@ pub fn run_capture(
         let _ = server.join();
     }
     reports.sort_by_key(|r| r.queue);
+    if let Some(e) = fatal {
+        return Err(e);
+    }
     let mut summary = Summary::live(config, attach_mode, reports, xdp, analyzer_reports);
     summary.interface_restarts = restarts;
     Ok(summary)
@@ -638,6 +644,7 @@ struct Supervisor<'a> {
     mac: Option<Vec<u8>>,
     /// Times the interface came back.
     restarts: u64,
+    metrics_restarts: Arc<AtomicU64>,
     setup: mpsc::Receiver<SocketReady>,
     last_poll: Instant,
 }
@@ -803,6 +810,8 @@ impl Supervisor<'_> {
                     *n = name.to_owned();
                 }
                 self.restarts += 1;
+                self.metrics_restarts
+                    .store(self.restarts, Ordering::Relaxed);
                 // Even epoch: workers open new sockets and report them.
                 self.control.epoch.fetch_add(1, Ordering::AcqRel);
                 eprintln!(

@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -46,6 +46,7 @@ pub struct Metrics {
     queues: Vec<QueueInfo>,
     analyzers: Vec<(String, Arc<AnalyzerProgress>)>,
     xdp: Mutex<XdpCounters>,
+    restarts: Arc<AtomicU64>,
 }
 
 impl Metrics {
@@ -60,7 +61,13 @@ impl Metrics {
             queues,
             analyzers,
             xdp: Mutex::new(XdpCounters::default()),
+            restarts: Arc::default(),
         }
+    }
+
+    /// The count of interface restarts (the main thread updates it).
+    pub fn restarts(&self) -> Arc<AtomicU64> {
+        self.restarts.clone()
     }
 
     /// The queues reported.
@@ -134,6 +141,17 @@ impl Metrics {
                 let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", q.queue, s.get(counter));
             }
         }
+        header(
+            &mut out,
+            "vxdecap_interface_restarts_total",
+            "counter",
+            "Times the interface went away and came back (hot-plug), sockets rebuilt.",
+        );
+        let _ = writeln!(
+            out,
+            "vxdecap_interface_restarts_total{{interface=\"{iface}\"}} {}",
+            self.restarts.load(Ordering::Relaxed)
+        );
         header(
             &mut out,
             "vxdecap_outer_fragments_total",
