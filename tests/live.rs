@@ -613,6 +613,8 @@ fn metrics_endpoint_parses_with_the_reference_parser_and_counts_match() {
 /// play a slow analyzer.
 struct Recorder {
     seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Where each frame's bytes were when the analyzer got them.
+    addresses: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
     delay: Duration,
 }
 
@@ -628,9 +630,11 @@ impl vxdecap::Analyzer for Recorder {
     fn on_batch(&mut self, frames: vxdecap::Frames<'_>) -> std::io::Result<()> {
         std::thread::sleep(self.delay);
         let mut seen = self.seen.lock().unwrap();
+        let mut addresses = self.addresses.lock().unwrap();
         for frame in frames.iter() {
             if let Some((_, payload)) = inner_udp_payload(frame.bytes) {
                 seen.push(String::from_utf8_lossy(payload).into_owned());
+                addresses.push(frame.bytes.as_ptr() as usize);
             }
         }
         Ok(())
@@ -646,6 +650,7 @@ fn recorder(delay: Duration) -> (Recorder, std::sync::Arc<std::sync::Mutex<Vec<S
     (
         Recorder {
             seen: std::sync::Arc::clone(&seen),
+            addresses: std::sync::Arc::default(),
             delay,
         },
         seen,
@@ -697,6 +702,7 @@ fn fan_out_gives_two_analyzers_identical_streams() {
     let pair = VxlanPair::new("lf");
     let (a, seen_a) = recorder(Duration::ZERO);
     let (b, seen_b) = recorder(Duration::ZERO);
+    let (at_a, at_b) = (a.addresses.clone(), b.addresses.clone());
     let builder = vxdecap::Capture::builder("eth1").analyzer(a).analyzer(b);
     let summary = run_embedded(&pair, builder, || pair.send_inner("fan", 300));
     let expected: Vec<String> = (0..300).map(|i| format!("fan-{i:03}")).collect();
