@@ -714,6 +714,15 @@ fn fan_out_gives_two_analyzers_identical_streams() {
         .analyzers
         .iter()
         .all(|x| x.written == 300 && x.backpressure == 0));
+    // Zero-copy: both analyzers read each frame at the same address (the
+    // UMEM frame it was received in), not from copies of their own.
+    let (at_a, at_b) = (at_a.lock().unwrap(), at_b.lock().unwrap());
+    assert_eq!(at_a.len(), 300);
+    assert_eq!(*at_a, *at_b, "the same bytes, not copies");
+    let mut distinct = at_a.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert!(distinct.len() > 1, "frames live in different UMEM frames");
 }
 
 #[test]
