@@ -30,7 +30,7 @@
 //!
 //! Everything is allocated by [`Reassembler::new`], sized by [`ReassemblyConfig`]; `push` and
 //! `expire` never allocate. Payload bytes live in an arena of `memory_budget / BLOCK_LEN` blocks
-//! of [`BLOCK_LEN`] bytes shared by all datagrams (a 1550-byte datagram takes 4 blocks), so the
+//! of [`BLOCK_LEN`] bytes shared by all datagrams (a 1550-byte datagram takes 3 blocks), so the
 //! slot count and the largest datagram can both be generous while the bytes held stay bounded.
 //! Per slot there is also a block table, a range list of `max_fragments` entries and 82 bytes of
 //! headers; [`Reassembler::allocated_bytes`] reports the total. Lookup is a linear scan over the
@@ -1591,7 +1591,7 @@ mod tests {
 
     #[test]
     fn the_oldest_datagram_is_evicted_when_the_byte_budget_runs_out() {
-        // Room for one 1550-byte datagram only: 4 blocks.
+        // 4 blocks, the least for 1600-byte datagrams: room for one 1550-byte datagram (3 blocks).
         let mut r = small(|c| {
             c.max_datagram_len = 1600;
             c.memory_budget = 4 * BLOCK_LEN;
