@@ -12,6 +12,7 @@ packages=(
   tcpdump tshark        # tests check our pcaps with the tools users read them with
   netsniff-ng           # a baseline of the benchmark harness
   python3-prometheus-client  # the reference text-format parser checks --metrics in the tests
+  g++                   # libFuzzer (cargo-fuzz) for the fuzz smoke in CI
 )
 
 missing=()
