@@ -12,6 +12,8 @@ packages=(
   tcpdump tshark        # tests check our pcaps with the tools users read them with
   netsniff-ng           # a baseline of the benchmark harness
   python3-prometheus-client  # the reference text-format parser checks --metrics in the tests
+  libpcap-dev           # inner filters: libpcap's compiler turns tcpdump expressions into BPF (pcap crate)
+  softflowd nfdump      # tests feed the --tap device to a real flow pipeline (softflowd -> nfcapd -> nfdump)
 )
 
 missing=()

@@ -15,6 +15,7 @@ pub mod analyzer;
 pub mod builder;
 pub mod capture;
 pub mod dissect;
+pub mod filter;
 pub mod frame;
 pub mod lab;
 pub mod metrics;

@@ -10,10 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vxdecap::analyzer::{
-    open_frame_output, Analyzer, CountAnalyzer, OutputFormat, OutputOptions, PcapngOptions,
-    PrintAnalyzer, Rotation,
+    open_frame_output, Analyzer, CountAnalyzer, Filtered, OutputFormat, OutputOptions,
+    PcapngOptions, PrintAnalyzer, Rotation,
 };
 use vxdecap::capture::{run_capture, CaptureConfig, CaptureMode, QueueSelection};
+use vxdecap::filter::InnerFilter;
 use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
 use vxdecap::offline::run_offline;
 use vxdecap::summary::Summary;
@@ -86,6 +87,10 @@ struct OutputArgs {
     /// UDP destination port carrying VXLAN (repeatable; default 4789).
     #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     ports: Vec<u16>,
+    /// Inner filter: a tcpdump filter expression applied to the inner frames
+    /// (words are joined with spaces, as in tcpdump), e.g. `tcp port 80`.
+    #[arg(value_name = "EXPRESSION")]
+    filter: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -307,6 +312,23 @@ fn finish(summary: &Summary) -> anyhow::Result<ExitCode> {
 }
 
 fn analyzers(output: &OutputArgs) -> anyhow::Result<(Vec<Box<dyn Analyzer>>, String)> {
+    let filter = if output.filter.is_empty() {
+        None
+    } else {
+        Some(InnerFilter::compile(&output.filter.join(" ")).map_err(|e| usage(e.to_string()))?)
+    };
+    let (analyzers, name) = unfiltered_analyzers(output)?;
+    let analyzers = match filter {
+        None => analyzers,
+        Some(filter) => analyzers
+            .into_iter()
+            .map(|a| Box::new(Filtered::new(filter.clone(), a)) as Box<dyn Analyzer>)
+            .collect(),
+    };
+    Ok((analyzers, name))
+}
+
+fn unfiltered_analyzers(output: &OutputArgs) -> anyhow::Result<(Vec<Box<dyn Analyzer>>, String)> {
     if output.count_only {
         let counter: Box<dyn Analyzer> = Box::new(CountAnalyzer::new(Arc::default()));
         return Ok((vec![counter], "the counter (-q)".to_owned()));
