@@ -10,6 +10,10 @@
 //!
 //! To embed vxdecap, start from [`Capture::builder`] and implement
 //! [`Analyzer`] (see [`builder`] for an example).
+//!
+//! Unsafe code lives in the `vxdecap-xsk` crate (rings, UMEM) and in the
+//! two ioctls of [`tap`]; everything else here is safe Rust.
+#![deny(unsafe_code)]
 
 pub mod analyzer;
 pub mod builder;
@@ -27,6 +31,7 @@ pub mod stage;
 pub mod stats;
 pub mod steer;
 pub mod summary;
+pub mod tap;
 
 pub use vxdecap_wire as wire;
 

@@ -17,6 +17,8 @@ mod pcap;
 mod pcapng;
 mod print;
 mod rotate;
+mod route;
+mod tap;
 
 use std::io;
 
@@ -28,6 +30,11 @@ pub use pcap::{PcapWriter, PCAP_NSEC_MAGIC};
 pub use pcapng::{PcapngOptions, PcapngWriter, DEFAULT_MAX_TUNNELS};
 pub use print::PrintAnalyzer;
 pub use rotate::{Clock, RotatingWriter, Rotation, SystemClock, CLOCK_EVERY_FRAMES};
+pub use route::{
+    parse_vni_range, Cidr, RouteError, RouteMatch, RouteSpec, RouteTarget, Router, RouterBuilder,
+    MAX_VNI,
+};
+pub use tap::TapWriter;
 
 use crate::frame::{Frames, InnerFrame};
 
@@ -157,7 +164,8 @@ pub struct RouteCounts {
     pub frames: u64,
     /// Their captured bytes.
     pub bytes: u64,
-    /// Of those, frames that reached no output: all of a `drop` route's,
-    /// and those its output did not pass on (a tap's failed writes).
+    /// Of those, frames that reached no output: all of a `drop` route's.
+    /// (What an output itself did not pass on, such as a tap's failed
+    /// writes, is in the router's `not_passed`: outputs may be shared.)
     pub dropped: u64,
 }
