@@ -18,6 +18,7 @@
 pub mod analyzer;
 pub mod builder;
 pub mod capture;
+pub mod config;
 pub mod dissect;
 pub mod filter;
 pub mod frame;
