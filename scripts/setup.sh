@@ -13,7 +13,7 @@ packages=(
   netsniff-ng           # a baseline of the benchmark harness
   python3-prometheus-client  # the reference text-format parser checks --metrics in the tests
   libpcap-dev           # inner filters: libpcap's compiler turns tcpdump expressions into BPF (pcap crate)
-  softflowd nfdump      # tests feed the --tap device to a real flow pipeline (softflowd -> nfcapd -> nfdump)
+  nfdump                # tests read the --tap device with nfdump's flow meter (nfpcapd) and query it with nfdump
 )
 
 missing=()
