@@ -93,7 +93,7 @@ struct Tunnel {
 ///
 /// ```
 /// use vxdecap::analyzer::PcapngWriter;
-/// use vxdecap::queue::FrameMeta;
+/// use vxdecap::frame::FrameMeta;
 ///
 /// let mut writer = PcapngWriter::new(Vec::new()).expect("a Vec accepts every write");
 /// let meta = FrameMeta { vni: 27, orig_len: 60, ..FrameMeta::default() };
