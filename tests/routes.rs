@@ -331,21 +331,6 @@ fn tags(frames: &[Vec<u8>]) -> Vec<String> {
         .collect()
 }
 
-/// Complete records in a pcap file being written (0 before its header).
-fn complete_records(path: &Path) -> usize {
-    let bytes = std::fs::read(path).unwrap_or_default();
-    let (mut at, mut n) = (24, 0);
-    while let Some(header) = bytes.get(at..at + 16) {
-        let len = u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize;
-        if bytes.len() < at + 16 + len {
-            break;
-        }
-        at += 16 + len;
-        n += 1;
-    }
-    n
-}
-
 /// The "done when": one process writes rotating per-tenant pcapng
 /// files and feeds a live tap at the same time; two tenants, no cross-talk.
 #[test]

@@ -296,3 +296,18 @@ pub fn vxlan_wrap(inner: &[Vec<u8>], vni: u32, src: std::net::Ipv4Addr) -> Vec<V
         })
         .collect()
 }
+
+/// Complete records in a pcap file being written (0 before its header).
+pub fn complete_records(path: &std::path::Path) -> usize {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let (mut at, mut n) = (24, 0);
+    while let Some(header) = bytes.get(at..at + 16) {
+        let len = u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize;
+        if bytes.len() < at + 16 + len {
+            break;
+        }
+        at += 16 + len;
+        n += 1;
+    }
+    n
+}
