@@ -13,6 +13,8 @@ packages=(
   netsniff-ng           # a baseline of the benchmark harness
   python3-prometheus-client  # the reference text-format parser checks --metrics in the tests
   g++                   # libFuzzer (cargo-fuzz) for the fuzz smoke in CI
+  libpcap-dev           # inner filters: libpcap's compiler turns tcpdump expressions into BPF (pcap crate)
+  nfdump                # tests read the --tap device with nfdump's flow meter (nfpcapd) and query it with nfdump
 )
 
 missing=()

@@ -131,3 +131,104 @@ fn bad_allowlists_and_metrics_addresses_are_refused() {
         "cannot serve --metrics on",
     );
 }
+
+#[test]
+fn the_committed_example_config_passes_check_config() {
+    let example =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vxdecap.toml");
+    let o = output(vxdecap().arg("check-config").arg(&example));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let setup = stdout(&o);
+    for line in [
+        "interface: eth1",
+        "tap: vxdecap0",
+        "route 2: vni=100-199,src=10.1.0.0/16,filter=tcp port 80 or tcp port 443 -> tap:tenant-b-web",
+        "route 4: default -> drop",
+    ] {
+        assert!(setup.contains(line), "{line:?} missing from:\n{setup}");
+    }
+}
+
+#[test]
+fn bad_config_files_exit_2_with_one_line_naming_the_fix() {
+    let tmp = TempDir::new("cli-config");
+    for (text, needle) in [
+        ("interfce = \"eth1\"\n", "unknown field `interfce`"),
+        ("[[route]]\nvni = [27]\n", "add to = "),
+        (
+            "[[route]]\nvni = [27]\nto = \"a.pcap\"\nfilter = \"tcp prot 80\"\n",
+            "man pcap-filter",
+        ),
+        ("mode = \"fast\"\n", "use one of auto, zerocopy, copy, skb"),
+    ] {
+        let path = tmp.path("bad.toml");
+        std::fs::write(&path, text).expect("write the config");
+        let o = output(vxdecap().arg("check-config").arg(&path));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{text:?}: {err}");
+        assert!(err.contains(needle), "{text:?}: {err}");
+        assert!(err.contains("bad.toml"), "names the file: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    fails_with(
+        &["check-config", "/nonexistent.toml"],
+        "cannot read the config file",
+    );
+}
+
+#[test]
+fn bad_routes_taps_and_file_flags_are_refused() {
+    let fixture = fixture("tcpdump/vxlan.pcap");
+    let r = fixture.to_str().unwrap();
+    fails_with(
+        &["decap", "-r", r, "--route", "vni=27 x.pcap"],
+        "SELECTOR -> OUTPUT",
+    );
+    fails_with(
+        &["decap", "-r", r, "--route", "vni=1-2-3 -> x.pcap"],
+        "not a VNI",
+    );
+    fails_with(&["decap", "-r", r, "--tap", "a/b"], "an interface name");
+    fails_with(&["decap", "-r", r, "-C", "10"], "add -w FILE");
+    fails_with(&["capture", "-w", "/dev/null"], "no interface: give -i");
+}
+
+#[test]
+fn flags_win_over_the_config_file() {
+    let tmp = TempDir::new("cli-override");
+    let config = tmp.path("c.toml");
+    let from_file = tmp.path("from-file.pcap");
+    let from_flag = tmp.path("from-flag.pcap");
+    std::fs::write(
+        &config,
+        format!(
+            "filter = \"icmp\"\n[output]\nwrite = \"{}\"\n",
+            from_file.display()
+        ),
+    )
+    .expect("write the config");
+    let r = fixture("tcpdump/vxlan.pcap");
+    // The file's output and filter: the 8 ICMP frames of the 10.
+    let o = output(
+        vxdecap()
+            .args(["decap", "--config"])
+            .arg(&config)
+            .arg("-r")
+            .arg(&r),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_pcap(&from_file).len(), 8);
+    // -w and the expression given as flags win.
+    let o = output(
+        vxdecap()
+            .args(["decap", "--config"])
+            .arg(&config)
+            .arg("-r")
+            .arg(&r)
+            .arg("-w")
+            .arg(&from_flag)
+            .arg("arp"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_pcap(&from_flag).len(), 2);
+}

@@ -14,5 +14,29 @@ fn bench_decap(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_decap);
+/// The inner filter's per-frame cost: libpcap's program for each expression,
+/// run by vxdecap's interpreter on the inner frame of the same sample (a
+/// UDP frame: `tcp port 80` rejects it early, `udp` accepts it).
+fn bench_filter(c: &mut Criterion) {
+    let frame = vxdecap_bench::sample_frame(14);
+    let inner = decapsulate(&frame, &PortSet::default())
+        .map(|d| d.inner.to_vec())
+        .expect("sample decapsulates");
+    let mut group = c.benchmark_group("inner_filter");
+    group.throughput(Throughput::Elements(1));
+    for expression in [
+        "tcp port 80",
+        "udp",
+        "host 10.9.9.9 or (udp and portrange 1000-2000)",
+    ] {
+        let filter = vxdecap::filter::InnerFilter::compile(expression).expect("compiles");
+        group.bench_function(
+            format!("{expression} ({} insns)", filter.program().len()),
+            |b| b.iter(|| filter.matches(black_box(&inner), black_box(inner.len() as u32))),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_decap, bench_filter);
 criterion_main!(benches);

@@ -167,3 +167,149 @@ impl RunningCapture {
             .unwrap_or_default()
     }
 }
+
+/// A microsecond pcap file (Ethernet) holding `frames`, one per millisecond
+/// from 2023-11-14T22:13:20Z.
+pub fn pcap_file_bytes(frames: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&4u16.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&65_535u32.to_le_bytes());
+    out.extend_from_slice(&1u32.to_le_bytes()); // Ethernet
+    for (i, frame) in frames.iter().enumerate() {
+        out.extend_from_slice(&1_700_000_000u32.to_le_bytes());
+        out.extend_from_slice(&(i as u32 * 1000).to_le_bytes());
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+        out.extend_from_slice(frame);
+    }
+    out
+}
+
+/// Inner frames of many kinds, for filters: `(what, frame)`.
+pub mod inner {
+    /// Ethernet + optional 802.1Q tag + IPv4 (10.0.2.4 → 10.0.2.6) + TCP with `flags`.
+    pub fn tcp(src_port: u16, dst_port: u16, flags: u8, vlan: Option<u16>) -> Vec<u8> {
+        let mut f = ethernet(vlan, 0x0800);
+        f.extend_from_slice(&ipv4_header(6, 20, [10, 0, 2, 4], [10, 0, 2, 6]));
+        f.extend_from_slice(&src_port.to_be_bytes());
+        f.extend_from_slice(&dst_port.to_be_bytes());
+        f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        f
+    }
+
+    /// IPv4 UDP 192.168.0.1:src_port → 192.168.0.2:53 with a small payload.
+    pub fn udp(src_port: u16) -> Vec<u8> {
+        let mut f = ethernet(None, 0x0800);
+        f.extend_from_slice(&ipv4_header(17, 12, [192, 168, 0, 1], [192, 168, 0, 2]));
+        f.extend_from_slice(&src_port.to_be_bytes());
+        f.extend_from_slice(&[0, 53, 0, 12, 0, 0, b'q', b'u', b'e', b'r']);
+        f
+    }
+
+    /// ICMP echo request 10.0.2.4 → 10.0.2.6.
+    pub fn icmp() -> Vec<u8> {
+        let mut f = ethernet(None, 0x0800);
+        f.extend_from_slice(&ipv4_header(1, 8, [10, 0, 2, 4], [10, 0, 2, 6]));
+        f.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
+        f
+    }
+
+    /// IPv6 UDP 2001:db8::1 → 2001:db8::2, port 53.
+    pub fn udp6() -> Vec<u8> {
+        let mut f = ethernet(None, 0x86dd);
+        f.extend_from_slice(&[0x60, 0, 0, 0, 0, 8, 17, 64]);
+        f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&[0x30, 0x39, 0, 53, 0, 8, 0, 0]);
+        f
+    }
+
+    /// ARP request, broadcast.
+    pub fn arp() -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x06]);
+        f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&[
+            0x02, 0, 0, 0, 0, 1, 10, 0, 2, 4, 0, 0, 0, 0, 0, 0, 10, 0, 2, 6,
+        ]);
+        f
+    }
+
+    fn ethernet(vlan: Option<u16>, ethertype: u16) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+        if let Some(id) = vlan {
+            f.extend_from_slice(&[0x81, 0x00]);
+            f.extend_from_slice(&id.to_be_bytes());
+        }
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f
+    }
+
+    fn ipv4_header(protocol: u8, payload: u16, src: [u8; 4], dst: [u8; 4]) -> [u8; 20] {
+        let total = (20 + payload).to_be_bytes();
+        let mut h = [
+            0x45, 0, total[0], total[1], 0, 1, 0x40, 0, 64, protocol, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        h[12..16].copy_from_slice(&src);
+        h[16..20].copy_from_slice(&dst);
+        let sum = h
+            .chunks(2)
+            .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+            .sum::<u32>();
+        let sum = (sum & 0xffff) + (sum >> 16);
+        h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+        h
+    }
+
+    /// One of each kind, several times over, in a mixed order.
+    pub fn mix() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for round in 0..3u16 {
+            out.push(tcp(54_633 + round, 80, 0x02, None));
+            out.push(udp(5_000 + round));
+            out.push(tcp(80, 54_633 + round, 0x12, None));
+            out.push(icmp());
+            out.push(tcp(40_000 + round, 443, 0x10, None));
+            out.push(udp6());
+            out.push(tcp(54_700 + round, 80, 0x02, Some(100)));
+            out.push(arp());
+        }
+        out
+    }
+}
+
+/// Wraps each inner frame in VXLAN on the tunnel `vni` from `src`.
+pub fn vxlan_wrap(inner: &[Vec<u8>], vni: u32, src: std::net::Ipv4Addr) -> Vec<Vec<u8>> {
+    inner
+        .iter()
+        .enumerate()
+        .map(|(n, f)| {
+            vxdecap::wire::build::VxlanFrameBuilder::new()
+                .outer_src_ip(src)
+                .outer_dst_ip(std::net::Ipv4Addr::new(10, 1, 1, 4))
+                .udp_src_port(40_000 + n as u16)
+                .vni(vni)
+                .inner(f)
+                .build()
+                .expect("consistent outer frame")
+        })
+        .collect()
+}
+
+/// Complete records in a pcap file being written (0 before its header).
+pub fn complete_records(path: &std::path::Path) -> usize {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let (mut at, mut n) = (24, 0);
+    while let Some(header) = bytes.get(at..at + 16) {
+        let len = u32::from_le_bytes([header[8], header[9], header[10], header[11]]) as usize;
+        if bytes.len() < at + 16 + len {
+            break;
+        }
+        at += 16 + len;
+        n += 1;
+    }
+    n
+}

@@ -267,6 +267,17 @@ impl<'a> Frames<'a> {
         self.batch.get(self.range.start + index)
     }
 
+    /// The frames `range` of these (indices relative to this run, cut to it).
+    #[inline]
+    pub fn slice(&self, range: Range<usize>) -> Frames<'a> {
+        let end = self.range.start + range.end.min(self.len());
+        let start = (self.range.start + range.start).min(end);
+        Frames {
+            batch: self.batch,
+            range: start..end,
+        }
+    }
+
     /// The frames in order.
     #[inline]
     pub fn iter(&self) -> impl ExactSizeIterator<Item = InnerFrame<'a>> + 'a {
@@ -300,6 +311,12 @@ mod tests {
         let all: Vec<&[u8]> = frames.iter().map(|f| f.bytes).collect();
         assert_eq!(all, [&b"0123456789"[..], &b"abcdef"[..]]);
         assert_eq!(batch.frames(1..2).get(0).bytes, b"abcdef");
+        let tail = frames.slice(1..5);
+        assert_eq!((tail.len(), tail.get(0).bytes), (1, &b"abcdef"[..]));
+        assert!(frames.slice(3..9).is_empty());
+        #[allow(clippy::reversed_empty_ranges)]
+        let reversed = frames.slice(1..0);
+        assert!(reversed.is_empty());
         batch.clear(|frames| assert_eq!(frames.count(), 0, "owned batches lease nothing"));
         assert!(batch.is_empty());
         assert!(!batch.is_full_for(16));

@@ -9,7 +9,6 @@
 //! analyzers and outputs keep running.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -111,6 +110,56 @@ pub struct LinkWatcher {
 impl LinkWatcher {
     /// Subscribes to link notifications of this network namespace.
     pub fn start() -> io::Result<LinkWatcher> {
+        let socket = sys::link_notifications()?;
+        let (tx, events) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("vxdecap-netlink".into())
+                .spawn(move || {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = sys::recv(&socket, &mut buf);
+                        if n <= 0 {
+                            // Timeout (checks `stop`) or ENOBUFS (events lost:
+                            // the capture also polls the interface by name).
+                            continue;
+                        }
+                        for event in parse_link_messages(&buf[..n as usize]) {
+                            if tx.send(event).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                })?
+        };
+        Ok(LinkWatcher {
+            events,
+            stop,
+            handle: Some(handle),
+        })
+    }
+}
+
+impl Drop for LinkWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// The netlink socket calls: all of this module's unsafe code.
+#[allow(unsafe_code)]
+mod sys {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    /// A NETLINK_ROUTE socket subscribed to link notifications, with a
+    /// 100 ms receive timeout (so its reader can check for a stop).
+    pub fn link_notifications() -> io::Result<OwnedFd> {
         // SAFETY: socket() takes integer arguments; the result is checked.
         let fd = unsafe {
             libc::socket(
@@ -156,46 +205,13 @@ impl LinkWatcher {
         if rc != 0 {
             return Err(io::Error::last_os_error());
         }
-        let (tx, events) = mpsc::channel();
-        let stop = Arc::new(AtomicBool::new(false));
-        let handle = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("vxdecap-netlink".into())
-                .spawn(move || {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while !stop.load(Ordering::Relaxed) {
-                        // SAFETY: `buf` is valid for writes of its length.
-                        let n = unsafe {
-                            libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0)
-                        };
-                        if n <= 0 {
-                            // Timeout (checks `stop`) or ENOBUFS (events lost:
-                            // the capture also polls the interface by name).
-                            continue;
-                        }
-                        for event in parse_link_messages(&buf[..n as usize]) {
-                            if tx.send(event).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                })?
-        };
-        Ok(LinkWatcher {
-            events,
-            stop,
-            handle: Some(handle),
-        })
+        Ok(socket)
     }
-}
 
-impl Drop for LinkWatcher {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+    /// One datagram into `buf`; its length, or ≤ 0 on timeout or error.
+    pub fn recv(socket: &OwnedFd, buf: &mut [u8]) -> isize {
+        // SAFETY: `buf` is valid for writes of its length and `socket` is open.
+        unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) }
     }
 }
 

@@ -10,12 +10,19 @@
 //!
 //! To embed vxdecap, start from [`Capture::builder`] and implement
 //! [`Analyzer`] (see [`builder`] for an example).
+//!
+//! Unsafe code lives in the `vxdecap-xsk` crate (rings, UMEM), in the two
+//! ioctls of [`tap`] and in the netlink socket calls of [`hotplug`];
+//! everything else here is safe Rust.
+#![deny(unsafe_code)]
 
 pub mod allow;
 pub mod analyzer;
 pub mod builder;
 pub mod capture;
+pub mod config;
 pub mod dissect;
+pub mod filter;
 pub mod frame;
 pub mod hotplug;
 pub mod lab;
@@ -29,6 +36,7 @@ pub mod stage;
 pub mod stats;
 pub mod steer;
 pub mod summary;
+pub mod tap;
 
 pub use vxdecap_wire as wire;
 

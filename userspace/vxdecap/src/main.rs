@@ -9,11 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vxdecap::analyzer::{
-    open_frame_output, Analyzer, CountAnalyzer, OutputFormat, OutputOptions, PcapngOptions,
-    PrintAnalyzer, Rotation,
-};
+use vxdecap::analyzer::{Analyzer, OutputFormat, OutputOptions, PcapngOptions, Rotation};
 use vxdecap::capture::{run_capture, CaptureConfig, CaptureMode, QueueSelection};
+use vxdecap::config::{parse_file_size, RouteRule, Settings};
 use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
 use vxdecap::offline::run_offline;
 use vxdecap::summary::Summary;
@@ -40,9 +38,14 @@ enum Command {
     /// Capture mirrored VXLAN on an interface and write the inner frames.
     Capture(Box<CaptureArgs>),
     /// Decapsulate a pcap/pcapng capture of VXLAN traffic.
-    Decap(DecapArgs),
+    Decap(Box<DecapArgs>),
     /// Build a local Azure-vTAP-like lab in network namespaces and capture in it.
     Lab(LabArgs),
+    /// Check a configuration file and print the setup it gives.
+    CheckConfig {
+        /// The TOML file (see examples/vxdecap.toml).
+        file: String,
+    },
     /// Lab helper: the monitored app's HTTP server.
     #[command(hide = true)]
     LabHttpServer {
@@ -67,26 +70,40 @@ struct OutputArgs {
     #[arg(short = 'w', value_name = "FILE")]
     write: Option<String>,
     /// Format of -w [default: pcapng for a .pcapng name, pcap otherwise and on stdout].
-    #[arg(long, value_enum, value_name = "FORMAT", requires = "write")]
+    #[arg(long, value_enum, value_name = "FORMAT")]
     format: Option<FormatArg>,
-    /// Start a new -w file before one would pass SIZE million bytes (suffix k, m, g: KiB, MiB, GiB).
-    #[arg(short = 'C', value_name = "SIZE", requires = "write", value_parser = parse_file_size)]
+    /// Start a new -w (and route) file before one would pass SIZE million bytes (suffix k, m, g: KiB, MiB, GiB).
+    #[arg(short = 'C', value_name = "SIZE", value_parser = parse_file_size)]
     file_size: Option<u64>,
-    /// Start a new -w file every SECS seconds; -w is then a strftime pattern, expanded in UTC.
-    #[arg(short = 'G', value_name = "SECS", requires = "write", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Start a new -w (and route) file every SECS seconds; the name is then a strftime pattern, expanded in UTC.
+    #[arg(short = 'G', value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     rotate_seconds: Option<u64>,
-    /// Keep at most N -w files: with -C a ring FILE0..FILE{N-1}; with -G the newest N.
-    #[arg(short = 'W', value_name = "N", requires = "write", value_parser = clap::value_parser!(u32).range(1..))]
+    /// Keep at most N -w (and route) files: with -C a ring FILE0..FILE{N-1}; with -G the newest N.
+    #[arg(short = 'W', value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     file_count: Option<u32>,
+    /// Also write every inner frame to this TAP device (created, brought up, removed on exit).
+    #[arg(long, value_name = "NAME")]
+    tap: Option<String>,
+    /// Route frames by tenant: 'vni=27 -> inner-27.pcapng', 'vni=100-199,src=10.1.0.0/16 -> b.pcap',
+    /// 'vni=5,filter=tcp port 80 -> tap:web5', 'default -> drop' (repeatable; the first match wins).
+    #[arg(long = "route", value_name = "RULE")]
+    routes: Vec<String>,
+    /// Read settings from this TOML file; flags given here win (see examples/vxdecap.toml).
+    #[arg(long, value_name = "FILE")]
+    config: Option<String>,
     /// Stop after writing this many inner frames.
     #[arg(short = 'c', value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Count only: no per-frame output (the counting analyzer alone).
-    #[arg(short = 'q', long = "count-only", conflicts_with = "write")]
+    #[arg(short = 'q', long = "count-only", conflicts_with_all = ["write", "tap", "routes"])]
     count_only: bool,
     /// UDP destination port carrying VXLAN (repeatable; default 4789).
     #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     ports: Vec<u16>,
+    /// Inner filter: a tcpdump filter expression applied to the inner frames
+    /// (words are joined with spaces, as in tcpdump), e.g. `tcp port 80`.
+    #[arg(value_name = "EXPRESSION")]
+    filter: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -132,9 +149,9 @@ impl ReassemblyArgs {
 
 #[derive(Args, Debug)]
 struct CaptureArgs {
-    /// Interface receiving the mirrored traffic.
+    /// Interface receiving the mirrored traffic (or `interface` in --config).
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
-    interface: String,
+    interface: Option<String>,
     #[command(flatten)]
     output: OutputArgs,
     #[command(flatten)]
@@ -142,15 +159,15 @@ struct CaptureArgs {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECS")]
     duration: Option<f64>,
-    /// Rx queues to capture: `all` or a list such as `0,2-3`.
-    #[arg(long, default_value = "all", value_name = "LIST")]
-    queues: String,
+    /// Rx queues to capture: `all` (default) or a list such as `0,2-3`.
+    #[arg(long, value_name = "LIST")]
+    queues: Option<String>,
     /// CPUs for the workers, one per queue, e.g. `1,2` or `2-5`.
     #[arg(long, value_name = "LIST")]
     cpus: Option<String>,
-    /// XDP attach / AF_XDP bind mode.
-    #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
-    mode: ModeArg,
+    /// XDP attach / AF_XDP bind mode [default: auto].
+    #[arg(long, value_enum)]
+    mode: Option<ModeArg>,
     /// Print a one-line rate display every SECS seconds.
     #[arg(long, value_name = "SECS")]
     stats: Option<f64>,
@@ -262,7 +279,16 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Capture(args) => capture(*args),
-        Command::Decap(args) => decap(args),
+        Command::Decap(args) => decap(*args),
+        Command::CheckConfig { file } => {
+            let settings = Settings::from_file(&file).map_err(|e| usage(e.to_string()))?;
+            settings
+                .check()
+                .map_err(|e| usage(format!("{file}: {e}")))?;
+            print!("{}", settings.render());
+            eprintln!("{file}: ok");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Lab(args) => {
             let stop = stop_flag()?;
             let config = LabConfig {
@@ -291,29 +317,53 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
-    let ports = ports(&args.output.ports)?;
-    let mut config = CaptureConfig::new(&args.interface);
-    config.ports = ports;
-    config.queues = if args.queues == "all" {
-        QueueSelection::All
-    } else {
-        QueueSelection::List(
-            parse_list(&args.queues, "--queues")?
+    let mut settings = settings(&args.output)?;
+    if let Some(i) = args.interface {
+        settings.interface = Some(i);
+    }
+    if let Some(q) = args.queues {
+        settings.queues = Some(q);
+    }
+    if let Some(m) = args.mode {
+        settings.mode = Some(mode_name(m).to_owned());
+    }
+    if args.metrics.is_some() {
+        settings.metrics = args.metrics;
+    }
+    settings.lossless |= args.lossless;
+    if let Some(c) = args.cpus {
+        settings.cpus = Some(c);
+    }
+    settings.check().map_err(|e| usage(e.to_string()))?;
+    let interface = settings.interface.clone().ok_or_else(|| {
+        usage("no interface: give -i IFACE or interface = \"…\" in the --config file")
+    })?;
+    let mut config = CaptureConfig::new(&interface);
+    config.ports = ports(&settings.ports)?;
+    config.queues = match settings.queues.as_deref() {
+        None | Some("all") => QueueSelection::All,
+        Some(list) => QueueSelection::List(
+            parse_list(list, "--queues")?
                 .into_iter()
                 .map(|q| q as u32)
                 .collect(),
-        )
+        ),
     };
-    config.cpus = args
+    config.cpus = settings
         .cpus
         .as_deref()
         .map(|c| parse_list(c, "--cpus"))
         .transpose()?;
-    config.mode = match args.mode {
-        ModeArg::Auto => CaptureMode::Auto,
-        ModeArg::Zerocopy => CaptureMode::ZeroCopy,
-        ModeArg::Copy => CaptureMode::Copy,
-        ModeArg::Skb => CaptureMode::Skb,
+    config.mode = match settings.mode.as_deref() {
+        None | Some("auto") => CaptureMode::Auto,
+        Some("zerocopy") => CaptureMode::ZeroCopy,
+        Some("copy") => CaptureMode::Copy,
+        Some("skb") => CaptureMode::Skb,
+        Some(other) => {
+            return Err(usage(format!(
+                "mode {other:?}: use auto, zerocopy, copy or skb"
+            )))
+        }
     };
     config.socket = SocketConfig {
         frame_size: args.frame_size.unwrap_or(vxdecap_xsk::DEFAULT_FRAME_SIZE),
@@ -322,7 +372,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         ..SocketConfig::default()
     };
     config.batch = args.batch as usize;
-    config.lossless = args.lossless;
+    config.lossless = settings.lossless;
     for cidr in &args.allow_source {
         let cidr = cidr
             .parse()
@@ -343,14 +393,14 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     config.run_as = args.run_as.clone();
     config.reassembly = args.reassembly.config()?;
     config.auto_frame_size = args.frame_size.is_none();
-    config.metrics = args.metrics;
+    config.metrics = settings.metrics;
     config.idle_spin = Duration::from_micros(args.spin_us);
     config.count = args.output.count;
     config.duration = seconds(args.duration, "--duration")?;
     config.stats_interval = seconds(args.stats, "--stats")?;
     vxdecap::capture::check_config(&config).map_err(|e| usage(format!("{e:#}")))?;
     require_root("capture")?;
-    let (analyzers, output_name) = analyzers(&args.output)?;
+    let (analyzers, output_name) = analyzers(&settings, args.output.count_only)?;
     config.output_name = output_name;
     let stop = stop_flag()?;
     let summary = run_capture(&config, analyzers, stop)?;
@@ -358,8 +408,13 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
-    let ports = ports(&args.output.ports)?;
-    let (analyzers, output_name) = analyzers(&args.output)?;
+    let settings = settings(&args.output)?;
+    settings.check().map_err(|e| usage(e.to_string()))?;
+    let ports = ports(&settings.ports)?;
+    if settings.tap.is_some() || settings.routes.iter().any(|r| r.rule.contains("tap:")) {
+        require_root("--tap")?;
+    }
+    let (analyzers, output_name) = analyzers(&settings, args.output.count_only)?;
     let summary = run_offline(
         &args.read,
         &output_name,
@@ -380,27 +435,65 @@ fn finish(summary: &Summary) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn analyzers(output: &OutputArgs) -> anyhow::Result<(Vec<Box<dyn Analyzer>>, String)> {
-    if output.count_only {
-        let counter: Box<dyn Analyzer> = Box::new(CountAnalyzer::new(Arc::default()));
-        return Ok((vec![counter], "the counter (-q)".to_owned()));
+/// The run's settings: the --config file, if any, with the flags on top.
+fn settings(output: &OutputArgs) -> anyhow::Result<Settings> {
+    let mut settings = match &output.config {
+        Some(path) => Settings::from_file(path).map_err(|e| usage(e.to_string()))?,
+        None => Settings::default(),
+    };
+    if !output.ports.is_empty() {
+        settings.ports = output.ports.clone();
     }
-    Ok(match output.write.as_deref() {
-        Some(path) => {
-            let writer = open_frame_output(path, &output_options(output))
-                .map_err(|e| usage(e.to_string()))?;
-            let name = if path == "-" {
-                "stdout".to_owned()
-            } else {
-                path.to_owned()
-            };
-            (vec![writer], name)
-        }
-        None => {
-            let printer = PrintAnalyzer::new(std::io::BufWriter::new(std::io::stdout()));
-            (vec![Box::new(printer)], "stdout (text)".to_owned())
-        }
-    })
+    if !output.filter.is_empty() {
+        settings.filter = Some(output.filter.join(" "));
+    }
+    if output.write.is_some() {
+        settings.write = output.write.clone();
+    }
+    let flags = output_options(output);
+    if flags.format.is_some() {
+        settings.output.format = flags.format;
+    }
+    let rotation = &mut settings.output.rotation;
+    rotation.file_size = flags.rotation.file_size.or(rotation.file_size);
+    rotation.interval = flags.rotation.interval.or(rotation.interval);
+    rotation.files = flags.rotation.files.or(rotation.files);
+    if output.tap.is_some() {
+        settings.tap = output.tap.clone();
+    }
+    if !output.routes.is_empty() {
+        settings.routes = output
+            .routes
+            .iter()
+            .map(|rule| RouteRule {
+                rule: rule.clone(),
+                output: OutputOptions::default(),
+            })
+            .collect();
+    }
+    if output.count_only {
+        settings.write = None;
+        settings.tap = None;
+        settings.routes.clear();
+    }
+    let rotating = settings.output.rotation != Rotation::default();
+    if settings.write.is_none()
+        && (settings.output.format.is_some() || (rotating && settings.routes.is_empty()))
+    {
+        return Err(usage(
+            "--format, -C, -G and -W shape file outputs: add -w FILE (or a --route to a file)",
+        ));
+    }
+    Ok(settings)
+}
+
+fn analyzers(
+    settings: &Settings,
+    count_only: bool,
+) -> anyhow::Result<(Vec<Box<dyn Analyzer>>, String)> {
+    settings
+        .build_outputs(count_only)
+        .map_err(|e| usage(e.to_string()))
 }
 
 /// What the -w flags ask of the writer (format, rotation).
@@ -417,22 +510,6 @@ fn output_options(output: &OutputArgs) -> OutputOptions {
         },
         pcapng: PcapngOptions::default(),
     }
-}
-
-/// tcpdump's -C: millions of bytes, or KiB/MiB/GiB with a k/m/g suffix.
-fn parse_file_size(text: &str) -> Result<u64, String> {
-    let (digits, unit) = match text.char_indices().last() {
-        Some((at, 'k' | 'K')) => (&text[..at], 1 << 10),
-        Some((at, 'm' | 'M')) => (&text[..at], 1 << 20),
-        Some((at, 'g' | 'G')) => (&text[..at], 1 << 30),
-        _ => (text, 1_000_000),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .filter(|&n| n > 0)
-        .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(|| format!("{text:?} is not a file size such as 100 (MB), 512k or 2g"))
 }
 
 fn ports(list: &[u16]) -> anyhow::Result<PortSet> {

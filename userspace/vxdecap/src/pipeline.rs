@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::analyzer::Analyzer;
+use crate::analyzer::{Analyzer, AnalyzerCounts};
 use crate::queue::BatchReceiver;
 
 /// Batches taken from one worker before moving to the next, so one busy
@@ -37,6 +37,8 @@ pub struct AnalyzerReport {
     pub latency: Option<LatencySummary>,
     /// The same per worker, in worker order (live capture only).
     pub latency_per_worker: Vec<Option<LatencySummary>>,
+    /// What the analyzer counted itself (filtered out, per route, …).
+    pub counts: AnalyzerCounts,
 }
 
 /// Quantiles of the time from a frame's receive timestamp to its hand-over
@@ -198,6 +200,7 @@ pub fn run_analyzer(
     if let Err(e) = analyzer.finish() {
         fail(&mut report, e, &stop);
     }
+    report.counts = analyzer.counts();
     progress.written.store(report.written, Ordering::Relaxed);
     if let Some(m) = merged.as_mut() {
         report.latency = merge(m, &per_worker);

@@ -40,9 +40,7 @@ pub fn check_user(user: &str) -> anyhow::Result<nix::unistd::User> {
 /// Marks the calling thread to keep its permitted capabilities when the
 /// process changes uid (each thread that may need them later calls this).
 pub fn keep_caps_across_setuid() {
-    // SAFETY: prctl(PR_SET_KEEPCAPS) takes integer arguments only and
-    // changes nothing but a flag of the calling thread.
-    let _ = unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    let _ = nix::sys::prctl::set_keepcaps(true);
 }
 
 /// Raises the kept capabilities in the calling thread's effective set

@@ -6,6 +6,7 @@ use std::fmt::Write;
 use vxdecap_wire::Reject;
 use vxdecap_xsk::XskStatistics;
 
+use crate::analyzer::AnalyzerCounts;
 use crate::capture::{CaptureConfig, QueueReport};
 use crate::pipeline::{AnalyzerReport, LatencySummary};
 use vxdecap_wire::reassembly::ReassemblyEvent;
@@ -30,7 +31,8 @@ pub struct Summary {
     pub xdp: Option<XdpCounters>,
     /// Kernel socket counters over all queues (live only).
     pub xsk: XskStatistics,
-    /// Frames the analyzers received.
+    /// Frames the first analyzer passed on (received, less what it counted
+    /// as not passed on: filtered out, dropped by a route, …).
     pub written: u64,
     /// Frames decapsulated after the `-c` limit.
     pub after_count_limit: u64,
@@ -101,6 +103,8 @@ pub struct AnalyzerSummary {
     pub latency: Option<LatencySummary>,
     /// The same per worker (live only).
     pub latency_per_worker: Vec<Option<LatencySummary>>,
+    /// What it counted itself: frames not passed on by reason, routes.
+    pub counts: AnalyzerCounts,
 }
 
 fn analyzer_summaries(
@@ -119,6 +123,7 @@ fn analyzer_summaries(
             error: r.error.map(|e| e.to_string()),
             latency: r.latency,
             latency_per_worker: r.latency_per_worker,
+            counts: r.counts,
         })
         .collect()
 }
@@ -210,7 +215,9 @@ impl Summary {
             stage,
             xdp,
             xsk,
-            written: first.as_ref().map_or(0, |a| a.written),
+            written: first
+                .as_ref()
+                .map_or(0, |a| a.written.saturating_sub(a.counts.not_passed_total())),
             after_count_limit: first.as_ref().map_or(0, |a| a.after_count_limit),
             after_output_closed: first.as_ref().map_or(0, |a| a.after_output_closed),
             output_error: analyzers.iter().find_map(|a| a.error.clone()),
@@ -235,6 +242,9 @@ impl Summary {
         }
         reasons.push(("after_count_limit", self.after_count_limit));
         reasons.push(("after_output_closed", self.after_output_closed));
+        if let Some(first) = self.analyzers.first() {
+            reasons.extend(first.counts.not_passed.iter().copied());
+        }
         reasons
     }
 
@@ -383,12 +393,27 @@ impl Summary {
             }
             let _ = writeln!(out, "inner frames per VNI: {}", line.join(", "));
         }
-        for (i, a) in self.analyzers.iter().enumerate().skip(1) {
-            let _ = writeln!(
-                out,
-                "analyzer {i} ({}): {} inner frames, {} analyzer_backpressure, {} after_count_limit, {} after_output_closed",
-                a.name, a.written, a.backpressure, a.after_count_limit, a.after_output_closed
-            );
+        for (i, a) in self.analyzers.iter().enumerate() {
+            if i > 0 {
+                let not_passed: String = a
+                    .counts
+                    .not_passed
+                    .iter()
+                    .map(|(reason, n)| format!(", {n} {reason}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "analyzer {i} ({}): {} inner frames, {} analyzer_backpressure, {} after_count_limit, {} after_output_closed{not_passed}",
+                    a.name, a.written, a.backpressure, a.after_count_limit, a.after_output_closed
+                );
+            }
+            for r in &a.counts.routes {
+                let _ = writeln!(
+                    out,
+                    "  route {}: {} frames, {} bytes, {} dropped",
+                    r.route, r.frames, r.bytes, r.dropped
+                );
+            }
         }
         if let Some(l) = &self.latency {
             let _ = writeln!(out, "latency receive to analyzer: {}", latency_text(l));

@@ -11,21 +11,30 @@
 
 mod count;
 mod filename;
+mod filtered;
 mod output;
 mod pcap;
 mod pcapng;
 mod print;
 mod rotate;
+mod route;
+mod tap;
 
 use std::io;
 
 pub use count::{CountAnalyzer, CountTotals};
 pub use filename::{strftime_utc, FileNamer, PatternError};
+pub use filtered::Filtered;
 pub use output::{open_frame_output, FrameWriter, OutputError, OutputFormat, OutputOptions};
 pub use pcap::{PcapWriter, PCAP_NSEC_MAGIC};
 pub use pcapng::{PcapngOptions, PcapngWriter, DEFAULT_MAX_TUNNELS};
 pub use print::PrintAnalyzer;
 pub use rotate::{Clock, RotatingWriter, Rotation, SystemClock, CLOCK_EVERY_FRAMES};
+pub use route::{
+    parse_vni_range, Cidr, RouteError, RouteMatch, RouteSpec, RouteTarget, Router, RouterBuilder,
+    MAX_VNI,
+};
+pub use tap::TapWriter;
 
 use crate::frame::{Frames, InnerFrame};
 
@@ -75,4 +84,88 @@ pub trait Analyzer: Send {
     fn finish(&mut self) -> io::Result<()> {
         self.on_idle()
     }
+
+    /// What the analyzer counted besides the frames it was given: frames it
+    /// did not pass on, by reason, and per-route counts. Read once, after
+    /// [`Analyzer::finish`], for the summary.
+    fn counts(&self) -> AnalyzerCounts {
+        AnalyzerCounts::default()
+    }
+}
+
+impl<A: Analyzer + ?Sized> Analyzer for Box<A> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        (**self).on_batch(frames)
+    }
+    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+        (**self).on_frame(frame)
+    }
+    fn on_idle(&mut self) -> io::Result<()> {
+        (**self).on_idle()
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        (**self).finish()
+    }
+    fn counts(&self) -> AnalyzerCounts {
+        (**self).counts()
+    }
+}
+
+/// Counts an analyzer reports at the end of a run (see [`Analyzer::counts`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AnalyzerCounts {
+    /// Frames given to the analyzer that reached none of its outputs, by
+    /// reason (`filtered_out`, `tap_write_failed`, `tap_frame_too_big`,
+    /// `route_drop`, `no_route`), each reason once.
+    pub not_passed: Vec<(&'static str, u64)>,
+    /// A router's routes, in order.
+    pub routes: Vec<RouteCounts>,
+}
+
+impl AnalyzerCounts {
+    /// Adds `n` frames under `reason`.
+    pub fn add(&mut self, reason: &'static str, n: u64) {
+        match self.not_passed.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, total)) => *total += n,
+            None => self.not_passed.push((reason, n)),
+        }
+    }
+
+    /// Adds everything `other` did not pass on (its routes are not kept).
+    pub fn absorb(&mut self, other: &AnalyzerCounts) {
+        for &(reason, n) in &other.not_passed {
+            self.add(reason, n);
+        }
+    }
+
+    /// Frames not passed on under `reason`.
+    pub fn get(&self, reason: &str) -> u64 {
+        self.not_passed
+            .iter()
+            .find(|(r, _)| *r == reason)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// Frames not passed on, all reasons.
+    pub fn not_passed_total(&self) -> u64 {
+        self.not_passed.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// What one route of a router took.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteCounts {
+    /// The route as written (`vni=27 -> inner-27.pcapng`).
+    pub route: String,
+    /// Frames that matched it (first match).
+    pub frames: u64,
+    /// Their captured bytes.
+    pub bytes: u64,
+    /// Of those, frames that reached no output: all of a `drop` route's.
+    /// (What an output itself did not pass on, such as a tap's failed
+    /// writes, is in the router's `not_passed`: outputs may be shared.)
+    pub dropped: u64,
 }
