@@ -391,12 +391,13 @@ pub fn run_capture(
             stop.clone(),
         );
         // Allocated once per worker, here, like everything the batch loop uses.
-        let stage = match config.reassembly {
+        let mut stage = match config.reassembly {
             Some(r) => stage.with_reassembler(
                 Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?,
             ),
             None => stage,
         };
+        stage.set_yield_after_batch(cpu.is_some() && analyzer_cpus.contains(&cpu));
         shared_stats.push(stage.shared_stats());
         shared_slow.push(stage.shared_slow());
         let worker = RxQueueWorker {

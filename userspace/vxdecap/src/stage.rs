@@ -87,6 +87,8 @@ pub struct DecapStage {
     /// Outer IPv4 fragments are put back together here (`None`: counted
     /// as `outer_fragment` rejects instead).
     reassembler: Option<Box<Reassembler>>,
+    /// Yield after each published batch (an analyzer shares this core).
+    yield_after_batch: bool,
 }
 
 /// Bytes each live batch keeps for reassembled frames, which are not in
@@ -130,6 +132,7 @@ impl DecapStage {
             slow: Arc::new(SharedSlow::default()),
             view: None,
             reassembler: None,
+            yield_after_batch: false,
         }
     }
 
@@ -425,11 +428,22 @@ impl DecapStage {
             }
             self.sender.put_back(unsent);
         }
-        // An analyzer sharing this core needs the CPU to catch up;
-        // yielding costs nothing when it runs elsewhere.
-        if self.sender.is_congested() {
+        // An analyzer sharing this core needs the CPU to catch up: a worker
+        // that never idles at a steady rate would otherwise hold the core
+        // for whole scheduler slices while leases pile up. Yielding costs
+        // little when nothing else is runnable.
+        if self.yield_after_batch
+            || self.sender.is_congested()
+            || self.sender.leased() * 2 > self.lease_budget
+        {
             std::thread::yield_now();
         }
+    }
+
+    /// Yield the CPU after each published batch (the worker shares its core
+    /// with an analyzer thread).
+    pub fn set_yield_after_batch(&mut self, on: bool) {
+        self.yield_after_batch = on;
     }
 
     #[inline]
