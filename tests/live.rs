@@ -95,25 +95,7 @@ impl VxlanPair {
 
     /// Sends `count` UDP datagrams through the VXLAN device; payload `prefix-NNN`.
     fn send_inner(&self, prefix: &str, count: usize) {
-        let prefix = prefix.to_owned();
-        self.sender
-            .spawn_in(move || {
-                let socket = UdpSocket::bind("192.168.77.1:0")?;
-                for i in 0..count {
-                    socket.send_to(
-                        format!("{prefix}-{i:03}").as_bytes(),
-                        (INNER_PEER, INNER_PORT),
-                    )?;
-                    if i % 16 == 15 {
-                        std::thread::sleep(Duration::from_millis(2));
-                    }
-                }
-                Ok(())
-            })
-            .expect("enter sender netns")
-            .join()
-            .expect("sender thread")
-            .expect("send inner datagrams");
+        self.send_inner_over_flows(prefix, count, 1);
     }
 
     /// Sends datagrams `prefix-NNN` for NNN in 0..count from one thread,
@@ -134,7 +116,7 @@ impl VxlanPair {
                         (INNER_PEER, INNER_PORT),
                     )?;
                     if i % 16 == 15 {
-                        std::thread::sleep(Duration::from_millis(1));
+                        std::thread::sleep(Duration::from_millis(2));
                     }
                 }
                 Ok(())
