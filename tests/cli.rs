@@ -144,6 +144,7 @@ fn the_committed_example_config_passes_check_config() {
         "tap: vxdecap0",
         "route 2: vni=100-199,src=10.1.0.0/16,filter=tcp port 80 or tcp port 443 -> tap:tenant-b-web",
         "route 4: default -> drop",
+        "allowlist: sources 10.1.0.0/16,fd00::/64, 102 VNI(s)",
     ] {
         assert!(setup.contains(line), "{line:?} missing from:\n{setup}");
     }
@@ -154,6 +155,11 @@ fn bad_config_files_exit_2_with_one_line_naming_the_fix() {
     let tmp = TempDir::new("cli-config");
     for (text, needle) in [
         ("interfce = \"eth1\"\n", "unknown field `interfce`"),
+        (
+            "[allow]\nsources = [\"10.0.0.0/33\"]\n",
+            "[allow] sources: \"10.0.0.0/33\": prefix /33 is longer than 32 bits",
+        ),
+        ("[allow]\nvnis = [\"9-3\"]\n", "[allow] vnis: VNI range"),
         ("[[route]]\nvni = [27]\n", "add to = "),
         (
             "[[route]]\nvni = [27]\nto = \"a.pcap\"\nfilter = \"tcp prot 80\"\n",

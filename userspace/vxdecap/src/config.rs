@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::allow::{parse_vnis, Allowlist};
+
 use crate::analyzer::{
     open_frame_output, Analyzer, CountAnalyzer, Filtered, OutputFormat, OutputOptions,
     PrintAnalyzer, Rotation, RouteSpec, RouteTarget, Router, TapWriter,
@@ -56,8 +58,22 @@ struct ConfigFile {
     filter: Option<String>,
     tap: Option<String>,
     output: Option<OutputSection>,
+    allow: Option<AllowSection>,
     #[serde(default)]
     route: Vec<RouteSection>,
+}
+
+/// `[allow]`: the allowlists enforced in XDP.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowSection {
+    /// Outer source addresses or prefixes.
+    #[serde(default)]
+    sources: Vec<String>,
+    /// VNIs: `"27,100-199"` or `[27, "100-199"]`.
+    vnis: Option<Vec<VniValue>>,
+    /// An allowlist file, merged with these and read again on SIGHUP.
+    file: Option<String>,
 }
 
 /// `"all"`, `"0,2-3"` or `[0, 2, 3]`.
@@ -163,6 +179,10 @@ pub struct Settings {
     pub tap: Option<String>,
     /// Per-tenant routes, in order.
     pub routes: Vec<RouteRule>,
+    /// Sources and VNIs allowed through (enforced in XDP).
+    pub allow: Allowlist,
+    /// Allowlist file, read again on SIGHUP.
+    pub allow_file: Option<String>,
 }
 
 const MODES: [&str; 4] = ["auto", "zerocopy", "copy", "skb"];
@@ -192,7 +212,7 @@ impl Settings {
                 })
                 .unwrap_or_default();
             err(format!(
-                "{at}{what} (keys: interface, ports, queues, cpus, mode, metrics, lossless, filter, tap, [output], [[route]]; see examples/vxdecap.toml)"
+                "{at}{what} (keys: interface, ports, queues, cpus, mode, metrics, lossless, filter, tap, [output], [allow], [[route]]; see examples/vxdecap.toml)"
             ))
         })?;
         let metrics = file
@@ -215,7 +235,13 @@ impl Settings {
             .enumerate()
             .map(|(i, r)| route_rule(r, i + 1))
             .collect::<Result<Vec<_>, _>>()?;
+        let (allow, allow_file) = match file.allow {
+            Some(section) => allow_section(section)?,
+            None => (Allowlist::default(), None),
+        };
         Ok(Settings {
+            allow,
+            allow_file,
             interface: file.interface,
             ports: file.ports.unwrap_or_default(),
             queues: file.queues.map(ListValue::text),
@@ -295,6 +321,14 @@ impl Settings {
         );
         let _ = writeln!(out, "mode: {}", or(&self.mode, "auto"));
         let _ = writeln!(out, "lossless: {}", self.lossless);
+        let _ = writeln!(
+            out,
+            "allowlist: {}{}",
+            self.allow,
+            self.allow_file.as_ref().map_or(String::new(), |f| format!(
+                ", and the file {f} (re-read on SIGHUP)"
+            ))
+        );
         let _ = writeln!(
             out,
             "metrics: {}",
@@ -385,6 +419,39 @@ impl Settings {
 }
 
 /// Rotation settings and, with -G, the strftime pattern of a file output.
+/// The `[allow]` section, checked: every prefix and VNI parses, within the
+/// XDP maps' sizes, and the file (when given) reads and parses.
+fn allow_section(section: AllowSection) -> Result<(Allowlist, Option<String>), ConfigError> {
+    let mut allow = Allowlist::default();
+    for source in &section.sources {
+        let cidr = source
+            .parse()
+            .map_err(|e| err(format!("[allow] sources: {e}")))?;
+        allow
+            .add_source(cidr)
+            .map_err(|e| err(format!("[allow] sources: {e}")))?;
+    }
+    if let Some(vnis) = section.vnis {
+        let text = vnis
+            .into_iter()
+            .map(|v| match v {
+                VniValue::Number(n) => n.to_string(),
+                VniValue::Text(t) => t,
+            })
+            .collect::<Vec<_>>()
+            .join(",");
+        let set = parse_vnis(&text).map_err(|e| err(format!("[allow] vnis: {e}")))?;
+        allow
+            .add_vnis(set)
+            .map_err(|e| err(format!("[allow] vnis: {e}")))?;
+    }
+    if let Some(file) = &section.file {
+        Allowlist::read(std::path::Path::new(file))
+            .map_err(|e| err(format!("[allow] file: {e}")))?;
+    }
+    Ok((allow, section.file))
+}
+
 fn check_file(path: &str, options: &OutputOptions) -> Result<(), String> {
     options.rotation.check().map_err(|e| e.to_string())?;
     if path == "-" && options.rotation.is_rotating() {

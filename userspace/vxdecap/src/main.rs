@@ -373,6 +373,8 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     };
     config.batch = args.batch as usize;
     config.lossless = settings.lossless;
+    // The file's allowlists, with the flags' added.
+    config.allow = settings.allow.clone();
     for cidr in &args.allow_source {
         let cidr = cidr
             .parse()
@@ -389,7 +391,10 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             .add_vnis(vnis)
             .map_err(|e| usage(format!("--vni: {e}")))?;
     }
-    config.allow_file = args.allow_file.clone();
+    config.allow_file = args
+        .allow_file
+        .clone()
+        .or_else(|| settings.allow_file.as_ref().map(PathBuf::from));
     config.run_as = args.run_as.clone();
     config.reassembly = args.reassembly.config()?;
     config.auto_frame_size = args.frame_size.is_none();
