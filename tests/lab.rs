@@ -489,4 +489,9 @@ fn lab_tenants_go_to_rotating_pcapng_files_and_a_tap_at_once() {
         tshark(&tap_pcap, &["frame.number"], "http.request").len(),
         5
     );
+    eprintln!(
+        "files: {:?} {:?}; tcpdump on the tap: {on_tap} frames\n{summary}",
+        t27_files.len(),
+        files("tenant28.pcapng").len()
+    );
 }
