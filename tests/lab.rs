@@ -476,14 +476,25 @@ fn lab_tenants_go_to_rotating_pcapng_files_and_a_tap_at_once() {
         })
         .sum();
     assert!(routed >= 5 * 6 + 60, "{summary}");
-    assert_eq!(
-        on_tap, routed,
-        "tcpdump on the tap:\n{}\n{summary}",
+    // vxdecap wrote every routed frame to the tap, exactly (its own count).
+    let tap_line = format!("(tap tenants0): {routed} inner frames");
+    assert!(summary.contains(&tap_line), "{tap_line:?} in:\n{summary}");
+    assert!(
+        summary.contains("0 tap_write_failed, 0 tap_frame_too_big"),
+        "{summary}"
+    );
+    // tcpdump on the tap: libpcap's ring may still hold the very last frame
+    // when tcpdump is stopped (seen once in five CI runs), so allow one.
+    assert!(
+        on_tap <= routed && on_tap + 1 >= routed,
+        "tcpdump on the tap saw {on_tap} of {routed}:\n{}\n{summary}",
         tap_said.stderr
     );
-    assert_eq!(
-        tshark(&tap_pcap, &["frame.number"], "udp.dstport == 9999").len(),
-        60
+    // Tenant 28's datagrams come last, so the one frame tcpdump may miss is one of them.
+    let t28_on_tap = tshark(&tap_pcap, &["frame.number"], "udp.dstport == 9999").len() as u64;
+    assert!(
+        t28_on_tap <= 60 && t28_on_tap + (routed - on_tap) >= 60,
+        "{t28_on_tap} of tenant 28's 60 on the tap:\n{summary}"
     );
     assert_eq!(
         tshark(&tap_pcap, &["frame.number"], "http.request").len(),
