@@ -374,8 +374,17 @@ fn lab_tenants_go_to_rotating_pcapng_files_and_a_tap_at_once() {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(0)
     };
+    // What vxdecap wrote to the tap (its summary) and what the tap took in.
+    let wrote: usize = outcome
+        .stderr
+        .lines()
+        .find_map(|l| l.split("(tap tenants0): ").nth(1))
+        .and_then(|rest| rest.split(' ').next()?.parse().ok())
+        .unwrap_or(0);
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while complete_records(&tap_pcap) < written_to_tap() && std::time::Instant::now() < deadline {
+    while complete_records(&tap_pcap) < wrote.max(written_to_tap())
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(50));
     }
     let tap_said = tcpdump
