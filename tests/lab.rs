@@ -221,42 +221,17 @@ fn lab_tenants_go_to_rotating_pcapng_files_and_a_tap_at_once() {
     }
     let lab = LabTopology::create(&unique_name("lr")).expect("lab namespaces");
     // A second tenant: VNI 28 from the same underlay address.
-    lab.app
-        .ip(&[
-            "link",
-            "add",
-            "vx28",
-            "type",
-            "vxlan",
-            "id",
-            "28",
-            "remote",
-            COLLECTOR_ADDR,
-            "local",
-            APP_UNDERLAY_ADDR,
-            "dstport",
-            "4789",
-            "dev",
-            "und0",
-        ])
-        .expect("second VXLAN sender");
-    lab.app
-        .ip(&["link", "set", "vx28", "addrgenmode", "none"])
-        .expect("addrgenmode");
-    lab.app
-        .configure("vx28", "192.168.28.1/24")
-        .expect("tenant 28 address");
-    lab.app
-        .ip(&[
-            "neigh",
-            "add",
-            "192.168.28.2",
-            "lladdr",
-            "02:00:00:00:28:02",
-            "dev",
-            "vx28",
-        ])
-        .expect("static neighbour");
+    VxlanSender {
+        dev: "vx28",
+        vni: 28,
+        local: APP_UNDERLAY_ADDR,
+        remote: COLLECTOR_ADDR,
+        underlay: "und0",
+        inner: "192.168.28.1/24",
+        peer: "192.168.28.2",
+        peer_mac: "02:00:00:00:28:02",
+    }
+    .add(&lab.app);
 
     let tmp = TempDir::new("lab-routes");
     let t27 = tmp.path("tenant27.pcapng");

@@ -50,43 +50,17 @@ impl VxlanPair {
         collector
             .configure("eth1", &format!("{COLLECTOR}/24"))
             .expect("collector addr");
-        sender
-            .ip(&[
-                "link",
-                "add",
-                "vx0",
-                "type",
-                "vxlan",
-                "id",
-                "42",
-                "remote",
-                COLLECTOR,
-                "local",
-                SENDER_UNDERLAY,
-                "dstport",
-                "4789",
-                "dev",
-                "und0",
-            ])
-            .expect("vxlan device");
-        // No IPv6 autoconfiguration on the VXLAN device: only our frames go out.
-        sender
-            .ip(&["link", "set", "vx0", "addrgenmode", "none"])
-            .expect("addrgenmode");
-        sender
-            .configure("vx0", "192.168.77.1/24")
-            .expect("vxlan addr");
-        sender
-            .ip(&[
-                "neigh",
-                "add",
-                &INNER_PEER.to_string(),
-                "lladdr",
-                "02:00:00:00:77:02",
-                "dev",
-                "vx0",
-            ])
-            .expect("static neighbour");
+        VxlanSender {
+            dev: "vx0",
+            vni: 42,
+            local: SENDER_UNDERLAY,
+            remote: COLLECTOR,
+            underlay: "und0",
+            inner: "192.168.77.1/24",
+            peer: &INNER_PEER.to_string(),
+            peer_mac: "02:00:00:00:77:02",
+        }
+        .add(sender);
         // Resolve the underlay neighbour now so no ARP is pending during the test.
         sender
             .run("ping", &["-c", "1", "-W", "2", COLLECTOR])
@@ -104,6 +78,13 @@ impl VxlanPair {
     /// AWS do, and the veth transmit queue (hence the collector's rx queue)
     /// follows the outer flow's hash.
     fn send_inner_over_flows(&self, prefix: &str, count: usize, flows: usize) {
+        self.send_datagrams(prefix, count, flows, 0);
+    }
+
+    /// Sends datagrams `prefix-NNN` (padded to `pad_to` bytes as
+    /// `prefix-NNN-xxx…` when `pad_to` is longer) over `flows` inner flows,
+    /// pausing 2 ms every 16.
+    fn send_datagrams(&self, prefix: &str, count: usize, flows: usize, pad_to: usize) {
         let prefix = prefix.to_owned();
         self.sender
             .spawn_in(move || {
@@ -111,10 +92,12 @@ impl VxlanPair {
                     .map(|_| UdpSocket::bind("192.168.77.1:0"))
                     .collect::<std::io::Result<Vec<_>>>()?;
                 for i in 0..count {
-                    sockets[i % flows].send_to(
-                        format!("{prefix}-{i:03}").as_bytes(),
-                        (INNER_PEER, INNER_PORT),
-                    )?;
+                    let mut payload = format!("{prefix}-{i:03}").into_bytes();
+                    if pad_to > payload.len() {
+                        payload.push(b'-');
+                        payload.resize(pad_to, b'x');
+                    }
+                    sockets[i % flows].send_to(&payload, (INNER_PEER, INNER_PORT))?;
                     if i % 16 == 15 {
                         std::thread::sleep(Duration::from_millis(2));
                     }
@@ -1026,23 +1009,7 @@ fn outer_fragments_from_the_kernel_are_reassembled_live() {
         &pair.collector,
         &["-i", "eth1", "-w", pcap.to_str().unwrap()],
     );
-    pair.sender
-        .spawn_in(|| {
-            let socket = UdpSocket::bind("192.168.77.1:0")?;
-            for i in 0..100 {
-                let mut payload = format!("big-{i:03}-").into_bytes();
-                payload.resize(1380, b'x');
-                socket.send_to(&payload, (INNER_PEER, INNER_PORT))?;
-                if i % 16 == 15 {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-            }
-            Ok(())
-        })
-        .expect("enter sender netns")
-        .join()
-        .expect("sender thread")
-        .expect("send");
+    pair.send_datagrams("big", 100, 1, 1380);
     std::thread::sleep(Duration::from_millis(200));
     let (ok, summary) = capture.stop();
     assert!(ok, "{summary}");
@@ -1083,23 +1050,7 @@ fn jumbo_frames_fit_a_page_sized_umem_frame_or_are_counted() {
     pair.sender
         .ip(&["link", "set", "vx0", "mtu", "2950"])
         .expect("mtu");
-    let send = |prefix: &'static str| {
-        pair.sender
-            .spawn_in(move || {
-                let socket = UdpSocket::bind("192.168.77.1:0")?;
-                for i in 0..50 {
-                    let mut payload = format!("{prefix}-{i:03}-").into_bytes();
-                    payload.resize(2800, b'j');
-                    socket.send_to(&payload, (INNER_PEER, INNER_PORT))?;
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Ok(())
-            })
-            .expect("enter sender netns")
-            .join()
-            .expect("sender thread")
-            .expect("send");
-    };
+    let send = |prefix: &str| pair.send_datagrams(prefix, 50, 1, 2800);
     let tmp = TempDir::new("lj");
 
     // 2048-byte UMEM frames hold at most 1776 bytes: the kernel drops and counts.

@@ -251,44 +251,18 @@ impl TwoTenants {
         collector
             .configure("eth1", &format!("{COLLECTOR}/24"))
             .expect("collector addr");
-        for vni in ["42", "43"] {
-            let dev = format!("vx{vni}");
-            sender
-                .ip(&[
-                    "link",
-                    "add",
-                    &dev,
-                    "type",
-                    "vxlan",
-                    "id",
-                    vni,
-                    "remote",
-                    COLLECTOR,
-                    "local",
-                    SENDER_UNDERLAY,
-                    "dstport",
-                    "4789",
-                    "dev",
-                    "und0",
-                ])
-                .expect("vxlan device");
-            sender
-                .ip(&["link", "set", &dev, "addrgenmode", "none"])
-                .expect("addrgenmode");
-            sender
-                .configure(&dev, &format!("192.168.{vni}.1/24"))
-                .expect("vxlan addr");
-            sender
-                .ip(&[
-                    "neigh",
-                    "add",
-                    &format!("192.168.{vni}.2"),
-                    "lladdr",
-                    "02:00:00:00:77:02",
-                    "dev",
-                    &dev,
-                ])
-                .expect("static neighbour");
+        for vni in [42u32, 43] {
+            VxlanSender {
+                dev: &format!("vx{vni}"),
+                vni,
+                local: SENDER_UNDERLAY,
+                remote: COLLECTOR,
+                underlay: "und0",
+                inner: &format!("192.168.{vni}.1/24"),
+                peer: &format!("192.168.{vni}.2"),
+                peer_mac: "02:00:00:00:77:02",
+            }
+            .add(&sender);
         }
         sender
             .run("ping", &["-c", "1", "-W", "2", COLLECTOR])

@@ -313,3 +313,56 @@ pub fn complete_records(path: &std::path::Path) -> usize {
     }
     n
 }
+
+/// A kernel VXLAN device that plays a mirroring host: it sends VNI `vni`
+/// from `local` to `remote` over `underlay`, has the inner address
+/// `inner` (a prefix), and a static neighbour `peer` at `peer_mac`, so
+/// only the test's own frames go out (no ARP, no IPv6 autoconfiguration).
+pub struct VxlanSender<'a> {
+    pub dev: &'a str,
+    pub vni: u32,
+    pub local: &'a str,
+    pub remote: &'a str,
+    pub underlay: &'a str,
+    pub inner: &'a str,
+    pub peer: &'a str,
+    pub peer_mac: &'a str,
+}
+
+impl VxlanSender<'_> {
+    /// Creates the device in `ns`.
+    pub fn add(&self, ns: &vxdecap::netns::NetNs) {
+        let vni = self.vni.to_string();
+        ns.ip(&[
+            "link",
+            "add",
+            self.dev,
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "remote",
+            self.remote,
+            "local",
+            self.local,
+            "dstport",
+            "4789",
+            "dev",
+            self.underlay,
+        ])
+        .expect("vxlan device");
+        ns.ip(&["link", "set", self.dev, "addrgenmode", "none"])
+            .expect("addrgenmode");
+        ns.configure(self.dev, self.inner).expect("vxlan address");
+        ns.ip(&[
+            "neigh",
+            "add",
+            self.peer,
+            "lladdr",
+            self.peer_mac,
+            "dev",
+            self.dev,
+        ])
+        .expect("static neighbour");
+    }
+}
