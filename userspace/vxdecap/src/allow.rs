@@ -164,6 +164,16 @@ impl Allowlist {
         Ok(())
     }
 
+    /// Adds a source prefix written as text (`10.1.0.0/16`, `fd00::4`).
+    pub fn add_source_text(&mut self, text: &str) -> Result<(), String> {
+        self.add_source(text.parse()?)
+    }
+
+    /// Adds VNIs written as a list such as `27,100-199`.
+    pub fn add_vni_text(&mut self, text: &str) -> Result<(), String> {
+        self.add_vnis(parse_vnis(text)?)
+    }
+
     /// Both lists merged.
     pub fn merged(&self, other: &Allowlist) -> Result<Allowlist, String> {
         let mut out = self.clone();
@@ -196,10 +206,10 @@ impl Allowlist {
             match keyword {
                 "source" => {
                     for word in rest.split([' ', ',']).filter(|w| !w.is_empty()) {
-                        list.add_source(word.parse().map_err(at)?).map_err(at)?;
+                        list.add_source_text(word).map_err(at)?;
                     }
                 }
-                "vni" => list.add_vnis(parse_vnis(rest).map_err(at)?).map_err(at)?,
+                "vni" => list.add_vni_text(rest).map_err(at)?,
                 other => {
                     return Err(at(format!(
                         "unknown rule {other:?}: use `source CIDR` or `vni LIST`"

@@ -657,7 +657,9 @@ impl Supervisor<'_> {
             .as_ref()
             .and_then(|s| s.counters().ok())
             .unwrap_or_default();
-        XdpCounters(std::array::from_fn(|i| self.xdp_before.0[i] + now.0[i]))
+        let mut total = self.xdp_before;
+        total.merge(&now);
+        total
     }
 
     fn wait_for_end(
@@ -782,7 +784,7 @@ impl Supervisor<'_> {
     fn interface_gone(&mut self, name: &str) {
         if let Some(steering) = self.steering.take() {
             let now = steering.counters().unwrap_or_default();
-            self.xdp_before = XdpCounters(std::array::from_fn(|i| self.xdp_before.0[i] + now.0[i]));
+            self.xdp_before.merge(&now);
         }
         // Odd epoch: workers close their sockets and wait.
         self.control.epoch.fetch_add(1, Ordering::AcqRel);
@@ -867,7 +869,7 @@ fn frame_size_for_mtu(config: &CaptureConfig) -> u32 {
     else {
         return configured;
     };
-    let page = page_size();
+    let page = vxdecap_xsk::page_size();
     let needed = mtu + 14 + 8; // Ethernet header and two VLAN tags
     let mut size = configured;
     if config.auto_frame_size && largest_frame(size) < needed {
@@ -890,14 +892,6 @@ fn frame_size_for_mtu(config: &CaptureConfig) -> u32 {
         );
     }
     size
-}
-
-fn page_size() -> u32 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|p| u32::try_from(p).ok())
-        .unwrap_or(4096)
 }
 
 /// The interface's hardware address, from sysfs.
@@ -929,9 +923,7 @@ fn stats_line(
     let mut xsk = XskStatistics::default();
     for q in metrics.queues() {
         total.merge(&q.stage.snapshot());
-        let k = q.slow.xsk();
-        xsk.rx_ring_full += k.rx_ring_full;
-        xsk.rx_fill_ring_empty += k.rx_fill_ring_empty;
+        xsk.merge(&q.slow.xsk());
     }
     let received = total.get(StageCounter::Received);
     let written = analyzers[0].progress.written.load(Ordering::Relaxed);
@@ -1072,7 +1064,7 @@ impl RxQueueWorker {
             self.stage.publish();
             self.publish_slow(&socket);
             let xsk = socket.statistics().unwrap_or_default();
-            self.xsk_before = add_xsk(&self.xsk_before, &xsk);
+            self.xsk_before.merge(&xsk);
             self.wakeups_before += socket.wakeups();
             // Leased frames still with the analyzers keep the UMEM mapped (their
             // batches hold a view); the socket closes here.
@@ -1202,19 +1194,12 @@ impl RxQueueWorker {
     fn publish_slow(&self, socket: &RxSocket) {
         self.stage.publish_vnis();
         if let Ok(xsk) = socket.statistics() {
-            self.stage
-                .shared_slow()
-                .publish_xsk(&add_xsk(&self.xsk_before, &xsk));
+            self.stage.shared_slow().publish_xsk(&{
+                let mut total = self.xsk_before;
+                total.merge(&xsk);
+                total
+            });
         }
-    }
-}
-
-fn add_xsk(a: &XskStatistics, b: &XskStatistics) -> XskStatistics {
-    XskStatistics {
-        rx_dropped: a.rx_dropped + b.rx_dropped,
-        rx_ring_full: a.rx_ring_full + b.rx_ring_full,
-        rx_fill_ring_empty: a.rx_fill_ring_empty + b.rx_fill_ring_empty,
-        rx_invalid_descs: a.rx_invalid_descs + b.rx_invalid_descs,
     }
 }
 

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::allow::{parse_vnis, Allowlist};
+use crate::allow::Allowlist;
 
 use crate::analyzer::{
     open_frame_output, Analyzer, CountAnalyzer, Filtered, OutputFormat, OutputOptions,
@@ -424,11 +424,8 @@ impl Settings {
 fn allow_section(section: AllowSection) -> Result<(Allowlist, Option<String>), ConfigError> {
     let mut allow = Allowlist::default();
     for source in &section.sources {
-        let cidr = source
-            .parse()
-            .map_err(|e| err(format!("[allow] sources: {e}")))?;
         allow
-            .add_source(cidr)
+            .add_source_text(source)
             .map_err(|e| err(format!("[allow] sources: {e}")))?;
     }
     if let Some(vnis) = section.vnis {
@@ -440,9 +437,8 @@ fn allow_section(section: AllowSection) -> Result<(Allowlist, Option<String>), C
             })
             .collect::<Vec<_>>()
             .join(",");
-        let set = parse_vnis(&text).map_err(|e| err(format!("[allow] vnis: {e}")))?;
         allow
-            .add_vnis(set)
+            .add_vni_text(&text)
             .map_err(|e| err(format!("[allow] vnis: {e}")))?;
     }
     if let Some(file) = &section.file {

@@ -376,19 +376,15 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     // The file's allowlists, with the flags' added.
     config.allow = settings.allow.clone();
     for cidr in &args.allow_source {
-        let cidr = cidr
-            .parse()
-            .map_err(|e| usage(format!("--allow-source: {e}")))?;
         config
             .allow
-            .add_source(cidr)
+            .add_source_text(cidr)
             .map_err(|e| usage(format!("--allow-source: {e}")))?;
     }
     if let Some(list) = &args.vni {
-        let vnis = vxdecap::allow::parse_vnis(list).map_err(|e| usage(format!("--vni: {e}")))?;
         config
             .allow
-            .add_vnis(vnis)
+            .add_vni_text(list)
             .map_err(|e| usage(format!("--vni: {e}")))?;
     }
     config.allow_file = args

@@ -10,8 +10,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use vxdecap_wire::reassembly::{is_ipv4_fragment, Push, Reassembler};
-use vxdecap_wire::{decapsulate, PortSet};
+use vxdecap_wire::reassembly::{Push, Reassembler};
+use vxdecap_wire::{decapsulate, PortSet, Reject};
 use vxdecap_xsk::{RxFrame, UmemView};
 
 use crate::frame::{FrameMeta, InnerBatch};
@@ -277,22 +277,14 @@ impl DecapStage {
         self.stats.add(StageCounter::Received, 1);
         self.stats
             .add(StageCounter::ReceivedBytes, outer.len() as u64);
-        if self.reassembler.is_some() && is_ipv4_fragment(outer) {
-            // The reassembler keeps a copy: the UMEM frame goes back now.
-            let mut reassembler = self.reassembler.take();
-            if let Some(r) = reassembler.as_mut() {
-                if let Push::Complete(whole) = r.push(outer, timestamp_ns) {
-                    self.recycle.push(frame);
-                    self.deliver_copy(whole, timestamp_ns, 0);
-                } else {
-                    self.recycle.push(frame);
-                }
-            }
-            self.reassembler = reassembler;
-            return;
-        }
         let decap = match decapsulate(outer, &self.ports) {
             Ok(decap) => decap,
+            Err(Reject::OuterFragment) if self.reassembler.is_some() => {
+                // The reassembler keeps a copy: the UMEM frame goes back now.
+                self.reassemble(outer, timestamp_ns);
+                self.recycle.push(frame);
+                return;
+            }
             Err(reason) => {
                 self.stats.reject(reason);
                 self.recycle.push(frame);
@@ -336,19 +328,22 @@ impl DecapStage {
         self.stats.add(StageCounter::Received, 1);
         self.stats
             .add(StageCounter::ReceivedBytes, frame.len() as u64);
-        if self.reassembler.is_some() && is_ipv4_fragment(frame) {
-            let mut reassembler = self.reassembler.take();
-            if let Some(r) = reassembler.as_mut() {
-                // File timestamps are the clock: stale datagrams time out as live.
-                r.expire(timestamp_ns);
-                if let Push::Complete(whole) = r.push(frame, timestamp_ns) {
-                    self.deliver_copy(whole, timestamp_ns, 0);
-                }
-            }
-            self.reassembler = reassembler;
-            return;
-        }
+        // File timestamps are the clock: stale datagrams time out as live.
+        self.expire_fragments(timestamp_ns);
         self.deliver_copy(frame, timestamp_ns, orig_len.saturating_sub(frame.len()));
+    }
+
+    /// Hands an outer IPv4 fragment to the reassembler; a datagram it
+    /// completes is delivered as a copy (it is no longer in any UMEM frame).
+    fn reassemble(&mut self, fragment: &[u8], timestamp_ns: u64) {
+        let Some(mut reassembler) = self.reassembler.take() else {
+            return;
+        };
+        if let Push::Complete(whole) = reassembler.push(fragment, timestamp_ns) {
+            // Reassembled frames carry no fragment bits: no way back here.
+            self.deliver_copy(whole, timestamp_ns, 0);
+        }
+        self.reassembler = Some(reassembler);
     }
 
     /// Decapsulates `outer` and copies the inner frame into the batch;
@@ -357,6 +352,10 @@ impl DecapStage {
     fn deliver_copy(&mut self, outer: &[u8], timestamp_ns: u64, missing: usize) {
         let decap = match decapsulate(outer, &self.ports) {
             Ok(decap) => decap,
+            Err(Reject::OuterFragment) if self.reassembler.is_some() => {
+                self.reassemble(outer, timestamp_ns);
+                return;
+            }
             Err(reason) => {
                 self.stats.reject(reason);
                 return;

@@ -158,6 +158,13 @@ impl XdpCounter {
 pub struct XdpCounters(pub [u64; XdpCounter::ALL.len()]);
 
 impl XdpCounters {
+    /// Adds another program instance's counters to these.
+    pub fn merge(&mut self, other: &XdpCounters) {
+        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
+            *a += b;
+        }
+    }
+
     /// One counter's total over all CPUs.
     pub fn get(&self, counter: XdpCounter) -> u64 {
         self.0[counter as usize]

@@ -154,10 +154,7 @@ impl Summary {
         let vnis = VniCounts::top(queues.iter().map(|q| &q.vnis), SUMMARY_VNIS);
         for q in &queues {
             stage.merge(&q.stats);
-            xsk.rx_dropped += q.xsk.rx_dropped;
-            xsk.rx_ring_full += q.xsk.rx_ring_full;
-            xsk.rx_fill_ring_empty += q.xsk.rx_fill_ring_empty;
-            xsk.rx_invalid_descs += q.xsk.rx_invalid_descs;
+            xsk.merge(&q.xsk);
         }
         Summary::new(
             config.interface.clone(),

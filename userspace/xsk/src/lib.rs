@@ -143,6 +143,16 @@ pub struct XskStatistics {
     pub rx_invalid_descs: u64,
 }
 
+impl XskStatistics {
+    /// Adds another socket's counters to these.
+    pub fn merge(&mut self, other: &XskStatistics) {
+        self.rx_dropped += other.rx_dropped;
+        self.rx_ring_full += other.rx_ring_full;
+        self.rx_fill_ring_empty += other.rx_fill_ring_empty;
+        self.rx_invalid_descs += other.rx_invalid_descs;
+    }
+}
+
 /// Failures to set up a socket.
 #[derive(Debug)]
 pub enum XskError {
@@ -565,7 +575,8 @@ fn query_bind_mode(fd: RawFd) -> io::Result<BindMode> {
     })
 }
 
-fn page_size() -> u32 {
+/// The system's page size: the largest UMEM frame without multi-buffer.
+pub fn page_size() -> u32 {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u32::try_from(size).unwrap_or(4096)
