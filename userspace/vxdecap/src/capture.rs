@@ -9,7 +9,6 @@
 //! kernel, then lets each worker drain its RX ring, so every frame that
 //! reached a socket is accounted for.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -678,7 +677,7 @@ impl Supervisor<'_> {
         while !stop.load(Ordering::Relaxed) {
             match watcher {
                 Some(w) => {
-                    if let Some(event) = crate::hotplug::next_event(w, Duration::from_millis(20)) {
+                    if let Ok(event) = w.events.recv_timeout(Duration::from_millis(20)) {
                         self.on_link_event(event);
                     }
                 }
@@ -1221,18 +1220,4 @@ fn analyzer_cpus(workers: &[Option<usize>], analyzers: usize) -> Vec<Option<usiz
     (0..analyzers)
         .map(|_| free.next().or_else(|| used.last().copied()))
         .collect()
-}
-
-/// Opens `-w` output: a file, or stdout for `-`.
-pub fn open_output(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
-    if path == "-" {
-        return Ok(Box::new(std::io::BufWriter::with_capacity(
-            1 << 16,
-            std::io::stdout(),
-        )));
-    }
-    let file = std::fs::File::create(path).with_context(|| {
-        format!("cannot write {path}: check the directory exists and is writable")
-    })?;
-    Ok(Box::new(std::io::BufWriter::with_capacity(1 << 20, file)))
 }

@@ -12,7 +12,6 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
@@ -213,11 +212,6 @@ mod sys {
         // SAFETY: `buf` is valid for writes of its length and `socket` is open.
         unsafe { libc::recv(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) }
     }
-}
-
-/// Waits up to `timeout` for an event.
-pub fn next_event(watcher: &LinkWatcher, timeout: Duration) -> Option<LinkEvent> {
-    watcher.events.recv_timeout(timeout).ok()
 }
 
 #[cfg(test)]
