@@ -5,10 +5,14 @@
  * program sends the test frame out of `tx_ifindex`. Writes made to the
  * frame persist across runs, so the program rewrites the outer UDP source
  * port (the flow hash) and the inner UDP source port per frame to spread
- * `flows` flows. With `pps` set, a token bucket in the program keeps the
- * rate smooth: frames over the budget are dropped here, not sent (one
- * BPF_PROG_TEST_RUN call costs tens of milliseconds to set up, too coarse
- * for pacing from user space).
+ * `flows` flows.
+ *
+ * Each BPF_PROG_TEST_RUN call costs milliseconds of setup, so user space
+ * makes few, large calls (millions of runs each) and this program decides
+ * what is sent: it stops after `duration_ns` or `max_frames`, and with
+ * `pps` set a token bucket keeps the rate smooth (frames over the budget
+ * are dropped here, not sent). Once done, every further run is a cheap
+ * XDP_DROP, and `done` tells user space to stop calling.
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
@@ -16,16 +20,42 @@
 #include <bpf/bpf_helpers.h>
 
 const volatile __u32 tx_ifindex = 0;
-const volatile __u64 pps = 0; /* 0: flat out */
+const volatile __u64 pps = 0;		/* 0: flat out */
+const volatile __u64 duration_ns = 0;	/* 0: no time limit */
+const volatile __u64 max_frames = 0;	/* 0: no count limit */
 const volatile __u32 flows = 1;
 /* Offsets of the outer and inner UDP source ports in the frame (0: leave alone). */
 const volatile __u32 outer_sport_offset = 0;
 const volatile __u32 inner_sport_offset = 0;
 
+/*
+ * Frame variants (IMIX): the test frame is the longest variant; variant v
+ * is its first variant_len[v] bytes with the 16-bit words at patch_off[v][i]
+ * set to patch_val[v][i] (lengths and checksums; offset 0 ends the list).
+ * Frame n is variant schedule[n % schedule_len].
+ */
+#define MAX_VARIANTS 4
+#define MAX_PATCHES 8
+#define MAX_SCHEDULE 16
+const volatile __u32 variants = 1;
+const volatile __u32 variant_len[MAX_VARIANTS] = {};
+const volatile __u16 patch_off[MAX_VARIANTS][MAX_PATCHES] = {};
+const volatile __u16 patch_val[MAX_VARIANTS][MAX_PATCHES] = {};
+const volatile __u32 schedule_len = 1;
+const volatile __u8 schedule[MAX_SCHEDULE] = {};
+
+/* Mirrored by `GenState` in bench/src/bin/vxdecap-bench/gen.rs. */
 struct gen_state {
 	__u64 sent;
-	__u64 start_ns;
+	__u64 start_ns;	/* time of the first frame sent */
+	__u64 last_ns;	/* time of the latest frame sent, or of the end */
+	__u64 done;	/* the duration or count is reached */
+	__u64 due_ps;	/* pacing: when the next frame is due, ps after start */
 };
+
+/* Pacing never sends more than this many frames back to back to catch up
+ * (after the pause between two calls, say): a bounded token bucket. */
+#define MAX_BURST 64
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -34,7 +64,8 @@ struct {
 	__type(value, struct gen_state);
 } state SEC(".maps");
 
-static __always_inline void write_port(struct xdp_md *ctx, __u32 offset, __u16 port)
+/* Writes a 16-bit word already in network byte order. */
+static __always_inline void write_word(struct xdp_md *ctx, __u32 offset, __u16 value)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -45,7 +76,27 @@ static __always_inline void write_port(struct xdp_md *ctx, __u32 offset, __u16 p
 	p = data + offset;
 	if ((void *)(p + 1) > end)
 		return;
-	*p = bpf_htons(port);
+	*p = value;
+}
+
+/* Turns the frame into variant `v` (the context is reset to the longest
+ * variant before every run; the bytes persist). */
+static __always_inline int shape(struct xdp_md *ctx, __u32 v)
+{
+	int full = (int)(ctx->data_end - ctx->data);
+	int i;
+
+	if (v >= MAX_VARIANTS)
+		return -1;
+	if ((int)variant_len[v] != full &&
+	    bpf_xdp_adjust_tail(ctx, (int)variant_len[v] - full))
+		return -1;
+	for (i = 0; i < MAX_PATCHES; i++) {
+		if (patch_off[v][i] == 0)
+			break;
+		write_word(ctx, patch_off[v][i], patch_val[v][i]);
+	}
+	return 0;
 }
 
 SEC("xdp")
@@ -54,21 +105,45 @@ int vxdecap_trafficgen(struct xdp_md *ctx)
 	__u32 key = 0;
 	struct gen_state *st = bpf_map_lookup_elem(&state, &key);
 	__u32 flow = 0;
+	__u64 now = 0;
 
 	if (!st)
 		return XDP_ABORTED;
-	if (pps) {
-		__u64 now = bpf_ktime_get_ns();
-
+	if (st->done)
+		return XDP_DROP;
+	if (max_frames && st->sent >= max_frames) {
+		st->done = 1;
+		return XDP_DROP;
+	}
+	/* The clock is read per frame only when pacing; otherwise once every
+	 * 64 frames, which bounds the overshoot of the duration to 64 frames. */
+	if (pps || (st->sent & 63) == 0 || !st->start_ns) {
+		now = bpf_ktime_get_ns();
 		if (!st->start_ns)
 			st->start_ns = now;
-		if (st->sent >= (now - st->start_ns) * pps / 1000000000ULL)
+		st->last_ns = now;
+		if (duration_ns && now - st->start_ns >= duration_ns) {
+			st->done = 1;
 			return XDP_DROP;
+		}
+		if (pps) {
+			__u64 now_ps = (now - st->start_ns) * 1000;
+			__u64 interval_ps = 1000000000000ULL / pps;
+
+			if (now_ps < st->due_ps)
+				return XDP_DROP;
+			if (st->due_ps + MAX_BURST * interval_ps < now_ps)
+				st->due_ps = now_ps - MAX_BURST * interval_ps;
+			st->due_ps += interval_ps;
+		}
 	}
+	if (variants > 1 &&
+	    shape(ctx, schedule[(__u32)(st->sent % schedule_len) & (MAX_SCHEDULE - 1)]))
+		return XDP_ABORTED;
 	flow = flows > 1 ? (__u32)(st->sent % flows) : 0;
 	st->sent += 1;
-	write_port(ctx, outer_sport_offset, 49152 + (flow & 0x3fff));
-	write_port(ctx, inner_sport_offset, 10000 + flow);
+	write_word(ctx, outer_sport_offset, bpf_htons(49152 + (flow & 0x3fff)));
+	write_word(ctx, inner_sport_offset, bpf_htons(10000 + flow));
 	return bpf_redirect(tx_ifindex, 0);
 }
 

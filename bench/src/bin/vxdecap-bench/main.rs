@@ -1,10 +1,10 @@
 //! `vxdecap-bench`: the benchmark harness and its helpers.
 //!
 //! ```text
-//! vxdecap-bench run [--quick] [--rates 0.5,1,2,4,0] [--sizes 64,imix] [--reps 3]
+//! vxdecap-bench run [--quick] [--rigs other-core,shared-core] [--rates 0.01,0.1,1,0] [--sizes 64,imix] [--reps 2]
 //! vxdecap-bench gen --interface und0 --dst-mac MAC [--size 64|1400|imix] [--pps N] [--duration S]
 //! vxdecap-bench drop --interface eth1 [--pass]
-//! vxdecap-bench xsk-count --interface eth1 [--cpu 1]
+//! vxdecap-bench xsk-count --interface eth1 [--cpu 1] [--policy spin|sleep|yield]
 //! vxdecap-bench scale [--reps 3] [--size 64]
 //! ```
 //! `run` builds its own namespaces and runs the others inside them.
@@ -48,6 +48,9 @@ enum Command {
         interface: String,
         #[arg(long, default_value_t = 1)]
         cpu: usize,
+        /// What to do on an empty ring.
+        #[arg(long, value_enum, default_value = "spin")]
+        policy: receivers::IdlePolicy,
     },
 }
 
@@ -57,6 +60,7 @@ fn main() -> anyhow::Result<()> {
             run::run(args)?;
         }
         Command::Scale(args) => scale::run(&args)?,
+        Command::Gen(args) if args.calibrate => println!("{}", gen::calibrate(&args)?),
         Command::Gen(args) => println!("{}", serde_json::to_string(&gen::run(&args)?)?),
         Command::Drop { interface, pass } => {
             println!(
@@ -64,10 +68,14 @@ fn main() -> anyhow::Result<()> {
                 serde_json::to_string(&receivers::xdp_program(&interface, pass)?)?
             )
         }
-        Command::XskCount { interface, cpu } => {
+        Command::XskCount {
+            interface,
+            cpu,
+            policy,
+        } => {
             println!(
                 "{}",
-                serde_json::to_string(&receivers::xsk_count(&interface, cpu)?)?
+                serde_json::to_string(&receivers::xsk_count(&interface, cpu, policy)?)?
             )
         }
     }

@@ -6,6 +6,7 @@
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use aya::maps::PerCpuArray;
@@ -61,8 +62,24 @@ pub fn xdp_program(interface: &str, pass: bool) -> anyhow::Result<ReceiverReport
     })
 }
 
-/// Bare AF_XDP receive on queue 0 with vxdecap's steering: count, recycle, nothing else.
-pub fn xsk_count(interface: &str, cpu: usize) -> anyhow::Result<ReceiverReport> {
+/// How the bare AF_XDP receiver waits on an empty ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum IdlePolicy {
+    /// Spin for about a millisecond, then sleep in poll().
+    Spin,
+    /// Sleep in poll() at once.
+    Sleep,
+    /// Yield the CPU for about a millisecond, then sleep in poll().
+    Yield,
+}
+
+/// Bare AF_XDP receive on queue 0 with vxdecap's steering: count, recycle,
+/// nothing else.
+pub fn xsk_count(
+    interface: &str,
+    cpu: usize,
+    policy: IdlePolicy,
+) -> anyhow::Result<ReceiverReport> {
     let stop = stop_flag()?;
     let mut set = nix::sched::CpuSet::new();
     set.set(cpu)?;
@@ -72,24 +89,31 @@ pub fn xsk_count(interface: &str, cpu: usize) -> anyhow::Result<ReceiverReport> 
     let mut socket = RxSocket::open(interface, 0, &SocketConfig::default(), 64)?;
     steering.register_socket(0, socket.as_raw_fd())?;
     eprintln!(
-        "vxdecap-bench: listening on {interface} (bare AF_XDP, {} mode)",
+        "vxdecap-bench: listening on {interface} (bare AF_XDP, {} mode, {policy:?} when idle)",
         socket.bind_mode()
     );
+    let spin = match policy {
+        IdlePolicy::Sleep => Duration::ZERO,
+        IdlePolicy::Spin | IdlePolicy::Yield => Duration::from_millis(1),
+    };
     let mut delivered = 0u64;
-    let mut idle = 0u32;
+    let mut idle_since: Option<Instant> = None;
     while !stop.load(Ordering::Relaxed) {
         let batch = socket.rx_batch();
-        if batch.is_empty() {
-            drop(batch);
-            // Same idle policy as vxdecap: spin a while, then sleep in poll().
-            idle += 1;
-            if idle > 4096 {
-                let _ = socket.wait(50);
-            }
+        if !batch.is_empty() {
+            delivered += batch.len() as u64;
+            idle_since = None;
             continue;
         }
-        idle = 0;
-        delivered += batch.len() as u64;
+        drop(batch);
+        if idle_since.get_or_insert_with(Instant::now).elapsed() < spin {
+            match policy {
+                IdlePolicy::Yield => std::thread::yield_now(),
+                _ => std::hint::spin_loop(),
+            }
+        } else {
+            let _ = socket.wait(50);
+        }
     }
     steering.unregister_socket(0)?;
     loop {

@@ -1,16 +1,23 @@
 //! Results: a JSON record of every run with medians, a markdown table and an
-//! SVG plot, written to a timestamped folder and as `latest.*` beside it.
+//! SVG plot per rig and size, written to a timestamped folder and as
+//! `latest-*` beside it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::run::{results_dir, RunArgs, RunResult, Scenario};
+use crate::gen::DEFAULT_FRAMES_PER_CALL;
+use crate::run::{results_dir, Outcome, Rig, RunArgs, RunResult, Scenario, IDLE_RATE_MPPS};
 
-/// Medians of one (scenario, size, rate) group.
+/// A receiver within this share of the generator's ceiling measures the
+/// generator, not itself.
+const GENERATOR_BOUND: f64 = 0.9;
+
+/// Medians of one (rig, scenario, size, rate) group.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Median {
+    rig: Rig,
     scenario: Scenario,
     size: String,
     target_pps: f64,
@@ -19,8 +26,9 @@ pub struct Median {
     delivered_pps: f64,
     loss_ratio: f64,
     tool_drops: f64,
-    cpu_all_s_per_mpkt: f64,
-    cpu_tool_s_per_mpkt: f64,
+    rx_us_per_pkt: f64,
+    tool_us_per_pkt: f64,
+    tool_core_percent: f64,
     /// Median of the runs' p50, p99 and p99.9 latencies (µs), for vxdecap.
     latency_us: Option<[f64; 3]>,
 }
@@ -35,21 +43,27 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn medians(results: &[RunResult]) -> Vec<Median> {
-    let mut keys: Vec<(Scenario, String, f64)> = Vec::new();
+    let mut keys: Vec<(Rig, Scenario, String, f64)> = Vec::new();
     for r in results {
-        let key = (r.scenario, r.size.clone(), r.target_pps);
+        let key = (r.rig, r.scenario, r.size.clone(), r.target_pps);
         if !keys.contains(&key) {
             keys.push(key);
         }
     }
     keys.into_iter()
-        .map(|(scenario, size, target_pps)| {
+        .map(|(rig, scenario, size, target_pps)| {
             let group: Vec<&RunResult> = results
                 .iter()
-                .filter(|r| r.scenario == scenario && r.size == size && r.target_pps == target_pps)
+                .filter(|r| {
+                    r.rig == rig
+                        && r.scenario == scenario
+                        && r.size == size
+                        && r.target_pps == target_pps
+                })
                 .collect();
             let m = |f: &dyn Fn(&RunResult) -> f64| median(group.iter().map(|r| f(r)).collect());
             Median {
+                rig,
                 scenario,
                 size,
                 target_pps,
@@ -58,8 +72,9 @@ fn medians(results: &[RunResult]) -> Vec<Median> {
                 delivered_pps: m(&|r| r.delivered_pps),
                 loss_ratio: m(&|r| r.loss.max(0) as f64 / r.sent.max(1) as f64),
                 tool_drops: m(&|r| r.tool_drops as f64),
-                cpu_all_s_per_mpkt: m(&|r| r.cpu_all_per_mpkt()),
-                cpu_tool_s_per_mpkt: m(&|r| r.cpu_tool_per_mpkt()),
+                rx_us_per_pkt: m(&RunResult::rx_us_per_pkt),
+                tool_us_per_pkt: m(&RunResult::tool_us_per_pkt),
+                tool_core_percent: m(&RunResult::tool_core_percent),
                 latency_us: group.iter().all(|r| r.latency_us.is_some()).then(|| {
                     std::array::from_fn(|i| {
                         median(
@@ -75,15 +90,47 @@ fn medians(results: &[RunResult]) -> Vec<Median> {
         .collect()
 }
 
-fn find<'a>(
-    medians: &'a [Median],
-    scenario: Scenario,
-    size: &str,
-    target: f64,
-) -> Option<&'a Median> {
-    medians
-        .iter()
-        .find(|m| m.scenario == scenario && m.size == size && m.target_pps == target)
+/// The medians of one rig and size.
+struct View<'a> {
+    medians: Vec<&'a Median>,
+}
+
+impl<'a> View<'a> {
+    fn new(all: &'a [Median], rig: Rig, size: &str) -> Self {
+        View {
+            medians: all
+                .iter()
+                .filter(|m| m.rig == rig && m.size == size)
+                .collect(),
+        }
+    }
+
+    fn find(&self, scenario: Scenario, target: f64) -> Option<&'a Median> {
+        self.medians
+            .iter()
+            .copied()
+            .find(|m| m.scenario == scenario && m.target_pps == target)
+    }
+
+    /// The generator's ceiling: what it offered into XDP_DROP, flat out.
+    fn ceiling(&self) -> Option<f64> {
+        self.find(Scenario::XdpDrop, 0.0).map(|m| m.offered_pps)
+    }
+
+    fn generator_bound(&self, m: &Median) -> bool {
+        m.scenario != Scenario::XdpDrop
+            && self
+                .ceiling()
+                .is_some_and(|c| m.delivered_pps >= GENERATOR_BOUND * c)
+    }
+
+    /// The bare AF_XDP variant that delivered most, flat out.
+    fn best_af_xdp(&self) -> Option<&'a Median> {
+        Scenario::AF_XDP
+            .iter()
+            .filter_map(|&s| self.find(s, 0.0))
+            .max_by(|a, b| a.delivered_pps.total_cmp(&b.delivered_pps))
+    }
 }
 
 fn machine() -> String {
@@ -100,137 +147,282 @@ fn machine() -> String {
     format!("{cores} vCPU {cpu}, Linux {}", kernel.trim())
 }
 
-fn table(medians: &[Median], args: &RunArgs) -> String {
+fn rate_label(target_pps: f64) -> String {
+    if target_pps == 0.0 {
+        "flat out".to_owned()
+    } else {
+        format!("{} Mpps", target_pps / 1e6)
+    }
+}
+
+fn table(medians: &[Median], outcome: &Outcome, args: &RunArgs) -> String {
     let mut md = String::new();
-    let _ = writeln!(md, "Machine: {}. Generator: BPF_PROG_TEST_RUN live frames on CPU 0 into a veth pair; receivers' user-space threads on CPU 1. {} s per run, {} repetition(s), medians.\n", machine(), args.duration, args.reps);
-    for size in &args.sizes {
-        let _ = writeln!(md, "### Inner frame size {size}, flat out\n");
-        let _ = writeln!(md, "| receiver | offered Mpps | delivered Mpps | loss | tool's drops | CPU s/Mpkt, all cores | CPU s/Mpkt, tool |");
-        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
-        for scenario in Scenario::ALL {
-            if let Some(m) = find(medians, scenario, size, 0.0) {
-                let _ = writeln!(
-                    md,
-                    "| {} | {:.3} | {:.3} | {:.2} % | {:.0} | {:.3} | {:.3} |",
-                    scenario.name(),
-                    m.offered_pps / 1e6,
-                    m.delivered_pps / 1e6,
-                    m.loss_ratio * 100.0,
-                    m.tool_drops,
-                    m.cpu_all_s_per_mpkt,
-                    m.cpu_tool_s_per_mpkt
-                );
+    let _ = writeln!(
+        md,
+        "Machine: {}. Generator: BPF_PROG_TEST_RUN live frames, {} runs per call, on CPU 0; every receiver's threads on CPU 1. {} s per run, {} repetition(s), medians. Receiver CPU: busy time of CPU 1 per delivered frame (on the shared-core rig it includes the kernel's receive work).\n",
+        machine(),
+        DEFAULT_FRAMES_PER_CALL,
+        args.duration,
+        args.reps
+    );
+    for (rig, calibration) in &outcome.calibration {
+        let _ = writeln!(md, "## Rig {}: {}\n", rig.name(), rig.describe());
+        let setup = calibration["setup_seconds_per_call"]
+            .as_f64()
+            .unwrap_or(0.0);
+        for size in &args.sizes {
+            let view = View::new(medians, *rig, size);
+            if view.medians.is_empty() {
+                continue;
             }
+            size_tables(&mut md, &view, *rig, size, setup, args);
         }
-        let _ = writeln!(
-            md,
-            "\n#### vxdecap receive-to-analyzer latency, size {size} (µs: p50 / p99 / p99.9)\n"
-        );
-        let _ = writeln!(md, "| receiver | asked rate | latency |");
-        let _ = writeln!(md, "|---|---:|---:|");
-        for m in medians.iter().filter(|m| &m.size == size) {
-            if let Some([p50, p99, p999]) = m.latency_us {
-                let rate = if m.target_pps == 0.0 {
-                    "flat out".to_owned()
-                } else {
-                    format!("{} Mpps", m.target_pps / 1e6)
-                };
-                let _ = writeln!(
-                    md,
-                    "| {} | {rate} | {p50:.0} / {p99:.0} / {p999:.0} |",
-                    m.scenario.name()
-                );
-            }
-        }
-        let paced: Vec<f64> = args.rates.iter().copied().filter(|&r| r > 0.0).collect();
-        if !paced.is_empty() {
-            let _ = writeln!(
-                md,
-                "\n#### Delivered Mpps (loss %) at each offered rate, size {size}\n"
-            );
-            let header: Vec<String> = paced.iter().map(|r| format!("{r} Mpps")).collect();
-            let _ = writeln!(md, "| receiver | {} |", header.join(" | "));
-            let _ = writeln!(md, "|---|{}", "---:|".repeat(paced.len()));
-            for scenario in Scenario::ALL {
-                let cells: Vec<String> = paced
-                    .iter()
-                    .map(|&r| {
-                        find(medians, scenario, size, r * 1e6).map_or("–".into(), |m| {
-                            format!(
-                                "{:.3} ({:.1} %)",
-                                m.delivered_pps / 1e6,
-                                m.loss_ratio * 100.0
-                            )
-                        })
-                    })
-                    .collect();
-                let _ = writeln!(md, "| {} | {} |", scenario.name(), cells.join(" | "));
-            }
-        }
-        let _ = writeln!(md, "\n#### Against the targets, size {size}, flat out\n");
-        let ratio = |a: Scenario, b: Scenario, f: &dyn Fn(&Median) -> f64| -> Option<f64> {
-            let (a, b) = (find(medians, a, size, 0.0)?, find(medians, b, size, 0.0)?);
-            Some(f(a) / f(b).max(1e-12))
-        };
-        let rows: [(&str, Option<f64>, &str); 5] = [
-            (
-                "vxdecap ÷ bare AF_XDP, delivered",
-                ratio(Scenario::VxdecapCount, Scenario::AfXdpBare, &|m| {
-                    m.delivered_pps
-                }),
-                "≥ 0.95",
-            ),
-            (
-                "vxdecap ÷ tcpdump, delivered",
-                ratio(Scenario::VxdecapCount, Scenario::TcpdumpNull, &|m| {
-                    m.delivered_pps
-                }),
-                "≥ 5",
-            ),
-            (
-                "vxdecap ÷ tcpdump, CPU per packet (all cores)",
-                ratio(Scenario::VxdecapCount, Scenario::TcpdumpNull, &|m| {
-                    m.cpu_all_s_per_mpkt
-                }),
-                "≤ 0.2",
-            ),
-            (
-                "vxdecap ÷ kernel VXLAN + tcpdump, delivered",
-                ratio(Scenario::VxdecapCount, Scenario::KernelVxlanTcpdump, &|m| {
-                    m.delivered_pps
-                }),
-                "≥ 2",
-            ),
-            (
-                "vxdecap pcap to tmpfs ÷ vxdecap counting, delivered",
-                ratio(Scenario::VxdecapPcapTmpfs, Scenario::VxdecapCount, &|m| {
-                    m.delivered_pps
-                }),
-                "≥ 0.8",
-            ),
-        ];
-        let _ = writeln!(md, "| ratio | measured | target |");
-        let _ = writeln!(md, "|---|---:|---|");
-        for (name, value, target) in rows {
-            let _ = writeln!(
-                md,
-                "| {name} | {} | {target} |",
-                value.map_or("–".into(), |v| format!("{v:.2}"))
-            );
-        }
-        let _ = writeln!(md);
     }
     md
 }
 
-const COLORS: [&str; 8] = [
-    "#444444", "#1f77b4", "#d62728", "#ff7f0e", "#2ca02c", "#98df8a", "#9467bd", "#8c564b",
+fn size_tables(md: &mut String, view: &View<'_>, rig: Rig, size: &str, setup: f64, args: &RunArgs) {
+    let ceiling = view.ceiling();
+    if let Some(c) = ceiling {
+        let call = f64::from(DEFAULT_FRAMES_PER_CALL) / c;
+        let _ = writeln!(
+            md,
+            "Generator ceiling, size {size}: {:.3} Mpps into XDP_DROP; its per-call setup ({:.1} ms) is {:.1} % of a call there. Receivers at ≥ {:.0} % of the ceiling are marked generator-bound: they measure the generator.\n",
+            c / 1e6,
+            setup * 1e3,
+            setup / (call + setup) * 100.0,
+            GENERATOR_BOUND * 100.0
+        );
+    }
+    let best = view.best_af_xdp();
+    let _ = writeln!(md, "### {}, inner size {size}, flat out\n", rig.name());
+    let _ = writeln!(
+        md,
+        "| receiver | offered Mpps | delivered Mpps | loss | tool's drops | receiver CPU µs/pkt | tool CPU µs/pkt | note |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|");
+    for scenario in Scenario::ALL {
+        if let Some(m) = view.find(scenario, 0.0) {
+            let mut notes = Vec::new();
+            if scenario == Scenario::XdpDrop {
+                notes.push("generator's ceiling");
+            }
+            if view.generator_bound(m) {
+                notes.push("generator-bound");
+            }
+            if best.is_some_and(|b| b.scenario == scenario) {
+                notes.push("best bare AF_XDP");
+            }
+            let _ = writeln!(
+                md,
+                "| {} | {:.3} | {:.3} | {:.2} % | {:.0} | {:.3} | {:.3} | {} |",
+                scenario.name(),
+                m.offered_pps / 1e6,
+                m.delivered_pps / 1e6,
+                m.loss_ratio * 100.0,
+                m.tool_drops,
+                m.rx_us_per_pkt,
+                m.tool_us_per_pkt,
+                notes.join(", ")
+            );
+        }
+    }
+    let paced: Vec<f64> = args.rates.iter().copied().filter(|&r| r > 0.0).collect();
+    if !paced.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n#### {}, size {size}: delivered Mpps (loss %) at each offered rate\n",
+            rig.name()
+        );
+        let header: Vec<String> = paced.iter().map(|r| format!("{r} Mpps")).collect();
+        let _ = writeln!(md, "| receiver | {} |", header.join(" | "));
+        let _ = writeln!(md, "|---|{}", "---:|".repeat(paced.len()));
+        for scenario in Scenario::ALL {
+            let cells: Vec<String> = paced
+                .iter()
+                .map(|&r| {
+                    view.find(scenario, r * 1e6).map_or("–".into(), |m| {
+                        format!(
+                            "{:.3} ({:.1} %)",
+                            m.delivered_pps / 1e6,
+                            m.loss_ratio * 100.0
+                        )
+                    })
+                })
+                .collect();
+            if cells.iter().any(|c| c != "–") {
+                let _ = writeln!(md, "| {} | {} |", scenario.name(), cells.join(" | "));
+            }
+        }
+        let _ = writeln!(
+            md,
+            "\n#### {}, size {size}: the tool's CPU, % of one core, at each offered rate\n",
+            rig.name()
+        );
+        let _ = writeln!(md, "| receiver | {} |", header.join(" | "));
+        let _ = writeln!(md, "|---|{}", "---:|".repeat(paced.len()));
+        for scenario in Scenario::ALL {
+            let cells: Vec<String> = paced
+                .iter()
+                .map(|&r| {
+                    view.find(scenario, r * 1e6)
+                        .map_or("–".into(), |m| format!("{:.1}", m.tool_core_percent))
+                })
+                .collect();
+            if cells.iter().any(|c| c != "–") {
+                let _ = writeln!(md, "| {} | {} |", scenario.name(), cells.join(" | "));
+            }
+        }
+    }
+    let latencies: Vec<&Median> = view
+        .medians
+        .iter()
+        .copied()
+        .filter(|m| m.latency_us.is_some())
+        .collect();
+    if !latencies.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n#### {}, size {size}: vxdecap receive-to-analyzer latency (µs: p50 / p99 / p99.9)\n",
+            rig.name()
+        );
+        let _ = writeln!(md, "| receiver | asked rate | latency |");
+        let _ = writeln!(md, "|---|---:|---:|");
+        for m in latencies {
+            if let Some([p50, p99, p999]) = m.latency_us {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {p50:.0} / {p99:.0} / {p999:.0} |",
+                    m.scenario.name(),
+                    rate_label(m.target_pps)
+                );
+            }
+        }
+    }
+    targets(md, view, rig, size, args);
+}
+
+fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArgs) {
+    let _ = writeln!(
+        md,
+        "\n#### {}, size {size}: against the targets\n",
+        rig.name()
+    );
+    let flat = |s: Scenario| view.find(s, 0.0);
+    let bound = |m: &Median| {
+        if view.generator_bound(m) {
+            " (generator-bound: not claimed)"
+        } else {
+            ""
+        }
+    };
+    let ratio = |a: Option<&Median>, b: Option<&Median>| -> String {
+        match (a, b) {
+            (Some(a), Some(b)) => format!(
+                "{:.2}{}",
+                a.delivered_pps / b.delivered_pps.max(1e-12),
+                bound(a)
+            ),
+            _ => "–".into(),
+        }
+    };
+    let count = flat(Scenario::VxdecapCount);
+    let best = view.best_af_xdp();
+    let floor_target = match rig {
+        Rig::SharedCore => "≥ 0.9",
+        Rig::OtherCore => "≥ 0.95",
+    };
+    let _ = writeln!(md, "| measure | measured | target |");
+    let _ = writeln!(md, "|---|---:|---|");
+    let _ = writeln!(
+        md,
+        "| vxdecap -q ÷ tcpdump, delivered | {} | ≥ 5 |",
+        ratio(count, flat(Scenario::TcpdumpNull))
+    );
+    let _ = writeln!(
+        md,
+        "| vxdecap -q ÷ best bare AF_XDP ({}), delivered | {} | {floor_target} |",
+        best.map_or("–", |b| b.scenario.name()),
+        ratio(count, best)
+    );
+    let _ = writeln!(
+        md,
+        "| vxdecap pcap to tmpfs ÷ vxdecap -q, delivered | {} | ≥ 0.8 |",
+        ratio(flat(Scenario::VxdecapPcapTmpfs), count)
+    );
+    // Paced: vxdecap never below tcpdump; where vxdecap loses, bare AF_XDP loses too.
+    let mut below = Vec::new();
+    let mut alone = Vec::new();
+    for &rate in args.rates.iter() {
+        let t = rate * 1e6;
+        let (Some(v), tcp) = (
+            view.find(Scenario::VxdecapCount, t),
+            view.find(Scenario::TcpdumpNull, t),
+        ) else {
+            continue;
+        };
+        if tcp.is_some_and(|tcp| v.delivered_pps < tcp.delivered_pps * 0.999) {
+            below.push(rate_label(t));
+        }
+        let bare_loss = Scenario::AF_XDP
+            .iter()
+            .filter_map(|&s| view.find(s, t))
+            .map(|m| m.loss_ratio)
+            .fold(f64::INFINITY, f64::min);
+        if t > 0.0 && v.loss_ratio > 0.001 && bare_loss.is_finite() && bare_loss <= 0.001 {
+            alone.push(rate_label(t));
+        }
+    }
+    let _ = writeln!(
+        md,
+        "| rates where vxdecap -q delivered fewer frames than tcpdump | {} | none |",
+        if below.is_empty() {
+            "none".into()
+        } else {
+            below.join(", ")
+        }
+    );
+    let _ = writeln!(
+        md,
+        "| paced rates where vxdecap -q lost > 0.1 % and every bare AF_XDP variant did not | {} | none |",
+        if alone.is_empty() { "none".into() } else { alone.join(", ") }
+    );
+    let idle: Vec<String> = args
+        .rates
+        .iter()
+        .filter(|&&r| r > 0.0 && r < IDLE_RATE_MPPS)
+        .filter_map(|&r| view.find(Scenario::VxdecapCount, r * 1e6))
+        .map(|m| {
+            format!(
+                "{:.1} % at {}",
+                m.tool_core_percent,
+                rate_label(m.target_pps)
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        md,
+        "| vxdecap -q CPU, nearly idle | {} | ≤ 5 % of a core |\n",
+        if idle.is_empty() {
+            "–".into()
+        } else {
+            idle.join(", ")
+        }
+    );
+}
+
+const COLORS: [&str; 10] = [
+    "#444444", "#1f77b4", "#aec7e8", "#17becf", "#d62728", "#ff7f0e", "#2ca02c", "#98df8a",
+    "#9467bd", "#8c564b",
 ];
 
-fn plot(medians: &[Median], size: &str) -> String {
+fn plot(medians: &[Median], rig: Rig, size: &str) -> String {
     let (w, h, pad) = (900.0, 420.0, 60.0);
     let panel = (w - 3.0 * pad) / 2.0;
-    let points: Vec<&Median> = medians.iter().filter(|m| m.size == size).collect();
+    let points: Vec<&Median> = medians
+        .iter()
+        .filter(|m| m.rig == rig && m.size == size)
+        .collect();
     // x: the asked rate; flat-out runs stand at the right, labelled so.
     let max_target = points.iter().map(|m| m.target_pps).fold(0.0, f64::max) / 1e6;
     let flat_x = if max_target > 0.0 {
@@ -256,7 +448,8 @@ fn plot(medians: &[Median], size: &str) -> String {
     let (x0, y0, ph) = (pad, h - pad, h - 2.0 * pad);
     let _ = writeln!(
         svg,
-        r#"<text x="{x0}" y="20" font-size="13">Delivered Mpps vs asked rate, inner size {size}</text>"#
+        r#"<text x="{x0}" y="20" font-size="13">Delivered Mpps vs asked rate, {} rig, inner size {size}</text>"#,
+        rig.name()
     );
     let _ = writeln!(
         svg,
@@ -334,7 +527,7 @@ fn plot(medians: &[Median], size: &str) -> String {
     let x1 = 2.0 * pad + panel;
     let _ = writeln!(
         svg,
-        r#"<text x="{x1}" y="20" font-size="13">CPU s per million delivered, flat out (all cores)</text>"#
+        r#"<text x="{x1}" y="20" font-size="13">Receiver CPU µs per delivered frame, flat out</text>"#
     );
     let flat: Vec<(usize, &&Median)> = Scenario::ALL
         .iter()
@@ -348,13 +541,13 @@ fn plot(medians: &[Median], size: &str) -> String {
         .collect();
     let max_cpu = flat
         .iter()
-        .map(|(_, m)| m.cpu_all_s_per_mpkt)
+        .map(|(_, m)| m.rx_us_per_pkt)
         .fold(0.001, f64::max)
         * 1.1;
     let bar_h = ph / (Scenario::ALL.len() as f64) * 0.7;
     for (row, (i, m)) in flat.iter().enumerate() {
         let y = pad + row as f64 * ph / Scenario::ALL.len() as f64;
-        let len = m.cpu_all_s_per_mpkt / max_cpu * (panel - 120.0);
+        let len = m.rx_us_per_pkt / max_cpu * (panel - 120.0);
         let _ = writeln!(
             svg,
             r#"<rect x="{:.1}" y="{y:.1}" width="{len:.1}" height="{bar_h:.1}" fill="{}"/><text x="{:.1}" y="{:.1}">{} {:.3}</text>"#,
@@ -363,27 +556,34 @@ fn plot(medians: &[Median], size: &str) -> String {
             x1 + len + 4.0,
             y + bar_h * 0.7,
             m.scenario.name(),
-            m.cpu_all_s_per_mpkt
+            m.rx_us_per_pkt
         );
     }
     let _ = writeln!(svg, "</svg>");
     svg
 }
 
-/// Writes results.json, table.md and plot-<size>.svg; returns the folder.
-pub fn write(out: &Path, results: &[RunResult], args: &RunArgs) -> anyhow::Result<PathBuf> {
+/// Writes results.json, table.md and plot-<rig>-<size>.svg; returns the folder.
+pub fn write(out: &Path, outcome: &Outcome, args: &RunArgs) -> anyhow::Result<PathBuf> {
     let dir = results_dir(out);
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
-    let medians = medians(results);
+    let medians = medians(&outcome.results);
+    let calibration: Vec<serde_json::Value> = outcome
+        .calibration
+        .iter()
+        .map(|(rig, c)| serde_json::json!({ "rig": rig, "generator": c }))
+        .collect();
     let json = serde_json::json!({
         "machine": machine(),
         "duration_s": args.duration,
         "reps": args.reps,
         "flows": args.flows,
-        "runs": results,
+        "frames_per_call": DEFAULT_FRAMES_PER_CALL,
+        "calibration": calibration,
+        "runs": outcome.results,
         "medians": medians,
     });
-    let md = table(&medians, args);
+    let md = table(&medians, outcome, args);
     let mut files = vec![
         (
             "results.json".to_owned(),
@@ -391,8 +591,13 @@ pub fn write(out: &Path, results: &[RunResult], args: &RunArgs) -> anyhow::Resul
         ),
         ("table.md".to_owned(), md.clone()),
     ];
-    for size in &args.sizes {
-        files.push((format!("plot-{size}.svg"), plot(&medians, size)));
+    for (rig, _) in &outcome.calibration {
+        for size in &args.sizes {
+            files.push((
+                format!("plot-{}-{size}.svg", rig.name()),
+                plot(&medians, *rig, size),
+            ));
+        }
     }
     for (name, text) in &files {
         std::fs::write(dir.join(name), text)?;

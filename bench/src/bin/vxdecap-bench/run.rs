@@ -1,8 +1,19 @@
-//! The harness: one veth pair, one generator, every receiver scenario, in
-//! the same run, alternating, repeated; medians reported.
+//! The harness: one veth pair per rig, one generator, every receiver
+//! scenario in the same run, alternating, repeated; medians reported.
+//!
+//! Two rigs put the kernel's receive work (veth's NAPI poll, the XDP
+//! program, the copy into the socket) in two places:
+//! - **other core**: NAPI runs in softirq on the generator's CPU 0, as it
+//!   does by default on veth; the receiver's CPU 1 runs only the tool.
+//! - **shared core**: the collector's veth gets threaded NAPI and its NAPI
+//!   thread is pinned to the receiver's CPU 1, as on a cloud VM where the
+//!   vCPU that services a queue's interrupts also runs the worker; CPU 0
+//!   runs the generator alone.
+//!
+//! Every tool's own threads are pinned to CPU 1 in both rigs.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use vxdecap::netns::{unique_name, veth_pair_with_queues, NetNs, WatchedChild};
@@ -10,17 +21,68 @@ use vxdecap::netns::{unique_name, veth_pair_with_queues, NetNs, WatchedChild};
 use crate::gen::GenReport;
 use crate::receivers::ReceiverReport;
 
+/// The CPU the generator runs on.
+pub(crate) const GEN_CPU: usize = 0;
+/// The CPU every receiver's threads run on (and, in the shared-core rig,
+/// the collector's NAPI thread).
+pub(crate) const RX_CPU: usize = 1;
+
+/// Where the kernel's receive work runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rig {
+    /// In softirq on the generator's CPU (veth's default).
+    OtherCore,
+    /// In the collector's NAPI thread, pinned to the receiver's CPU.
+    SharedCore,
+}
+
+impl Rig {
+    /// Stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rig::OtherCore => "other-core",
+            Rig::SharedCore => "shared-core",
+        }
+    }
+
+    fn parse(text: &str) -> anyhow::Result<Rig> {
+        match text {
+            "other-core" => Ok(Rig::OtherCore),
+            "shared-core" => Ok(Rig::SharedCore),
+            _ => bail!("rig {text:?}: use other-core or shared-core"),
+        }
+    }
+
+    /// One line saying where each piece of work runs.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Rig::OtherCore => {
+                "receive work (veth NAPI, XDP, copy into the socket) in softirq on the generator's CPU 0; the tool alone on CPU 1"
+            }
+            Rig::SharedCore => {
+                "receive work in the collector's threaded NAPI, pinned to CPU 1 with the tool; the generator alone on CPU 0"
+            }
+        }
+    }
+}
+
 /// The receivers compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scenario {
-    /// XDP_DROP of everything: the machine's ceiling.
+    /// XDP_DROP of everything: the generator's ceiling.
     XdpDrop,
-    /// AF_XDP receive and recycle, no decap: the floor our pipeline can reach.
-    AfXdpBare,
-    /// vxdecap capture with the counting analyzer.
+    /// Bare AF_XDP (vxdecap's steering and sockets, count and recycle, no
+    /// decap) spinning on an empty ring.
+    AfXdpSpin,
+    /// Bare AF_XDP sleeping in poll() on an empty ring.
+    AfXdpSleep,
+    /// Bare AF_XDP yielding the CPU on an empty ring, then sleeping.
+    AfXdpYield,
+    /// vxdecap capture with the counting analyzer, default settings.
     VxdecapCount,
-    /// vxdecap capture writing pcap to tmpfs.
+    /// vxdecap capture writing pcap to tmpfs, default settings.
     VxdecapPcapTmpfs,
     /// tcpdump -w /dev/null 'udp port 4789'.
     TcpdumpNull,
@@ -34,9 +96,11 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the base order.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::XdpDrop,
-        Scenario::AfXdpBare,
+        Scenario::AfXdpSpin,
+        Scenario::AfXdpSleep,
+        Scenario::AfXdpYield,
         Scenario::VxdecapCount,
         Scenario::VxdecapPcapTmpfs,
         Scenario::TcpdumpNull,
@@ -45,11 +109,20 @@ impl Scenario {
         Scenario::NetsniffNg,
     ];
 
+    /// The bare AF_XDP variants; the best of them is the floor vxdecap is held to.
+    pub const AF_XDP: [Scenario; 3] = [
+        Scenario::AfXdpSpin,
+        Scenario::AfXdpSleep,
+        Scenario::AfXdpYield,
+    ];
+
     /// Stable name.
     pub fn name(self) -> &'static str {
         match self {
             Scenario::XdpDrop => "xdp_drop",
-            Scenario::AfXdpBare => "af_xdp_bare",
+            Scenario::AfXdpSpin => "af_xdp_spin",
+            Scenario::AfXdpSleep => "af_xdp_sleep",
+            Scenario::AfXdpYield => "af_xdp_yield",
             Scenario::VxdecapCount => "vxdecap_count",
             Scenario::VxdecapPcapTmpfs => "vxdecap_pcap_tmpfs",
             Scenario::TcpdumpNull => "tcpdump_null",
@@ -58,7 +131,33 @@ impl Scenario {
             Scenario::NetsniffNg => "netsniff_ng",
         }
     }
+
+    fn parse(text: &str) -> anyhow::Result<Scenario> {
+        Scenario::ALL
+            .into_iter()
+            .find(|s| s.name() == text)
+            .with_context(|| format!("scenario {text:?}: use one of {}", Scenario::names()))
+    }
+
+    fn names() -> String {
+        Scenario::ALL.map(Scenario::name).join(", ")
+    }
+
+    /// Run at near-idle rates too (where the CPU a tool burns while waiting shows).
+    fn at_idle_rates(self) -> bool {
+        matches!(
+            self,
+            Scenario::VxdecapCount
+                | Scenario::VxdecapPcapTmpfs
+                | Scenario::TcpdumpNull
+                | Scenario::AfXdpSleep
+        )
+    }
 }
+
+/// Rates below this (Mpps) are "nearly idle": only the scenarios whose idle
+/// cost matters run there.
+pub const IDLE_RATE_MPPS: f64 = 0.05;
 
 /// Harness options.
 #[derive(Clone, Debug, clap::Args)]
@@ -69,26 +168,40 @@ pub struct RunArgs {
     /// Seconds-long smoke for CI: one size, flat out, one repetition, 1 s each.
     #[arg(long)]
     pub quick: bool,
-    /// Repetitions of every (size, rate, scenario).
-    #[arg(long, default_value_t = 3)]
+    /// Repetitions of every (rig, size, rate, scenario).
+    #[arg(long, default_value_t = 2)]
     pub reps: usize,
-    /// Offered rates in Mpps; 0 means flat out.
-    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1,1.5,0")]
+    /// Offered rates in Mpps; 0 means flat out. Rates under 0.05 run only
+    /// vxdecap, tcpdump and the sleeping bare AF_XDP receiver (idle cost).
+    #[arg(long, value_delimiter = ',', default_value = "0.01,0.1,0.3,1,2,4,0")]
     pub rates: Vec<f64>,
     /// Inner frame sizes (bytes) or `imix`.
-    #[arg(long, value_delimiter = ',', default_value = "64")]
+    #[arg(long, value_delimiter = ',', default_value = "64,imix")]
     pub sizes: Vec<String>,
     /// Seconds of traffic per run.
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(long, default_value_t = 3.0)]
     pub duration: f64,
     /// Distinct flows.
     #[arg(long, default_value_t = 1024)]
     pub flows: u32,
+    /// Rigs: other-core (receive work on the generator's CPU), shared-core
+    /// (receive work on the receiver's CPU).
+    #[arg(long, value_delimiter = ',', default_value = "other-core,shared-core")]
+    pub rigs: Vec<String>,
+    /// Only these scenarios (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub scenarios: Vec<String>,
+    /// Extra arguments for vxdecap, space-separated (experiments; the
+    /// reported matrix uses the defaults).
+    #[arg(long, default_value = "")]
+    pub vxdecap_args: String,
 }
 
 /// One measured run.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunResult {
+    /// Where the receive work ran.
+    pub rig: Rig,
     /// Receiver.
     pub scenario: Scenario,
     /// Inner frame size.
@@ -99,7 +212,7 @@ pub struct RunResult {
     pub rep: usize,
     /// Frames the generator sent.
     pub sent: u64,
-    /// Seconds the generator sent for.
+    /// Seconds the generator sent for (first to last frame).
     pub seconds: f64,
     /// sent / seconds.
     pub offered_pps: f64,
@@ -111,30 +224,47 @@ pub struct RunResult {
     pub loss: i64,
     /// Drops the tool itself reported.
     pub tool_drops: u64,
-    /// CPU seconds over all cores during the run (from /proc/stat), generator included.
-    pub cpu_all_s: f64,
+    /// Wall-clock seconds of the measurement window.
+    pub window_s: f64,
+    /// Busy CPU seconds of the receiver's CPU in the window.
+    pub cpu_rx_s: f64,
+    /// Busy CPU seconds of the generator's CPU in the window.
+    pub cpu_gen_s: f64,
     /// CPU seconds of the receiving tool's processes (utime + stime).
     pub cpu_tool_s: f64,
     /// vxdecap's receive-to-analyzer latency quantiles p50, p99, p99.9 in µs.
     pub latency_us: Option<[f64; 3]>,
+    /// BPF_PROG_TEST_RUN calls the generator made.
+    pub gen_calls: u64,
+    /// Seconds the generator spent in them.
+    pub gen_call_seconds: f64,
 }
 
 impl RunResult {
-    /// CPU seconds of all cores per million delivered frames.
-    pub fn cpu_all_per_mpkt(&self) -> f64 {
-        self.cpu_all_s / (self.delivered.max(1) as f64 / 1e6)
+    /// Receiver CPU µs per delivered frame (on the shared-core rig this
+    /// includes the kernel's receive work).
+    pub fn rx_us_per_pkt(&self) -> f64 {
+        self.cpu_rx_s * 1e6 / self.delivered.max(1) as f64
     }
 
-    /// CPU seconds of the tool per million delivered frames.
-    pub fn cpu_tool_per_mpkt(&self) -> f64 {
-        self.cpu_tool_s / (self.delivered.max(1) as f64 / 1e6)
+    /// The tool's own CPU µs per delivered frame.
+    pub fn tool_us_per_pkt(&self) -> f64 {
+        self.cpu_tool_s * 1e6 / self.delivered.max(1) as f64
+    }
+
+    /// The tool's CPU as a percentage of one core over the window.
+    pub fn tool_core_percent(&self) -> f64 {
+        self.cpu_tool_s / self.window_s.max(1e-9) * 100.0
     }
 }
 
-/// The sender/collector namespaces.
+/// The sender/collector namespaces of one rig.
 pub(crate) struct Bench {
     pub(crate) tx: NetNs,
     pub(crate) rx: NetNs,
+    /// The collector's interface (unique, so its NAPI thread can be found by name).
+    pub(crate) iface: String,
+    rig: Rig,
     rx_mac: String,
     exe_dir: PathBuf,
     shm: PathBuf,
@@ -146,10 +276,26 @@ pub(crate) struct Proc {
 }
 
 impl Proc {
-    pub(crate) fn spawn(ns: &NetNs, program: &str, args: &[&str]) -> anyhow::Result<Proc> {
+    /// Starts `program` in `ns`, its threads on `cpu` when given.
+    pub(crate) fn spawn(
+        ns: &NetNs,
+        cpu: Option<usize>,
+        program: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Proc> {
+        let cpu_text = cpu.map(|c| c.to_string());
+        let mut full: Vec<&str> = Vec::new();
+        let command = match &cpu_text {
+            Some(c) => {
+                full.extend(["-c", c.as_str(), program]);
+                full.extend(args);
+                ns.command("taskset", &full)
+            }
+            None => ns.command(program, args),
+        };
         // vxdecap, tcpdump and our helpers say "listening on"; netsniff-ng says "Running!".
         let child = WatchedChild::spawn(
-            ns.command(program, args),
+            command,
             &["listening on", "Running!"],
             Duration::from_secs(20),
             None,
@@ -168,6 +314,7 @@ impl Proc {
     }
 }
 
+/// utime + stime of every thread of `pid` (ticks).
 fn process_ticks(pid: u32) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return 0;
@@ -182,20 +329,22 @@ fn process_ticks(pid: u32) -> u64 {
     utime + stime
 }
 
-/// Busy ticks over all CPUs, from /proc/stat.
-pub(crate) fn machine_busy_ticks() -> u64 {
+/// Busy ticks of each CPU (index = CPU number), from /proc/stat.
+pub(crate) fn cpu_busy_ticks() -> Vec<u64> {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = stat.lines().next() else {
-        return 0;
-    };
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal ...
-    let total: u64 = values.iter().take(8).sum();
-    total - values.get(3).copied().unwrap_or(0) - values.get(4).copied().unwrap_or(0)
+    stat.lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .map(|line| {
+            let values: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|v| v.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal ...
+            let total: u64 = values.iter().take(8).sum();
+            total - values.get(3).copied().unwrap_or(0) - values.get(4).copied().unwrap_or(0)
+        })
+        .collect()
 }
 
 pub(crate) fn ticks_per_second() -> f64 {
@@ -228,7 +377,7 @@ pub(crate) fn number_before(text: &str, needle: &str) -> Option<u64> {
 
 impl Bench {
     /// Namespaces joined by a veth pair with `queues` rx and tx queues.
-    pub(crate) fn new(queues: u32) -> anyhow::Result<Bench> {
+    pub(crate) fn new(rig: Rig, queues: u32) -> anyhow::Result<Bench> {
         let base = unique_name("bench");
         let tx = NetNs::create(&format!("{base}-tx"))?;
         let rx = NetNs::create(&format!("{base}-rx"))?;
@@ -236,18 +385,20 @@ impl Bench {
             ns.run("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
             ns.run("sysctl", &["-qw", "net.ipv6.conf.default.disable_ipv6=1"])?;
         }
-        veth_pair_with_queues(&tx, "und0", &rx, "eth1", queues)?;
+        // A name of this run only: its NAPI thread is `napi/<name>-<id>`.
+        let iface = format!("vxb{:05x}", std::process::id() & 0xfffff);
+        veth_pair_with_queues(&tx, "und0", &rx, &iface, queues)?;
         // IMIX's 1518-byte inner frames are 1568 bytes with VXLAN: a cloud
         // underlay carries them, so the bench link does too.
         tx.ip(&["link", "set", "und0", "mtu", "1600"])?;
-        rx.ip(&["link", "set", "eth1", "mtu", "1600"])?;
+        rx.ip(&["link", "set", &iface, "mtu", "1600"])?;
         tx.configure("und0", "10.77.0.1/24")?;
-        rx.configure("eth1", "10.77.0.2/24")?;
-        let link = rx.ip(&["-br", "link", "show", "eth1"])?;
+        rx.configure(&iface, "10.77.0.2/24")?;
+        let link = rx.ip(&["-br", "link", "show", &iface])?;
         let rx_mac = String::from_utf8_lossy(&link.stdout)
             .split_whitespace()
             .nth(2)
-            .context("eth1 MAC")?
+            .context("collector MAC")?
             .to_owned();
         let exe_dir = std::env::current_exe()?
             .parent()
@@ -259,13 +410,14 @@ impl Bench {
                 exe_dir.join("vxdecap").display()
             );
         }
-        let shm = PathBuf::from("/dev/shm");
         Ok(Bench {
             tx,
             rx,
+            iface,
+            rig,
             rx_mac,
             exe_dir,
-            shm,
+            shm: PathBuf::from("/dev/shm"),
         })
     }
 
@@ -285,38 +437,97 @@ impl Bench {
             .into_owned()
     }
 
-    /// Starts the receiver(s) of `scenario`.
-    fn start(&self, scenario: Scenario) -> anyhow::Result<Vec<Proc>> {
+    /// Shared-core rig: makes the collector's NAPI threaded (once a program
+    /// is attached, so NAPI exists) and pins its thread(s) to the receiver's
+    /// CPU. Returns how many threads were pinned.
+    pub(crate) fn pin_napi(&self) -> anyhow::Result<usize> {
+        let path = format!("/sys/class/net/{}/threaded", self.iface);
+        // Writing 1 when it is already 1 is harmless; a new NAPI (a program
+        // attached again) gets a new thread, which is why this runs per start.
+        self.rx.run("sh", &["-c", &format!("echo 1 > {path}")])?;
+        let prefix = format!("napi/{}-", self.iface);
+        let mut pinned = 0;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while pinned == 0 && Instant::now() < deadline {
+            for entry in std::fs::read_dir("/proc")?.flatten() {
+                let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
+                let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                if comm.trim_end().starts_with(&prefix) {
+                    let mut set = nix::sched::CpuSet::new();
+                    set.set(RX_CPU)?;
+                    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set)
+                        .with_context(|| format!("pin {} to CPU {RX_CPU}", comm.trim()))?;
+                    pinned += 1;
+                }
+            }
+            if pinned == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if pinned == 0 {
+            bail!("no NAPI thread {prefix}* appeared after threaded NAPI was turned on");
+        }
+        Ok(pinned)
+    }
+
+    /// Starts the receiver(s) of `scenario`, all pinned to the receiver's CPU.
+    fn start(&self, scenario: Scenario, extra: &str) -> anyhow::Result<Vec<Proc>> {
         let vxdecap = self.exe("vxdecap");
         let bench = self.exe("vxdecap-bench");
         let pcap = self.tmpfs_file("vxdecap.pcap");
         let tcpdump_pcap = self.tmpfs_file("tcpdump.pcap");
+        let iface = self.iface.as_str();
+        let cpu = Some(RX_CPU);
+        let rx_cpu = RX_CPU.to_string();
+        // veth accepts redirected frames only when its peer runs XDP: XDP_PASS
+        // for the tools on the kernel's packet path.
+        let pass = || {
+            Proc::spawn(
+                &self.rx,
+                cpu,
+                &bench,
+                &["drop", "--pass", "--interface", iface],
+            )
+        };
+        let xsk = |policy: &str| {
+            Proc::spawn(
+                &self.rx,
+                cpu,
+                &bench,
+                &[
+                    "xsk-count",
+                    "--interface",
+                    iface,
+                    "--cpu",
+                    &rx_cpu,
+                    "--policy",
+                    policy,
+                ],
+            )
+        };
         Ok(match scenario {
             Scenario::XdpDrop => vec![Proc::spawn(
                 &self.rx,
+                cpu,
                 &bench,
-                &["drop", "--interface", "eth1"],
+                &["drop", "--interface", iface],
             )?],
-            Scenario::AfXdpBare => {
-                vec![Proc::spawn(
-                    &self.rx,
-                    &bench,
-                    &["xsk-count", "--interface", "eth1", "--cpu", "1"],
-                )?]
-            }
-            Scenario::VxdecapCount => {
-                vec![Proc::spawn(
-                    &self.rx,
-                    &vxdecap,
-                    &["capture", "-i", "eth1", "-q", "--cpus", "1"],
-                )?]
-            }
-            Scenario::VxdecapPcapTmpfs => {
-                vec![Proc::spawn(
-                    &self.rx,
-                    &vxdecap,
-                    &["capture", "-i", "eth1", "-w", &pcap, "--cpus", "1"],
-                )?]
+            Scenario::AfXdpSpin => vec![xsk("spin")?],
+            Scenario::AfXdpSleep => vec![xsk("sleep")?],
+            Scenario::AfXdpYield => vec![xsk("yield")?],
+            // Defaults, with the worker on the receiver's CPU (where it would
+            // go by default with one queue on two CPUs anyway).
+            Scenario::VxdecapCount | Scenario::VxdecapPcapTmpfs => {
+                let mut args = vec!["capture", "-i", iface, "--cpus", &rx_cpu];
+                if scenario == Scenario::VxdecapCount {
+                    args.push("-q");
+                } else {
+                    args.extend(["-w", &pcap]);
+                }
+                args.extend(extra.split_whitespace());
+                vec![Proc::spawn(&self.rx, cpu, &vxdecap, &args)?]
             }
             Scenario::TcpdumpNull | Scenario::TcpdumpTmpfs => {
                 let out = if scenario == Scenario::TcpdumpNull {
@@ -324,23 +535,21 @@ impl Bench {
                 } else {
                     tcpdump_pcap.as_str()
                 };
-                // veth accepts redirected frames only when its peer runs XDP: XDP_PASS.
-                let pass =
-                    Proc::spawn(&self.rx, &bench, &["drop", "--pass", "--interface", "eth1"])?;
+                let pass = pass()?;
                 let tcpdump = Proc::spawn(
                     &self.rx,
+                    cpu,
                     "tcpdump",
-                    &["-i", "eth1", "-n", "-w", out, "udp port 4789"],
+                    &["-i", iface, "-n", "-w", out, "udp port 4789"],
                 )?;
                 vec![tcpdump, pass]
             }
             Scenario::NetsniffNg => {
-                let pass =
-                    Proc::spawn(&self.rx, &bench, &["drop", "--pass", "--interface", "eth1"])?;
+                let pass = pass()?;
                 // -V: without it netsniff-ng 0.6.8 prints no statistics on exit.
                 let args = [
                     "--in",
-                    "eth1",
+                    iface,
                     "--out",
                     "/dev/null",
                     "--silent",
@@ -348,10 +557,10 @@ impl Bench {
                     "--ring-size",
                     "64MiB",
                     "--bind-cpu",
-                    "1",
+                    &rx_cpu,
                     "udp port 4789",
                 ];
-                let sniff = Proc::spawn(&self.rx, "netsniff-ng", &args)?;
+                let sniff = Proc::spawn(&self.rx, cpu, "netsniff-ng", &args)?;
                 vec![sniff, pass]
             }
             Scenario::KernelVxlanTcpdump => {
@@ -368,14 +577,14 @@ impl Bench {
                     "local",
                     "10.77.0.2",
                     "dev",
-                    "eth1",
+                    iface,
                     "nolearning",
                 ])?;
                 self.rx.ip(&["link", "set", "vxlan0", "up"])?;
-                let pass =
-                    Proc::spawn(&self.rx, &bench, &["drop", "--pass", "--interface", "eth1"])?;
+                let pass = pass()?;
                 let tcpdump = Proc::spawn(
                     &self.rx,
+                    cpu,
                     "tcpdump",
                     &["-i", "vxlan0", "-n", "-w", "/dev/null"],
                 )?;
@@ -397,7 +606,10 @@ impl Bench {
         let (out, err) = &outputs[0];
         let latency = parse_latency(err);
         let result = match scenario {
-            Scenario::XdpDrop | Scenario::AfXdpBare => {
+            Scenario::XdpDrop
+            | Scenario::AfXdpSpin
+            | Scenario::AfXdpSleep
+            | Scenario::AfXdpYield => {
                 let report: ReceiverReport = serde_json::from_str(out.trim())
                     .with_context(|| format!("receiver said: {out}{err}"))?;
                 (report.delivered, report.drops)
@@ -436,14 +648,25 @@ impl Bench {
         Ok((result.0, result.1, latency))
     }
 
-    fn generate(
-        &self,
-        size: &str,
-        pps: u64,
-        duration: f64,
-        flows: u32,
-    ) -> anyhow::Result<GenReport> {
-        self.generate_on(0, size, pps, duration, flows)
+    /// The generator's arguments (after the program name).
+    fn gen_args(&self, size: &str, pps: u64, duration: f64, flows: u32) -> Vec<String> {
+        [
+            "gen",
+            "--interface",
+            "und0",
+            "--dst-mac",
+            &self.rx_mac,
+            "--size",
+            size,
+            "--pps",
+            &pps.to_string(),
+            "--duration",
+            &duration.to_string(),
+            "--flows",
+            &flows.to_string(),
+        ]
+        .map(str::to_owned)
+        .to_vec()
     }
 
     /// Runs the generator pinned to `cpu`. Frames redirected into a veth
@@ -457,29 +680,32 @@ impl Bench {
         flows: u32,
     ) -> anyhow::Result<GenReport> {
         let cpu = cpu.to_string();
-        let out = self.tx.run(
-            "taskset",
-            &[
-                "-c",
-                &cpu,
-                &self.exe("vxdecap-bench"),
-                "gen",
-                "--interface",
-                "und0",
-                "--dst-mac",
-                &self.rx_mac,
-                "--size",
-                size,
-                "--pps",
-                &pps.to_string(),
-                "--duration",
-                &duration.to_string(),
-                "--flows",
-                &flows.to_string(),
-            ],
-        )?;
+        let exe = self.exe("vxdecap-bench");
+        let args = self.gen_args(size, pps, duration, flows);
+        let mut full = vec!["-c", cpu.as_str(), exe.as_str()];
+        full.extend(args.iter().map(String::as_str));
+        let out = self.tx.run("taskset", &full)?;
         let text = String::from_utf8_lossy(&out.stdout);
         serde_json::from_str(text.trim()).with_context(|| format!("generator said: {text}"))
+    }
+
+    /// The generator's fixed cost per BPF_PROG_TEST_RUN call (s).
+    fn calibrate(&self) -> anyhow::Result<serde_json::Value> {
+        // The frames need a receiver that accepts them: XDP_DROP.
+        let mut drop = self.start(Scenario::XdpDrop, "")?;
+        let exe = self.exe("vxdecap-bench");
+        let gen_cpu = GEN_CPU.to_string();
+        let mut args = vec!["-c".to_owned(), gen_cpu, exe];
+        args.extend(self.gen_args("64", 0, 0.0, 1));
+        args.push("--calibrate".into());
+        let out = self.tx.run(
+            "taskset",
+            &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        drop[0].stop()?;
+        let out = out?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        serde_json::from_str(text.trim()).with_context(|| format!("calibration said: {text}"))
     }
 
     fn measure(
@@ -490,84 +716,143 @@ impl Bench {
         rep: usize,
         args: &RunArgs,
     ) -> anyhow::Result<RunResult> {
-        let mut procs = self.start(scenario)?;
+        let mut procs = self.start(scenario, &args.vxdecap_args)?;
+        if self.rig == Rig::SharedCore {
+            self.pin_napi()?;
+        }
         std::thread::sleep(Duration::from_millis(200));
-        let busy0 = machine_busy_ticks();
+        let hz = ticks_per_second();
+        let t0 = Instant::now();
+        let busy0 = cpu_busy_ticks();
         let tool0: u64 = procs.iter().map(Proc::cpu_ticks).sum();
-        let gen = self.generate(size, target_pps as u64, args.duration, args.flows)?;
+        let gen = self.generate_on(GEN_CPU, size, target_pps as u64, args.duration, args.flows)?;
         std::thread::sleep(Duration::from_millis(300));
         let tool1: u64 = procs.iter().map(Proc::cpu_ticks).sum();
-        let busy1 = machine_busy_ticks();
+        let busy1 = cpu_busy_ticks();
+        let window_s = t0.elapsed().as_secs_f64();
         let (delivered, tool_drops, latency_us) = self.finish(scenario, &mut procs)?;
-        let hz = ticks_per_second();
+        let cpu_s = |cpu: usize| {
+            busy1
+                .get(cpu)
+                .copied()
+                .unwrap_or(0)
+                .saturating_sub(busy0.get(cpu).copied().unwrap_or(0)) as f64
+                / hz
+        };
+        let seconds = gen.seconds.max(1e-9);
         Ok(RunResult {
+            rig: self.rig,
             scenario,
             size: size.to_owned(),
             target_pps,
             rep,
             sent: gen.sent,
-            seconds: gen.seconds,
-            offered_pps: gen.sent as f64 / gen.seconds,
+            seconds,
+            offered_pps: gen.sent as f64 / seconds,
             delivered,
-            delivered_pps: delivered as f64 / gen.seconds,
+            delivered_pps: delivered as f64 / seconds,
             loss: gen.sent as i64 - delivered as i64,
             tool_drops,
-            cpu_all_s: (busy1 - busy0) as f64 / hz,
-            cpu_tool_s: (tool1 - tool0) as f64 / hz,
+            window_s,
+            cpu_rx_s: cpu_s(RX_CPU),
+            cpu_gen_s: cpu_s(GEN_CPU),
+            cpu_tool_s: tool1.saturating_sub(tool0) as f64 / hz,
             latency_us,
+            gen_calls: gen.calls,
+            gen_call_seconds: gen.call_seconds,
         })
     }
 }
 
-/// Runs every scenario and writes the results; returns the results folder.
+/// What the harness measured, for the report.
+pub struct Outcome {
+    /// Every run.
+    pub results: Vec<RunResult>,
+    /// Per rig: the generator's calibration (setup cost per call).
+    pub calibration: Vec<(Rig, serde_json::Value)>,
+}
+
+/// Runs every scenario on every rig and writes the results; returns the results folder.
 pub fn run(mut args: RunArgs) -> anyhow::Result<PathBuf> {
     if args.quick {
         args.reps = 1;
         args.rates = vec![0.0];
         args.sizes = vec!["64".into()];
         args.duration = 1.0;
+        args.rigs = vec!["shared-core".into()];
     }
+    let rigs = args
+        .rigs
+        .iter()
+        .map(|r| Rig::parse(r))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let scenarios: Vec<Scenario> = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.scenarios
+            .iter()
+            .map(|s| Scenario::parse(s))
+            .collect::<anyhow::Result<_>>()?
+    };
     // Ctrl-C ends the run between measurements; the namespaces are removed
     // and what was measured so far is written.
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, interrupted.clone())?;
     }
-    let bench = Bench::new(1)?;
-    let mut results = Vec::new();
-    let scenarios = Scenario::ALL;
-    for size in &args.sizes {
-        for &rate in &args.rates {
-            for rep in 0..args.reps {
-                // Alternate the order between repetitions: the machine is shared and noisy.
-                for i in 0..scenarios.len() {
-                    if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
-                        eprintln!("bench: interrupted; writing what was measured");
-                        drop(bench);
-                        return crate::report::write(&args.out, &results, &args);
+    let mut outcome = Outcome {
+        results: Vec::new(),
+        calibration: Vec::new(),
+    };
+    'rigs: for &rig in &rigs {
+        let bench = Bench::new(rig, 1)?;
+        let calibration = bench.calibrate().context("generator calibration")?;
+        eprintln!(
+            "bench: {} rig; generator calibration {calibration}",
+            rig.name()
+        );
+        outcome.calibration.push((rig, calibration));
+        for size in &args.sizes {
+            for &rate in &args.rates {
+                let here: Vec<Scenario> = scenarios
+                    .iter()
+                    .copied()
+                    .filter(|s| rate == 0.0 || rate >= IDLE_RATE_MPPS || s.at_idle_rates())
+                    .collect();
+                for rep in 0..args.reps {
+                    // Alternate the order between repetitions: the machine is shared and noisy.
+                    for i in 0..here.len() {
+                        if interrupted.load(std::sync::atomic::Ordering::Relaxed) {
+                            eprintln!("bench: interrupted; writing what was measured");
+                            break 'rigs;
+                        }
+                        let scenario = here[(i + rep * 3) % here.len()];
+                        let result = bench
+                            .measure(scenario, size, rate * 1e6, rep, &args)
+                            .with_context(|| {
+                                format!(
+                                    "{} on the {} rig, size {size}, rate {rate} Mpps",
+                                    scenario.name(),
+                                    rig.name()
+                                )
+                            })?;
+                        eprintln!(
+                            "bench: {:<11} {:<20} size {size:>5} offered {:>6.3} Mpps delivered {:>6.3} Mpps loss {:>9} rx cpu {:>6.3} us/pkt tool {:>5.1} % of a core",
+                            rig.name(),
+                            scenario.name(),
+                            result.offered_pps / 1e6,
+                            result.delivered_pps / 1e6,
+                            result.loss,
+                            result.rx_us_per_pkt(),
+                            result.tool_core_percent(),
+                        );
+                        outcome.results.push(result);
                     }
-                    let scenario = scenarios[(i + rep * 3) % scenarios.len()];
-                    let pps = rate * 1e6;
-                    let result = bench
-                        .measure(scenario, size, pps, rep, &args)
-                        .with_context(|| {
-                            format!("{} size {size} rate {rate} Mpps", scenario.name())
-                        })?;
-                    eprintln!(
-                        "bench: {:<22} size {size:>5} offered {:>6.3} Mpps delivered {:>6.3} Mpps loss {:>9} cpu(all) {:>6.2} s/Mpkt cpu(tool) {:>6.2} s/Mpkt",
-                        scenario.name(),
-                        result.offered_pps / 1e6,
-                        result.delivered_pps / 1e6,
-                        result.loss,
-                        result.cpu_all_per_mpkt(),
-                        result.cpu_tool_per_mpkt()
-                    );
-                    results.push(result);
                 }
             }
         }
     }
-    crate::report::write(&args.out, &results, &args)
+    crate::report::write(&args.out, &outcome, &args)
 }
 
 /// Where a results file goes.

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::receivers::ReceiverReport;
-use crate::run::{number_before, Bench, Proc};
+use crate::run::{number_before, Bench, Proc, Rig};
 
 /// Options.
 #[derive(Clone, Debug, clap::Args)]
@@ -45,8 +45,9 @@ fn measure(
     let mut procs = match receiver {
         Receiver::XdpDrop => vec![Proc::spawn(
             &bench.rx,
+            None,
             &bench.exe("vxdecap-bench"),
-            &["drop", "--interface", "eth1"],
+            &["drop", "--interface", &bench.iface],
         )?],
         Receiver::Vxdecap => {
             let (list, cpus) = if queues == 1 {
@@ -56,9 +57,17 @@ fn measure(
             };
             vec![Proc::spawn(
                 &bench.rx,
+                None,
                 &bench.exe("vxdecap"),
                 &[
-                    "capture", "-i", "eth1", "-q", "--queues", list, "--cpus", cpus,
+                    "capture",
+                    "-i",
+                    &bench.iface,
+                    "-q",
+                    "--queues",
+                    list,
+                    "--cpus",
+                    cpus,
                 ],
             )?]
         }
@@ -134,7 +143,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 /// Runs the comparison and prints a table.
 pub fn run(args: &ScaleArgs) -> anyhow::Result<()> {
-    let bench = Bench::new(2)?;
+    let bench = Bench::new(Rig::OtherCore, 2)?;
     let configs = [
         (Receiver::XdpDrop, 1),
         (Receiver::XdpDrop, 2),
