@@ -25,8 +25,9 @@ use crate::allow::Allowlist;
 use crate::analyzer::Analyzer;
 use crate::hotplug::{LinkEvent, LinkWatcher};
 use crate::metrics::{Metrics, QueueInfo};
-use crate::pipeline::{spawn_analyzers, AnalyzerThread, Latency};
+use crate::pipeline::{spawn_analyzers, AnalyzerThread, InlineAnalyzers, Latency};
 use crate::queue::{fan_out, MAX_ANALYZERS};
+use crate::rxpolicy::{IdlePolicy, NapiDeferral, RxPolicy};
 use crate::stage::{Backpressure, DecapStage, RxClock};
 use crate::stats::{StageCounter, StageStats};
 use crate::steer::{AttachRequest, Steering, XdpCounter, XdpCounters};
@@ -107,8 +108,10 @@ pub struct CaptureConfig {
     pub duration: Option<Duration>,
     /// Print a one-line rate display this often.
     pub stats_interval: Option<Duration>,
-    /// Busy-poll an empty RX ring this long before sleeping in poll() (0: sleep at once).
+    /// Keep polling an empty RX ring this long before sleeping in poll() (0: sleep at once).
     pub idle_spin: Duration,
+    /// How workers wait for frames and who runs the kernel's receive work.
+    pub rx_policy: RxPolicy,
     /// Where the frames go, for the summary ("inner.pcap", "stdout").
     pub output_name: String,
     /// Serve Prometheus metrics on this address.
@@ -143,6 +146,7 @@ impl CaptureConfig {
             duration: None,
             stats_interval: None,
             idle_spin: Duration::from_millis(1),
+            rx_policy: RxPolicy::Auto,
             output_name: "stdout".into(),
             metrics: None,
             allow: Allowlist::default(),
@@ -351,10 +355,23 @@ pub fn run_capture(
     // Leases are bounded so the fill ring always keeps a full RX ring's worth
     // of frames: a slow analyzer then shows up as analyzer_backpressure, not
     // as the kernel finding the fill ring empty.
+    let busy_poll = matches!(config.rx_policy, RxPolicy::Auto | RxPolicy::BusyPoll);
     let socket_config = SocketConfig {
         frame_size: frame_size_for_mtu(config),
         bind: config.mode.bind(),
+        busy_poll: busy_poll.then(vxdecap_xsk::BusyPoll::default),
         ..config.socket
+    };
+    let _deferral = if busy_poll {
+        match NapiDeferral::apply(&config.interface) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                tracing::warn!(interface = %config.interface, error = %e, "cannot defer the device's interrupts for busy polling");
+                None
+            }
+        }
+    } else {
+        None
     };
     let frame_count = config.socket.frame_count as usize;
     let lease_budget = frame_count
@@ -362,6 +379,19 @@ pub fn run_capture(
         .max(frame_count / 2);
     let pool = (lease_budget / 4).clamp(2, 4096);
     let (senders, receivers) = fan_out(queues.len(), analyzers.len(), pool);
+    // Run to completion: with one worker and no core of their own, cheap
+    // analyzers run in the worker's thread instead of a thread that would
+    // compete with it (and with the kernel's receive work) for its core.
+    let run_inline = queues.len() == 1
+        && analyzer_cpus.iter().all(|&c| c == cpus[0])
+        && analyzers.iter().all(|a| a.can_run_inline());
+    let (mut inline_handles, mut inline_analyzers, mut receivers, mut analyzers) = if run_inline {
+        let (handles, inline) =
+            InlineAnalyzers::new(receivers, analyzers, config.count, &stop, Latency::Measure);
+        (handles, Some(inline), Vec::new(), Vec::new())
+    } else {
+        (Vec::new(), None, receivers, analyzers)
+    };
 
     // Workers open their own sockets (memory local to their CPU) and report back.
     let control = Arc::new(Control {
@@ -396,7 +426,7 @@ pub fn run_capture(
             ),
             None => stage,
         };
-        stage.set_yield_after_batch(cpu.is_some() && analyzer_cpus.contains(&cpu));
+        stage.set_yield_after_batch(!run_inline && cpu.is_some() && analyzer_cpus.contains(&cpu));
         shared_stats.push(stage.shared_stats());
         shared_slow.push(stage.shared_slow());
         let worker = RxQueueWorker {
@@ -407,14 +437,21 @@ pub fn run_capture(
             batch: config.batch,
             stage,
             control: control.clone(),
-            // Busy-polling only pays on a core no other worker needs.
-            spin: if cpus.iter().filter(|&&c| c == cpu).count() > 1 {
-                Duration::ZERO
-            } else {
-                config.idle_spin
+            idle: IdlePolicy {
+                busy_poll,
+                yield_cpu: config.rx_policy == RxPolicy::Yield,
+                // Spinning only pays on a core no other worker needs.
+                spin: if config.rx_policy == RxPolicy::Sleep
+                    || cpus.iter().filter(|&&c| c == cpu).count() > 1
+                {
+                    Duration::ZERO
+                } else {
+                    config.idle_spin
+                },
             },
             xsk_before: XskStatistics::default(),
             wakeups_before: 0,
+            inline: inline_analyzers.take(),
         };
         let setup_tx = setup_tx.clone();
         let handle = std::thread::Builder::new()
@@ -483,15 +520,19 @@ pub fn run_capture(
         queues.len()
     );
 
-    let threads = spawn_analyzers(
-        receivers,
-        analyzers,
-        config.count,
-        &stop,
-        Latency::Measure,
-        &analyzer_cpus,
-    )
-    .context("cannot start the analyzer threads")?;
+    let threads = if run_inline {
+        std::mem::take(&mut inline_handles)
+    } else {
+        spawn_analyzers(
+            std::mem::take(&mut receivers),
+            std::mem::take(&mut analyzers),
+            config.count,
+            &stop,
+            Latency::Measure,
+            &analyzer_cpus,
+        )
+        .context("cannot start the analyzer threads")?
+    };
 
     let metrics = Arc::new(Metrics::new(
         &config.interface,
@@ -979,11 +1020,13 @@ struct RxQueueWorker {
     batch: usize,
     stage: DecapStage,
     control: Arc<Control>,
-    /// How long to busy-poll an empty ring before sleeping.
-    spin: Duration,
+    /// What to do on an empty ring.
+    idle: IdlePolicy,
     /// Socket counters of the sockets closed before the current one.
     xsk_before: XskStatistics,
     wakeups_before: u64,
+    /// Analyzers run in this thread, after each batch (run to completion).
+    inline: Option<InlineAnalyzers>,
 }
 
 /// What one pass of the batch loop found.
@@ -1007,6 +1050,15 @@ enum SocketEnd {
 
 impl RxQueueWorker {
     fn run(mut self, setup: mpsc::Sender<SocketReady>) -> Option<QueueReport> {
+        let report = self.capture(setup);
+        // Inline analyzers get the last batches, flush and report.
+        if let Some(inline) = self.inline.take() {
+            inline.finish();
+        }
+        report
+    }
+
+    fn capture(&mut self, setup: mpsc::Sender<SocketReady>) -> Option<QueueReport> {
         // Keeps this thread's capabilities permitted across `-Z`.
         crate::privs::keep_caps_across_setuid();
         if let Some(cpu) = self.cpu {
@@ -1118,15 +1170,25 @@ impl RxQueueWorker {
                 }
                 Pass::Blocked => std::thread::yield_now(),
                 Pass::Empty => {
+                    if let Some(inline) = self.inline.as_mut() {
+                        inline.idle(false);
+                    }
                     if self.control.epoch.load(Ordering::Relaxed) != epoch {
                         // Frames still on the ring are kept: take them, then go.
                         while matches!(self.receive_batch(socket, view, tokens), Pass::Busy(_)) {}
                         return SocketEnd::Gone;
                     }
                     let idle = *idle_since.get_or_insert_with(Instant::now);
-                    if idle.elapsed() < self.spin {
-                        std::hint::spin_loop();
+                    if idle.elapsed() < self.idle.spin {
+                        if self.idle.yield_cpu {
+                            std::thread::yield_now();
+                        } else if !self.idle.busy_poll {
+                            std::hint::spin_loop();
+                        }
                     } else {
+                        if let Some(inline) = self.inline.as_mut() {
+                            inline.idle(true);
+                        }
                         // Sleeps in poll(); also wakes the kernel if it asked.
                         let _ = socket.wait(IDLE_POLL_MS);
                         self.publish_slow(socket);
@@ -1172,8 +1234,14 @@ impl RxQueueWorker {
             return Pass::Blocked;
         }
         if socket.receive(tokens, room) == 0 {
-            self.stage.stats_mut().add(StageCounter::EmptyPolls, 1);
-            return Pass::Empty;
+            // Busy polling: run the queue's receive work here, then look again.
+            if !self.idle.busy_poll || {
+                socket.kick();
+                socket.receive(tokens, room) == 0
+            } {
+                self.stage.stats_mut().add(StageCounter::EmptyPolls, 1);
+                return Pass::Empty;
+            }
         }
         // One clock read per batch converts every frame's XDP receive time.
         let clock = RxClock::read();
@@ -1182,6 +1250,9 @@ impl RxQueueWorker {
         }
         self.stage.expire_fragments(clock.now_ns);
         self.stage.flush();
+        if let Some(inline) = self.inline.as_mut() {
+            inline.drain();
+        }
         socket.recycle(self.stage.to_recycle());
         self.stage.stats_mut().add(StageCounter::Batches, 1);
         self.stage.publish();

@@ -32,6 +32,7 @@ pub mod offline;
 pub mod pipeline;
 pub mod privs;
 pub mod queue;
+pub mod rxpolicy;
 pub mod stage;
 pub mod stats;
 pub mod steer;

@@ -184,9 +184,12 @@ struct CaptureArgs {
     /// Most frames taken off the RX ring at once.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     batch: u32,
-    /// Microseconds a worker busy-polls an empty ring before sleeping (0: sleep at once).
+    /// Microseconds a worker keeps polling an empty ring before sleeping (0: sleep at once).
     #[arg(long, default_value_t = 1000, value_name = "USECS")]
     spin_us: u64,
+    /// How workers wait for frames: auto, busy-poll, spin or sleep.
+    #[arg(long, default_value = "auto", value_name = "POLICY")]
+    rx_policy: String,
     /// Only VXLAN from this outer source address or prefix (repeatable;
     /// others are dropped in XDP and counted).
     #[arg(long = "allow-source", value_name = "CIDR")]
@@ -396,6 +399,12 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     config.auto_frame_size = args.frame_size.is_none();
     config.metrics = settings.metrics;
     config.idle_spin = Duration::from_micros(args.spin_us);
+    config.rx_policy = vxdecap::rxpolicy::RxPolicy::parse(&args.rx_policy).ok_or_else(|| {
+        usage(format!(
+            "--rx-policy {}: use auto, busy-poll, spin or sleep",
+            args.rx_policy
+        ))
+    })?;
     config.count = args.output.count;
     config.duration = seconds(args.duration, "--duration")?;
     config.stats_interval = seconds(args.stats, "--stats")?;

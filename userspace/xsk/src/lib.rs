@@ -82,6 +82,32 @@ impl fmt::Display for BindMode {
     }
 }
 
+/// Preferred busy polling for one socket (`SO_PREFER_BUSY_POLL`,
+/// `SO_BUSY_POLL`, `SO_BUSY_POLL_BUDGET`): the application's own
+/// [`RxSocket::kick`] runs the queue's NAPI poll — the driver's receive
+/// work and the XDP program — in the calling thread, instead of a softirq
+/// or a NAPI thread that would compete with it for the CPU. The device
+/// keeps its interrupts (or, on veth, its NAPI scheduling) off between
+/// kicks only when its `napi_defer_hard_irqs` and `gro_flush_timeout` are
+/// set; without them busy polling still works, with less effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BusyPoll {
+    /// `SO_BUSY_POLL`: µs a blocking call may busy-poll (must be > 0 for
+    /// any busy polling).
+    pub usecs: u32,
+    /// `SO_BUSY_POLL_BUDGET`: frames one NAPI poll may process.
+    pub budget: u16,
+}
+
+impl Default for BusyPoll {
+    fn default() -> Self {
+        BusyPoll {
+            usecs: 20,
+            budget: 64,
+        }
+    }
+}
+
 /// Sizes and mode of one socket + UMEM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SocketConfig {
@@ -93,6 +119,9 @@ pub struct SocketConfig {
     pub rx_ring: u32,
     /// Bind mode to ask for.
     pub bind: BindRequest,
+    /// Preferred busy polling (`None`: the kernel's receive work runs in
+    /// softirq or a NAPI thread, as for any socket).
+    pub busy_poll: Option<BusyPoll>,
 }
 
 impl Default for SocketConfig {
@@ -102,6 +131,7 @@ impl Default for SocketConfig {
             frame_count: DEFAULT_FRAME_COUNT,
             rx_ring: DEFAULT_RX_RING,
             bind: BindRequest::Auto,
+            busy_poll: None,
         }
     }
 }
@@ -285,6 +315,7 @@ pub struct RxSocket {
     mode: BindMode,
     fill_failures: u64,
     wakeups: u64,
+    kicks: u64,
 }
 
 impl fmt::Debug for RxSocket {
@@ -370,6 +401,14 @@ impl RxSocket {
         }
         let mode = query_bind_mode(rx.fd().as_raw_fd())
             .map_err(|e| sock_err(format!("cannot read socket options: {e}"), e.raw_os_error()))?;
+        if let Some(busy) = config.busy_poll {
+            set_busy_poll(rx.fd().as_raw_fd(), &busy).map_err(|e| {
+                sock_err(
+                    format!("cannot turn on preferred busy polling: {e}"),
+                    e.raw_os_error(),
+                )
+            })?;
+        }
         Ok(RxSocket {
             umem,
             umem_id: NEXT_UMEM_ID.fetch_add(1, Ordering::Relaxed),
@@ -381,6 +420,7 @@ impl RxSocket {
             mode,
             fill_failures: 0,
             wakeups: 0,
+            kicks: 0,
         })
     }
 
@@ -439,6 +479,55 @@ impl RxSocket {
             }
             self.refill(n);
         }
+    }
+
+    /// Drives the kernel's receive processing once without blocking: with
+    /// busy polling on, runs the queue's NAPI poll in this thread (up to the
+    /// budget); otherwise wakes the driver when it asked (`need_wakeup`).
+    #[inline]
+    pub fn kick(&mut self) {
+        self.kicks += 1;
+        // SAFETY: a zero-length, non-blocking recvfrom on our own open
+        // socket; no buffer is passed, so the kernel writes no memory.
+        unsafe {
+            libc::recvfrom(
+                self.rx.fd().as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+        }
+    }
+
+    /// The NAPI instance the kernel last saw deliver to this socket
+    /// (`SO_INCOMING_NAPI_ID`): 0 until the first frame, and 0 for drivers
+    /// whose receive queues carry no NAPI id, where busy polling cannot work.
+    pub fn napi_id(&self) -> u32 {
+        let mut id: libc::c_uint = 0;
+        let mut len = std::mem::size_of::<libc::c_uint>() as libc::socklen_t;
+        // SAFETY: `id` and `len` are valid for writes of the sizes given,
+        // and the fd is our own open socket.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.rx.fd().as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_INCOMING_NAPI_ID,
+                (&mut id as *mut libc::c_uint).cast(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            id
+        } else {
+            0
+        }
+    }
+
+    /// Kicks made ([`RxSocket::kick`]).
+    pub fn kicks(&self) -> u64 {
+        self.kicks
     }
 
     /// Sleeps until frames arrive or `timeout_ms` passes; also wakes the
@@ -573,6 +662,37 @@ fn query_bind_mode(fd: RawFd) -> io::Result<BindMode> {
     } else {
         BindMode::Copy
     })
+}
+
+// The socket options of preferred busy polling (Linux 5.11), as in
+// include/uapi/asm-generic/socket.h (the values of every architecture but
+// alpha, mips, parisc and sparc, which vxdecap does not build for).
+const SO_BUSY_POLL: libc::c_int = 46;
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
+fn set_busy_poll(fd: RawFd, busy: &BusyPoll) -> io::Result<()> {
+    for (option, value) in [
+        (SO_PREFER_BUSY_POLL, 1),
+        (SO_BUSY_POLL, busy.usecs as libc::c_int),
+        (SO_BUSY_POLL_BUDGET, libc::c_int::from(busy.budget)),
+    ] {
+        // SAFETY: `value` is a valid c_int for reads of its size, and `fd`
+        // is an open socket owned by the caller.
+        let rc = unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&value as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// The system's page size: the largest UMEM frame without multi-buffer.

@@ -54,6 +54,10 @@ impl Analyzer for CountAnalyzer {
         Ok(())
     }
 
+    fn can_run_inline(&self) -> bool {
+        true
+    }
+
     fn on_idle(&mut self) -> io::Result<()> {
         self.totals.frames.store(self.frames, Ordering::Relaxed);
         self.totals.bytes.store(self.bytes, Ordering::Relaxed);

@@ -91,6 +91,10 @@ impl<A: Analyzer> Analyzer for Filtered<A> {
         self.inner.finish()
     }
 
+    fn can_run_inline(&self) -> bool {
+        self.inner.can_run_inline()
+    }
+
     fn counts(&self) -> AnalyzerCounts {
         let mut counts = self.inner.counts();
         counts.add("filtered_out", self.filtered_out);

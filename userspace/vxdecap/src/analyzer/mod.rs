@@ -85,6 +85,16 @@ pub trait Analyzer: Send {
         self.on_idle()
     }
 
+    /// True when `on_batch` is short and never blocks for long (no pipe,
+    /// socket or device writes that can wait on a reader), so the analyzer
+    /// may run in the worker's own thread when it would share the worker's
+    /// core anyway: one rx queue and no free core for it. Run to completion
+    /// there saves a thread switch per batch and leaves the core to the
+    /// worker and the kernel's receive work. Default: false.
+    fn can_run_inline(&self) -> bool {
+        false
+    }
+
     /// What the analyzer counted besides the frames it was given: frames it
     /// did not pass on, by reason, and per-route counts. Read once, after
     /// [`Analyzer::finish`], for the summary.
@@ -108,6 +118,9 @@ impl<A: Analyzer + ?Sized> Analyzer for Box<A> {
     }
     fn finish(&mut self) -> io::Result<()> {
         (**self).finish()
+    }
+    fn can_run_inline(&self) -> bool {
+        (**self).can_run_inline()
     }
     fn counts(&self) -> AnalyzerCounts {
         (**self).counts()

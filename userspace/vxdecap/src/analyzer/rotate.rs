@@ -284,6 +284,12 @@ impl<C: Clock> Analyzer for RotatingWriter<C> {
     fn finish(&mut self) -> io::Result<()> {
         self.close()
     }
+
+    /// Writes to a regular file go to the page cache: short, and they do
+    /// not wait on a reader (a FIFO named by -w would).
+    fn can_run_inline(&self) -> bool {
+        std::fs::metadata(&self.current_path).is_ok_and(|m| m.is_file())
+    }
 }
 
 fn closed() -> io::Error {
