@@ -238,3 +238,108 @@ fn flags_win_over_the_config_file() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(read_pcap(&from_flag).len(), 2);
 }
+
+/// Runs `vxdecap args…` with its address space capped at 2 GiB and a
+/// deadline of `secs`: a read that never ends must fail here, not hang
+/// the suite or eat the machine's memory. Returns (exit code, stderr).
+fn run_bounded(args: &[&str], secs: u64) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg("ulimit -v 2097152; exec \"$0\" \"$@\"")
+        .arg(vxdecap_path())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run vxdecap");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for vxdecap") {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return (status.code(), err);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("`vxdecap {}` still running after {secs} s", args.join(" "));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn config_and_allow_files_must_be_small_regular_files() {
+    let tmp = TempDir::new("cli-files");
+    let fifo = tmp.path("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    let big = tmp.path("big.txt");
+    // Comments only, so it would parse if it were read: one byte over 1 MiB.
+    let mut text = "# padding\n".repeat((1 << 20) / 10 + 1);
+    text.truncate((1 << 20) + 1);
+    std::fs::write(&big, &text).unwrap();
+    let config_naming = |file: &std::path::Path| {
+        let path = tmp.path("names-a-file.toml");
+        std::fs::write(&path, format!("[allow]\nfile = \"{}\"\n", file.display())).unwrap();
+        path
+    };
+    let (fifo, big, dir) = (
+        fifo.to_str().unwrap(),
+        big.to_str().unwrap(),
+        tmp.0.to_str().unwrap(),
+    );
+    for (args, needle) in [
+        (
+            vec!["capture", "-i", "lo", "--allow-file", "/dev/zero"],
+            "allowlist /dev/zero: it is a character device, not a regular file".to_owned(),
+        ),
+        (
+            vec!["capture", "-i", "lo", "--allow-file", fifo],
+            format!("allowlist {fifo}: it is a FIFO (named pipe), not a regular file"),
+        ),
+        (
+            vec!["capture", "-i", "lo", "--allow-file", dir],
+            format!("allowlist {dir}: it is a directory, not a regular file"),
+        ),
+        (
+            vec!["capture", "-i", "lo", "--allow-file", big],
+            format!("allowlist {big}: it is larger than 1 MiB"),
+        ),
+        (
+            vec!["capture", "-i", "lo", "--config", "/dev/zero"],
+            "config file /dev/zero: it is a character device, not a regular file".to_owned(),
+        ),
+        (
+            vec!["check-config", "/dev/zero"],
+            "config file /dev/zero: it is a character device".to_owned(),
+        ),
+        (
+            vec!["check-config", fifo],
+            format!("config file {fifo}: it is a FIFO (named pipe)"),
+        ),
+        (
+            vec!["decap", "-r", "/dev/null", "--config", big],
+            format!("config file {big}: it is larger than 1 MiB"),
+        ),
+    ] {
+        let (code, err) = run_bounded(&args, 10);
+        assert_eq!(code, Some(2), "`vxdecap {}`: {err}", args.join(" "));
+        assert!(
+            err.contains(&needle),
+            "`vxdecap {}`: expected {needle:?} in {err}",
+            args.join(" ")
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    for named in ["/dev/zero", fifo] {
+        let config = config_naming(std::path::Path::new(named));
+        let (code, err) = run_bounded(&["check-config", config.to_str().unwrap()], 10);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains(&format!(
+                "[allow] file: cannot read allowlist {named}: it is"
+            )),
+            "{err}"
+        );
+    }
+}

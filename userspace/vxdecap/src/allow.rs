@@ -220,9 +220,9 @@ impl Allowlist {
         Ok(list)
     }
 
-    /// Reads and parses an allowlist file.
+    /// Reads (a regular file of at most 1 MiB) and parses an allowlist file.
     pub fn read(path: &std::path::Path) -> Result<Allowlist, String> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::files::read_text(path, crate::files::CONFIG_LIMIT)
             .map_err(|e| format!("cannot read allowlist {}: {e}", path.display()))?;
         Allowlist::parse(&text, &path.display().to_string())
     }

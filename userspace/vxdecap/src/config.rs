@@ -190,11 +190,8 @@ const MODES: [&str; 4] = ["auto", "zerocopy", "copy", "skb"];
 impl Settings {
     /// Reads a configuration file.
     pub fn from_file(path: &str) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            err(format!(
-                "cannot read the config file {path}: {e}: check the path"
-            ))
-        })?;
+        let text = crate::files::read_text(std::path::Path::new(path), crate::files::CONFIG_LIMIT)
+            .map_err(|e| err(format!("cannot read the config file {path}: {e}")))?;
         Settings::from_toml(&text).map_err(|e| err(format!("{path}: {}", e.0)))
     }
 
