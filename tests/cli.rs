@@ -343,3 +343,28 @@ fn config_and_allow_files_must_be_small_regular_files() {
         );
     }
 }
+
+#[test]
+fn allow_files_that_would_open_a_list_by_omission_are_refused_at_start() {
+    let tmp = TempDir::new("cli-allow-open");
+    let file = tmp.path("allow.txt");
+    let path = file.to_str().unwrap();
+    for (text, needle) in [
+        (
+            "source\nvni 42\n",
+            "allow.txt:1: `source` needs an address or prefix",
+        ),
+        ("", "allow.txt: no rules"),
+        ("# nothing yet\n", "allow.txt: no rules"),
+        (
+            "source 10.0.0.0/1",
+            "allow.txt:1: the last line does not end with a newline",
+        ),
+    ] {
+        std::fs::write(&file, text).unwrap();
+        fails_with(&["capture", "-i", "lo", "--allow-file", path], needle);
+        let config = tmp.path("c.toml");
+        std::fs::write(&config, format!("[allow]\nfile = \"{path}\"\n")).unwrap();
+        fails_with(&["check-config", config.to_str().unwrap()], needle);
+    }
+}

@@ -842,6 +842,91 @@ fn allowlists_drop_forged_vxlan_and_sighup_changes_them_without_loss() {
     assert!(summary.contains("vni 42: 450, vni 99: 50"), "{summary}");
 }
 
+/// Sends SIGHUP to the capture and gives its main loop (20 ms) time to reload.
+fn sighup(capture: &RunningCapture) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(capture.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("SIGHUP");
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+#[test]
+fn an_emptied_or_truncated_allow_file_keeps_the_lists_in_force() {
+    if !privileged("allowlists fail closed") {
+        return;
+    }
+    let pair = VxlanPair::new("lc");
+    pair.sender
+        .ip(&["addr", "add", "10.77.0.9/24", "dev", "und0"])
+        .expect("second sender address");
+    let tmp = TempDir::new("lc");
+    let allow = tmp.path("allow.txt");
+    std::fs::write(&allow, "source 10.77.0.1\nvni 42\n").unwrap();
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-q", "--allow-file", allow.to_str().unwrap()],
+    );
+    pair.send_inner("good", 20);
+    pair.send_forged("10.77.0.9", 42, 20); // not an allowed source
+                                           // Each of these reloads would open a list; every one is refused.
+    for (how, text) in [
+        ("emptied", ""),
+        ("blank", "\n"),
+        ("truncated to its first line", "source 10.77.0.1\n"),
+        ("truncated to its second line", "vni 42\n"),
+        ("cut inside a line", "source 10.77.0.1\nvni 4"),
+        ("a rule without a value", "source\nvni 42\n"),
+    ] {
+        std::fs::write(&allow, text).unwrap();
+        sighup(&capture);
+        pair.send_forged("10.77.0.9", 42, 20); // not an allowed source
+        pair.send_forged(SENDER_UNDERLAY, 99, 5); // not an allowed VNI
+        eprintln!("{how}: sent");
+    }
+    // `truncate -s 0`, as a log rotation tool would.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&allow)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    sighup(&capture);
+    pair.send_forged("10.77.0.9", 42, 20);
+    // Opening the source list on purpose is a reload like any other.
+    std::fs::write(&allow, "source any\nvni 42\n").unwrap();
+    sighup(&capture);
+    pair.send_forged("10.77.0.9", 42, 10);
+    pair.send_forged(SENDER_UNDERLAY, 99, 5); // the VNI list still holds
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert_eq!(
+        summary.matches("SIGHUP: allowlist not changed").count(),
+        7,
+        "every reload but the last refused:\n{summary}"
+    );
+    assert!(
+        summary.contains("it names no source, which would allow every source instead of 10.77.0.1/32: write `source any` to mean that; still in force: sources 10.77.0.1/32, 1 VNI(s)"),
+        "{summary}"
+    );
+    assert!(summary.contains("no rules"), "{summary}");
+    assert!(summary.contains("does not end with a newline"), "{summary}");
+    assert!(summary.contains("it names no VNI"), "{summary}");
+    assert!(
+        summary.contains("SIGHUP: allowlist reloaded: any source, 1 VNI(s)"),
+        "{summary}"
+    );
+    assert_eq!(frames_written(&summary), 20 + 10, "{summary}");
+    // 20 before, 6 × 20 after the refused reloads, 20 after `truncate`.
+    assert!(
+        summary.contains(
+            "195 dropped by the allowlists (drop_source_not_allowed 160, drop_vni_not_allowed 35)"
+        ),
+        "{summary}"
+    );
+}
+
 #[test]
 fn dash_z_drops_root_and_the_capture_goes_on() {
     if !privileged("-Z nobody") {

@@ -546,6 +546,7 @@ pub fn run_capture(
         metrics_restarts: metrics.restarts(),
         setup: setup_rx,
         last_poll: Instant::now(),
+        allow,
     };
     let mut fatal = None;
     if let Some(user) = &config.run_as {
@@ -647,6 +648,9 @@ struct Supervisor<'a> {
     metrics_restarts: Arc<AtomicU64>,
     setup: mpsc::Receiver<SocketReady>,
     last_poll: Instant,
+    /// The allowlists in force: changed only by a SIGHUP reload that passes
+    /// [`Allowlist::check_reload`], re-applied when the interface comes back.
+    allow: Allowlist,
 }
 
 impl Supervisor<'_> {
@@ -693,16 +697,7 @@ impl Supervisor<'_> {
                 break;
             }
             if reload.swap(false, Ordering::Relaxed) {
-                // A bad file keeps the lists in force; the message says why.
-                let result =
-                    effective_allowlist(config).and_then(|allow| match &mut self.steering {
-                        Some(s) => Ok(s.set_allowlist(&allow).map(|()| allow)?),
-                        None => Ok(allow), // applied when the interface comes back
-                    });
-                match result {
-                    Ok(allow) => eprintln!("vxdecap: SIGHUP: allowlist reloaded: {allow}"),
-                    Err(e) => eprintln!("vxdecap: SIGHUP: allowlist not changed: {e:#}"),
-                }
+                self.reload_allowlist();
             }
             if now >= next_xdp {
                 next_xdp = now + Duration::from_millis(250);
@@ -718,6 +713,39 @@ impl Supervisor<'_> {
                     );
                     last.0 = now;
                 }
+            }
+        }
+    }
+
+    /// SIGHUP: reads the allow file again. A bad file, or one that would
+    /// open a closed list without saying `any`, keeps the lists in force;
+    /// the message says why.
+    fn reload_allowlist(&mut self) {
+        let file = self
+            .config
+            .allow_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new("-"));
+        let result = effective_allowlist(self.config).and_then(|next| {
+            self.allow
+                .check_reload(&next)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            if let Some(steering) = &mut self.steering {
+                steering.set_allowlist(&next)?;
+            } // else applied when the interface comes back
+            Ok(next)
+        });
+        match result {
+            Ok(next) => {
+                eprintln!("vxdecap: SIGHUP: allowlist reloaded: {next}");
+                self.allow = next;
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "allowlist reload refused");
+                eprintln!(
+                    "vxdecap: SIGHUP: allowlist not changed: {e:#}; still in force: {}",
+                    self.allow
+                );
             }
         }
     }
@@ -798,9 +826,7 @@ impl Supervisor<'_> {
         }
         let attach = Steering::load_with(name, &config.ports, config.reassembly.is_some())
             .and_then(|mut s| {
-                s.set_allowlist(
-                    &effective_allowlist(config).unwrap_or_else(|_| config.allow.clone()),
-                )?;
+                s.set_allowlist(&self.allow)?;
                 let mode = s.attach(config.mode.attach())?;
                 Ok((s, mode))
             });

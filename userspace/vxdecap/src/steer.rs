@@ -443,7 +443,8 @@ impl Steering {
                     .map_err(map_err(ALLOW_VNI_MAP))?;
             }
         }
-        let flags = u64::from(!allow.sources.is_empty()) | (u64::from(allow.vnis.is_some()) << 32);
+        let flags =
+            u64::from(allow.restricts_sources()) | (u64::from(allow.restricts_vnis()) << 32);
         self.filter.set(0, flags, 0).map_err(map_err(FILTER_MAP))?;
         // Now the stale entries, which the switched lists no longer need.
         let stale_v4: Vec<Key<[u8; 4]>> = self
