@@ -977,6 +977,56 @@ fn dash_z_drops_root_and_the_capture_goes_on() {
 }
 
 #[test]
+fn dash_z_refuses_an_allow_file_the_user_could_not_reload() {
+    if !privileged("-Z with an allow file") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let pair = VxlanPair::new("ly");
+    let tmp = TempDir::new("ly");
+    let allow = tmp.path("allow.txt");
+    std::fs::write(&allow, "source 10.77.0.1\nvni 42\n").unwrap();
+    std::fs::set_permissions(&allow, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let args = [
+        "capture",
+        "-i",
+        "eth1",
+        "-q",
+        "--duration",
+        "2",
+        "-Z",
+        "nobody",
+        "--allow-file",
+        allow.to_str().unwrap(),
+    ];
+    let refused = output(&mut pair.collector.command(vxdecap_path(), &args));
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "allow file {}: nobody cannot read it, and -Z nobody runs as nobody when SIGHUP reloads it",
+            allow.display()
+        )),
+        "{err}"
+    );
+    assert!(!pair.xdp_attached(), "refused before anything was attached");
+
+    // Readable by nobody: the capture runs as nobody and a reload works.
+    std::fs::set_permissions(&allow, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let capture = RunningCapture::start(&pair.collector, &args[1..]);
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(&allow, "source 10.77.0.1\nvni 42,43\n").unwrap();
+    sighup(&capture);
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert!(summary.contains("running as nobody"), "{summary}");
+    assert!(
+        summary.contains("SIGHUP: allowlist reloaded: sources 10.77.0.1/32, 2 VNI(s)"),
+        "{summary}"
+    );
+}
+
+#[test]
 fn interface_hot_plug_resumes_capture_into_the_same_file() {
     if !privileged("interface hot-plug") {
         return;

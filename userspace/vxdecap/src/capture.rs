@@ -277,8 +277,21 @@ pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
         crate::metrics::bind(addr).map_err(|e| metrics_error(addr, e))?;
     }
     effective_allowlist(config)?;
-    if let Some(user) = &config.run_as {
-        crate::privs::check_user(user)?;
+    if let Some(name) = &config.run_as {
+        let user = crate::privs::check_user(name)?;
+        // SIGHUP reads the allow file again, as `user` by then.
+        if let Some(file) = &config.allow_file {
+            if crate::privs::readable_as(&user, file) == Some(false) {
+                let group = nix::unistd::Group::from_gid(user.gid)
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| user.gid.to_string(), |g| g.name);
+                bail!(
+                    "allow file {}: {name} cannot read it, and -Z {name} runs as {name} when SIGHUP reloads it: make it readable by {name} (e.g. `chgrp {group} FILE; chmod g+r FILE`, with its directories searchable), or leave out -Z",
+                    file.display()
+                );
+            }
+        }
     }
     if let Some(r) = config.reassembly {
         Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?;
