@@ -24,7 +24,7 @@ use vxdecap_wire::reassembly::{Reassembler, ReassemblyConfig};
 use crate::allow::Allowlist;
 use crate::analyzer::Analyzer;
 use crate::hotplug::{LinkEvent, LinkWatcher};
-use crate::metrics::{Metrics, QueueInfo};
+use crate::metrics::{Endpoint, Metrics, QueueInfo};
 use crate::pipeline::{spawn_analyzers, AnalyzerThread, Latency};
 use crate::queue::{fan_out, MAX_ANALYZERS};
 use crate::stage::{Backpressure, DecapStage, RxClock};
@@ -111,8 +111,8 @@ pub struct CaptureConfig {
     pub idle_spin: Duration,
     /// Where the frames go, for the summary ("inner.pcap", "stdout").
     pub output_name: String,
-    /// Serve Prometheus metrics on this address.
-    pub metrics: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics on this address (every address of a host name).
+    pub metrics: Option<Endpoint>,
     /// Sources and VNIs allowed through (enforced in XDP).
     pub allow: Allowlist,
     /// An allowlist file merged with `allow`, read again on SIGHUP.
@@ -273,8 +273,8 @@ pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let queues = resolve_queues(config)?;
     resolve_cpus(config, &queues)?;
-    if let Some(addr) = config.metrics {
-        crate::metrics::bind(addr).map_err(|e| metrics_error(addr, e))?;
+    if let Some(endpoint) = &config.metrics {
+        crate::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e))?;
     }
     effective_allowlist(config)?;
     if let Some(name) = &config.run_as {
@@ -313,9 +313,9 @@ fn effective_allowlist(config: &CaptureConfig) -> anyhow::Result<Allowlist> {
     }
 }
 
-fn metrics_error(addr: std::net::SocketAddr, e: std::io::Error) -> anyhow::Error {
+fn metrics_error(endpoint: &Endpoint, e: std::io::Error) -> anyhow::Error {
     anyhow::anyhow!(
-        "cannot serve --metrics on {addr}: {e} (pick a free port and an address of this host)"
+        "cannot serve --metrics on {endpoint}: {e} (pick a free port and an address of this host)"
     )
 }
 
@@ -336,9 +336,10 @@ pub fn run_capture(
     }
     let queues = resolve_queues(config)?;
     let cpus = resolve_cpus(config, &queues)?;
-    let metrics_listener = config
+    let metrics_listeners = config
         .metrics
-        .map(|addr| crate::metrics::bind(addr).map_err(|e| metrics_error(addr, e)))
+        .as_ref()
+        .map(|endpoint| crate::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e)))
         .transpose()?;
 
     // Attach first: with an empty XSKMAP the program passes everything to
@@ -527,12 +528,15 @@ pub fn run_capture(
             .map(|t| (t.name.clone(), t.progress.clone()))
             .collect(),
     ));
-    let server = match metrics_listener {
-        Some(listener) => {
-            let addr = listener.local_addr().ok();
-            let server = crate::metrics::serve(listener, metrics.clone(), stop.clone())
+    let server = match metrics_listeners {
+        Some(listeners) => {
+            let addrs: Vec<_> = listeners
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .collect();
+            let server = crate::metrics::serve(listeners, metrics.clone(), stop.clone())
                 .context("cannot start the metrics thread")?;
-            if let Some(addr) = addr {
+            for addr in addrs {
                 eprintln!("vxdecap: metrics at http://{addr}/metrics");
             }
             Some(server)

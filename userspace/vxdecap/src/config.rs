@@ -28,6 +28,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::allow::Allowlist;
+use crate::metrics::Endpoint;
 
 use crate::analyzer::{
     open_frame_output, Analyzer, CountAnalyzer, Filtered, OutputFormat, OutputOptions,
@@ -166,7 +167,7 @@ pub struct Settings {
     /// `auto`, `zerocopy`, `copy` or `skb`.
     pub mode: Option<String>,
     /// Prometheus endpoint.
-    pub metrics: Option<SocketAddr>,
+    pub metrics: Option<Endpoint>,
     /// Wait for slow analyzers instead of dropping.
     pub lossless: bool,
     /// Inner filter applied in front of every output.
@@ -215,11 +216,8 @@ impl Settings {
         let metrics = file
             .metrics
             .map(|m| {
-                m.parse::<SocketAddr>().map_err(|_| {
-                    err(format!(
-                        "metrics = {m:?} is not ADDR:PORT such as \"0.0.0.0:9419\""
-                    ))
-                })
+                m.parse::<Endpoint>()
+                    .map_err(|e| err(format!("metrics = {e}")))
             })
             .transpose()?;
         let (write, output) = match file.output {
@@ -329,7 +327,14 @@ impl Settings {
         let _ = writeln!(
             out,
             "metrics: {}",
-            self.metrics.map_or("off".to_owned(), |m| m.to_string())
+            self.metrics.as_ref().map_or("off".to_owned(), |m| {
+                let addrs: Vec<String> = m.addrs.iter().map(SocketAddr::to_string).collect();
+                if addrs == [m.text.clone()] {
+                    m.text.clone()
+                } else {
+                    format!("{} ({})", m.text, addrs.join(", "))
+                }
+            })
         );
         let _ = writeln!(out, "inner filter: {}", or(&self.filter, "none"));
         if let Some(w) = &self.write {
@@ -634,7 +639,10 @@ mod tests {
         assert_eq!(s.cpus.as_deref(), Some("2-3"));
         assert_eq!(s.mode.as_deref(), Some("copy"));
         assert!(s.lossless);
-        assert_eq!(s.metrics, Some("127.0.0.1:9419".parse().unwrap()));
+        assert_eq!(
+            s.metrics.as_ref().map(|m| m.addrs.clone()),
+            Some(vec!["127.0.0.1:9419".parse().unwrap()])
+        );
         assert_eq!(s.output.rotation.file_size, Some(512 * 1024));
         assert_eq!(s.output.rotation.files, Some(4));
         assert_eq!(

@@ -201,9 +201,10 @@ struct CaptureArgs {
     /// Drop root and run as USER once the sockets and outputs are open (as tcpdump -Z).
     #[arg(short = 'Z', value_name = "USER")]
     run_as: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while capturing.
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while capturing
+    /// (a host name such as localhost:9419 serves every address it has).
     #[arg(long, value_name = "ADDR:PORT")]
-    metrics: Option<SocketAddr>,
+    metrics: Option<vxdecap::metrics::Endpoint>,
     /// Never drop a frame for a slow analyzer: workers wait, and the RX ring
     /// backs up instead (the kernel counts what it drops as xsk_rx_ring_full).
     #[arg(long)]
@@ -394,7 +395,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     config.run_as = args.run_as.clone();
     config.reassembly = args.reassembly.config()?;
     config.auto_frame_size = args.frame_size.is_none();
-    config.metrics = settings.metrics;
+    config.metrics = settings.metrics.clone();
     config.idle_spin = Duration::from_micros(args.spin_us);
     config.count = args.output.count;
     config.duration = seconds(args.duration, "--duration")?;
