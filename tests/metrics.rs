@@ -352,3 +352,53 @@ fn query_strings_bare_lf_and_host_names_are_answered() {
         );
     }
 }
+
+#[test]
+fn sigint_ends_the_capture_at_once_while_a_slowloris_client_is_connected() {
+    if !privileged("SIGINT with a slowloris client") {
+        return;
+    }
+    let collector = Collector::new("mi");
+    let metrics: SocketAddr = format!("127.0.0.1:{PORT}").parse().unwrap();
+    let capture = RunningCapture::start(
+        &collector.ns,
+        &["-i", "eth1", "-q", "--metrics", &metrics.to_string()],
+    );
+    collector.wait_for_listener(metrics);
+    let done = Arc::new(AtomicBool::new(false));
+    let slowloris = {
+        let done = done.clone();
+        collector.spawn(move || {
+            let mut stream = TcpStream::connect(metrics)?;
+            stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")?;
+            while !done.load(Ordering::Relaxed) && stream.write_all(b"X").is_ok() {
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            Ok(())
+        })
+    };
+    // Should the capture wait on the client, the client stops after 10 s.
+    let watchdog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_secs(10);
+            while !done.load(Ordering::Relaxed) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            done.store(true, Ordering::Relaxed);
+        })
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let started = Instant::now();
+    let (ok, summary) = capture.stop();
+    let took = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    watchdog.join().expect("watchdog");
+    let _ = slowloris.join();
+    assert!(ok, "exit 0 after one SIGINT:\n{summary}");
+    assert!(summary.contains("inner frames written"), "{summary}");
+    assert!(
+        took < Duration::from_secs(2),
+        "SIGINT took {took:?} to end the capture"
+    );
+}
