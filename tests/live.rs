@@ -330,13 +330,25 @@ fn second_capture_on_a_busy_interface_changes_nothing() {
         vxdecap_path(),
         &["capture", "-i", "eth1", "-w", "/dev/null"],
     ));
-    assert!(!second.status.success());
     let message = stderr(&second);
+    assert_eq!(
+        second.status.code(),
+        Some(2),
+        "a configuration error: {message}"
+    );
     assert!(
         message.contains("another XDP program is already attached to eth1"),
         "{message}"
     );
     assert!(message.contains("nothing was changed"), "{message}");
+    // The first capture holds its program through a BPF link: `ip link` cannot remove it.
+    assert!(
+        message.contains("(driver mode) is held by BPF link")
+            && message.contains(
+                "stop the process that holds it (another vxdecap?) or run `bpftool link detach id"
+            ),
+        "{message}"
+    );
     let after = pair
         .collector
         .ip(&["link", "show", "dev", "eth1"])
@@ -354,6 +366,83 @@ fn second_capture_on_a_busy_interface_changes_nothing() {
     let (ok, summary) = first.stop();
     assert!(ok, "{summary}");
     assert_eq!(frames_written(&summary), 10, "{summary}");
+}
+
+/// Compiles an XDP program that passes everything (for a test to attach
+/// with `ip link`, as another tool would), into `dir`.
+fn xdp_pass_object(dir: &TempDir) -> std::path::PathBuf {
+    let source = dir.path("pass.bpf.c");
+    let object = dir.path("pass.bpf.o");
+    std::fs::write(
+        &source,
+        "__attribute__((section(\"xdp\"), used)) int xdp_pass(void *ctx) { return 2; }\n\
+         char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
+    )
+    .unwrap();
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang-19".into());
+    let out = output(
+        std::process::Command::new(&clang)
+            .args(["-O2", "-target", "bpf", "-c"])
+            .arg(&source)
+            .arg("-o")
+            .arg(&object),
+    );
+    assert!(out.status.success(), "{clang}: {}", stderr(&out));
+    object
+}
+
+#[test]
+fn a_generic_mode_program_already_attached_is_named_with_the_command_that_removes_it() {
+    if !privileged("generic XDP program already attached") {
+        return;
+    }
+    let pair = VxlanPair::new("lg");
+    let tmp = TempDir::new("lg");
+    let object = xdp_pass_object(&tmp);
+    pair.collector
+        .ip(&[
+            "link",
+            "set",
+            "dev",
+            "eth1",
+            "xdpgeneric",
+            "obj",
+            object.to_str().unwrap(),
+            "sec",
+            "xdp",
+        ])
+        .expect("attach a generic-mode program");
+    let refused = output(&mut pair.collector.command(
+        vxdecap_path(),
+        &["capture", "-i", "eth1", "-q", "--duration", "1"],
+    ));
+    let message = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("another XDP program is already attached to eth1: nothing was changed"),
+        "{message}"
+    );
+    let hint = "is in generic mode: detach it with `ip link set dev eth1 xdpgeneric off`";
+    assert!(message.contains(hint), "{message}");
+    // `xdp off`, the old hint, leaves a generic-mode program in place.
+    pair.collector
+        .ip(&["link", "set", "dev", "eth1", "xdp", "off"])
+        .expect("ip link set xdp off");
+    let still = output(&mut pair.collector.command(
+        vxdecap_path(),
+        &["capture", "-i", "eth1", "-q", "--duration", "1"],
+    ));
+    assert_eq!(still.status.code(), Some(2), "{}", stderr(&still));
+    // The command named does remove it, and the capture starts.
+    pair.collector
+        .ip(&["link", "set", "dev", "eth1", "xdpgeneric", "off"])
+        .expect("ip link set xdpgeneric off");
+    let ran = output(&mut pair.collector.command(
+        vxdecap_path(),
+        &["capture", "-i", "eth1", "-q", "--duration", "1"],
+    ));
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    assert!(!pair.xdp_attached());
 }
 
 #[test]

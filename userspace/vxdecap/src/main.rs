@@ -263,7 +263,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("vxdecap: {e:#}");
-            ExitCode::from(e.downcast_ref::<UsageError>().map_or(1, |_| EXIT_USAGE))
+            // Another XDP program on the interface is the user's to remove, as a bad flag is.
+            let configuration = e.downcast_ref::<UsageError>().is_some()
+                || matches!(
+                    e.downcast_ref::<vxdecap::steer::SteerError>(),
+                    Some(vxdecap::steer::SteerError::Busy { .. })
+                );
+            ExitCode::from(if configuration { EXIT_USAGE } else { 1 })
         }
     }
 }
