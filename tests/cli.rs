@@ -136,7 +136,12 @@ fn bad_allowlists_and_metrics_addresses_are_refused() {
 fn the_committed_example_config_passes_check_config() {
     let example =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/vxdecap.toml");
-    let o = output(vxdecap().arg("check-config").arg(&example));
+    // It names eth1 and /var/lib/vxdecap, which this machine need not have.
+    let o = output(
+        vxdecap()
+            .args(["check-config", "--no-host-checks"])
+            .arg(&example),
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let setup = stdout(&o);
     for line in [
@@ -366,5 +371,96 @@ fn allow_files_that_would_open_a_list_by_omission_are_refused_at_start() {
         let config = tmp.path("c.toml");
         std::fs::write(&config, format!("[allow]\nfile = \"{path}\"\n")).unwrap();
         fails_with(&["check-config", config.to_str().unwrap()], needle);
+    }
+}
+
+#[test]
+fn check_config_refuses_what_capture_refuses() {
+    let tmp = TempDir::new("cli-same-checks");
+    let config = tmp.path("c.toml");
+    for (text, needle, capture_too) in [
+        ("interface = \"lo\"\nqueues = [0, 0]\n", "--queues names 0 twice", true),
+        ("queues = \"1,1\"\n", "--queues names 1 twice", false),
+        ("interface = \"lo\"\ncpus = \"4095\"\n", "CPU 4095 does not exist", true),
+        ("cpus = \"4095\"\n", "CPU 4095 does not exist", false),
+        ("interface = \"nosuchif0\"\n", "interface nosuchif0 does not exist", true),
+        ("interface = \"lo\"\nqueues = [7]\n", "rx queue 7 does not exist on lo", true),
+        (
+            "interface = \"lo\"\n[output]\nwrite = \"/nonexistent-vxdecap-dir/x.pcap\"\n",
+            "cannot write /nonexistent-vxdecap-dir/x.pcap: directory /nonexistent-vxdecap-dir: No such file or directory",
+            true,
+        ),
+        (
+            "[[route]]\nvni = [27]\nto = \"/nonexistent-vxdecap-dir/t27.pcap\"\n",
+            "cannot write /nonexistent-vxdecap-dir/t27.pcap",
+            false,
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let path = config.to_str().unwrap();
+        fails_with(&["check-config", path], needle);
+        if capture_too {
+            fails_with(&["capture", "--config", path], needle);
+        }
+    }
+    // A file for another machine: the checks against this one are left out.
+    std::fs::write(&config, "interface = \"nosuchif0\"\ncpus = \"4095\"\n").unwrap();
+    let o = output(vxdecap().args(["check-config", "--no-host-checks", config.to_str().unwrap()]));
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn settings_without_effect_are_warned_about() {
+    let tmp = TempDir::new("cli-no-effect");
+    let config = tmp.path("c.toml");
+    std::fs::write(
+        &config,
+        "[[route]]\nvni = [27]\nto = \"drop\"\n[[route]]\ndefault = true\nto = \"drop\"\n[[route]]\nvni = [5]\nto = \"drop\"\n",
+    )
+    .unwrap();
+    let o = output(vxdecap().arg("check-config").arg(&config));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("warning: ")
+            && stderr(&o).contains("route 3 (vni=5 -> drop) comes after route 2 (default -> drop), which takes every frame: it never matches"),
+        "{}",
+        stderr(&o)
+    );
+    let fixture = fixture("tcpdump/vxlan.pcap");
+    let o = output(vxdecap().args([
+        "decap",
+        "-r",
+        fixture.to_str().unwrap(),
+        "--route",
+        "vni=0-16777215 -> drop",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    let o = output(vxdecap().args([
+        "decap",
+        "-r",
+        fixture.to_str().unwrap(),
+        "--route",
+        "default -> drop",
+        "--route",
+        "vni=5 -> drop",
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o)
+            .contains("warning: route 2 (vni=5 -> drop) comes after route 1 (default -> drop)"),
+        "{}",
+        stderr(&o)
+    );
+    // One queue on lo, two CPUs: the second is unused.
+    if std::thread::available_parallelism().map_or(1, usize::from) >= 2 {
+        std::fs::write(&config, "interface = \"lo\"\ncpus = \"0,1\"\n").unwrap();
+        let o = output(vxdecap().arg("check-config").arg(&config));
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--cpus names 2 CPU(s) for 1 queue(s): CPU(s) 1 unused"),
+            "{}",
+            stderr(&o)
+        );
     }
 }

@@ -213,7 +213,7 @@ fn resolve_queues(config: &CaptureConfig) -> anyhow::Result<Vec<u32>> {
 }
 
 /// Number of CPUs online (not just those this process may run on now).
-fn online_cpus() -> usize {
+pub(crate) fn online_cpus() -> usize {
     let from_sysfs = std::fs::read_to_string("/sys/devices/system/cpu/online")
         .ok()
         .and_then(|list| {
@@ -229,6 +229,18 @@ fn online_cpus() -> usize {
     from_sysfs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
+/// Checks that every CPU of `cpus` exists on this machine.
+pub fn check_cpus(cpus: &[usize]) -> anyhow::Result<()> {
+    let cores = online_cpus();
+    if let Some(bad) = cpus.iter().find(|&&c| c >= cores) {
+        bail!(
+            "CPU {bad} does not exist: this machine has CPUs 0-{}",
+            cores - 1
+        );
+    }
+    Ok(())
+}
+
 fn resolve_cpus(config: &CaptureConfig, queues: &[u32]) -> anyhow::Result<Vec<Option<usize>>> {
     let cores = online_cpus();
     match &config.cpus {
@@ -240,12 +252,7 @@ fn resolve_cpus(config: &CaptureConfig, queues: &[u32]) -> anyhow::Result<Vec<Op
                     queues.len()
                 );
             }
-            if let Some(bad) = cpus.iter().find(|&&c| c >= cores) {
-                bail!(
-                    "CPU {bad} does not exist: this machine has CPUs 0-{}",
-                    cores - 1
-                );
-            }
+            check_cpus(cpus)?;
             Ok(cpus.iter().take(queues.len()).map(|&c| Some(c)).collect())
         }
         None => {
@@ -258,9 +265,40 @@ fn resolve_cpus(config: &CaptureConfig, queues: &[u32]) -> anyhow::Result<Vec<Op
 }
 
 /// Checks what can be checked without privileges: the interface exists,
-/// the queues exist, the CPUs exist, the sizes are valid. The message
-/// names the fix.
+/// the queues exist, the CPUs exist, the sizes are valid, the metrics
+/// address can be bound. The message names the fix.
 pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
+    check_setup(config)?;
+    if let Some(endpoint) = &config.metrics {
+        crate::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e))?;
+    }
+    Ok(())
+}
+
+/// Settings that have no effect on this machine: more CPUs than queues.
+pub fn warnings(config: &CaptureConfig) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let (Ok(queues), Some(cpus)) = (resolve_queues(config), &config.cpus) {
+        if cpus.len() > queues.len() {
+            let unused: Vec<String> = cpus[queues.len()..].iter().map(usize::to_string).collect();
+            warnings.push(format!(
+                "--cpus names {} CPU(s) for {} queue(s): CPU(s) {} unused (one worker per queue, on the CPUs in order)",
+                cpus.len(),
+                queues.len(),
+                unused.join(",")
+            ));
+        }
+    }
+    warnings
+}
+
+/// [`check_config`] but for the metrics address, which `check-config`
+/// cannot bind while a capture may hold it: what `check-config` and
+/// `capture` both check.
+pub fn check_setup(config: &CaptureConfig) -> anyhow::Result<()> {
+    if let Some(cpus) = &config.cpus {
+        check_cpus(cpus)?;
+    }
     if !interface_exists(&config.interface) {
         bail!(
             "interface {} does not exist: check the name with `ip link`",
@@ -273,9 +311,6 @@ pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let queues = resolve_queues(config)?;
     resolve_cpus(config, &queues)?;
-    if let Some(endpoint) = &config.metrics {
-        crate::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e))?;
-    }
     effective_allowlist(config)?;
     if let Some(name) = &config.run_as {
         let user = crate::privs::check_user(name)?;

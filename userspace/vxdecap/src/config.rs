@@ -28,7 +28,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::allow::Allowlist;
+use crate::capture::{CaptureConfig, CaptureMode, QueueSelection};
 use crate::metrics::Endpoint;
+use vxdecap_wire::PortSet;
 
 use crate::analyzer::{
     open_frame_output, Analyzer, CountAnalyzer, Filtered, OutputFormat, OutputOptions,
@@ -284,6 +286,127 @@ impl Settings {
         Ok(())
     }
 
+    /// The live capture this setup describes: interface, ports, queues,
+    /// CPUs, mode, metrics and allowlists (lists parsed and checked for
+    /// repeats). The rest of a [`CaptureConfig`] keeps its defaults.
+    pub fn capture_config(&self) -> Result<CaptureConfig, ConfigError> {
+        let interface = self.interface.as_deref().ok_or_else(|| {
+            err("no interface: give -i IFACE or interface = \"…\" in the --config file")
+        })?;
+        let mut config = CaptureConfig::new(interface);
+        if !self.ports.is_empty() {
+            config.ports = PortSet::new(&self.ports).map_err(|e| err(format!("--port: {e}")))?;
+        }
+        config.queues = match self.queues.as_deref() {
+            None | Some("all") => QueueSelection::All,
+            Some(list) => QueueSelection::List(
+                parse_list(list, "--queues")?
+                    .into_iter()
+                    .map(|q| q as u32)
+                    .collect(),
+            ),
+        };
+        config.cpus = self
+            .cpus
+            .as_deref()
+            .map(|c| parse_list(c, "--cpus"))
+            .transpose()?;
+        config.mode = match self.mode.as_deref() {
+            None | Some("auto") => CaptureMode::Auto,
+            Some("zerocopy") => CaptureMode::ZeroCopy,
+            Some("copy") => CaptureMode::Copy,
+            Some("skb") => CaptureMode::Skb,
+            Some(other) => {
+                return Err(err(format!(
+                    "mode {other:?}: use one of {}",
+                    MODES.join(", ")
+                )))
+            }
+        };
+        config.lossless = self.lossless;
+        config.allow = self.allow.clone();
+        config.allow_file = self.allow_file.as_ref().map(std::path::PathBuf::from);
+        config.metrics = self.metrics.clone();
+        Ok(config)
+    }
+
+    /// Everything `capture` checks before it starts that needs neither root
+    /// nor creating anything, so that `check-config` and `capture` accept
+    /// and refuse the same files: [`Settings::check`], the queue and CPU
+    /// lists, and with an interface [`crate::capture::check_setup`] (the
+    /// interface, queues and CPUs of this machine, the allowlists). Only
+    /// the metrics address is left to `capture`, which binds it: a capture
+    /// still running may hold it. Returns warnings about settings that
+    /// have no effect.
+    ///
+    /// `host: false` leaves out what depends on this machine (the
+    /// interface, its queues, the CPUs, the output directories), for a file
+    /// meant for another machine (`check-config --no-host-checks`).
+    pub fn check_capture(&self, host: bool) -> Result<Vec<String>, ConfigError> {
+        self.check()?;
+        let mut warnings = self.warnings();
+        let cpus = self
+            .cpus
+            .as_deref()
+            .map(|c| parse_list(c, "--cpus"))
+            .transpose()?;
+        if let Some(queues) = self.queues.as_deref().filter(|q| *q != "all") {
+            parse_list(queues, "--queues")?;
+        }
+        if !host {
+            return Ok(warnings);
+        }
+        self.check_outputs_writable()?;
+        if self.interface.is_some() {
+            let config = self.capture_config()?;
+            crate::capture::check_setup(&config).map_err(|e| err(format!("{e:#}")))?;
+            warnings.extend(crate::capture::warnings(&config));
+        } else if let Some(cpus) = cpus {
+            crate::capture::check_cpus(&cpus).map_err(|e| err(format!("{e:#}")))?;
+        }
+        Ok(warnings)
+    }
+
+    /// Checks that `-w` and the route files can be written where they are
+    /// named (without creating them).
+    pub fn check_outputs_writable(&self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.write {
+            check_writable(path).map_err(|e| err(format!("cannot write {path}: {e}")))?;
+        }
+        for rule in &self.routes {
+            if let RouteTarget::File(path) = self.route_spec(rule)?.target {
+                check_writable(&path)
+                    .map_err(|e| err(format!("route {:?}: cannot write {path}: {e}", rule.rule)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Settings that have no effect: routes after one that takes every
+    /// frame.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let mut catch_all: Option<(usize, &str)> = None;
+        for (i, rule) in self.routes.iter().enumerate() {
+            if let Some((n, earlier)) = catch_all {
+                warnings.push(format!(
+                    "route {} ({}) comes after route {n} ({earlier}), which takes every frame: it never matches; move it up or remove it",
+                    i + 1,
+                    rule.rule
+                ));
+                continue;
+            }
+            let takes_all = self.route_spec(rule).is_ok_and(|spec| {
+                let m = &spec.matcher;
+                m.vnis.is_empty() && m.sources.is_empty() && m.filter.is_none()
+            });
+            if takes_all {
+                catch_all = Some((i + 1, &rule.rule));
+            }
+        }
+        warnings
+    }
+
     /// The route `rule` with this run's defaults filled in.
     fn route_spec(&self, rule: &RouteRule) -> Result<RouteSpec, ConfigError> {
         let mut output = rule.output;
@@ -462,6 +585,43 @@ fn check_file(path: &str, options: &OutputOptions) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether a file can be created or written at `path` (a strftime pattern
+/// for -G: a directory part with `%` is only known per file, and is left
+/// to the writer).
+fn check_writable(path: &str) -> Result<(), String> {
+    use nix::unistd::{access, AccessFlags};
+    if path == "-" {
+        return Ok(());
+    }
+    let path = std::path::Path::new(path);
+    let dir = match path.parent() {
+        Some(d) if d.as_os_str().is_empty() => std::path::Path::new("."),
+        Some(d) => d,
+        None => return Ok(()),
+    };
+    if dir.to_string_lossy().contains('%') {
+        return Ok(());
+    }
+    match std::fs::metadata(dir) {
+        Err(e) => return Err(format!("directory {}: {e}", dir.display())),
+        Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", dir.display())),
+        Ok(_) => {}
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err("it is a directory".into()),
+        Ok(_) => {
+            access(path, AccessFlags::W_OK).map_err(|e| format!("{}", std::io::Error::from(e)))
+        }
+        Err(_) => access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+            format!(
+                "directory {}: {}: check that it is writable",
+                dir.display(),
+                std::io::Error::from(e)
+            )
+        }),
+    }
+}
+
 fn check_tap_name(name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= crate::tap::MAX_NAME_LEN
@@ -581,6 +741,35 @@ fn route_rule(r: &RouteSection, n: usize) -> Result<RouteRule, ConfigError> {
     // Parse now, so that an error points at the section.
     RouteSpec::parse(&rule, output).map_err(|e| err(format!("{place}: {e}")))?;
     Ok(RouteRule { rule, output })
+}
+
+/// Parses a list such as `0,2-3` into `[0, 2, 3]`; a number given twice is
+/// an error (`what` names the flag or key).
+pub fn parse_list(text: &str, what: &str) -> Result<Vec<usize>, ConfigError> {
+    let bad = || err(format!("{what} {text:?} is not a list such as 0,2-3"));
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (
+                lo.trim().parse().map_err(|_| bad())?,
+                hi.trim().parse().map_err(|_| bad())?,
+            ),
+            None => {
+                let v: usize = part.trim().parse().map_err(|_| bad())?;
+                (v, v)
+            }
+        };
+        if lo > hi || hi - lo > 4096 {
+            return Err(bad());
+        }
+        for v in lo..=hi {
+            if out.contains(&v) {
+                return Err(err(format!("{what} names {v} twice")));
+            }
+            out.push(v);
+        }
+    }
+    Ok(out)
 }
 
 /// tcpdump's -C: millions of bytes, or KiB/MiB/GiB with a k/m/g suffix.
