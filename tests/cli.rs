@@ -171,6 +171,14 @@ fn bad_config_files_exit_2_with_one_line_naming_the_fix() {
             "man pcap-filter",
         ),
         ("mode = \"fast\"\n", "use one of auto, zerocopy, copy, skb"),
+        (
+            "[output]\nwrite = \"a.pcap\"\nfile_size = -5\n",
+            "file_size: expected a size such as 100 (MB), \"512k\" or \"2g\", found -5",
+        ),
+        (
+            "[allow]\nvnis = [-1]\n",
+            "line 2: expected a VNI from 0 to 16777215 such as 27, or a range such as \"100-199\", found -1",
+        ),
     ] {
         let path = tmp.path("bad.toml");
         std::fs::write(&path, text).expect("write the config");

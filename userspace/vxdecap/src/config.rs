@@ -81,10 +81,35 @@ struct AllowSection {
 
 /// `"all"`, `"0,2-3"` or `[0, 2, 3]`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "toml::Value")]
 enum ListValue {
     Numbers(Vec<u32>),
     Text(String),
+}
+
+// Each value type says what it expects and what it found (serde's untagged
+// enums only say that nothing matched).
+impl TryFrom<toml::Value> for ListValue {
+    type Error = String;
+
+    fn try_from(value: toml::Value) -> Result<Self, String> {
+        let bad = |found: &toml::Value| {
+            format!("expected a list of queues or CPUs such as \"0,2-3\" or [0, 1] (or \"all\" for queues), found {found}")
+        };
+        match &value {
+            toml::Value::String(text) => Ok(ListValue::Text(text.clone())),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    item.as_integer()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| bad(item))
+                })
+                .collect::<Result<_, _>>()
+                .map(ListValue::Numbers),
+            other => Err(bad(other)),
+        }
+    }
 }
 
 impl ListValue {
@@ -98,18 +123,48 @@ impl ListValue {
 
 /// `27` or `"100-199"`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "toml::Value")]
 enum VniValue {
     Number(u32),
     Text(String),
 }
 
+impl TryFrom<toml::Value> for VniValue {
+    type Error = String;
+
+    fn try_from(value: toml::Value) -> Result<Self, String> {
+        match &value {
+            toml::Value::Integer(n) if (0..=0x00ff_ffff).contains(n) => {
+                Ok(VniValue::Number(*n as u32))
+            }
+            toml::Value::String(text) => Ok(VniValue::Text(text.clone())),
+            other => Err(format!(
+                "expected a VNI from 0 to 16777215 such as 27, or a range such as \"100-199\", found {other}"
+            )),
+        }
+    }
+}
+
 /// `100` (million bytes) or `"512k"`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "toml::Value")]
 enum SizeValue {
     Millions(u64),
     Text(String),
+}
+
+impl TryFrom<toml::Value> for SizeValue {
+    type Error = String;
+
+    fn try_from(value: toml::Value) -> Result<Self, String> {
+        match &value {
+            toml::Value::Integer(n) if *n > 0 => Ok(SizeValue::Millions(*n as u64)),
+            toml::Value::String(text) => Ok(SizeValue::Text(text.clone())),
+            other => Err(format!(
+                "file_size: expected a size such as 100 (MB), \"512k\" or \"2g\", found {other}"
+            )),
+        }
+    }
 }
 
 /// Format and rotation keys, shared by `[output]` and `[[route]]`.
@@ -211,9 +266,13 @@ impl Settings {
                     format!("line {line}: ")
                 })
                 .unwrap_or_default();
-            err(format!(
-                "{at}{what} (keys: interface, ports, queues, cpus, mode, metrics, lossless, filter, tap, [output], [allow], [[route]]; see examples/vxdecap.toml)"
-            ))
+            // The list of keys helps with a misspelt one, not a bad value.
+            let keys = if what.contains("unknown field") {
+                " (keys: interface, ports, queues, cpus, mode, metrics, lossless, filter, tap, [output], [allow], [[route]]; see examples/vxdecap.toml)"
+            } else {
+                ""
+            };
+            err(format!("{at}{what}{keys}"))
         })?;
         let metrics = file
             .metrics
@@ -885,6 +944,24 @@ mod tests {
                 "not a file size",
             ),
             ("tap = \"a/b\"", "an interface name"),
+            (
+                "[output]\nwrite = \"a.pcap\"\nfile_size = -5",
+                // A flattened key's position is its section's (serde buffers it).
+                "line 1: file_size: expected a size such as 100 (MB), \"512k\" or \"2g\", found -5",
+            ),
+            (
+                "[allow]\nvnis = [-1]",
+                "line 2: expected a VNI from 0 to 16777215 such as 27, or a range such as \"100-199\", found -1",
+            ),
+            (
+                "[[route]]\nvni = [16777216]\nto = \"drop\"",
+                "line 2: expected a VNI from 0 to 16777215",
+            ),
+            (
+                "queues = [-1]",
+                "line 1: expected a list of queues or CPUs such as \"0,2-3\" or [0, 1] (or \"all\" for queues), found -1",
+            ),
+            ("cpus = true", "line 1: expected a list of queues or CPUs"),
             (
                 "[[route]]\nvni = [1]\nto = \"tap:much-too-long-name\"",
                 "an interface name",
