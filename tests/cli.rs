@@ -208,6 +208,14 @@ fn bad_routes_taps_and_file_flags_are_refused() {
         "not a VNI",
     );
     fails_with(&["decap", "-r", r, "--tap", "a/b"], "an interface name");
+    fails_with(
+        &["decap", "-r", r, "--tap", "tap%d"],
+        "--tap \"tap%d\": '%' asks the kernel to choose the name",
+    );
+    fails_with(
+        &["decap", "-r", r, "--route", "vni=27 -> tap:t%d"],
+        "--tap \"t%d\": '%' asks the kernel to choose the name",
+    );
     fails_with(&["decap", "-r", r, "-C", "10"], "add -w FILE");
     fails_with(&["capture", "-w", "/dev/null"], "no interface: give -i");
 }

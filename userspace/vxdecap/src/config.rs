@@ -681,19 +681,9 @@ fn check_writable(path: &str) -> Result<(), String> {
     }
 }
 
+/// The same check the tap makes before it is created.
 fn check_tap_name(name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= crate::tap::MAX_NAME_LEN
-        && !name
-            .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace());
-    if ok {
-        Ok(())
-    } else {
-        Err(err(format!(
-            "tap {name:?}: an interface name has 1 to 15 characters, none of them '/', ':' or whitespace"
-        )))
-    }
+    crate::tap::check_name(name).map_err(|e| err(e.to_string()))
 }
 
 fn describe_file(path: &str, options: &OutputOptions) -> String {
