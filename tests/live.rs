@@ -330,13 +330,25 @@ fn second_capture_on_a_busy_interface_changes_nothing() {
         vxdecap_path(),
         &["capture", "-i", "eth1", "-w", "/dev/null"],
     ));
-    assert!(!second.status.success());
     let message = stderr(&second);
+    assert_eq!(
+        second.status.code(),
+        Some(2),
+        "a configuration error: {message}"
+    );
     assert!(
         message.contains("another XDP program is already attached to eth1"),
         "{message}"
     );
     assert!(message.contains("nothing was changed"), "{message}");
+    // The first capture holds its program through a BPF link: `ip link` cannot remove it.
+    assert!(
+        message.contains("(driver mode) is held by BPF link")
+            && message.contains(
+                "stop the process that holds it (another vxdecap?) or run `bpftool link detach id"
+            ),
+        "{message}"
+    );
     let after = pair
         .collector
         .ip(&["link", "show", "dev", "eth1"])
@@ -354,6 +366,83 @@ fn second_capture_on_a_busy_interface_changes_nothing() {
     let (ok, summary) = first.stop();
     assert!(ok, "{summary}");
     assert_eq!(frames_written(&summary), 10, "{summary}");
+}
+
+/// Compiles an XDP program that passes everything (for a test to attach
+/// with `ip link`, as another tool would), into `dir`.
+fn xdp_pass_object(dir: &TempDir) -> std::path::PathBuf {
+    let source = dir.path("pass.bpf.c");
+    let object = dir.path("pass.bpf.o");
+    std::fs::write(
+        &source,
+        "__attribute__((section(\"xdp\"), used)) int xdp_pass(void *ctx) { return 2; }\n\
+         char _license[] __attribute__((section(\"license\"), used)) = \"GPL\";\n",
+    )
+    .unwrap();
+    let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang-19".into());
+    let out = output(
+        std::process::Command::new(&clang)
+            .args(["-O2", "-target", "bpf", "-c"])
+            .arg(&source)
+            .arg("-o")
+            .arg(&object),
+    );
+    assert!(out.status.success(), "{clang}: {}", stderr(&out));
+    object
+}
+
+#[test]
+fn a_generic_mode_program_already_attached_is_named_with_the_command_that_removes_it() {
+    if !privileged("generic XDP program already attached") {
+        return;
+    }
+    let pair = VxlanPair::new("lg");
+    let tmp = TempDir::new("lg");
+    let object = xdp_pass_object(&tmp);
+    pair.collector
+        .ip(&[
+            "link",
+            "set",
+            "dev",
+            "eth1",
+            "xdpgeneric",
+            "obj",
+            object.to_str().unwrap(),
+            "sec",
+            "xdp",
+        ])
+        .expect("attach a generic-mode program");
+    let refused = output(&mut pair.collector.command(
+        vxdecap_path(),
+        &["capture", "-i", "eth1", "-q", "--duration", "1"],
+    ));
+    let message = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{message}");
+    assert!(
+        message.contains("another XDP program is already attached to eth1: nothing was changed"),
+        "{message}"
+    );
+    let hint = "is in generic mode: detach it with `ip link set dev eth1 xdpgeneric off`";
+    assert!(message.contains(hint), "{message}");
+    // `xdp off`, the old hint, leaves a generic-mode program in place.
+    pair.collector
+        .ip(&["link", "set", "dev", "eth1", "xdp", "off"])
+        .expect("ip link set xdp off");
+    let still = output(&mut pair.collector.command(
+        vxdecap_path(),
+        &["capture", "-i", "eth1", "-q", "--duration", "1"],
+    ));
+    assert_eq!(still.status.code(), Some(2), "{}", stderr(&still));
+    // The command named does remove it, and the capture starts.
+    pair.collector
+        .ip(&["link", "set", "dev", "eth1", "xdpgeneric", "off"])
+        .expect("ip link set xdpgeneric off");
+    let ran = output(&mut pair.collector.command(
+        vxdecap_path(),
+        &["capture", "-i", "eth1", "-q", "--duration", "1"],
+    ));
+    assert!(ran.status.success(), "{}", stderr(&ran));
+    assert!(!pair.xdp_attached());
 }
 
 #[test]
@@ -842,6 +931,91 @@ fn allowlists_drop_forged_vxlan_and_sighup_changes_them_without_loss() {
     assert!(summary.contains("vni 42: 450, vni 99: 50"), "{summary}");
 }
 
+/// Sends SIGHUP to the capture and gives its main loop (20 ms) time to reload.
+fn sighup(capture: &RunningCapture) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(capture.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .expect("SIGHUP");
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+#[test]
+fn an_emptied_or_truncated_allow_file_keeps_the_lists_in_force() {
+    if !privileged("allowlists fail closed") {
+        return;
+    }
+    let pair = VxlanPair::new("lc");
+    pair.sender
+        .ip(&["addr", "add", "10.77.0.9/24", "dev", "und0"])
+        .expect("second sender address");
+    let tmp = TempDir::new("lc");
+    let allow = tmp.path("allow.txt");
+    std::fs::write(&allow, "source 10.77.0.1\nvni 42\n").unwrap();
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-q", "--allow-file", allow.to_str().unwrap()],
+    );
+    pair.send_inner("good", 20);
+    pair.send_forged("10.77.0.9", 42, 20); // not an allowed source
+                                           // Each of these reloads would open a list; every one is refused.
+    for (how, text) in [
+        ("emptied", ""),
+        ("blank", "\n"),
+        ("truncated to its first line", "source 10.77.0.1\n"),
+        ("truncated to its second line", "vni 42\n"),
+        ("cut inside a line", "source 10.77.0.1\nvni 4"),
+        ("a rule without a value", "source\nvni 42\n"),
+    ] {
+        std::fs::write(&allow, text).unwrap();
+        sighup(&capture);
+        pair.send_forged("10.77.0.9", 42, 20); // not an allowed source
+        pair.send_forged(SENDER_UNDERLAY, 99, 5); // not an allowed VNI
+        eprintln!("{how}: sent");
+    }
+    // `truncate -s 0`, as a log rotation tool would.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&allow)
+        .and_then(|f| f.set_len(0))
+        .expect("truncate");
+    sighup(&capture);
+    pair.send_forged("10.77.0.9", 42, 20);
+    // Opening the source list on purpose is a reload like any other.
+    std::fs::write(&allow, "source any\nvni 42\n").unwrap();
+    sighup(&capture);
+    pair.send_forged("10.77.0.9", 42, 10);
+    pair.send_forged(SENDER_UNDERLAY, 99, 5); // the VNI list still holds
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert_eq!(
+        summary.matches("SIGHUP: allowlist not changed").count(),
+        7,
+        "every reload but the last refused:\n{summary}"
+    );
+    assert!(
+        summary.contains("it names no source, which would allow every source instead of 10.77.0.1/32: write `source any` to mean that; still in force: sources 10.77.0.1/32, 1 VNI(s)"),
+        "{summary}"
+    );
+    assert!(summary.contains("no rules"), "{summary}");
+    assert!(summary.contains("does not end with a newline"), "{summary}");
+    assert!(summary.contains("it names no VNI"), "{summary}");
+    assert!(
+        summary.contains("SIGHUP: allowlist reloaded: any source, 1 VNI(s)"),
+        "{summary}"
+    );
+    assert_eq!(frames_written(&summary), 20 + 10, "{summary}");
+    // 20 before, 6 × 20 after the refused reloads, 20 after `truncate`.
+    assert!(
+        summary.contains(
+            "195 dropped by the allowlists (drop_source_not_allowed 160, drop_vni_not_allowed 35)"
+        ),
+        "{summary}"
+    );
+}
+
 #[test]
 fn dash_z_drops_root_and_the_capture_goes_on() {
     if !privileged("-Z nobody") {
@@ -889,6 +1063,56 @@ fn dash_z_drops_root_and_the_capture_goes_on() {
         "the XDP counters are still readable:\n{summary}"
     );
     assert_eq!(read_pcap(&pcap).len(), 200);
+}
+
+#[test]
+fn dash_z_refuses_an_allow_file_the_user_could_not_reload() {
+    if !privileged("-Z with an allow file") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let pair = VxlanPair::new("ly");
+    let tmp = TempDir::new("ly");
+    let allow = tmp.path("allow.txt");
+    std::fs::write(&allow, "source 10.77.0.1\nvni 42\n").unwrap();
+    std::fs::set_permissions(&allow, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let args = [
+        "capture",
+        "-i",
+        "eth1",
+        "-q",
+        "--duration",
+        "2",
+        "-Z",
+        "nobody",
+        "--allow-file",
+        allow.to_str().unwrap(),
+    ];
+    let refused = output(&mut pair.collector.command(vxdecap_path(), &args));
+    let err = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "allow file {}: nobody cannot read it, and -Z nobody runs as nobody when SIGHUP reloads it",
+            allow.display()
+        )),
+        "{err}"
+    );
+    assert!(!pair.xdp_attached(), "refused before anything was attached");
+
+    // Readable by nobody: the capture runs as nobody and a reload works.
+    std::fs::set_permissions(&allow, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let capture = RunningCapture::start(&pair.collector, &args[1..]);
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(&allow, "source 10.77.0.1\nvni 42,43\n").unwrap();
+    sighup(&capture);
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert!(summary.contains("running as nobody"), "{summary}");
+    assert!(
+        summary.contains("SIGHUP: allowlist reloaded: sources 10.77.0.1/32, 2 VNI(s)"),
+        "{summary}"
+    );
 }
 
 #[test]

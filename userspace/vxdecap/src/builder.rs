@@ -189,7 +189,7 @@ impl CaptureBuilder {
 
     /// Serve Prometheus metrics on this address while running.
     pub fn metrics(mut self, addr: SocketAddr) -> Self {
-        self.config.metrics = Some(addr);
+        self.config.metrics = Some(addr.into());
         self
     }
 

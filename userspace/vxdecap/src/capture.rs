@@ -24,7 +24,7 @@ use vxdecap_wire::reassembly::{Reassembler, ReassemblyConfig};
 use crate::allow::Allowlist;
 use crate::analyzer::Analyzer;
 use crate::hotplug::{LinkEvent, LinkWatcher};
-use crate::metrics::{Metrics, QueueInfo};
+use crate::metrics::{Endpoint, Metrics, QueueInfo};
 use crate::pipeline::{spawn_analyzers, AnalyzerThread, InlineAnalyzers, Latency};
 use crate::queue::{fan_out, MAX_ANALYZERS};
 use crate::rxpolicy::{IdlePolicy, NapiDeferral, RxPolicy};
@@ -114,8 +114,8 @@ pub struct CaptureConfig {
     pub rx_policy: RxPolicy,
     /// Where the frames go, for the summary ("inner.pcap", "stdout").
     pub output_name: String,
-    /// Serve Prometheus metrics on this address.
-    pub metrics: Option<std::net::SocketAddr>,
+    /// Serve Prometheus metrics on this address (every address of a host name).
+    pub metrics: Option<Endpoint>,
     /// Sources and VNIs allowed through (enforced in XDP).
     pub allow: Allowlist,
     /// An allowlist file merged with `allow`, read again on SIGHUP.
@@ -217,7 +217,7 @@ fn resolve_queues(config: &CaptureConfig) -> anyhow::Result<Vec<u32>> {
 }
 
 /// Number of CPUs online (not just those this process may run on now).
-fn online_cpus() -> usize {
+pub(crate) fn online_cpus() -> usize {
     let from_sysfs = std::fs::read_to_string("/sys/devices/system/cpu/online")
         .ok()
         .and_then(|list| {
@@ -233,6 +233,18 @@ fn online_cpus() -> usize {
     from_sysfs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
 }
 
+/// Checks that every CPU of `cpus` exists on this machine.
+pub fn check_cpus(cpus: &[usize]) -> anyhow::Result<()> {
+    let cores = online_cpus();
+    if let Some(bad) = cpus.iter().find(|&&c| c >= cores) {
+        bail!(
+            "CPU {bad} does not exist: this machine has CPUs 0-{}",
+            cores - 1
+        );
+    }
+    Ok(())
+}
+
 fn resolve_cpus(config: &CaptureConfig, queues: &[u32]) -> anyhow::Result<Vec<Option<usize>>> {
     let cores = online_cpus();
     match &config.cpus {
@@ -244,12 +256,7 @@ fn resolve_cpus(config: &CaptureConfig, queues: &[u32]) -> anyhow::Result<Vec<Op
                     queues.len()
                 );
             }
-            if let Some(bad) = cpus.iter().find(|&&c| c >= cores) {
-                bail!(
-                    "CPU {bad} does not exist: this machine has CPUs 0-{}",
-                    cores - 1
-                );
-            }
+            check_cpus(cpus)?;
             Ok(cpus.iter().take(queues.len()).map(|&c| Some(c)).collect())
         }
         None => {
@@ -262,9 +269,40 @@ fn resolve_cpus(config: &CaptureConfig, queues: &[u32]) -> anyhow::Result<Vec<Op
 }
 
 /// Checks what can be checked without privileges: the interface exists,
-/// the queues exist, the CPUs exist, the sizes are valid. The message
-/// names the fix.
+/// the queues exist, the CPUs exist, the sizes are valid, the metrics
+/// address can be bound. The message names the fix.
 pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
+    check_setup(config)?;
+    if let Some(endpoint) = &config.metrics {
+        crate::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e))?;
+    }
+    Ok(())
+}
+
+/// Settings that have no effect on this machine: more CPUs than queues.
+pub fn warnings(config: &CaptureConfig) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if let (Ok(queues), Some(cpus)) = (resolve_queues(config), &config.cpus) {
+        if cpus.len() > queues.len() {
+            let unused: Vec<String> = cpus[queues.len()..].iter().map(usize::to_string).collect();
+            warnings.push(format!(
+                "--cpus names {} CPU(s) for {} queue(s): CPU(s) {} unused (one worker per queue, on the CPUs in order)",
+                cpus.len(),
+                queues.len(),
+                unused.join(",")
+            ));
+        }
+    }
+    warnings
+}
+
+/// [`check_config`] but for the metrics address, which `check-config`
+/// cannot bind while a capture may hold it: what `check-config` and
+/// `capture` both check.
+pub fn check_setup(config: &CaptureConfig) -> anyhow::Result<()> {
+    if let Some(cpus) = &config.cpus {
+        check_cpus(cpus)?;
+    }
     if !interface_exists(&config.interface) {
         bail!(
             "interface {} does not exist: check the name with `ip link`",
@@ -277,12 +315,22 @@ pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let queues = resolve_queues(config)?;
     resolve_cpus(config, &queues)?;
-    if let Some(addr) = config.metrics {
-        crate::metrics::bind(addr).map_err(|e| metrics_error(addr, e))?;
-    }
     effective_allowlist(config)?;
-    if let Some(user) = &config.run_as {
-        crate::privs::check_user(user)?;
+    if let Some(name) = &config.run_as {
+        let user = crate::privs::check_user(name)?;
+        // SIGHUP reads the allow file again, as `user` by then.
+        if let Some(file) = &config.allow_file {
+            if crate::privs::readable_as(&user, file) == Some(false) {
+                let group = nix::unistd::Group::from_gid(user.gid)
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| user.gid.to_string(), |g| g.name);
+                bail!(
+                    "allow file {}: {name} cannot read it, and -Z {name} runs as {name} when SIGHUP reloads it: make it readable by {name} (e.g. `chgrp {group} FILE; chmod g+r FILE`, with its directories searchable), or leave out -Z",
+                    file.display()
+                );
+            }
+        }
     }
     if let Some(r) = config.reassembly {
         Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?;
@@ -304,9 +352,9 @@ fn effective_allowlist(config: &CaptureConfig) -> anyhow::Result<Allowlist> {
     }
 }
 
-fn metrics_error(addr: std::net::SocketAddr, e: std::io::Error) -> anyhow::Error {
+fn metrics_error(endpoint: &Endpoint, e: std::io::Error) -> anyhow::Error {
     anyhow::anyhow!(
-        "cannot serve --metrics on {addr}: {e} (pick a free port and an address of this host)"
+        "cannot serve --metrics on {endpoint}: {e} (pick a free port and an address of this host)"
     )
 }
 
@@ -327,9 +375,10 @@ pub fn run_capture(
     }
     let queues = resolve_queues(config)?;
     let cpus = resolve_cpus(config, &queues)?;
-    let metrics_listener = config
+    let metrics_listeners = config
         .metrics
-        .map(|addr| crate::metrics::bind(addr).map_err(|e| metrics_error(addr, e)))
+        .as_ref()
+        .map(|endpoint| crate::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e)))
         .transpose()?;
 
     // Attach first: with an empty XSKMAP the program passes everything to
@@ -555,12 +604,15 @@ pub fn run_capture(
             .map(|t| (t.name.clone(), t.progress.clone()))
             .collect(),
     ));
-    let server = match metrics_listener {
-        Some(listener) => {
-            let addr = listener.local_addr().ok();
-            let server = crate::metrics::serve(listener, metrics.clone(), stop.clone())
+    let server = match metrics_listeners {
+        Some(listeners) => {
+            let addrs: Vec<_> = listeners
+                .iter()
+                .filter_map(|l| l.local_addr().ok())
+                .collect();
+            let server = crate::metrics::serve(listeners, metrics.clone(), stop.clone())
                 .context("cannot start the metrics thread")?;
-            if let Some(addr) = addr {
+            for addr in addrs {
                 eprintln!("vxdecap: metrics at http://{addr}/metrics");
             }
             Some(server)
@@ -587,6 +639,7 @@ pub fn run_capture(
         metrics_restarts: metrics.restarts(),
         setup: setup_rx,
         last_poll: Instant::now(),
+        allow,
     };
     let mut fatal = None;
     if let Some(user) = &config.run_as {
@@ -688,6 +741,9 @@ struct Supervisor<'a> {
     metrics_restarts: Arc<AtomicU64>,
     setup: mpsc::Receiver<SocketReady>,
     last_poll: Instant,
+    /// The allowlists in force: changed only by a SIGHUP reload that passes
+    /// [`Allowlist::check_reload`], re-applied when the interface comes back.
+    allow: Allowlist,
 }
 
 impl Supervisor<'_> {
@@ -734,16 +790,7 @@ impl Supervisor<'_> {
                 break;
             }
             if reload.swap(false, Ordering::Relaxed) {
-                // A bad file keeps the lists in force; the message says why.
-                let result =
-                    effective_allowlist(config).and_then(|allow| match &mut self.steering {
-                        Some(s) => Ok(s.set_allowlist(&allow).map(|()| allow)?),
-                        None => Ok(allow), // applied when the interface comes back
-                    });
-                match result {
-                    Ok(allow) => eprintln!("vxdecap: SIGHUP: allowlist reloaded: {allow}"),
-                    Err(e) => eprintln!("vxdecap: SIGHUP: allowlist not changed: {e:#}"),
-                }
+                self.reload_allowlist();
             }
             if now >= next_xdp {
                 next_xdp = now + Duration::from_millis(250);
@@ -759,6 +806,39 @@ impl Supervisor<'_> {
                     );
                     last.0 = now;
                 }
+            }
+        }
+    }
+
+    /// SIGHUP: reads the allow file again. A bad file, or one that would
+    /// open a closed list without saying `any`, keeps the lists in force;
+    /// the message says why.
+    fn reload_allowlist(&mut self) {
+        let file = self
+            .config
+            .allow_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new("-"));
+        let result = effective_allowlist(self.config).and_then(|next| {
+            self.allow
+                .check_reload(&next)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            if let Some(steering) = &mut self.steering {
+                steering.set_allowlist(&next)?;
+            } // else applied when the interface comes back
+            Ok(next)
+        });
+        match result {
+            Ok(next) => {
+                eprintln!("vxdecap: SIGHUP: allowlist reloaded: {next}");
+                self.allow = next;
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "allowlist reload refused");
+                eprintln!(
+                    "vxdecap: SIGHUP: allowlist not changed: {e:#}; still in force: {}",
+                    self.allow
+                );
             }
         }
     }
@@ -839,9 +919,7 @@ impl Supervisor<'_> {
         }
         let attach = Steering::load_with(name, &config.ports, config.reassembly.is_some())
             .and_then(|mut s| {
-                s.set_allowlist(
-                    &effective_allowlist(config).unwrap_or_else(|_| config.allow.clone()),
-                )?;
+                s.set_allowlist(&self.allow)?;
                 let mode = s.attach(config.mode.attach())?;
                 Ok((s, mode))
             });

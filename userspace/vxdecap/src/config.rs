@@ -28,6 +28,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::allow::Allowlist;
+use crate::capture::{CaptureConfig, CaptureMode, QueueSelection};
+use crate::metrics::Endpoint;
+use vxdecap_wire::PortSet;
 
 use crate::analyzer::{
     open_frame_output, Analyzer, CountAnalyzer, Filtered, OutputFormat, OutputOptions,
@@ -78,10 +81,35 @@ struct AllowSection {
 
 /// `"all"`, `"0,2-3"` or `[0, 2, 3]`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "toml::Value")]
 enum ListValue {
     Numbers(Vec<u32>),
     Text(String),
+}
+
+// Each value type says what it expects and what it found (serde's untagged
+// enums only say that nothing matched).
+impl TryFrom<toml::Value> for ListValue {
+    type Error = String;
+
+    fn try_from(value: toml::Value) -> Result<Self, String> {
+        let bad = |found: &toml::Value| {
+            format!("expected a list of queues or CPUs such as \"0,2-3\" or [0, 1] (or \"all\" for queues), found {found}")
+        };
+        match &value {
+            toml::Value::String(text) => Ok(ListValue::Text(text.clone())),
+            toml::Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    item.as_integer()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| bad(item))
+                })
+                .collect::<Result<_, _>>()
+                .map(ListValue::Numbers),
+            other => Err(bad(other)),
+        }
+    }
 }
 
 impl ListValue {
@@ -95,18 +123,48 @@ impl ListValue {
 
 /// `27` or `"100-199"`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "toml::Value")]
 enum VniValue {
     Number(u32),
     Text(String),
 }
 
+impl TryFrom<toml::Value> for VniValue {
+    type Error = String;
+
+    fn try_from(value: toml::Value) -> Result<Self, String> {
+        match &value {
+            toml::Value::Integer(n) if (0..=0x00ff_ffff).contains(n) => {
+                Ok(VniValue::Number(*n as u32))
+            }
+            toml::Value::String(text) => Ok(VniValue::Text(text.clone())),
+            other => Err(format!(
+                "expected a VNI from 0 to 16777215 such as 27, or a range such as \"100-199\", found {other}"
+            )),
+        }
+    }
+}
+
 /// `100` (million bytes) or `"512k"`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(try_from = "toml::Value")]
 enum SizeValue {
     Millions(u64),
     Text(String),
+}
+
+impl TryFrom<toml::Value> for SizeValue {
+    type Error = String;
+
+    fn try_from(value: toml::Value) -> Result<Self, String> {
+        match &value {
+            toml::Value::Integer(n) if *n > 0 => Ok(SizeValue::Millions(*n as u64)),
+            toml::Value::String(text) => Ok(SizeValue::Text(text.clone())),
+            other => Err(format!(
+                "file_size: expected a size such as 100 (MB), \"512k\" or \"2g\", found {other}"
+            )),
+        }
+    }
 }
 
 /// Format and rotation keys, shared by `[output]` and `[[route]]`.
@@ -166,7 +224,7 @@ pub struct Settings {
     /// `auto`, `zerocopy`, `copy` or `skb`.
     pub mode: Option<String>,
     /// Prometheus endpoint.
-    pub metrics: Option<SocketAddr>,
+    pub metrics: Option<Endpoint>,
     /// Wait for slow analyzers instead of dropping.
     pub lossless: bool,
     /// Inner filter applied in front of every output.
@@ -190,11 +248,8 @@ const MODES: [&str; 4] = ["auto", "zerocopy", "copy", "skb"];
 impl Settings {
     /// Reads a configuration file.
     pub fn from_file(path: &str) -> Result<Settings, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            err(format!(
-                "cannot read the config file {path}: {e}: check the path"
-            ))
-        })?;
+        let text = crate::files::read_text(std::path::Path::new(path), crate::files::CONFIG_LIMIT)
+            .map_err(|e| err(format!("cannot read the config file {path}: {e}")))?;
         Settings::from_toml(&text).map_err(|e| err(format!("{path}: {}", e.0)))
     }
 
@@ -211,18 +266,19 @@ impl Settings {
                     format!("line {line}: ")
                 })
                 .unwrap_or_default();
-            err(format!(
-                "{at}{what} (keys: interface, ports, queues, cpus, mode, metrics, lossless, filter, tap, [output], [allow], [[route]]; see examples/vxdecap.toml)"
-            ))
+            // The list of keys helps with a misspelt one, not a bad value.
+            let keys = if what.contains("unknown field") {
+                " (keys: interface, ports, queues, cpus, mode, metrics, lossless, filter, tap, [output], [allow], [[route]]; see examples/vxdecap.toml)"
+            } else {
+                ""
+            };
+            err(format!("{at}{what}{keys}"))
         })?;
         let metrics = file
             .metrics
             .map(|m| {
-                m.parse::<SocketAddr>().map_err(|_| {
-                    err(format!(
-                        "metrics = {m:?} is not ADDR:PORT such as \"0.0.0.0:9419\""
-                    ))
-                })
+                m.parse::<Endpoint>()
+                    .map_err(|e| err(format!("metrics = {e}")))
             })
             .transpose()?;
         let (write, output) = match file.output {
@@ -289,6 +345,127 @@ impl Settings {
         Ok(())
     }
 
+    /// The live capture this setup describes: interface, ports, queues,
+    /// CPUs, mode, metrics and allowlists (lists parsed and checked for
+    /// repeats). The rest of a [`CaptureConfig`] keeps its defaults.
+    pub fn capture_config(&self) -> Result<CaptureConfig, ConfigError> {
+        let interface = self.interface.as_deref().ok_or_else(|| {
+            err("no interface: give -i IFACE or interface = \"…\" in the --config file")
+        })?;
+        let mut config = CaptureConfig::new(interface);
+        if !self.ports.is_empty() {
+            config.ports = PortSet::new(&self.ports).map_err(|e| err(format!("--port: {e}")))?;
+        }
+        config.queues = match self.queues.as_deref() {
+            None | Some("all") => QueueSelection::All,
+            Some(list) => QueueSelection::List(
+                parse_list(list, "--queues")?
+                    .into_iter()
+                    .map(|q| q as u32)
+                    .collect(),
+            ),
+        };
+        config.cpus = self
+            .cpus
+            .as_deref()
+            .map(|c| parse_list(c, "--cpus"))
+            .transpose()?;
+        config.mode = match self.mode.as_deref() {
+            None | Some("auto") => CaptureMode::Auto,
+            Some("zerocopy") => CaptureMode::ZeroCopy,
+            Some("copy") => CaptureMode::Copy,
+            Some("skb") => CaptureMode::Skb,
+            Some(other) => {
+                return Err(err(format!(
+                    "mode {other:?}: use one of {}",
+                    MODES.join(", ")
+                )))
+            }
+        };
+        config.lossless = self.lossless;
+        config.allow = self.allow.clone();
+        config.allow_file = self.allow_file.as_ref().map(std::path::PathBuf::from);
+        config.metrics = self.metrics.clone();
+        Ok(config)
+    }
+
+    /// Everything `capture` checks before it starts that needs neither root
+    /// nor creating anything, so that `check-config` and `capture` accept
+    /// and refuse the same files: [`Settings::check`], the queue and CPU
+    /// lists, and with an interface [`crate::capture::check_setup`] (the
+    /// interface, queues and CPUs of this machine, the allowlists). Only
+    /// the metrics address is left to `capture`, which binds it: a capture
+    /// still running may hold it. Returns warnings about settings that
+    /// have no effect.
+    ///
+    /// `host: false` leaves out what depends on this machine (the
+    /// interface, its queues, the CPUs, the output directories), for a file
+    /// meant for another machine (`check-config --no-host-checks`).
+    pub fn check_capture(&self, host: bool) -> Result<Vec<String>, ConfigError> {
+        self.check()?;
+        let mut warnings = self.warnings();
+        let cpus = self
+            .cpus
+            .as_deref()
+            .map(|c| parse_list(c, "--cpus"))
+            .transpose()?;
+        if let Some(queues) = self.queues.as_deref().filter(|q| *q != "all") {
+            parse_list(queues, "--queues")?;
+        }
+        if !host {
+            return Ok(warnings);
+        }
+        self.check_outputs_writable()?;
+        if self.interface.is_some() {
+            let config = self.capture_config()?;
+            crate::capture::check_setup(&config).map_err(|e| err(format!("{e:#}")))?;
+            warnings.extend(crate::capture::warnings(&config));
+        } else if let Some(cpus) = cpus {
+            crate::capture::check_cpus(&cpus).map_err(|e| err(format!("{e:#}")))?;
+        }
+        Ok(warnings)
+    }
+
+    /// Checks that `-w` and the route files can be written where they are
+    /// named (without creating them).
+    pub fn check_outputs_writable(&self) -> Result<(), ConfigError> {
+        if let Some(path) = &self.write {
+            check_writable(path).map_err(|e| err(format!("cannot write {path}: {e}")))?;
+        }
+        for rule in &self.routes {
+            if let RouteTarget::File(path) = self.route_spec(rule)?.target {
+                check_writable(&path)
+                    .map_err(|e| err(format!("route {:?}: cannot write {path}: {e}", rule.rule)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Settings that have no effect: routes after one that takes every
+    /// frame.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let mut catch_all: Option<(usize, &str)> = None;
+        for (i, rule) in self.routes.iter().enumerate() {
+            if let Some((n, earlier)) = catch_all {
+                warnings.push(format!(
+                    "route {} ({}) comes after route {n} ({earlier}), which takes every frame: it never matches; move it up or remove it",
+                    i + 1,
+                    rule.rule
+                ));
+                continue;
+            }
+            let takes_all = self.route_spec(rule).is_ok_and(|spec| {
+                let m = &spec.matcher;
+                m.vnis.is_empty() && m.sources.is_empty() && m.filter.is_none()
+            });
+            if takes_all {
+                catch_all = Some((i + 1, &rule.rule));
+            }
+        }
+        warnings
+    }
+
     /// The route `rule` with this run's defaults filled in.
     fn route_spec(&self, rule: &RouteRule) -> Result<RouteSpec, ConfigError> {
         let mut output = rule.output;
@@ -332,7 +509,14 @@ impl Settings {
         let _ = writeln!(
             out,
             "metrics: {}",
-            self.metrics.map_or("off".to_owned(), |m| m.to_string())
+            self.metrics.as_ref().map_or("off".to_owned(), |m| {
+                let addrs: Vec<String> = m.addrs.iter().map(SocketAddr::to_string).collect();
+                if addrs == [m.text.clone()] {
+                    m.text.clone()
+                } else {
+                    format!("{} ({})", m.text, addrs.join(", "))
+                }
+            })
         );
         let _ = writeln!(out, "inner filter: {}", or(&self.filter, "none"));
         if let Some(w) = &self.write {
@@ -460,19 +644,46 @@ fn check_file(path: &str, options: &OutputOptions) -> Result<(), String> {
     Ok(())
 }
 
-fn check_tap_name(name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= crate::tap::MAX_NAME_LEN
-        && !name
-            .bytes()
-            .any(|b| b == b'/' || b == b':' || b.is_ascii_whitespace());
-    if ok {
-        Ok(())
-    } else {
-        Err(err(format!(
-            "tap {name:?}: an interface name has 1 to 15 characters, none of them '/', ':' or whitespace"
-        )))
+/// Whether a file can be created or written at `path` (a strftime pattern
+/// for -G: a directory part with `%` is only known per file, and is left
+/// to the writer).
+fn check_writable(path: &str) -> Result<(), String> {
+    use nix::unistd::{access, AccessFlags};
+    if path == "-" {
+        return Ok(());
     }
+    let path = std::path::Path::new(path);
+    let dir = match path.parent() {
+        Some(d) if d.as_os_str().is_empty() => std::path::Path::new("."),
+        Some(d) => d,
+        None => return Ok(()),
+    };
+    if dir.to_string_lossy().contains('%') {
+        return Ok(());
+    }
+    match std::fs::metadata(dir) {
+        Err(e) => return Err(format!("directory {}: {e}", dir.display())),
+        Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", dir.display())),
+        Ok(_) => {}
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err("it is a directory".into()),
+        Ok(_) => {
+            access(path, AccessFlags::W_OK).map_err(|e| format!("{}", std::io::Error::from(e)))
+        }
+        Err(_) => access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
+            format!(
+                "directory {}: {}: check that it is writable",
+                dir.display(),
+                std::io::Error::from(e)
+            )
+        }),
+    }
+}
+
+/// The same check the tap makes before it is created.
+fn check_tap_name(name: &str) -> Result<(), ConfigError> {
+    crate::tap::check_name(name).map_err(|e| err(e.to_string()))
 }
 
 fn describe_file(path: &str, options: &OutputOptions) -> String {
@@ -581,6 +792,35 @@ fn route_rule(r: &RouteSection, n: usize) -> Result<RouteRule, ConfigError> {
     Ok(RouteRule { rule, output })
 }
 
+/// Parses a list such as `0,2-3` into `[0, 2, 3]`; a number given twice is
+/// an error (`what` names the flag or key).
+pub fn parse_list(text: &str, what: &str) -> Result<Vec<usize>, ConfigError> {
+    let bad = || err(format!("{what} {text:?} is not a list such as 0,2-3"));
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (
+                lo.trim().parse().map_err(|_| bad())?,
+                hi.trim().parse().map_err(|_| bad())?,
+            ),
+            None => {
+                let v: usize = part.trim().parse().map_err(|_| bad())?;
+                (v, v)
+            }
+        };
+        if lo > hi || hi - lo > 4096 {
+            return Err(bad());
+        }
+        for v in lo..=hi {
+            if out.contains(&v) {
+                return Err(err(format!("{what} names {v} twice")));
+            }
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
 /// tcpdump's -C: millions of bytes, or KiB/MiB/GiB with a k/m/g suffix.
 pub fn parse_file_size(text: &str) -> Result<u64, String> {
     let (digits, unit) = match text.char_indices().last() {
@@ -637,7 +877,10 @@ mod tests {
         assert_eq!(s.cpus.as_deref(), Some("2-3"));
         assert_eq!(s.mode.as_deref(), Some("copy"));
         assert!(s.lossless);
-        assert_eq!(s.metrics, Some("127.0.0.1:9419".parse().unwrap()));
+        assert_eq!(
+            s.metrics.as_ref().map(|m| m.addrs.clone()),
+            Some(vec!["127.0.0.1:9419".parse().unwrap()])
+        );
         assert_eq!(s.output.rotation.file_size, Some(512 * 1024));
         assert_eq!(s.output.rotation.files, Some(4));
         assert_eq!(
@@ -691,6 +934,24 @@ mod tests {
                 "not a file size",
             ),
             ("tap = \"a/b\"", "an interface name"),
+            (
+                "[output]\nwrite = \"a.pcap\"\nfile_size = -5",
+                // A flattened key's position is its section's (serde buffers it).
+                "line 1: file_size: expected a size such as 100 (MB), \"512k\" or \"2g\", found -5",
+            ),
+            (
+                "[allow]\nvnis = [-1]",
+                "line 2: expected a VNI from 0 to 16777215 such as 27, or a range such as \"100-199\", found -1",
+            ),
+            (
+                "[[route]]\nvni = [16777216]\nto = \"drop\"",
+                "line 2: expected a VNI from 0 to 16777215",
+            ),
+            (
+                "queues = [-1]",
+                "line 1: expected a list of queues or CPUs such as \"0,2-3\" or [0, 1] (or \"all\" for queues), found -1",
+            ),
+            ("cpus = true", "line 1: expected a list of queues or CPUs"),
             (
                 "[[route]]\nvni = [1]\nto = \"tap:much-too-long-name\"",
                 "an interface name",

@@ -22,6 +22,7 @@ pub mod builder;
 pub mod capture;
 pub mod config;
 pub mod dissect;
+pub mod files;
 pub mod filter;
 pub mod frame;
 pub mod hotplug;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vxdecap::analyzer::{Analyzer, OutputFormat, OutputOptions, PcapngOptions, Rotation};
-use vxdecap::capture::{run_capture, CaptureConfig, CaptureMode, QueueSelection};
+use vxdecap::capture::run_capture;
 use vxdecap::config::{parse_file_size, RouteRule, Settings};
 use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
 use vxdecap::offline::run_offline;
@@ -41,10 +41,15 @@ enum Command {
     Decap(Box<DecapArgs>),
     /// Build a local Azure-vTAP-like lab in network namespaces and capture in it.
     Lab(LabArgs),
-    /// Check a configuration file and print the setup it gives.
+    /// Check a configuration file as `capture` would on this machine, and
+    /// print the setup it gives.
     CheckConfig {
         /// The TOML file (see examples/vxdecap.toml).
         file: String,
+        /// Leave out the checks against this machine (interface, queues,
+        /// CPUs, output directories): for a file meant for another machine.
+        #[arg(long)]
+        no_host_checks: bool,
     },
     /// Lab helper: the monitored app's HTTP server.
     #[command(hide = true)]
@@ -204,9 +209,10 @@ struct CaptureArgs {
     /// Drop root and run as USER once the sockets and outputs are open (as tcpdump -Z).
     #[arg(short = 'Z', value_name = "USER")]
     run_as: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while capturing.
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics while capturing
+    /// (a host name such as localhost:9419 serves every address it has).
     #[arg(long, value_name = "ADDR:PORT")]
-    metrics: Option<SocketAddr>,
+    metrics: Option<vxdecap::metrics::Endpoint>,
     /// Never drop a frame for a slow analyzer: workers wait, and the RX ring
     /// backs up instead (the kernel counts what it drops as xsk_rx_ring_full).
     #[arg(long)]
@@ -265,7 +271,13 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("vxdecap: {e:#}");
-            ExitCode::from(e.downcast_ref::<UsageError>().map_or(1, |_| EXIT_USAGE))
+            // Another XDP program on the interface is the user's to remove, as a bad flag is.
+            let configuration = e.downcast_ref::<UsageError>().is_some()
+                || matches!(
+                    e.downcast_ref::<vxdecap::steer::SteerError>(),
+                    Some(vxdecap::steer::SteerError::Busy { .. })
+                );
+            ExitCode::from(if configuration { EXIT_USAGE } else { 1 })
         }
     }
 }
@@ -283,11 +295,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Capture(args) => capture(*args),
         Command::Decap(args) => decap(*args),
-        Command::CheckConfig { file } => {
+        Command::CheckConfig {
+            file,
+            no_host_checks,
+        } => {
             let settings = Settings::from_file(&file).map_err(|e| usage(e.to_string()))?;
-            settings
-                .check()
+            // The checks capture makes, on this machine (the metrics address
+            // is not bound: a capture running may hold it).
+            let warnings = settings
+                .check_capture(!no_host_checks)
                 .map_err(|e| usage(format!("{file}: {e}")))?;
+            for warning in warnings {
+                eprintln!("vxdecap: warning: {file}: {warning}");
+            }
             print!("{}", settings.render());
             eprintln!("{file}: ok");
             Ok(ExitCode::SUCCESS)
@@ -337,37 +357,21 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     if let Some(c) = args.cpus {
         settings.cpus = Some(c);
     }
-    settings.check().map_err(|e| usage(e.to_string()))?;
-    let interface = settings.interface.clone().ok_or_else(|| {
-        usage("no interface: give -i IFACE or interface = \"…\" in the --config file")
-    })?;
-    let mut config = CaptureConfig::new(&interface);
-    config.ports = ports(&settings.ports)?;
-    config.queues = match settings.queues.as_deref() {
-        None | Some("all") => QueueSelection::All,
-        Some(list) => QueueSelection::List(
-            parse_list(list, "--queues")?
-                .into_iter()
-                .map(|q| q as u32)
-                .collect(),
-        ),
-    };
-    config.cpus = settings
-        .cpus
-        .as_deref()
-        .map(|c| parse_list(c, "--cpus"))
-        .transpose()?;
-    config.mode = match settings.mode.as_deref() {
-        None | Some("auto") => CaptureMode::Auto,
-        Some("zerocopy") => CaptureMode::ZeroCopy,
-        Some("copy") => CaptureMode::Copy,
-        Some("skb") => CaptureMode::Skb,
-        Some(other) => {
-            return Err(usage(format!(
-                "mode {other:?}: use auto, zerocopy, copy or skb"
-            )))
-        }
-    };
+    if settings.interface.is_none() {
+        return Err(usage(
+            "no interface: give -i IFACE or interface = \"…\" in the --config file",
+        ));
+    }
+    // What check-config checks, then the flags only capture has.
+    for warning in settings
+        .check_capture(true)
+        .map_err(|e| usage(e.to_string()))?
+    {
+        eprintln!("vxdecap: warning: {warning}");
+    }
+    let mut config = settings
+        .capture_config()
+        .map_err(|e| usage(e.to_string()))?;
     config.socket = SocketConfig {
         frame_size: args.frame_size.unwrap_or(vxdecap_xsk::DEFAULT_FRAME_SIZE),
         frame_count: args.frame_count,
@@ -375,9 +379,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
         ..SocketConfig::default()
     };
     config.batch = args.batch as usize;
-    config.lossless = settings.lossless;
     // The file's allowlists, with the flags' added.
-    config.allow = settings.allow.clone();
     for cidr in &args.allow_source {
         config
             .allow
@@ -390,14 +392,12 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
             .add_vni_text(list)
             .map_err(|e| usage(format!("--vni: {e}")))?;
     }
-    config.allow_file = args
-        .allow_file
-        .clone()
-        .or_else(|| settings.allow_file.as_ref().map(PathBuf::from));
+    if let Some(file) = &args.allow_file {
+        config.allow_file = Some(file.clone());
+    }
     config.run_as = args.run_as.clone();
     config.reassembly = args.reassembly.config()?;
     config.auto_frame_size = args.frame_size.is_none();
-    config.metrics = settings.metrics;
     config.idle_spin = Duration::from_micros(args.spin_us);
     config.rx_policy = vxdecap::rxpolicy::RxPolicy::parse(&args.rx_policy).ok_or_else(|| {
         usage(format!(
@@ -420,6 +420,9 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
 fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
     let settings = settings(&args.output)?;
     settings.check().map_err(|e| usage(e.to_string()))?;
+    for warning in settings.warnings() {
+        eprintln!("vxdecap: warning: {warning}");
+    }
     let ports = ports(&settings.ports)?;
     if settings.tap.is_some() || settings.routes.iter().any(|r| r.rule.contains("tap:")) {
         require_root("--tap")?;
@@ -541,34 +544,6 @@ fn seconds(value: Option<f64>, flag: &str) -> anyhow::Result<Option<Duration>> {
             }
         })
         .transpose()
-}
-
-/// Parses `0,2-3` into `[0, 2, 3]`.
-fn parse_list(text: &str, flag: &str) -> anyhow::Result<Vec<usize>> {
-    let bad = || usage(format!("{flag} {text:?} is not a list such as 0,2-3"));
-    let mut out = Vec::new();
-    for part in text.split(',') {
-        let (lo, hi) = match part.split_once('-') {
-            Some((lo, hi)) => (
-                lo.trim().parse().map_err(|_| bad())?,
-                hi.trim().parse().map_err(|_| bad())?,
-            ),
-            None => {
-                let v: usize = part.trim().parse().map_err(|_| bad())?;
-                (v, v)
-            }
-        };
-        if lo > hi || hi - lo > 4096 {
-            return Err(bad());
-        }
-        for v in lo..=hi {
-            if out.contains(&v) {
-                return Err(usage(format!("{flag} names {v} twice")));
-            }
-            out.push(v);
-        }
-    }
-    Ok(out)
 }
 
 fn mode_name(mode: ModeArg) -> &'static str {

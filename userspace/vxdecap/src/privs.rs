@@ -37,6 +37,29 @@ pub fn check_user(user: &str) -> anyhow::Result<nix::unistd::User> {
         })
 }
 
+/// Whether `user`, with the credentials [`drop_to`] gives it (its uid and
+/// primary group), can read `path`. The kernel is asked, by running
+/// `test -r PATH` as that user, so the path's directories, ACLs and security
+/// modules count as they will after `-Z`. `None` when it cannot be told:
+/// not root (then `-Z` fails anyway), or no `test` program.
+pub fn readable_as(user: &nix::unistd::User, path: &std::path::Path) -> Option<bool> {
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    let status = std::process::Command::new("test")
+        .arg("-r")
+        .arg(path)
+        .uid(user.uid.as_raw())
+        .gid(user.gid.as_raw())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    Some(status.success())
+}
+
 /// Marks the calling thread to keep its permitted capabilities when the
 /// process changes uid (each thread that may need them later calls this).
 pub fn keep_caps_across_setuid() {

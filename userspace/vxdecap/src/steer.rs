@@ -209,13 +209,18 @@ pub enum SteerError {
     /// No such interface.
     #[error("interface {0} does not exist: check the name with `ip link`")]
     NoInterface(String),
-    /// Something else is attached already.
+    /// Something else is attached already (a configuration problem for the
+    /// user to fix: the command line exits 2).
     #[error(
-        "another XDP program is already attached to {0}: nothing was changed; \
-         see it with `ip link show {0}` and detach it (e.g. `ip link set dev {0} xdp off`) \
-         or capture on another interface"
+        "another XDP program is already attached to {interface}: nothing was changed; \
+         see it with `ip -d link show {interface}`: {detach}; or capture on another interface"
     )]
-    Busy(String),
+    Busy {
+        /// Interface.
+        interface: String,
+        /// How to remove what is attached, for the mode found.
+        detach: String,
+    },
     /// The kernel refused the attach.
     #[error("cannot attach XDP to {interface} in {mode} mode: {detail}{hint}")]
     Attach {
@@ -357,7 +362,8 @@ impl Steering {
                 Err(e) => {
                     let errno = os_error(&e);
                     if matches!(errno, Some(libc::EBUSY) | Some(libc::EEXIST)) {
-                        return Err(SteerError::Busy(interface));
+                        let detach = detach_hint(&interface);
+                        return Err(SteerError::Busy { interface, detach });
                     }
                     let (mode_name, hint) = match mode {
                         AttachMode::Driver => (
@@ -443,7 +449,8 @@ impl Steering {
                     .map_err(map_err(ALLOW_VNI_MAP))?;
             }
         }
-        let flags = u64::from(!allow.sources.is_empty()) | (u64::from(allow.vnis.is_some()) << 32);
+        let flags =
+            u64::from(allow.restricts_sources()) | (u64::from(allow.restricts_vnis()) << 32);
         self.filter.set(0, flags, 0).map_err(map_err(FILTER_MAP))?;
         // Now the stale entries, which the switched lists no longer need.
         let stale_v4: Vec<Key<[u8; 4]>> = self
@@ -516,6 +523,50 @@ where
         map: name,
         detail: error_chain(&e),
     })
+}
+
+/// How to remove the XDP program(s) attached to `interface`: `ip link set
+/// … off` with the word for the mode found (`xdp off` leaves a generic-mode
+/// program in place), or, for a program held by a BPF link (another
+/// vxdecap, say), which `ip link` cannot remove, the link to detach.
+fn detach_hint(interface: &str) -> String {
+    let unknown = format!(
+        "detach it with `ip link set dev {interface} xdpgeneric off` (or `xdpdrv off`, `xdpoffload off`, for the mode it shows)"
+    );
+    let Ok(attached) = nix::net::if_::if_nametoindex(interface)
+        .map_err(std::io::Error::from)
+        .and_then(crate::hotplug::xdp_attached)
+    else {
+        return unknown;
+    };
+    let links: Vec<(u32, u32)> = aya::programs::loaded_links()
+        .filter_map(Result::ok)
+        .filter(|l| matches!(l.link_type(), Ok(aya::programs::links::LinkType::Xdp)))
+        .map(|l| (l.id(), l.program_id()))
+        .collect();
+    let steps: Vec<String> = [
+        (attached.generic, "generic", "xdpgeneric"),
+        (attached.driver, "driver", "xdpdrv"),
+        (attached.offload, "offload", "xdpoffload"),
+    ]
+    .into_iter()
+    .filter_map(|(id, mode, word)| {
+        let id = id?;
+        Some(match links.iter().find(|&&(_, program)| program == id) {
+            Some((link, _)) => format!(
+                "program {id} ({mode} mode) is held by BPF link {link}, which `ip link` cannot remove: stop the process that holds it (another vxdecap?) or run `bpftool link detach id {link}`"
+            ),
+            None => format!(
+                "program {id} is in {mode} mode: detach it with `ip link set dev {interface} {word} off`"
+            ),
+        })
+    })
+    .collect();
+    if steps.is_empty() {
+        unknown
+    } else {
+        steps.join("; ")
+    }
 }
 
 /// A raw fd handed to aya's map update, which only reads its number.

@@ -19,6 +19,12 @@ pub enum TapError {
     /// The name is not a usable interface name.
     #[error("--tap {0:?}: an interface name has 1 to 15 characters, none of them '/', ':' or whitespace")]
     BadName(String),
+    /// A `%d` pattern: the kernel would choose the name.
+    #[error(
+        "--tap {0:?}: '%' asks the kernel to choose the name (tap%d gives tap0, tap1, …, whichever is free), \
+         which the tools reading the tap cannot know before it exists: give the name itself, such as vxdecap0"
+    )]
+    PatternName(String),
     /// /dev/net/tun is missing or not accessible.
     #[error("cannot open /dev/net/tun for --tap {name}: {source}: load the tun module (`modprobe tun`) and run as root (CAP_NET_ADMIN)")]
     Open {
@@ -118,7 +124,16 @@ impl TapDevice {
     }
 }
 
-fn check_name(name: &str) -> Result<(), TapError> {
+/// Checks a tap name before any syscall. A `%d` pattern, which the kernel
+/// would expand to the first free `tap0`, `tap1`, …, is refused: the
+/// consumers of a tap (tcpdump -i, Zeek, Suricata) are pointed at it by
+/// name before it exists, a name that changes from run to run would leave
+/// them reading nothing, and a persistent tap made beforehand for them
+/// cannot match a pattern.
+pub fn check_name(name: &str) -> Result<(), TapError> {
+    if name.contains('%') {
+        return Err(TapError::PatternName(name.to_owned()));
+    }
     let ok = !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name != "."
@@ -203,6 +218,14 @@ mod tests {
             assert!(
                 matches!(TapDevice::create(bad), Err(TapError::BadName(_))),
                 "{bad:?}"
+            );
+        }
+        for pattern in ["tap%d", "%d", "vx%s"] {
+            let e = TapDevice::create(pattern).unwrap_err();
+            assert!(matches!(e, TapError::PatternName(_)), "{pattern:?}: {e}");
+            assert!(
+                e.to_string().contains("asks the kernel to choose the name"),
+                "{e}"
             );
         }
     }
