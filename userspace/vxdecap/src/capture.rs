@@ -27,6 +27,7 @@ use crate::hotplug::{LinkEvent, LinkWatcher};
 use crate::metrics::{Metrics, QueueInfo};
 use crate::pipeline::{spawn_analyzers, AnalyzerThread, Latency};
 use crate::queue::{fan_out, MAX_ANALYZERS};
+use crate::stage::SharedAllowlist;
 use crate::stage::{Backpressure, DecapStage, RxClock};
 use crate::stats::{StageCounter, StageStats};
 use crate::steer::{AttachRequest, Steering, XdpCounter, XdpCounters};
@@ -338,6 +339,8 @@ pub fn run_capture(
     )?;
     let allow = effective_allowlist(config)?;
     steering.set_allowlist(&allow)?;
+    // The workers check reassembled datagrams against the same lists.
+    let shared_allow: SharedAllowlist = Arc::new(arc_swap::ArcSwap::from_pointee(allow.clone()));
     let attach_mode = steering.attach(config.mode.attach())?;
     if !allow.is_open() {
         eprintln!("vxdecap: allowlist: {allow}");
@@ -391,9 +394,11 @@ pub fn run_capture(
         );
         // Allocated once per worker, here, like everything the batch loop uses.
         let mut stage = match config.reassembly {
-            Some(r) => stage.with_reassembler(
-                Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?,
-            ),
+            Some(r) => stage
+                .with_reassembler(
+                    Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?,
+                )
+                .with_allowlist(shared_allow.clone()),
             None => stage,
         };
         stage.set_yield_after_batch(cpu.is_some() && analyzer_cpus.contains(&cpu));
@@ -546,6 +551,7 @@ pub fn run_capture(
         metrics_restarts: metrics.restarts(),
         setup: setup_rx,
         last_poll: Instant::now(),
+        allow: shared_allow,
     };
     let mut fatal = None;
     if let Some(user) = &config.run_as {
@@ -647,6 +653,9 @@ struct Supervisor<'a> {
     metrics_restarts: Arc<AtomicU64>,
     setup: mpsc::Receiver<SocketReady>,
     last_poll: Instant,
+    /// The allowlists the workers check reassembled datagrams against: kept
+    /// equal to the XDP program's.
+    allow: SharedAllowlist,
 }
 
 impl Supervisor<'_> {
@@ -700,7 +709,10 @@ impl Supervisor<'_> {
                         None => Ok(allow), // applied when the interface comes back
                     });
                 match result {
-                    Ok(allow) => eprintln!("vxdecap: SIGHUP: allowlist reloaded: {allow}"),
+                    Ok(allow) => {
+                        eprintln!("vxdecap: SIGHUP: allowlist reloaded: {allow}");
+                        self.allow.store(Arc::new(allow));
+                    }
                     Err(e) => eprintln!("vxdecap: SIGHUP: allowlist not changed: {e:#}"),
                 }
             }
@@ -796,16 +808,16 @@ impl Supervisor<'_> {
         if let Err(e) = crate::privs::raise() {
             tracing::warn!(error = %e, "cannot raise capabilities");
         }
+        let allow = effective_allowlist(config).unwrap_or_else(|_| config.allow.clone());
         let attach = Steering::load_with(name, &config.ports, config.reassembly.is_some())
             .and_then(|mut s| {
-                s.set_allowlist(
-                    &effective_allowlist(config).unwrap_or_else(|_| config.allow.clone()),
-                )?;
+                s.set_allowlist(&allow)?;
                 let mode = s.attach(config.mode.attach())?;
                 Ok((s, mode))
             });
         match attach {
             Ok((steering, mode)) => {
+                self.allow.store(Arc::new(allow));
                 self.steering = Some(steering);
                 self.ifindex = index;
                 if let Ok(mut n) = self.control.interface.lock() {
