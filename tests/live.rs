@@ -1170,8 +1170,8 @@ fn ip_id_0_fragments_with_loss_never_mix_and_every_packet_is_counted() {
     if !privileged("live IP ID 0 fragments") {
         return;
     }
-    let pair = VxlanPair::new("lz");
-    let tmp = TempDir::new("lz");
+    let pair = VxlanPair::new("l0");
+    let tmp = TempDir::new("l0");
     let pcap = tmp.path("inner.pcap");
     let capture = RunningCapture::start(
         &pair.collector,
@@ -1329,7 +1329,7 @@ fn fragmented_host_udp_from_an_allowlisted_source_reaches_its_socket() {
     if !privileged("host fragments") {
         return;
     }
-    let pair = VxlanPair::new("lf");
+    let pair = VxlanPair::new("lu");
     // Mirrored 1422-byte inner frames over a 1000-byte underlay: two fragments each.
     pair.sender
         .ip(&["link", "set", "und0", "mtu", "1000"])
@@ -1346,7 +1346,7 @@ fn fragmented_host_udp_from_an_allowlisted_source_reaches_its_socket() {
             "1450",
         ])
         .expect("inner route");
-    let tmp = TempDir::new("lf");
+    let tmp = TempDir::new("lu");
     let pcap = tmp.path("inner.pcap");
     let capture = RunningCapture::start(
         &pair.collector,
