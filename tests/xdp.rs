@@ -209,39 +209,93 @@ fn allowlists_drop_forged_vxlan_and_change_at_run_time() {
 
 #[test]
 fn fragments_follow_their_first_fragment_when_reassembly_is_on() {
+    use vxdecap::allow::{parse_vnis, Allowlist};
     if !privileged("XDP fragment steering") {
         return;
     }
-    let steering = Steering::load_with("lo", &PortSet::default(), true).expect("load");
-    let mut first = build(v4());
-    first[14 + 4..14 + 6].copy_from_slice(&0x1234u16.to_be_bytes()); // IP ID
-    first[14 + 6] |= 0x20; // more fragments
-    let mut later = build(v4());
-    later[14 + 4..14 + 6].copy_from_slice(&0x1234u16.to_be_bytes());
-    later[14 + 7] = 0x10; // offset 128
-    let mut stranger = later.clone();
-    stranger[14 + 4..14 + 6].copy_from_slice(&0x9999u16.to_be_bytes());
-    // Steered, but no socket on the queue: the steering counter and no_socket move.
-    for (name, frame, steered) in [
-        ("later before its first", &later, false),
-        ("first fragment", &first, true),
-        ("later after its first", &later, true),
-        ("other datagram", &stranger, false),
-    ] {
+    let mut steering = Steering::load_with("lo", &PortSet::default(), true).expect("load");
+    // A datagram's first fragment (MF, offset 0) and a later one (offset 128), IP ID `id`.
+    let pieces = |b: VxlanFrameBuilder, id: u16| {
+        let mut first = build(b);
+        first[14 + 4..14 + 6].copy_from_slice(&id.to_be_bytes());
+        first[14 + 6] |= 0x20; // more fragments
+        let mut later = first.clone();
+        later[14 + 6] = 0;
+        later[14 + 7] = 0x10; // offset 128
+        (first, later)
+    };
+    let (first, later) = pieces(v4(), 0x1234);
+    let (_, stranger) = pieces(v4(), 0x9999);
+    // Host traffic: ordinary UDP to port 5000 from the same mirror source, under the key a
+    // VXLAN datagram was steered with just before.
+    let (host_first, host_later) = pieces(v4().udp_dst_port(5000), 0x1234);
+    let (vni_first, vni_later) = pieces(v4().vni(4242), 0x4242);
+    let (other_first, other_later) = pieces(v4().outer_src_ip(Ipv4Addr::new(10, 0, 3, 9)), 0x77);
+
+    // Steered, but no socket on the queue: the steering counter moves, and the frame passes.
+    let steered = (XDP_PASS, XdpCounter::FragmentSteered);
+    let kernel = (XDP_PASS, XdpCounter::PassFragment);
+    let run = |steering: &Steering, name: &str, frame: &[u8]| {
         let before = steering.counters().expect("counters");
         let action = steering.test_run(frame).expect("run");
         let after = steering.counters().expect("counters");
         let moved = |c| after.get(c) - before.get(c);
-        assert_eq!(action, XDP_PASS, "{name}: no socket, so it passes");
-        assert_eq!(
-            moved(XdpCounter::FragmentSteered),
-            u64::from(steered),
-            "{name}"
-        );
-        assert_eq!(
-            moved(XdpCounter::PassFragment),
-            u64::from(!steered),
-            "{name}"
-        );
-    }
+        // Exactly one of these: steered to AF_XDP, or left to the kernel, and why.
+        let decision = [
+            XdpCounter::FragmentSteered,
+            XdpCounter::PassFragment,
+            XdpCounter::PassPort,
+            XdpCounter::DropVni,
+            XdpCounter::DropSource,
+        ]
+        .into_iter()
+        .filter(|&c| moved(c) > 0)
+        .collect::<Vec<_>>();
+        assert_eq!(decision.len(), 1, "{name}: {decision:?}");
+        (action, decision[0])
+    };
+    assert_eq!(run(&steering, "later before its first", &later), kernel);
+    assert_eq!(run(&steering, "first fragment", &first), steered);
+    assert_eq!(run(&steering, "later after its first", &later), steered);
+    assert_eq!(run(&steering, "other datagram", &stranger), kernel);
+    // The host's datagram under the same key: its first fragment goes to the kernel, and so
+    // must the rest of it.
+    assert_eq!(
+        run(&steering, "host first fragment", &host_first),
+        (XDP_PASS, XdpCounter::PassPort)
+    );
+    assert_eq!(run(&steering, "host later fragment", &host_later), kernel);
+
+    // With allowlists: a later fragment from an allowed source whose first fragment was not
+    // steered is not ours either (it used to be taken, stealing the host's fragmented UDP).
+    let mut allow = Allowlist::default();
+    allow.add_source("10.0.2.0/24".parse().unwrap()).unwrap();
+    allow.add_vnis(parse_vnis("27").unwrap()).unwrap();
+    steering.set_allowlist(&allow).expect("allowlist");
+    let (_, unseen) = pieces(v4(), 0x5555);
+    assert_eq!(
+        run(&steering, "allowed source, first unseen", &unseen),
+        kernel
+    );
+    assert_eq!(
+        run(&steering, "allowed host first", &host_first),
+        (XDP_PASS, XdpCounter::PassPort)
+    );
+    assert_eq!(run(&steering, "allowed host later", &host_later), kernel);
+    // A first fragment the allowlists drop takes its later fragments' steering with it.
+    assert_eq!(
+        run(&steering, "VNI refused", &vni_first),
+        (XDP_DROP, XdpCounter::DropVni)
+    );
+    assert_eq!(run(&steering, "after a refused VNI", &vni_later), kernel);
+    assert_eq!(
+        run(&steering, "source refused", &other_first),
+        (XDP_DROP, XdpCounter::DropSource)
+    );
+    assert_eq!(
+        run(&steering, "after a refused source", &other_later),
+        kernel
+    );
+    assert_eq!(run(&steering, "allowed first", &first), steered);
+    assert_eq!(run(&steering, "allowed later", &later), steered);
 }

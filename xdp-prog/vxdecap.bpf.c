@@ -239,11 +239,14 @@ static __always_inline int check_vni(struct vxd_filter *f, struct cursor *c)
 
 /*
  * Outer IPv4 fragments. A first fragment carries the UDP header: it is
- * checked like any datagram, and its (source, destination, IP ID) is
- * remembered so that the fragments after it follow it to AF_XDP. A later
- * fragment goes to AF_XDP when its datagram was seen, or when it comes from
- * an allowlisted source (fragments may arrive before the first); all others
- * go to the kernel, which may be reassembling its own traffic.
+ * checked like any datagram, and the decision is remembered under its
+ * (source, destination, IP ID): steered, the fragments after it follow it
+ * to AF_XDP; passed or dropped, the entry goes, so they reach the kernel.
+ * A later fragment goes to AF_XDP only when the latest first fragment
+ * under its key was steered; all others go to the kernel intact, which
+ * reassembles its own traffic (a later fragment that overtook its first
+ * one is therefore lost to us, and counted as a timeout or an ambiguous
+ * fragment in user space if its first fragment comes).
  */
 static __always_inline int steer_fragment(struct xdp_md *ctx, struct vxd_filter *f,
 					  struct iphdr *ip, struct cursor *c)
@@ -256,17 +259,17 @@ static __always_inline int steer_fragment(struct xdp_md *ctx, struct vxd_filter 
 		return count(VXD_CTR_PASS_FRAGMENT, XDP_PASS);
 	if ((ip->frag_off & bpf_htons(IPV4_OFFSET_MASK)) == 0) {
 		verdict = check_port(c);
-		if (verdict >= 0)
+		if (verdict < 0 && !source_allowed_v4(f, ip->saddr))
+			verdict = count(VXD_CTR_DROP_SOURCE, XDP_DROP);
+		if (verdict < 0)
+			verdict = check_vni(f, c);
+		if (verdict >= 0) {
+			bpf_map_delete_elem(&vxd_frag_seen, &key);
 			return verdict;
-		if (!source_allowed_v4(f, ip->saddr))
-			return count(VXD_CTR_DROP_SOURCE, XDP_DROP);
-		verdict = check_vni(f, c);
-		if (verdict >= 0)
-			return verdict;
+		}
 		bpf_map_update_elem(&vxd_frag_seen, &key, &one, BPF_ANY);
 	} else if (!bpf_map_lookup_elem(&vxd_frag_seen, &key)) {
-		if (!f || !f->sources || !source_allowed_v4(f, ip->saddr))
-			return count(VXD_CTR_PASS_FRAGMENT, XDP_PASS);
+		return count(VXD_CTR_PASS_FRAGMENT, XDP_PASS);
 	}
 	count(VXD_CTR_FRAGMENT_STEERED, 0);
 	return steer(ctx, 0);

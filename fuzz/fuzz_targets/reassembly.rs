@@ -173,6 +173,11 @@ fn check_counters(counters: &ReassemblyCounters, seen: &[u64; ReassemblyEvent::C
     for event in ReassemblyEvent::FRAGMENT_OUTCOMES {
         assert_eq!(counters.get(event), seen[event.index()], "{}", event.name());
     }
+    // Every fragment once in packet units: reassembled, merged, lost by reason, or waiting.
+    assert_eq!(
+        counters.get(ReassemblyEvent::Fragments),
+        counters.packet_outcomes() + counters.pending_fragments()
+    );
 }
 
 fuzz_target!(|data: &[u8]| {

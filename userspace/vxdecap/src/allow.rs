@@ -233,8 +233,7 @@ impl Allowlist {
 
     /// True when a frame from `source` with `vni` may pass (what XDP checks).
     pub fn allows(&self, source: IpAddr, vni: u32) -> bool {
-        (!self.restricts_sources() || self.sources.iter().any(|c| c.contains(source)))
-            && (!self.restricts_vnis() || self.vnis.as_ref().is_some_and(|v| v.contains(&vni)))
+        self.allows_source(source) && self.allows_vni(vni)
     }
 
     /// Parses the allowlist file format (see the module documentation);
@@ -344,9 +343,48 @@ impl fmt::Display for Allowlist {
     }
 }
 
+/// The same decisions as the XDP program, in user space: for reassembled
+/// datagrams, whose VXLAN header XDP may not have seen (a first fragment
+/// that ends inside it) and whose lists may have changed since their first
+/// fragment passed. Not on the per-packet path: only reassembled datagrams
+/// are checked here.
+impl Allowlist {
+    /// Whether the source list lets `source` through (any source when empty).
+    pub fn allows_source(&self, source: IpAddr) -> bool {
+        !self.restricts_sources() || self.sources.iter().any(|cidr| cidr.contains(source))
+    }
+
+    /// Whether the VNI list lets `vni` through (any VNI when there is none).
+    pub fn allows_vni(&self, vni: u32) -> bool {
+        !self.restricts_vnis() || self.vnis.as_ref().is_some_and(|vnis| vnis.contains(&vni))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_space_checks_agree_with_the_lists() {
+        let open = Allowlist::default();
+        assert!(open.allows_source("192.0.2.1".parse().unwrap()));
+        assert!(open.allows_vni(4242));
+        let mut allow = Allowlist::default();
+        allow.add_source("10.99.0.0/24".parse().unwrap()).unwrap();
+        allow.add_source("fd00::4".parse().unwrap()).unwrap();
+        allow.add_vnis(parse_vnis("27,100-101").unwrap()).unwrap();
+        assert!(allow.allows_source("10.99.0.1".parse().unwrap()));
+        assert!(!allow.allows_source("10.99.1.1".parse().unwrap()));
+        assert!(allow.allows_source("fd00::4".parse().unwrap()));
+        assert!(!allow.allows_source("fd00::5".parse().unwrap()));
+        assert!(allow.allows_vni(27) && allow.allows_vni(101));
+        assert!(!allow.allows_vni(4242) && !allow.allows_vni(28));
+        // `source any` / `vni any` open a list even where entries were merged in.
+        allow.any_source = true;
+        allow.any_vni = true;
+        assert!(allow.allows_source("10.99.1.1".parse().unwrap()));
+        assert!(allow.allows("192.0.2.9".parse().unwrap(), 4242));
+    }
 
     #[test]
     fn prefixes_parse_normalize_and_match() {

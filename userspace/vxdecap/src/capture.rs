@@ -28,6 +28,7 @@ use crate::metrics::{Endpoint, Metrics, QueueInfo};
 use crate::pipeline::{spawn_analyzers, AnalyzerThread, InlineAnalyzers, Latency};
 use crate::queue::{fan_out, MAX_ANALYZERS};
 use crate::rxpolicy::{IdlePolicy, NapiDeferral, RxPolicy};
+use crate::stage::SharedAllowlist;
 use crate::stage::{Backpressure, DecapStage, RxClock};
 use crate::stats::{StageCounter, StageStats};
 use crate::steer::{AttachRequest, Steering, XdpCounter, XdpCounters};
@@ -391,6 +392,8 @@ pub fn run_capture(
     )?;
     let allow = effective_allowlist(config)?;
     steering.set_allowlist(&allow)?;
+    // The workers check reassembled datagrams against the same lists.
+    let shared_allow: SharedAllowlist = Arc::new(arc_swap::ArcSwap::from_pointee(allow.clone()));
     let attach_mode = steering.attach(config.mode.attach())?;
     if !allow.is_open() {
         eprintln!("vxdecap: allowlist: {allow}");
@@ -470,9 +473,11 @@ pub fn run_capture(
         );
         // Allocated once per worker, here, like everything the batch loop uses.
         let mut stage = match config.reassembly {
-            Some(r) => stage.with_reassembler(
-                Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?,
-            ),
+            Some(r) => stage
+                .with_reassembler(
+                    Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?,
+                )
+                .with_allowlist(shared_allow.clone()),
             None => stage,
         };
         stage.set_yield_after_batch(!run_inline && cpu.is_some() && analyzer_cpus.contains(&cpu));
@@ -640,6 +645,7 @@ pub fn run_capture(
         setup: setup_rx,
         last_poll: Instant::now(),
         allow,
+        shared_allow,
     };
     let mut fatal = None;
     if let Some(user) = &config.run_as {
@@ -744,6 +750,9 @@ struct Supervisor<'a> {
     /// The allowlists in force: changed only by a SIGHUP reload that passes
     /// [`Allowlist::check_reload`], re-applied when the interface comes back.
     allow: Allowlist,
+    /// The same lists, for the workers, which check reassembled datagrams
+    /// against them (lock-free reads): kept equal to the XDP program's.
+    shared_allow: SharedAllowlist,
 }
 
 impl Supervisor<'_> {
@@ -831,6 +840,7 @@ impl Supervisor<'_> {
         match result {
             Ok(next) => {
                 eprintln!("vxdecap: SIGHUP: allowlist reloaded: {next}");
+                self.shared_allow.store(Arc::new(next.clone()));
                 self.allow = next;
             }
             Err(e) => {

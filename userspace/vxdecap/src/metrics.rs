@@ -175,6 +175,57 @@ impl Metrics {
         }
         header(
             &mut out,
+            "vxdecap_fragment_packets_total",
+            "counter",
+            "Outer IPv4 fragments not handed on as a datagram of their own, in packets, per queue: merged into a reassembled datagram (k-1 of its k fragments), or dropped with their datagram by reason; with the frames written and the other reasons they add up to the frames received.",
+        );
+        for (q, s) in self.queues.iter().zip(&stages) {
+            for event in crate::summary::FRAGMENT_OUTCOMES {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_fragment_packets_total{{queue=\"{}\",outcome=\"{}\"}} {}",
+                    q.queue,
+                    crate::summary::fragment_reason(event),
+                    s.reassembly_packets(event)
+                );
+            }
+        }
+        header(
+            &mut out,
+            "vxdecap_fragments_pending",
+            "gauge",
+            "Outer IPv4 fragments held by datagrams still being reassembled, per queue.",
+        );
+        for (q, s) in self.queues.iter().zip(&stages) {
+            let _ = writeln!(
+                out,
+                "vxdecap_fragments_pending{{queue=\"{}\"}} {}",
+                q.queue,
+                s.get(StageCounter::FragmentsPending)
+            );
+        }
+        header(
+            &mut out,
+            "vxdecap_allowlist_dropped_datagrams_total",
+            "counter",
+            "Reassembled datagrams dropped in user space by the allowlists (XDP could not see their VXLAN header, or the lists changed since their first fragment), per queue and reason.",
+        );
+        for (q, s) in self.queues.iter().zip(&stages) {
+            for counter in [
+                StageCounter::FragmentSourceNotAllowed,
+                StageCounter::FragmentVniNotAllowed,
+            ] {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_allowlist_dropped_datagrams_total{{queue=\"{}\",reason=\"{}\"}} {}",
+                    q.queue,
+                    counter.name(),
+                    s.get(counter)
+                );
+            }
+        }
+        header(
+            &mut out,
             "vxdecap_truncated_mirror_frames_total",
             "counter",
             "Inner frames the mirror cut short (written with their original length).",

@@ -32,15 +32,26 @@ pub enum StageCounter {
     Batches,
     /// Polls of the RX ring that found nothing.
     EmptyPolls,
+    /// Reassembled datagrams from a source outside the allowlist (XDP saw
+    /// only the first fragment, or the list changed since): dropped.
+    FragmentSourceNotAllowed,
+    /// Reassembled datagrams with a VNI outside the allowlist (XDP could not
+    /// see the VNI when the first fragment ended before the VXLAN header, or
+    /// the list changed since): dropped, as `drop_vni_not_allowed` in XDP.
+    FragmentVniNotAllowed,
+    /// Outer fragments held by datagrams still being reassembled (a gauge).
+    FragmentsPending,
 }
 
-const STAGE_COUNTERS: usize = 9;
-/// Number of slots: stage counters, one per reject reason, then one per
-/// analyzer (frames that analyzer did not get because it was behind).
+const STAGE_COUNTERS: usize = 12;
+/// Number of slots: stage counters, one per reject reason, one per analyzer
+/// (frames that analyzer did not get because it was behind), then the
+/// reassembler's event counts and its outcomes in packet units.
 pub const COUNTER_SLOTS: usize =
-    STAGE_COUNTERS + Reject::COUNT + MAX_ANALYZERS + ReassemblyEvent::COUNT;
+    STAGE_COUNTERS + Reject::COUNT + MAX_ANALYZERS + 2 * ReassemblyEvent::COUNT;
 const BACKPRESSURE_SLOT: usize = STAGE_COUNTERS + Reject::COUNT;
 const REASSEMBLY_SLOT: usize = BACKPRESSURE_SLOT + MAX_ANALYZERS;
+const REASSEMBLY_PACKETS_SLOT: usize = REASSEMBLY_SLOT + ReassemblyEvent::COUNT;
 
 impl StageCounter {
     /// Every counter, in slot order.
@@ -54,6 +65,9 @@ impl StageCounter {
         StageCounter::TruncatedMirror,
         StageCounter::Batches,
         StageCounter::EmptyPolls,
+        StageCounter::FragmentSourceNotAllowed,
+        StageCounter::FragmentVniNotAllowed,
+        StageCounter::FragmentsPending,
     ];
 
     /// Stable name, as shown in summaries and metrics.
@@ -68,6 +82,9 @@ impl StageCounter {
             StageCounter::TruncatedMirror => "truncated_mirror",
             StageCounter::Batches => "batches",
             StageCounter::EmptyPolls => "empty_polls",
+            StageCounter::FragmentSourceNotAllowed => "fragment_source_not_allowed",
+            StageCounter::FragmentVniNotAllowed => "fragment_vni_not_allowed",
+            StageCounter::FragmentsPending => "fragments_pending",
         }
     }
 }
@@ -127,12 +144,22 @@ impl StageStats {
     pub fn set_reassembly(&mut self, counters: &ReassemblyCounters) {
         for (event, n) in counters.iter() {
             self.values[REASSEMBLY_SLOT + event.index()] = n;
+            self.values[REASSEMBLY_PACKETS_SLOT + event.index()] = counters.packets(event);
         }
+        self.values[StageCounter::FragmentsPending as usize] = counters.pending_fragments();
     }
 
-    /// A reassembly counter (fragments, reassembled datagrams, drops by reason).
+    /// A reassembly event count (fragments, reassembled datagrams, drops by
+    /// reason; a timeout is one per datagram).
     pub fn reassembly(&self, event: ReassemblyEvent) -> u64 {
         self.values[REASSEMBLY_SLOT + event.index()]
+    }
+
+    /// Outer fragments accounted to a reassembly outcome, in packets
+    /// ([`ReassemblyEvent::PACKET_OUTCOMES`]): `merged`, and every fragment
+    /// of a dropped datagram under the reason it was dropped for.
+    pub fn reassembly_packets(&self, event: ReassemblyEvent) -> u64 {
+        self.values[REASSEMBLY_PACKETS_SLOT + event.index()]
     }
 
     /// Frames analyzer `analyzer` missed because it was behind

@@ -50,11 +50,17 @@ pub struct Summary {
     pub interface_restarts: u64,
 }
 
-/// Reassembly outcomes that lose a fragment or a datagram.
-const FRAGMENT_DROPS: [ReassemblyEvent; 10] = [
+/// Reassembly outcomes of outer fragments that are not the datagram handed
+/// on, in packet units: merged into a datagram (`k - 1` of its `k`
+/// fragments), or lost with their datagram, by reason.
+pub const FRAGMENT_OUTCOMES: [ReassemblyEvent; 14] = [
+    ReassemblyEvent::Merged,
     ReassemblyEvent::Duplicate,
     ReassemblyEvent::Overlap,
     ReassemblyEvent::Collision,
+    ReassemblyEvent::AmbiguousTail,
+    ReassemblyEvent::AmbiguousHead,
+    ReassemblyEvent::AmbiguousChecksum,
     ReassemblyEvent::TooLarge,
     ReassemblyEvent::TooManyFragments,
     ReassemblyEvent::Malformed,
@@ -67,9 +73,13 @@ const FRAGMENT_DROPS: [ReassemblyEvent; 10] = [
 /// `fragment_overlap`, `fragment_timeout`, …: the summary's and metrics' name.
 pub fn fragment_reason(event: ReassemblyEvent) -> &'static str {
     match event {
+        ReassemblyEvent::Merged => "fragment_merged",
         ReassemblyEvent::Duplicate => "fragment_duplicate",
         ReassemblyEvent::Overlap => "fragment_overlap",
         ReassemblyEvent::Collision => "fragment_collision",
+        ReassemblyEvent::AmbiguousTail => "fragment_ambiguous_tail",
+        ReassemblyEvent::AmbiguousHead => "fragment_ambiguous_head",
+        ReassemblyEvent::AmbiguousChecksum => "fragment_ambiguous_checksum",
         ReassemblyEvent::TooLarge => "fragment_too_large",
         ReassemblyEvent::TooManyFragments => "fragment_too_many",
         ReassemblyEvent::Malformed => "fragment_malformed",
@@ -233,9 +243,20 @@ impl Summary {
             .map(|&r| (r.name(), self.stage.rejected(r)))
             .collect();
         reasons.push(("analyzer_backpressure", self.stage.analyzer_backpressure(0)));
-        // Fragments dropped (alone, or with their datagram) while reassembling.
-        for event in FRAGMENT_DROPS {
-            reasons.push((fragment_reason(event), self.stage.reassembly(event)));
+        // Outer fragments, in packets: merged into a datagram that goes on
+        // (once, as itself), or dropped alone or with their datagram.
+        for event in FRAGMENT_OUTCOMES {
+            reasons.push((fragment_reason(event), self.stage.reassembly_packets(event)));
+        }
+        reasons.push((
+            "fragments_pending",
+            self.stage.get(StageCounter::FragmentsPending),
+        ));
+        for counter in [
+            StageCounter::FragmentSourceNotAllowed,
+            StageCounter::FragmentVniNotAllowed,
+        ] {
+            reasons.push((counter.name(), self.stage.get(counter)));
         }
         reasons.push(("after_count_limit", self.after_count_limit));
         reasons.push(("after_output_closed", self.after_output_closed));
@@ -303,8 +324,10 @@ impl Summary {
         if fragments > 0 {
             let _ = writeln!(
                 out,
-                "{fragments} outer fragments: {} datagrams reassembled (incomplete ones at the end count as fragment_datagram_timeout)",
+                "{fragments} outer fragments: {} datagrams reassembled from {} of them (the others are counted above; incomplete ones at the end count as fragment_datagram_timeout)",
                 self.stage.reassembly(ReassemblyEvent::Reassembled),
+                self.stage.reassembly(ReassemblyEvent::Reassembled)
+                    + self.stage.reassembly_packets(ReassemblyEvent::Merged),
             );
         }
         let cut = self.stage.get(StageCounter::TruncatedMirror);

@@ -53,6 +53,9 @@ pub enum BuildError {
     /// [`fragment_ipv4`] was given an MTU that leaves less than 8 payload bytes per fragment
     /// (the MTU is attached).
     MtuTooSmall(usize),
+    /// [`fragment_ipv4_at`] was given a cut that is not a multiple of 8 inside the payload, or
+    /// not after the previous one (the cut is attached).
+    BadCut(usize),
     /// The output buffer is too small.
     BufferTooSmall {
         /// Bytes the frame needs.
@@ -91,6 +94,11 @@ impl fmt::Display for BuildError {
                 f,
                 "an MTU of {mtu} leaves less than 8 payload bytes per fragment: use an MTU of at \
                  least 68 (the IPv4 minimum)"
+            ),
+            BuildError::BadCut(at) => write!(
+                f,
+                "a fragment cut at payload offset {at}: cuts are multiples of 8, increasing, \
+                 inside the payload"
             ),
             BuildError::BufferTooSmall { needed, available } => write!(
                 f,
@@ -479,6 +487,48 @@ pub fn inner_ipv4_udp_frame(spec: &InnerIpv4Udp) -> Result<Vec<u8>, BuildError> 
 /// assert_eq!(fragments[1].len(), 14 + 20 + 36);
 /// ```
 pub fn fragment_ipv4(frame: &[u8], mtu: usize) -> Result<Vec<Vec<u8>>, BuildError> {
+    let (_, first_len, later_len) = ipv4_parts(frame)?;
+    let room = |header_len: usize| mtu.saturating_sub(header_len) / 8 * 8;
+    if first_len + payload_len(frame)? <= mtu {
+        return split_ipv4(frame, |_, len| len);
+    }
+    if room(first_len) == 0 || room(later_len) == 0 {
+        return Err(BuildError::MtuTooSmall(mtu));
+    }
+    split_ipv4(frame, |at, len| {
+        let header = if at == 0 { first_len } else { later_len };
+        len.min(at + room(header))
+    })
+}
+
+/// Splits an Ethernet + IPv4 frame into IPv4 fragments that end at the given payload offsets
+/// (each a multiple of 8, increasing, inside the payload), as [`fragment_ipv4`] builds them.
+/// For crafting fragments a router would not make, such as a first fragment that ends right
+/// after the outer UDP header (`&[8]`), so that the VXLAN header is in the second.
+///
+/// ```
+/// use vxdecap_wire::build::{fragment_ipv4_at, VxlanFrameBuilder};
+/// let frame = VxlanFrameBuilder::new().inner(&[0x11; 100]).build().expect("valid");
+/// let fragments = fragment_ipv4_at(&frame, &[8]).expect("an IPv4 frame");
+/// assert_eq!(fragments.len(), 2);
+/// assert_eq!(fragments[0].len(), 14 + 20 + 8);
+/// ```
+pub fn fragment_ipv4_at(frame: &[u8], cuts: &[usize]) -> Result<Vec<Vec<u8>>, BuildError> {
+    let payload = payload_len(frame)?;
+    let mut previous = 0;
+    for &cut in cuts {
+        if cut % 8 != 0 || cut <= previous || cut >= payload {
+            return Err(BuildError::BadCut(cut));
+        }
+        previous = cut;
+    }
+    let mut next = cuts.iter().copied();
+    split_ipv4(frame, |_, len| next.next().unwrap_or(len))
+}
+
+/// The L3 offset of an Ethernet + IPv4 frame, its header length, and the header length of its
+/// later fragments.
+fn ipv4_parts(frame: &[u8]) -> Result<(usize, usize, usize), BuildError> {
     let (ethertype, l3_offset) =
         vlan::skip_tags(frame, MAX_VLAN_TAGS).ok_or(BuildError::NotIpv4)?;
     if ethertype != EtherType::IPV4 {
@@ -486,16 +536,36 @@ pub fn fragment_ipv4(frame: &[u8], mtu: usize) -> Result<Vec<Vec<u8>>, BuildErro
     }
     let l3 = frame.get(l3_offset..).ok_or(BuildError::NotIpv4)?;
     let ip = ipv4::Packet::new_checked(l3).map_err(|_| BuildError::NotIpv4)?;
+    let first_header = &l3[..ip.header_len()];
+    Ok((
+        l3_offset,
+        first_header.len(),
+        header_with_copied_options(first_header).len(),
+    ))
+}
+
+fn payload_len(frame: &[u8]) -> Result<usize, BuildError> {
+    let (l3_offset, _, _) = ipv4_parts(frame)?;
+    let ip = ipv4::Packet::new_checked(&frame[l3_offset..]).map_err(|_| BuildError::NotIpv4)?;
+    Ok(ip.payload().len())
+}
+
+/// Splits the frame's IPv4 payload into fragments; `piece_end(at, payload_len)` says where the
+/// piece starting at `at` ends.
+fn split_ipv4(
+    frame: &[u8],
+    mut piece_end: impl FnMut(usize, usize) -> usize,
+) -> Result<Vec<Vec<u8>>, BuildError> {
+    let (l3_offset, _, _) = ipv4_parts(frame)?;
+    let l3 = &frame[l3_offset..];
+    let ip = ipv4::Packet::new_checked(l3).map_err(|_| BuildError::NotIpv4)?;
     let l2 = &frame[..l3_offset];
     let first_header = &l3[..ip.header_len()];
     let later_header = header_with_copied_options(first_header);
     let payload = ip.payload();
-    if first_header.len() + payload.len() <= mtu {
+    let first_end = piece_end(0, payload.len());
+    if first_end >= payload.len() {
         return Ok(vec![[l2, first_header, payload].concat()]);
-    }
-    let room = |header_len: usize| mtu.saturating_sub(header_len) / 8 * 8;
-    if room(first_header.len()) == 0 || room(later_header.len()) == 0 {
-        return Err(BuildError::MtuTooSmall(mtu));
     }
 
     let base_offset = usize::from(ip.frag_offset());
@@ -504,7 +574,12 @@ pub fn fragment_ipv4(frame: &[u8], mtu: usize) -> Result<Vec<Vec<u8>>, BuildErro
     let mut at = 0;
     while at < payload.len() {
         let header: &[u8] = if at == 0 { first_header } else { &later_header };
-        let piece = &payload[at..payload.len().min(at + room(header.len()))];
+        let end = if at == 0 {
+            first_end
+        } else {
+            piece_end(at, payload.len())
+        };
+        let piece = &payload[at..end.clamp(at + 1, payload.len())];
         let offset = base_offset + at;
         // The offset field holds 13 bits of 8-byte units.
         let offset_u16 = u16::try_from(offset)

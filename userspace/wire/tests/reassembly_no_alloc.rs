@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use vxdecap_wire::build::{fragment_ipv4, VxlanFrameBuilder};
+use vxdecap_wire::build::{fragment_ipv4, inner_ipv4_udp_frame, InnerIpv4Udp, VxlanFrameBuilder};
 use vxdecap_wire::reassembly::{Push, Reassembler, ReassemblyConfig, ReassemblyEvent};
 use vxdecap_wire::{decapsulate, PortSet};
 
@@ -78,11 +78,25 @@ fn push_and_expire_never_allocate() {
     );
 
     // Everything that allocates is made up front: frames, fragments, the reassembler.
+    // Half under IP ID 0 (the ambiguous-key policy, inner checksums), half numbered; half
+    // with a real inner UDP packet (its checksum is verified), half with filler.
     let frames: Vec<Vec<u8>> = (0..6u8)
         .map(|i| {
+            let len = 1000 + 700 * usize::from(i);
+            let inner = if i % 2 == 0 {
+                inner_ipv4_udp_frame(&InnerIpv4Udp {
+                    payload_len: len,
+                    payload_seed: i,
+                    ..Default::default()
+                })
+                .expect("inner")
+            } else {
+                vec![i; len]
+            };
             VxlanFrameBuilder::new()
-                .outer_src_ip(Ipv4Addr::new(10, 0, 0, i % 3))
-                .inner(&vec![i; 1000 + 700 * usize::from(i)])
+                .outer_src_ip(Ipv4Addr::new(10, 0, 0, if i < 3 { 9 } else { i % 3 }))
+                .ipv4_ident(if i < 3 { 0 } else { 100 + u16::from(i) })
+                .inner(&inner)
                 .build()
                 .expect("valid")
         })
@@ -90,7 +104,8 @@ fn push_and_expire_never_allocate() {
     let mut pieces: Vec<Vec<u8>> = Vec::new();
     for frame in &frames {
         let fragments = fragment_ipv4(frame, 576).expect("ipv4");
-        // Reversed, with the middle one duplicated.
+        // In order; reversed, with the middle one duplicated.
+        pieces.extend(fragments.iter().cloned());
         pieces.extend(fragments.iter().rev().cloned());
         pieces.push(fragments[1].clone());
     }
@@ -139,6 +154,9 @@ fn push_and_expire_never_allocate() {
         ReassemblyEvent::Duplicate,
         ReassemblyEvent::Timeout,
         ReassemblyEvent::EvictedNoSlot,
+        ReassemblyEvent::AmbiguousTail,
+        ReassemblyEvent::AmbiguousHead,
+        ReassemblyEvent::Merged,
     ] {
         assert!(counters.get(event) > 0, "{} never happened", event.name());
     }
