@@ -19,6 +19,16 @@ use vxdecap::queue::fan_out;
 use vxdecap::stage::{Backpressure, DecapStage};
 use vxdecap_wire::{decapsulate, PortSet};
 
+/// `decapsulate` as a call of its own: every field of the result is written (into the
+/// caller's memory), none can be left out because the loop reads only two.
+#[inline(never)]
+fn decapsulate_whole<'a>(
+    frame: &'a [u8],
+    ports: &PortSet,
+) -> Result<vxdecap_wire::Decapsulated<'a>, vxdecap_wire::Reject> {
+    decapsulate(frame, ports)
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_else(|| "decap".into());
@@ -34,7 +44,7 @@ fn main() {
         "decap" => {
             let mut acc = 0u64;
             for i in 0..n {
-                if let Ok(d) = decapsulate(black_box(&frames[(i % 16) as usize]), &ports) {
+                if let Ok(d) = decapsulate_whole(black_box(&frames[(i % 16) as usize]), &ports) {
                     acc = acc.wrapping_add(u64::from(d.vni) + d.inner.len() as u64);
                 }
             }

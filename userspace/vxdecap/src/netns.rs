@@ -31,9 +31,12 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// A short name unique to this process and `tag`, usable in namespace names.
+/// A short name unique to this call, usable in namespace names: `vx`, `tag`, the process id
+/// and a sequence number of this process (two tests of one binary may share a tag).
 pub fn unique_name(tag: &str) -> String {
-    format!("vx{tag}{}", std::process::id())
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("vx{tag}{}x{n}", std::process::id())
 }
 
 /// A network namespace, deleted on drop.
