@@ -27,7 +27,7 @@ use crate::hotplug::{LinkEvent, LinkWatcher};
 use crate::metrics::{Endpoint, Metrics, QueueInfo};
 use crate::pipeline::{spawn_analyzers, AnalyzerThread, InlineAnalyzers, Latency};
 use crate::queue::{fan_out, MAX_ANALYZERS};
-use crate::rxpolicy::{IdlePolicy, NapiDeferral, RxPolicy};
+use crate::rxpolicy::{IdlePacer, IdlePolicy, IdleStep, NapiDeferral, RxPolicy};
 use crate::stage::SharedAllowlist;
 use crate::stage::{Backpressure, DecapStage, RxClock};
 use crate::stats::{StageCounter, StageStats};
@@ -39,7 +39,7 @@ const IDLE_POLL_MS: i32 = 50;
 /// After the XSKMAP is cleared, frames already on their way still land.
 const DRAIN_GRACE: Duration = Duration::from_millis(20);
 /// How often workers publish their VNI table and socket counters.
-const SLOW_PUBLISH_NS: u64 = 250_000_000;
+const SLOW_PUBLISH: Duration = Duration::from_millis(250);
 
 /// XDP attach and AF_XDP bind modes, as `--mode` names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -174,6 +174,14 @@ pub struct QueueReport {
     pub xsk: XskStatistics,
     /// Need-wakeup syscalls made.
     pub wakeups: u64,
+    /// The receive policy the worker ran (of its last socket), and why.
+    pub rx_policy: RxPolicy,
+    /// Why that policy.
+    pub rx_policy_reason: String,
+    /// Naps taken at light load (see [`crate::rxpolicy::IdlePacer`]).
+    pub naps: u64,
+    /// NAPI kicks made when busy polling.
+    pub kicks: u64,
     /// Inner frames per VNI.
     pub vnis: crate::stats::VniCounts,
 }
@@ -407,23 +415,10 @@ pub fn run_capture(
     // Leases are bounded so the fill ring always keeps a full RX ring's worth
     // of frames: a slow analyzer then shows up as analyzer_backpressure, not
     // as the kernel finding the fill ring empty.
-    let busy_poll = matches!(config.rx_policy, RxPolicy::Auto | RxPolicy::BusyPoll);
     let socket_config = SocketConfig {
         frame_size: frame_size_for_mtu(config),
         bind: config.mode.bind(),
-        busy_poll: busy_poll.then(vxdecap_xsk::BusyPoll::default),
         ..config.socket
-    };
-    let _deferral = if busy_poll {
-        match NapiDeferral::apply(&config.interface) {
-            Ok(d) => Some(d),
-            Err(e) => {
-                tracing::warn!(interface = %config.interface, error = %e, "cannot defer the device's interrupts for busy polling");
-                None
-            }
-        }
-    } else {
-        None
     };
     let frame_count = config.socket.frame_count as usize;
     let lease_budget = frame_count
@@ -491,18 +486,17 @@ pub fn run_capture(
             batch: config.batch,
             stage,
             control: control.clone(),
-            idle: IdlePolicy {
-                busy_poll,
-                yield_cpu: config.rx_policy == RxPolicy::Yield,
-                // Spinning only pays on a core no other worker needs.
-                spin: if config.rx_policy == RxPolicy::Sleep
-                    || cpus.iter().filter(|&&c| c == cpu).count() > 1
-                {
-                    Duration::ZERO
-                } else {
-                    config.idle_spin
-                },
+            rx_policy: config.rx_policy,
+            // Spinning only pays on a core no other worker needs.
+            spin: if cpus.iter().filter(|&&c| c == cpu).count() > 1 {
+                Duration::ZERO
+            } else {
+                config.idle_spin
             },
+            idle: IdlePolicy::of(RxPolicy::Sleep, Duration::ZERO),
+            policy: (RxPolicy::Sleep, String::new()),
+            naps: 0,
+            kicks_before: 0,
             xsk_before: XskStatistics::default(),
             wakeups_before: 0,
             inline: inline_analyzers.take(),
@@ -522,13 +516,13 @@ pub fn run_capture(
         match setup_rx.recv() {
             Ok(SocketReady {
                 queue,
-                result: Ok((fd, mode)),
+                result: Ok(bound),
                 ..
             }) => {
-                if let Err(e) = steering.register_socket(queue, fd) {
+                if let Err(e) = steering.register_socket(queue, bound.fd) {
                     setup_error.get_or_insert(anyhow::Error::from(e));
                 }
-                bind_modes.push((queue, mode));
+                bind_modes.push((queue, bound));
             }
             Ok(SocketReady { result: Err(e), .. }) => {
                 setup_error.get_or_insert(e);
@@ -548,15 +542,21 @@ pub fn run_capture(
         return Err(e);
     }
     bind_modes.sort_unstable_by_key(|(q, _)| *q);
+    // Busy polling keeps the device's interrupts off only with these set.
+    let deferral = bind_modes
+        .iter()
+        .any(|(_, b)| b.policy == RxPolicy::BusyPoll)
+        .then(|| defer_interrupts(&config.interface))
+        .flatten();
     let mode_text: Vec<String> = bind_modes
         .iter()
-        .map(|(q, m)| {
+        .map(|(q, b)| {
             let cpu = queues
                 .iter()
                 .position(|x| x == q)
                 .and_then(|i| cpus[i])
                 .map_or("unpinned".to_owned(), |c| format!("cpu {c}"));
-            format!("queue {q} {m} {cpu}")
+            format!("queue {q} {} {cpu} {}", b.mode, b.policy)
         })
         .collect();
     tracing::info!(
@@ -573,6 +573,15 @@ pub fn run_capture(
         mode_text.join(", "),
         queues.len()
     );
+    for (queue, bound) in &bind_modes {
+        eprintln!(
+            "vxdecap: queue {queue} receive policy {}: {}",
+            bound.policy, bound.reason
+        );
+    }
+    if run_inline {
+        eprintln!("vxdecap: analyzers run in the worker's thread, after each batch (one queue, and no core of their own)");
+    }
 
     let threads = if run_inline {
         std::mem::take(&mut inline_handles)
@@ -599,7 +608,7 @@ pub fn run_capture(
                 bind_mode: bind_modes
                     .iter()
                     .find(|(q, _)| *q == queue)
-                    .map_or(BindMode::Copy, |(_, m)| *m),
+                    .map_or(BindMode::Copy, |(_, b)| b.mode),
                 stage: shared_stats[i].clone(),
                 slow: shared_slow[i].clone(),
             })
@@ -646,6 +655,7 @@ pub fn run_capture(
         last_poll: Instant::now(),
         allow,
         shared_allow,
+        deferral,
     };
     let mut fatal = None;
     if let Some(user) = &config.run_as {
@@ -728,7 +738,16 @@ struct Control {
 struct SocketReady {
     queue: u32,
     epoch: u64,
-    result: anyhow::Result<(std::os::fd::RawFd, BindMode)>,
+    result: anyhow::Result<BoundSocket>,
+}
+
+/// A socket a worker opened: what to register, and how the worker runs it.
+struct BoundSocket {
+    fd: std::os::fd::RawFd,
+    mode: BindMode,
+    policy: RxPolicy,
+    /// Why this policy (for the start-up line).
+    reason: String,
 }
 
 /// The main thread while capturing: stop conditions, stats lines, metrics,
@@ -753,6 +772,8 @@ struct Supervisor<'a> {
     /// The same lists, for the workers, which check reassembled datagrams
     /// against them (lock-free reads): kept equal to the XDP program's.
     shared_allow: SharedAllowlist,
+    /// The device's interrupt deferral while workers busy-poll it.
+    deferral: Option<NapiDeferral>,
 }
 
 impl Supervisor<'_> {
@@ -916,6 +937,8 @@ impl Supervisor<'_> {
             let now = steering.counters().unwrap_or_default();
             self.xdp_before.merge(&now);
         }
+        // Its settings went with the device; a new one is set when a socket busy-polls again.
+        self.deferral = None;
         // Odd epoch: workers close their sockets and wait.
         self.control.epoch.fetch_add(1, Ordering::AcqRel);
         eprintln!("vxdecap: {name} went away; waiting for it to come back (outputs stay open)");
@@ -964,12 +987,33 @@ impl Supervisor<'_> {
                 continue; // a socket of an epoch that is over
             };
             match ready.result {
-                Ok((fd, mode)) => match steering.register_socket(ready.queue, fd) {
-                    Ok(()) => eprintln!("vxdecap: queue {} capturing again ({mode})", ready.queue),
+                Ok(bound) => match steering.register_socket(ready.queue, bound.fd) {
+                    Ok(()) => {
+                        eprintln!(
+                            "vxdecap: queue {} capturing again ({}, receive policy {})",
+                            ready.queue, bound.mode, bound.policy
+                        );
+                        if bound.policy == RxPolicy::BusyPoll && self.deferral.is_none() {
+                            self.deferral = defer_interrupts(&self.current_name());
+                        }
+                    }
                     Err(e) => eprintln!("vxdecap: queue {}: {e}", ready.queue),
                 },
                 Err(e) => eprintln!("vxdecap: queue {} not reopened: {e:#}", ready.queue),
             }
+        }
+    }
+}
+
+/// Sets the device's interrupt deferral for busy polling; a device that
+/// refuses it (no sysfs, not permitted) is warned about: busy polling then
+/// still runs, with interrupts competing.
+fn defer_interrupts(interface: &str) -> Option<NapiDeferral> {
+    match NapiDeferral::apply(interface) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("vxdecap: warning: cannot set napi_defer_hard_irqs and gro_flush_timeout on {interface} for busy polling: {e}");
+            None
         }
     }
 }
@@ -1108,8 +1152,17 @@ struct RxQueueWorker {
     batch: usize,
     stage: DecapStage,
     control: Arc<Control>,
-    /// What to do on an empty ring.
+    /// The receive policy asked for (resolved per socket).
+    rx_policy: RxPolicy,
+    /// How long [`RxPolicy::Spin`] spins on an empty ring.
+    spin: Duration,
+    /// What to do on an empty ring, for the current socket.
     idle: IdlePolicy,
+    /// The policy of the current socket, and why.
+    policy: (RxPolicy, String),
+    /// Naps and NAPI kicks of the sockets before the current one.
+    naps: u64,
+    kicks_before: u64,
     /// Socket counters of the sockets closed before the current one.
     xsk_before: XskStatistics,
     wakeups_before: u64,
@@ -1120,8 +1173,8 @@ struct RxQueueWorker {
 /// What one pass of the batch loop found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Pass {
-    /// Frames were received (at this wall-clock time, ns).
-    Busy(u64),
+    /// This many frames were received.
+    Busy(usize),
     /// The RX ring was empty.
     Empty,
     /// Lossless mode with every lease out: wait for the analyzers.
@@ -1192,11 +1245,17 @@ impl RxQueueWorker {
             let view = socket.view();
             self.stage.use_umem(&view, self.batch, self.index);
             bind_mode = socket.bind_mode();
+            self.choose_policy(&mut socket);
             use std::os::fd::AsRawFd;
             let _ = setup.send(SocketReady {
                 queue: self.queue,
                 epoch,
-                result: Ok((socket.as_raw_fd(), bind_mode)),
+                result: Ok(BoundSocket {
+                    fd: socket.as_raw_fd(),
+                    mode: bind_mode,
+                    policy: self.policy.0,
+                    reason: self.policy.1.clone(),
+                }),
             });
             first = false;
             let end = self.serve(&mut socket, &view, &mut tokens, epoch);
@@ -1205,6 +1264,7 @@ impl RxQueueWorker {
             let xsk = socket.statistics().unwrap_or_default();
             self.xsk_before.merge(&xsk);
             self.wakeups_before += socket.wakeups();
+            self.kicks_before += socket.kicks();
             // Leased frames still with the analyzers keep the UMEM mapped (their
             // batches hold a view); the socket closes here.
             drop(socket);
@@ -1217,6 +1277,22 @@ impl RxQueueWorker {
                 }
             }
         }
+    }
+
+    /// Resolves the receive policy for a socket just opened, turning on
+    /// busy polling when it applies (and falling back to sleeping when the
+    /// socket refuses it).
+    fn choose_policy(&mut self, socket: &mut RxSocket) {
+        let (mut policy, reason) = self.rx_policy.resolve(socket.bind_mode());
+        let mut reason = reason.to_owned();
+        if policy == RxPolicy::BusyPoll {
+            if let Err(e) = socket.enable_busy_poll(&vxdecap_xsk::BusyPoll::default()) {
+                policy = RxPolicy::Sleep;
+                reason = format!("busy polling refused ({e}); sleeping on an empty ring instead");
+            }
+        }
+        self.idle = IdlePolicy::of(policy, self.spin);
+        self.policy = (policy, reason);
     }
 
     /// Waits until the interface is back (a new even epoch); false when the
@@ -1243,46 +1319,45 @@ impl RxQueueWorker {
         tokens: &mut Vec<RxFrame>,
         epoch: u64,
     ) -> SocketEnd {
-        // Spin on an empty ring for a while before sleeping in poll(): waking a
-        // halted vCPU takes long enough for a burst to overflow the RX ring.
-        let mut idle_since: Option<Instant> = None;
-        let mut next_slow_ns = 0;
+        let mut pacer = IdlePacer::new(self.idle);
+        let naps_before = self.naps;
+        let mut next_slow = Instant::now();
         while !self.control.stop.load(Ordering::Relaxed) {
             match self.receive_batch(socket, view, tokens) {
-                Pass::Busy(now_ns) => {
-                    idle_since = None;
-                    if now_ns >= next_slow_ns {
-                        next_slow_ns = now_ns + SLOW_PUBLISH_NS;
-                        self.publish_slow(socket);
-                    }
+                Pass::Busy(frames) => {
+                    pacer.busy(frames);
+                    continue;
                 }
                 Pass::Blocked => std::thread::yield_now(),
                 Pass::Empty => {
-                    if let Some(inline) = self.inline.as_mut() {
-                        inline.idle(false);
-                    }
                     if self.control.epoch.load(Ordering::Relaxed) != epoch {
                         // Frames still on the ring are kept: take them, then go.
                         while matches!(self.receive_batch(socket, view, tokens), Pass::Busy(_)) {}
                         return SocketEnd::Gone;
                     }
-                    let idle = *idle_since.get_or_insert_with(Instant::now);
-                    if idle.elapsed() < self.idle.spin {
-                        if self.idle.yield_cpu {
-                            std::thread::yield_now();
-                        } else if !self.idle.busy_poll {
-                            std::hint::spin_loop();
-                        }
-                    } else {
-                        if let Some(inline) = self.inline.as_mut() {
-                            inline.idle(true);
-                        }
+                    let step = pacer.empty();
+                    if let Some(inline) = self.inline.as_mut() {
+                        // Outputs flush before any sleep, so a reader sees frames promptly.
+                        inline.idle(matches!(step, IdleStep::Nap(_) | IdleStep::Sleep));
+                    }
+                    match step {
+                        // Busy polling kicks NAPI in `receive_batch`: no pause.
+                        IdleStep::Spin if self.idle.busy_poll => {}
+                        IdleStep::Spin => std::hint::spin_loop(),
+                        IdleStep::Nap(nap) => std::thread::sleep(nap),
                         // Sleeps in poll(); also wakes the kernel if it asked.
-                        let _ = socket.wait(IDLE_POLL_MS);
-                        self.publish_slow(socket);
+                        IdleStep::Sleep => {
+                            let _ = socket.wait(IDLE_POLL_MS);
+                        }
                     }
                 }
             }
+            // The VNI table and the socket's counters, a few times a second.
+            if next_slow.elapsed() >= SLOW_PUBLISH {
+                next_slow = Instant::now();
+                self.publish_slow(socket);
+            }
+            self.naps = naps_before + pacer.naps();
         }
         // Drain: the XSKMAP slot is cleared first, so the ring only shrinks.
         while !self.control.unregistered.load(Ordering::Relaxed) {
@@ -1303,6 +1378,10 @@ impl RxQueueWorker {
             stats: *self.stage.stats_mut(),
             xsk: self.xsk_before,
             wakeups: self.wakeups_before,
+            rx_policy: self.policy.0,
+            rx_policy_reason: self.policy.1.clone(),
+            naps: self.naps,
+            kicks: self.kicks_before,
             vnis: *self.stage.vnis(),
         }
     }
@@ -1333,6 +1412,7 @@ impl RxQueueWorker {
         }
         // One clock read per batch converts every frame's XDP receive time.
         let clock = RxClock::read();
+        let frames = tokens.len();
         for frame in tokens.drain(..) {
             self.stage.handle_leased(frame, view, &clock);
         }
@@ -1344,7 +1424,7 @@ impl RxQueueWorker {
         socket.recycle(self.stage.to_recycle());
         self.stage.stats_mut().add(StageCounter::Batches, 1);
         self.stage.publish();
-        Pass::Busy(clock.now_ns)
+        Pass::Busy(frames)
     }
 
     /// Publishes the VNI table and the kernel's socket counters (over every

@@ -192,7 +192,8 @@ struct CaptureArgs {
     /// Microseconds a worker keeps polling an empty ring before sleeping (0: sleep at once).
     #[arg(long, default_value_t = 1000, value_name = "USECS")]
     spin_us: u64,
-    /// How workers wait for frames: auto, busy-poll, spin or sleep.
+    /// How workers wait for frames: auto (busy-poll on zero-copy sockets,
+    /// sleep on copy-mode ones), busy-poll, spin or sleep.
     #[arg(long, default_value = "auto", value_name = "POLICY")]
     rx_policy: String,
     /// Only VXLAN from this outer source address or prefix (repeatable;

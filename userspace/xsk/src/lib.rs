@@ -119,9 +119,6 @@ pub struct SocketConfig {
     pub rx_ring: u32,
     /// Bind mode to ask for.
     pub bind: BindRequest,
-    /// Preferred busy polling (`None`: the kernel's receive work runs in
-    /// softirq or a NAPI thread, as for any socket).
-    pub busy_poll: Option<BusyPoll>,
 }
 
 impl Default for SocketConfig {
@@ -131,7 +128,6 @@ impl Default for SocketConfig {
             frame_count: DEFAULT_FRAME_COUNT,
             rx_ring: DEFAULT_RX_RING,
             bind: BindRequest::Auto,
-            busy_poll: None,
         }
     }
 }
@@ -401,14 +397,7 @@ impl RxSocket {
         }
         let mode = query_bind_mode(rx.fd().as_raw_fd())
             .map_err(|e| sock_err(format!("cannot read socket options: {e}"), e.raw_os_error()))?;
-        if let Some(busy) = config.busy_poll {
-            set_busy_poll(rx.fd().as_raw_fd(), &busy).map_err(|e| {
-                sock_err(
-                    format!("cannot turn on preferred busy polling: {e}"),
-                    e.raw_os_error(),
-                )
-            })?;
-        }
+
         Ok(RxSocket {
             umem,
             umem_id: NEXT_UMEM_ID.fetch_add(1, Ordering::Relaxed),
@@ -479,6 +468,13 @@ impl RxSocket {
             }
             self.refill(n);
         }
+    }
+
+    /// Turns on preferred busy polling for this socket (see [`BusyPoll`]).
+    /// On Linux 6.18 only zero-copy sockets learn their queue's NAPI id (at
+    /// bind); a copy-mode socket's stays 0 and busy polling does nothing.
+    pub fn enable_busy_poll(&mut self, busy: &BusyPoll) -> io::Result<()> {
+        set_busy_poll(self.rx.fd().as_raw_fd(), busy)
     }
 
     /// Drives the kernel's receive processing once without blocking: with
