@@ -298,6 +298,23 @@ impl Settings {
         RouteSpec::parse(&rule.rule, output).map_err(|e| err(e.to_string()))
     }
 
+    /// The files this run may write, with their format and rotation: `-w`
+    /// (`-` for stdout) and every route to a file.
+    pub fn file_outputs(&self) -> Result<Vec<(String, OutputOptions)>, ConfigError> {
+        let mut outputs: Vec<(String, OutputOptions)> = self
+            .write
+            .iter()
+            .map(|path| (path.clone(), self.output))
+            .collect();
+        for rule in &self.routes {
+            let spec = self.route_spec(rule)?;
+            if let RouteTarget::File(path) = spec.target {
+                outputs.push((path, spec.output));
+            }
+        }
+        Ok(outputs)
+    }
+
     /// The effective setup, one item a line, as `check-config` prints it.
     pub fn render(&self) -> String {
         let mut out = String::new();

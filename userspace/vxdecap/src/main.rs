@@ -13,7 +13,7 @@ use vxdecap::analyzer::{Analyzer, OutputFormat, OutputOptions, PcapngOptions, Ro
 use vxdecap::capture::{run_capture, CaptureConfig, CaptureMode, QueueSelection};
 use vxdecap::config::{parse_file_size, RouteRule, Settings};
 use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
-use vxdecap::offline::run_offline;
+use vxdecap::offline::{check_outputs_spare_input, run_offline, FileId};
 use vxdecap::summary::Summary;
 use vxdecap::wire::reassembly::{Reassembler, ReassemblyConfig};
 use vxdecap::wire::PortSet;
@@ -414,6 +414,11 @@ fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
     let ports = ports(&settings.ports)?;
     if settings.tap.is_some() || settings.routes.iter().any(|r| r.rule.contains("tap:")) {
         require_root("--tap")?;
+    }
+    // Before any output is opened (and so created or truncated).
+    if let Some(input) = FileId::of_input(&args.read) {
+        let outputs = settings.file_outputs().map_err(|e| usage(e.to_string()))?;
+        check_outputs_spare_input(input, &args.read, &outputs).map_err(usage)?;
     }
     let (analyzers, output_name) = analyzers(&settings, args.output.count_only)?;
     let summary = run_offline(

@@ -2,6 +2,10 @@
 //! stage, queue and analyzers as live capture (lossless: the reader waits
 //! for the analyzer instead of dropping).
 
+mod same_file;
+
+pub use same_file::{check_outputs_spare_input, FileId};
+
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::sync::atomic::AtomicBool;
