@@ -421,7 +421,7 @@ impl Settings {
             names.push(format!("tap {name}"));
         }
         if analyzers.is_empty() {
-            let printer = PrintAnalyzer::new(std::io::BufWriter::new(std::io::stdout()));
+            let printer = PrintAnalyzer::stdout().map_err(|e| err(format!("stdout: {e}")))?;
             analyzers.push(Box::new(printer));
             names.push("stdout (text)".to_owned());
         }

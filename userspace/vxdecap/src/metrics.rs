@@ -260,6 +260,25 @@ impl Metrics {
                 progress.written.load(Ordering::Relaxed)
             );
         }
+        header(
+            &mut out,
+            "vxdecap_analyzer_lost_frames_total",
+            "counter",
+            "Inner frames handed to an analyzer that its output did not write: output_write_failed (a write error such as a full disk or a closed pipe), after_output_closed (arrived after that).",
+        );
+        for (name, progress) in &self.analyzers {
+            for (reason, n) in [
+                ("output_write_failed", &progress.write_failed),
+                ("after_output_closed", &progress.after_output_closed),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_analyzer_lost_frames_total{{analyzer=\"{}\",reason=\"{reason}\"}} {}",
+                    escape(name),
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
         header(&mut out, "vxdecap_receive_latency_seconds", "gauge", "Time from the XDP receive timestamp to the hand-over to the analyzer, over the run so far (hdrhistogram, per worker, merged).");
         for (name, progress) in &self.analyzers {
             if let Some(l) = progress.latency() {

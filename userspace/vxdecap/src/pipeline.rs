@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::analyzer::{Analyzer, AnalyzerCounts};
+use crate::analyzer::{Analyzer, AnalyzerCounts, OUTPUT_WRITE_FAILED};
 use crate::queue::BatchReceiver;
 
 /// Batches taken from one worker before moving to the next, so one busy
@@ -31,7 +31,8 @@ pub struct AnalyzerReport {
     pub after_output_closed: u64,
     /// An output failed or its reader went away (`-w - | head`).
     pub output_closed: bool,
-    /// The error that stopped the analyzer, if any (a closed pipe is not an error).
+    /// The error that stopped the analyzer, if any (a full disk, a reader
+    /// that went away).
     pub error: Option<io::Error>,
     /// Receive-to-analyzer latency over all workers (live capture only).
     pub latency: Option<LatencySummary>,
@@ -83,6 +84,11 @@ pub enum Latency {
 pub struct AnalyzerProgress {
     /// Frames given to the analyzer so far.
     pub written: AtomicU64,
+    /// Of those, frames its output took but could not write (published
+    /// after a write error and at the end).
+    pub write_failed: AtomicU64,
+    /// Frames dequeued after its output failed, never given to it.
+    pub after_output_closed: AtomicU64,
     /// Latency quantiles over the run so far (ns): count, p50, p99, p99.9, max.
     pub latency: [AtomicU64; 5],
 }
@@ -165,6 +171,7 @@ pub fn run_analyzer(
                     if allowed > 0 {
                         if let Err(e) = analyzer.on_batch(batch.frames(0..allowed as usize)) {
                             fail(&mut report, e, &stop);
+                            publish_failed(&*analyzer, &progress);
                         }
                     }
                     report.written += allowed;
@@ -177,6 +184,9 @@ pub fn run_analyzer(
             }
         }
         progress.written.store(report.written, Ordering::Relaxed);
+        progress
+            .after_output_closed
+            .store(report.after_output_closed, Ordering::Relaxed);
         if got_any && last_publish.elapsed() < PUBLISH_EVERY {
             continue;
         }
@@ -194,6 +204,7 @@ pub fn run_analyzer(
         }
         if let Err(e) = analyzer.on_idle() {
             fail(&mut report, e, &stop);
+            publish_failed(&*analyzer, &progress);
         }
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -202,6 +213,9 @@ pub fn run_analyzer(
     }
     report.counts = analyzer.counts();
     progress.written.store(report.written, Ordering::Relaxed);
+    progress
+        .write_failed
+        .store(report.counts.get(OUTPUT_WRITE_FAILED), Ordering::Relaxed);
     if let Some(m) = merged.as_mut() {
         report.latency = merge(m, &per_worker);
         progress.publish_latency(report.latency);
@@ -229,13 +243,26 @@ fn wall_clock_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// An output failed: the run stops, and the error is reported (the first
+/// one). A reader that went away (`-w - | head`) is an error too: the frames
+/// it did not take are lost, so the run says so and exits 1, where tcpdump
+/// dies of SIGPIPE.
 fn fail(report: &mut AnalyzerReport, error: io::Error, stop: &AtomicBool) {
     stop.store(true, Ordering::Relaxed);
     report.output_closed = true;
-    // A reader that went away (`-w - | head`) ends the capture quietly, as in tcpdump.
-    if error.kind() != io::ErrorKind::BrokenPipe && report.error.is_none() {
+    if report.error.is_none() {
         report.error = Some(error);
     }
+}
+
+/// Publishes what the analyzer lost to write errors (after an error only:
+/// `counts` builds a report).
+#[cold]
+fn publish_failed(analyzer: &dyn Analyzer, progress: &AnalyzerProgress) {
+    progress.write_failed.store(
+        analyzer.counts().get(OUTPUT_WRITE_FAILED),
+        Ordering::Relaxed,
+    );
 }
 
 /// A running analyzer thread.

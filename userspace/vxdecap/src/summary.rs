@@ -411,6 +411,21 @@ impl Summary {
                     r.route, r.frames, r.bytes, r.dropped
                 );
             }
+            // A router's files (a -w file is the headline already).
+            if !a.counts.routes.is_empty() {
+                for f in &a.counts.files {
+                    let failed = if f.failed > 0 {
+                        format!(", {} output_write_failed", f.failed)
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  file {}: {} frames written{failed}",
+                        f.name, f.written
+                    );
+                }
+            }
         }
         if let Some(l) = &self.latency {
             let _ = writeln!(out, "latency receive to analyzer: {}", latency_text(l));
