@@ -10,8 +10,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use vxdecap_wire::link::link_payload;
 use vxdecap_wire::reassembly::{Push, Reassembler};
-use vxdecap_wire::{decapsulate, PortSet, Reject};
+use vxdecap_wire::{decapsulate, decapsulate_link, LinkType, PortSet, Reject};
 use vxdecap_xsk::{RxFrame, UmemView};
 
 use crate::frame::{FrameMeta, InnerBatch};
@@ -106,6 +107,9 @@ pub struct DecapStage {
     reassembler: Option<Box<Reassembler>>,
     /// Yield after each published batch (an analyzer shares this core).
     yield_after_batch: bool,
+    /// An outer fragment of a capture without Ethernet (offline), given an
+    /// Ethernet header for the reassembler; reused.
+    relinked: Vec<u8>,
 }
 
 /// Bytes each live batch keeps for reassembled frames, which are not in
@@ -150,6 +154,7 @@ impl DecapStage {
             view: None,
             reassembler: None,
             yield_after_batch: false,
+            relinked: Vec::new(),
         }
     }
 
@@ -325,12 +330,31 @@ impl DecapStage {
     /// capture cut it).
     #[inline]
     pub fn handle_copy(&mut self, frame: &[u8], timestamp_ns: u64, orig_len: usize) {
+        self.handle_captured(frame, LinkType::Ethernet, timestamp_ns, orig_len);
+    }
+
+    /// [`DecapStage::handle_copy`] for a frame of a capture's link type
+    /// `link` (Linux cooked, raw IP, …): the link-layer header is read in
+    /// place of Ethernet.
+    #[inline]
+    pub fn handle_captured(
+        &mut self,
+        frame: &[u8],
+        link: LinkType,
+        timestamp_ns: u64,
+        orig_len: usize,
+    ) {
         self.stats.add(StageCounter::Received, 1);
         self.stats
             .add(StageCounter::ReceivedBytes, frame.len() as u64);
         // File timestamps are the clock: stale datagrams time out as live.
         self.expire_fragments(timestamp_ns);
-        self.deliver_copy(frame, timestamp_ns, orig_len.saturating_sub(frame.len()));
+        self.deliver_copy(
+            frame,
+            link,
+            timestamp_ns,
+            orig_len.saturating_sub(frame.len()),
+        );
     }
 
     /// Hands an outer IPv4 fragment to the reassembler; a datagram it
@@ -341,19 +365,39 @@ impl DecapStage {
         };
         if let Push::Complete(whole) = reassembler.push(fragment, timestamp_ns) {
             // Reassembled frames carry no fragment bits: no way back here.
-            self.deliver_copy(whole, timestamp_ns, 0);
+            self.deliver_copy(whole, LinkType::Ethernet, timestamp_ns, 0);
         }
         self.reassembler = Some(reassembler);
+    }
+
+    /// The reassembler takes Ethernet frames: a fragment of another link
+    /// type gets an Ethernet header (zero addresses) in place of its own.
+    #[cold]
+    fn reassemble_relinked(&mut self, fragment: &[u8], link: LinkType, timestamp_ns: u64) {
+        let Ok((ethertype, offset)) = link_payload(fragment, link) else {
+            return; // the fragment was recognised, so its link header parsed
+        };
+        let mut relinked = std::mem::take(&mut self.relinked);
+        relinked.clear();
+        relinked.extend_from_slice(&[0u8; 12]);
+        relinked.extend_from_slice(&ethertype.to_be_bytes());
+        relinked.extend_from_slice(fragment.get(offset..).unwrap_or_default());
+        self.reassemble(&relinked, timestamp_ns);
+        self.relinked = relinked;
     }
 
     /// Decapsulates `outer` and copies the inner frame into the batch;
     /// `missing` bytes of the outer frame were cut before it reached us.
     #[inline]
-    fn deliver_copy(&mut self, outer: &[u8], timestamp_ns: u64, missing: usize) {
-        let decap = match decapsulate(outer, &self.ports) {
+    fn deliver_copy(&mut self, outer: &[u8], link: LinkType, timestamp_ns: u64, missing: usize) {
+        let decap = match decapsulate_link(outer, link, &self.ports) {
             Ok(decap) => decap,
             Err(Reject::OuterFragment) if self.reassembler.is_some() => {
-                self.reassemble(outer, timestamp_ns);
+                if link == LinkType::Ethernet {
+                    self.reassemble(outer, timestamp_ns);
+                } else {
+                    self.reassemble_relinked(outer, link, timestamp_ns);
+                }
                 return;
             }
             Err(reason) => {
