@@ -757,3 +757,194 @@ impl CaptureInput {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `bytes` to a temporary file and reads every packet of it.
+    fn read_bytes(tag: &str, bytes: &[u8]) -> (Vec<(Vec<u8>, LinkType, u64, usize)>, InputReport) {
+        let path =
+            std::env::temp_dir().join(format!("vxdecap-reader-{tag}-{}", std::process::id()));
+        std::fs::write(&path, bytes).expect("write");
+        let input = CaptureInput::open(path.to_str().expect("utf-8")).expect("a capture");
+        let mut packets = Vec::new();
+        let report = input.read(&AtomicBool::new(false), |p| {
+            packets.push((p.data.to_vec(), p.link, p.timestamp_ns, p.orig_len));
+        });
+        let _ = std::fs::remove_file(&path);
+        (packets, report)
+    }
+
+    fn put32(out: &mut Vec<u8>, v: u32, be: bool) {
+        out.extend_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() });
+    }
+
+    fn put16(out: &mut Vec<u8>, v: u16, be: bool) {
+        out.extend_from_slice(&if be { v.to_be_bytes() } else { v.to_le_bytes() });
+    }
+
+    fn pcap_header(magic: u32, minor: u16, snaplen: u32, linktype: u32, be: bool) -> Vec<u8> {
+        let mut h = Vec::new();
+        put32(&mut h, magic, be);
+        put16(&mut h, 2, be);
+        put16(&mut h, minor, be);
+        h.extend_from_slice(&[0; 8]);
+        put32(&mut h, snaplen, be);
+        put32(&mut h, linktype, be);
+        h
+    }
+
+    fn block(kind: u32, body: &[u8], be: bool) -> Vec<u8> {
+        let mut body = body.to_vec();
+        body.resize(body.len().div_ceil(4) * 4, 0);
+        let len = 12 + body.len() as u32;
+        let mut b = Vec::new();
+        put32(&mut b, kind, be);
+        put32(&mut b, len, be);
+        b.extend_from_slice(&body);
+        put32(&mut b, len, be);
+        b
+    }
+
+    fn shb(be: bool) -> Vec<u8> {
+        let mut body = Vec::new();
+        put32(&mut body, PCAPNG_BYTE_ORDER, be);
+        put16(&mut body, 1, be);
+        put16(&mut body, 0, be);
+        body.extend_from_slice(&[0xff; 8]);
+        block(PCAPNG_SHB, &body, be)
+    }
+
+    fn idb(linktype: u16, snaplen: u32, options: &[(u16, &[u8])], be: bool) -> Vec<u8> {
+        let mut body = Vec::new();
+        put16(&mut body, linktype, be);
+        put16(&mut body, 0, be);
+        put32(&mut body, snaplen, be);
+        for (code, value) in options {
+            put16(&mut body, *code, be);
+            put16(&mut body, value.len() as u16, be);
+            body.extend_from_slice(value);
+            body.resize(body.len().div_ceil(4) * 4, 0);
+        }
+        block(BLOCK_IDB, &body, be)
+    }
+
+    fn epb(id: u32, ts: u64, data: &[u8], orig: u32, be: bool) -> Vec<u8> {
+        let mut body = Vec::new();
+        put32(&mut body, id, be);
+        put32(&mut body, (ts >> 32) as u32, be);
+        put32(&mut body, ts as u32, be);
+        put32(&mut body, data.len() as u32, be);
+        put32(&mut body, orig, be);
+        body.extend_from_slice(data);
+        block(BLOCK_EPB, &body, be)
+    }
+
+    #[test]
+    fn big_endian_nanosecond_pcap_and_swapped_old_lengths() {
+        let mut file = pcap_header(PCAP_MAGIC_NS, 4, 65535, 101, true);
+        for v in [1_700_000_000u32, 123_456_789, 3, 60] {
+            put32(&mut file, v, true);
+        }
+        file.extend_from_slice(&[0x45, 1, 2]);
+        let (packets, report) = read_bytes("be-ns", &file);
+        assert_eq!(
+            packets,
+            [(
+                vec![0x45, 1, 2],
+                LinkType::Raw,
+                1_700_000_000_123_456_789,
+                60
+            )]
+        );
+        assert_eq!(
+            (report.format, report.packets, report.error),
+            ("pcap", 1, None)
+        );
+
+        // Version 2.2 wrote the original length first.
+        let mut file = pcap_header(PCAP_MAGIC_US, 2, 65535, 1, false);
+        for v in [1u32, 5, 60, 3] {
+            put32(&mut file, v, false);
+        }
+        file.extend_from_slice(&[9, 9, 9]);
+        let (packets, _) = read_bytes("v22", &file);
+        assert_eq!(
+            packets,
+            [(vec![9, 9, 9], LinkType::Ethernet, 1_000_005_000, 60)]
+        );
+    }
+
+    #[test]
+    fn pcapng_sections_keep_their_byte_order_resolution_and_offset() {
+        let mut file = shb(true);
+        // Nanoseconds, 10 s offset; an interface of link type 147.
+        file.extend(idb(
+            1,
+            0,
+            &[
+                (OPT_IF_TSRESOL, &[9]),
+                (OPT_IF_TSOFFSET, &10i64.to_be_bytes()),
+            ],
+            true,
+        ));
+        file.extend(idb(147, 0, &[], true));
+        file.extend(epb(0, 1_000_000_007, &[1, 2, 3, 4, 5], 5, true));
+        file.extend(epb(1, 0, &[6], 1, true));
+        file.extend(epb(7, 0, &[7], 1, true));
+        // A little-endian section, 2^-3 s units, and a simple packet cut by its snaplen.
+        file.extend(shb(false));
+        file.extend(idb(113, 2, &[(OPT_IF_TSRESOL, &[0x83])], false));
+        file.extend(epb(0, 12, &[8, 8], 2, false));
+        let mut spb = Vec::new();
+        put32(&mut spb, 4, false);
+        spb.extend_from_slice(&[1, 2, 3, 4]);
+        file.extend(block(BLOCK_SPB, &spb, false));
+        let (packets, report) = read_bytes("ng", &file);
+        assert_eq!(
+            packets,
+            [
+                (vec![1, 2, 3, 4, 5], LinkType::Ethernet, 11_000_000_007, 5),
+                (vec![8, 8], LinkType::LinuxSll, 1_500_000_000, 2),
+                (vec![1, 2], LinkType::LinuxSll, 0, 4),
+            ]
+        );
+        assert_eq!(report.packets, 5);
+        assert_eq!(
+            report.not_decoded,
+            [("link_type_unsupported", 1), ("interface_undeclared", 1)]
+        );
+        assert_eq!(report.unusable_interfaces, [(1, 1, 147, 1)]);
+        assert_eq!(report.error, None);
+    }
+
+    #[test]
+    fn a_block_cut_in_its_header_or_body_is_counted_and_reported() {
+        let mut file = shb(false);
+        file.extend(idb(1, 0, &[], false));
+        file.extend(epb(0, 1, &[1; 20], 20, false));
+        let whole = file.len();
+        file.extend(epb(0, 2, &[2; 20], 20, false));
+        for cut in [whole + 6, whole + 30] {
+            let (packets, report) = read_bytes("cut", &file[..cut]);
+            assert_eq!(packets.len(), 1, "{cut}");
+            assert_eq!(report.not_decoded, [("input_record_cut", 1)], "{cut}");
+            assert_eq!(report.packets, 2);
+            assert!(report.error.expect("an error").contains("cut short"));
+        }
+        // A damaged length stops reading with the reason.
+        let mut bad = file[..whole].to_vec();
+        bad.extend_from_slice(&[6, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0]);
+        let (_, report) = read_bytes("bad", &bad);
+        assert!(report.error.expect("an error").contains("has length 13"));
+    }
+
+    #[test]
+    fn tsresol_units() {
+        assert_eq!(super::tsresol_units(6), 1_000_000);
+        assert_eq!(super::tsresol_units(9), 1_000_000_000);
+        assert_eq!(super::tsresol_units(0x8a), 1024);
+        assert_eq!(super::tsresol_units(0x7f), u64::MAX, "absurd: saturates");
+    }
+}
