@@ -762,8 +762,11 @@ impl CaptureInput {
 mod tests {
     use super::*;
 
+    /// A packet as the tests see it: data, link type, timestamp, original length.
+    type Seen = (Vec<u8>, LinkType, u64, usize);
+
     /// Writes `bytes` to a temporary file and reads every packet of it.
-    fn read_bytes(tag: &str, bytes: &[u8]) -> (Vec<(Vec<u8>, LinkType, u64, usize)>, InputReport) {
+    fn read_bytes(tag: &str, bytes: &[u8]) -> (Vec<Seen>, InputReport) {
         let path =
             std::env::temp_dir().join(format!("vxdecap-reader-{tag}-{}", std::process::id()));
         std::fs::write(&path, bytes).expect("write");
