@@ -216,8 +216,10 @@ pub struct CaptureInput {
     name: String,
     source: BufReader<Box<dyn Read + Send>>,
     format: Format,
-    /// The current record, or the body of the current block.
+    /// The current record, or the body of the current block, in
+    /// `record[..record_len]` (the buffer only grows, never zero-filled again).
     record: Vec<u8>,
+    record_len: usize,
     /// The type of that block (pcapng).
     kind: u32,
     report: InputReport,
@@ -233,6 +235,14 @@ impl std::fmt::Debug for CaptureInput {
             .field("index", &self.index)
             .finish()
     }
+}
+
+/// The first `len` bytes of `buf`, grown (zero-filled) only when it is shorter.
+fn sized(buf: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if buf.len() < len {
+        buf.resize(len, 0);
+    }
+    &mut buf[..len]
 }
 
 /// Reads into `buf` until it is full or the input ends; returns the bytes read.
@@ -309,6 +319,7 @@ impl CaptureInput {
                 section: 0,
             },
             record: Vec::new(),
+            record_len: 0,
             kind: 0,
             report: InputReport::default(),
             index: 0,
@@ -413,9 +424,9 @@ impl CaptureInput {
     /// Reads `len` bytes into the record buffer; false (and the cut record
     /// counted, when `packet`) if the input ends first.
     fn read_record(&mut self, len: usize, what: &str, packet: bool) -> Result<bool, String> {
-        self.record.resize(len, 0);
-        let got =
-            fill(&mut self.source, &mut self.record).map_err(|e| format!("read error: {e}"))?;
+        let got = fill(&mut self.source, sized(&mut self.record, len))
+            .map_err(|e| format!("read error: {e}"))?;
+        self.record_len = len;
         if got < len {
             if packet {
                 self.report.packets += 1;
@@ -482,7 +493,7 @@ impl CaptureInput {
         self.report.packets += 1;
         let fraction_ns = if nanos { fraction } else { fraction * 1000 };
         on_packet(Packet {
-            data: &self.record,
+            data: &self.record[..self.record_len],
             link,
             timestamp_ns: seconds * 1_000_000_000 + fraction_ns,
             orig_len: len.max(caplen) as usize,
@@ -558,11 +569,9 @@ impl CaptureInput {
         let rest = len as usize - 12;
         let what = format!("block {block} (type {kind:#x})");
         let packet = matches!(kind, BLOCK_EPB | BLOCK_OPB | BLOCK_SPB);
-        self.record.clear();
-        self.record.extend_from_slice(&head[8..8 + already]);
-        let body_start = self.record.len();
-        self.record.resize(body_start + rest, 0);
-        let got = fill(&mut self.source, &mut self.record[body_start..])
+        let record = sized(&mut self.record, already + rest);
+        record[..already].copy_from_slice(&head[8..8 + already]);
+        let got = fill(&mut self.source, &mut record[already..])
             .map_err(|e| format!("read error: {e}"))?;
         if got < rest {
             if packet {
@@ -574,14 +583,15 @@ impl CaptureInput {
                 got + 8 + already
             ));
         }
-        let trailer = u32_at(&self.record, self.record.len() - 4, big_endian);
+        let trailer = u32_at(&self.record, already + rest - 4, big_endian);
         if trailer != len {
             return Err(format!(
                 "{what}: its trailing length {trailer} differs from its length {len}: the file is damaged there, reading stopped"
             ));
         }
         // Keep only the body (a section's starts with its byte-order magic).
-        self.record.truncate(self.record.len() - 4);
+        self.record_len = already + rest - 4;
+        let body = &self.record[..self.record_len];
         let Format::Pcapng {
             big_endian: order,
             interfaces,
@@ -592,7 +602,7 @@ impl CaptureInput {
         };
         match kind {
             PCAPNG_SHB => {
-                let major = u16_at(&self.record, 4, big_endian);
+                let major = u16_at(body, 4, big_endian);
                 if major != 1 {
                     return Err(format!(
                         "{what}: pcapng version {major} is not supported (only 1)"
@@ -603,19 +613,19 @@ impl CaptureInput {
                 *section += 1;
             }
             BLOCK_IDB => {
-                if self.record.len() < 8 {
+                if body.len() < 8 {
                     return Err(format!(
                         "{what}: an interface block too short for its fields"
                     ));
                 }
-                let linktype = u32::from(u16_at(&self.record, 0, big_endian));
-                let snaplen = u32_at(&self.record, 4, big_endian);
+                let linktype = u32::from(u16_at(body, 0, big_endian));
+                let snaplen = u32_at(body, 4, big_endian);
                 let (mut units, mut offset_secs) = (1_000_000u64, 0i64);
                 let mut at = 8;
-                while at + 4 <= self.record.len() {
-                    let code = u16_at(&self.record, at, big_endian);
-                    let olen = usize::from(u16_at(&self.record, at + 2, big_endian));
-                    let value = self.record.get(at + 4..at + 4 + olen);
+                while at + 4 <= body.len() {
+                    let code = u16_at(body, at, big_endian);
+                    let olen = usize::from(u16_at(body, at + 2, big_endian));
+                    let value = body.get(at + 4..at + 4 + olen);
                     match (code, value) {
                         (OPT_END, _) | (_, None) => break,
                         (OPT_IF_TSRESOL, Some([r, ..])) => units = tsresol_units(*r),
@@ -674,7 +684,7 @@ impl CaptureInput {
         if !matches!(kind, BLOCK_EPB | BLOCK_OPB | BLOCK_SPB) {
             return Ok(None);
         }
-        let body = &self.record;
+        let body = &self.record[..self.record_len];
         let block = self.index;
         let short =
             || format!("block {block} (type {kind:#x}): a packet block too short for its fields");
