@@ -93,10 +93,12 @@ fn a_full_disk_under_rotation_counts_what_the_files_hold() {
     let input = tmp.path("big.pcap");
     repeated_aws_capture(&input, 30);
     let fs = SmallFs::mount("full-rot", "256k");
-    let cases: [(&str, &[&str]); 3] = [
+    let cases: [(&str, &[&str]); 4] = [
         ("r.pcap", &["-C", "48k"]),
         ("r.pcapng", &["-C", "48k"]),
-        ("g-%s.pcap", &["-G", "1"]),
+        // A ring of 3 × 100 KiB on 256 KiB: the disk fills in the third file.
+        ("w.pcap", &["-C", "100k", "-W", "3"]),
+        ("g-%s.pcap", &["-G", "1", "-W", "5"]),
     ];
     for (name, flags) in cases {
         let pattern = fs.path(name);
