@@ -8,6 +8,10 @@ use it). Output, replacing what was there:
 
   fuzz/corpus/decapsulate/  one file per captured frame: a port-set selector byte (0: {4789},
                             1: {4789, 8472}) then the frame
+  fuzz/corpus/decapsulate_link/
+                            one file per frame of the link-type captures in tests/fixtures
+                            (Linux cooked, raw IP, NULL/LOOP, pcapng with mixed interfaces):
+                            a selector byte (link type << 2, port set {4789}) then the frame
   fuzz/corpus/reassembly/   inputs in the layout described in fuzz_targets/reassembly.rs:
                             captured fragments and fragments of captured frames as raw ops,
                             and carved-template sequences (in order, reversed, duplicated,
@@ -23,10 +27,18 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_FIXTURES = os.path.join(HERE, "..", "..", "shared", "fixtures")
+LOCAL_FIXTURES = os.path.join(HERE, "..", "tests", "fixtures")
+# LINKTYPE_ values in the order of fuzz_targets/decapsulate_link.rs's LINKS.
+LINKS = {1: 0, 113: 1, 276: 2, 101: 3, 12: 3, 14: 3, 228: 4, 229: 5, 0: 6, 108: 7}
 
 
 def read_frames(path):
     """Every packet of a pcap or pcapng file, as bytes."""
+    return [frame for frame, _ in read_linked_frames(path)]
+
+
+def read_linked_frames(path):
+    """Every packet of a pcap or pcapng file, with its LINKTYPE_ value."""
     with open(path, "rb") as f:
         data = f.read()
     magic = data[:4]
@@ -38,28 +50,39 @@ def read_frames(path):
             break
     else:
         raise ValueError(f"{path}: not a pcap or pcapng file")
+    (linktype,) = struct.unpack(endian + "I", data[20:24])
     frames, at = [], 24
     while at + 16 <= len(data):
         incl_len = struct.unpack(endian + "I", data[at + 8 : at + 12])[0]
-        frames.append(data[at + 16 : at + 16 + incl_len])
+        if incl_len > 262144:
+            break  # a damaged record (as libpcap stops there)
+        frames.append((data[at + 16 : at + 16 + incl_len], linktype & 0x03FFFFFF))
         at += 16 + incl_len
     return frames
 
 
 def read_pcapng(data):
-    frames, at, endian = [], 0, "<"
+    frames, at, endian, links = [], 0, "<", []
     while at + 12 <= len(data):
         block_type = struct.unpack(endian + "I", data[at : at + 4])[0]
         if block_type == 0x0A0D0D0A:  # section header: its byte-order magic sets the order
             endian = "<" if data[at + 8 : at + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+            links = []
         (length,) = struct.unpack(endian + "I", data[at + 4 : at + 8])
         if length < 12:
             break
-        if block_type == 6:  # enhanced packet block
+        if block_type == 1:  # interface description: its link type
+            links.append(struct.unpack(endian + "H", data[at + 8 : at + 10])[0])
+        elif block_type in (6, 2):  # enhanced, or obsolete, packet block
+            if block_type == 6:
+                (interface,) = struct.unpack(endian + "I", data[at + 8 : at + 12])
+            else:
+                (interface,) = struct.unpack(endian + "H", data[at + 8 : at + 10])
             (cap_len,) = struct.unpack(endian + "I", data[at + 20 : at + 24])
-            frames.append(data[at + 28 : at + 28 + cap_len])
+            link = links[interface] if interface < len(links) else None
+            frames.append((data[at + 28 : at + 28 + cap_len], link))
         elif block_type == 3:  # simple packet block (no captured length: up to the block end)
-            frames.append(data[at + 12 : at + length - 4])
+            frames.append((data[at + 12 : at + length - 4], links[0] if links else None))
         at += length
     return frames
 
@@ -186,6 +209,16 @@ def main():
         for i, frame in enumerate(read_frames(path), 1):
             decap[f"{stem}-{i:03}"] = bytes([selector]) + frame
     write(os.path.join(HERE, "corpus", "decapsulate"), decap)
+
+    linked = {}
+    local = os.path.abspath(LOCAL_FIXTURES)
+    for name in sorted(os.listdir(local)):
+        if not name.endswith((".pcap", ".pcapng")):
+            continue
+        for i, (frame, link) in enumerate(read_linked_frames(os.path.join(local, name)), 1):
+            if link in LINKS:
+                linked[f"{os.path.splitext(name)[0]}-{i:03}"] = bytes([LINKS[link] << 2]) + frame
+    write(os.path.join(HERE, "corpus", "decapsulate_link"), linked)
     write(os.path.join(HERE, "corpus", "reassembly"), reassembly_seeds(fixtures))
 
 

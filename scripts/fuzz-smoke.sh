@@ -18,7 +18,7 @@ seconds=${FUZZ_SECONDS:-20}
 sanitizer=${FUZZ_SANITIZER:-address}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-  targets=(decapsulate reassembly)
+  targets=(decapsulate decapsulate_link reassembly)
 fi
 export RUSTC_BOOTSTRAP=1
 

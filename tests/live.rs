@@ -1627,3 +1627,105 @@ fn fragmented_host_udp_from_an_allowlisted_source_reaches_its_socket() {
     assert!(summary.contains("(100 outer fragments)"), "{summary}");
     assert_packets_add_up(&summary);
 }
+
+/// Sends padded datagrams until the capture `child` exits by itself (at
+/// most 10 s); returns its exit status and stderr.
+fn send_until_exit(
+    pair: &VxlanPair,
+    mut child: vxdecap::netns::ChildGuard,
+) -> (std::process::ExitStatus, String) {
+    let mut exited = None;
+    for round in 0..200 {
+        pair.send_datagrams(&format!("f{round}"), 32, 4, 1000);
+        if let Some(status) = child.child_mut().try_wait().expect("try_wait") {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = exited.expect("the capture stopped by itself on the write error");
+    (status, stderr(&child.wait_with_output().expect("output")))
+}
+
+#[test]
+fn live_capture_to_a_full_disk_counts_only_what_the_file_holds() {
+    if !privileged("live disk full") {
+        return;
+    }
+    let pair = VxlanPair::new("lfull");
+    let fs = SmallFs::mount("lfull", "128k");
+    let pcap = fs.path("live.pcap");
+    let child = vxdecap::netns::ChildGuard::new(
+        pair.collector
+            .command(
+                vxdecap_path(),
+                &["capture", "-i", "eth1", "-w", pcap.to_str().unwrap()],
+            )
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let (status, summary) = send_until_exit(&pair, child);
+    assert_eq!(status.code(), Some(1), "{summary}");
+    assert!(summary.contains("No space left on device"), "{summary}");
+    assert!(
+        reason_count(&summary, "output_write_failed") > 0,
+        "{summary}"
+    );
+    assert_eq!(
+        capinfos_packets(&pcap),
+        frames_written(&summary),
+        "{summary}"
+    );
+    assert_eq!(read_pcap(&pcap).len() as u64, frames_written(&summary));
+    assert!(!pair.xdp_attached(), "detached after the error");
+}
+
+#[test]
+fn live_capture_to_a_closed_pipe_says_so_and_exits_1() {
+    if !privileged("live broken pipe") {
+        return;
+    }
+    let pair = VxlanPair::new("lpipe");
+    let mut child = vxdecap::netns::ChildGuard::new(
+        pair.collector
+            .command(vxdecap_path(), &["capture", "-i", "eth1", "-w", "-"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn"),
+    );
+    let mut pipe = child.child_mut().stdout.take().expect("stdout");
+    // The pcap header comes first, then frames: take 100 bytes, as `head -c 100`.
+    let reader = std::thread::spawn(move || {
+        let mut got = [0u8; 100];
+        let _ = pipe.read_exact(&mut got);
+        got
+    });
+    for round in 0..100 {
+        pair.send_inner(&format!("p{round}"), 4);
+        if reader.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let head = reader.join().expect("reader");
+    assert_eq!(head[..4], 0xa1b2_3c4du32.to_le_bytes(), "a pcap stream");
+    let (status, summary) = send_until_exit(&pair, child);
+    assert_eq!(status.code(), Some(1), "{summary}");
+    // One line says what failed (tracing warnings such as "cannot pin" aside).
+    let errors: Vec<&str> = summary
+        .lines()
+        .filter(|l| l.starts_with("output error") || l.contains("Broken pipe"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{summary}");
+    assert!(
+        errors[0].contains("cannot write stdout: Broken pipe"),
+        "{summary}"
+    );
+    assert!(
+        reason_count(&summary, "output_write_failed") > 0,
+        "{summary}"
+    );
+    assert!(!pair.xdp_attached(), "detached after the error");
+}

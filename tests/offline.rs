@@ -400,3 +400,60 @@ fn truncated_mirrors_keep_their_original_length() {
         assert_eq!(stdout(&t), "100\t1014\n1014\t1014\n", "{format}");
     }
 }
+
+#[test]
+fn writing_over_the_input_is_refused_before_anything_is_opened() {
+    let tmp = TempDir::new("same-file");
+    let input = tmp.path("x.pcap");
+    std::fs::copy(fixture("tcpdump/vxlan.pcap"), &input).expect("copy the fixture");
+    let original = std::fs::read(&input).expect("read");
+    std::os::unix::fs::symlink(&input, tmp.path("link.pcap")).expect("symlink");
+    std::fs::hard_link(&input, tmp.path("hard.pcap")).expect("hard link");
+    std::fs::hard_link(&input, tmp.path("cap.pcap2")).expect("hard link");
+    let x = input.to_str().expect("utf-8").to_owned();
+    let at = |name: &str| tmp.path(name).to_str().expect("utf-8").to_owned();
+    let cases: Vec<Vec<String>> = vec![
+        vec!["-w".into(), x.clone()],
+        vec!["-w".into(), at("link.pcap")],
+        vec!["-w".into(), at("hard.pcap")],
+        vec!["-w".into(), format!("{}/./x.pcap", tmp.0.display())],
+        // -C 1 writes cap.pcap, cap.pcap1, cap.pcap2, …: the third is the input.
+        vec!["-w".into(), at("cap.pcap"), "-C".into(), "1".into()],
+        // A route's file, and -w pcapng over a pcap input.
+        vec!["--route".into(), format!("vni=100 -> {x}")],
+        vec!["-w".into(), x.clone(), "--format".into(), "pcapng".into()],
+    ];
+    for args in cases {
+        let o = output(vxdecap().args(["decap", "-r"]).arg(&input).args(&args));
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("is the input file") && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+        assert_eq!(
+            std::fs::read(&input).expect("read"),
+            original,
+            "{args:?}: the input is intact"
+        );
+    }
+    // Through stdin, with -w naming the file stdin reads.
+    let o = output(
+        vxdecap()
+            .args(["decap", "-r", "-", "-w"])
+            .arg(&input)
+            .stdin(std::fs::File::open(&input).expect("open")),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&input).expect("read"), original);
+    // Another file in the same directory is fine.
+    let o = output(
+        vxdecap()
+            .args(["decap", "-r"])
+            .arg(&input)
+            .arg("-w")
+            .arg(tmp.path("out.pcap")),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&input).expect("read"), original);
+}

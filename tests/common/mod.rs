@@ -66,6 +66,70 @@ impl Drop for TempDir {
     }
 }
 
+/// A small tmpfs mounted by the test (root only), unmounted on drop: a
+/// real filesystem that fills up.
+pub struct SmallFs {
+    pub dir: PathBuf,
+}
+
+impl SmallFs {
+    /// Mounts a tmpfs of `size` (mount's syntax: `256k`) on a fresh directory.
+    pub fn mount(tag: &str, size: &str) -> SmallFs {
+        let dir = std::env::temp_dir().join(format!("vxdecap-fs-{tag}-{}", std::process::id()));
+        let _ = Command::new("umount").arg(&dir).output();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the mount point");
+        let o = output(
+            Command::new("mount")
+                .args(["-t", "tmpfs", "-o"])
+                .arg(format!("size={size}"))
+                .arg("tmpfs")
+                .arg(&dir),
+        );
+        assert!(o.status.success(), "mount tmpfs: {}", stderr(&o));
+        SmallFs { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).output();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Packets in `file` as capinfos counts them; panics unless capinfos reads
+/// the whole file without error (a record cut short is an error).
+pub fn capinfos_packets(file: &std::path::Path) -> u64 {
+    let o = output(Command::new("capinfos").args(["-M", "-c"]).arg(file));
+    assert!(
+        o.status.success(),
+        "capinfos cannot read {} whole: {}",
+        file.display(),
+        stderr(&o)
+    );
+    let text = stdout(&o);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Number of packets:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no packet count from capinfos:\n{text}"))
+}
+
+/// A pcap of the AWS mirroring capture's 100 frames `copies` times over.
+pub fn repeated_aws_capture(path: &std::path::Path, copies: usize) {
+    let bytes = std::fs::read(fixture("suricata-verify/aws-traffic-mirroring-vxlan.pcap"))
+        .expect("read the AWS fixture");
+    let mut out = bytes[..24].to_vec();
+    for _ in 0..copies {
+        out.extend_from_slice(&bytes[24..]);
+    }
+    std::fs::write(path, out).expect("write the big input");
+}
+
 /// One pcap record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {

@@ -475,6 +475,23 @@ impl Settings {
         RouteSpec::parse(&rule.rule, output).map_err(|e| err(e.to_string()))
     }
 
+    /// The files this run may write, with their format and rotation: `-w`
+    /// (`-` for stdout) and every route to a file.
+    pub fn file_outputs(&self) -> Result<Vec<(String, OutputOptions)>, ConfigError> {
+        let mut outputs: Vec<(String, OutputOptions)> = self
+            .write
+            .iter()
+            .map(|path| (path.clone(), self.output))
+            .collect();
+        for rule in &self.routes {
+            let spec = self.route_spec(rule)?;
+            if let RouteTarget::File(path) = spec.target {
+                outputs.push((path, spec.output));
+            }
+        }
+        Ok(outputs)
+    }
+
     /// The effective setup, one item a line, as `check-config` prints it.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -588,7 +605,7 @@ impl Settings {
             names.push(format!("tap {name}"));
         }
         if analyzers.is_empty() {
-            let printer = PrintAnalyzer::new(std::io::BufWriter::new(std::io::stdout()));
+            let printer = PrintAnalyzer::stdout().map_err(|e| err(format!("stdout: {e}")))?;
             analyzers.push(Box::new(printer));
             names.push("stdout (text)".to_owned());
         }

@@ -22,7 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use pcap_file::pcap::PcapReader;
+
+use crate::offline::CaptureInput;
 
 use crate::dissect::{describe, time_of_day};
 use crate::netns::{veth_pair, ChildGuard, NetNs, WatchedChild};
@@ -235,20 +236,24 @@ fn wait_for_http(lab: &LabTopology, exe: &str, listen: &str) -> anyhow::Result<(
 
 /// Prints one line per frame of a pcap file.
 pub fn print_pcap(path: &std::path::Path, out: &mut impl Write) -> anyhow::Result<usize> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut reader =
-        PcapReader::new(file).with_context(|| format!("{} is not a pcap", path.display()))?;
+    let name = path.to_str().context("the lab's pcap path is not UTF-8")?;
+    let input = CaptureInput::open(name).map_err(anyhow::Error::msg)?;
     let mut line = String::new();
     let mut n = 0;
-    while let Some(packet) = reader.next_packet() {
-        let packet = packet.context("corrupt pcap record")?;
+    let mut written = Ok(());
+    let report = input.read(&AtomicBool::new(false), |packet| {
         n += 1;
         line.clear();
-        time_of_day(packet.timestamp.as_nanos() as u64, &mut line);
+        time_of_day(packet.timestamp_ns, &mut line);
         line.push(' ');
-        describe(&packet.data, &mut line);
-        writeln!(out, "{n:4} {line}")?;
+        describe(packet.data, &mut line);
+        if written.is_ok() {
+            written = writeln!(out, "{n:4} {line}");
+        }
+    });
+    written?;
+    if let Some(e) = report.error {
+        bail!("{e}");
     }
     Ok(n)
 }

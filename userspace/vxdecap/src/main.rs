@@ -13,7 +13,7 @@ use vxdecap::analyzer::{Analyzer, OutputFormat, OutputOptions, PcapngOptions, Ro
 use vxdecap::capture::run_capture;
 use vxdecap::config::{parse_file_size, RouteRule, Settings};
 use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
-use vxdecap::offline::run_offline;
+use vxdecap::offline::{check_outputs_spare_input, run_offline, CaptureInput, FileId};
 use vxdecap::summary::Summary;
 use vxdecap::wire::reassembly::{Reassembler, ReassemblyConfig};
 use vxdecap::wire::PortSet;
@@ -234,7 +234,7 @@ enum ModeArg {
 
 #[derive(Args, Debug)]
 struct DecapArgs {
-    /// Capture file to read (pcap or pcapng).
+    /// Capture file to read (pcap or pcapng; `-` for stdin).
     #[arg(short = 'r', value_name = "FILE")]
     read: String,
     #[command(flatten)]
@@ -428,21 +428,31 @@ fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
     if settings.tap.is_some() || settings.routes.iter().any(|r| r.rule.contains("tap:")) {
         require_root("--tap")?;
     }
+    // Before any output is opened (and so created or truncated).
+    if let Some(input) = FileId::of_input(&args.read) {
+        let outputs = settings.file_outputs().map_err(|e| usage(e.to_string()))?;
+        check_outputs_spare_input(input, &args.read, &outputs).map_err(usage)?;
+    }
+    // An unreadable input, or one that is not a capture, is refused before
+    // the outputs are created.
+    let input = CaptureInput::open(&args.read).map_err(usage)?;
+    let reassembly = args.reassembly.config()?;
     let (analyzers, output_name) = analyzers(&settings, args.output.count_only)?;
     let summary = run_offline(
-        &args.read,
+        input,
         &output_name,
         ports,
         analyzers,
         args.output.count,
-        args.reassembly.config()?,
+        reassembly,
     )?;
     finish(&summary)
 }
 
+/// Prints the summary; exit 1 when the output or the input failed.
 fn finish(summary: &Summary) -> anyhow::Result<ExitCode> {
     eprint!("{}", summary.render());
-    Ok(if summary.output_error.is_some() {
+    Ok(if summary.failed() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

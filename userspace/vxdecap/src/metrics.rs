@@ -315,6 +315,25 @@ impl Metrics {
                 progress.written.load(Ordering::Relaxed)
             );
         }
+        header(
+            &mut out,
+            "vxdecap_analyzer_lost_frames_total",
+            "counter",
+            "Inner frames meant for an analyzer that its output did not write: output_write_failed (taken, then a write error such as a full disk or a closed pipe), after_output_closed (arrived after that error).",
+        );
+        for (name, progress) in &self.analyzers {
+            for (reason, n) in [
+                ("output_write_failed", &progress.write_failed),
+                ("after_output_closed", &progress.after_output_closed),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_analyzer_lost_frames_total{{analyzer=\"{}\",reason=\"{reason}\"}} {}",
+                    escape(name),
+                    n.load(Ordering::Relaxed)
+                );
+            }
+        }
         header(&mut out, "vxdecap_receive_latency_seconds", "gauge", "Time from the XDP receive timestamp to the hand-over to the analyzer, over the run so far (hdrhistogram, per worker, merged).");
         for (name, progress) in &self.analyzers {
             if let Some(l) = progress.latency() {
@@ -883,6 +902,7 @@ mod tests {
     fn render_names_every_family_once_and_escapes_labels() {
         let stage = Arc::new(SharedStats::default());
         let slow = Arc::new(SharedSlow::default());
+        let progress = Arc::new(AnalyzerProgress::default());
         let mut vnis = VniCounts::default();
         vnis.add(27);
         slow.publish_vnis(&vnis);
@@ -895,9 +915,16 @@ mod tests {
                 stage,
                 slow,
             }],
-            vec![("pcap".into(), Arc::new(AnalyzerProgress::default()))],
+            vec![("pcap".into(), progress.clone())],
         );
+        progress.write_failed.store(7, Ordering::Relaxed);
         let text = metrics.render();
+        assert!(
+            text.contains(
+                "vxdecap_analyzer_lost_frames_total{analyzer=\"pcap\",reason=\"output_write_failed\"} 7"
+            ),
+            "{text}"
+        );
         assert!(text.contains("interface=\"eth\\\"1\""), "{text}");
         assert!(
             text.contains("vxdecap_vni_frames_total{vni=\"27\"} 1"),

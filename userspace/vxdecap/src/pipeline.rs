@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::analyzer::{Analyzer, AnalyzerCounts};
+use crate::analyzer::{Analyzer, AnalyzerCounts, OUTPUT_WRITE_FAILED};
 use crate::frame::InnerBatch;
 use crate::queue::BatchReceiver;
 
@@ -32,7 +32,8 @@ pub struct AnalyzerReport {
     pub after_output_closed: u64,
     /// An output failed or its reader went away (`-w - | head`).
     pub output_closed: bool,
-    /// The error that stopped the analyzer, if any (a closed pipe is not an error).
+    /// The error that stopped the analyzer, if any (a full disk, a reader
+    /// that went away).
     pub error: Option<io::Error>,
     /// Receive-to-analyzer latency over all workers (live capture only).
     pub latency: Option<LatencySummary>,
@@ -84,6 +85,11 @@ pub enum Latency {
 pub struct AnalyzerProgress {
     /// Frames given to the analyzer so far.
     pub written: AtomicU64,
+    /// Of those, frames its output took but could not write (published
+    /// after a write error and at the end).
+    pub write_failed: AtomicU64,
+    /// Frames dequeued after its output failed, never given to it.
+    pub after_output_closed: AtomicU64,
     /// Latency quantiles over the run so far (ns): count, p50, p99, p99.9, max.
     pub latency: [AtomicU64; 5],
 }
@@ -193,6 +199,9 @@ impl AnalyzerRunner {
             self.progress
                 .written
                 .store(self.report.written, Ordering::Relaxed);
+            self.progress
+                .after_output_closed
+                .store(self.report.after_output_closed, Ordering::Relaxed);
         }
         got_any
     }
@@ -219,6 +228,7 @@ impl AnalyzerRunner {
         if allowed > 0 {
             if let Err(e) = self.analyzer.on_batch(batch.frames(0..allowed as usize)) {
                 fail(report, e, &self.stop);
+                publish_failed(&*self.analyzer, &self.progress);
             }
         }
         report.written += allowed;
@@ -233,6 +243,7 @@ impl AnalyzerRunner {
     pub fn idle(&mut self) {
         if let Err(e) = self.analyzer.on_idle() {
             fail(&mut self.report, e, &self.stop);
+            publish_failed(&*self.analyzer, &self.progress);
         }
         self.publish(false);
     }
@@ -261,6 +272,9 @@ impl AnalyzerRunner {
         self.progress
             .written
             .store(report.written, Ordering::Relaxed);
+        self.progress
+            .write_failed
+            .store(report.counts.get(OUTPUT_WRITE_FAILED), Ordering::Relaxed);
         if let Some(m) = self.merged.as_mut() {
             report.latency = merge(m, &self.per_worker);
             self.progress.publish_latency(report.latency);
@@ -308,13 +322,26 @@ fn wall_clock_ns() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// An output failed: the run stops, and the error is reported (the first
+/// one). A reader that went away (`-w - | head`) is an error too: the frames
+/// it did not take are lost, so the run says so and exits 1, where tcpdump
+/// dies of SIGPIPE.
 fn fail(report: &mut AnalyzerReport, error: io::Error, stop: &AtomicBool) {
     stop.store(true, Ordering::Relaxed);
     report.output_closed = true;
-    // A reader that went away (`-w - | head`) ends the capture quietly, as in tcpdump.
-    if error.kind() != io::ErrorKind::BrokenPipe && report.error.is_none() {
+    if report.error.is_none() {
         report.error = Some(error);
     }
+}
+
+/// Publishes what the analyzer lost to write errors (after an error only:
+/// `counts` builds a report).
+#[cold]
+fn publish_failed(analyzer: &dyn Analyzer, progress: &AnalyzerProgress) {
+    progress.write_failed.store(
+        analyzer.counts().get(OUTPUT_WRITE_FAILED),
+        Ordering::Relaxed,
+    );
 }
 
 /// A running analyzer: on a thread of its own, or inline in a worker.

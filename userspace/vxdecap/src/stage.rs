@@ -10,8 +10,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use vxdecap_wire::link::link_payload;
 use vxdecap_wire::reassembly::{Push, Reassembler};
-use vxdecap_wire::{decapsulate, PortSet, Reject};
+use vxdecap_wire::{decapsulate, decapsulate_link, LinkType, PortSet, Reject};
 use vxdecap_xsk::{RxFrame, UmemView};
 
 use crate::allow::Allowlist;
@@ -114,6 +115,9 @@ pub struct DecapStage {
     allow: Option<SharedAllowlist>,
     /// Yield after each published batch (an analyzer shares this core).
     yield_after_batch: bool,
+    /// An outer fragment of a capture without Ethernet (offline), given an
+    /// Ethernet header for the reassembler; reused.
+    relinked: Vec<u8>,
 }
 
 /// Bytes each live batch keeps for reassembled frames, which are not in
@@ -159,6 +163,7 @@ impl DecapStage {
             reassembler: None,
             allow: None,
             yield_after_batch: false,
+            relinked: Vec::new(),
         }
     }
 
@@ -341,12 +346,31 @@ impl DecapStage {
     /// capture cut it).
     #[inline]
     pub fn handle_copy(&mut self, frame: &[u8], timestamp_ns: u64, orig_len: usize) {
+        self.handle_captured(frame, LinkType::Ethernet, timestamp_ns, orig_len);
+    }
+
+    /// [`DecapStage::handle_copy`] for a frame of a capture's link type
+    /// `link` (Linux cooked, raw IP, …): the link-layer header is read in
+    /// place of Ethernet.
+    #[inline]
+    pub fn handle_captured(
+        &mut self,
+        frame: &[u8],
+        link: LinkType,
+        timestamp_ns: u64,
+        orig_len: usize,
+    ) {
         self.stats.add(StageCounter::Received, 1);
         self.stats
             .add(StageCounter::ReceivedBytes, frame.len() as u64);
         // File timestamps are the clock: stale datagrams time out as live.
         self.expire_fragments(timestamp_ns);
-        self.deliver_copy(frame, timestamp_ns, orig_len.saturating_sub(frame.len()));
+        self.deliver_copy(
+            frame,
+            link,
+            timestamp_ns,
+            orig_len.saturating_sub(frame.len()),
+        );
     }
 
     /// Hands an outer IPv4 fragment to the reassembler; a datagram it
@@ -357,26 +381,53 @@ impl DecapStage {
         };
         if let Push::Complete(whole) = reassembler.push(fragment, timestamp_ns) {
             // Reassembled frames carry no fragment bits: no way back here.
-            self.deliver(whole, timestamp_ns, 0, true);
+            self.deliver(whole, LinkType::Ethernet, timestamp_ns, 0, true);
         }
         self.reassembler = Some(reassembler);
+    }
+
+    /// The reassembler takes Ethernet frames: a fragment of another link
+    /// type gets an Ethernet header (zero addresses) in place of its own.
+    #[cold]
+    fn reassemble_relinked(&mut self, fragment: &[u8], link: LinkType, timestamp_ns: u64) {
+        let Ok((ethertype, offset)) = link_payload(fragment, link) else {
+            return; // the fragment was recognised, so its link header parsed
+        };
+        let mut relinked = std::mem::take(&mut self.relinked);
+        relinked.clear();
+        relinked.extend_from_slice(&[0u8; 12]);
+        relinked.extend_from_slice(&ethertype.to_be_bytes());
+        relinked.extend_from_slice(fragment.get(offset..).unwrap_or_default());
+        self.reassemble(&relinked, timestamp_ns);
+        self.relinked = relinked;
     }
 
     /// Decapsulates `outer` and copies the inner frame into the batch;
     /// `missing` bytes of the outer frame were cut before it reached us.
     #[inline]
-    fn deliver_copy(&mut self, outer: &[u8], timestamp_ns: u64, missing: usize) {
-        self.deliver(outer, timestamp_ns, missing, false);
+    fn deliver_copy(&mut self, outer: &[u8], link: LinkType, timestamp_ns: u64, missing: usize) {
+        self.deliver(outer, link, timestamp_ns, missing, false);
     }
 
     /// [`deliver_copy`](Self::deliver_copy); a `reassembled` datagram is
     /// checked against the allowlists first.
     #[inline]
-    fn deliver(&mut self, outer: &[u8], timestamp_ns: u64, missing: usize, reassembled: bool) {
-        let decap = match decapsulate(outer, &self.ports) {
+    fn deliver(
+        &mut self,
+        outer: &[u8],
+        link: LinkType,
+        timestamp_ns: u64,
+        missing: usize,
+        reassembled: bool,
+    ) {
+        let decap = match decapsulate_link(outer, link, &self.ports) {
             Ok(decap) => decap,
             Err(Reject::OuterFragment) if self.reassembler.is_some() => {
-                self.reassemble(outer, timestamp_ns);
+                if link == LinkType::Ethernet {
+                    self.reassemble(outer, timestamp_ns);
+                } else {
+                    self.reassemble_relinked(outer, link, timestamp_ns);
+                }
                 return;
             }
             Err(reason) => {
@@ -702,6 +753,7 @@ mod tests {
                     ..Default::default()
                 },
             )],
+            Default::default(),
         );
         let named: u64 = summary.not_written().iter().map(|(_, n)| n).sum();
         assert_eq!(

@@ -8,6 +8,7 @@ use vxdecap_xsk::XskStatistics;
 
 use crate::analyzer::AnalyzerCounts;
 use crate::capture::{CaptureConfig, QueueReport};
+use crate::offline::InputReport;
 use crate::pipeline::{AnalyzerReport, LatencySummary};
 use vxdecap_wire::reassembly::ReassemblyEvent;
 
@@ -48,6 +49,9 @@ pub struct Summary {
     pub vnis: (Vec<(u32, u64)>, u64),
     /// Times the interface went away and came back (live only).
     pub interface_restarts: u64,
+    /// What the capture file reader saw (offline only): packets it could
+    /// not hand on, odd records, skipped blocks, why it stopped early.
+    pub input: Option<InputReport>,
 }
 
 /// Reassembly outcomes of outer fragments that are not the datagram handed
@@ -186,8 +190,9 @@ impl Summary {
         stage: StageStats,
         vnis: &VniCounts,
         analyzers: Vec<(String, AnalyzerReport)>,
+        input: InputReport,
     ) -> Self {
-        Summary::new(
+        let mut summary = Summary::new(
             source.to_owned(),
             output.to_owned(),
             None,
@@ -197,7 +202,24 @@ impl Summary {
             XskStatistics::default(),
             analyzers,
             VniCounts::top([vnis], SUMMARY_VNIS),
-        )
+        );
+        summary.input = Some(input);
+        summary
+    }
+
+    /// Why the run failed, if it did: the output's error, or the input's.
+    pub fn failed(&self) -> bool {
+        self.output_error.is_some() || self.input.as_ref().is_some_and(|i| i.error.is_some())
+    }
+
+    /// Packets read or received: decapsulated or not, and (offline) those
+    /// the reader could not hand on.
+    pub fn received(&self) -> u64 {
+        self.stage.get(StageCounter::Received)
+            + self
+                .input
+                .as_ref()
+                .map_or(0, InputReport::not_decoded_total)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -232,16 +254,22 @@ impl Summary {
             analyzers,
             vnis,
             interface_restarts: 0,
+            input: None,
         }
     }
 
     /// Every reason a received packet was not written, with its count
     /// (zeros included, in a fixed order).
     pub fn not_written(&self) -> Vec<(&'static str, u64)> {
-        let mut reasons: Vec<(&'static str, u64)> = Reject::ALL
-            .iter()
-            .map(|&r| (r.name(), self.stage.rejected(r)))
-            .collect();
+        let mut reasons: Vec<(&'static str, u64)> = Vec::new();
+        if let Some(input) = &self.input {
+            reasons.extend(input.not_decoded.iter().copied());
+        }
+        reasons.extend(
+            Reject::ALL
+                .iter()
+                .map(|&r| (r.name(), self.stage.rejected(r))),
+        );
         reasons.push(("analyzer_backpressure", self.stage.analyzer_backpressure(0)));
         // Outer fragments, in packets: merged into a datagram that goes on
         // (once, as itself), or dropped alone or with their datagram.
@@ -277,7 +305,7 @@ impl Summary {
     /// The tcpdump-style text printed on stderr at the end.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let received = self.stage.get(StageCounter::Received);
+        let received = self.received();
         let _ = writeln!(
             out,
             "{} inner frames written to {}",
@@ -434,6 +462,21 @@ impl Summary {
                     r.route, r.frames, r.bytes, r.dropped
                 );
             }
+            // A router's files (a -w file is the headline already).
+            if !a.counts.routes.is_empty() {
+                for f in &a.counts.files {
+                    let failed = if f.failed > 0 {
+                        format!(", {} output_write_failed", f.failed)
+                    } else {
+                        String::new()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "  file {}: {} frames written{failed}",
+                        f.name, f.written
+                    );
+                }
+            }
         }
         if let Some(l) = &self.latency {
             let _ = writeln!(out, "latency receive to analyzer: {}", latency_text(l));
@@ -453,6 +496,14 @@ impl Summary {
                 "{} went away and came back {} time(s) (interface_restarts)",
                 self.source, self.interface_restarts
             );
+        }
+        if let Some(input) = &self.input {
+            for line in input.lines() {
+                let _ = writeln!(out, "{line}");
+            }
+            if let Some(e) = &input.error {
+                let _ = writeln!(out, "input error: {e}");
+            }
         }
         if let Some(e) = &self.output_error {
             let _ = writeln!(out, "output error: {e}");

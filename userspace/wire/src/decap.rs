@@ -188,11 +188,14 @@ impl std::error::Error for PortSetError {}
 pub enum Reject {
     /// Frame shorter than the 14-byte Ethernet header.
     TruncatedEthernet,
+    /// Frame shorter than its capture link-layer header (Linux cooked SLL/SLL2, NULL/LOOP):
+    /// offline only, see [`crate::link`].
+    TruncatedLinkHeader,
     /// An outer VLAN TPID not followed by the 4 bytes of its tag.
     TruncatedVlan,
     /// More than [`MAX_VLAN_TAGS`] (two) outer VLAN tags.
     TooManyVlanTags,
-    /// Outer EtherType neither IPv4 nor IPv6 (e.g. ARP).
+    /// Outer EtherType (or a capture's address family) neither IPv4 nor IPv6 (e.g. ARP).
     NotIp,
     /// Outer IPv4 header truncated, with a bad version or IHL, or a total length that is shorter
     /// than the header or longer than the frame.
@@ -222,8 +225,9 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason, in declaration order (`Reject::ALL[r.index()] == r`).
-    pub const ALL: [Reject; 14] = [
+    pub const ALL: [Reject; 15] = [
         Reject::TruncatedEthernet,
+        Reject::TruncatedLinkHeader,
         Reject::TruncatedVlan,
         Reject::TooManyVlanTags,
         Reject::NotIp,
@@ -252,6 +256,7 @@ impl Reject {
     pub const fn name(self) -> &'static str {
         match self {
             Reject::TruncatedEthernet => "truncated_ethernet",
+            Reject::TruncatedLinkHeader => "truncated_link_header",
             Reject::TruncatedVlan => "truncated_vlan",
             Reject::TooManyVlanTags => "too_many_vlan_tags",
             Reject::NotIp => "not_ip",
@@ -272,6 +277,7 @@ impl Reject {
     pub const fn description(self) -> &'static str {
         match self {
             Reject::TruncatedEthernet => "frame shorter than an Ethernet header",
+            Reject::TruncatedLinkHeader => "frame shorter than its link-layer header",
             Reject::TruncatedVlan => "outer VLAN tag cut short",
             Reject::TooManyVlanTags => "more than two outer VLAN tags",
             Reject::NotIp => "outer EtherType is neither IPv4 nor IPv6",
@@ -478,9 +484,22 @@ fn decapsulate_plain_ipv4<'a>(frame: &'a [u8], ports: &PortSet) -> Option<Decaps
 /// headers, and the first reason for every reject.
 fn decapsulate_general<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsulated<'a>, Reject> {
     let eth = ethernet::Frame::new_checked(frame).map_err(|_| Reject::TruncatedEthernet)?;
-    let mut ethertype = eth.ethertype();
-    let mut l3 = eth.payload();
-    let mut l3_offset = ethernet::HEADER_LEN;
+    decapsulate_from_l3(frame, eth.ethertype(), ethernet::HEADER_LEN, ports)
+}
+
+/// The stack from the EtherType on: `frame[l3_offset..]` is what `ethertype` announces (VLAN
+/// tags, IPv4 or IPv6). The link-layer entry points ([`decapsulate`],
+/// [`crate::link::decapsulate_link`]) find both; offsets stay relative to `frame`.
+#[inline]
+pub(crate) fn decapsulate_from_l3<'a>(
+    frame: &'a [u8],
+    ethertype: u16,
+    l3_offset: usize,
+    ports: &PortSet,
+) -> Result<Decapsulated<'a>, Reject> {
+    let mut ethertype = ethertype;
+    let mut l3 = frame.get(l3_offset..).unwrap_or_default();
+    let mut l3_offset = l3_offset;
 
     let mut outer_vlans = [0u16; MAX_VLAN_TAGS];
     let mut outer_vlan_count = 0usize;
@@ -1226,6 +1245,7 @@ mod tests {
         ipv4_mut(&mut short_vxlan).set_total_len(31);
         let frames = [
             v4_frame()[..10].to_vec(),
+            Vec::new(), // the cooked header below
             v4_builder().outer_vlans(&[1]).build().expect("ok")[..16].to_vec(),
             with_tags(&v4_frame(), &[(0x8100, 1), (0x8100, 2), (0x8100, 3)]),
             arp,
@@ -1241,7 +1261,17 @@ mod tests {
             v4_builder().inner(&[0; 13]).build().expect("ok"),
         ];
         for (frame, expected) in frames.iter().zip(Reject::ALL) {
-            let got = reject(frame);
+            let got = if expected == Reject::TruncatedLinkHeader {
+                // A Linux cooked header cut short (capture files only).
+                crate::link::decapsulate_link(
+                    &[0; 10],
+                    crate::LinkType::LinuxSll,
+                    &PortSet::default(),
+                )
+                .expect_err("cut cooked header")
+            } else {
+                reject(frame)
+            };
             assert_eq!(got, expected);
             seen[got.index()] = true;
         }
@@ -1252,7 +1282,7 @@ mod tests {
 
     #[test]
     fn reject_indices_and_names() {
-        assert_eq!(Reject::COUNT, 14);
+        assert_eq!(Reject::COUNT, 15);
         for (i, reason) in Reject::ALL.iter().enumerate() {
             assert_eq!(reason.index(), i);
             assert_eq!(*reason as u8 as usize, i);

@@ -49,6 +49,7 @@ pub mod inner_check;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
+pub mod link;
 pub mod reassembly;
 pub mod udp;
 pub mod vlan;
@@ -58,6 +59,7 @@ pub use decap::{
     decapsulate, inner_orig_len, Decapsulated, PortSet, PortSetError, Reject, MAX_PORTS,
     VXLAN_GPE_PORT, VXLAN_PORT,
 };
+pub use link::{decapsulate_link, LinkType};
 pub use reassembly::{Push, Reassembler, ReassemblyConfig, ReassemblyEvent};
 
 /// A byte range of a fixed-size header field (used by each module's private `field` module).

@@ -66,6 +66,98 @@ impl FileNamer {
     }
 }
 
+impl FileNamer {
+    /// Whether `name` is a name this namer could give a file, at any time
+    /// and (when `counted`, i.e. with `-C`) with any counter: used to make
+    /// sure a rotated output can never overwrite the file being read.
+    /// Conservative: `%s` and `%Y` match any decimal number, a counter any.
+    pub fn could_name(&self, name: &str, counted: bool) -> bool {
+        let mut tokens = Vec::new();
+        if self.timed {
+            let mut chars = self.pattern.chars();
+            while let Some(c) = chars.next() {
+                if c != '%' {
+                    tokens.push(NameToken::Char(c));
+                    continue;
+                }
+                let fixed: &[NameToken] = match chars.next() {
+                    Some('Y' | 's') => &[NameToken::Number],
+                    Some('y' | 'm' | 'd' | 'H' | 'M' | 'S') => &[NameToken::Digits(2)],
+                    Some('j') => &[NameToken::Digits(3)],
+                    Some('F') => &[
+                        NameToken::Number,
+                        NameToken::Char('-'),
+                        NameToken::Digits(2),
+                        NameToken::Char('-'),
+                        NameToken::Digits(2),
+                    ],
+                    Some('T') => &[
+                        NameToken::Digits(2),
+                        NameToken::Char(':'),
+                        NameToken::Digits(2),
+                        NameToken::Char(':'),
+                        NameToken::Digits(2),
+                    ],
+                    Some('z') => &[NameToken::Char('+'), NameToken::Digits(4)],
+                    Some('Z') => &[
+                        NameToken::Char('U'),
+                        NameToken::Char('T'),
+                        NameToken::Char('C'),
+                    ],
+                    // `%%`, and what `new` refused (never reached).
+                    _ => &[NameToken::Char('%')],
+                };
+                tokens.extend_from_slice(fixed);
+            }
+        } else {
+            tokens.extend(self.pattern.chars().map(NameToken::Char));
+        }
+        if counted {
+            tokens.push(match self.digits {
+                0 => NameToken::Counter,
+                n => NameToken::Digits(n),
+            });
+        }
+        let name: Vec<char> = name.chars().collect();
+        matches_tokens(&tokens, &name)
+    }
+}
+
+/// One piece of a file name pattern, for [`FileNamer::could_name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NameToken {
+    /// This character.
+    Char(char),
+    /// Exactly this many decimal digits.
+    Digits(usize),
+    /// A decimal number, maybe negative (`%s`, `%Y`).
+    Number,
+    /// Nothing, or a decimal number (tcpdump's `-C` counter).
+    Counter,
+}
+
+/// Whether `name` matches `tokens` (backtracking over the variable-length
+/// numbers; names are short).
+fn matches_tokens(tokens: &[NameToken], name: &[char]) -> bool {
+    let Some((first, rest)) = tokens.split_first() else {
+        return name.is_empty();
+    };
+    let digits = name.iter().take_while(|c| c.is_ascii_digit()).count();
+    match *first {
+        NameToken::Char(c) => name.first() == Some(&c) && matches_tokens(rest, &name[1..]),
+        NameToken::Digits(n) => digits >= n && matches_tokens(rest, &name[n..]),
+        NameToken::Counter => (0..=digits).any(|n| matches_tokens(rest, &name[n..])),
+        NameToken::Number => {
+            let sign = usize::from(name.first() == Some(&'-'));
+            let digits = name[sign..]
+                .iter()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            (1..=digits).any(|n| matches_tokens(rest, &name[sign + n..]))
+        }
+    }
+}
+
 /// Digits of `n` in decimal, 0 for 0 (tcpdump's width for a ring of n+1 files).
 fn decimal_digits(mut n: u32) -> usize {
     let mut digits = 0;
@@ -232,6 +324,30 @@ mod tests {
         // Without -G the name is taken literally, as tcpdump does.
         let namer = FileNamer::new("cap-%Q", false, None).expect("literal");
         assert_eq!(namer.name(0, 0), "cap-%Q");
+    }
+
+    #[test]
+    fn could_name_recognizes_every_name_a_rotation_gives() {
+        let plain = FileNamer::new("out.pcap", false, None).expect("name");
+        assert!(plain.could_name("out.pcap", false));
+        assert!(!plain.could_name("out.pcap1", false), "no -C: no counter");
+        for n in [0, 1, 9, 10, 12345] {
+            assert!(plain.could_name(&plain.name(0, n), true), "{n}");
+        }
+        assert!(!plain.could_name("out.pcapx", true));
+        assert!(!plain.could_name("in.pcap", true));
+        let ring = FileNamer::new("r.pcap", false, Some(100)).expect("name");
+        assert!(ring.could_name("r.pcap07", true));
+        assert!(!ring.could_name("r.pcap7", true));
+        let timed =
+            FileNamer::new("c-%Y%m%d-%H%M%S-%s-%F-%T%z%Z%%.pcap", true, None).expect("name");
+        for secs in [0, 1_700_000_000, -86_400] {
+            let name = timed.name(secs, 0);
+            assert!(timed.could_name(&name, false), "{name}");
+            assert!(timed.could_name(&timed.name(secs, 3), true), "{name}");
+            assert!(!timed.could_name(&format!("{name}x"), true), "{name}");
+        }
+        assert!(!timed.could_name("c-2023.pcap", true));
     }
 
     #[test]

@@ -58,20 +58,30 @@ impl<A: Analyzer> Analyzer for Filtered<A> {
     }
 
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        // Every run goes on even after an error, so each frame is either
+        // filtered out or accounted for by the analyzer behind.
+        let mut result = Ok(());
+        let mut pass = |inner: &mut A, run| {
+            if let Err(e) = inner.on_batch(run) {
+                if result.is_ok() {
+                    result = Err(e);
+                }
+            }
+        };
         let mut run_start = 0;
         for (i, frame) in frames.iter().enumerate() {
             if !self.filter.matches(frame.bytes, frame.meta.orig_len) {
                 self.filtered_out += 1;
                 if run_start < i {
-                    self.inner.on_batch(frames.slice(run_start..i))?;
+                    pass(&mut self.inner, frames.slice(run_start..i));
                 }
                 run_start = i + 1;
             }
         }
         if run_start < frames.len() {
-            self.inner.on_batch(frames.slice(run_start..frames.len()))?;
+            pass(&mut self.inner, frames.slice(run_start..frames.len()));
         }
-        Ok(())
+        result
     }
 
     fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {

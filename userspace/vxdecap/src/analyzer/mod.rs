@@ -16,6 +16,7 @@ mod output;
 mod pcap;
 mod pcapng;
 mod print;
+mod record_out;
 mod rotate;
 mod route;
 mod tap;
@@ -26,7 +27,7 @@ pub use count::{CountAnalyzer, CountTotals};
 pub use filename::{strftime_utc, FileNamer, PatternError};
 pub use filtered::Filtered;
 pub use output::{open_frame_output, FrameWriter, OutputError, OutputFormat, OutputOptions};
-pub use pcap::{PcapWriter, PCAP_NSEC_MAGIC};
+pub use pcap::{PcapWriter, OUTPUT_WRITE_FAILED, PCAP_NSEC_MAGIC};
 pub use pcapng::{PcapngOptions, PcapngWriter, DEFAULT_MAX_TUNNELS};
 pub use print::PrintAnalyzer;
 pub use rotate::{Clock, RotatingWriter, Rotation, SystemClock, CLOCK_EVERY_FRAMES};
@@ -136,6 +137,20 @@ pub struct AnalyzerCounts {
     pub not_passed: Vec<(&'static str, u64)>,
     /// A router's routes, in order.
     pub routes: Vec<RouteCounts>,
+    /// File outputs (a `-w` pattern, a route's file), each with the frames
+    /// its files hold and the frames lost to write errors.
+    pub files: Vec<FileCounts>,
+}
+
+/// What one file output (one pattern, all its rotated files) holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FileCounts {
+    /// The `-w` name or pattern.
+    pub name: String,
+    /// Frames in its files: what a reader finds.
+    pub written: u64,
+    /// Frames it took but could not write (`output_write_failed`).
+    pub failed: u64,
 }
 
 impl AnalyzerCounts {
@@ -147,11 +162,13 @@ impl AnalyzerCounts {
         }
     }
 
-    /// Adds everything `other` did not pass on (its routes are not kept).
+    /// Adds everything `other` did not pass on, and its files (its routes
+    /// are not kept).
     pub fn absorb(&mut self, other: &AnalyzerCounts) {
         for &(reason, n) in &other.not_passed {
             self.add(reason, n);
         }
+        self.files.extend(other.files.iter().cloned());
     }
 
     /// Frames not passed on under `reason`.

@@ -1,13 +1,16 @@
 //! The `-w` output: format choice (pcap or pcapng) and opening it, with or
 //! without rotation.
 
-use std::io::{self, BufWriter, Write};
+use std::fs::File;
+use std::io::{self, Write};
 use std::path::Path;
 
+use super::pcap::{failed_counts, write_all_frames};
 use super::pcapng::{PcapngOptions, PcapngWriter};
+use super::record_out::{cut_file, CutBack};
 use super::rotate::{RotatingWriter, Rotation, SystemClock};
-use super::{Analyzer, PatternError, PcapWriter};
-use crate::frame::{FrameMeta, InnerFrame};
+use super::{Analyzer, AnalyzerCounts, PatternError, PcapWriter};
+use crate::frame::{FrameMeta, Frames, InnerFrame};
 
 /// Buffer in front of stdout: small, so a reader sees frames soon.
 const STDOUT_BUFFER: usize = 64 * 1024;
@@ -88,13 +91,15 @@ pub fn open_frame_output(
                 "-C and -G need a file name: stdout (-w -) cannot be rotated",
             ));
         }
-        let out = BufWriter::with_capacity(STDOUT_BUFFER, io::stdout());
+        let open = |source| OutputError::Open {
+            path: "stdout".to_owned(),
+            source,
+        };
+        let out = stdout_file().map_err(open)?;
         let writer =
-            FrameWriter::new(format, options.pcapng, out).map_err(|source| OutputError::Open {
-                path: "stdout".to_owned(),
-                source,
-            })?;
-        return Ok(Box::new(writer));
+            FrameWriter::buffered(format, options.pcapng, out, STDOUT_BUFFER, Some(cut_file))
+                .map_err(open)?;
+        return Ok(Box::new(StdoutWriter(writer)));
     }
     let writer = RotatingWriter::new(path, format, options.pcapng, options.rotation, SystemClock)?;
     Ok(Box::new(writer))
@@ -115,6 +120,23 @@ impl<W: Write> FrameWriter<W> {
         Ok(match format {
             OutputFormat::Pcap => FrameWriter::Pcap(PcapWriter::new(out)?),
             OutputFormat::Pcapng => FrameWriter::Pcapng(PcapngWriter::with_options(out, pcapng)?),
+        })
+    }
+
+    /// The same with a buffer of `capacity` bytes and a way to remove a
+    /// partial record from `out` after a failed write.
+    pub(crate) fn buffered(
+        format: OutputFormat,
+        pcapng: PcapngOptions,
+        out: W,
+        capacity: usize,
+        cut_back: Option<CutBack<W>>,
+    ) -> io::Result<Self> {
+        Ok(match format {
+            OutputFormat::Pcap => FrameWriter::Pcap(PcapWriter::buffered(out, capacity, cut_back)?),
+            OutputFormat::Pcapng => {
+                FrameWriter::Pcapng(PcapngWriter::buffered(out, pcapng, capacity, cut_back)?)
+            }
         })
     }
 
@@ -142,7 +164,7 @@ impl<W: Write> FrameWriter<W> {
         }
     }
 
-    /// Frames written so far.
+    /// Frames taken so far (written, buffered or failed).
     pub fn frames(&self) -> u64 {
         match self {
             FrameWriter::Pcap(w) => w.frames(),
@@ -150,7 +172,23 @@ impl<W: Write> FrameWriter<W> {
         }
     }
 
-    /// Bytes written so far, headers included.
+    /// Frames the output took whole (those a reader finds).
+    pub fn frames_written(&self) -> u64 {
+        match self {
+            FrameWriter::Pcap(w) => w.frames_written(),
+            FrameWriter::Pcapng(w) => w.frames_written(),
+        }
+    }
+
+    /// Frames lost to a write error.
+    pub fn frames_failed(&self) -> u64 {
+        match self {
+            FrameWriter::Pcap(w) => w.frames_failed(),
+            FrameWriter::Pcapng(w) => w.frames_failed(),
+        }
+    }
+
+    /// Bytes taken so far, headers included.
     pub fn bytes_written(&self) -> u64 {
         match self {
             FrameWriter::Pcap(w) => w.bytes_written(),
@@ -176,6 +214,10 @@ impl<W: Write> FrameWriter<W> {
 }
 
 impl<W: Write + Send> Analyzer for FrameWriter<W> {
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        write_all_frames(frames, |f| self.on_frame(f))
+    }
+
     fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
         self.write_frame(frame.bytes, frame.meta)
     }
@@ -183,6 +225,55 @@ impl<W: Write + Send> Analyzer for FrameWriter<W> {
     fn on_idle(&mut self) -> io::Result<()> {
         self.flush()
     }
+
+    fn counts(&self) -> AnalyzerCounts {
+        failed_counts(self.frames_failed())
+    }
+}
+
+/// `-w -`: the frame writer on stdout, its errors naming stdout.
+#[derive(Debug)]
+struct StdoutWriter(FrameWriter<File>);
+
+impl Analyzer for StdoutWriter {
+    fn name(&self) -> &str {
+        "stdout"
+    }
+
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        self.0.on_batch(frames).map_err(on_stdout)
+    }
+
+    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+        self.0.on_frame(frame).map_err(on_stdout)
+    }
+
+    fn on_idle(&mut self) -> io::Result<()> {
+        self.0.flush().map_err(on_stdout)
+    }
+
+    fn counts(&self) -> AnalyzerCounts {
+        self.0.counts()
+    }
+}
+
+/// Stdout as a `File` (a duplicate of descriptor 1): writes go straight to
+/// the system, so the record buffer knows what got out (`io::Stdout` would
+/// buffer again).
+pub(crate) fn stdout_file() -> io::Result<File> {
+    use std::os::fd::AsFd;
+    Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
+}
+
+/// Names stdout in a write error (the kind is kept).
+#[cold]
+pub(crate) fn on_stdout(e: io::Error) -> io::Error {
+    let hint = if e.kind() == io::ErrorKind::BrokenPipe {
+        ": the reader of the output went away"
+    } else {
+        ""
+    };
+    io::Error::new(e.kind(), format!("cannot write stdout: {e}{hint}"))
 }
 
 #[cfg(test)]

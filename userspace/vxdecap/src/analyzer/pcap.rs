@@ -2,8 +2,9 @@
 
 use std::io::{self, Write};
 
-use super::Analyzer;
-use crate::frame::{FrameMeta, InnerFrame};
+use super::record_out::{CutBack, Framing, RecordOut};
+use super::{Analyzer, AnalyzerCounts};
+use crate::frame::{FrameMeta, Frames, InnerFrame};
 
 /// Magic number of a nanosecond-resolution pcap file.
 pub const PCAP_NSEC_MAGIC: u32 = 0xa1b2_3c4d;
@@ -11,17 +12,33 @@ const LINKTYPE_ETHERNET: u32 = 1;
 /// Largest frame a record may hold (libpcap's maximum snaplen).
 const SNAPLEN: u32 = 262_144;
 
-/// Writes inner frames as pcap records to any `Write` (a file or stdout).
+/// Bytes buffered in front of the output by [`PcapWriter::new`].
+pub const DEFAULT_BUFFER: usize = 64 * 1024;
+
+/// Writes inner frames as pcap records to any `Write` (a file or stdout),
+/// through a buffer of whole records: [`PcapWriter::frames_written`] is
+/// what reached `W`, also after a write error.
 #[derive(Debug)]
 pub struct PcapWriter<W: Write> {
-    out: W,
+    out: RecordOut<W>,
     frames: u64,
     bytes: u64,
 }
 
 impl<W: Write> PcapWriter<W> {
-    /// Writes the global header.
-    pub fn new(mut out: W) -> io::Result<Self> {
+    /// Writes the global header (into the buffer).
+    pub fn new(out: W) -> io::Result<Self> {
+        Self::buffered(out, DEFAULT_BUFFER, None)
+    }
+
+    /// A writer with a buffer of `capacity` bytes; `cut_back` removes a
+    /// partial record from `out` after a failed write.
+    pub(crate) fn buffered(
+        out: W,
+        capacity: usize,
+        cut_back: Option<CutBack<W>>,
+    ) -> io::Result<Self> {
+        let mut out = RecordOut::new(out, capacity, Framing::Pcap, cut_back);
         let mut header = [0u8; 24];
         header[0..4].copy_from_slice(&PCAP_NSEC_MAGIC.to_le_bytes());
         header[4..6].copy_from_slice(&2u16.to_le_bytes());
@@ -29,7 +46,7 @@ impl<W: Write> PcapWriter<W> {
         // thiszone and sigfigs stay zero.
         header[16..20].copy_from_slice(&SNAPLEN.to_le_bytes());
         header[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
-        out.write_all(&header)?;
+        out.record(&[&header], false)?;
         Ok(PcapWriter {
             out,
             frames: 0,
@@ -51,11 +68,10 @@ impl<W: Write> PcapWriter<W> {
         record[4..8].copy_from_slice(&((timestamp_ns % 1_000_000_000) as u32).to_le_bytes());
         record[8..12].copy_from_slice(&(incl as u32).to_le_bytes());
         record[12..16].copy_from_slice(&orig_len.max(incl as u32).to_le_bytes());
-        self.out.write_all(&record)?;
-        self.out.write_all(&bytes[..incl])?;
+        // Taken (written or counted as failed) either way.
         self.frames += 1;
         self.bytes += (record.len() + incl) as u64;
-        Ok(())
+        self.out.record(&[&record, &bytes[..incl]], true)
     }
 
     /// Appends one record unless that would take the output past `limit`
@@ -77,12 +93,22 @@ impl<W: Write> PcapWriter<W> {
         Ok(true)
     }
 
-    /// Records written so far.
+    /// Records taken so far (written, buffered or failed).
     pub fn frames(&self) -> u64 {
         self.frames
     }
 
-    /// Bytes written so far, the global header included.
+    /// Records the output took whole (those a reader finds).
+    pub fn frames_written(&self) -> u64 {
+        self.out.frames_written()
+    }
+
+    /// Records lost to a write error.
+    pub fn frames_failed(&self) -> u64 {
+        self.out.frames_failed()
+    }
+
+    /// Bytes taken so far, the global header included.
     pub fn bytes_written(&self) -> u64 {
         self.bytes
     }
@@ -93,15 +119,18 @@ impl<W: Write> PcapWriter<W> {
     }
 
     /// Flushes and returns the writer.
-    pub fn into_inner(mut self) -> io::Result<W> {
-        self.out.flush()?;
-        Ok(self.out)
+    pub fn into_inner(self) -> io::Result<W> {
+        self.out.into_inner()
     }
 }
 
 impl<W: Write + Send> Analyzer for PcapWriter<W> {
     fn name(&self) -> &str {
         "pcap"
+    }
+
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        write_all_frames(frames, |f| self.on_frame(f))
     }
 
     #[inline]
@@ -112,7 +141,41 @@ impl<W: Write + Send> Analyzer for PcapWriter<W> {
     fn on_idle(&mut self) -> io::Result<()> {
         self.out.flush()
     }
+
+    fn counts(&self) -> AnalyzerCounts {
+        failed_counts(self.frames_failed())
+    }
 }
+
+/// Offers every frame of the batch to `write`, even after one failed (a
+/// failed output counts each as `output_write_failed`); returns the first error.
+pub(crate) fn write_all_frames(
+    frames: Frames<'_>,
+    mut write: impl FnMut(&InnerFrame<'_>) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut result = Ok(());
+    for frame in frames.iter() {
+        if let Err(e) = write(&frame) {
+            if result.is_ok() {
+                result = Err(e);
+            }
+        }
+    }
+    result
+}
+
+/// An output's counts: frames lost to write errors.
+pub(crate) fn failed_counts(failed: u64) -> AnalyzerCounts {
+    let mut counts = AnalyzerCounts::default();
+    if failed > 0 {
+        counts.add(OUTPUT_WRITE_FAILED, failed);
+    }
+    counts
+}
+
+/// The reason for frames an output took but could not write (disk full, a
+/// closed pipe).
+pub const OUTPUT_WRITE_FAILED: &str = "output_write_failed";
 
 #[cfg(test)]
 mod tests {

@@ -27,8 +27,10 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-use super::Analyzer;
-use crate::frame::{FrameMeta, InnerFrame};
+use super::pcap::{failed_counts, write_all_frames, DEFAULT_BUFFER};
+use super::record_out::{CutBack, Framing, RecordOut};
+use super::{Analyzer, AnalyzerCounts};
+use crate::frame::{FrameMeta, Frames, InnerFrame};
 
 const BLOCK_SHB: u32 = 0x0A0D_0D0A;
 const BLOCK_IDB: u32 = 0x0000_0001;
@@ -103,7 +105,8 @@ struct Tunnel {
 /// ```
 #[derive(Debug)]
 pub struct PcapngWriter<W: Write> {
-    out: W,
+    /// A buffer of whole blocks over the output (see `record_out`).
+    out: RecordOut<W>,
     options: PcapngOptions,
     /// Interface id of each declared tunnel (ids are given in declaration order).
     interfaces: HashMap<TunnelKey, u32>,
@@ -128,8 +131,19 @@ impl<W: Write> PcapngWriter<W> {
 
     /// Writes the section header.
     pub fn with_options(out: W, options: PcapngOptions) -> io::Result<Self> {
+        Self::buffered(out, options, DEFAULT_BUFFER, None)
+    }
+
+    /// A writer with a buffer of `capacity` bytes; `cut_back` removes a
+    /// partial block from `out` after a failed write.
+    pub(crate) fn buffered(
+        out: W,
+        options: PcapngOptions,
+        capacity: usize,
+        cut_back: Option<CutBack<W>>,
+    ) -> io::Result<Self> {
         let mut writer = PcapngWriter {
-            out,
+            out: RecordOut::new(out, capacity, Framing::Pcapng, cut_back),
             options,
             interfaces: HashMap::new(),
             tunnels: Vec::new(),
@@ -194,8 +208,14 @@ impl<W: Write> PcapngWriter<W> {
             return Ok(false);
         }
 
+        // Taken (written or counted as failed) from here on.
+        self.bytes += block_len as u64;
+        self.frames += 1;
         if let (Some(d), Some(block)) = (declare, interface_block) {
-            self.declare(d, key, meta, block)?;
+            if let Err(e) = self.declare(d, key, meta, block) {
+                self.out.lose_frame();
+                return Err(e);
+            }
         }
         self.recent[slot] = Some((key, interface));
         let mut header = [0u8; EPB_HEADER_LEN];
@@ -208,20 +228,27 @@ impl<W: Write> PcapngWriter<W> {
         put_u32(&mut header[24..28], meta.orig_len.max(incl as u32));
         self.scratch
             .extend_from_slice(&(block_len as u32).to_le_bytes());
-        self.out.write_all(&header)?;
-        self.out.write_all(&bytes[..incl])?;
-        self.out.write_all(&self.scratch)?;
-        self.bytes += block_len as u64;
-        self.frames += 1;
+        self.out
+            .record(&[&header, &bytes[..incl], &self.scratch], true)?;
         Ok(true)
     }
 
-    /// Frames written so far.
+    /// Frames taken so far (written, buffered or failed).
     pub fn frames(&self) -> u64 {
         self.frames
     }
 
-    /// Bytes written so far, headers included.
+    /// Frames the output took whole (those a reader finds).
+    pub fn frames_written(&self) -> u64 {
+        self.out.frames_written()
+    }
+
+    /// Frames lost to a write error.
+    pub fn frames_failed(&self) -> u64 {
+        self.out.frames_failed()
+    }
+
+    /// Bytes taken so far, headers included.
     pub fn bytes_written(&self) -> u64 {
         self.bytes
     }
@@ -237,9 +264,8 @@ impl<W: Write> PcapngWriter<W> {
     }
 
     /// Flushes and returns the writer.
-    pub fn into_inner(mut self) -> io::Result<W> {
-        self.out.flush()?;
-        Ok(self.out)
+    pub fn into_inner(self) -> io::Result<W> {
+        self.out.into_inner()
     }
 
     /// Appends the comment option and the end of options to `scratch`.
@@ -310,19 +336,26 @@ impl<W: Write> PcapngWriter<W> {
         let len = block.len() as u32 + 4;
         put_u32(&mut block[4..8], len);
         block.extend_from_slice(&len.to_le_bytes());
-        self.out.write_all(&block)?;
         self.bytes += u64::from(len);
-        Ok(())
+        self.out.record(&[&block], false)
     }
 }
 
 impl<W: Write + Send> Analyzer for PcapngWriter<W> {
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        write_all_frames(frames, |f| self.on_frame(f))
+    }
+
     fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
         self.write_frame(frame.bytes, frame.meta)
     }
 
     fn on_idle(&mut self) -> io::Result<()> {
         self.flush()
+    }
+
+    fn counts(&self) -> AnalyzerCounts {
+        failed_counts(self.frames_failed())
     }
 }
 

@@ -1,31 +1,70 @@
 //! Prints one line per inner frame, like tcpdump without `-w`.
 
+use std::fs::File;
 use std::io::{self, Write};
 
-use super::Analyzer;
+use super::output::{on_stdout, stdout_file};
+use super::pcap::{failed_counts, write_all_frames};
+use super::record_out::{cut_file, Framing, RecordOut};
+use super::{Analyzer, AnalyzerCounts};
 use crate::dissect::{describe, time_of_day};
-use crate::frame::InnerFrame;
+use crate::frame::{Frames, InnerFrame};
 
-/// Writes a human-readable line per frame to `out`.
+/// Bytes of lines buffered before they are written out.
+const LINE_BUFFER: usize = 64 * 1024;
+
+/// Writes a human-readable line per frame to `out`, through a buffer of
+/// whole lines (so a closed pipe counts exactly the lines that got out).
 #[derive(Debug)]
 pub struct PrintAnalyzer<W: Write> {
-    out: W,
+    out: RecordOut<W>,
     line: String,
+    /// Errors name stdout.
+    stdout: bool,
 }
 
 impl<W: Write> PrintAnalyzer<W> {
     /// A printer writing to `out`.
     pub fn new(out: W) -> Self {
         PrintAnalyzer {
-            out,
+            out: RecordOut::new(out, LINE_BUFFER, Framing::Lines, None),
             line: String::with_capacity(256),
+            stdout: false,
         }
+    }
+
+    /// Lines lost to a write error.
+    pub fn lines_failed(&self) -> u64 {
+        self.out.frames_failed()
+    }
+
+    fn named(&self, e: io::Error) -> io::Error {
+        if self.stdout {
+            on_stdout(e)
+        } else {
+            e
+        }
+    }
+}
+
+impl PrintAnalyzer<File> {
+    /// A printer on stdout.
+    pub fn stdout() -> io::Result<Self> {
+        Ok(PrintAnalyzer {
+            out: RecordOut::new(stdout_file()?, LINE_BUFFER, Framing::Lines, Some(cut_file)),
+            line: String::with_capacity(256),
+            stdout: true,
+        })
     }
 }
 
 impl<W: Write + Send> Analyzer for PrintAnalyzer<W> {
     fn name(&self) -> &str {
         "print"
+    }
+
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        write_all_frames(frames, |f| self.on_frame(f))
     }
 
     fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
@@ -40,10 +79,16 @@ impl<W: Write + Send> Analyzer for PrintAnalyzer<W> {
         );
         describe(bytes, &mut self.line);
         self.line.push('\n');
-        self.out.write_all(self.line.as_bytes())
+        self.out
+            .record(&[self.line.as_bytes()], true)
+            .map_err(|e| self.named(e))
     }
 
     fn on_idle(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.out.flush().map_err(|e| self.named(e))
+    }
+
+    fn counts(&self) -> AnalyzerCounts {
+        failed_counts(self.lines_failed())
     }
 }

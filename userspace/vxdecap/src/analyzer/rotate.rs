@@ -17,19 +17,26 @@
 //! Every file is complete alone: it starts with its own pcap header or
 //! pcapng section header, and pcapng interfaces are declared again in each
 //! file as their tunnels appear. A file is flushed when it is closed;
-//! writes go through a 1 MiB buffer, also flushed whenever the queues run
-//! dry, so a crash loses at most that buffer.
+//! writes go through a 1 MiB buffer of whole records, also flushed whenever
+//! the queues run dry, so a crash loses at most that buffer.
+//!
+//! A write error (a full disk) ends the output: the frames the files hold
+//! are counted as written, every other frame taken as
+//! `output_write_failed`, a partial record is cut off the file, and no
+//! further file is started.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufWriter};
+use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::filename::FileNamer;
 use super::output::{FrameWriter, OutputError, OutputFormat};
+use super::pcap::{failed_counts, write_all_frames};
 use super::pcapng::PcapngOptions;
-use super::Analyzer;
-use crate::frame::{FrameMeta, InnerFrame};
+use super::record_out::cut_file;
+use super::{Analyzer, AnalyzerCounts, FileCounts};
+use crate::frame::{FrameMeta, Frames, InnerFrame};
 
 /// Buffer in front of each file.
 const FILE_BUFFER: usize = 1 << 20;
@@ -91,13 +98,15 @@ impl Clock for SystemClock {
 /// Writes frames to a file, or to a sequence of files when rotating.
 #[derive(Debug)]
 pub struct RotatingWriter<C: Clock = SystemClock> {
+    /// The `-w` name or pattern (for reports).
+    pattern: String,
     namer: FileNamer,
     format: OutputFormat,
     pcapng: PcapngOptions,
     rotation: Rotation,
     clock: C,
     /// The open file (`None` after `finish` or a failed rotation).
-    current: Option<FrameWriter<BufWriter<File>>>,
+    current: Option<FrameWriter<File>>,
     current_path: String,
     /// When the current `-G` interval began.
     opened_ns: u64,
@@ -107,6 +116,14 @@ pub struct RotatingWriter<C: Clock = SystemClock> {
     kept: VecDeque<String>,
     frames_since_clock: u32,
     files_opened: u64,
+    /// Frames in the files closed so far, and frames lost to write errors
+    /// in them (the open file counts its own).
+    closed_written: u64,
+    closed_failed: u64,
+    /// Frames taken when no file was open (a failed rotation, or after finish).
+    lost: u64,
+    /// A write failed: no new file is started, every frame fails.
+    failed: bool,
 }
 
 impl<C: Clock> RotatingWriter<C> {
@@ -129,6 +146,7 @@ impl<C: Clock> RotatingWriter<C> {
             })?;
         let opened_ns = clock.now_ns();
         let mut writer = RotatingWriter {
+            pattern: pattern.to_owned(),
             namer,
             format,
             pcapng,
@@ -141,6 +159,10 @@ impl<C: Clock> RotatingWriter<C> {
             kept: VecDeque::new(),
             frames_since_clock: 0,
             files_opened: 0,
+            closed_written: 0,
+            closed_failed: 0,
+            lost: 0,
+            failed: false,
         };
         writer.open_next().map_err(|source| OutputError::Open {
             path: writer.current_path.clone(),
@@ -152,25 +174,51 @@ impl<C: Clock> RotatingWriter<C> {
     /// Appends one frame, first starting a new file if one is due.
     #[inline]
     pub fn write_frame(&mut self, bytes: &[u8], meta: &FrameMeta) -> io::Result<()> {
-        if self.rotation.interval.is_some() {
+        let result = self.try_write_frame(bytes, meta);
+        if result.is_err() {
+            self.failed = true;
+        }
+        result
+    }
+
+    #[inline]
+    fn try_write_frame(&mut self, bytes: &[u8], meta: &FrameMeta) -> io::Result<()> {
+        if self.rotation.interval.is_some() && !self.failed {
             self.frames_since_clock += 1;
             if self.frames_since_clock >= CLOCK_EVERY_FRAMES {
-                self.rotate_if_due()?;
+                if let Err(e) = self.rotate_if_due() {
+                    self.lose_frame();
+                    return Err(e);
+                }
             }
         }
         let limit = self.rotation.file_size.unwrap_or(u64::MAX);
         let Some(current) = self.current.as_mut() else {
+            self.lost += 1;
             return Err(closed());
         };
         match current.write_frame_within(bytes, meta, limit) {
             Ok(true) => Ok(()),
+            Ok(false) if self.failed => {
+                // Never a new file after a failure: the frame goes to the
+                // failed one, which counts it.
+                current
+                    .write_frame(bytes, meta)
+                    .map_err(|e| in_file(e, &self.current_path))
+            }
             Ok(false) => {
                 self.size_index += 1;
                 if let Some(files) = self.rotation.files {
                     self.size_index %= files;
                 }
-                self.rotate()?;
-                let current = self.current.as_mut().ok_or_else(closed)?;
+                if let Err(e) = self.rotate() {
+                    self.lose_frame();
+                    return Err(e);
+                }
+                let Some(current) = self.current.as_mut() else {
+                    self.lost += 1;
+                    return Err(closed());
+                };
                 current
                     .write_frame(bytes, meta)
                     .map_err(|e| in_file(e, &self.current_path))
@@ -179,9 +227,27 @@ impl<C: Clock> RotatingWriter<C> {
         }
     }
 
+    /// Counts a frame that never reached a file (its rotation failed).
+    fn lose_frame(&mut self) {
+        self.lost += 1;
+    }
+
+    /// Frames the files hold (closed ones and the open one, written out).
+    pub fn frames_written(&self) -> u64 {
+        self.closed_written + self.current.as_ref().map_or(0, |c| c.frames_written())
+    }
+
+    /// Frames taken but lost to write errors.
+    pub fn frames_failed(&self) -> u64 {
+        self.closed_failed + self.lost + self.current.as_ref().map_or(0, |c| c.frames_failed())
+    }
+
     /// Starts a new file if the `-G` interval has passed (reads the clock).
     pub fn rotate_if_due(&mut self) -> io::Result<()> {
         self.frames_since_clock = 0;
+        if self.failed {
+            return Ok(()); // no new file after a write error
+        }
         let (Some(interval), Some(_)) = (self.rotation.interval, self.current.as_ref()) else {
             return Ok(()); // not rotating by time, or closed
         };
@@ -196,21 +262,25 @@ impl<C: Clock> RotatingWriter<C> {
 
     /// Flushes the current file to the system.
     pub fn flush(&mut self) -> io::Result<()> {
-        match self.current.as_mut() {
+        let result = match self.current.as_mut() {
             Some(current) => current.flush().map_err(|e| in_file(e, &self.current_path)),
             None => Ok(()),
+        };
+        if result.is_err() {
+            self.failed = true;
         }
+        result
     }
 
     /// Flushes and closes the current file; later frames are refused.
     pub fn close(&mut self) -> io::Result<()> {
-        match self.current.take() {
-            Some(current) => current
-                .into_inner()
-                .map(drop)
-                .map_err(|e| in_file(e, &self.current_path)),
-            None => Ok(()),
+        let result = self.flush();
+        if let Some(current) = self.current.take() {
+            // Flushed (or failed) above: what it holds is final.
+            self.closed_written += current.frames_written();
+            self.closed_failed += current.frames_failed();
         }
+        result
     }
 
     /// Name of the file being written.
@@ -241,8 +311,13 @@ impl<C: Clock> RotatingWriter<C> {
         }
         self.current_path = path;
         let file = File::create(&self.current_path)?;
-        let out = BufWriter::with_capacity(FILE_BUFFER, file);
-        self.current = Some(FrameWriter::new(self.format, self.pcapng, out)?);
+        self.current = Some(FrameWriter::buffered(
+            self.format,
+            self.pcapng,
+            file,
+            FILE_BUFFER,
+            Some(cut_file),
+        )?);
         self.files_opened += 1;
         tracing::debug!(file = %self.current_path, "output file opened");
         if let Some(max) = self.rotation.files {
@@ -272,12 +347,19 @@ impl<C: Clock> RotatingWriter<C> {
 }
 
 impl<C: Clock> Analyzer for RotatingWriter<C> {
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        write_all_frames(frames, |f| self.write_frame(f.bytes, f.meta))
+    }
+
     fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
         self.write_frame(frame.bytes, frame.meta)
     }
 
     fn on_idle(&mut self) -> io::Result<()> {
-        self.rotate_if_due()?;
+        if let Err(e) = self.rotate_if_due() {
+            self.failed = true;
+            return Err(e);
+        }
         self.flush()
     }
 
@@ -289,6 +371,16 @@ impl<C: Clock> Analyzer for RotatingWriter<C> {
     /// not wait on a reader (a FIFO named by -w would).
     fn can_run_inline(&self) -> bool {
         std::fs::metadata(&self.current_path).is_ok_and(|m| m.is_file())
+    }
+
+    fn counts(&self) -> AnalyzerCounts {
+        let mut counts = failed_counts(self.frames_failed());
+        counts.files.push(FileCounts {
+            name: self.pattern.clone(),
+            written: self.frames_written(),
+            failed: self.frames_failed(),
+        });
+        counts
     }
 }
 

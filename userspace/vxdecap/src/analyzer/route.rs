@@ -519,10 +519,13 @@ impl Analyzer for Router {
             while end < scratch.len() && self.output_of(scratch[end]) == output {
                 end += 1;
             }
+            // Every run goes on even after an error: a failed output
+            // counts what it was given, the others keep writing.
             if let Some(out) = output.and_then(|o| self.outputs.get_mut(o)) {
                 if let Err(e) = out.on_batch(frames.slice(start..end)) {
-                    result = Err(e);
-                    break;
+                    if result.is_ok() {
+                        result = Err(e);
+                    }
                 }
             }
             start = end;
