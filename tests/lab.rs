@@ -10,7 +10,7 @@ fn assert_no_lab_namespaces(pid: u32) {
     let list = output(std::process::Command::new("ip").args(["netns", "list"]));
     let namespaces = String::from_utf8_lossy(&list.stdout);
     assert!(
-        !namespaces.contains(&format!("vxlab{pid}")),
+        !namespaces.contains(&format!("vxlab{pid}x")),
         "lab namespaces left behind: {namespaces}"
     );
 }
@@ -95,7 +95,8 @@ fn lab_tears_down_on_ctrl_c() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let list = output(std::process::Command::new("ip").args(["netns", "list"]));
-        if String::from_utf8_lossy(&list.stdout).contains(&format!("vxlab{pid}-coll")) {
+        // The lab's first (and only) namespace set: `unique_name("lab")`.
+        if String::from_utf8_lossy(&list.stdout).contains(&format!("vxlab{pid}x0-coll")) {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "lab did not come up");

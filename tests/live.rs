@@ -223,6 +223,15 @@ fn capture_exact_frames(mode: &str, tag: &str) {
     assert!(!pair.xdp_attached(), "XDP program detached after capture");
     assert_eq!(frames_written(&summary), 200, "{summary}");
     assert!(summary.contains("0 packets not written"), "{summary}");
+    // veth binds in copy mode: the worker sleeps on an empty ring, and says why.
+    assert!(
+        summary.contains("queue 0 receive policy sleep: copy-mode socket"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("analyzers run in the worker's thread"),
+        "a file writer with no core of its own runs inline (this test runs on 2 CPUs):\n{summary}"
+    );
     assert!(
         summary.contains("passed to the kernel (pass_not_udp"),
         "TCP/ICMP went to the kernel:\n{summary}"
@@ -1728,4 +1737,71 @@ fn live_capture_to_a_closed_pipe_says_so_and_exits_1() {
         "{summary}"
     );
     assert!(!pair.xdp_attached(), "detached after the error");
+}
+
+#[test]
+fn busy_polling_sets_the_devices_interrupt_deferral_and_puts_it_back() {
+    if !privileged("busy-poll deferral") {
+        return;
+    }
+    let pair = VxlanPair::new("lb");
+    let read = |file: &str| -> String {
+        let out = pair
+            .collector
+            .run("cat", &[&format!("/sys/class/net/eth1/{file}")])
+            .expect("read sysfs");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    assert_eq!(read("napi_defer_hard_irqs"), "0");
+    assert_eq!(read("gro_flush_timeout"), "0");
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-q", "--rx-policy", "busy-poll"],
+    );
+    // Set once the socket is registered, before frames flow.
+    let mut set = false;
+    for _ in 0..100 {
+        if read("napi_defer_hard_irqs") == "2" {
+            set = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(set, "napi_defer_hard_irqs set while busy polling");
+    assert_eq!(read("gro_flush_timeout"), "200000");
+    pair.send_inner("busy", 100);
+    std::thread::sleep(Duration::from_millis(200));
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert_eq!(frames_written(&summary), 100, "{summary}");
+    assert!(
+        summary.contains("queue 0 receive policy busy-poll: as asked"),
+        "{summary}"
+    );
+    assert_eq!(read("napi_defer_hard_irqs"), "0", "put back at exit");
+    assert_eq!(read("gro_flush_timeout"), "0", "put back at exit");
+
+    // An administrator's own settings are left as they are, during and after.
+    pair.collector
+        .run(
+            "sh",
+            &[
+                "-c",
+                "echo 5 > /sys/class/net/eth1/napi_defer_hard_irqs; echo 50000 > /sys/class/net/eth1/gro_flush_timeout",
+            ],
+        )
+        .expect("set sysfs");
+    let capture = RunningCapture::start(
+        &pair.collector,
+        &["-i", "eth1", "-q", "--rx-policy", "busy-poll"],
+    );
+    pair.send_inner("busy2", 20);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(read("napi_defer_hard_irqs"), "5");
+    assert_eq!(read("gro_flush_timeout"), "50000");
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert_eq!(frames_written(&summary), 20, "{summary}");
+    assert_eq!(read("napi_defer_hard_irqs"), "5");
+    assert_eq!(read("gro_flush_timeout"), "50000");
 }

@@ -609,6 +609,10 @@ pub fn run_capture(
                     .iter()
                     .find(|(q, _)| *q == queue)
                     .map_or(BindMode::Copy, |(_, b)| b.mode),
+                rx_policy: bind_modes
+                    .iter()
+                    .find(|(q, _)| *q == queue)
+                    .map_or(RxPolicy::Sleep, |(_, b)| b.policy),
                 stage: shared_stats[i].clone(),
                 slow: shared_slow[i].clone(),
             })

@@ -37,6 +37,8 @@ pub struct QueueInfo {
     pub cpu: Option<usize>,
     /// Bind mode the kernel granted.
     pub bind_mode: BindMode,
+    /// The worker's receive policy (see [`crate::rxpolicy`]).
+    pub rx_policy: crate::rxpolicy::RxPolicy,
     /// The worker's published counters.
     pub stage: Arc<SharedStats>,
     /// The worker's VNI table and socket counters.
@@ -102,14 +104,14 @@ impl Metrics {
             &mut out,
             "vxdecap_queue_info",
             "gauge",
-            "Rx queues captured: worker CPU and AF_XDP bind mode (value 1).",
+            "Rx queues captured: worker CPU, AF_XDP bind mode and receive policy (value 1).",
         );
         for q in &self.queues {
             let cpu = q.cpu.map_or("none".to_owned(), |c| c.to_string());
             let _ = writeln!(
                 out,
-                "vxdecap_queue_info{{interface=\"{iface}\",queue=\"{}\",cpu=\"{cpu}\",bind_mode=\"{}\"}} 1",
-                q.queue, q.bind_mode
+                "vxdecap_queue_info{{interface=\"{iface}\",queue=\"{}\",cpu=\"{cpu}\",bind_mode=\"{}\",rx_policy=\"{}\"}} 1",
+                q.queue, q.bind_mode, q.rx_policy
             );
         }
         let per_queue = [
@@ -693,6 +695,7 @@ mod tests {
                 queue: 0,
                 cpu: Some(1),
                 bind_mode: BindMode::Copy,
+                rx_policy: crate::rxpolicy::RxPolicy::Sleep,
                 stage: Arc::default(),
                 slow: Arc::default(),
             }],
@@ -912,6 +915,7 @@ mod tests {
                 queue: 0,
                 cpu: Some(1),
                 bind_mode: BindMode::Copy,
+                rx_policy: crate::rxpolicy::RxPolicy::Sleep,
                 stage,
                 slow,
             }],

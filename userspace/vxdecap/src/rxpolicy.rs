@@ -110,6 +110,18 @@ impl NapiDeferral {
             interface: interface.to_owned(),
             changed: Vec::new(),
         };
+        // sysfs shows the network namespace it was mounted in, which need not
+        // be this thread's (a library caller that entered a namespace with
+        // setns): touch the device only when it is the one named here.
+        let ifindex = nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)?;
+        let shown = std::fs::read_to_string(deferral.path("ifindex"))?;
+        if shown.trim() != ifindex.to_string() {
+            return Err(std::io::Error::other(format!(
+                "/sys/class/net/{interface} is another namespace's device (ifindex {} here, {} there)",
+                ifindex,
+                shown.trim()
+            )));
+        }
         let timeout = GRO_FLUSH_TIMEOUT_NS.to_string();
         for (file, value) in [
             ("napi_defer_hard_irqs", DEFER_HARD_IRQS),

@@ -321,9 +321,14 @@ impl Summary {
                         let batches = q.stats.get(StageCounter::Batches);
                         let per_batch =
                             q.stats.get(StageCounter::Received) as f64 / batches.max(1) as f64;
+                        let naps = if q.naps > 0 {
+                            format!(", {} naps", q.naps)
+                        } else {
+                            String::new()
+                        };
                         format!(
-                            "queue {} {} {cpu} {batches} batches of {per_batch:.1} frames",
-                            q.queue, q.bind_mode
+                            "queue {} {} {cpu} {} {batches} batches of {per_batch:.1} frames{naps}",
+                            q.queue, q.bind_mode, q.rx_policy
                         )
                     })
                     .collect();

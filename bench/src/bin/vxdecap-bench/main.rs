@@ -6,10 +6,12 @@
 //! vxdecap-bench drop --interface eth1 [--pass]
 //! vxdecap-bench xsk-count --interface eth1 [--cpu 1] [--policy spin|sleep|yield]
 //! vxdecap-bench scale [--reps 3] [--size 64]
+//! vxdecap-bench policies [--rigs other-core,shared-core] [--rates 1,0] [--reps 3]
 //! ```
 //! `run` builds its own namespaces and runs the others inside them.
 
 mod gen;
+mod policies;
 mod receivers;
 mod report;
 mod run;
@@ -33,6 +35,8 @@ enum Command {
     Run(run::RunArgs),
     /// Delivered rate with 1 and 2 rx queues (and the XDP_DROP ceiling).
     Scale(scale::ScaleArgs),
+    /// vxdecap's receive policies against each other and bare AF_XDP, on both rigs.
+    Policies(policies::PolicyArgs),
     /// Send VXLAN frames with BPF_PROG_TEST_RUN live frames.
     Gen(gen::GenArgs),
     /// Attach an XDP_DROP (or XDP_PASS) program and count frames until SIGINT.
@@ -60,6 +64,7 @@ fn main() -> anyhow::Result<()> {
             run::run(args)?;
         }
         Command::Scale(args) => scale::run(&args)?,
+        Command::Policies(args) => policies::run(&args)?,
         Command::Gen(args) if args.calibrate => println!("{}", gen::calibrate(&args)?),
         Command::Gen(args) => println!("{}", serde_json::to_string(&gen::run(&args)?)?),
         Command::Drop { interface, pass } => {

@@ -197,6 +197,19 @@ pub struct RunArgs {
     pub vxdecap_args: String,
 }
 
+impl RunArgs {
+    /// The defaults of the command line, for callers that build one.
+    pub fn defaults() -> RunArgs {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            args: RunArgs,
+        }
+        Wrapper::parse_from(["run"]).args
+    }
+}
+
 /// One measured run.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunResult {
@@ -708,7 +721,7 @@ impl Bench {
         serde_json::from_str(text.trim()).with_context(|| format!("calibration said: {text}"))
     }
 
-    fn measure(
+    pub(crate) fn measure(
         &self,
         scenario: Scenario,
         size: &str,
