@@ -27,7 +27,7 @@ use crate::hotplug::{LinkEvent, LinkWatcher};
 use crate::metrics::{Endpoint, Metrics, QueueInfo};
 use crate::pipeline::{spawn_analyzers, AnalyzerThread, InlineAnalyzers, Latency};
 use crate::queue::{fan_out, MAX_ANALYZERS};
-use crate::rxpolicy::{IdlePacer, IdlePolicy, IdleStep, NapiDeferral, RxPolicy};
+use crate::rxpolicy::{IdlePacer, IdlePolicy, IdleStep, NapiDeferral, ReceiveWork, RxPolicy};
 use crate::stage::SharedAllowlist;
 use crate::stage::{Backpressure, DecapStage, RxClock};
 use crate::stats::{StageCounter, StageStats};
@@ -446,6 +446,7 @@ pub fn run_capture(
         unregistered: AtomicBool::new(false),
         epoch: AtomicU64::new(0),
         interface: Mutex::new(config.interface.clone()),
+        shared_core: queues.iter().map(|_| AtomicBool::new(false)).collect(),
     });
     let (setup_tx, setup_rx) = mpsc::channel();
     let mut workers = Vec::new();
@@ -660,6 +661,9 @@ pub fn run_capture(
         allow,
         shared_allow,
         deferral,
+        worker_cpus: cpus.clone(),
+        receive_work: ReceiveWork::default(),
+        last_receive_check: None,
     };
     let mut fatal = None;
     if let Some(user) = &config.run_as {
@@ -736,6 +740,9 @@ struct Control {
     /// The interface's current name (a VF may come back renamed). Read by
     /// workers only when they (re)open a socket.
     interface: Mutex<String>,
+    /// Per worker: the kernel's receive work can run on its core (see
+    /// [`ReceiveWork`]); checked by the main thread once a second.
+    shared_core: Vec<AtomicBool>,
 }
 
 /// A worker's report that its socket for `epoch` is open (or not).
@@ -778,6 +785,11 @@ struct Supervisor<'a> {
     shared_allow: SharedAllowlist,
     /// The device's interrupt deferral while workers busy-poll it.
     deferral: Option<NapiDeferral>,
+    /// The workers' CPUs, in worker order.
+    worker_cpus: Vec<Option<usize>>,
+    /// Where the kernel's receive work ran at the last look, and when that was.
+    receive_work: ReceiveWork,
+    last_receive_check: Option<Instant>,
 }
 
 impl Supervisor<'_> {
@@ -816,6 +828,7 @@ impl Supervisor<'_> {
             }
             self.poll_interface();
             self.register_reopened_sockets();
+            self.check_receive_work();
             let now = Instant::now();
             if config
                 .duration
@@ -876,6 +889,40 @@ impl Supervisor<'_> {
                 );
             }
         }
+    }
+
+    /// Once a second: where can the kernel's receive work for the interface
+    /// run, and does that include each worker's core? (Threaded NAPI may be
+    /// turned on, or interrupts moved, while the capture runs.) Changes are
+    /// logged; workers read their flag on each empty ring.
+    fn check_receive_work(&mut self) {
+        if self
+            .last_receive_check
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.last_receive_check = Some(Instant::now());
+        let work = ReceiveWork::find(&self.current_name());
+        if work == self.receive_work && self.receive_work != ReceiveWork::default() {
+            return;
+        }
+        for (i, cpu) in self.worker_cpus.iter().enumerate() {
+            // An unpinned worker may run anywhere the receive work runs.
+            let shared = match cpu {
+                Some(c) => work.shares(*c),
+                None => !work.cpus.is_empty(),
+            };
+            let before = self.control.shared_core[i].swap(shared, Ordering::Relaxed);
+            if shared != before {
+                let cpu = cpu.map_or("an unpinned worker".to_owned(), |c| format!("CPU {c}"));
+                eprintln!(
+                    "vxdecap: worker {i} ({cpu}) {} the kernel's receive work ({work})",
+                    if shared { "shares its core with" } else { "no longer shares its core with" }
+                );
+            }
+        }
+        self.receive_work = work;
     }
 
     fn current_name(&self) -> String {
@@ -1339,7 +1386,9 @@ impl RxQueueWorker {
                         while matches!(self.receive_batch(socket, view, tokens), Pass::Busy(_)) {}
                         return SocketEnd::Gone;
                     }
-                    let step = pacer.empty();
+                    let shared = self.control.shared_core[usize::from(self.index)]
+                        .load(Ordering::Relaxed);
+                    let step = pacer.empty(shared);
                     if let Some(inline) = self.inline.as_mut() {
                         // Outputs flush before any sleep, so a reader sees frames promptly.
                         inline.idle(matches!(step, IdleStep::Nap(_) | IdleStep::Sleep));

@@ -29,7 +29,9 @@ use vxdecap_xsk::BindMode;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RxPolicy {
     /// Per queue, once its socket is bound: [`RxPolicy::BusyPoll`] on a
-    /// zero-copy socket, [`RxPolicy::Sleep`] on a copy-mode one.
+    /// zero-copy socket; on a copy-mode one, sleep whenever the kernel's
+    /// receive work can run on the worker's core (see [`ReceiveWork`]),
+    /// and otherwise spin briefly under load before sleeping.
     #[default]
     Auto,
     /// Preferred busy polling: the worker runs the queue's receive work,
@@ -62,8 +64,8 @@ impl RxPolicy {
                 "zero-copy socket: the worker runs the queue's receive work itself (preferred busy polling)",
             ),
             (RxPolicy::Auto, BindMode::Copy) => (
-                RxPolicy::Sleep,
-                "copy-mode socket: the kernel gives it no NAPI id to busy-poll, so the worker sleeps on an empty ring and leaves the CPU to the kernel's receive work",
+                RxPolicy::Auto,
+                "copy-mode socket, which the kernel gives no NAPI id to busy-poll: the worker sleeps on an empty ring while the kernel's receive work can run on its core, and spins briefly under load while it runs elsewhere",
             ),
             (policy, _) => (policy, "as asked (--rx-policy)"),
         }
@@ -159,6 +161,9 @@ pub struct IdlePolicy {
     /// How long to keep polling (kicking, or spinning) an empty ring before
     /// sleeping.
     pub spin: Duration,
+    /// Spin only under load and only while the kernel's receive work runs
+    /// on other cores ([`RxPolicy::Auto`] on a copy-mode socket).
+    pub adaptive: bool,
 }
 
 impl IdlePolicy {
@@ -168,14 +173,22 @@ impl IdlePolicy {
             RxPolicy::BusyPoll => IdlePolicy {
                 busy_poll: true,
                 spin: BUSY_POLL_SPIN,
+                adaptive: false,
             },
             RxPolicy::Spin => IdlePolicy {
                 busy_poll: false,
                 spin,
+                adaptive: false,
             },
-            RxPolicy::Auto | RxPolicy::Sleep => IdlePolicy {
+            RxPolicy::Auto => IdlePolicy {
+                busy_poll: false,
+                spin: spin.min(ADAPTIVE_SPIN_MAX),
+                adaptive: true,
+            },
+            RxPolicy::Sleep => IdlePolicy {
                 busy_poll: false,
                 spin: Duration::ZERO,
+                adaptive: false,
             },
         }
     }
@@ -213,13 +226,26 @@ const NAP_FRAMES: f64 = 32.0;
 #[derive(Debug)]
 pub struct IdlePacer {
     policy: IdlePolicy,
-    /// When the ring was first seen empty in this idle stretch.
-    idle_since: Option<Instant>,
+    /// When the ring was first seen empty in this idle stretch, and how
+    /// long this stretch may spin.
+    idle_since: Option<(Instant, Duration)>,
     /// When the worker last went to sleep or nap, and frames since then.
     slept_at: Instant,
     frames_since_sleep: u64,
     naps: u64,
 }
+
+/// [`RxPolicy::Auto`] spins only at rates where the next frames are due
+/// within a few microseconds, about what a sleep and a wake-up cost...
+const ADAPTIVE_SPIN_RATE: f64 = 200_000.0;
+/// ... and for no longer than a batch of frames takes to arrive at that
+/// rate, at most this long.
+const ADAPTIVE_SPIN_MAX: Duration = Duration::from_micros(250);
+/// ... and for at least this long: at high rates the next batch is
+/// always about to come.
+const ADAPTIVE_SPIN_MIN: Duration = Duration::from_micros(20);
+/// Frames a spin waits for at the rate seen.
+const SPIN_FRAMES: f64 = 64.0;
 
 impl IdlePacer {
     /// A pacer for `policy`.
@@ -245,23 +271,54 @@ impl IdlePacer {
         self.frames_since_sleep += frames as u64;
     }
 
-    /// The ring is empty: what next.
-    pub fn empty(&mut self) -> IdleStep {
+    /// Frames per second since the worker last slept.
+    fn rate(&self, now: Instant) -> f64 {
+        let elapsed = now.duration_since(self.slept_at).as_secs_f64();
+        if elapsed <= 0.0 {
+            0.0
+        } else {
+            self.frames_since_sleep as f64 / elapsed
+        }
+    }
+
+    /// The ring is empty: what next. `shared` says whether the kernel's
+    /// receive work can run on this worker's core now.
+    pub fn empty(&mut self, shared: bool) -> IdleStep {
         let now = Instant::now();
-        let idle = *self.idle_since.get_or_insert(now);
-        if now.duration_since(idle) < self.policy.spin {
+        let (idle, spin) = match self.idle_since {
+            Some(stretch) => stretch,
+            None => {
+                let spin = if !self.policy.adaptive {
+                    self.policy.spin
+                } else if shared {
+                    // Every spin is time the kernel's thread waits for this CPU.
+                    Duration::ZERO
+                } else {
+                    let rate = self.rate(now);
+                    if rate < ADAPTIVE_SPIN_RATE {
+                        Duration::ZERO
+                    } else {
+                        Duration::from_secs_f64(SPIN_FRAMES / rate)
+                            .clamp(ADAPTIVE_SPIN_MIN, ADAPTIVE_SPIN_MAX)
+                            .min(self.policy.spin)
+                    }
+                };
+                self.idle_since = Some((now, spin));
+                (now, spin)
+            }
+        };
+        if now.duration_since(idle) < spin {
             return IdleStep::Spin;
         }
         // Light traffic: frames came since the last sleep, at a rate where a
         // nap gathers a useful batch without crowding the ring.
-        let frames = std::mem::take(&mut self.frames_since_sleep);
-        let elapsed = now.duration_since(self.slept_at).as_secs_f64();
+        let rate = self.rate(now);
+        self.frames_since_sleep = 0;
         self.slept_at = now;
         self.idle_since = None;
-        if frames == 0 || elapsed <= 0.0 {
+        if rate <= 0.0 {
             return IdleStep::Sleep;
         }
-        let rate = frames as f64 / elapsed;
         let nap = Duration::from_secs_f64((NAP_FRAMES / rate).min(NAP_MAX.as_secs_f64()));
         if nap < NAP_MIN {
             return IdleStep::Sleep;
@@ -276,6 +333,125 @@ impl IdlePacer {
     }
 }
 
+/// Where the kernel's receive work for a device can run: the CPUs of its
+/// threaded NAPI kthreads, of its interrupts (MSI IRQs' effective
+/// affinity) and of its VMBus channels (netvsc). softirq work runs where
+/// the interrupt was taken, and so does `ksoftirqd` when it takes over.
+/// A device with none of these (veth, without threaded NAPI) does its
+/// receive work on the sender's CPU, which is unknown: treated as not
+/// shared.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReceiveWork {
+    /// CPUs where the receive work can run.
+    pub cpus: Vec<usize>,
+    /// What put them there, for the log: `napi/eth1-262`, `IRQ 45`, `VMBus channel 14`.
+    pub sources: Vec<String>,
+}
+
+impl ReceiveWork {
+    /// Looks at `interface` (this network namespace's sysfs) and `/proc`.
+    pub fn find(interface: &str) -> ReceiveWork {
+        let mut work = ReceiveWork::default();
+        let dev = format!("/sys/class/net/{interface}");
+        // Threaded NAPI: kthreads named napi/<interface>-<id> (the name
+        // cut to 15 bytes, like every thread name).
+        let threaded = std::fs::read_to_string(format!("{dev}/threaded"))
+            .is_ok_and(|t| t.trim() != "0");
+        if threaded {
+            let prefix = format!("napi/{interface}-");
+            let cut = &prefix[..prefix.len().min(15)];
+            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                let name = entry.file_name();
+                if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+                    continue;
+                }
+                let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                if !comm.trim_end().starts_with(cut) {
+                    continue;
+                }
+                let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+                if let Some(list) = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                {
+                    work.add(parse_cpu_list(list.trim()), comm.trim_end().to_owned());
+                }
+            }
+        }
+        for entry in std::fs::read_dir(format!("{dev}/device/msi_irqs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let irq = entry.file_name().to_string_lossy().into_owned();
+            let affinity = std::fs::read_to_string(format!("/proc/irq/{irq}/effective_affinity_list"))
+                .or_else(|_| std::fs::read_to_string(format!("/proc/irq/{irq}/smp_affinity_list")));
+            if let Ok(list) = affinity {
+                work.add(parse_cpu_list(list.trim()), format!("IRQ {irq}"));
+            }
+        }
+        for entry in std::fs::read_dir(format!("{dev}/device/channels"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(cpu) = std::fs::read_to_string(entry.path().join("cpu")) {
+                let channel = entry.file_name().to_string_lossy().into_owned();
+                work.add(parse_cpu_list(cpu.trim()), format!("VMBus channel {channel}"));
+            }
+        }
+        work
+    }
+
+    fn add(&mut self, cpus: Vec<usize>, source: String) {
+        for cpu in cpus {
+            if !self.cpus.contains(&cpu) {
+                self.cpus.push(cpu);
+            }
+        }
+        self.cpus.sort_unstable();
+        self.sources.push(source);
+    }
+
+    /// True when the receive work can run on `cpu`.
+    pub fn shares(&self, cpu: usize) -> bool {
+        self.cpus.contains(&cpu)
+    }
+}
+
+impl fmt::Display for ReceiveWork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.sources.is_empty() {
+            return f.write_str("no interrupt or NAPI thread of its own (receive work on the sender's CPU)");
+        }
+        let shown: Vec<&str> = self.sources.iter().take(4).map(String::as_str).collect();
+        let more = self.sources.len().saturating_sub(4);
+        write!(f, "{}", shown.join(", "))?;
+        if more > 0 {
+            write!(f, " and {more} more")?;
+        }
+        let cpus: Vec<String> = self.cpus.iter().map(usize::to_string).collect();
+        write!(f, " on CPU(s) {}", cpus.join(","))
+    }
+}
+
+/// Parses a kernel CPU list (`0-3,5`); bad parts are skipped.
+pub fn parse_cpu_list(text: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                if let (Ok(lo), Ok(hi)) = (lo.parse::<usize>(), hi.parse::<usize>()) {
+                    // A list of this machine's CPUs: bounded, but keep it so.
+                    cpus.extend(lo..=hi.min(lo + 4096));
+                }
+            }
+            None => cpus.extend(part.parse::<usize>().ok()),
+        }
+    }
+    cpus
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,8 +463,8 @@ mod tests {
     #[test]
     fn no_traffic_sleeps_until_frames_come() {
         let mut pacer = sleeper();
-        assert_eq!(pacer.empty(), IdleStep::Sleep);
-        assert_eq!(pacer.empty(), IdleStep::Sleep);
+        assert_eq!(pacer.empty(false), IdleStep::Sleep);
+        assert_eq!(pacer.empty(false), IdleStep::Sleep);
     }
 
     #[test]
@@ -297,13 +473,13 @@ mod tests {
         // A frame or two per millisecond: nap, at most NAP_MAX.
         std::thread::sleep(Duration::from_millis(2));
         pacer.busy(2);
-        match pacer.empty() {
+        match pacer.empty(false) {
             IdleStep::Nap(d) => assert!(d <= NAP_MAX && d >= NAP_MIN, "{d:?}"),
             other => panic!("expected a nap, got {other:?}"),
         }
         // Thousands of frames since: a nap would crowd the ring; poll() instead.
         pacer.busy(100_000);
-        assert_eq!(pacer.empty(), IdleStep::Sleep);
+        assert_eq!(pacer.empty(false), IdleStep::Sleep);
         assert_eq!(pacer.naps(), 1);
     }
 
@@ -311,7 +487,36 @@ mod tests {
     fn spinning_comes_first_when_asked() {
         let mut pacer = IdlePacer::new(IdlePolicy::of(RxPolicy::Spin, Duration::from_secs(60)));
         pacer.busy(1);
-        assert_eq!(pacer.empty(), IdleStep::Spin);
+        assert_eq!(pacer.empty(true), IdleStep::Spin, "asked for: even on a shared core");
+    }
+
+    #[test]
+    fn auto_spins_under_load_only_on_a_core_of_its_own() {
+        let auto = || IdlePacer::new(IdlePolicy::of(RxPolicy::Auto, Duration::from_secs(1)));
+        // Under load (a million frames in a moment).
+        let mut pacer = auto();
+        pacer.busy(1_000_000);
+        assert_eq!(pacer.empty(false), IdleStep::Spin);
+        let mut pacer = auto();
+        pacer.busy(1_000_000);
+        assert_eq!(pacer.empty(true), IdleStep::Sleep, "the kernel's thread needs this CPU");
+        // Light load: no spinning anywhere.
+        let mut pacer = auto();
+        std::thread::sleep(Duration::from_millis(5));
+        pacer.busy(1);
+        assert!(matches!(pacer.empty(false), IdleStep::Nap(_)));
+    }
+
+    #[test]
+    fn cpu_lists_parse_as_the_kernel_writes_them() {
+        assert_eq!(parse_cpu_list("0-3,5"), vec![0, 1, 2, 3, 5]);
+        assert_eq!(parse_cpu_list("1"), vec![1]);
+        assert_eq!(parse_cpu_list(""), Vec::<usize>::new());
+        assert_eq!(parse_cpu_list("x,2"), vec![2]);
+        let mut work = ReceiveWork::default();
+        work.add(vec![1], "napi/eth1-262".into());
+        assert!(work.shares(1) && !work.shares(0));
+        assert_eq!(work.to_string(), "napi/eth1-262 on CPU(s) 1");
     }
 
     #[test]
@@ -320,7 +525,7 @@ mod tests {
             RxPolicy::Auto.resolve(BindMode::ZeroCopy).0,
             RxPolicy::BusyPoll
         );
-        assert_eq!(RxPolicy::Auto.resolve(BindMode::Copy).0, RxPolicy::Sleep);
+        assert_eq!(RxPolicy::Auto.resolve(BindMode::Copy).0, RxPolicy::Auto);
         assert_eq!(RxPolicy::Spin.resolve(BindMode::ZeroCopy).0, RxPolicy::Spin);
         assert!(IdlePolicy::of(RxPolicy::BusyPoll, Duration::ZERO).busy_poll);
         assert_eq!(

@@ -732,6 +732,8 @@ impl Bench {
         let mut procs = self.start(scenario, &args.vxdecap_args)?;
         if self.rig == Rig::SharedCore {
             self.pin_napi()?;
+            // vxdecap looks at where the receive work runs once a second.
+            std::thread::sleep(Duration::from_millis(1200));
         }
         std::thread::sleep(Duration::from_millis(200));
         let hz = ticks_per_second();
