@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The benchmark harness, one command, on a fresh Debian 12 machine, as root:
-#   sudo ./bench/run.sh                 (full: 0.25, 0.5, 1, 1.5 Mpps and flat out, 3 repetitions, 2 s each)
-#   sudo ./bench/run.sh --quick         (seconds-long smoke, as CI runs it)
+#   ./bench/run.sh                 (as root; full: both rigs, 64 B and IMIX, 0.01 to 4 Mpps and flat out, 2 repetitions, 3 s each)
+#   ./bench/run.sh --quick         (seconds-long smoke, as CI runs it)
 # Extra arguments go to `vxdecap-bench run` (see --help). Results: bench/results/run-*/ and
 # bench/results/latest-{results.json,table.md,plot-64.svg}.
 set -euo pipefail

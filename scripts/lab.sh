@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on its built-in default, on a fresh Debian 12 machine, as root:
-#   sudo ./scripts/lab.sh            (extra arguments go to `vxdecap lab`, e.g. --keep -w lab.pcap)
+#   ./scripts/lab.sh                 (extra arguments go to `vxdecap lab`, e.g. --keep -w lab.pcap)
 # Builds a local Azure-vTAP-like lab in network namespaces, captures the mirrored VXLAN
 # with vxdecap, prints the decapsulated HTTP conversation, and tears everything down.
 set -euo pipefail

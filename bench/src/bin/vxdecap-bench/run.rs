@@ -842,15 +842,21 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<PathBuf> {
                             break 'rigs;
                         }
                         let scenario = here[(i + rep * 3) % here.len()];
-                        let result = bench
-                            .measure(scenario, size, rate * 1e6, rep, &args)
-                            .with_context(|| {
+                        let result = bench.measure(scenario, size, rate * 1e6, rep, &args);
+                        let result = match result {
+                            // Ctrl-C reaches the generator too: keep what was measured.
+                            Err(_) if interrupted.load(std::sync::atomic::Ordering::Relaxed) => {
+                                eprintln!("bench: interrupted; writing what was measured");
+                                break 'rigs;
+                            }
+                            r => r.with_context(|| {
                                 format!(
                                     "{} on the {} rig, size {size}, rate {rate} Mpps",
                                     scenario.name(),
                                     rig.name()
                                 )
-                            })?;
+                            })?,
+                        };
                         eprintln!(
                             "bench: {:<11} {:<20} size {size:>5} offered {:>6.3} Mpps delivered {:>6.3} Mpps loss {:>9} rx cpu {:>6.3} us/pkt tool {:>5.1} % of a core",
                             rig.name(),
