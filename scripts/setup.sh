@@ -15,6 +15,12 @@ packages=(
   g++                   # libFuzzer (cargo-fuzz) for the fuzz smoke in CI
   libpcap-dev           # inner filters: libpcap's compiler turns tcpdump expressions into BPF (pcap crate)
   nfdump                # tests read the --tap device with nfdump's flow meter (nfpcapd) and query it with nfdump
+  prometheus            # tests/prometheus.rs scrapes a live capture with the real server (never run as a service here)
+  tmux                  # tests/top.rs drives `vxdecap top` in a terminal (send-keys, capture-pane)
+  shellcheck            # tests/deploy.rs lints the deploy and packaging scripts
+  cloud-init            # tests/deploy.rs checks the collector's cloud-init with `cloud-init schema` (disabled on this machine)
+  mandoc                # tests/deploy.rs lints the generated man pages (mandoc -T lint)
+  systemd strace        # tests/service.rs: systemd-analyze verify/security on the unit; the system calls a capture makes
 )
 
 missing=()
@@ -25,6 +31,17 @@ if ((${#missing[@]})); then
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  # cloud-init is here only for `cloud-init schema`: this file keeps it from configuring this
+  # machine at its next boot.
+  mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled
+  # Installing prometheus must not start it as a daemon (the tests start their own on loopback):
+  # a policy-rc.d that refuses every start, for the length of this install only.
+  policy_rc=/usr/sbin/policy-rc.d
+  if [ ! -e "$policy_rc" ]; then
+    trap 'rm -f "$policy_rc"' EXIT
+    printf '#!/bin/sh\nexit 101\n' > "$policy_rc"
+    chmod 755 "$policy_rc"
+  fi
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi

@@ -677,19 +677,15 @@ pub fn run_capture(
             }
         }
     }
-    // SIGHUP re-reads the allowlist file (registered only when there is one).
+    // SIGHUP re-reads the allowlist file. Registered even without one: its
+    // default action would end the capture (`systemctl reload`, `kill -HUP`).
     let reload = Arc::new(AtomicBool::new(false));
-    let hup = match &config.allow_file {
-        Some(_) => Some(
-            signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
-                .context("cannot install the SIGHUP handler")?,
-        ),
-        None => None,
-    };
+    let hup = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
+        .context("cannot install the SIGHUP handler")?;
+    crate::notify::ready(&config.interface, queues.len());
     supervisor.wait_for_end(&metrics, &threads, &reload, watcher.as_ref());
-    if let Some(id) = hup {
-        signal_hook::low_level::unregister(id);
-    }
+    crate::notify::stopping();
+    signal_hook::low_level::unregister(hup);
     drop(watcher);
 
     // Stop order: no new frames to the sockets, drain the rings, then the analyzers.
@@ -861,11 +857,10 @@ impl Supervisor<'_> {
     /// open a closed list without saying `any`, keeps the lists in force;
     /// the message says why.
     fn reload_allowlist(&mut self) {
-        let file = self
-            .config
-            .allow_file
-            .as_deref()
-            .unwrap_or(std::path::Path::new("-"));
+        let Some(file) = self.config.allow_file.as_deref() else {
+            eprintln!("vxdecap: SIGHUP: no --allow-file, nothing to reload");
+            return;
+        };
         let result = effective_allowlist(self.config).and_then(|next| {
             self.allow
                 .check_reload(&next)
@@ -918,7 +913,11 @@ impl Supervisor<'_> {
                 let cpu = cpu.map_or("an unpinned worker".to_owned(), |c| format!("CPU {c}"));
                 eprintln!(
                     "vxdecap: worker {i} ({cpu}) {} the kernel's receive work ({work})",
-                    if shared { "shares its core with" } else { "no longer shares its core with" }
+                    if shared {
+                        "shares its core with"
+                    } else {
+                        "no longer shares its core with"
+                    }
                 );
             }
         }
@@ -1386,8 +1385,8 @@ impl RxQueueWorker {
                         while matches!(self.receive_batch(socket, view, tokens), Pass::Busy(_)) {}
                         return SocketEnd::Gone;
                     }
-                    let shared = self.control.shared_core[usize::from(self.index)]
-                        .load(Ordering::Relaxed);
+                    let shared =
+                        self.control.shared_core[usize::from(self.index)].load(Ordering::Relaxed);
                     let step = pacer.empty(shared);
                     if let Some(inline) = self.inline.as_mut() {
                         // Outputs flush before any sleep, so a reader sees frames promptly.

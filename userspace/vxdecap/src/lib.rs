@@ -29,6 +29,7 @@ pub mod hotplug;
 pub mod lab;
 pub mod metrics;
 pub mod netns;
+pub mod notify;
 pub mod offline;
 pub mod pipeline;
 pub mod privs;

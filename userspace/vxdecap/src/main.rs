@@ -410,7 +410,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     config.duration = seconds(args.duration, "--duration")?;
     config.stats_interval = seconds(args.stats, "--stats")?;
     vxdecap::capture::check_config(&config).map_err(|e| usage(format!("{e:#}")))?;
-    require_root("capture")?;
+    require_capture_capabilities()?;
     let (analyzers, output_name) = analyzers(&settings, args.output.count_only)?;
     config.output_name = output_name;
     let stop = stop_flag()?;
@@ -573,6 +573,22 @@ fn require_root(what: &str) -> anyhow::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Root, or a user holding the capabilities a capture needs (the systemd
+/// unit runs it so, with ambient capabilities).
+fn require_capture_capabilities() -> anyhow::Result<()> {
+    let missing = vxdecap::privs::missing_capture_capabilities();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = missing.iter().map(|c| c.to_string()).collect();
+    Err(usage(format!(
+        "capture needs root, or the capabilities CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN, \
+         CAP_NET_RAW and CAP_IPC_LOCK (XDP, AF_XDP); {} missing: run it with sudo, or as \
+         the systemd unit vxdecap@IFACE does",
+        names.join(", ")
+    )))
 }
 
 /// SIGINT/SIGTERM raise the returned flag; a second one exits at once.

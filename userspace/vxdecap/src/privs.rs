@@ -4,9 +4,11 @@
 //! The process switches to the user's uid, gid and groups and keeps only
 //! the capabilities a running capture still uses: `CAP_BPF` (the main
 //! thread reads the XDP counters and updates the allowlist and XSKMAP
-//! maps), `CAP_NET_ADMIN` and `CAP_NET_RAW` (XDP links and AF_XDP sockets,
-//! when an interface comes back) and `CAP_IPC_LOCK` (UMEM pinning). Files
-//! opened later (rotation) are created as the user.
+//! maps), `CAP_PERFMON` (the verifier's leave to load the program again
+//! when an interface comes back), `CAP_NET_ADMIN` and `CAP_NET_RAW` (XDP
+//! links and AF_XDP sockets, then too) and `CAP_IPC_LOCK` (UMEM pinning).
+//! Files opened later (rotation) are created as the user. The same set is
+//! all the systemd unit gives its non-root user.
 //!
 //! Credentials are per thread on Linux; glibc applies `setuid` to every
 //! thread, but the "keep capabilities" flag is per thread too, so threads
@@ -18,14 +20,7 @@ use caps::{CapSet, Capability, CapsHashSet};
 
 /// The capabilities kept after `-Z`.
 fn kept() -> CapsHashSet {
-    [
-        Capability::CAP_BPF,
-        Capability::CAP_NET_ADMIN,
-        Capability::CAP_NET_RAW,
-        Capability::CAP_IPC_LOCK,
-    ]
-    .into_iter()
-    .collect()
+    CAPTURE_CAPABILITIES.into_iter().collect()
 }
 
 /// Checks that `user` exists (before anything is set up).
@@ -96,4 +91,29 @@ pub fn drop_to(user: &str) -> anyhow::Result<()> {
         return Err(anyhow!("-Z {}: still root after setuid", user.name));
     }
     Ok(())
+}
+
+/// The capabilities a running capture uses, kept after `-Z` and granted by
+/// the systemd unit to its non-root user as ambient capabilities
+/// (`packaging/vxdecap@.service`). `CAP_PERFMON` because the verifier
+/// refuses the XDP program's variable-offset packet pointer arithmetic
+/// (`ip + ihl`) without it (`retrieve_ptr_limit`, "pointer arithmetic with
+/// it prohibited for !root"), which matters when the program is loaded
+/// again after the interface came back.
+pub const CAPTURE_CAPABILITIES: [Capability; 5] = [
+    Capability::CAP_BPF,
+    Capability::CAP_PERFMON,
+    Capability::CAP_NET_ADMIN,
+    Capability::CAP_NET_RAW,
+    Capability::CAP_IPC_LOCK,
+];
+
+/// Those of [`CAPTURE_CAPABILITIES`] missing from the effective set (none
+/// for root, or for a service started with them as ambient capabilities).
+pub fn missing_capture_capabilities() -> Vec<Capability> {
+    let effective = caps::read(None, CapSet::Effective).unwrap_or_default();
+    CAPTURE_CAPABILITIES
+        .into_iter()
+        .filter(|c| !effective.contains(c))
+        .collect()
 }
