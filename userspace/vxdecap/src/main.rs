@@ -1,5 +1,7 @@
 //! The `vxdecap` command line.
 
+mod generate;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use vxdecap::analyzer::{Analyzer, OutputFormat, OutputOptions, PcapngOptions, Rotation};
 use vxdecap::capture::run_capture;
 use vxdecap::config::{parse_file_size, RouteRule, Settings};
@@ -51,6 +53,12 @@ enum Command {
         #[arg(long)]
         no_host_checks: bool,
     },
+    /// A live terminal view of a running capture, from its --metrics endpoint.
+    #[cfg(feature = "top")]
+    Top(vxdecap_top::TopArgs),
+    /// Man pages and shell completions from these definitions (for packagers).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
     /// Lab helper: the monitored app's HTTP server.
     #[command(hide = true)]
     LabHttpServer {
@@ -323,6 +331,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             require_root("lab")?;
             run_lab(&config, stop)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        #[cfg(feature = "top")]
+        Command::Top(args) => {
+            vxdecap_top::run(args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Generate(args) => {
+            generate::run(args, Cli::command())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::LabHttpServer { listen } => {
