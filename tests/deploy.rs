@@ -206,3 +206,419 @@ fn packaging_scripts_pass_shellcheck() {
     let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
     shellcheck(&refs);
 }
+
+/// A PATH whose `az` and `aws` only record that they were called: a dry run
+/// must call neither. Returns (the PATH, the record file).
+fn path_without_clouds(tmp: &TempDir) -> (String, PathBuf) {
+    let bin = tmp.path("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let record = tmp.path("cloud-called");
+    for cli in ["az", "aws"] {
+        let script = format!(
+            "#!/bin/sh\necho \"{cli} $*\" >> {}\nexit 99\n",
+            record.display()
+        );
+        let path = bin.join(cli);
+        std::fs::write(&path, script).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    (
+        format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+        record,
+    )
+}
+
+/// Runs a deploy script with `--dry-run` and `args`; returns its transcript,
+/// checked to be a bash script that shellcheck passes.
+fn dry_run(script: &str, args: &[&str], tmp: &TempDir) -> String {
+    let (path, record) = path_without_clouds(tmp);
+    let o = output(
+        Command::new(source(script))
+            .args(args)
+            .arg("--dry-run")
+            .env("PATH", &path)
+            .env("TMPDIR", &tmp.0),
+    );
+    assert!(o.status.success(), "{script} {args:?}: {}", stderr(&o));
+    assert!(
+        !record.exists(),
+        "a dry run called the cloud: {}",
+        std::fs::read_to_string(&record).unwrap_or_default()
+    );
+    let transcript = stdout(&o);
+    let file = tmp.path("transcript.sh");
+    std::fs::write(&file, &transcript).unwrap();
+    let syntax = output(Command::new("bash").arg("-n").arg(&file));
+    assert!(syntax.status.success(), "{}\n{transcript}", stderr(&syntax));
+    let lint = output(
+        Command::new("shellcheck")
+            .args(["-s", "bash", "--severity=warning"])
+            .arg(&file),
+    );
+    assert!(lint.status.success(), "{}\n{transcript}", stdout(&lint));
+    transcript
+}
+
+/// The transcript's lines that start with `prefix`, in order.
+fn commands<'a>(transcript: &'a str, prefix: &str) -> Vec<&'a str> {
+    transcript
+        .lines()
+        .filter(|l| l.starts_with(prefix) || l.contains(&format!("=$({prefix}")))
+        .collect()
+}
+
+#[test]
+fn the_azure_script_creates_the_vtap_to_the_collector_and_attaches_the_sources() {
+    let tmp = TempDir::new("az");
+    shellcheck(&[&source("deploy/azure/deploy.sh")]);
+    let t = dry_run(
+        "deploy/azure/deploy.sh",
+        &[
+            "--location",
+            "westcentralus",
+            "--ssh-from",
+            "203.0.113.7/32",
+        ],
+        &tmp,
+    );
+    let az = commands(&t, "az ");
+    let position = |needle: &str| {
+        az.iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{t}"))
+    };
+    // The collector, with Accelerated Networking and the cloud-init, before the vTAP.
+    let vm = position("az vm create --resource-group rg-vxdecap --name vxdecap-collector");
+    assert!(
+        az[vm].contains("--accelerated-networking true"),
+        "{}",
+        az[vm]
+    );
+    assert!(az[vm].contains("--custom-data"), "{}", az[vm]);
+    assert!(
+        az[vm].contains("--image Debian:debian-12:12-gen2:latest"),
+        "{}",
+        az[vm]
+    );
+    let rule = position("--name allow-vxlan");
+    assert!(
+        az[rule].contains("--protocol Udp") && az[rule].contains("--destination-port-ranges 4789")
+    );
+    // The destination is the collector NIC's IP configuration.
+    let dest = position("destination=$(az network nic show");
+    assert!(
+        az[dest].contains("'ipConfigurations[0].id'"),
+        "{}",
+        az[dest]
+    );
+    let tap = position("az network vnet tap create");
+    assert!(
+        az[tap].contains("--destination \"${destination}\" --port 4789"),
+        "{}",
+        az[tap]
+    );
+    // The source VM's NIC is attached to the vTAP, after the vTAP exists.
+    let attach = position("az network nic vtap-config create");
+    assert!(
+        az[attach].contains("--nic-name \"${app_nic_name}\" --vnet-tap \"${tap_id}\""),
+        "{}",
+        az[attach]
+    );
+    assert!(vm < tap && tap < attach);
+    assert!(
+        t.contains("sudo vxdecap-collector-setup --deb /tmp/vxdecap.deb"),
+        "{t}"
+    );
+    // The rendered cloud-init: in the transcript, not written by the dry run.
+    assert!(t.contains("VXDECAP_MTU=3500"), "{t}");
+    assert!(!tmp.path("vxdecap-collector.cloud-init.yaml").exists());
+}
+
+#[test]
+fn the_azure_script_can_aim_the_vtap_at_an_internal_load_balancer_and_existing_nics() {
+    let tmp = TempDir::new("azilb");
+    let t = dry_run(
+        "deploy/azure/deploy.sh",
+        &[
+            "--location",
+            "westcentralus",
+            "--deb-url",
+            "https://example.invalid/vxdecap.deb",
+            "--ilb",
+            "--source-nic",
+            "web1-nic",
+            "--source-nic",
+            "/subscriptions/0000/resourceGroups/rg-web/providers/Microsoft.Network/networkInterfaces/web2-nic",
+        ],
+        &tmp,
+    );
+    let az = commands(&t, "az ");
+    assert!(
+        !t.contains("vxdecap-app"),
+        "no source VM with --source-nic:\n{t}"
+    );
+    let lb_rule = az
+        .iter()
+        .find(|l| l.starts_with("az network lb rule create"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(lb_rule.contains("--protocol Udp --frontend-port 4789 --backend-port 4789"));
+    assert!(az.iter().any(
+        |l| l.starts_with("az network nic ip-config address-pool add")
+            && l.contains("--address-pool collectors")
+    ));
+    assert!(az
+        .iter()
+        .any(|l| l.starts_with("destination=$(az network lb frontend-ip show")));
+    let attached: Vec<&&str> = az
+        .iter()
+        .filter(|l| l.starts_with("az network nic vtap-config create"))
+        .collect();
+    assert_eq!(attached.len(), 2, "{t}");
+    assert!(attached[0].contains("--resource-group rg-vxdecap --nic-name web1-nic"));
+    assert!(attached[1].contains("--resource-group rg-web --nic-name web2-nic"));
+    // With a package URL nothing is copied: cloud-init fetches it.
+    assert!(!t.contains("scp "), "{t}");
+    assert!(
+        t.contains("VXDECAP_DEB_URL=https://example.invalid/vxdecap.deb"),
+        "{t}"
+    );
+
+    // Required settings are asked for.
+    let (path, _) = path_without_clouds(&tmp);
+    let o = output(
+        Command::new(source("deploy/azure/deploy.sh"))
+            .args(["--dry-run", "--ssh-from", "203.0.113.7/32"])
+            .env("PATH", path),
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--location is required"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn the_aws_script_creates_a_target_a_filter_and_a_session_per_source() {
+    let tmp = TempDir::new("aws");
+    shellcheck(&[&source("deploy/aws/deploy.sh")]);
+    let t = dry_run(
+        "deploy/aws/deploy.sh",
+        &[
+            "--subnet",
+            "subnet-0abc",
+            "--source-eni",
+            "eni-0123",
+            "--source-eni",
+            "eni-0456",
+            "--key-name",
+            "me",
+            "--ssh-from",
+            "203.0.113.7/32",
+            "--vni",
+            "27",
+        ],
+        &tmp,
+    );
+    let aws = commands(&t, "aws ");
+    let one = |needle: &str| -> &str {
+        let found: Vec<&&str> = aws.iter().filter(|l| l.contains(needle)).collect();
+        assert_eq!(found.len(), 1, "`{needle}` once in:\n{t}");
+        found[0]
+    };
+    assert!(
+        one("authorize-security-group-ingress --group-id \"${group}\" --protocol udp")
+            .contains("--port 4789 --cidr \"${vpc_cidr}\"")
+    );
+    assert!(one("run-instances").contains("--user-data file://"));
+    assert!(
+        one("create-traffic-mirror-target").contains("--network-interface-id \"${collector_eni}\"")
+    );
+    one("create-traffic-mirror-filter --description");
+    let rules: Vec<&&str> = aws
+        .iter()
+        .filter(|l| l.contains("create-traffic-mirror-filter-rule"))
+        .collect();
+    assert_eq!(rules.len(), 2, "{t}");
+    assert!(
+        rules[0].contains("--traffic-direction ingress")
+            && rules[1].contains("--traffic-direction egress")
+    );
+    let sessions: Vec<&&str> = aws
+        .iter()
+        .filter(|l| l.contains("create-traffic-mirror-session"))
+        .collect();
+    assert_eq!(sessions.len(), 2, "{t}");
+    for (n, (session, eni)) in sessions.iter().zip(["eni-0123", "eni-0456"]).enumerate() {
+        assert!(
+            session.contains(&format!("--network-interface-id {eni}")),
+            "{session}"
+        );
+        assert!(
+            session.contains(&format!("--session-number {}", n + 1)),
+            "{session}"
+        );
+        assert!(session.contains("--virtual-network-id 27"), "{session}");
+        // Cut to fit the collector's MTU (3498) less the 54 bytes AWS adds.
+        assert!(session.contains("--packet-length 3444"), "{session}");
+    }
+    assert!(
+        t.contains("sudo vxdecap-collector-setup --deb /tmp/vxdecap.deb"),
+        "{t}"
+    );
+}
+
+/// The setup script the collector's cloud-init writes, extracted from the
+/// YAML (python3's yaml module: cloud-init's own dependency).
+fn setup_script(tmp: &TempDir) -> PathBuf {
+    let path = tmp.path("vxdecap-collector-setup");
+    let o = output(Command::new("python3").args([
+        "-c",
+        "import sys, yaml\n\
+         d = yaml.safe_load(open(sys.argv[1]))\n\
+         f = [w for w in d['write_files'] if w['path'] == '/usr/local/sbin/vxdecap-collector-setup'][0]\n\
+         open(sys.argv[2], 'w').write(f['content'])",
+        source("deploy/cloud-init.yaml").to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{}", stderr(&o));
+    path
+}
+
+#[test]
+fn the_collector_cloud_init_is_valid_and_its_setup_script_passes_shellcheck() {
+    let config = source("deploy/cloud-init.yaml");
+    let o = output(
+        Command::new("cloud-init")
+            .args(["schema", "--config-file"])
+            .arg(&config),
+    );
+    assert!(
+        o.status.success() && stdout(&o).contains("Valid cloud-config"),
+        "cloud-init schema: {}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    let tmp = TempDir::new("ci");
+    let script = setup_script(&tmp);
+    shellcheck(&[&script, &source("packaging/prepare-interface")]);
+}
+
+/// A `vxdecap` on PATH for the setup script: `doctor` is missing, passes or
+/// fails; every call is recorded.
+fn fake_vxdecap(dir: &Path, doctor: Option<i32>, record: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let doctor_arm = match doctor {
+        None => {
+            "doctor) echo \"error: unrecognized subcommand 'doctor'\" >&2; exit 2 ;;".to_owned()
+        }
+        Some(code) => {
+            format!("doctor) [ \"$2\" = --help ] && exit 0; echo \"verdict: $*\"; exit {code} ;;")
+        }
+    };
+    let script = format!(
+        "#!/bin/sh\necho \"vxdecap $*\" >> {}\ncase $1 in\n  {doctor_arm}\n  *) exit 0 ;;\nesac\n",
+        record.display()
+    );
+    let path = dir.join("vxdecap");
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn the_setup_script_picks_the_mirrors_interface_and_defers_to_doctor() {
+    if !privileged("the collector setup script in a namespace") {
+        return;
+    }
+    let tmp = TempDir::new("setup");
+    let script = setup_script(&tmp);
+    let ns = vxdecap::netns::NetNs::create(&vxdecap::netns::unique_name("cs")).expect("netns");
+    let peer = vxdecap::netns::NetNs::create(&vxdecap::netns::unique_name("cp")).expect("netns");
+    // The netvsc device eth0 holds the address and the default route; an
+    // "Accelerated Networking VF" enP2s1 is enslaved to a second device, eth1.
+    vxdecap::netns::veth_pair(&peer, "p0", &ns, "eth0").unwrap();
+    ns.configure("eth0", "10.80.0.2/24").unwrap();
+    ns.ip(&["route", "add", "default", "via", "10.80.0.1"])
+        .unwrap();
+    vxdecap::netns::veth_pair(&peer, "p1", &ns, "enP2s1").unwrap();
+    ns.ip(&["link", "add", "eth1", "type", "bridge"]).unwrap();
+    ns.ip(&["link", "set", "enP2s1", "master", "eth1"]).unwrap();
+
+    let setup = |doctor: Option<i32>, extra: &[&str], tag: &str| -> (i32, String, String) {
+        let bin = tmp.path(&format!("bin-{tag}"));
+        let record = tmp.path(&format!("calls-{tag}"));
+        fake_vxdecap(&bin, doctor, &record);
+        let mut args =
+            vec!["PATH=".to_owned() + &format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())];
+        args.extend(["bash", script.to_str().unwrap(), "--dry-run"].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = output(&mut ns.command("env", &refs));
+        (
+            o.status.code().unwrap_or(-1),
+            format!("{}{}", stdout(&o), stderr(&o)),
+            std::fs::read_to_string(&record).unwrap_or_default(),
+        )
+    };
+
+    // No doctor in this vxdecap: the default route's device, as documented.
+    let (code, out, calls) = setup(None, &[], "none");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("interface eth0: the default route's device"),
+        "{out}"
+    );
+    assert!(
+        out.contains("this vxdecap has no doctor: eth0 kept"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+ systemctl enable --now vxdecap@eth0.service"),
+        "{out}"
+    );
+    assert!(out.contains("prepare-interface %i --mtu 3500"), "{out}");
+    assert!(!calls.contains("doctor -i"), "{calls}");
+
+    // A doctor that passes is asked about that interface, and the unit is enabled.
+    let (code, out, calls) = setup(Some(0), &["--mtu", "3400"], "pass");
+    assert_eq!(code, 0, "{out}");
+    assert!(calls.contains("vxdecap doctor -i eth0"), "{calls}");
+    assert!(out.contains("verdict: doctor -i eth0"), "{out}");
+    assert!(
+        out.contains("+ systemctl enable --now vxdecap@eth0.service"),
+        "{out}"
+    );
+    assert!(out.contains("--mtu 3400"), "{out}");
+
+    // A doctor that says traffic would be lost stops the setup: nothing enabled.
+    let (code, out, _) = setup(Some(1), &[], "fail");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("doctor says a capture on eth0 would lose traffic"),
+        "{out}"
+    );
+    assert!(!out.contains("systemctl enable"), "{out}");
+
+    // A default route on a VF: its master is the interface the mirror is addressed to.
+    ns.ip(&["route", "del", "default"]).unwrap();
+    ns.ip(&["link", "set", "enP2s1", "up"]).unwrap();
+    ns.ip(&["route", "add", "default", "dev", "enP2s1"])
+        .unwrap();
+    let (code, out, _) = setup(None, &[], "vf");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("interface eth1: the default route's device"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+ systemctl enable --now vxdecap@eth1.service"),
+        "{out}"
+    );
+
+    // --interface wins, and a missing one is an error.
+    let (code, out, _) = setup(None, &["--interface", "nosuch0"], "missing");
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("interface nosuch0 does not exist"), "{out}");
+}

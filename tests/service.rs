@@ -224,6 +224,23 @@ fn start_as_the_unit(
         .unwrap_or_else(|e| panic!("the capture did not start as the unit runs it: {e:#}"))
 }
 
+/// Kills the traced capture on drop: killing `strace` (what the watched
+/// child is) on a failure would leave its tracee running, holding the
+/// namespace and its XDP program.
+struct KillTracee(u32);
+
+impl Drop for KillTracee {
+    fn drop(&mut self) {
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", self.0)).unwrap_or_default();
+        if comm.trim() == "vxdecap" {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0 as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
 /// The `Cap*:` mask and `Uid:` line of a process.
 fn proc_status(pid: u32, key: &str) -> String {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
@@ -291,6 +308,7 @@ fn a_capture_runs_with_only_the_units_user_capabilities_and_system_calls() {
             found
         })
         .expect("the capture under strace");
+    let _tracee = KillTracee(pid);
     assert_eq!(proc_status(pid, "Uid:"), "65534\t65534\t65534\t65534");
     let want = cap_mask(&service_value("AmbientCapabilities"));
     for key in ["CapEff:", "CapPrm:", "CapAmb:"] {

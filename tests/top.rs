@@ -46,6 +46,25 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd(&["kill-server"]);
+        let dir = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        let uid = nix::unistd::getuid();
+        let _ = std::fs::remove_file(format!("{dir}/tmux-{uid}/{}", self.socket));
+    }
+}
+
+/// Traffic sent from a thread until dropped; dropping stops and joins it,
+/// so a failing test still lets go of the namespaces (the thread holds them).
+struct Sender {
+    sending: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        self.sending.store(false, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -81,7 +100,7 @@ fn top_shows_a_live_capture_in_a_terminal_and_q_quits() {
     // three times as busy as VNI 100, and frames with the VXLAN I flag
     // clear, which the decapsulator rejects.
     let sending = Arc::new(AtomicBool::new(true));
-    let sender = {
+    let thread = {
         let (collector, tmp, sending) = (collector.clone(), tmp.clone(), sending.clone());
         std::thread::spawn(move || {
             let mut bad = Vec::new();
@@ -106,6 +125,10 @@ fn top_shows_a_live_capture_in_a_terminal_and_q_quits() {
                 rounds += 1;
             }
         })
+    };
+    let sender = Sender {
+        sending,
+        thread: Some(thread),
     };
 
     let tmux = Tmux::new();
@@ -187,8 +210,7 @@ fn top_shows_a_live_capture_in_a_terminal_and_q_quits() {
     }
     assert!(!tmux.alive(), "vxdecap top still runs after q");
 
-    sending.store(false, Ordering::Relaxed);
-    sender.join().expect("sender thread");
+    drop(sender);
     let (ok, summary) = capture.stop();
     assert!(ok, "{summary}");
     assert!(
