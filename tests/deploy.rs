@@ -5,6 +5,8 @@
 //! is in `tests/service.rs`; the package itself is built, installed and
 //! removed by `scripts/package-check.sh` in CI.
 
+#[path = "common/collector.rs"]
+mod collector;
 mod common;
 
 use std::collections::BTreeSet;
@@ -288,10 +290,11 @@ fn the_azure_script_creates_the_vtap_to_the_collector_and_attaches_the_sources()
             .position(|l| l.contains(needle))
             .unwrap_or_else(|| panic!("no `{needle}` in:\n{t}"))
     };
-    // The collector, with Accelerated Networking and the cloud-init, before the vTAP.
+    // The collector and its cloud-init, before the vTAP; without Accelerated Networking
+    // until vxdecap binds the VF's queues too.
     let vm = position("az vm create --resource-group rg-vxdecap --name vxdecap-collector");
     assert!(
-        az[vm].contains("--accelerated-networking true"),
+        az[vm].contains("--accelerated-networking false"),
         "{}",
         az[vm]
     );
@@ -346,6 +349,8 @@ fn the_azure_script_can_aim_the_vtap_at_an_internal_load_balancer_and_existing_n
             "--deb-url",
             "https://example.invalid/vxdecap.deb",
             "--ilb",
+            "--accelerated-networking",
+            "true",
             "--source-nic",
             "web1-nic",
             "--source-nic",
@@ -358,6 +363,7 @@ fn the_azure_script_can_aim_the_vtap_at_an_internal_load_balancer_and_existing_n
         !t.contains("vxdecap-app"),
         "no source VM with --source-nic:\n{t}"
     );
+    assert!(t.contains("--accelerated-networking true"), "{t}");
     let lb_rule = az
         .iter()
         .find(|l| l.starts_with("az network lb rule create"))
@@ -534,15 +540,15 @@ fn the_setup_script_picks_the_mirrors_interface_and_defers_to_doctor() {
     }
     let tmp = TempDir::new("setup");
     let script = setup_script(&tmp);
-    let ns = vxdecap::netns::NetNs::create(&vxdecap::netns::unique_name("cs")).expect("netns");
-    let peer = vxdecap::netns::NetNs::create(&vxdecap::netns::unique_name("cp")).expect("netns");
+    let ns = collector::NetNs::create(&collector::unique_name("cs")).expect("netns");
+    let peer = collector::NetNs::create(&collector::unique_name("cp")).expect("netns");
     // The netvsc device eth0 holds the address and the default route; an
     // "Accelerated Networking VF" enP2s1 is enslaved to a second device, eth1.
-    vxdecap::netns::veth_pair(&peer, "p0", &ns, "eth0").unwrap();
+    collector::veth_pair(&peer, "p0", &ns, "eth0").unwrap();
     ns.configure("eth0", "10.80.0.2/24").unwrap();
     ns.ip(&["route", "add", "default", "via", "10.80.0.1"])
         .unwrap();
-    vxdecap::netns::veth_pair(&peer, "p1", &ns, "enP2s1").unwrap();
+    collector::veth_pair(&peer, "p1", &ns, "enP2s1").unwrap();
     ns.ip(&["link", "add", "eth1", "type", "bridge"]).unwrap();
     ns.ip(&["link", "set", "enP2s1", "master", "eth1"]).unwrap();
 

@@ -17,9 +17,8 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use collector::{Collector, MIRROR_SOURCE};
+use collector::{Collector, WatchedChild, MIRROR_SOURCE};
 use common::*;
-use vxdecap::netns::WatchedChild;
 
 const METRICS: &str = "127.0.0.1:9423";
 const PROMETHEUS: &str = "127.0.0.1:9424";

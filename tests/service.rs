@@ -24,9 +24,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use collector::Collector;
+use collector::{ChildGuard, Collector, WatchedChild};
 use common::*;
-use vxdecap::netns::WatchedChild;
 
 /// The unit file, from the source tree.
 fn unit_path() -> PathBuf {
@@ -420,7 +419,7 @@ fn ready_is_notified_once_frames_are_captured_and_stopping_at_the_end() {
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
-    let child = vxdecap::netns::ChildGuard::new(cmd.spawn().expect("start the capture"));
+    let child = ChildGuard::new(cmd.spawn().expect("start the capture"));
     let mut buf = [0u8; 4096];
     let n = socket.recv(&mut buf).expect("a notification within 30 s");
     let first = String::from_utf8_lossy(&buf[..n]).into_owned();

@@ -3,8 +3,9 @@
 # The flow of the published vTAP labs (portal and Bicep), as az CLI commands:
 #   1. a resource group and a VNet 10.0.0.0/16: snet-app 10.0.1.0/24 (the mirrored VMs) and
 #      snet-collector 10.0.2.0/24;
-#   2. the collector: Debian 12 with Accelerated Networking, its NSG letting VXLAN (UDP 4789) in
-#      from the VNet and SSH from --ssh-from, cloud-init from deploy/cloud-init.yaml;
+#   2. the collector: Debian 12, its NSG letting VXLAN (UDP 4789) in from the VNet and SSH from
+#      --ssh-from, cloud-init from deploy/cloud-init.yaml; Accelerated Networking only with
+#      --accelerated-networking true (see below);
 #   3. a source VM running nginx in snet-app, unless --source-nic names NICs to mirror;
 #   4. the vTAP resource, port 4789, whose destination is the collector NIC's IP configuration
 #      or, with --ilb, the frontend of an internal Standard load balancer in front of it;
@@ -13,6 +14,12 @@
 #      the NIC and enables vxdecap@IFACE.
 # --dry-run prints every command (a bash script, with $(…) captures shown as placeholders) and
 # runs none. --delete removes the resource group.
+#
+# Accelerated Networking is off by default: with it, the mirror arrives on the SR-IOV VF under
+# the netvsc device, and vxdecap binds its AF_XDP sockets to the netvsc device's queues only, so
+# (on reading the kernel source: xsk_rcv_check) frames redirected from the VF would be dropped.
+# Turn it on once vxdecap captures on the VF too; `vxdecap doctor`, which the collector's setup
+# runs when the installed vxdecap has it, says whether a capture would lose traffic.
 #
 #   deploy/azure/deploy.sh --location westcentralus --ssh-from 203.0.113.7/32 --dry-run
 #   deploy/azure/deploy.sh --location westcentralus --ssh-from 203.0.113.7/32
@@ -31,7 +38,9 @@ usage: deploy/azure/deploy.sh --location LOCATION --ssh-from CIDR [options]
                          it a source VM NAME-app running nginx is created and mirrored
   --ilb                  send the mirror to an internal load balancer's frontend, the collector
                          behind it, instead of to the collector's NIC
-  --collector-size SIZE  the collector's VM size (Standard_D4s_v5: 4 vCPUs, Accelerated Networking)
+  --collector-size SIZE  the collector's VM size (Standard_D4s_v5: 4 vCPUs)
+  --accelerated-networking true|false
+                         SR-IOV for the collector's NIC (false: see the note at the top)
   --admin-user NAME      the VMs' administrator (azureuser)
   --ssh-key FILE         public key for the administrator (~/.ssh/id_ed25519.pub or id_rsa.pub)
   --deb FILE             the package to install (target/debian/vxdecap_*.deb: ./scripts/package.sh)
@@ -51,6 +60,7 @@ ssh_from=""
 source_nics=()
 ilb=0
 size=Standard_D4s_v5
+accelerated=false
 admin=azureuser
 ssh_key=""
 deb=""
@@ -67,6 +77,7 @@ while [ $# -gt 0 ]; do
     --source-nic) source_nics+=("$2"); shift 2 ;;
     --ilb) ilb=1; shift ;;
     --collector-size) size=$2; shift 2 ;;
+    --accelerated-networking) accelerated=$2; shift 2 ;;
     --admin-user) admin=$2; shift 2 ;;
     --ssh-key) ssh_key=$2; shift 2 ;;
     --deb) deb=$2; shift 2 ;;
@@ -145,6 +156,10 @@ if [ "$delete" = 1 ]; then
   exit 0
 fi
 [ -n "$location" ] || { echo "--location is required" >&2; usage 2; }
+case $accelerated in
+  true | false) ;;
+  *) echo "--accelerated-networking true or false, not $accelerated" >&2; usage 2 ;;
+esac
 if [ -z "$deb_url" ]; then
   [ -n "$ssh_from" ] || { echo "--ssh-from is required to copy the package (or give --deb-url)" >&2; usage 2; }
   if [ -z "$deb" ]; then
@@ -178,7 +193,7 @@ run az network vnet create --resource-group "$rg" --name "$vnet" --address-prefi
 run az network vnet subnet create --resource-group "$rg" --vnet-name "$vnet" --name snet-collector \
   --address-prefixes 10.0.2.0/24 --output none
 
-step "2. the collector: VXLAN from the VNet, SSH from $ssh_from; Debian 12, Accelerated Networking, cloud-init"
+step "2. the collector: VXLAN from the VNet, SSH from $ssh_from; Debian 12, cloud-init, Accelerated Networking $accelerated"
 run az network nsg create --resource-group "$rg" --name "$nsg" --output none
 run az network nsg rule create --resource-group "$rg" --nsg-name "$nsg" --name allow-vxlan --priority 100 \
   --direction Inbound --access Allow --protocol Udp --source-address-prefixes VirtualNetwork \
@@ -194,7 +209,7 @@ run_to "$custom_data" sed -e "s|^      VXDECAP_MTU=.*|      VXDECAP_MTU=$mtu|" \
   -e "s|^      VXDECAP_DEB_URL=.*|      VXDECAP_DEB_URL=$deb_url|" "$(realpath "$here/../cloud-init.yaml")"
 run az vm create --resource-group "$rg" --name "$collector" --image "$image" --size "$size" \
   --vnet-name "$vnet" --subnet snet-collector --nsg "$nsg" --public-ip-sku Standard \
-  --accelerated-networking true --admin-username "$admin" --ssh-key-values "$ssh_key" \
+  --accelerated-networking "$accelerated" --admin-username "$admin" --ssh-key-values "$ssh_key" \
   --custom-data "$custom_data" --output none
 capture collector_nic_id az vm show --resource-group "$rg" --name "$collector" \
   --query 'networkProfile.networkInterfaces[0].id' --output tsv

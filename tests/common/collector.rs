@@ -3,11 +3,14 @@
 //! peer `und0` in a sender namespace, and VXLAN frames made here (known
 //! VNIs and counts) sent through an AF_PACKET socket. Both namespaces, and
 //! so the veth, go away on drop. Included with `#[path]` next to `common`.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::net::Ipv4Addr;
 
-use vxdecap::netns::{unique_name, veth_pair_with_queues, NetNs};
+// The library's namespace helpers, named here once for the tests that include this file.
+pub use vxdecap::netns::{
+    unique_name, veth_pair, veth_pair_with_queues, ChildGuard, NetNs, WatchedChild,
+};
 
 use crate::common::{inner, send_raw, vxlan_wrap, TempDir};
 
