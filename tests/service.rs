@@ -173,15 +173,32 @@ fn traced_syscalls(log: &str, program: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The unit's `ExecStart` for the instance `eth1`, as arguments of the
+/// binary: the packaged configuration in place of the installed one.
+fn exec_start_args() -> Vec<String> {
+    let line = service_value("ExecStart");
+    let mut words = line.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/bin/vxdecap"), "{line}");
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../packaging/vxdecap.toml");
+    words
+        .map(|w| match w {
+            "/etc/vxdecap/vxdecap.toml" => config.display().to_string(),
+            "%i" => "eth1".to_owned(),
+            other => other.to_owned(),
+        })
+        .collect()
+}
+
 /// A capture the way the unit runs it: `nobody` (the unit's `vxdecap`
 /// user need not exist here) with the unit's ambient capabilities,
 /// bounding set and no new privileges, and a memlock limit far below the
-/// UMEM's; under `strace` when `trace` is given.
+/// UMEM's, in `cwd` (its `WorkingDirectory`); `args` follow the binary;
+/// under `strace` when `trace` is given.
 fn start_as_the_unit(
     collector: &Collector,
-    args: &[&str],
+    args: &[String],
+    cwd: &Path,
     trace: Option<&Path>,
-    env: &[(&str, &str)],
 ) -> WatchedChild {
     let ambient = setpriv_caps(&service_value("AmbientCapabilities"));
     let bounding = setpriv_caps(&service_value("CapabilityBoundingSet"));
@@ -212,13 +229,10 @@ fn start_as_the_unit(
     argv.push(format!("--ambient-caps=-all,{ambient}"));
     argv.push(format!("--bounding-set=-all,{bounding}"));
     argv.push(vxdecap_path().to_owned());
-    argv.push("capture".to_owned());
-    argv.extend(args.iter().map(|a| a.to_string()));
+    argv.extend(args.iter().cloned());
     let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
     let mut cmd = collector.ns.command(argv[0], &argv[1..]);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+    cmd.current_dir(cwd);
     WatchedChild::spawn(cmd, &["listening on"], Duration::from_secs(60), None)
         .unwrap_or_else(|e| panic!("the capture did not start as the unit runs it: {e:#}"))
 }
@@ -272,25 +286,14 @@ fn a_capture_runs_with_only_the_units_user_capabilities_and_system_calls() {
     let out = tmp.path("out");
     std::fs::create_dir(&out).unwrap();
     nix::unistd::chown(&out, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
-    let pcap = out.join("inner.pcap");
     let allow = tmp.path("allow.txt");
     std::fs::write(&allow, "source 10.79.0.0/24\nvni 27\n").unwrap();
     let trace = tmp.path("strace.log");
-    let mut capture = start_as_the_unit(
-        &collector,
-        &[
-            "-i",
-            "eth1",
-            "-w",
-            pcap.to_str().unwrap(),
-            "--allow-file",
-            allow.to_str().unwrap(),
-            "--metrics",
-            "127.0.0.1:9420",
-        ],
-        Some(&trace),
-        &[],
-    );
+    // The unit's command line with the packaged configuration (a ring of
+    // pcapng files in the working directory, metrics on 127.0.0.1:9419).
+    let mut args = exec_start_args();
+    args.extend(["--allow-file".to_owned(), allow.display().to_string()]);
+    let mut capture = start_as_the_unit(&collector, &args, &out, Some(&trace));
     // strace runs the capture as its child: find the capture's own pid.
     let pid = (0..100)
         .find_map(|_| {
@@ -328,7 +331,7 @@ fn a_capture_runs_with_only_the_units_user_capabilities_and_system_calls() {
         .ns
         .spawn_in(|| {
             use std::io::{Read, Write};
-            let mut s = std::net::TcpStream::connect("127.0.0.1:9420")?;
+            let mut s = std::net::TcpStream::connect("127.0.0.1:9419")?;
             s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
             let mut body = String::new();
             s.read_to_string(&mut body)?;
@@ -378,7 +381,8 @@ fn a_capture_runs_with_only_the_units_user_capabilities_and_system_calls() {
     );
     assert_eq!(frames_written(&summary), 400, "{summary}");
     assert!(summary.contains("drop_vni_not_allowed 50"), "{summary}");
-    assert_eq!(read_pcap(&pcap).len(), 400);
+    // The packaged configuration's output, in the working directory.
+    assert_eq!(capinfos_packets(&out.join("inner.pcapng0")), 400);
 
     let log = std::fs::read_to_string(&trace).expect("read the trace");
     let made = traced_syscalls(&log, vxdecap_path());
