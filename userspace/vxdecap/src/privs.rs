@@ -111,9 +111,45 @@ pub const CAPTURE_CAPABILITIES: [Capability; 5] = [
 /// Those of [`CAPTURE_CAPABILITIES`] missing from the effective set (none
 /// for root, or for a service started with them as ambient capabilities).
 pub fn missing_capture_capabilities() -> Vec<Capability> {
-    let effective = caps::read(None, CapSet::Effective).unwrap_or_default();
+    missing_from(&caps::read(None, CapSet::Effective).unwrap_or_default())
+}
+
+/// Those of [`CAPTURE_CAPABILITIES`] that `effective` lacks. `CAP_SYS_ADMIN`
+/// stands for `CAP_BPF` and `CAP_PERFMON`, as in the kernel (`bpf_capable`,
+/// `perfmon_capable`).
+fn missing_from(effective: &CapsHashSet) -> Vec<Capability> {
+    let admin = effective.contains(&Capability::CAP_SYS_ADMIN);
     CAPTURE_CAPABILITIES
         .into_iter()
-        .filter(|c| !effective.contains(c))
+        .filter(|c| {
+            let covered = admin && matches!(c, Capability::CAP_BPF | Capability::CAP_PERFMON);
+            !effective.contains(c) && !covered
+        })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_capture_needs_five_capabilities_and_sys_admin_stands_for_bpf_and_perfmon() {
+        let all: CapsHashSet = CAPTURE_CAPABILITIES.into_iter().collect();
+        assert!(missing_from(&all).is_empty());
+        assert_eq!(missing_from(&CapsHashSet::new()), CAPTURE_CAPABILITIES);
+        let admin: CapsHashSet = [
+            Capability::CAP_SYS_ADMIN,
+            Capability::CAP_NET_ADMIN,
+            Capability::CAP_NET_RAW,
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(missing_from(&admin), [Capability::CAP_IPC_LOCK]);
+        let no_perfmon: CapsHashSet = all
+            .iter()
+            .copied()
+            .filter(|c| *c != Capability::CAP_PERFMON)
+            .collect();
+        assert_eq!(missing_from(&no_perfmon), [Capability::CAP_PERFMON]);
+    }
 }
