@@ -918,7 +918,11 @@ impl Supervisor<'_> {
                 let cpu = cpu.map_or("an unpinned worker".to_owned(), |c| format!("CPU {c}"));
                 eprintln!(
                     "vxdecap: worker {i} ({cpu}) {} the kernel's receive work ({work})",
-                    if shared { "shares its core with" } else { "no longer shares its core with" }
+                    if shared {
+                        "shares its core with"
+                    } else {
+                        "no longer shares its core with"
+                    }
                 );
             }
         }
@@ -1334,7 +1338,7 @@ impl RxQueueWorker {
     /// busy polling when it applies (and falling back to sleeping when the
     /// socket refuses it).
     fn choose_policy(&mut self, socket: &mut RxSocket) {
-        let (mut policy, reason) = self.rx_policy.resolve(socket.bind_mode());
+        let (mut policy, reason) = self.rx_policy.resolve(socket.bind_mode(), socket.napi_id());
         let mut reason = reason.to_owned();
         if policy == RxPolicy::BusyPoll {
             if let Err(e) = socket.enable_busy_poll(&vxdecap_xsk::BusyPoll::default()) {
@@ -1386,8 +1390,8 @@ impl RxQueueWorker {
                         while matches!(self.receive_batch(socket, view, tokens), Pass::Busy(_)) {}
                         return SocketEnd::Gone;
                     }
-                    let shared = self.control.shared_core[usize::from(self.index)]
-                        .load(Ordering::Relaxed);
+                    let shared =
+                        self.control.shared_core[usize::from(self.index)].load(Ordering::Relaxed);
                     let step = pacer.empty(shared);
                     if let Some(inline) = self.inline.as_mut() {
                         // Outputs flush before any sleep, so a reader sees frames promptly.

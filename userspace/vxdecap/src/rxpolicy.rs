@@ -28,10 +28,11 @@ use vxdecap_xsk::BindMode;
 /// How workers wait for frames (`--rx-policy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RxPolicy {
-    /// Per queue, once its socket is bound: [`RxPolicy::BusyPoll`] on a
-    /// zero-copy socket; on a copy-mode one, sleep whenever the kernel's
-    /// receive work can run on the worker's core (see [`ReceiveWork`]),
-    /// and otherwise spin briefly under load before sleeping.
+    /// Per queue, once its socket is bound: [`RxPolicy::BusyPoll`] when the
+    /// kernel gave the socket a NAPI id (busy polling can run it);
+    /// otherwise sleep whenever the kernel's receive work can run on the
+    /// worker's core (see [`ReceiveWork`]), and spin briefly under load
+    /// while it runs elsewhere.
     #[default]
     Auto,
     /// Preferred busy polling: the worker runs the queue's receive work,
@@ -56,16 +57,25 @@ impl RxPolicy {
         })
     }
 
-    /// The policy a queue runs with a socket bound in `mode`, and why.
-    pub fn resolve(self, mode: BindMode) -> (RxPolicy, &'static str) {
-        match (self, mode) {
-            (RxPolicy::Auto, BindMode::ZeroCopy) => (
+    /// The policy a queue runs with a socket bound in `mode` that the
+    /// kernel gave NAPI id `napi_id` (`SO_INCOMING_NAPI_ID` after bind),
+    /// and why. Busy polling needs that id: since Linux 6.13 a socket gets
+    /// it at bind, from the queue's NAPI, when the driver links its queues
+    /// to their NAPIs (mlx5, netvsc; not veth, nor MANA as of 6.17) and,
+    /// before 6.15, only for zero-copy sockets (see docs/azure.md, 2.1).
+    pub fn resolve(self, mode: BindMode, napi_id: u32) -> (RxPolicy, &'static str) {
+        match (self, napi_id) {
+            (RxPolicy::Auto, 1..) if mode == BindMode::ZeroCopy => (
                 RxPolicy::BusyPoll,
-                "zero-copy socket: the worker runs the queue's receive work itself (preferred busy polling)",
+                "zero-copy socket with a NAPI id: the worker runs the queue's receive work itself (preferred busy polling)",
             ),
-            (RxPolicy::Auto, BindMode::Copy) => (
+            (RxPolicy::Auto, 1..) => (
+                RxPolicy::BusyPoll,
+                "copy-mode socket with a NAPI id: the worker runs the queue's receive work itself (preferred busy polling)",
+            ),
+            (RxPolicy::Auto, 0) => (
                 RxPolicy::Auto,
-                "copy-mode socket, which the kernel gives no NAPI id to busy-poll: the worker sleeps on an empty ring while the kernel's receive work can run on its core, and spins briefly under load while it runs elsewhere",
+                "the kernel gave this socket no NAPI id to busy-poll: the worker sleeps on an empty ring while the kernel's receive work can run on its core, and spins briefly under load while it runs elsewhere",
             ),
             (policy, _) => (policy, "as asked (--rx-policy)"),
         }
@@ -355,8 +365,8 @@ impl ReceiveWork {
         let dev = format!("/sys/class/net/{interface}");
         // Threaded NAPI: kthreads named napi/<interface>-<id> (the name
         // cut to 15 bytes, like every thread name).
-        let threaded = std::fs::read_to_string(format!("{dev}/threaded"))
-            .is_ok_and(|t| t.trim() != "0");
+        let threaded =
+            std::fs::read_to_string(format!("{dev}/threaded")).is_ok_and(|t| t.trim() != "0");
         if threaded {
             let prefix = format!("napi/{interface}-");
             let cut = &prefix[..prefix.len().min(15)];
@@ -369,7 +379,8 @@ impl ReceiveWork {
                 if !comm.trim_end().starts_with(cut) {
                     continue;
                 }
-                let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+                let status =
+                    std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
                 if let Some(list) = status
                     .lines()
                     .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
@@ -384,8 +395,11 @@ impl ReceiveWork {
             .flatten()
         {
             let irq = entry.file_name().to_string_lossy().into_owned();
-            let affinity = std::fs::read_to_string(format!("/proc/irq/{irq}/effective_affinity_list"))
-                .or_else(|_| std::fs::read_to_string(format!("/proc/irq/{irq}/smp_affinity_list")));
+            let affinity =
+                std::fs::read_to_string(format!("/proc/irq/{irq}/effective_affinity_list"))
+                    .or_else(|_| {
+                        std::fs::read_to_string(format!("/proc/irq/{irq}/smp_affinity_list"))
+                    });
             if let Ok(list) = affinity {
                 work.add(parse_cpu_list(list.trim()), format!("IRQ {irq}"));
             }
@@ -397,7 +411,10 @@ impl ReceiveWork {
         {
             if let Ok(cpu) = std::fs::read_to_string(entry.path().join("cpu")) {
                 let channel = entry.file_name().to_string_lossy().into_owned();
-                work.add(parse_cpu_list(cpu.trim()), format!("VMBus channel {channel}"));
+                work.add(
+                    parse_cpu_list(cpu.trim()),
+                    format!("VMBus channel {channel}"),
+                );
             }
         }
         work
@@ -422,7 +439,9 @@ impl ReceiveWork {
 impl fmt::Display for ReceiveWork {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.sources.is_empty() {
-            return f.write_str("no interrupt or NAPI thread of its own (receive work on the sender's CPU)");
+            return f.write_str(
+                "no interrupt or NAPI thread of its own (receive work on the sender's CPU)",
+            );
         }
         let shown: Vec<&str> = self.sources.iter().take(4).map(String::as_str).collect();
         let more = self.sources.len().saturating_sub(4);
@@ -487,7 +506,11 @@ mod tests {
     fn spinning_comes_first_when_asked() {
         let mut pacer = IdlePacer::new(IdlePolicy::of(RxPolicy::Spin, Duration::from_secs(60)));
         pacer.busy(1);
-        assert_eq!(pacer.empty(true), IdleStep::Spin, "asked for: even on a shared core");
+        assert_eq!(
+            pacer.empty(true),
+            IdleStep::Spin,
+            "asked for: even on a shared core"
+        );
     }
 
     #[test]
@@ -499,7 +522,11 @@ mod tests {
         assert_eq!(pacer.empty(false), IdleStep::Spin);
         let mut pacer = auto();
         pacer.busy(1_000_000);
-        assert_eq!(pacer.empty(true), IdleStep::Sleep, "the kernel's thread needs this CPU");
+        assert_eq!(
+            pacer.empty(true),
+            IdleStep::Sleep,
+            "the kernel's thread needs this CPU"
+        );
         // Light load: no spinning anywhere.
         let mut pacer = auto();
         std::thread::sleep(Duration::from_millis(5));
@@ -520,13 +547,16 @@ mod tests {
     }
 
     #[test]
-    fn auto_busy_polls_zero_copy_sockets_only() {
+    fn auto_busy_polls_sockets_with_a_napi_id_only() {
+        let auto = |mode, napi_id| RxPolicy::Auto.resolve(mode, napi_id).0;
+        assert_eq!(auto(BindMode::ZeroCopy, 8193), RxPolicy::BusyPoll);
+        assert_eq!(auto(BindMode::Copy, 8193), RxPolicy::BusyPoll);
+        assert_eq!(auto(BindMode::ZeroCopy, 0), RxPolicy::Auto);
+        assert_eq!(auto(BindMode::Copy, 0), RxPolicy::Auto);
         assert_eq!(
-            RxPolicy::Auto.resolve(BindMode::ZeroCopy).0,
-            RxPolicy::BusyPoll
+            RxPolicy::Spin.resolve(BindMode::ZeroCopy, 8193).0,
+            RxPolicy::Spin
         );
-        assert_eq!(RxPolicy::Auto.resolve(BindMode::Copy).0, RxPolicy::Auto);
-        assert_eq!(RxPolicy::Spin.resolve(BindMode::ZeroCopy).0, RxPolicy::Spin);
         assert!(IdlePolicy::of(RxPolicy::BusyPoll, Duration::ZERO).busy_poll);
         assert_eq!(
             IdlePolicy::of(RxPolicy::Sleep, Duration::from_secs(1)).spin,
