@@ -45,6 +45,7 @@ pub mod build;
 pub mod checksum;
 pub mod decap;
 pub mod ethernet;
+pub mod geneve;
 pub mod inner_check;
 pub mod ip;
 pub mod ipv4;
