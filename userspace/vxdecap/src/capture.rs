@@ -1394,8 +1394,9 @@ impl RxQueueWorker {
                         self.control.shared_core[usize::from(self.index)].load(Ordering::Relaxed);
                     let step = pacer.empty(shared);
                     if let Some(inline) = self.inline.as_mut() {
-                        // Outputs flush before any sleep, so a reader sees frames promptly.
-                        inline.idle(matches!(step, IdleStep::Nap(_) | IdleStep::Sleep));
+                        // Outputs flush before sleeping in poll(), and every few
+                        // milliseconds otherwise (naps included), so a reader sees frames soon.
+                        inline.idle(step == IdleStep::Sleep);
                     }
                     match step {
                         // Busy polling kicks NAPI in `receive_batch`: no pause.

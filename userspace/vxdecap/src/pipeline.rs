@@ -434,8 +434,10 @@ pub struct InlineAnalyzers {
 }
 
 /// How often inline analyzers get `on_idle` while their worker's ring is
-/// empty (an analyzer thread sleeps 200 µs between its own calls).
-const INLINE_IDLE_EVERY: Duration = Duration::from_millis(1);
+/// empty (an analyzer thread sleeps 200 µs between its own calls): a
+/// buffered output flushes at least this often, and at light load, where
+/// the worker naps a few thousand times a second, not at every nap.
+const INLINE_IDLE_EVERY: Duration = Duration::from_millis(5);
 
 impl InlineAnalyzers {
     /// Wraps `analyzers` (reading `receivers`) for one worker; the returned
@@ -488,7 +490,7 @@ impl InlineAnalyzers {
     }
 
     /// The worker's ring is empty: `on_idle` for every analyzer, at most
-    /// once a millisecond, or now when the worker is about to sleep.
+    /// every [`INLINE_IDLE_EVERY`], or now when the worker is about to sleep.
     pub fn idle(&mut self, before_sleep: bool) {
         if !before_sleep && self.last_idle.elapsed() < INLINE_IDLE_EVERY {
             return;
