@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use anyhow::Context;
 
+use crate::report::median;
 use crate::run::{Bench, Rig, RunArgs, RunResult, Scenario};
 
 /// Options.
@@ -33,15 +34,6 @@ pub struct PolicyArgs {
     /// Inner frame size.
     #[arg(long, default_value = "64")]
     pub size: String,
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 /// Runs the comparison and prints a markdown table of medians.

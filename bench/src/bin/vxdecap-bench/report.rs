@@ -33,7 +33,8 @@ pub struct Median {
     latency_us: Option<[f64; 3]>,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median (the mean of the middle two for an even count; 0 for none).
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => 0.0,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::receivers::ReceiverReport;
+use crate::report::median;
 use crate::run::{number_before, Bench, Proc, Rig};
 
 /// Options.
@@ -134,11 +135,6 @@ fn measure(
         sent as f64 / seconds / 1e6,
         delivered as f64 / seconds / 1e6,
     ))
-}
-
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
 }
 
 /// Runs the comparison and prints a table.
