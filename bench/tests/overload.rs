@@ -6,26 +6,8 @@ use std::time::Duration;
 
 mod common;
 
-use common::{first_number, privileged};
+use common::{first_number, number_after, privileged};
 use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
-
-/// The integer right after `label ` on the line containing `needle`.
-fn number_after(text: &str, needle: &str, label: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"));
-    line.split(label)
-        .nth(1)
-        .and_then(|rest| {
-            rest.trim_start()
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
 
 fn tx_dropped(ns: &NetNs, dev: &str) -> u64 {
     let out = ns

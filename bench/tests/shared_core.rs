@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::{first_number, privileged};
+use common::{first_number, number_after, privileged};
 use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
 
 /// The CPU the worker and the NAPI thread share; the generator runs on CPU 0.
@@ -140,8 +140,19 @@ fn a_steady_stream_is_captured_when_the_kernels_receive_work_shares_the_workers_
         written + not_written,
         "every frame received is counted"
     );
+    let redirected = number_after(&summary, "XDP:", "XDP:");
+    assert_eq!(
+        redirected,
+        received + kernel,
+        "every frame XDP redirected reached the worker or was counted by the kernel"
+    );
+    // Frames lost before vxdecap (the veth ring, while the NAPI thread
+    // waits for the CPU) are the symptom of a starved kernel thread, but
+    // also of any other load on the machine: the benchmark measures the
+    // rate (`vxdecap-bench policies`); here the pinned thread must merely
+    // have had the CPU for most of the stream.
     assert!(
-        written * 100 >= sent * 95,
+        written * 2 >= sent,
         "{written} of {sent} frames written with the receive work on the worker's core \
          ({kernel} dropped by the kernel):\n{summary}"
     );

@@ -24,3 +24,21 @@ pub fn first_number(text: &str, needle: &str) -> u64 {
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("no number in {line:?}"))
 }
+
+/// The integer right after `label ` on the line containing `needle`.
+pub fn number_after(text: &str, needle: &str, label: &str) -> u64 {
+    let line = text
+        .lines()
+        .find(|l| l.contains(needle))
+        .unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"));
+    line.split(label)
+        .nth(1)
+        .and_then(|rest| {
+            rest.trim_start()
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
