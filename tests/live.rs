@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use common::*;
-use vxdecap::netns::{unique_name, veth_pair_with_queues, NetNs};
+use vxdecap::lab::netns::{unique_name, veth_pair_with_queues, NetNs};
 
 const SENDER_UNDERLAY: &str = "10.77.0.1";
 const COLLECTOR: &str = "10.77.0.2";
@@ -462,7 +462,7 @@ fn count_limit_ends_a_live_capture() {
     let pair = VxlanPair::new("lc");
     let tmp = TempDir::new("lc");
     let pcap = tmp.path("five.pcap");
-    let mut child = vxdecap::netns::ChildGuard::new(
+    let mut child = vxdecap::lab::netns::ChildGuard::new(
         pair.collector
             .command(
                 vxdecap_path(),
@@ -815,7 +815,9 @@ fn a_slow_analyzer_loses_only_its_own_frames_and_every_frame_is_accounted_for() 
         redirected, SENT,
         "every frame reached XDP and a socket:\n{text}"
     );
-    let received = summary.stage.get(vxdecap::stats::StageCounter::Received);
+    let received = summary
+        .stage
+        .get(vxdecap::report::stats::StageCounter::Received);
     let kernel = summary.xsk.rx_ring_full + summary.xsk.rx_dropped;
     assert_eq!(
         redirected,
@@ -823,7 +825,9 @@ fn a_slow_analyzer_loses_only_its_own_frames_and_every_frame_is_accounted_for() 
         "XDP = socket + kernel drops:\n{text}"
     );
     assert_eq!(summary.stage.rejected_total(), 0);
-    let delivered = summary.stage.get(vxdecap::stats::StageCounter::Delivered);
+    let delivered = summary
+        .stage
+        .get(vxdecap::report::stats::StageCounter::Delivered);
     for a in &summary.analyzers {
         assert_eq!(
             a.written + a.backpressure + a.after_count_limit + a.after_output_closed,
@@ -1641,7 +1645,7 @@ fn fragmented_host_udp_from_an_allowlisted_source_reaches_its_socket() {
 /// most 10 s); returns its exit status and stderr.
 fn send_until_exit(
     pair: &VxlanPair,
-    mut child: vxdecap::netns::ChildGuard,
+    mut child: vxdecap::lab::netns::ChildGuard,
 ) -> (std::process::ExitStatus, String) {
     let mut exited = None;
     for round in 0..200 {
@@ -1664,7 +1668,7 @@ fn live_capture_to_a_full_disk_counts_only_what_the_file_holds() {
     let pair = VxlanPair::new("lfull");
     let fs = SmallFs::mount("lfull", "128k");
     let pcap = fs.path("live.pcap");
-    let child = vxdecap::netns::ChildGuard::new(
+    let child = vxdecap::lab::netns::ChildGuard::new(
         pair.collector
             .command(
                 vxdecap_path(),
@@ -1696,7 +1700,7 @@ fn live_capture_to_a_closed_pipe_says_so_and_exits_1() {
         return;
     }
     let pair = VxlanPair::new("lpipe");
-    let mut child = vxdecap::netns::ChildGuard::new(
+    let mut child = vxdecap::lab::netns::ChildGuard::new(
         pair.collector
             .command(vxdecap_path(), &["capture", "-i", "eth1", "-w", "-"])
             .stdout(std::process::Stdio::piped())

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vxdecap::netns::{unique_name, veth_pair, ChildGuard, NetNs};
+use vxdecap::lab::netns::{unique_name, veth_pair, ChildGuard, NetNs};
 
 const PORT: u16 = 9419;
 

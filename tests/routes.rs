@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
+use vxdecap::lab::netns::{unique_name, veth_pair, NetNs, WatchedChild};
 
 /// Tenant frames: VNI 27 from 10.0.2.4, VNI 150 from 10.1.0.9 and from
 /// 10.2.0.9, VNI 999 from 10.0.2.4; each inner frame of the mix, in turn.

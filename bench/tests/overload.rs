@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
+use vxdecap::lab::netns::{unique_name, veth_pair, NetNs, WatchedChild};
 
 fn privileged(test: &str) -> bool {
-    if vxdecap::netns::is_root() {
+    if vxdecap::lab::netns::is_root() {
         return true;
     }
     if std::env::var("VXDECAP_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1") {

@@ -9,13 +9,13 @@
 
 use std::time::Duration;
 
-use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
+use vxdecap::lab::netns::{unique_name, veth_pair, NetNs, WatchedChild};
 
 /// The CPU the worker and the NAPI thread share; the generator runs on CPU 0.
 const SHARED_CPU: usize = 1;
 
 fn privileged(test: &str) -> bool {
-    if vxdecap::netns::is_root() {
+    if vxdecap::lab::netns::is_root() {
         return true;
     }
     if std::env::var("VXDECAP_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1") {

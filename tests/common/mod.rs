@@ -17,7 +17,7 @@ pub fn vxdecap_path() -> &'static str {
 /// True when privileged tests can run. Without root they skip loudly; with
 /// VXDECAP_REQUIRE_PRIVILEGED=1 (set by .ci/run) a skip is a failure.
 pub fn privileged(test: &str) -> bool {
-    if vxdecap::netns::is_root() {
+    if vxdecap::lab::netns::is_root() {
         return true;
     }
     if std::env::var("VXDECAP_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1") {
@@ -192,16 +192,16 @@ pub fn frames_written(summary: &str) -> u64 {
 
 /// A `vxdecap capture` running inside a namespace.
 pub struct RunningCapture {
-    child: vxdecap::netns::WatchedChild,
+    child: vxdecap::lab::netns::WatchedChild,
 }
 
 impl RunningCapture {
     /// Starts `vxdecap capture args…` in `ns` and waits until it listens.
-    pub fn start(ns: &vxdecap::netns::NetNs, args: &[&str]) -> RunningCapture {
+    pub fn start(ns: &vxdecap::lab::netns::NetNs, args: &[&str]) -> RunningCapture {
         let mut full = vec!["capture"];
         full.extend_from_slice(args);
         let cmd = ns.command(vxdecap_path(), &full);
-        let child = vxdecap::netns::WatchedChild::spawn(
+        let child = vxdecap::lab::netns::WatchedChild::spawn(
             cmd,
             &["listening on"],
             std::time::Duration::from_secs(30),
@@ -399,7 +399,7 @@ pub struct VxlanSender<'a> {
 
 impl VxlanSender<'_> {
     /// Creates the device in `ns`.
-    pub fn add(&self, ns: &vxdecap::netns::NetNs) {
+    pub fn add(&self, ns: &vxdecap::lab::netns::NetNs) {
         let vni = self.vni.to_string();
         ns.ip(&[
             "link",
@@ -439,7 +439,7 @@ impl VxlanSender<'_> {
 /// AF_PACKET socket (Debian's python3 does the socket work, so the tests
 /// need no unsafe code), pausing 2 ms every 16 frames so that a receiving
 /// veth's backlog never overflows.
-pub fn send_raw(ns: &vxdecap::netns::NetNs, dev: &str, frames: &[Vec<u8>], tmp: &TempDir) {
+pub fn send_raw(ns: &vxdecap::lab::netns::NetNs, dev: &str, frames: &[Vec<u8>], tmp: &TempDir) {
     let script = r#"
 import socket, struct, sys, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)

@@ -15,8 +15,8 @@ use std::hint::black_box;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use vxdecap::queue::fan_out;
-use vxdecap::stage::{Backpressure, DecapStage};
+use vxdecap::datapath::queue::fan_out;
+use vxdecap::datapath::stage::{Backpressure, DecapStage};
 use vxdecap_wire::{decapsulate, PortSet};
 
 /// `decapsulate` as a call of its own: every field of the result is written (into the

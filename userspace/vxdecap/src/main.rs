@@ -10,11 +10,12 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vxdecap::analyzer::{Analyzer, OutputFormat, OutputOptions, PcapngOptions, Rotation};
-use vxdecap::capture::run_capture;
 use vxdecap::config::{parse_file_size, RouteRule, Settings};
+use vxdecap::input::{check_outputs_spare_input, CaptureInput, FileId};
 use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
-use vxdecap::offline::{check_outputs_spare_input, run_offline, CaptureInput, FileId};
-use vxdecap::summary::Summary;
+use vxdecap::report::summary::Summary;
+use vxdecap::runtime::live::run_capture;
+use vxdecap::runtime::offline::run_offline;
 use vxdecap::wire::reassembly::{Reassembler, ReassemblyConfig};
 use vxdecap::wire::PortSet;
 use vxdecap_xsk::SocketConfig;
@@ -213,7 +214,7 @@ struct CaptureArgs {
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics while capturing
     /// (a host name such as localhost:9419 serves every address it has).
     #[arg(long, value_name = "ADDR:PORT")]
-    metrics: Option<vxdecap::metrics::Endpoint>,
+    metrics: Option<vxdecap::report::metrics::Endpoint>,
     /// Never drop a frame for a slow analyzer: workers wait, and the RX ring
     /// backs up instead (the kernel counts what it drops as xsk_rx_ring_full).
     #[arg(long)]
@@ -400,16 +401,17 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     config.reassembly = args.reassembly.config()?;
     config.auto_frame_size = args.frame_size.is_none();
     config.idle_spin = Duration::from_micros(args.spin_us);
-    config.rx_policy = vxdecap::rxpolicy::RxPolicy::parse(&args.rx_policy).ok_or_else(|| {
-        usage(format!(
-            "--rx-policy {}: use auto, busy-poll, spin or sleep",
-            args.rx_policy
-        ))
-    })?;
+    config.rx_policy =
+        vxdecap::datapath::idle::RxPolicy::parse(&args.rx_policy).ok_or_else(|| {
+            usage(format!(
+                "--rx-policy {}: use auto, busy-poll, spin or sleep",
+                args.rx_policy
+            ))
+        })?;
     config.count = args.output.count;
     config.duration = seconds(args.duration, "--duration")?;
     config.stats_interval = seconds(args.stats, "--stats")?;
-    vxdecap::capture::check_config(&config).map_err(|e| usage(format!("{e:#}")))?;
+    vxdecap::runtime::live::check_config(&config).map_err(|e| usage(format!("{e:#}")))?;
     require_root("capture")?;
     let (analyzers, output_name) = analyzers(&settings, args.output.count_only)?;
     config.output_name = output_name;
@@ -567,7 +569,7 @@ fn mode_name(mode: ModeArg) -> &'static str {
 }
 
 fn require_root(what: &str) -> anyhow::Result<()> {
-    if !vxdecap::netns::is_root() {
+    if !vxdecap::lab::netns::is_root() {
         return Err(usage(format!(
             "{what} needs root (XDP, AF_XDP and network namespaces): run it with sudo"
         )));

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use vxdecap::netns::{unique_name, veth_pair_with_queues, NetNs, WatchedChild};
+use vxdecap::lab::netns::{unique_name, veth_pair_with_queues, NetNs, WatchedChild};
 
 use crate::gen::GenReport;
 use crate::receivers::ReceiverReport;

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::Analyzer;
-use crate::frame::{Frames, InnerFrame};
+use crate::datapath::batch::{Frames, InnerFrame};
 
 /// Totals shared with the reporting thread.
 #[derive(Debug, Default)]

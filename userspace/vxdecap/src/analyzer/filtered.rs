@@ -12,8 +12,8 @@
 use std::io;
 
 use super::{Analyzer, AnalyzerCounts};
+use crate::datapath::batch::{Frames, InnerFrame};
 use crate::filter::InnerFilter;
-use crate::frame::{Frames, InnerFrame};
 
 /// Passes on the frames `filter` matches; counts the others as `filtered_out`.
 ///
@@ -115,7 +115,7 @@ impl<A: Analyzer> Analyzer for Filtered<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{FrameMeta, InnerBatch};
+    use crate::datapath::batch::{FrameMeta, InnerBatch};
 
     /// Records batch sizes and the first byte of each frame.
     #[derive(Default)]

@@ -10,6 +10,7 @@
 //! frame.
 
 mod count;
+pub mod dissect;
 mod filename;
 mod filtered;
 mod output;
@@ -37,7 +38,7 @@ pub use route::{
 };
 pub use tap::TapWriter;
 
-use crate::frame::{Frames, InnerFrame};
+use crate::datapath::batch::{Frames, InnerFrame};
 
 /// A consumer of inner frames.
 ///
@@ -45,7 +46,7 @@ use crate::frame::{Frames, InnerFrame};
 /// use std::collections::HashMap;
 /// use std::io;
 /// use vxdecap::analyzer::Analyzer;
-/// use vxdecap::frame::InnerFrame;
+/// use vxdecap::InnerFrame;
 ///
 /// /// Inner frames per VNI.
 /// #[derive(Default)]

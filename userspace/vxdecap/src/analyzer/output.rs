@@ -10,7 +10,7 @@ use super::pcapng::{PcapngOptions, PcapngWriter};
 use super::record_out::{cut_file, CutBack};
 use super::rotate::{RotatingWriter, Rotation, SystemClock};
 use super::{Analyzer, AnalyzerCounts, PatternError, PcapWriter};
-use crate::frame::{FrameMeta, Frames, InnerFrame};
+use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 
 /// Buffer in front of stdout: small, so a reader sees frames soon.
 const STDOUT_BUFFER: usize = 64 * 1024;

@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::record_out::{CutBack, Framing, RecordOut};
 use super::{Analyzer, AnalyzerCounts};
-use crate::frame::{FrameMeta, Frames, InnerFrame};
+use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 
 /// Magic number of a nanosecond-resolution pcap file.
 pub const PCAP_NSEC_MAGIC: u32 = 0xa1b2_3c4d;

@@ -30,7 +30,7 @@ use std::net::IpAddr;
 use super::pcap::{failed_counts, write_all_frames, DEFAULT_BUFFER};
 use super::record_out::{CutBack, Framing, RecordOut};
 use super::{Analyzer, AnalyzerCounts};
-use crate::frame::{FrameMeta, Frames, InnerFrame};
+use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 
 const BLOCK_SHB: u32 = 0x0A0D_0D0A;
 const BLOCK_IDB: u32 = 0x0000_0001;

@@ -7,8 +7,8 @@ use super::output::{on_stdout, stdout_file};
 use super::pcap::{failed_counts, write_all_frames};
 use super::record_out::{cut_file, Framing, RecordOut};
 use super::{Analyzer, AnalyzerCounts};
-use crate::dissect::{describe, time_of_day};
-use crate::frame::{Frames, InnerFrame};
+use crate::analyzer::dissect::{describe, time_of_day};
+use crate::datapath::batch::{Frames, InnerFrame};
 
 /// Bytes of lines buffered before they are written out.
 const LINE_BUFFER: usize = 64 * 1024;

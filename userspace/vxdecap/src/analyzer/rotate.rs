@@ -36,7 +36,7 @@ use super::pcap::{failed_counts, write_all_frames};
 use super::pcapng::PcapngOptions;
 use super::record_out::cut_file;
 use super::{Analyzer, AnalyzerCounts, FileCounts};
-use crate::frame::{FrameMeta, Frames, InnerFrame};
+use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 
 /// Buffer in front of each file.
 const FILE_BUFFER: usize = 1 << 20;

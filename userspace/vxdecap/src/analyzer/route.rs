@@ -40,9 +40,9 @@ use std::net::IpAddr;
 use super::{
     open_frame_output, Analyzer, AnalyzerCounts, OutputError, OutputOptions, RouteCounts, TapWriter,
 };
+use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 use crate::filter::{FilterError, InnerFilter};
-use crate::frame::{FrameMeta, Frames, InnerFrame};
-use crate::tap::TapError;
+use crate::sys::tap::TapError;
 
 /// Largest VNI (24 bits).
 pub const MAX_VNI: u32 = (1 << 24) - 1;
@@ -600,7 +600,7 @@ impl Analyzer for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::InnerBatch;
+    use crate::datapath::batch::InnerBatch;
     use std::net::Ipv4Addr;
     use std::sync::{Arc, Mutex};
 

@@ -11,8 +11,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::{Analyzer, AnalyzerCounts};
-use crate::frame::InnerFrame;
-use crate::tap::{TapDevice, TapError};
+use crate::datapath::batch::InnerFrame;
+use crate::sys::tap::{TapDevice, TapError};
 
 /// How often the device MTU is read again after a frame was too big for
 /// it (someone may have raised it with `ip link set NAME mtu 9000`).

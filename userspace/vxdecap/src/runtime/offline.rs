@@ -2,12 +2,6 @@
 //! through the same stage, queue and analyzers as live capture (lossless:
 //! the reader waits for the analyzer instead of dropping).
 
-mod reader;
-mod same_file;
-
-pub use reader::{CaptureInput, InputReport, Packet, MAX_SNAPLEN};
-pub use same_file::{check_outputs_spare_input, FileId};
-
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -16,10 +10,11 @@ use vxdecap_wire::reassembly::{Reassembler, ReassemblyConfig};
 use vxdecap_wire::PortSet;
 
 use crate::analyzer::Analyzer;
-use crate::pipeline::{spawn_analyzers, Latency};
-use crate::queue::{fan_out, MAX_ANALYZERS};
-use crate::stage::{Backpressure, DecapStage};
-use crate::summary::Summary;
+use crate::datapath::analyzers::{spawn_analyzers, Latency};
+use crate::datapath::queue::{fan_out, MAX_ANALYZERS};
+use crate::datapath::stage::{Backpressure, DecapStage};
+use crate::input::CaptureInput;
+use crate::report::summary::Summary;
 
 /// Offline batches: frames up to this many bytes in all (a larger frame is kept cut and counted).
 const OFFLINE_BATCH_BYTES: usize = 256 * 1024;

@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::frame::InnerBatch;
+use crate::datapath::batch::InnerBatch;
 
 /// Most analyzers a capture can fan out to.
 pub const MAX_ANALYZERS: usize = 8;
@@ -306,7 +306,7 @@ impl BatchReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::FrameMeta;
+    use crate::datapath::batch::FrameMeta;
 
     fn fill(batch: &mut Arc<InnerBatch>, frames: &[&[u8]]) {
         let inner = Arc::get_mut(batch).expect("a pooled batch is unique");

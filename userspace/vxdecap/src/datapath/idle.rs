@@ -355,8 +355,8 @@ impl ReceiveWork {
         let dev = format!("/sys/class/net/{interface}");
         // Threaded NAPI: kthreads named napi/<interface>-<id> (the name
         // cut to 15 bytes, like every thread name).
-        let threaded = std::fs::read_to_string(format!("{dev}/threaded"))
-            .is_ok_and(|t| t.trim() != "0");
+        let threaded =
+            std::fs::read_to_string(format!("{dev}/threaded")).is_ok_and(|t| t.trim() != "0");
         if threaded {
             let prefix = format!("napi/{interface}-");
             let cut = &prefix[..prefix.len().min(15)];
@@ -369,7 +369,8 @@ impl ReceiveWork {
                 if !comm.trim_end().starts_with(cut) {
                     continue;
                 }
-                let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+                let status =
+                    std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
                 if let Some(list) = status
                     .lines()
                     .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
@@ -384,8 +385,11 @@ impl ReceiveWork {
             .flatten()
         {
             let irq = entry.file_name().to_string_lossy().into_owned();
-            let affinity = std::fs::read_to_string(format!("/proc/irq/{irq}/effective_affinity_list"))
-                .or_else(|_| std::fs::read_to_string(format!("/proc/irq/{irq}/smp_affinity_list")));
+            let affinity =
+                std::fs::read_to_string(format!("/proc/irq/{irq}/effective_affinity_list"))
+                    .or_else(|_| {
+                        std::fs::read_to_string(format!("/proc/irq/{irq}/smp_affinity_list"))
+                    });
             if let Ok(list) = affinity {
                 work.add(parse_cpu_list(list.trim()), format!("IRQ {irq}"));
             }
@@ -397,7 +401,10 @@ impl ReceiveWork {
         {
             if let Ok(cpu) = std::fs::read_to_string(entry.path().join("cpu")) {
                 let channel = entry.file_name().to_string_lossy().into_owned();
-                work.add(parse_cpu_list(cpu.trim()), format!("VMBus channel {channel}"));
+                work.add(
+                    parse_cpu_list(cpu.trim()),
+                    format!("VMBus channel {channel}"),
+                );
             }
         }
         work
@@ -422,7 +429,9 @@ impl ReceiveWork {
 impl fmt::Display for ReceiveWork {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.sources.is_empty() {
-            return f.write_str("no interrupt or NAPI thread of its own (receive work on the sender's CPU)");
+            return f.write_str(
+                "no interrupt or NAPI thread of its own (receive work on the sender's CPU)",
+            );
         }
         let shown: Vec<&str> = self.sources.iter().take(4).map(String::as_str).collect();
         let more = self.sources.len().saturating_sub(4);
@@ -487,7 +496,11 @@ mod tests {
     fn spinning_comes_first_when_asked() {
         let mut pacer = IdlePacer::new(IdlePolicy::of(RxPolicy::Spin, Duration::from_secs(60)));
         pacer.busy(1);
-        assert_eq!(pacer.empty(true), IdleStep::Spin, "asked for: even on a shared core");
+        assert_eq!(
+            pacer.empty(true),
+            IdleStep::Spin,
+            "asked for: even on a shared core"
+        );
     }
 
     #[test]
@@ -499,7 +512,11 @@ mod tests {
         assert_eq!(pacer.empty(false), IdleStep::Spin);
         let mut pacer = auto();
         pacer.busy(1_000_000);
-        assert_eq!(pacer.empty(true), IdleStep::Sleep, "the kernel's thread needs this CPU");
+        assert_eq!(
+            pacer.empty(true),
+            IdleStep::Sleep,
+            "the kernel's thread needs this CPU"
+        );
         // Light load: no spinning anywhere.
         let mut pacer = auto();
         std::thread::sleep(Duration::from_millis(5));

@@ -13,6 +13,8 @@
 //! collector; here `tc ... action mirred egress mirror` does the copying
 //! and a kernel VXLAN device the encapsulation.
 
+pub mod netns;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -23,10 +25,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::offline::CaptureInput;
+use crate::input::CaptureInput;
 
-use crate::dissect::{describe, time_of_day};
-use crate::netns::{veth_pair, ChildGuard, NetNs, WatchedChild};
+use crate::analyzer::dissect::{describe, time_of_day};
+use crate::lab::netns::{veth_pair, ChildGuard, NetNs, WatchedChild};
 
 /// Addresses of the lab, as in the Azure vTAP demo.
 pub const APP_ADDR: &str = "10.0.2.4";
@@ -121,7 +123,7 @@ pub fn run_lab(config: &LabConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> 
         .to_str()
         .context("the vxdecap path is not UTF-8")?
         .to_owned();
-    let prefix = crate::netns::unique_name("lab");
+    let prefix = crate::lab::netns::unique_name("lab");
     eprintln!("lab: building namespaces {prefix}-client, {prefix}-app, {prefix}-coll");
     let lab = LabTopology::create(&prefix)?;
 

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::analyzer::{Analyzer, AnalyzerCounts, OUTPUT_WRITE_FAILED};
-use crate::frame::InnerBatch;
-use crate::queue::BatchReceiver;
+use crate::datapath::batch::InnerBatch;
+use crate::datapath::queue::BatchReceiver;
 
 /// Batches taken from one worker before moving to the next, so one busy
 /// worker cannot starve the others.
@@ -408,7 +408,7 @@ pub fn spawn_analyzers(
             .name(format!("vxdecap-an{i}"))
             .spawn(move || {
                 if let Some(cpu) = cpu {
-                    if let Err(e) = crate::capture::pin_current_thread(cpu) {
+                    if let Err(e) = crate::runtime::live::pin_current_thread(cpu) {
                         tracing::warn!(cpu, error = %e, "cannot pin an analyzer thread");
                     }
                 }

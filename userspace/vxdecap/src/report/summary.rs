@@ -7,12 +7,12 @@ use vxdecap_wire::Reject;
 use vxdecap_xsk::XskStatistics;
 
 use crate::analyzer::AnalyzerCounts;
-use crate::capture::{CaptureConfig, QueueReport};
-use crate::offline::InputReport;
-use crate::pipeline::{AnalyzerReport, LatencySummary};
+use crate::datapath::analyzers::{AnalyzerReport, LatencySummary};
+use crate::input::InputReport;
+use crate::runtime::live::{CaptureConfig, QueueReport};
 use vxdecap_wire::reassembly::ReassemblyEvent;
 
-use crate::stats::{StageCounter, StageStats, VniCounts};
+use crate::report::stats::{StageCounter, StageStats, VniCounts};
 use crate::steer::{AttachMode, XdpCounter, XdpCounters};
 
 /// Totals of one run, live or offline.

@@ -21,18 +21,18 @@ use vxdecap_xsk::RxFrame;
 
 use vxdecap_wire::reassembly::{Reassembler, ReassemblyConfig};
 
-use crate::allow::Allowlist;
 use crate::analyzer::Analyzer;
-use crate::hotplug::{LinkEvent, LinkWatcher};
-use crate::metrics::{Endpoint, Metrics, QueueInfo};
-use crate::pipeline::{spawn_analyzers, AnalyzerThread, InlineAnalyzers, Latency};
-use crate::queue::{fan_out, MAX_ANALYZERS};
-use crate::rxpolicy::{IdlePacer, IdlePolicy, IdleStep, NapiDeferral, ReceiveWork, RxPolicy};
-use crate::stage::SharedAllowlist;
-use crate::stage::{Backpressure, DecapStage, RxClock};
-use crate::stats::{StageCounter, StageStats};
+use crate::datapath::analyzers::{spawn_analyzers, AnalyzerThread, InlineAnalyzers, Latency};
+use crate::datapath::idle::{IdlePacer, IdlePolicy, IdleStep, NapiDeferral, ReceiveWork, RxPolicy};
+use crate::datapath::queue::{fan_out, MAX_ANALYZERS};
+use crate::datapath::stage::SharedAllowlist;
+use crate::datapath::stage::{Backpressure, DecapStage, RxClock};
+use crate::report::metrics::{Endpoint, Metrics, QueueInfo};
+use crate::report::stats::{StageCounter, StageStats};
+use crate::report::summary::Summary;
+use crate::runtime::hotplug::{LinkEvent, LinkWatcher};
+use crate::steer::allow::Allowlist;
 use crate::steer::{AttachRequest, Steering, XdpCounter, XdpCounters};
-use crate::summary::Summary;
 
 /// Sleep of an idle worker between polls; bounds the reaction time to stop.
 const IDLE_POLL_MS: i32 = 50;
@@ -178,12 +178,12 @@ pub struct QueueReport {
     pub rx_policy: RxPolicy,
     /// Why that policy.
     pub rx_policy_reason: String,
-    /// Naps taken at light load (see [`crate::rxpolicy::IdlePacer`]).
+    /// Naps taken at light load (see [`crate::datapath::idle::IdlePacer`]).
     pub naps: u64,
     /// NAPI kicks made when busy polling.
     pub kicks: u64,
     /// Inner frames per VNI.
-    pub vnis: crate::stats::VniCounts,
+    pub vnis: crate::report::stats::VniCounts,
 }
 
 /// Number of rx queues of `interface`, from sysfs.
@@ -283,7 +283,7 @@ fn resolve_cpus(config: &CaptureConfig, queues: &[u32]) -> anyhow::Result<Vec<Op
 pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
     check_setup(config)?;
     if let Some(endpoint) = &config.metrics {
-        crate::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e))?;
+        crate::report::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e))?;
     }
     Ok(())
 }
@@ -326,10 +326,10 @@ pub fn check_setup(config: &CaptureConfig) -> anyhow::Result<()> {
     resolve_cpus(config, &queues)?;
     effective_allowlist(config)?;
     if let Some(name) = &config.run_as {
-        let user = crate::privs::check_user(name)?;
+        let user = crate::runtime::privs::check_user(name)?;
         // SIGHUP reads the allow file again, as `user` by then.
         if let Some(file) = &config.allow_file {
-            if crate::privs::readable_as(&user, file) == Some(false) {
+            if crate::runtime::privs::readable_as(&user, file) == Some(false) {
                 let group = nix::unistd::Group::from_gid(user.gid)
                     .ok()
                     .flatten()
@@ -387,7 +387,9 @@ pub fn run_capture(
     let metrics_listeners = config
         .metrics
         .as_ref()
-        .map(|endpoint| crate::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e)))
+        .map(|endpoint| {
+            crate::report::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e))
+        })
         .transpose()?;
 
     // Attach first: with an empty XSKMAP the program passes everything to
@@ -629,7 +631,7 @@ pub fn run_capture(
                 .iter()
                 .filter_map(|l| l.local_addr().ok())
                 .collect();
-            let server = crate::metrics::serve(listeners, metrics.clone(), stop.clone())
+            let server = crate::report::metrics::serve(listeners, metrics.clone(), stop.clone())
                 .context("cannot start the metrics thread")?;
             for addr in addrs {
                 eprintln!("vxdecap: metrics at http://{addr}/metrics");
@@ -668,7 +670,7 @@ pub fn run_capture(
     let mut fatal = None;
     if let Some(user) = &config.run_as {
         // Sockets, program, outputs and the metrics listener are open.
-        match crate::privs::drop_to(user) {
+        match crate::runtime::privs::drop_to(user) {
             Ok(()) => eprintln!("vxdecap: running as {user}"),
             Err(e) => {
                 // Stop cleanly (detach, close outputs), then report the failure.
@@ -918,7 +920,11 @@ impl Supervisor<'_> {
                 let cpu = cpu.map_or("an unpinned worker".to_owned(), |c| format!("CPU {c}"));
                 eprintln!(
                     "vxdecap: worker {i} ({cpu}) {} the kernel's receive work ({work})",
-                    if shared { "shares its core with" } else { "no longer shares its core with" }
+                    if shared {
+                        "shares its core with"
+                    } else {
+                        "no longer shares its core with"
+                    }
                 );
             }
         }
@@ -998,7 +1004,7 @@ impl Supervisor<'_> {
 
     fn interface_back(&mut self, name: &str, index: u32) {
         let config = self.config;
-        if let Err(e) = crate::privs::raise() {
+        if let Err(e) = crate::runtime::privs::raise() {
             tracing::warn!(error = %e, "cannot raise capabilities");
         }
         let attach = Steering::load_with(name, &config.ports, config.reassembly.is_some())
@@ -1252,7 +1258,7 @@ impl RxQueueWorker {
 
     fn capture(&mut self, setup: mpsc::Sender<SocketReady>) -> Option<QueueReport> {
         // Keeps this thread's capabilities permitted across `-Z`.
-        crate::privs::keep_caps_across_setuid();
+        crate::runtime::privs::keep_caps_across_setuid();
         if let Some(cpu) = self.cpu {
             if let Err(e) = pin_current_thread(cpu) {
                 tracing::warn!(queue = self.queue, cpu, error = %e, "cannot pin the worker; running unpinned");
@@ -1273,7 +1279,7 @@ impl RxQueueWorker {
                 .unwrap_or_default();
             if !first {
                 // After `-Z`, opening a socket needs the kept capabilities.
-                let _ = crate::privs::raise();
+                let _ = crate::runtime::privs::raise();
             }
             let mut socket =
                 match RxSocket::open(&interface, self.queue, &self.socket_config, self.batch) {
@@ -1386,8 +1392,8 @@ impl RxQueueWorker {
                         while matches!(self.receive_batch(socket, view, tokens), Pass::Busy(_)) {}
                         return SocketEnd::Gone;
                     }
-                    let shared = self.control.shared_core[usize::from(self.index)]
-                        .load(Ordering::Relaxed);
+                    let shared =
+                        self.control.shared_core[usize::from(self.index)].load(Ordering::Relaxed);
                     let step = pacer.empty(shared);
                     if let Some(inline) = self.inline.as_mut() {
                         // Outputs flush before any sleep, so a reader sees frames promptly.

@@ -21,8 +21,8 @@ use vxdecap_wire::reassembly::ReassemblyEvent;
 use vxdecap_wire::Reject;
 use vxdecap_xsk::BindMode;
 
-use crate::pipeline::AnalyzerProgress;
-use crate::stats::{SharedSlow, SharedStats, StageCounter, VniCounts};
+use crate::datapath::analyzers::AnalyzerProgress;
+use crate::report::stats::{SharedSlow, SharedStats, StageCounter, VniCounts};
 use crate::steer::{XdpCounter, XdpCounters};
 
 /// VNIs listed by name; the rest are summed under `vni="other"`.
@@ -37,8 +37,8 @@ pub struct QueueInfo {
     pub cpu: Option<usize>,
     /// Bind mode the kernel granted.
     pub bind_mode: BindMode,
-    /// The worker's receive policy (see [`crate::rxpolicy`]).
-    pub rx_policy: crate::rxpolicy::RxPolicy,
+    /// The worker's receive policy (see [`crate::datapath::idle`]).
+    pub rx_policy: crate::datapath::idle::RxPolicy,
     /// The worker's published counters.
     pub stage: Arc<SharedStats>,
     /// The worker's VNI table and socket counters.
@@ -182,12 +182,12 @@ impl Metrics {
             "Outer IPv4 fragments not handed on as a datagram of their own, in packets, per queue: merged into a reassembled datagram (k-1 of its k fragments), or dropped with their datagram by reason; with the frames written and the other reasons they add up to the frames received.",
         );
         for (q, s) in self.queues.iter().zip(&stages) {
-            for event in crate::summary::FRAGMENT_OUTCOMES {
+            for event in crate::report::summary::FRAGMENT_OUTCOMES {
                 let _ = writeln!(
                     out,
                     "vxdecap_fragment_packets_total{{queue=\"{}\",outcome=\"{}\"}} {}",
                     q.queue,
-                    crate::summary::fragment_reason(event),
+                    crate::report::summary::fragment_reason(event),
                     s.reassembly_packets(event)
                 );
             }
@@ -695,7 +695,7 @@ mod tests {
                 queue: 0,
                 cpu: Some(1),
                 bind_mode: BindMode::Copy,
-                rx_policy: crate::rxpolicy::RxPolicy::Sleep,
+                rx_policy: crate::datapath::idle::RxPolicy::Sleep,
                 stage: Arc::default(),
                 slow: Arc::default(),
             }],
@@ -915,7 +915,7 @@ mod tests {
                 queue: 0,
                 cpu: Some(1),
                 bind_mode: BindMode::Copy,
-                rx_policy: crate::rxpolicy::RxPolicy::Sleep,
+                rx_policy: crate::datapath::idle::RxPolicy::Sleep,
                 stage,
                 slow,
             }],

@@ -15,10 +15,10 @@ use vxdecap_wire::reassembly::{Push, Reassembler};
 use vxdecap_wire::{decapsulate, decapsulate_link, LinkType, PortSet, Reject};
 use vxdecap_xsk::{RxFrame, UmemView};
 
-use crate::allow::Allowlist;
-use crate::frame::{FrameMeta, InnerBatch};
-use crate::queue::{BatchSender, MAX_ANALYZERS};
-use crate::stats::{SharedSlow, SharedStats, StageCounter, StageStats, VniCounts};
+use crate::datapath::batch::{FrameMeta, InnerBatch};
+use crate::datapath::queue::{BatchSender, MAX_ANALYZERS};
+use crate::report::stats::{SharedSlow, SharedStats, StageCounter, StageStats, VniCounts};
+use crate::steer::allow::Allowlist;
 use crate::steer::RxMeta;
 
 /// The allowlists as the workers see them: replaced whole when they change
@@ -587,7 +587,7 @@ impl DecapStage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::fan_out;
+    use crate::datapath::queue::fan_out;
     use vxdecap_wire::{build, Reject};
 
     fn vxlan(vni: u32, flags: u8) -> Vec<u8> {
@@ -672,7 +672,7 @@ mod tests {
         let mut allow = Allowlist::default();
         allow.add_source("192.0.2.0/24".parse().unwrap()).unwrap();
         allow
-            .add_vnis(crate::allow::parse_vnis("27").unwrap())
+            .add_vnis(crate::steer::allow::parse_vnis("27").unwrap())
             .unwrap();
         let shared: SharedAllowlist = Arc::new(arc_swap::ArcSwap::from_pointee(allow));
         let mut stage = stage.with_allowlist(shared.clone());
@@ -706,7 +706,7 @@ mod tests {
         }
         let mut reloaded = (**shared.load()).clone();
         reloaded
-            .add_vnis(crate::allow::parse_vnis("4242").unwrap())
+            .add_vnis(crate::steer::allow::parse_vnis("4242").unwrap())
             .unwrap();
         shared.store(Arc::new(reloaded));
         for f in udp_only_first(&datagram(10, 4242, 13, allowed_src)) {
@@ -741,14 +741,14 @@ mod tests {
         assert_eq!(stats.get(StageCounter::FragmentSourceNotAllowed), 1);
         assert_eq!(stats.get(StageCounter::FragmentsPending), 0);
         // Every packet once: written, or under a named reason.
-        let summary = crate::summary::Summary::offline(
+        let summary = crate::report::summary::Summary::offline(
             "test",
             "test",
             stats,
             stage.vnis(),
             vec![(
                 "count".to_owned(),
-                crate::pipeline::AnalyzerReport {
+                crate::datapath::analyzers::AnalyzerReport {
                     written: written.len() as u64,
                     ..Default::default()
                 },

@@ -27,9 +27,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::allow::Allowlist;
-use crate::capture::{CaptureConfig, CaptureMode, QueueSelection};
-use crate::metrics::Endpoint;
+use crate::report::metrics::Endpoint;
+use crate::runtime::live::{CaptureConfig, CaptureMode, QueueSelection};
+use crate::steer::allow::Allowlist;
 use vxdecap_wire::PortSet;
 
 use crate::analyzer::{
@@ -392,7 +392,7 @@ impl Settings {
     /// Everything `capture` checks before it starts that needs neither root
     /// nor creating anything, so that `check-config` and `capture` accept
     /// and refuse the same files: [`Settings::check`], the queue and CPU
-    /// lists, and with an interface [`crate::capture::check_setup`] (the
+    /// lists, and with an interface [`crate::runtime::live::check_setup`] (the
     /// interface, queues and CPUs of this machine, the allowlists). Only
     /// the metrics address is left to `capture`, which binds it: a capture
     /// still running may hold it. Returns warnings about settings that
@@ -418,10 +418,10 @@ impl Settings {
         self.check_outputs_writable()?;
         if self.interface.is_some() {
             let config = self.capture_config()?;
-            crate::capture::check_setup(&config).map_err(|e| err(format!("{e:#}")))?;
-            warnings.extend(crate::capture::warnings(&config));
+            crate::runtime::live::check_setup(&config).map_err(|e| err(format!("{e:#}")))?;
+            warnings.extend(crate::runtime::live::warnings(&config));
         } else if let Some(cpus) = cpus {
-            crate::capture::check_cpus(&cpus).map_err(|e| err(format!("{e:#}")))?;
+            crate::runtime::live::check_cpus(&cpus).map_err(|e| err(format!("{e:#}")))?;
         }
         Ok(warnings)
     }
@@ -700,7 +700,7 @@ fn check_writable(path: &str) -> Result<(), String> {
 
 /// The same check the tap makes before it is created.
 fn check_tap_name(name: &str) -> Result<(), ConfigError> {
-    crate::tap::check_name(name).map_err(|e| err(e.to_string()))
+    crate::sys::tap::check_name(name).map_err(|e| err(e.to_string()))
 }
 
 fn describe_file(path: &str, options: &OutputOptions) -> String {

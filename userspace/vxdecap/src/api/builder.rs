@@ -59,9 +59,9 @@ use anyhow::Context;
 use vxdecap_wire::PortSet;
 
 use crate::analyzer::Analyzer;
-use crate::capture::{check_config, run_capture, CaptureConfig, CaptureMode, QueueSelection};
-use crate::queue::MAX_ANALYZERS;
-use crate::summary::Summary;
+use crate::datapath::queue::MAX_ANALYZERS;
+use crate::report::summary::Summary;
+use crate::runtime::live::{check_config, run_capture, CaptureConfig, CaptureMode, QueueSelection};
 
 /// A configured live capture, ready to run.
 #[derive(Debug)]

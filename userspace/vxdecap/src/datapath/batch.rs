@@ -6,7 +6,7 @@
 //! copy mode) wrote into the UMEM, and nothing is copied between the worker
 //! and the analyzers. The batch goes back to its worker when every analyzer
 //! is done with it, and the worker puts its frames back on the fill ring
-//! (see [`crate::queue`]). Offline replay fills the same batch type from a
+//! (see [`crate::datapath::queue`]). Offline replay fills the same batch type from a
 //! file, into a buffer the batch owns.
 
 use std::net::{IpAddr, Ipv4Addr};

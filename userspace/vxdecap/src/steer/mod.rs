@@ -13,7 +13,9 @@ use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use vxdecap_wire::{PortSet, MAX_PORTS};
 
-use crate::allow::Allowlist;
+pub mod allow;
+
+use allow::Allowlist;
 
 /// The XDP object compiled from xdp-prog/vxdecap.bpf.c by build.rs.
 static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vxdecap.bpf.o"));
@@ -70,8 +72,8 @@ impl RxMeta {
         ))
     }
 }
-const _: () = assert!(crate::allow::MAX_SOURCES as u64 == shared::VXD_MAX_ALLOW_SOURCES);
-const _: () = assert!(crate::allow::MAX_VNIS as u64 == shared::VXD_MAX_ALLOW_VNIS);
+const _: () = assert!(allow::MAX_SOURCES as u64 == shared::VXD_MAX_ALLOW_SOURCES);
+const _: () = assert!(allow::MAX_VNIS as u64 == shared::VXD_MAX_ALLOW_VNIS);
 const PROGRAM: &str = "vxdecap_steer";
 const FILTER_MAP: &str = "vxd_filter";
 const ALLOW_V4_MAP: &str = "vxd_allow_v4";
@@ -535,7 +537,7 @@ fn detach_hint(interface: &str) -> String {
     );
     let Ok(attached) = nix::net::if_::if_nametoindex(interface)
         .map_err(std::io::Error::from)
-        .and_then(crate::hotplug::xdp_attached)
+        .and_then(crate::runtime::hotplug::xdp_attached)
     else {
         return unknown;
     };

@@ -1,0 +1,3 @@
+//! System interfaces: the TAP device.
+
+pub mod tap;
