@@ -36,4 +36,4 @@ pub use analyzer::Analyzer;
 pub use api::{Capture, CaptureBuilder, RunningCapture};
 pub use datapath::batch::{FrameMeta, Frames, InnerFrame};
 pub use report::summary::Summary;
-pub use runtime::live::CaptureMode;
+pub use runtime::config::CaptureMode;

@@ -411,7 +411,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     config.count = args.output.count;
     config.duration = seconds(args.duration, "--duration")?;
     config.stats_interval = seconds(args.stats, "--stats")?;
-    vxdecap::runtime::live::check_config(&config).map_err(|e| usage(format!("{e:#}")))?;
+    vxdecap::runtime::preflight::check_config(&config).map_err(|e| usage(format!("{e:#}")))?;
     require_root("capture")?;
     let (analyzers, output_name) = analyzers(&settings, args.output.count_only)?;
     config.output_name = output_name;

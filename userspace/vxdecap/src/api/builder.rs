@@ -61,7 +61,9 @@ use vxdecap_wire::PortSet;
 use crate::analyzer::Analyzer;
 use crate::datapath::queue::MAX_ANALYZERS;
 use crate::report::summary::Summary;
-use crate::runtime::live::{check_config, run_capture, CaptureConfig, CaptureMode, QueueSelection};
+use crate::runtime::config::{CaptureConfig, CaptureMode, QueueSelection};
+use crate::runtime::live::run_capture;
+use crate::runtime::preflight::check_config;
 
 /// A configured live capture, ready to run.
 #[derive(Debug)]

@@ -28,7 +28,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::report::metrics::Endpoint;
-use crate::runtime::live::{CaptureConfig, CaptureMode, QueueSelection};
+use crate::runtime::config::{CaptureConfig, CaptureMode, QueueSelection};
 use crate::steer::allow::Allowlist;
 use vxdecap_wire::PortSet;
 
@@ -392,7 +392,7 @@ impl Settings {
     /// Everything `capture` checks before it starts that needs neither root
     /// nor creating anything, so that `check-config` and `capture` accept
     /// and refuse the same files: [`Settings::check`], the queue and CPU
-    /// lists, and with an interface [`crate::runtime::live::check_setup`] (the
+    /// lists, and with an interface [`crate::runtime::preflight::check_setup`] (the
     /// interface, queues and CPUs of this machine, the allowlists). Only
     /// the metrics address is left to `capture`, which binds it: a capture
     /// still running may hold it. Returns warnings about settings that
@@ -418,10 +418,10 @@ impl Settings {
         self.check_outputs_writable()?;
         if self.interface.is_some() {
             let config = self.capture_config()?;
-            crate::runtime::live::check_setup(&config).map_err(|e| err(format!("{e:#}")))?;
-            warnings.extend(crate::runtime::live::warnings(&config));
+            crate::runtime::preflight::check_setup(&config).map_err(|e| err(format!("{e:#}")))?;
+            warnings.extend(crate::runtime::preflight::warnings(&config));
         } else if let Some(cpus) = cpus {
-            crate::runtime::live::check_cpus(&cpus).map_err(|e| err(format!("{e:#}")))?;
+            crate::runtime::cpus::check_cpus(&cpus).map_err(|e| err(format!("{e:#}")))?;
         }
         Ok(warnings)
     }

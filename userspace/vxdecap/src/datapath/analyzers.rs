@@ -408,7 +408,7 @@ pub fn spawn_analyzers(
             .name(format!("vxdecap-an{i}"))
             .spawn(move || {
                 if let Some(cpu) = cpu {
-                    if let Err(e) = crate::runtime::live::pin_current_thread(cpu) {
+                    if let Err(e) = crate::runtime::cpus::pin_current_thread(cpu) {
                         tracing::warn!(cpu, error = %e, "cannot pin an analyzer thread");
                     }
                 }

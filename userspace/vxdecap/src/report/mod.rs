@@ -1,6 +1,7 @@
-//! What a run tells: per-worker counters, the Prometheus metrics and the
-//! end-of-run summary.
+//! What a run tells: per-worker counters, the Prometheus metrics, the
+//! `--stats` line and the end-of-run summary.
 
 pub mod metrics;
 pub mod stats;
+pub mod stats_line;
 pub mod summary;

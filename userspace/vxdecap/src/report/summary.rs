@@ -3,16 +3,17 @@
 
 use std::fmt::Write;
 
+use vxdecap_wire::reassembly::ReassemblyEvent;
 use vxdecap_wire::Reject;
+use vxdecap_xsk::BindMode;
 use vxdecap_xsk::XskStatistics;
 
 use crate::analyzer::AnalyzerCounts;
 use crate::datapath::analyzers::{AnalyzerReport, LatencySummary};
+use crate::datapath::idle::RxPolicy;
 use crate::input::InputReport;
-use crate::runtime::live::{CaptureConfig, QueueReport};
-use vxdecap_wire::reassembly::ReassemblyEvent;
-
 use crate::report::stats::{StageCounter, StageStats, VniCounts};
+use crate::runtime::config::CaptureConfig;
 use crate::steer::{AttachMode, XdpCounter, XdpCounters};
 
 /// Totals of one run, live or offline.
@@ -52,6 +53,33 @@ pub struct Summary {
     /// What the capture file reader saw (offline only): packets it could
     /// not hand on, odd records, skipped blocks, why it stopped early.
     pub input: Option<InputReport>,
+}
+
+/// What one worker saw, read when it stopped.
+#[derive(Clone, Debug)]
+pub struct QueueReport {
+    /// Rx queue index.
+    pub queue: u32,
+    /// CPU the worker was pinned to.
+    pub cpu: Option<usize>,
+    /// Bind mode the kernel granted.
+    pub bind_mode: BindMode,
+    /// Stage counters.
+    pub stats: StageStats,
+    /// Kernel socket counters.
+    pub xsk: XskStatistics,
+    /// Need-wakeup syscalls made.
+    pub wakeups: u64,
+    /// The receive policy the worker ran (of its last socket), and why.
+    pub rx_policy: RxPolicy,
+    /// Why that policy.
+    pub rx_policy_reason: String,
+    /// Naps taken at light load (see [`crate::datapath::idle::IdlePacer`]).
+    pub naps: u64,
+    /// NAPI kicks made when busy polling.
+    pub kicks: u64,
+    /// Inner frames per VNI.
+    pub vnis: crate::report::stats::VniCounts,
 }
 
 /// Reassembly outcomes of outer fragments that are not the datagram handed

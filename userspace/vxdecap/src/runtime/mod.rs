@@ -1,7 +1,14 @@
 //! Threads and lifecycle: live capture (start, supervise, stop), offline
 //! runs, interface hot-plug, privileges.
 
+pub mod config;
+pub mod cpus;
+pub mod device;
 pub mod hotplug;
 pub mod live;
 pub mod offline;
+pub mod preflight;
 pub mod privs;
+pub mod supervisor;
+pub mod umem;
+pub mod worker;

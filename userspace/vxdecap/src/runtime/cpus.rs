@@ -1,0 +1,81 @@
+//! CPU placement: which CPUs exist, which each worker and analyzer thread
+//! runs on, and pinning a thread there.
+
+use anyhow::bail;
+
+use crate::runtime::config::CaptureConfig;
+
+/// Number of CPUs online (not just those this process may run on now).
+pub(crate) fn online_cpus() -> usize {
+    let from_sysfs = std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|list| {
+            list.trim()
+                .split(',')
+                .map(|part| match part.split_once('-') {
+                    Some((_, hi)) => hi.parse::<usize>().ok().map(|h| h + 1),
+                    None => part.parse::<usize>().ok().map(|v| v + 1),
+                })
+                .max()
+                .flatten()
+        });
+    from_sysfs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// Checks that every CPU of `cpus` exists on this machine.
+pub fn check_cpus(cpus: &[usize]) -> anyhow::Result<()> {
+    let cores = online_cpus();
+    if let Some(bad) = cpus.iter().find(|&&c| c >= cores) {
+        bail!(
+            "CPU {bad} does not exist: this machine has CPUs 0-{}",
+            cores - 1
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn resolve_cpus(
+    config: &CaptureConfig,
+    queues: &[u32],
+) -> anyhow::Result<Vec<Option<usize>>> {
+    let cores = online_cpus();
+    match &config.cpus {
+        Some(cpus) => {
+            if cpus.len() < queues.len() {
+                bail!(
+                    "--cpus names {} CPU(s) for {} queue(s): give one CPU per queue",
+                    cpus.len(),
+                    queues.len()
+                );
+            }
+            check_cpus(cpus)?;
+            Ok(cpus.iter().take(queues.len()).map(|&c| Some(c)).collect())
+        }
+        None => {
+            let skip_zero = usize::from(cores > queues.len());
+            Ok((0..queues.len())
+                .map(|i| Some((i + skip_zero) % cores))
+                .collect())
+        }
+    }
+}
+
+/// Pins the calling thread to `cpu`.
+pub(crate) fn pin_current_thread(cpu: usize) -> nix::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(cpu)?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+}
+
+/// The analyzer threads' CPUs: free ones other than CPU 0 (where
+/// interrupts and other work tend to land) while there are any, then the
+/// last worker's. Left to the scheduler, an analyzer was seen sharing the
+/// busiest core and losing frames to backpressure that a shared worker core
+/// did not lose.
+pub(crate) fn analyzer_cpus(workers: &[Option<usize>], analyzers: usize) -> Vec<Option<usize>> {
+    let used: Vec<usize> = workers.iter().flatten().copied().collect();
+    let mut free = (1..online_cpus()).filter(|c| !used.contains(c));
+    (0..analyzers)
+        .map(|_| free.next().or_else(|| used.last().copied()))
+        .collect()
+}
