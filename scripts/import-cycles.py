@@ -13,7 +13,8 @@ import re
 import sys
 from pathlib import Path
 
-root = Path(sys.argv[1] if len(sys.argv) > 1 else "userspace/vxdecap/src")
+args = [a for a in sys.argv[1:] if a != "-v"]
+root = Path(args[0] if args else "userspace/vxdecap/src")
 
 
 def module_of(path: Path) -> tuple:
@@ -162,5 +163,10 @@ for m, deps in graph.items():
             folders.setdefault(m[0], set()).add(d[0])
 for f in sorted(folders):
     print(f"{f} -> {', '.join(sorted(folders[f]))}")
+if "-v" in sys.argv:
+    for m in sorted(graph):
+        for d in sorted(graph[m]):
+            if m and d and m[0] != d[0]:
+                print(f"  {name(m)} -> {name(d)}")
 print(f"{len(files)} files, {sum(len(d) for d in graph.values())} edges, {len(sccs)} cycle(s)")
 sys.exit(1 if sccs else 0)

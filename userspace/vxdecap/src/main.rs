@@ -214,7 +214,7 @@ struct CaptureArgs {
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics while capturing
     /// (a host name such as localhost:9419 serves every address it has).
     #[arg(long, value_name = "ADDR:PORT")]
-    metrics: Option<vxdecap::report::metrics::Endpoint>,
+    metrics: Option<vxdecap::runtime::metrics_server::Endpoint>,
     /// Never drop a frame for a slow analyzer: workers wait, and the RX ring
     /// backs up instead (the kernel counts what it drops as xsk_rx_ring_full).
     #[arg(long)]

@@ -21,13 +21,14 @@ mod record_out;
 mod rotate;
 mod route;
 mod tap;
+mod writer;
 
 use std::io;
 
 pub use count::{CountAnalyzer, CountTotals};
 pub use filename::{strftime_utc, FileNamer, PatternError};
 pub use filtered::Filtered;
-pub use output::{open_frame_output, FrameWriter, OutputError, OutputFormat, OutputOptions};
+pub use output::{open_frame_output, OutputOptions};
 pub use pcap::{PcapWriter, OUTPUT_WRITE_FAILED, PCAP_NSEC_MAGIC};
 pub use pcapng::{PcapngOptions, PcapngWriter, DEFAULT_MAX_TUNNELS};
 pub use print::PrintAnalyzer;
@@ -37,8 +38,12 @@ pub use route::{
     MAX_VNI,
 };
 pub use tap::TapWriter;
+pub use writer::{FrameWriter, OutputError, OutputFormat};
 
 use crate::datapath::batch::{Frames, InnerFrame};
+
+/// Most analyzers a capture feeds (each one gets every inner frame).
+pub const MAX_ANALYZERS: usize = 8;
 
 /// A consumer of inner frames.
 ///

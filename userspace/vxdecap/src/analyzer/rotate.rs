@@ -31,10 +31,10 @@ use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::filename::FileNamer;
-use super::output::{FrameWriter, OutputError, OutputFormat};
 use super::pcap::{failed_counts, write_all_frames};
 use super::pcapng::PcapngOptions;
 use super::record_out::cut_file;
+use super::writer::{FrameWriter, OutputError, OutputFormat};
 use super::{Analyzer, AnalyzerCounts, FileCounts};
 use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 

@@ -59,7 +59,7 @@ use anyhow::Context;
 use vxdecap_wire::PortSet;
 
 use crate::analyzer::Analyzer;
-use crate::datapath::queue::MAX_ANALYZERS;
+use crate::analyzer::MAX_ANALYZERS;
 use crate::report::summary::Summary;
 use crate::runtime::config::{CaptureConfig, CaptureMode, QueueSelection};
 use crate::runtime::live::run_capture;

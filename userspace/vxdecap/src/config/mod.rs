@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::report::metrics::Endpoint;
 use crate::runtime::config::{CaptureConfig, CaptureMode, QueueSelection};
+use crate::runtime::metrics_server::Endpoint;
 use crate::steer::allow::Allowlist;
 use vxdecap_wire::PortSet;
 

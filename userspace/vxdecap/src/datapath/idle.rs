@@ -1,5 +1,4 @@
-//! How a worker waits for frames, and where the kernel's receive work for
-//! its queue runs.
+//! How a worker waits for frames on an empty ring (the receive policy).
 //!
 //! The kernel's receive work for a queue (the driver's NAPI poll, the XDP
 //! program, the copy into the UMEM) runs in softirq on the CPU that took
@@ -13,7 +12,7 @@
 //!
 //! [`RxPolicy::BusyPoll`] removes the competition: with preferred busy
 //! polling the worker runs the queue's NAPI poll itself
-//! ([`vxdecap_xsk::RxSocket::kick`]), and [`NapiDeferral`] sets the
+//! ([`vxdecap_xsk::RxSocket::kick`]), and [`NapiDeferral`](crate::runtime::receive_work::NapiDeferral) sets the
 //! device's `napi_defer_hard_irqs` and `gro_flush_timeout`, so that while
 //! the worker keeps polling the device raises no interrupt and the kernel
 //! schedules no receive work of its own. When the worker sleeps, the
@@ -84,74 +83,9 @@ impl fmt::Display for RxPolicy {
 }
 
 /// How long a busy-polling worker keeps kicking an empty ring before it
-/// sleeps: well inside [`GRO_FLUSH_TIMEOUT_NS`], so the device's deferral
+/// sleeps: well inside [`GRO_FLUSH_TIMEOUT_NS`](crate::runtime::receive_work::GRO_FLUSH_TIMEOUT_NS), so the device's deferral
 /// never lapses while the worker is awake.
 pub const BUSY_POLL_SPIN: Duration = Duration::from_micros(100);
-
-/// The device settings that keep interrupts (on veth, NAPI scheduling) off
-/// while a worker busy-polls: set when they are unset, put back on drop.
-#[derive(Debug)]
-pub struct NapiDeferral {
-    interface: String,
-    /// (file, value before) for each setting changed.
-    changed: Vec<(&'static str, String)>,
-}
-
-/// Consecutive NAPI polls that may find work before the device's
-/// interrupt is raised again.
-const DEFER_HARD_IRQS: &str = "2";
-/// How long a deferral lasts without a poll (ns): the longest a worker may
-/// go between kicks before the kernel takes over the queue again.
-pub const GRO_FLUSH_TIMEOUT_NS: u64 = 200_000;
-
-impl NapiDeferral {
-    /// Sets `napi_defer_hard_irqs` and `gro_flush_timeout` on `interface`
-    /// where they are 0. Settings an administrator made are left alone.
-    pub fn apply(interface: &str) -> std::io::Result<NapiDeferral> {
-        let mut deferral = NapiDeferral {
-            interface: interface.to_owned(),
-            changed: Vec::new(),
-        };
-        // sysfs shows the network namespace it was mounted in, which need not
-        // be this thread's (a library caller that entered a namespace with
-        // setns): touch the device only when it is the one named here.
-        let ifindex = nix::net::if_::if_nametoindex(interface).map_err(std::io::Error::from)?;
-        let shown = std::fs::read_to_string(deferral.path("ifindex"))?;
-        if shown.trim() != ifindex.to_string() {
-            return Err(std::io::Error::other(format!(
-                "/sys/class/net/{interface} is another namespace's device (ifindex {} here, {} there)",
-                ifindex,
-                shown.trim()
-            )));
-        }
-        let timeout = GRO_FLUSH_TIMEOUT_NS.to_string();
-        for (file, value) in [
-            ("napi_defer_hard_irqs", DEFER_HARD_IRQS),
-            ("gro_flush_timeout", timeout.as_str()),
-        ] {
-            let path = deferral.path(file);
-            let before = std::fs::read_to_string(&path)?.trim().to_owned();
-            if before == "0" {
-                std::fs::write(&path, value)?;
-                deferral.changed.push((file, before));
-            }
-        }
-        Ok(deferral)
-    }
-
-    fn path(&self, file: &str) -> String {
-        format!("/sys/class/net/{}/{file}", self.interface)
-    }
-}
-
-impl Drop for NapiDeferral {
-    fn drop(&mut self) {
-        for (file, before) in &self.changed {
-            // The device may be gone (hot-plug): nothing to put back then.
-            let _ = std::fs::write(self.path(file), before);
-        }
-    }
-}
 
 /// What one worker does on an empty ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -333,134 +267,6 @@ impl IdlePacer {
     }
 }
 
-/// Where the kernel's receive work for a device can run: the CPUs of its
-/// threaded NAPI kthreads, of its interrupts (MSI IRQs' effective
-/// affinity) and of its VMBus channels (netvsc). softirq work runs where
-/// the interrupt was taken, and so does `ksoftirqd` when it takes over.
-/// A device with none of these (veth, without threaded NAPI) does its
-/// receive work on the sender's CPU, which is unknown: treated as not
-/// shared.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ReceiveWork {
-    /// CPUs where the receive work can run.
-    pub cpus: Vec<usize>,
-    /// What put them there, for the log: `napi/eth1-262`, `IRQ 45`, `VMBus channel 14`.
-    pub sources: Vec<String>,
-}
-
-impl ReceiveWork {
-    /// Looks at `interface` (this network namespace's sysfs) and `/proc`.
-    pub fn find(interface: &str) -> ReceiveWork {
-        let mut work = ReceiveWork::default();
-        let dev = format!("/sys/class/net/{interface}");
-        // Threaded NAPI: kthreads named napi/<interface>-<id> (the name
-        // cut to 15 bytes, like every thread name).
-        let threaded =
-            std::fs::read_to_string(format!("{dev}/threaded")).is_ok_and(|t| t.trim() != "0");
-        if threaded {
-            let prefix = format!("napi/{interface}-");
-            let cut = &prefix[..prefix.len().min(15)];
-            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                let name = entry.file_name();
-                if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-                    continue;
-                }
-                let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-                if !comm.trim_end().starts_with(cut) {
-                    continue;
-                }
-                let status =
-                    std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
-                if let Some(list) = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
-                {
-                    work.add(parse_cpu_list(list.trim()), comm.trim_end().to_owned());
-                }
-            }
-        }
-        for entry in std::fs::read_dir(format!("{dev}/device/msi_irqs"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let irq = entry.file_name().to_string_lossy().into_owned();
-            let affinity =
-                std::fs::read_to_string(format!("/proc/irq/{irq}/effective_affinity_list"))
-                    .or_else(|_| {
-                        std::fs::read_to_string(format!("/proc/irq/{irq}/smp_affinity_list"))
-                    });
-            if let Ok(list) = affinity {
-                work.add(parse_cpu_list(list.trim()), format!("IRQ {irq}"));
-            }
-        }
-        for entry in std::fs::read_dir(format!("{dev}/device/channels"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if let Ok(cpu) = std::fs::read_to_string(entry.path().join("cpu")) {
-                let channel = entry.file_name().to_string_lossy().into_owned();
-                work.add(
-                    parse_cpu_list(cpu.trim()),
-                    format!("VMBus channel {channel}"),
-                );
-            }
-        }
-        work
-    }
-
-    fn add(&mut self, cpus: Vec<usize>, source: String) {
-        for cpu in cpus {
-            if !self.cpus.contains(&cpu) {
-                self.cpus.push(cpu);
-            }
-        }
-        self.cpus.sort_unstable();
-        self.sources.push(source);
-    }
-
-    /// True when the receive work can run on `cpu`.
-    pub fn shares(&self, cpu: usize) -> bool {
-        self.cpus.contains(&cpu)
-    }
-}
-
-impl fmt::Display for ReceiveWork {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.sources.is_empty() {
-            return f.write_str(
-                "no interrupt or NAPI thread of its own (receive work on the sender's CPU)",
-            );
-        }
-        let shown: Vec<&str> = self.sources.iter().take(4).map(String::as_str).collect();
-        let more = self.sources.len().saturating_sub(4);
-        write!(f, "{}", shown.join(", "))?;
-        if more > 0 {
-            write!(f, " and {more} more")?;
-        }
-        let cpus: Vec<String> = self.cpus.iter().map(usize::to_string).collect();
-        write!(f, " on CPU(s) {}", cpus.join(","))
-    }
-}
-
-/// Parses a kernel CPU list (`0-3,5`); bad parts are skipped.
-pub fn parse_cpu_list(text: &str) -> Vec<usize> {
-    let mut cpus = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((lo, hi)) => {
-                if let (Ok(lo), Ok(hi)) = (lo.parse::<usize>(), hi.parse::<usize>()) {
-                    // A list of this machine's CPUs: bounded, but keep it so.
-                    cpus.extend(lo..=hi.min(lo + 4096));
-                }
-            }
-            None => cpus.extend(part.parse::<usize>().ok()),
-        }
-    }
-    cpus
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -522,18 +328,6 @@ mod tests {
         std::thread::sleep(Duration::from_millis(5));
         pacer.busy(1);
         assert!(matches!(pacer.empty(false), IdleStep::Nap(_)));
-    }
-
-    #[test]
-    fn cpu_lists_parse_as_the_kernel_writes_them() {
-        assert_eq!(parse_cpu_list("0-3,5"), vec![0, 1, 2, 3, 5]);
-        assert_eq!(parse_cpu_list("1"), vec![1]);
-        assert_eq!(parse_cpu_list(""), Vec::<usize>::new());
-        assert_eq!(parse_cpu_list("x,2"), vec![2]);
-        let mut work = ReceiveWork::default();
-        work.add(vec![1], "napi/eth1-262".into());
-        assert!(work.shares(1) && !work.shares(0));
-        assert_eq!(work.to_string(), "napi/eth1-262 on CPU(s) 1");
     }
 
     #[test]

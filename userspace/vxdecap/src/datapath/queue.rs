@@ -33,10 +33,8 @@ use std::sync::Arc;
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::analyzer::MAX_ANALYZERS;
 use crate::datapath::batch::InnerBatch;
-
-/// Most analyzers a capture can fan out to.
-pub const MAX_ANALYZERS: usize = 8;
 
 struct Lane {
     queue: ArrayQueue<Arc<InnerBatch>>,

@@ -15,8 +15,9 @@ use vxdecap_wire::reassembly::{Push, Reassembler};
 use vxdecap_wire::{decapsulate, decapsulate_link, LinkType, PortSet, Reject};
 use vxdecap_xsk::{RxFrame, UmemView};
 
+use crate::analyzer::MAX_ANALYZERS;
 use crate::datapath::batch::{FrameMeta, InnerBatch};
-use crate::datapath::queue::{BatchSender, MAX_ANALYZERS};
+use crate::datapath::queue::BatchSender;
 use crate::report::stats::{SharedSlow, SharedStats, StageCounter, StageStats, VniCounts};
 use crate::steer::allow::Allowlist;
 use crate::steer::RxMeta;
@@ -748,7 +749,7 @@ mod tests {
             stage.vnis(),
             vec![(
                 "count".to_owned(),
-                crate::datapath::analyzers::AnalyzerReport {
+                crate::report::progress::AnalyzerReport {
                     written: written.len() as u64,
                     ..Default::default()
                 },

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use vxdecap_wire::reassembly::{ReassemblyCounters, ReassemblyEvent};
 use vxdecap_wire::Reject;
 
-use crate::datapath::queue::MAX_ANALYZERS;
+use crate::analyzer::MAX_ANALYZERS;
 
 /// Counters of the decapsulation stage that are not reject reasons.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use vxdecap_xsk::XskStatistics;
 
-use crate::datapath::analyzers::AnalyzerThread;
 use crate::report::metrics::Metrics;
 use crate::report::stats::{StageCounter, StageStats};
 use crate::steer::{XdpCounter, XdpCounters};
@@ -13,7 +12,6 @@ use crate::steer::{XdpCounter, XdpCounters};
 /// The `--stats` line: rates since the last line, then totals.
 pub(crate) fn stats_line(
     metrics: &Metrics,
-    analyzers: &[AnalyzerThread],
     xdp: &XdpCounters,
     elapsed: Duration,
     last: &mut (Instant, u64, u64),
@@ -25,9 +23,10 @@ pub(crate) fn stats_line(
         xsk.merge(&q.slow.xsk());
     }
     let received = total.get(StageCounter::Received);
-    let written = analyzers[0].progress.written.load(Ordering::Relaxed);
+    let first = metrics.analyzer(0);
+    let written = first.map_or(0, |p| p.written.load(Ordering::Relaxed));
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let latency = analyzers[0].progress.latency().map_or(String::new(), |l| {
+    let latency = first.and_then(|p| p.latency()).map_or(String::new(), |l| {
         format!(
             ", latency p50 {:.0} us p99 {:.0} us",
             l.p50 as f64 / 1e3,

@@ -9,11 +9,10 @@ use vxdecap_xsk::BindMode;
 use vxdecap_xsk::XskStatistics;
 
 use crate::analyzer::AnalyzerCounts;
-use crate::datapath::analyzers::{AnalyzerReport, LatencySummary};
 use crate::datapath::idle::RxPolicy;
 use crate::input::InputReport;
+use crate::report::progress::{AnalyzerReport, LatencySummary};
 use crate::report::stats::{StageCounter, StageStats, VniCounts};
-use crate::runtime::config::CaptureConfig;
 use crate::steer::{AttachMode, XdpCounter, XdpCounters};
 
 /// Totals of one run, live or offline.
@@ -185,7 +184,8 @@ fn latency_text(l: &LatencySummary) -> String {
 impl Summary {
     /// The summary of a live capture.
     pub fn live(
-        config: &CaptureConfig,
+        interface: &str,
+        output: &str,
         attach: AttachMode,
         queues: Vec<QueueReport>,
         xdp: XdpCounters,
@@ -199,8 +199,8 @@ impl Summary {
             xsk.merge(&q.xsk);
         }
         Summary::new(
-            config.interface.clone(),
-            config.output_name.clone(),
+            interface.to_owned(),
+            output.to_owned(),
             Some(attach),
             queues,
             stage,

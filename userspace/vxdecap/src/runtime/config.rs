@@ -8,7 +8,7 @@ use vxdecap_wire::PortSet;
 use vxdecap_xsk::{BindRequest, SocketConfig};
 
 use crate::datapath::idle::RxPolicy;
-use crate::report::metrics::Endpoint;
+use crate::runtime::metrics_server::Endpoint;
 use crate::steer::allow::Allowlist;
 use crate::steer::AttachRequest;
 

@@ -1,26 +1,9 @@
-//! CPU placement: which CPUs exist, which each worker and analyzer thread
-//! runs on, and pinning a thread there.
+//! CPU placement: which CPU each worker and analyzer thread runs on.
 
 use anyhow::bail;
 
 use crate::runtime::config::CaptureConfig;
-
-/// Number of CPUs online (not just those this process may run on now).
-pub(crate) fn online_cpus() -> usize {
-    let from_sysfs = std::fs::read_to_string("/sys/devices/system/cpu/online")
-        .ok()
-        .and_then(|list| {
-            list.trim()
-                .split(',')
-                .map(|part| match part.split_once('-') {
-                    Some((_, hi)) => hi.parse::<usize>().ok().map(|h| h + 1),
-                    None => part.parse::<usize>().ok().map(|v| v + 1),
-                })
-                .max()
-                .flatten()
-        });
-    from_sysfs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
-}
+use crate::sys::cpu::online_cpus;
 
 /// Checks that every CPU of `cpus` exists on this machine.
 pub fn check_cpus(cpus: &[usize]) -> anyhow::Result<()> {
@@ -58,13 +41,6 @@ pub(crate) fn resolve_cpus(
                 .collect())
         }
     }
-}
-
-/// Pins the calling thread to `cpu`.
-pub(crate) fn pin_current_thread(cpu: usize) -> nix::Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(cpu)?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
 }
 
 /// The analyzer threads' CPUs: free ones other than CPU 0 (where

@@ -19,9 +19,10 @@ use vxdecap_wire::PortSet;
 use vxdecap_xsk::{BindMode, SocketConfig, XskStatistics};
 
 use crate::analyzer::Analyzer;
+use crate::analyzer::MAX_ANALYZERS;
 use crate::datapath::analyzers::{spawn_analyzers, InlineAnalyzers, Latency};
-use crate::datapath::idle::{IdlePolicy, ReceiveWork, RxPolicy};
-use crate::datapath::queue::{fan_out, MAX_ANALYZERS};
+use crate::datapath::idle::{IdlePolicy, RxPolicy};
+use crate::datapath::queue::fan_out;
 use crate::datapath::stage::SharedAllowlist;
 use crate::datapath::stage::{Backpressure, DecapStage};
 use crate::report::metrics::{Metrics, QueueInfo};
@@ -31,6 +32,7 @@ use crate::runtime::cpus::{analyzer_cpus, resolve_cpus};
 use crate::runtime::device::interface_mac;
 use crate::runtime::hotplug::LinkWatcher;
 use crate::runtime::preflight::{check_config, effective_allowlist, metrics_error, resolve_queues};
+use crate::runtime::receive_work::ReceiveWork;
 use crate::runtime::supervisor::{defer_interrupts, Supervisor};
 use crate::runtime::umem::frame_size_for_mtu;
 use crate::runtime::worker::{Control, RxQueueWorker, SocketReady};
@@ -57,7 +59,7 @@ pub fn run_capture(
         .metrics
         .as_ref()
         .map(|endpoint| {
-            crate::report::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e))
+            crate::runtime::metrics_server::bind(endpoint).map_err(|e| metrics_error(endpoint, e))
         })
         .transpose()?;
 
@@ -300,8 +302,9 @@ pub fn run_capture(
                 .iter()
                 .filter_map(|l| l.local_addr().ok())
                 .collect();
-            let server = crate::report::metrics::serve(listeners, metrics.clone(), stop.clone())
-                .context("cannot start the metrics thread")?;
+            let server =
+                crate::runtime::metrics_server::serve(listeners, metrics.clone(), stop.clone())
+                    .context("cannot start the metrics thread")?;
             for addr in addrs {
                 eprintln!("vxdecap: metrics at http://{addr}/metrics");
             }
@@ -357,7 +360,7 @@ pub fn run_capture(
         ),
         None => None,
     };
-    supervisor.wait_for_end(&metrics, &threads, &reload, watcher.as_ref());
+    supervisor.wait_for_end(&metrics, &reload, watcher.as_ref());
     if let Some(id) = hup {
         signal_hook::low_level::unregister(id);
     }
@@ -395,7 +398,14 @@ pub fn run_capture(
     if let Some(e) = fatal {
         return Err(e);
     }
-    let mut summary = Summary::live(config, attach_mode, reports, xdp, analyzer_reports);
+    let mut summary = Summary::live(
+        &config.interface,
+        &config.output_name,
+        attach_mode,
+        reports,
+        xdp,
+        analyzer_reports,
+    );
     summary.interface_restarts = restarts;
     Ok(summary)
 }

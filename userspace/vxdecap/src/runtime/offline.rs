@@ -10,8 +10,9 @@ use vxdecap_wire::reassembly::{Reassembler, ReassemblyConfig};
 use vxdecap_wire::PortSet;
 
 use crate::analyzer::Analyzer;
+use crate::analyzer::MAX_ANALYZERS;
 use crate::datapath::analyzers::{spawn_analyzers, Latency};
-use crate::datapath::queue::{fan_out, MAX_ANALYZERS};
+use crate::datapath::queue::fan_out;
 use crate::datapath::stage::{Backpressure, DecapStage};
 use crate::input::CaptureInput;
 use crate::report::summary::Summary;

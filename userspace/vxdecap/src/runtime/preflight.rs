@@ -5,10 +5,10 @@
 use anyhow::bail;
 use vxdecap_wire::reassembly::Reassembler;
 
-use crate::report::metrics::Endpoint;
 use crate::runtime::config::{CaptureConfig, QueueSelection};
 use crate::runtime::cpus::{check_cpus, resolve_cpus};
 use crate::runtime::device::{interface_exists, rx_queue_count};
+use crate::runtime::metrics_server::Endpoint;
 use crate::steer::allow::Allowlist;
 
 pub(crate) fn resolve_queues(config: &CaptureConfig) -> anyhow::Result<Vec<u32>> {
@@ -41,7 +41,7 @@ pub(crate) fn resolve_queues(config: &CaptureConfig) -> anyhow::Result<Vec<u32>>
 pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
     check_setup(config)?;
     if let Some(endpoint) = &config.metrics {
-        crate::report::metrics::bind(endpoint).map_err(|e| metrics_error(endpoint, e))?;
+        crate::runtime::metrics_server::bind(endpoint).map_err(|e| metrics_error(endpoint, e))?;
     }
     Ok(())
 }

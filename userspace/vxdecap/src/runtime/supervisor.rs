@@ -6,8 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use crate::datapath::analyzers::AnalyzerThread;
-use crate::datapath::idle::{NapiDeferral, ReceiveWork, RxPolicy};
+use crate::datapath::idle::RxPolicy;
 use crate::datapath::stage::SharedAllowlist;
 use crate::report::metrics::Metrics;
 use crate::report::stats_line::stats_line;
@@ -15,6 +14,7 @@ use crate::runtime::config::CaptureConfig;
 use crate::runtime::device::interface_up;
 use crate::runtime::hotplug::{LinkEvent, LinkWatcher};
 use crate::runtime::preflight::effective_allowlist;
+use crate::runtime::receive_work::{NapiDeferral, ReceiveWork};
 use crate::runtime::worker::{Control, SocketReady};
 use crate::steer::allow::Allowlist;
 use crate::steer::{Steering, XdpCounters};
@@ -65,7 +65,6 @@ impl Supervisor<'_> {
     pub(crate) fn wait_for_end(
         &mut self,
         metrics: &Metrics,
-        analyzers: &[AnalyzerThread],
         reload: &AtomicBool,
         watcher: Option<&LinkWatcher>,
     ) {
@@ -105,10 +104,7 @@ impl Supervisor<'_> {
                 if now >= at {
                     next_stats = Some(at + interval);
                     let xdp = self.xdp_totals();
-                    eprintln!(
-                        "{}",
-                        stats_line(metrics, analyzers, &xdp, now - last.0, &mut last)
-                    );
+                    eprintln!("{}", stats_line(metrics, &xdp, now - last.0, &mut last));
                     last.0 = now;
                 }
             }

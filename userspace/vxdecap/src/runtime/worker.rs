@@ -13,7 +13,7 @@ use crate::datapath::idle::{IdlePacer, IdlePolicy, IdleStep, RxPolicy};
 use crate::datapath::stage::{DecapStage, RxClock};
 use crate::report::stats::StageCounter;
 use crate::report::summary::QueueReport;
-use crate::runtime::cpus::pin_current_thread;
+use crate::sys::cpu::pin_current_thread;
 
 /// Sleep of an idle worker between polls; bounds the reaction time to stop.
 pub(crate) const IDLE_POLL_MS: i32 = 50;

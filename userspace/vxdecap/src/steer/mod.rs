@@ -537,7 +537,7 @@ fn detach_hint(interface: &str) -> String {
     );
     let Ok(attached) = nix::net::if_::if_nametoindex(interface)
         .map_err(std::io::Error::from)
-        .and_then(crate::runtime::hotplug::xdp_attached)
+        .and_then(crate::sys::netlink::xdp_attached)
     else {
         return unknown;
     };

@@ -1,3 +1,5 @@
-//! System interfaces: the TAP device.
+//! System interfaces: CPUs, rtnetlink, the TAP device.
 
+pub mod cpu;
+pub mod netlink;
 pub mod tap;

@@ -149,7 +149,6 @@ pub fn check_name(name: &str) -> Result<(), TapError> {
 }
 
 /// The ioctls, and all of this crate's unsafe code.
-#[allow(unsafe_code)]
 mod sys {
     use std::fs::File;
     use std::io;
