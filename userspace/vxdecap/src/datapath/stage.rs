@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use vxdecap_wire::link::link_payload;
 use vxdecap_wire::reassembly::{Push, Reassembler};
-use vxdecap_wire::{decapsulate, decapsulate_link, LinkType, PortSet, Reject};
+use vxdecap_wire::{decapsulate, decapsulate_link, LinkType, PortSet, Reject, RxMeta};
 use vxdecap_xsk::{RxFrame, UmemView};
 
 use crate::analyzer::MAX_ANALYZERS;
@@ -20,7 +20,6 @@ use crate::datapath::batch::{FrameMeta, InnerBatch};
 use crate::datapath::queue::BatchSender;
 use crate::report::stats::{SharedSlow, SharedStats, StageCounter, StageStats, VniCounts};
 use crate::steer::allow::Allowlist;
-use crate::steer::RxMeta;
 
 /// The allowlists as the workers see them: replaced whole when they change
 /// (SIGHUP), read without a lock, and only for reassembled datagrams (XDP

@@ -4,7 +4,7 @@ use crate::runtime::config::CaptureConfig;
 
 /// Bytes in front of a frame in a UMEM chunk: the kernel's XDP headroom
 /// and the XDP program's receive record.
-pub(crate) const FRAME_OVERHEAD: u32 = 256 + crate::steer::RxMeta::LEN as u32;
+pub(crate) const FRAME_OVERHEAD: u32 = 256 + vxdecap_wire::RxMeta::LEN as u32;
 
 /// Largest outer Ethernet frame (two VLAN tags included) one UMEM chunk of
 /// `frame_size` bytes holds without AF_XDP multi-buffer.

@@ -11,9 +11,12 @@ use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
-use vxdecap_wire::{PortSet, MAX_PORTS};
+use vxdecap_wire::{PortSet, RxMeta, MAX_PORTS};
 
 pub mod allow;
+mod counters;
+
+pub use counters::{XdpCounter, XdpCounters};
 
 use allow::Allowlist;
 
@@ -22,7 +25,7 @@ static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 
 /// Constants generated from xdp-prog/vxdecap_shared.h by build.rs.
 #[allow(dead_code)] // not every constant has a Rust-side use
-mod shared {
+pub(crate) mod shared {
     include!(concat!(env!("OUT_DIR"), "/shared_constants.rs"));
 }
 
@@ -36,42 +39,6 @@ const _: () = assert!(XdpCounter::ALL.len() == shared::VXD_COUNTER_NAMES.len());
 const _: () = assert!(RxMeta::LEN as u64 == shared::VXD_META_LEN);
 const _: () = assert!(RxMeta::MAGIC as u64 == shared::VXD_META_MAGIC);
 
-/// The record the XDP program puts in front of every frame it redirects
-/// (`struct vxd_rx_meta` in xdp-prog/vxdecap_shared.h).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RxMeta {
-    /// Receive time in XDP, CLOCK_MONOTONIC nanoseconds.
-    pub rx_ns: u64,
-    /// Bytes from the Ethernet header to the VXLAN header, as the program parsed them.
-    pub vxlan_offset: u16,
-}
-
-impl RxMeta {
-    /// Size of the record.
-    pub const LEN: usize = 16;
-    /// `"VXDM"` as a little-endian u32.
-    pub const MAGIC: u32 = u32::from_le_bytes(*b"VXDM");
-
-    /// Splits a redirected frame into its record and the frame as received;
-    /// `None` when the record is missing (the frame then is all of `data`).
-    #[inline]
-    pub fn split(data: &[u8]) -> Option<(RxMeta, &[u8])> {
-        let (head, frame) = data.split_first_chunk::<16>()?;
-        let magic = u32::from_le_bytes([head[8], head[9], head[10], head[11]]);
-        if magic != Self::MAGIC {
-            return None;
-        }
-        let mut rx = [0u8; 8];
-        rx.copy_from_slice(&head[..8]);
-        Some((
-            RxMeta {
-                rx_ns: u64::from_le_bytes(rx),
-                vxlan_offset: u16::from_le_bytes([head[12], head[13]]),
-            },
-            frame,
-        ))
-    }
-}
 const _: () = assert!(allow::MAX_SOURCES as u64 == shared::VXD_MAX_ALLOW_SOURCES);
 const _: () = assert!(allow::MAX_VNIS as u64 == shared::VXD_MAX_ALLOW_VNIS);
 const PROGRAM: &str = "vxdecap_steer";
@@ -81,97 +48,6 @@ const ALLOW_V6_MAP: &str = "vxd_allow_v6";
 const ALLOW_VNI_MAP: &str = "vxd_allow_vni";
 const XSK_MAP: &str = "vxd_xsks";
 const COUNTER_MAP: &str = "vxd_counters";
-
-/// Mirrors `enum vxd_counter` in xdp-prog/vxdecap_shared.h, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum XdpCounter {
-    /// Redirected to the AF_XDP socket of its rx queue.
-    Redirected = 0,
-    /// Matched, but no socket is bound on that queue.
-    PassNoSocket,
-    /// Not IPv4/IPv6.
-    PassNotIp,
-    /// IP but not UDP.
-    PassNotUdp,
-    /// UDP to a port not configured.
-    PassPort,
-    /// Outer IPv4 fragment.
-    PassFragment,
-    /// Headers cut short or invalid.
-    PassMalformed,
-    /// No room in front of the frame for the receive record.
-    PassNoHeadroom,
-    /// VXLAN from a source outside the allowlist: dropped.
-    DropSource,
-    /// VXLAN with a VNI outside the allowlist: dropped.
-    DropVni,
-    /// Outer IPv4 fragment sent to AF_XDP for reassembly (also in `Redirected`).
-    FragmentSteered,
-}
-
-impl XdpCounter {
-    /// Every counter, in map order.
-    pub const ALL: [XdpCounter; 11] = [
-        XdpCounter::Redirected,
-        XdpCounter::PassNoSocket,
-        XdpCounter::PassNotIp,
-        XdpCounter::PassNotUdp,
-        XdpCounter::PassPort,
-        XdpCounter::PassFragment,
-        XdpCounter::PassMalformed,
-        XdpCounter::PassNoHeadroom,
-        XdpCounter::DropSource,
-        XdpCounter::DropVni,
-        XdpCounter::FragmentSteered,
-    ];
-
-    /// True for the counters of frames the program passed to the kernel.
-    pub fn is_pass(self) -> bool {
-        !matches!(
-            self,
-            XdpCounter::Redirected
-                | XdpCounter::DropSource
-                | XdpCounter::DropVni
-                | XdpCounter::FragmentSteered
-        )
-    }
-
-    /// Stable name for summaries and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            XdpCounter::Redirected => "redirected",
-            XdpCounter::PassNoSocket => "pass_no_socket",
-            XdpCounter::PassNotIp => "pass_not_ip",
-            XdpCounter::PassNotUdp => "pass_not_udp",
-            XdpCounter::PassPort => "pass_other_port",
-            XdpCounter::PassFragment => "pass_outer_fragment",
-            XdpCounter::PassMalformed => "pass_malformed",
-            XdpCounter::PassNoHeadroom => "pass_no_headroom",
-            XdpCounter::DropSource => "drop_source_not_allowed",
-            XdpCounter::DropVni => "drop_vni_not_allowed",
-            XdpCounter::FragmentSteered => "fragment_steered",
-        }
-    }
-}
-
-/// Totals of the XDP program's per-CPU counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct XdpCounters(pub [u64; XdpCounter::ALL.len()]);
-
-impl XdpCounters {
-    /// Adds another program instance's counters to these.
-    pub fn merge(&mut self, other: &XdpCounters) {
-        for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
-            *a += b;
-        }
-    }
-
-    /// One counter's total over all CPUs.
-    pub fn get(&self, counter: XdpCounter) -> u64 {
-        self.0[counter as usize]
-    }
-}
 
 /// How to attach the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -602,35 +478,4 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_mirror_the_shared_header_in_order() {
-        for (counter, c_name) in XdpCounter::ALL.iter().zip(shared::VXD_COUNTER_NAMES) {
-            let expected = match counter {
-                XdpCounter::Redirected => "VXD_CTR_REDIRECTED",
-                XdpCounter::PassNoSocket => "VXD_CTR_PASS_NO_SOCKET",
-                XdpCounter::PassNotIp => "VXD_CTR_PASS_NOT_IP",
-                XdpCounter::PassNotUdp => "VXD_CTR_PASS_NOT_UDP",
-                XdpCounter::PassPort => "VXD_CTR_PASS_PORT",
-                XdpCounter::PassFragment => "VXD_CTR_PASS_FRAGMENT",
-                XdpCounter::PassMalformed => "VXD_CTR_PASS_MALFORMED",
-                XdpCounter::PassNoHeadroom => "VXD_CTR_PASS_NO_HEADROOM",
-                XdpCounter::DropSource => "VXD_CTR_DROP_SOURCE",
-                XdpCounter::DropVni => "VXD_CTR_DROP_VNI",
-                XdpCounter::FragmentSteered => "VXD_CTR_FRAGMENT_STEERED",
-            };
-            assert_eq!(
-                c_name,
-                expected,
-                "counter {} is at index {}",
-                counter.name(),
-                *counter as u32
-            );
-        }
-    }
 }
