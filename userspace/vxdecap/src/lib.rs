@@ -21,12 +21,14 @@ pub mod analyzer;
 pub mod api;
 pub mod config;
 pub mod datapath;
+pub mod error;
 pub mod files;
 pub mod filter;
 pub mod input;
 pub mod lab;
 pub mod report;
 pub mod runtime;
+pub mod select;
 pub mod steer;
 // The one module allowed unsafe code (each block with its SAFETY comment).
 #[allow(unsafe_code)]

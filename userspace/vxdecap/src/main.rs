@@ -433,11 +433,11 @@ fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
     // Before any output is opened (and so created or truncated).
     if let Some(input) = FileId::of_input(&args.read) {
         let outputs = settings.file_outputs().map_err(|e| usage(e.to_string()))?;
-        check_outputs_spare_input(input, &args.read, &outputs).map_err(usage)?;
+        check_outputs_spare_input(input, &args.read, &outputs).map_err(|e| usage(e.to_string()))?;
     }
     // An unreadable input, or one that is not a capture, is refused before
     // the outputs are created.
-    let input = CaptureInput::open(&args.read).map_err(usage)?;
+    let input = CaptureInput::open(&args.read).map_err(|e| usage(e.to_string()))?;
     let reassembly = args.reassembly.config()?;
     let (analyzers, output_name) = analyzers(&settings, args.output.count_only)?;
     let summary = run_offline(

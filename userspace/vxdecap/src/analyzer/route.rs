@@ -35,17 +35,16 @@
 //! ```
 
 use std::io;
-use std::net::IpAddr;
 
 use super::{
     open_frame_output, Analyzer, AnalyzerCounts, OutputError, OutputOptions, RouteCounts, TapWriter,
 };
 use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
+use crate::error::ParseError;
 use crate::filter::{FilterError, InnerFilter};
+use crate::select::{parse_vni_range, Cidr};
 use crate::sys::tap::TapError;
-
-/// Largest VNI (24 bits).
-pub const MAX_VNI: u32 = (1 << 24) - 1;
+use vxdecap_wire::vxlan::MAX_VNI;
 
 /// Why a route cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +55,7 @@ pub enum RouteError {
         /// The rule.
         rule: String,
         /// What is wrong, and the fix.
-        reason: String,
+        reason: ParseError,
     },
     /// Its inner filter does not compile.
     #[error("route {rule:?}: {source}")]
@@ -84,64 +83,6 @@ pub enum RouteError {
     },
 }
 
-/// An outer source prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `10.1.0.0/16`, `2001:db8::/32` or a bare address; host bits are cleared.
-    pub fn parse(text: &str) -> Option<Cidr> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (
-                a.trim().parse::<IpAddr>().ok()?,
-                Some(p.trim().parse::<u8>().ok()?),
-            ),
-            None => (text.trim().parse::<IpAddr>().ok()?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        if prefix > max {
-            return None;
-        }
-        let addr = mask(addr, prefix);
-        Some(Cidr { addr, prefix })
-    }
-
-    /// True when `addr` is inside the prefix (IPv4 and IPv6 never mix).
-    #[inline]
-    pub fn contains(&self, addr: &IpAddr) -> bool {
-        match (self.addr, addr) {
-            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
-                mask(*addr, self.prefix) == self.addr
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-#[inline]
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4((u32::from(a) & m).into())
-        }
-        IpAddr::V6(a) => {
-            let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6((u128::from(a) & m).into())
-        }
-    }
-}
-
 /// Which frames a route takes: all of its parts must match; an empty part
 /// matches anything.
 #[derive(Clone, Debug, Default)]
@@ -163,7 +104,7 @@ impl RouteMatch {
     /// Parses the part of a rule before `->`: `default`, or comma-separated
     /// `vni=LIST`, `src=LIST` and a last `filter=EXPRESSION`, where a list
     /// goes on over the following items without `=` (`vni=27,30,100-199`).
-    pub fn parse(text: &str) -> Result<RouteMatch, String> {
+    pub fn parse(text: &str) -> Result<RouteMatch, ParseError> {
         let text = text.trim();
         if text == "default" || text == "*" {
             return Ok(RouteMatch::any());
@@ -190,20 +131,23 @@ impl RouteMatch {
                 }
                 None if !key.is_empty() => item,
                 None => {
-                    return Err(format!(
-                        "{item:?} has no key: write vni=…, src=… or filter=…"
-                    ))
+                    return Err(
+                        format!("{item:?} has no key: write vni=…, src=… or filter=…").into(),
+                    )
                 }
             };
             match key {
-                "vni" => m.vnis.push(parse_vni_range(value)?),
-                "src" => m.sources.push(Cidr::parse(value).ok_or_else(|| {
-                    format!("src {value:?} is not an address or prefix such as 10.1.0.0/16")
+                "vni" => m.vnis.push(vni_range(value)?),
+                "src" => m.sources.push(value.parse::<Cidr>().map_err(|_| {
+                    ParseError::new(format!(
+                        "src {value:?} is not an address or prefix such as 10.1.0.0/16"
+                    ))
                 })?),
                 other => {
                     return Err(format!(
                         "unknown key {other:?}: the keys are vni, src and filter (last)"
-                    ))
+                    )
+                    .into())
                 }
             }
         }
@@ -211,7 +155,9 @@ impl RouteMatch {
             if expression.is_empty() {
                 return Err("filter= needs an expression such as `tcp port 80`".into());
             }
-            m.filter = Some(InnerFilter::compile(&expression).map_err(|e| e.to_string())?);
+            m.filter = Some(
+                InnerFilter::compile(&expression).map_err(|e| ParseError::new(e.to_string()))?,
+            );
         }
         Ok(m)
     }
@@ -224,7 +170,7 @@ impl RouteMatch {
                 .vnis
                 .iter()
                 .any(|&(lo, hi)| (lo..=hi).contains(&meta.vni)))
-            && (self.sources.is_empty() || self.sources.iter().any(|c| c.contains(&meta.outer_src)))
+            && (self.sources.is_empty() || self.sources.iter().any(|c| c.contains(meta.outer_src)))
             && self
                 .filter
                 .as_ref()
@@ -232,23 +178,13 @@ impl RouteMatch {
     }
 }
 
-/// `27` or `100-199`, within 24 bits.
-pub fn parse_vni_range(text: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("vni {text:?} is not a VNI (0..={MAX_VNI}) or a range such as 100-199");
-    let (lo, hi) = match text.split_once('-') {
-        Some((lo, hi)) => (
-            lo.trim().parse::<u32>().map_err(|_| bad())?,
-            hi.trim().parse::<u32>().map_err(|_| bad())?,
-        ),
-        None => {
-            let v = text.trim().parse::<u32>().map_err(|_| bad())?;
-            (v, v)
-        }
-    };
-    if lo > hi || hi > MAX_VNI {
-        return Err(bad());
-    }
-    Ok((lo, hi))
+/// `27` or `100-199`, within 24 bits, as a route's `vni=` item.
+fn vni_range(text: &str) -> Result<(u32, u32), ParseError> {
+    parse_vni_range(text).map_err(|_| {
+        ParseError::new(format!(
+            "vni {text:?} is not a VNI (0..={MAX_VNI}) or a range such as 100-199"
+        ))
+    })
 }
 
 /// Where a route's frames go, as written in a rule.
@@ -264,7 +200,7 @@ pub enum RouteTarget {
 
 impl RouteTarget {
     /// Parses the part after `->`.
-    pub fn parse(text: &str) -> Result<RouteTarget, String> {
+    pub fn parse(text: &str) -> Result<RouteTarget, ParseError> {
         let text = text.trim();
         match text {
             "" => Err("nothing after '->': write a file name, tap:NAME or drop".into()),
@@ -305,7 +241,7 @@ impl RouteSpec {
     /// Parses `SELECTOR -> TARGET` (see the module doc); files are written
     /// with `output`.
     pub fn parse(rule: &str, output: OutputOptions) -> Result<RouteSpec, RouteError> {
-        let syntax = |reason: String| RouteError::Syntax {
+        let syntax = |reason: ParseError| RouteError::Syntax {
             rule: rule.to_owned(),
             reason,
         };
@@ -601,25 +537,8 @@ impl Analyzer for Router {
 mod tests {
     use super::*;
     use crate::datapath::batch::InnerBatch;
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
     use std::sync::{Arc, Mutex};
-
-    #[test]
-    fn cidrs_match_their_family_and_prefix() {
-        let c = Cidr::parse("10.1.7.9/16").expect("cidr");
-        assert_eq!(c.to_string(), "10.1.0.0/16");
-        assert!(c.contains(&"10.1.255.1".parse().unwrap()));
-        assert!(!c.contains(&"10.2.0.1".parse().unwrap()));
-        assert!(!c.contains(&"::ffff:10.1.0.1".parse().unwrap()));
-        let any = Cidr::parse("0.0.0.0/0").expect("cidr");
-        assert!(any.contains(&"192.0.2.1".parse().unwrap()));
-        let host = Cidr::parse("2001:db8::1").expect("host");
-        assert!(host.contains(&"2001:db8::1".parse().unwrap()));
-        assert!(!host.contains(&"2001:db8::2".parse().unwrap()));
-        for bad in ["10.1.0.0/33", "10.1/8", "x", "::/129", "10.0.0.0/"] {
-            assert!(Cidr::parse(bad).is_none(), "{bad}");
-        }
-    }
 
     #[test]
     fn rules_parse_and_bad_ones_name_the_fix() {

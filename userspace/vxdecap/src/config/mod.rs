@@ -36,12 +36,20 @@ use crate::analyzer::{
     open_frame_output, Analyzer, CountAnalyzer, Filtered, OutputFormat, OutputOptions,
     PrintAnalyzer, Rotation, RouteSpec, RouteTarget, Router, TapWriter,
 };
+use crate::error::ParseError;
 use crate::filter::InnerFilter;
+use vxdecap_wire::vxlan::MAX_VNI;
 
 /// A configuration that cannot be used; the message names the fix.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+impl From<ParseError> for ConfigError {
+    fn from(e: ParseError) -> Self {
+        ConfigError(e.to_string())
+    }
+}
 
 fn err(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
@@ -90,11 +98,11 @@ enum ListValue {
 // Each value type says what it expects and what it found (serde's untagged
 // enums only say that nothing matched).
 impl TryFrom<toml::Value> for ListValue {
-    type Error = String;
+    type Error = ParseError;
 
-    fn try_from(value: toml::Value) -> Result<Self, String> {
+    fn try_from(value: toml::Value) -> Result<Self, ParseError> {
         let bad = |found: &toml::Value| {
-            format!("expected a list of queues or CPUs such as \"0,2-3\" or [0, 1] (or \"all\" for queues), found {found}")
+            ParseError::new(format!("expected a list of queues or CPUs such as \"0,2-3\" or [0, 1] (or \"all\" for queues), found {found}"))
         };
         match &value {
             toml::Value::String(text) => Ok(ListValue::Text(text.clone())),
@@ -130,17 +138,17 @@ enum VniValue {
 }
 
 impl TryFrom<toml::Value> for VniValue {
-    type Error = String;
+    type Error = ParseError;
 
-    fn try_from(value: toml::Value) -> Result<Self, String> {
+    fn try_from(value: toml::Value) -> Result<Self, ParseError> {
         match &value {
-            toml::Value::Integer(n) if (0..=0x00ff_ffff).contains(n) => {
+            toml::Value::Integer(n) if (0..=i64::from(MAX_VNI)).contains(n) => {
                 Ok(VniValue::Number(*n as u32))
             }
             toml::Value::String(text) => Ok(VniValue::Text(text.clone())),
-            other => Err(format!(
-                "expected a VNI from 0 to 16777215 such as 27, or a range such as \"100-199\", found {other}"
-            )),
+            other => Err(ParseError::new(format!(
+                "expected a VNI from 0 to {MAX_VNI} such as 27, or a range such as \"100-199\", found {other}"
+            ))),
         }
     }
 }
@@ -154,15 +162,15 @@ enum SizeValue {
 }
 
 impl TryFrom<toml::Value> for SizeValue {
-    type Error = String;
+    type Error = ParseError;
 
-    fn try_from(value: toml::Value) -> Result<Self, String> {
+    fn try_from(value: toml::Value) -> Result<Self, ParseError> {
         match &value {
             toml::Value::Integer(n) if *n > 0 => Ok(SizeValue::Millions(*n as u64)),
             toml::Value::String(text) => Ok(SizeValue::Text(text.clone())),
-            other => Err(format!(
+            other => Err(ParseError::new(format!(
                 "file_size: expected a size such as 100 (MB), \"512k\" or \"2g\", found {other}"
-            )),
+            ))),
         }
     }
 }
@@ -649,14 +657,17 @@ fn allow_section(section: AllowSection) -> Result<(Allowlist, Option<String>), C
     Ok((allow, section.file))
 }
 
-fn check_file(path: &str, options: &OutputOptions) -> Result<(), String> {
-    options.rotation.check().map_err(|e| e.to_string())?;
+fn check_file(path: &str, options: &OutputOptions) -> Result<(), ParseError> {
+    options
+        .rotation
+        .check()
+        .map_err(|e| ParseError::new(e.to_string()))?;
     if path == "-" && options.rotation.is_rotating() {
         return Err("stdout (-w -) cannot be rotated".into());
     }
     if options.rotation.interval.is_some() {
         crate::analyzer::FileNamer::new(path, true, options.rotation.files)
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ParseError::new(e.to_string()))?;
     }
     Ok(())
 }
@@ -664,7 +675,7 @@ fn check_file(path: &str, options: &OutputOptions) -> Result<(), String> {
 /// Whether a file can be created or written at `path` (a strftime pattern
 /// for -G: a directory part with `%` is only known per file, and is left
 /// to the writer).
-fn check_writable(path: &str) -> Result<(), String> {
+fn check_writable(path: &str) -> Result<(), ParseError> {
     use nix::unistd::{access, AccessFlags};
     if path == "-" {
         return Ok(());
@@ -679,21 +690,20 @@ fn check_writable(path: &str) -> Result<(), String> {
         return Ok(());
     }
     match std::fs::metadata(dir) {
-        Err(e) => return Err(format!("directory {}: {e}", dir.display())),
-        Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", dir.display())),
+        Err(e) => return Err(format!("directory {}: {e}", dir.display()).into()),
+        Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", dir.display()).into()),
         Ok(_) => {}
     }
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => Err("it is a directory".into()),
-        Ok(_) => {
-            access(path, AccessFlags::W_OK).map_err(|e| format!("{}", std::io::Error::from(e)))
-        }
+        Ok(_) => access(path, AccessFlags::W_OK)
+            .map_err(|e| ParseError::new(std::io::Error::from(e).to_string())),
         Err(_) => access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
-            format!(
+            ParseError::new(format!(
                 "directory {}: {}: check that it is writable",
                 dir.display(),
                 std::io::Error::from(e)
-            )
+            ))
         }),
     }
 }
@@ -811,8 +821,8 @@ fn route_rule(r: &RouteSection, n: usize) -> Result<RouteRule, ConfigError> {
 
 /// Parses a list such as `0,2-3` into `[0, 2, 3]`; a number given twice is
 /// an error (`what` names the flag or key).
-pub fn parse_list(text: &str, what: &str) -> Result<Vec<usize>, ConfigError> {
-    let bad = || err(format!("{what} {text:?} is not a list such as 0,2-3"));
+pub fn parse_list(text: &str, what: &str) -> Result<Vec<usize>, ParseError> {
+    let bad = || ParseError::new(format!("{what} {text:?} is not a list such as 0,2-3"));
     let mut out = Vec::new();
     for part in text.split(',') {
         let (lo, hi) = match part.split_once('-') {
@@ -830,7 +840,7 @@ pub fn parse_list(text: &str, what: &str) -> Result<Vec<usize>, ConfigError> {
         }
         for v in lo..=hi {
             if out.contains(&v) {
-                return Err(err(format!("{what} names {v} twice")));
+                return Err(ParseError::new(format!("{what} names {v} twice")));
             }
             out.push(v);
         }
@@ -839,7 +849,7 @@ pub fn parse_list(text: &str, what: &str) -> Result<Vec<usize>, ConfigError> {
 }
 
 /// tcpdump's -C: millions of bytes, or KiB/MiB/GiB with a k/m/g suffix.
-pub fn parse_file_size(text: &str) -> Result<u64, String> {
+pub fn parse_file_size(text: &str) -> Result<u64, ParseError> {
     let (digits, unit) = match text.char_indices().last() {
         Some((at, 'k' | 'K')) => (&text[..at], 1 << 10),
         Some((at, 'm' | 'M')) => (&text[..at], 1 << 20),
@@ -851,7 +861,11 @@ pub fn parse_file_size(text: &str) -> Result<u64, String> {
         .ok()
         .filter(|&n| n > 0)
         .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(|| format!("{text:?} is not a file size such as 100 (MB), 512k or 2g"))
+        .ok_or_else(|| {
+            ParseError::new(format!(
+                "{text:?} is not a file size such as 100 (MB), 512k or 2g"
+            ))
+        })
 }
 
 #[cfg(test)]

@@ -6,4 +6,4 @@ mod reader;
 mod same_file;
 
 pub use reader::{CaptureInput, InputReport, Packet, MAX_SNAPLEN};
-pub use same_file::{check_outputs_spare_input, FileId};
+pub use same_file::{check_outputs_spare_input, FileId, OverwritesInput};

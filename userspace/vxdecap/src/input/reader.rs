@@ -36,6 +36,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use vxdecap_wire::LinkType;
 
+use crate::error::ParseError;
+
 /// libpcap's largest snapshot length for the link types we read
 /// (`MAXIMUM_SNAPLEN`): a pcap record claiming more is damaged.
 pub const MAX_SNAPLEN: u32 = 262_144;
@@ -294,7 +296,7 @@ fn tsresol_units(value: u8) -> u64 {
 impl CaptureInput {
     /// Opens `path` (`-` for stdin) and reads its header: a pcap file header
     /// or a pcapng section header. The error says what is wrong, for the user.
-    pub fn open(path: &str) -> Result<CaptureInput, String> {
+    pub fn open(path: &str) -> Result<CaptureInput, ParseError> {
         let (name, source): (String, Box<dyn Read + Send>) = if path == "-" {
             ("stdin".to_owned(), Box::new(io::stdin()))
         } else {
@@ -309,7 +311,8 @@ impl CaptureInput {
             return Err(format!(
                 "{name} is {}: not a pcap or pcapng capture",
                 if got == 0 { "empty" } else { "too short" }
-            ));
+            )
+            .into());
         }
         let le = u32::from_le_bytes(magic);
         let be = u32::from_be_bytes(magic);
@@ -330,8 +333,9 @@ impl CaptureInput {
         if le == PCAPNG_SHB {
             input.report.format = "pcapng";
             input.pcapng_block(Some(magic)).and_then(|kept| {
-                kept.then_some(())
-                    .ok_or_else(|| format!("{}: the section header is cut short", input.name))
+                kept.then_some(()).ok_or_else(|| {
+                    ParseError::new(format!("{}: the section header is cut short", input.name))
+                })
             })?;
             return Ok(input);
         }
@@ -342,7 +346,8 @@ impl CaptureInput {
                 return Err(format!(
                     "{} is not a pcap or pcapng capture (it starts with {le:#010x})",
                     input.name
-                ))
+                )
+                .into())
             }
         };
         input.report.format = "pcap";
@@ -354,7 +359,8 @@ impl CaptureInput {
                 "{}: the pcap file header is cut short ({} of 24 bytes)",
                 input.name,
                 got + 4
-            ));
+            )
+            .into());
         }
         let major = u16_at(&header, 0, big_endian);
         let minor = u16_at(&header, 2, big_endian);
@@ -362,7 +368,8 @@ impl CaptureInput {
             return Err(format!(
                 "{}: pcap version {major}.{minor} is too old to read",
                 input.name
-            ));
+            )
+            .into());
         }
         let snaplen = u32_at(&header, 12, big_endian);
         let linktype = u32_at(&header, 16, big_endian);
@@ -426,7 +433,7 @@ impl CaptureInput {
 
     /// Reads `len` bytes into the record buffer; false (and the cut record
     /// counted, when `packet`) if the input ends first.
-    fn read_record(&mut self, len: usize, packet: bool) -> Result<bool, String> {
+    fn read_record(&mut self, len: usize, packet: bool) -> Result<bool, ParseError> {
         let got = fill(&mut self.source, sized(&mut self.record, len))
             .map_err(|e| format!("read error: {e}"))?;
         self.record_len = len;
@@ -438,13 +445,13 @@ impl CaptureInput {
             return Err(format!(
                 "record {} is cut short: the input ends after {got} of its {len} bytes (input_record_cut)",
                 self.index
-            ));
+            ).into());
         }
         Ok(true)
     }
 
     /// One pcap record; false at the end of the input.
-    fn pcap_record(&mut self, on_packet: &mut impl FnMut(Packet<'_>)) -> Result<bool, String> {
+    fn pcap_record(&mut self, on_packet: &mut impl FnMut(Packet<'_>)) -> Result<bool, ParseError> {
         let Format::Pcap {
             big_endian,
             nanos,
@@ -469,7 +476,7 @@ impl CaptureInput {
             return Err(format!(
                 "record {} is cut short: the input ends after {got} of its {record_header} header bytes (input_record_cut)",
                 self.index
-            ));
+            ).into());
         }
         let seconds = u64::from(u32_at(header, 0, big_endian));
         let fraction = u64::from(u32_at(header, 4, big_endian));
@@ -484,7 +491,7 @@ impl CaptureInput {
             return Err(format!(
                 "record {}: captured length {caplen} is above {MAX_SNAPLEN}, the most libpcap accepts: the file is damaged there, reading stopped",
                 self.index
-            ));
+            ).into());
         }
         if caplen > snaplen {
             self.report.caplen_over_snaplen += 1;
@@ -505,7 +512,10 @@ impl CaptureInput {
     }
 
     /// Blocks up to the next packet (handed to `on_packet`); false at the end.
-    fn pcapng_packet(&mut self, on_packet: &mut impl FnMut(Packet<'_>)) -> Result<bool, String> {
+    fn pcapng_packet(
+        &mut self,
+        on_packet: &mut impl FnMut(Packet<'_>),
+    ) -> Result<bool, ParseError> {
         loop {
             if !self.pcapng_block(None)? {
                 return Ok(false);
@@ -521,7 +531,7 @@ impl CaptureInput {
     /// the record buffer: type, length, body, trailing length. False at the
     /// end of the input. A section header sets the byte order and clears
     /// the interfaces; an interface block is recorded.
-    fn pcapng_block(&mut self, kind: Option<[u8; 4]>) -> Result<bool, String> {
+    fn pcapng_block(&mut self, kind: Option<[u8; 4]>) -> Result<bool, ParseError> {
         self.index += 1;
         let mut head = [0u8; 12];
         let start = match kind {
@@ -546,7 +556,8 @@ impl CaptureInput {
             return Err(format!(
                 "block {block} is cut short: the input ends after {} of its first 12 bytes",
                 start + got
-            ));
+            )
+            .into());
         }
         let kind = u32_at(&head, 0, big_endian);
         self.kind = kind;
@@ -557,7 +568,7 @@ impl CaptureInput {
                 other => {
                     return Err(format!(
                         "block {block}: a section header with byte-order magic {other:#010x}: not pcapng"
-                    ))
+                    ).into())
                 }
             };
         }
@@ -565,7 +576,7 @@ impl CaptureInput {
         if len < 12 || len % 4 != 0 || len > MAX_BLOCK {
             return Err(format!(
                 "block {block} (type {kind:#x}) has length {len}: the file is damaged there, reading stopped"
-            ));
+            ).into());
         }
         // The body and the trailing length: 4 bytes of them are read already.
         let already = 4;
@@ -586,14 +597,15 @@ impl CaptureInput {
                 "{} is cut short: the input ends after {} of its {len} bytes (input_record_cut)",
                 what(),
                 got + 8 + already
-            ));
+            )
+            .into());
         }
         let trailer = u32_at(&self.record, already + rest - 4, big_endian);
         if trailer != len {
             return Err(format!(
                 "{}: its trailing length {trailer} differs from its length {len}: the file is damaged there, reading stopped",
                 what()
-            ));
+            ).into());
         }
         // Keep only the body (a section's starts with its byte-order magic).
         self.record_len = already + rest - 4;
@@ -613,7 +625,8 @@ impl CaptureInput {
                     return Err(format!(
                         "{}: pcapng version {major} is not supported (only 1)",
                         what()
-                    ));
+                    )
+                    .into());
                 }
                 *order = big_endian;
                 interfaces.clear();
@@ -621,10 +634,9 @@ impl CaptureInput {
             }
             BLOCK_IDB => {
                 if body.len() < 8 {
-                    return Err(format!(
-                        "{}: an interface block too short for its fields",
-                        what()
-                    ));
+                    return Err(
+                        format!("{}: an interface block too short for its fields", what()).into(),
+                    );
                 }
                 let linktype = u32::from(u16_at(body, 0, big_endian));
                 let snaplen = u32_at(body, 4, big_endian);
@@ -679,7 +691,7 @@ impl CaptureInput {
 
     /// The packet in the block just read, if it is a packet block that can
     /// be decapsulated; packets that cannot are counted.
-    fn pcapng_decode(&mut self) -> Result<Option<Packet<'_>>, String> {
+    fn pcapng_decode(&mut self) -> Result<Option<Packet<'_>>, ParseError> {
         let Format::Pcapng {
             big_endian,
             interfaces,
@@ -700,7 +712,7 @@ impl CaptureInput {
         let (id, stamp, caplen, len, at) = match kind {
             BLOCK_EPB | BLOCK_OPB => {
                 if body.len() < 20 {
-                    return Err(short());
+                    return Err(short().into());
                 }
                 let id = if kind == BLOCK_EPB {
                     u32_at(body, 0, big_endian)
@@ -717,7 +729,7 @@ impl CaptureInput {
             }
             _ => {
                 if body.len() < 4 {
-                    return Err(short());
+                    return Err(short().into());
                 }
                 // No captured length: the packet is the block's data, up to
                 // its original length and the interface's snaplen.
@@ -749,7 +761,7 @@ impl CaptureInput {
         let Some(data) = body.get(at..at + caplen as usize) else {
             return Err(format!(
                 "block {block}: captured length {caplen} is longer than the block: the file is damaged there, reading stopped"
-            ));
+            ).into());
         };
         if interface.snaplen != 0 && caplen > interface.snaplen {
             self.report.caplen_over_snaplen += 1;

@@ -42,13 +42,51 @@ fn stdio_metadata(stdio: impl std::os::fd::AsFd) -> Option<Metadata> {
     fs::File::from(fd).metadata().ok()
 }
 
+/// An output that would overwrite the capture being read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OverwritesInput {
+    /// `-w -` with stdout redirected to the input.
+    #[error(
+        "-w - writes to stdout, which is the input file {input}: it would be read and written \
+         at once; redirect stdout elsewhere"
+    )]
+    Stdout {
+        /// The input's name.
+        input: String,
+    },
+    /// An output file that is the input (the same file by device and inode).
+    #[error(
+        "{output} is the input file {input}: writing it would destroy it before it is read; \
+         write the output somewhere else"
+    )]
+    File {
+        /// The output as named.
+        output: String,
+        /// The input's name.
+        input: String,
+    },
+    /// One of a rotated output's files is the input.
+    #[error(
+        "{output} is rotated (-C/-G), and its file {file} is the input file {input}: it would \
+         be overwritten while it is read; write the output somewhere else or under another name"
+    )]
+    Rotated {
+        /// The output pattern.
+        output: String,
+        /// The file of the rotation that is the input.
+        file: String,
+        /// The input's name.
+        input: String,
+    },
+}
+
 /// Refuses outputs that could overwrite the input `input` (named `input_name`):
 /// `outputs` are the file outputs with their format and rotation (`-` is stdout).
 pub fn check_outputs_spare_input(
     input: FileId,
     input_name: &str,
     outputs: &[(String, OutputOptions)],
-) -> Result<(), String> {
+) -> Result<(), OverwritesInput> {
     let input_name = if input_name == "-" {
         "stdin"
     } else {
@@ -59,20 +97,19 @@ pub fn check_outputs_spare_input(
         if path == "-" {
             let stdout = stdio_metadata(io::stdout());
             if stdout.is_some_and(|m| m.is_file() && FileId::of(&m) == input) {
-                return Err(format!(
-                    "-w - writes to stdout, which is the input file {input_name}: it would \
-                     be read and written at once; redirect stdout elsewhere"
-                ));
+                return Err(OverwritesInput::Stdout {
+                    input: input_name.to_owned(),
+                });
             }
             continue;
         }
         let rotation = options.rotation;
         if !rotation.is_rotating() {
             if same(path) {
-                return Err(format!(
-                    "{path} is the input file {input_name}: writing it would destroy it \
-                     before it is read; write the output somewhere else"
-                ));
+                return Err(OverwritesInput::File {
+                    output: path.clone(),
+                    input: input_name.to_owned(),
+                });
             }
             continue;
         }
@@ -86,11 +123,11 @@ pub fn check_outputs_spare_input(
             .rsplit_once('/')
             .map_or(("", path.as_str()), |(d, f)| (&path[..d.len() + 1], f));
         let refuse = |candidate: &str| {
-            Err(format!(
-                "{path} is rotated (-C/-G), and its file {candidate} is the input file \
-                 {input_name}: it would be overwritten while it is read; write the output \
-                 somewhere else or under another name"
-            ))
+            Err(OverwritesInput::Rotated {
+                output: path.clone(),
+                file: candidate.to_owned(),
+                input: input_name.to_owned(),
+            })
         };
         if timed && dir_prefix.contains('%') {
             // The directory changes with time: match the input's own names.
@@ -184,13 +221,15 @@ mod tests {
         };
         let plain = OutputOptions::default();
         for same in ["in.pcap", "link.pcap", "cap.pcap3"] {
-            let err = check(dir.path(same), plain).expect_err(same);
+            let err = check(dir.path(same), plain).expect_err(same).to_string();
             assert!(err.contains("is the input file"), "{err}");
         }
         assert!(check(dir.path("other.pcap"), plain).is_ok());
         assert!(check(dir.path("new.pcap"), plain).is_ok());
         // Rotated names: cap.pcap, cap.pcap1, … reach cap.pcap3.
-        let err = check(dir.path("cap.pcap"), rotated(Some(1), None, None)).expect_err("-C");
+        let err = check(dir.path("cap.pcap"), rotated(Some(1), None, None))
+            .expect_err("-C")
+            .to_string();
         assert!(err.contains("cap.pcap3"), "{err}");
         assert!(
             check(dir.path("cap.pcap"), plain).is_ok(),

@@ -239,7 +239,7 @@ fn wait_for_http(lab: &LabTopology, exe: &str, listen: &str) -> anyhow::Result<(
 /// Prints one line per frame of a pcap file.
 pub fn print_pcap(path: &std::path::Path, out: &mut impl Write) -> anyhow::Result<usize> {
     let name = path.to_str().context("the lab's pcap path is not UTF-8")?;
-    let input = CaptureInput::open(name).map_err(anyhow::Error::msg)?;
+    let input = CaptureInput::open(name)?;
     let mut line = String::new();
     let mut n = 0;
     let mut written = Ok(());

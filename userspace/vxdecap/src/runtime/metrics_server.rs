@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::error::ParseError;
 use crate::report::metrics::Metrics;
 
 /// Most connections served at once. A new connection past this closes the
@@ -37,12 +38,12 @@ pub struct Endpoint {
 }
 
 impl std::str::FromStr for Endpoint {
-    type Err = String;
+    type Err = ParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         use std::net::ToSocketAddrs;
         let bad = |why: String| {
-            format!("{text:?} is not ADDR:PORT or HOST:PORT such as 0.0.0.0:9419 or localhost:9419: {why}")
+            ParseError::new(format!("{text:?} is not ADDR:PORT or HOST:PORT such as 0.0.0.0:9419 or localhost:9419: {why}"))
         };
         if let Ok(addr) = text.parse::<SocketAddr>() {
             return Ok(Endpoint::from(addr));
@@ -540,7 +541,7 @@ mod tests {
             "no-such-host.invalid:80",
             "1.2.3.4:99999",
         ] {
-            let e = bad.parse::<Endpoint>().unwrap_err();
+            let e = bad.parse::<Endpoint>().unwrap_err().to_string();
             assert!(e.contains("is not ADDR:PORT or HOST:PORT"), "{bad}: {e}");
         }
     }

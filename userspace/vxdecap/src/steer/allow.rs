@@ -27,101 +27,38 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
-use std::str::FromStr;
+
+use vxdecap_wire::vxlan::MAX_VNI;
+
+use crate::error::ParseError;
+pub use crate::select::Cidr;
+use crate::select::{parse_vni_range, BadVni};
 
 /// Largest number of source prefixes (per address family) and of VNIs:
 /// the sizes of the XDP maps (xdp-prog/vxdecap_shared.h).
 pub const MAX_SOURCES: usize = 1024;
 /// See [`MAX_SOURCES`].
 pub const MAX_VNIS: usize = 65536;
-const MAX_VNI: u32 = 0x00ff_ffff;
-
-/// An address prefix such as `10.1.0.0/16` or `fd00::/8`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Cidr {
-    /// The network address (host bits cleared).
-    pub addr: IpAddr,
-    /// Prefix length in bits.
-    pub prefix: u8,
-}
-
-impl Cidr {
-    /// True when `ip` lies in the prefix.
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                mask(u32::from(ip).into(), self.prefix, 32) == u128::from(u32::from(net))
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                mask(u128::from(ip), self.prefix, 128) == u128::from(net)
-            }
-            _ => false,
-        }
-    }
-}
-
-fn mask(value: u128, prefix: u8, bits: u8) -> u128 {
-    if prefix == 0 {
-        return 0;
-    }
-    let keep = u128::MAX << (128 - u32::from(prefix)) >> (128 - u32::from(bits));
-    value & keep
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let bad =
-            || format!("{text:?} is not an address or prefix such as 10.1.0.0/16 or fd00::/8");
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
-            None => (text, None),
-        };
-        let addr: IpAddr = addr.trim().parse().map_err(|_| bad())?;
-        let bits = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(bits);
-        if prefix > bits {
-            return Err(format!(
-                "{text:?}: prefix /{prefix} is longer than {bits} bits"
-            ));
-        }
-        let addr = match addr {
-            IpAddr::V4(a) => IpAddr::V4((mask(u32::from(a).into(), prefix, 32) as u32).into()),
-            IpAddr::V6(a) => IpAddr::V6(mask(u128::from(a), prefix, 128).into()),
-        };
-        Ok(Cidr { addr, prefix })
-    }
-}
-
-impl fmt::Display for Cidr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
 
 /// Parses `27,100-199` into VNIs (each ≤ 2²⁴−1, at most [`MAX_VNIS`] in all).
-pub fn parse_vnis(text: &str) -> Result<BTreeSet<u32>, String> {
-    let bad = || format!("VNI list {text:?} is not a list such as 27,100-199");
+pub fn parse_vnis(text: &str) -> Result<BTreeSet<u32>, ParseError> {
+    let bad = || {
+        ParseError::new(format!(
+            "VNI list {text:?} is not a list such as 27,100-199"
+        ))
+    };
     let mut out = BTreeSet::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (lo, hi) = match part.split_once('-') {
-            Some((lo, hi)) => (
-                lo.trim().parse::<u32>().map_err(|_| bad())?,
-                hi.trim().parse::<u32>().map_err(|_| bad())?,
-            ),
-            None => {
-                let v = part.parse::<u32>().map_err(|_| bad())?;
-                (v, v)
-            }
-        };
-        if lo > hi || hi > MAX_VNI {
-            return Err(format!(
+        let (lo, hi) = parse_vni_range(part).map_err(|e| match e {
+            BadVni::NotANumber => bad(),
+            BadVni::OutOfRange => ParseError::new(format!(
                 "VNI range {part:?} is invalid: VNIs go from 0 to {MAX_VNI}, low to high"
-            ));
-        }
+            )),
+        })?;
         if (hi - lo) as usize >= MAX_VNIS || out.len() + (hi - lo) as usize >= MAX_VNIS {
-            return Err(format!("VNI list {text:?} names more than {MAX_VNIS} VNIs"));
+            return Err(ParseError::new(format!(
+                "VNI list {text:?} names more than {MAX_VNIS} VNIs"
+            )));
         }
         out.extend(lo..=hi);
     }
@@ -164,24 +101,24 @@ impl Allowlist {
     /// reload: a list that is closed now may only be opened by `source
     /// any` / `vni any`, never by a file that no longer names any source or
     /// VNI (emptied, truncated, half written).
-    pub fn check_reload(&self, next: &Allowlist) -> Result<(), String> {
+    pub fn check_reload(&self, next: &Allowlist) -> Result<(), ParseError> {
         if self.restricts_sources() && !next.restricts_sources() && !next.any_source {
-            return Err(format!(
+            return Err(ParseError::new(format!(
                 "it names no source, which would allow every source instead of {}: write `source any` to mean that",
                 list_of(&self.sources)
-            ));
+            )));
         }
         if self.restricts_vnis() && !next.restricts_vnis() && !next.any_vni {
-            return Err(format!(
+            return Err(ParseError::new(format!(
                 "it names no VNI, which would allow every VNI instead of {} VNI(s): write `vni any` to mean that",
                 self.vnis.as_ref().map_or(0, BTreeSet::len)
-            ));
+            )));
         }
         Ok(())
     }
 
     /// Adds a source prefix.
-    pub fn add_source(&mut self, cidr: Cidr) -> Result<(), String> {
+    pub fn add_source(&mut self, cidr: Cidr) -> Result<(), ParseError> {
         self.sources.insert(cidr);
         let family = |v4: bool| {
             self.sources
@@ -190,35 +127,35 @@ impl Allowlist {
                 .count()
         };
         if family(true) > MAX_SOURCES || family(false) > MAX_SOURCES {
-            return Err(format!(
+            return Err(ParseError::new(format!(
                 "more than {MAX_SOURCES} source prefixes of one address family"
-            ));
+            )));
         }
         Ok(())
     }
 
     /// Adds VNIs.
-    pub fn add_vnis(&mut self, vnis: BTreeSet<u32>) -> Result<(), String> {
+    pub fn add_vnis(&mut self, vnis: BTreeSet<u32>) -> Result<(), ParseError> {
         let set = self.vnis.get_or_insert_with(BTreeSet::new);
         set.extend(vnis);
         if set.len() > MAX_VNIS {
-            return Err(format!("more than {MAX_VNIS} VNIs"));
+            return Err(ParseError::new(format!("more than {MAX_VNIS} VNIs")));
         }
         Ok(())
     }
 
     /// Adds a source prefix written as text (`10.1.0.0/16`, `fd00::4`).
-    pub fn add_source_text(&mut self, text: &str) -> Result<(), String> {
+    pub fn add_source_text(&mut self, text: &str) -> Result<(), ParseError> {
         self.add_source(text.parse()?)
     }
 
     /// Adds VNIs written as a list such as `27,100-199`.
-    pub fn add_vni_text(&mut self, text: &str) -> Result<(), String> {
+    pub fn add_vni_text(&mut self, text: &str) -> Result<(), ParseError> {
         self.add_vnis(parse_vnis(text)?)
     }
 
     /// Both lists merged: what either allows passes (`any` in either wins).
-    pub fn merged(&self, other: &Allowlist) -> Result<Allowlist, String> {
+    pub fn merged(&self, other: &Allowlist) -> Result<Allowlist, ParseError> {
         let mut out = self.clone();
         for &c in &other.sources {
             out.add_source(c)?;
@@ -239,7 +176,7 @@ impl Allowlist {
     /// Parses the allowlist file format (see the module documentation);
     /// errors name the line. A text with no rule, or whose last line has
     /// no newline, is refused: it may be a file cut short.
-    pub fn parse(text: &str, origin: &str) -> Result<Allowlist, String> {
+    pub fn parse(text: &str, origin: &str) -> Result<Allowlist, ParseError> {
         let mut list = Allowlist::default();
         let mut rules = 0;
         let (mut any_source_line, mut source_line, mut any_vni_line, mut vni_line) =
@@ -250,7 +187,7 @@ impl Allowlist {
                 continue;
             }
             let number = n + 1;
-            let at = |e: String| format!("{origin}:{number}: {e}");
+            let at = |e: ParseError| e.at(format_args!("{origin}:{number}"));
             let (keyword, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
             let words: Vec<&str> = rest
                 .split([' ', '\t', ','])
@@ -262,9 +199,9 @@ impl Allowlist {
                     any_source_line.get_or_insert(number);
                 }
                 "source" if words.is_empty() => {
-                    return Err(at(
-                        "`source` needs an address or prefix (source 10.1.0.0/16) or `any`".into(),
-                    ))
+                    return Err(at(ParseError::new(
+                        "`source` needs an address or prefix (source 10.1.0.0/16) or `any`",
+                    )))
                 }
                 "source" => {
                     for word in words {
@@ -277,16 +214,18 @@ impl Allowlist {
                     any_vni_line.get_or_insert(number);
                 }
                 "vni" if words.is_empty() => {
-                    return Err(at("`vni` needs a list such as 27,100-199, or `any`".into()))
+                    return Err(at(ParseError::new(
+                        "`vni` needs a list such as 27,100-199, or `any`",
+                    )))
                 }
                 "vni" => {
                     list.add_vni_text(rest).map_err(at)?;
                     vni_line.get_or_insert(number);
                 }
                 other => {
-                    return Err(at(format!(
+                    return Err(at(ParseError::new(format!(
                         "unknown rule {other:?}: use `source CIDR` or `vni LIST` (or `any`)"
-                    )))
+                    ))))
                 }
             }
             rules += 1;
@@ -296,30 +235,31 @@ impl Allowlist {
             (any_vni_line, vni_line, "vni"),
         ] {
             if let (Some(any), Some(listed)) = (any, listed) {
-                return Err(format!(
+                return Err(ParseError::new(format!(
                     "{origin}:{}: `{what} any` (line {any}) and a `{what}` list (line {listed}) contradict each other: keep one",
                     any.max(listed)
-                ));
+                )));
             }
         }
         if rules == 0 {
-            return Err(format!(
+            return Err(ParseError::new(format!(
                 "{origin}: no rules: add `source CIDR` and/or `vni LIST` lines (`source any` and `vni any` allow everything)"
-            ));
+            )));
         }
         if !text.ends_with('\n') {
-            return Err(format!(
+            return Err(ParseError::new(format!(
                 "{origin}:{}: the last line does not end with a newline, so the file may be cut short (or still being written): end it with a newline, and replace the file in one step (write a new file, then mv it over the old)",
                 text.lines().count()
-            ));
+            )));
         }
         Ok(list)
     }
 
     /// Reads (a regular file of at most 1 MiB) and parses an allowlist file.
-    pub fn read(path: &std::path::Path) -> Result<Allowlist, String> {
-        let text = crate::files::read_text(path, crate::files::CONFIG_LIMIT)
-            .map_err(|e| format!("cannot read allowlist {}: {e}", path.display()))?;
+    pub fn read(path: &std::path::Path) -> Result<Allowlist, ParseError> {
+        let text = crate::files::read_text(path, crate::files::CONFIG_LIMIT).map_err(|e| {
+            ParseError::new(format!("cannot read allowlist {}: {e}", path.display()))
+        })?;
         Allowlist::parse(&text, &path.display().to_string())
     }
 }
@@ -387,24 +327,6 @@ mod tests {
     }
 
     #[test]
-    fn prefixes_parse_normalize_and_match() {
-        let c: Cidr = "10.1.2.3/16".parse().unwrap();
-        assert_eq!(c.to_string(), "10.1.0.0/16");
-        assert!(c.contains("10.1.255.1".parse().unwrap()));
-        assert!(!c.contains("10.2.0.1".parse().unwrap()));
-        assert!(!c.contains("::1".parse().unwrap()));
-        let host: Cidr = "fd00::4".parse().unwrap();
-        assert_eq!(host.prefix, 128);
-        let all: Cidr = "0.0.0.0/0".parse().unwrap();
-        assert!(all.contains("192.0.2.1".parse().unwrap()));
-        let v6: Cidr = "fd00:1::/32".parse().unwrap();
-        assert!(v6.contains("fd00:1:ffff::1".parse().unwrap()));
-        assert!("10.0.0.0/33".parse::<Cidr>().is_err());
-        assert!("10.0.0/8".parse::<Cidr>().is_err());
-        assert!("fd00::/129".parse::<Cidr>().is_err());
-    }
-
-    #[test]
     fn vni_lists_are_bounded() {
         assert_eq!(
             parse_vnis("27, 100-102")
@@ -433,13 +355,18 @@ mod tests {
         assert!(!list.allows("10.2.9.9".parse().unwrap(), 27));
         assert!(!list.allows("10.1.9.9".parse().unwrap(), 28));
         let err = Allowlist::parse("source 10.0.0.1\nport 4789\n", "allow.txt").unwrap_err();
-        assert!(err.starts_with("allow.txt:2: unknown rule"), "{err}");
+        assert!(
+            err.to_string().starts_with("allow.txt:2: unknown rule"),
+            "{err}"
+        );
         assert!(Allowlist::default().is_open());
         assert!(Allowlist::default().allows("192.0.2.1".parse().unwrap(), 5));
     }
 
     fn parse_err(text: &str) -> String {
-        Allowlist::parse(text, "allow.txt").expect_err(text)
+        Allowlist::parse(text, "allow.txt")
+            .expect_err(text)
+            .to_string()
     }
 
     #[test]
@@ -514,7 +441,7 @@ mod tests {
         assert_eq!(old.check_reload(&wider), Ok(()));
         // Truncated after its source line: every VNI would pass.
         let truncated = Allowlist::parse("source 10.77.0.1\n", "allow.txt").unwrap();
-        let e = old.check_reload(&truncated).unwrap_err();
+        let e = old.check_reload(&truncated).unwrap_err().to_string();
         assert!(
             e.starts_with(
                 "it names no VNI, which would allow every VNI instead of 1 VNI(s): write `vni any`"
@@ -522,7 +449,7 @@ mod tests {
             "{e}"
         );
         let vnis_only = Allowlist::parse("vni 42\n", "allow.txt").unwrap();
-        let e = old.check_reload(&vnis_only).unwrap_err();
+        let e = old.check_reload(&vnis_only).unwrap_err().to_string();
         assert!(
             e.starts_with("it names no source, which would allow every source instead of 10.77.0.1/32: write `source any`"),
             "{e}"
