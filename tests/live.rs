@@ -735,7 +735,7 @@ fn run_embedded(
             let stop = capture.stop_handle();
             let running = capture.spawn()?;
             tx.send(stop).ok();
-            running.join()
+            Ok(running.join()?)
         })
         .expect("enter collector netns");
     let stop = rx.recv().expect("capture built");

@@ -25,6 +25,7 @@ pub mod error;
 pub mod files;
 pub mod filter;
 pub mod input;
+#[cfg(feature = "lab")]
 pub mod lab;
 pub mod report;
 pub mod runtime;

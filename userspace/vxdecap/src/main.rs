@@ -11,9 +11,11 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vxdecap::analyzer::{Analyzer, OutputFormat, OutputOptions, PcapngOptions, Rotation};
 use vxdecap::config::{parse_file_size, RouteRule, Settings};
+use vxdecap::error::error_chain;
 use vxdecap::input::{check_outputs_spare_input, CaptureInput, FileId};
 use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
 use vxdecap::report::summary::Summary;
+use vxdecap::runtime::error::CaptureError;
 use vxdecap::runtime::live::run_capture;
 use vxdecap::runtime::offline::run_offline;
 use vxdecap::wire::reassembly::{Reassembler, ReassemblyConfig};
@@ -275,10 +277,8 @@ fn main() -> ExitCode {
             eprintln!("vxdecap: {e:#}");
             // Another XDP program on the interface is the user's to remove, as a bad flag is.
             let configuration = e.downcast_ref::<UsageError>().is_some()
-                || matches!(
-                    e.downcast_ref::<vxdecap::steer::SteerError>(),
-                    Some(vxdecap::steer::SteerError::Busy { .. })
-                );
+                || e.downcast_ref::<CaptureError>()
+                    .is_some_and(CaptureError::is_configuration);
             ExitCode::from(if configuration { EXIT_USAGE } else { 1 })
         }
     }
@@ -411,7 +411,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     config.count = args.output.count;
     config.duration = seconds(args.duration, "--duration")?;
     config.stats_interval = seconds(args.stats, "--stats")?;
-    vxdecap::runtime::preflight::check_config(&config).map_err(|e| usage(format!("{e:#}")))?;
+    vxdecap::runtime::preflight::check_config(&config).map_err(|e| usage(error_chain(&e)))?;
     require_root("capture")?;
     let (analyzers, output_name) = analyzers(&settings, args.output.count_only)?;
     config.output_name = output_name;

@@ -179,60 +179,52 @@ impl XskStatistics {
     }
 }
 
+/// The library's own error, kept as the source of an [`XskError`].
+pub type LibraryError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Failures to set up a socket.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum XskError {
     /// Bad sizes or mode.
+    #[error("{0}")]
     Config(String),
     /// The UMEM could not be created.
-    Umem(String),
+    #[error("cannot create the UMEM")]
+    Umem(#[source] LibraryError),
     /// The socket could not be created or bound.
+    #[error(
+        "cannot bind an AF_XDP socket to {interface} queue {queue}{}",
+        bind_hint(*.errno)
+    )]
     Socket {
         /// Interface name.
         interface: String,
         /// Rx queue index.
         queue: u32,
-        /// What the library reported.
-        detail: String,
         /// OS error number, when there is one.
         errno: Option<i32>,
+        /// What the library reported.
+        #[source]
+        source: LibraryError,
     },
 }
 
-impl fmt::Display for XskError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            XskError::Config(msg) => f.write_str(msg),
-            XskError::Umem(msg) => write!(f, "cannot create the UMEM: {msg}"),
-            XskError::Socket {
-                interface,
-                queue,
-                detail,
-                errno,
-            } => {
-                write!(
-                    f,
-                    "cannot bind an AF_XDP socket to {interface} queue {queue}: {detail}"
-                )?;
-                match errno {
-                    Some(libc::EOPNOTSUPP) | Some(libc::EPROTONOSUPPORT) => f.write_str(
-                        " (the driver has no zero-copy support: use --mode copy or --mode auto)",
-                    ),
-                    Some(libc::EBUSY) => f.write_str(
-                        " (another AF_XDP socket is bound to that queue: stop the other capture)",
-                    ),
-                    Some(libc::EINVAL) => f.write_str(
-                        " (the queue may not exist on this interface: check --queues against `ethtool -l`)",
-                    ),
-                    Some(libc::EPERM) => f.write_str(" (run as root or with CAP_NET_RAW and CAP_BPF)"),
-                    _ => Ok(()),
-                }
-            }
+/// What to try for a bind that failed with `errno`.
+fn bind_hint(errno: Option<i32>) -> &'static str {
+    match errno {
+        Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT) => {
+            " (the driver has no zero-copy support: use --mode copy or --mode auto)"
         }
+        Some(libc::EBUSY) => {
+            " (another AF_XDP socket is bound to that queue: stop the other capture)"
+        }
+        Some(libc::EINVAL) => {
+            " (the queue may not exist on this interface: check --queues against `ethtool -l`)"
+        }
+        Some(libc::EPERM) => " (run as root or with CAP_NET_RAW and CAP_BPF)",
+        _ => "",
     }
 }
-
-impl std::error::Error for XskError {}
 
 /// Distinguishes UMEMs, so a token is never read through another UMEM's view.
 static NEXT_UMEM_ID: AtomicU32 = AtomicU32::new(1);
@@ -335,11 +327,11 @@ impl RxSocket {
         batch: usize,
     ) -> Result<RxSocket, XskError> {
         config.validate()?;
-        let sock_err = |detail: String, errno: Option<i32>| XskError::Socket {
+        let sock_err = |source: LibraryError, errno: Option<i32>| XskError::Socket {
             interface: interface.to_owned(),
             queue,
-            detail,
             errno,
+            source,
         };
         let umem_config = UmemConfig::builder()
             .frame_size(
@@ -353,8 +345,8 @@ impl RxSocket {
             .map_err(|e| XskError::Config(e.to_string()))?;
         let frame_count = NonZeroU32::new(config.frame_count)
             .ok_or_else(|| XskError::Config("frame count must not be zero".into()))?;
-        let (umem, frames) = Umem::new(umem_config, frame_count, false)
-            .map_err(|e| XskError::Umem(error_chain(&e)))?;
+        let (umem, frames) =
+            Umem::new(umem_config, frame_count, false).map_err(|e| XskError::Umem(Box::new(e)))?;
 
         let mut bind_flags = BindFlags::XDP_USE_NEED_WAKEUP;
         match config.bind {
@@ -381,7 +373,7 @@ impl RxSocket {
                 let errno = std::error::Error::source(&e)
                     .and_then(|s| s.downcast_ref::<io::Error>())
                     .and_then(io::Error::raw_os_error);
-                sock_err(error_chain(&e), errno)
+                sock_err(Box::new(e), errno)
             })?;
         let (mut fill, comp) = fill_comp.ok_or_else(|| {
             sock_err("the library returned no fill/completion rings".into(), None)
@@ -391,12 +383,14 @@ impl RxSocket {
         let filled = unsafe { fill.produce(&frames) };
         if filled != frames.len() {
             return Err(sock_err(
-                format!("fill ring took {filled} of {} frames", frames.len()),
+                format!("fill ring took {filled} of {} frames", frames.len()).into(),
                 None,
             ));
         }
-        let mode = query_bind_mode(rx.fd().as_raw_fd())
-            .map_err(|e| sock_err(format!("cannot read socket options: {e}"), e.raw_os_error()))?;
+        let mode = query_bind_mode(rx.fd().as_raw_fd()).map_err(|e| {
+            let errno = e.raw_os_error();
+            sock_err(format!("cannot read socket options: {e}").into(), errno)
+        })?;
 
         Ok(RxSocket {
             umem,
@@ -696,15 +690,4 @@ pub fn page_size() -> u32 {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u32::try_from(size).unwrap_or(4096)
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

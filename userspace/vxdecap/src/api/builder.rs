@@ -55,13 +55,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use vxdecap_wire::PortSet;
 
 use crate::analyzer::Analyzer;
 use crate::analyzer::MAX_ANALYZERS;
 use crate::report::summary::Summary;
 use crate::runtime::config::{CaptureConfig, CaptureMode, QueueSelection};
+use crate::runtime::error::CaptureError;
 use crate::runtime::live::run_capture;
 use crate::runtime::preflight::check_config;
 
@@ -100,17 +100,20 @@ impl Capture {
 
     /// Runs until stopped, or the duration or frame count is reached.
     /// Needs root (or CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW).
-    pub fn run(self) -> anyhow::Result<Summary> {
+    pub fn run(self) -> Result<Summary, CaptureError> {
         run_capture(&self.config, self.analyzers, self.stop)
     }
 
     /// Runs on a background thread; stop it with [`RunningCapture::stop`].
-    pub fn spawn(self) -> anyhow::Result<RunningCapture> {
+    pub fn spawn(self) -> Result<RunningCapture, CaptureError> {
         let stop = self.stop.clone();
         let handle = std::thread::Builder::new()
             .name("vxdecap-capture".into())
             .spawn(move || self.run())
-            .context("cannot start the capture thread")?;
+            .map_err(|source| CaptureError::Thread {
+                what: "the capture thread",
+                source,
+            })?;
         Ok(RunningCapture { stop, handle })
     }
 }
@@ -119,21 +122,21 @@ impl Capture {
 #[derive(Debug)]
 pub struct RunningCapture {
     stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<anyhow::Result<Summary>>,
+    handle: std::thread::JoinHandle<Result<Summary, CaptureError>>,
 }
 
 impl RunningCapture {
     /// Stops the capture and returns its summary.
-    pub fn stop(self) -> anyhow::Result<Summary> {
+    pub fn stop(self) -> Result<Summary, CaptureError> {
         self.stop.store(true, Ordering::Relaxed);
         self.join()
     }
 
     /// Waits for the capture to end by itself (duration or count).
-    pub fn join(self) -> anyhow::Result<Summary> {
+    pub fn join(self) -> Result<Summary, CaptureError> {
         self.handle
             .join()
-            .map_err(|_| anyhow::anyhow!("the capture thread panicked"))?
+            .map_err(|_| CaptureError::Panicked("the capture thread"))?
     }
 }
 
@@ -216,19 +219,12 @@ impl CaptureBuilder {
 
     /// Checks the configuration (interface, queues, CPUs, sizes, ports,
     /// analyzers); the error message names the fix.
-    pub fn build(mut self) -> anyhow::Result<Capture> {
+    pub fn build(mut self) -> Result<Capture, CaptureError> {
         if !self.ports.is_empty() {
-            self.config.ports =
-                PortSet::new(&self.ports).map_err(|e| anyhow::anyhow!("ports: {e}"))?;
+            self.config.ports = PortSet::new(&self.ports).map_err(CaptureError::Ports)?;
         }
-        if self.analyzers.is_empty() {
-            anyhow::bail!("no analyzer: add one with .analyzer(...)");
-        }
-        if self.analyzers.len() > MAX_ANALYZERS {
-            anyhow::bail!(
-                "{} analyzers: a capture feeds at most {MAX_ANALYZERS}",
-                self.analyzers.len()
-            );
+        if self.analyzers.is_empty() || self.analyzers.len() > MAX_ANALYZERS {
+            return Err(CaptureError::Analyzers(self.analyzers.len()));
         }
         check_config(&self.config)?;
         Ok(Capture {

@@ -36,7 +36,7 @@ use crate::analyzer::{
     open_frame_output, Analyzer, CountAnalyzer, Filtered, OutputFormat, OutputOptions,
     PrintAnalyzer, Rotation, RouteSpec, RouteTarget, Router, TapWriter,
 };
-use crate::error::ParseError;
+use crate::error::{error_chain, ParseError};
 use crate::filter::InnerFilter;
 use vxdecap_wire::vxlan::MAX_VNI;
 
@@ -426,10 +426,10 @@ impl Settings {
         self.check_outputs_writable()?;
         if self.interface.is_some() {
             let config = self.capture_config()?;
-            crate::runtime::preflight::check_setup(&config).map_err(|e| err(format!("{e:#}")))?;
+            crate::runtime::preflight::check_setup(&config).map_err(|e| err(error_chain(&e)))?;
             warnings.extend(crate::runtime::preflight::warnings(&config));
         } else if let Some(cpus) = cpus {
-            crate::runtime::cpus::check_cpus(&cpus).map_err(|e| err(format!("{e:#}")))?;
+            crate::runtime::cpus::check_cpus(&cpus).map_err(|e| err(error_chain(&e)))?;
         }
         Ok(warnings)
     }

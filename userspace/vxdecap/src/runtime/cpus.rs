@@ -1,18 +1,17 @@
 //! CPU placement: which CPU each worker and analyzer thread runs on.
 
-use anyhow::bail;
-
 use crate::runtime::config::CaptureConfig;
+use crate::runtime::error::SetupError;
 use crate::sys::cpu::online_cpus;
 
 /// Checks that every CPU of `cpus` exists on this machine.
-pub fn check_cpus(cpus: &[usize]) -> anyhow::Result<()> {
+pub fn check_cpus(cpus: &[usize]) -> Result<(), SetupError> {
     let cores = online_cpus();
-    if let Some(bad) = cpus.iter().find(|&&c| c >= cores) {
-        bail!(
-            "CPU {bad} does not exist: this machine has CPUs 0-{}",
-            cores - 1
-        );
+    if let Some(&cpu) = cpus.iter().find(|&&c| c >= cores) {
+        return Err(SetupError::NoCpu {
+            cpu,
+            last: cores - 1,
+        });
     }
     Ok(())
 }
@@ -20,16 +19,15 @@ pub fn check_cpus(cpus: &[usize]) -> anyhow::Result<()> {
 pub(crate) fn resolve_cpus(
     config: &CaptureConfig,
     queues: &[u32],
-) -> anyhow::Result<Vec<Option<usize>>> {
+) -> Result<Vec<Option<usize>>, SetupError> {
     let cores = online_cpus();
     match &config.cpus {
         Some(cpus) => {
             if cpus.len() < queues.len() {
-                bail!(
-                    "--cpus names {} CPU(s) for {} queue(s): give one CPU per queue",
-                    cpus.len(),
-                    queues.len()
-                );
+                return Err(SetupError::TooFewCpus {
+                    cpus: cpus.len(),
+                    queues: queues.len(),
+                });
             }
             check_cpus(cpus)?;
             Ok(cpus.iter().take(queues.len()).map(|&c| Some(c)).collect())

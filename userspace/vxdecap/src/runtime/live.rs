@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use vxdecap_wire::reassembly::Reassembler;
 use vxdecap_wire::PortSet;
 use vxdecap_xsk::{BindMode, SocketConfig, XskStatistics};
@@ -30,8 +29,11 @@ use crate::report::summary::Summary;
 use crate::runtime::config::CaptureConfig;
 use crate::runtime::cpus::{analyzer_cpus, resolve_cpus};
 use crate::runtime::device::interface_mac;
+use crate::runtime::error::CaptureError;
 use crate::runtime::hotplug::LinkWatcher;
-use crate::runtime::preflight::{check_config, effective_allowlist, metrics_error, resolve_queues};
+use crate::runtime::preflight::{
+    check_config, effective_allowlist, metrics_error, resolve_queues, SetupError,
+};
 use crate::runtime::receive_work::ReceiveWork;
 use crate::runtime::supervisor::{defer_interrupts, Supervisor};
 use crate::runtime::umem::frame_size_for_mtu;
@@ -45,13 +47,10 @@ pub fn run_capture(
     config: &CaptureConfig,
     analyzers: Vec<Box<dyn Analyzer>>,
     stop: Arc<AtomicBool>,
-) -> anyhow::Result<Summary> {
+) -> Result<Summary, CaptureError> {
     check_config(config)?;
     if analyzers.is_empty() || analyzers.len() > MAX_ANALYZERS {
-        bail!(
-            "{} analyzers given: a capture feeds 1 to {MAX_ANALYZERS}",
-            analyzers.len()
-        );
+        return Err(CaptureError::Analyzers(analyzers.len()));
     }
     let queues = resolve_queues(config)?;
     let cpus = resolve_cpus(config, &queues)?;
@@ -143,9 +142,7 @@ pub fn run_capture(
         // Allocated once per worker, here, like everything the batch loop uses.
         let mut stage = match config.reassembly {
             Some(r) => stage
-                .with_reassembler(
-                    Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?,
-                )
+                .with_reassembler(Reassembler::new(r).map_err(SetupError::Reassembly)?)
                 .with_allowlist(shared_allow.clone()),
             None => stage,
         };
@@ -179,7 +176,10 @@ pub fn run_capture(
         let handle = std::thread::Builder::new()
             .name(format!("vxdecap-rx{queue}"))
             .spawn(move || worker.run(setup_tx))
-            .context("cannot start a worker thread")?;
+            .map_err(|source| CaptureError::Thread {
+                what: "a worker thread",
+                source,
+            })?;
         workers.push(handle);
     }
     drop(setup_tx);
@@ -194,15 +194,15 @@ pub fn run_capture(
                 ..
             }) => {
                 if let Err(e) = steering.register_socket(queue, bound.fd) {
-                    setup_error.get_or_insert(anyhow::Error::from(e));
+                    setup_error.get_or_insert(CaptureError::from(e));
                 }
                 bind_modes.push((queue, bound));
             }
             Ok(SocketReady { result: Err(e), .. }) => {
-                setup_error.get_or_insert(e);
+                setup_error.get_or_insert(CaptureError::from(e));
             }
             Err(_) => {
-                setup_error.get_or_insert(anyhow::anyhow!("a worker thread died during setup"));
+                setup_error.get_or_insert(CaptureError::Panicked("a worker thread, during setup,"));
             }
         }
     }
@@ -268,7 +268,10 @@ pub fn run_capture(
             Latency::Measure,
             &analyzer_cpus,
         )
-        .context("cannot start the analyzer threads")?
+        .map_err(|source| CaptureError::Thread {
+            what: "the analyzer threads",
+            source,
+        })?
     };
 
     let metrics = Arc::new(Metrics::new(
@@ -304,7 +307,10 @@ pub fn run_capture(
                 .collect();
             let server =
                 crate::runtime::metrics_server::serve(listeners, metrics.clone(), stop.clone())
-                    .context("cannot start the metrics thread")?;
+                    .map_err(|source| CaptureError::Thread {
+                        what: "the metrics thread",
+                        source,
+                    })?;
             for addr in addrs {
                 eprintln!("vxdecap: metrics at http://{addr}/metrics");
             }
@@ -347,7 +353,10 @@ pub fn run_capture(
             Err(e) => {
                 // Stop cleanly (detach, close outputs), then report the failure.
                 stop.store(true, Ordering::Relaxed);
-                fatal = Some(e.context(format!("-Z {user}: cannot drop privileges")));
+                fatal = Some(CaptureError::Privileges {
+                    user: user.clone(),
+                    source: e,
+                });
             }
         }
     }
@@ -355,8 +364,12 @@ pub fn run_capture(
     let reload = Arc::new(AtomicBool::new(false));
     let hup = match &config.allow_file {
         Some(_) => Some(
-            signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone())
-                .context("cannot install the SIGHUP handler")?,
+            signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()).map_err(
+                |source| CaptureError::Thread {
+                    what: "the SIGHUP handler",
+                    source,
+                },
+            )?,
         ),
         None => None,
     };

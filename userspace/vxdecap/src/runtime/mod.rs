@@ -4,6 +4,7 @@
 pub mod config;
 pub mod cpus;
 pub mod device;
+pub mod error;
 pub mod hotplug;
 pub mod live;
 pub mod metrics_server;

@@ -5,7 +5,6 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
 use vxdecap_wire::reassembly::{Reassembler, ReassemblyConfig};
 use vxdecap_wire::PortSet;
 
@@ -16,6 +15,8 @@ use crate::datapath::queue::fan_out;
 use crate::datapath::stage::{Backpressure, DecapStage};
 use crate::input::CaptureInput;
 use crate::report::summary::Summary;
+use crate::runtime::error::CaptureError;
+use crate::runtime::preflight::SetupError;
 
 /// Offline batches: frames up to this many bytes in all (a larger frame is kept cut and counted).
 const OFFLINE_BATCH_BYTES: usize = 256 * 1024;
@@ -32,12 +33,9 @@ pub fn run_offline(
     analyzers: Vec<Box<dyn Analyzer>>,
     count: Option<u64>,
     reassembly: Option<ReassemblyConfig>,
-) -> anyhow::Result<Summary> {
+) -> Result<Summary, CaptureError> {
     if analyzers.is_empty() || analyzers.len() > MAX_ANALYZERS {
-        bail!(
-            "{} analyzers given: a run feeds 1 to {MAX_ANALYZERS}",
-            analyzers.len()
-        );
+        return Err(CaptureError::Analyzers(analyzers.len()));
     }
     let stop = Arc::new(AtomicBool::new(false));
     let (mut senders, receivers) = fan_out(1, analyzers.len(), OFFLINE_BATCHES);
@@ -51,13 +49,16 @@ pub fn run_offline(
         stop.clone(),
     );
     if let Some(config) = reassembly {
-        let reassembler =
-            Reassembler::new(config).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?;
+        let reassembler = Reassembler::new(config).map_err(SetupError::Reassembly)?;
         stage = stage.with_reassembler(reassembler);
     }
     stage.stock_owned(OFFLINE_BATCH_BYTES, OFFLINE_BATCH_FRAMES, 0);
-    let threads = spawn_analyzers(receivers, analyzers, count, &stop, Latency::Skip, &[])
-        .context("cannot start the analyzer threads")?;
+    let threads = spawn_analyzers(receivers, analyzers, count, &stop, Latency::Skip, &[]).map_err(
+        |source| CaptureError::Thread {
+            what: "the analyzer threads",
+            source,
+        },
+    )?;
 
     let source = input.name().to_owned();
     let report = input.read(&stop, |packet| {

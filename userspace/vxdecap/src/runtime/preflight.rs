@@ -2,8 +2,10 @@
 //! `capture` and `check-config` both check, and the warnings about settings
 //! without effect. Errors name the fix.
 
-use anyhow::bail;
 use vxdecap_wire::reassembly::Reassembler;
+
+use crate::error::ParseError;
+pub use crate::runtime::error::SetupError;
 
 use crate::runtime::config::{CaptureConfig, QueueSelection};
 use crate::runtime::cpus::{check_cpus, resolve_cpus};
@@ -11,7 +13,7 @@ use crate::runtime::device::{interface_exists, rx_queue_count};
 use crate::runtime::metrics_server::Endpoint;
 use crate::steer::allow::Allowlist;
 
-pub(crate) fn resolve_queues(config: &CaptureConfig) -> anyhow::Result<Vec<u32>> {
+pub(crate) fn resolve_queues(config: &CaptureConfig) -> Result<Vec<u32>, SetupError> {
     let available = rx_queue_count(&config.interface).unwrap_or(1);
     let queues: Vec<u32> = match &config.queues {
         QueueSelection::All => (0..available).collect(),
@@ -22,15 +24,15 @@ pub(crate) fn resolve_queues(config: &CaptureConfig) -> anyhow::Result<Vec<u32>>
             list
         }
     };
-    if let Some(bad) = queues.iter().find(|&&q| q >= available) {
-        bail!(
-            "rx queue {bad} does not exist on {}: it has {available} rx queue(s), numbered from 0 (see `ethtool -l {}`)",
-            config.interface,
-            config.interface
-        );
+    if let Some(&queue) = queues.iter().find(|&&q| q >= available) {
+        return Err(SetupError::NoQueue {
+            interface: config.interface.clone(),
+            queue,
+            available,
+        });
     }
     if queues.is_empty() {
-        bail!("no rx queue selected: use --queues all or a list such as --queues 0,1");
+        return Err(SetupError::NoQueues);
     }
     Ok(queues)
 }
@@ -38,7 +40,7 @@ pub(crate) fn resolve_queues(config: &CaptureConfig) -> anyhow::Result<Vec<u32>>
 /// Checks what can be checked without privileges: the interface exists,
 /// the queues exist, the CPUs exist, the sizes are valid, the metrics
 /// address can be bound. The message names the fix.
-pub fn check_config(config: &CaptureConfig) -> anyhow::Result<()> {
+pub fn check_config(config: &CaptureConfig) -> Result<(), SetupError> {
     check_setup(config)?;
     if let Some(endpoint) = &config.metrics {
         crate::runtime::metrics_server::bind(endpoint).map_err(|e| metrics_error(endpoint, e))?;
@@ -66,20 +68,14 @@ pub fn warnings(config: &CaptureConfig) -> Vec<String> {
 /// [`check_config`] but for the metrics address, which `check-config`
 /// cannot bind while a capture may hold it: what `check-config` and
 /// `capture` both check.
-pub fn check_setup(config: &CaptureConfig) -> anyhow::Result<()> {
+pub fn check_setup(config: &CaptureConfig) -> Result<(), SetupError> {
     if let Some(cpus) = &config.cpus {
         check_cpus(cpus)?;
     }
     if !interface_exists(&config.interface) {
-        bail!(
-            "interface {} does not exist: check the name with `ip link`",
-            config.interface
-        );
+        return Err(SetupError::NoInterface(config.interface.clone()));
     }
-    config
-        .socket
-        .validate()
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    config.socket.validate()?;
     let queues = resolve_queues(config)?;
     resolve_cpus(config, &queues)?;
     effective_allowlist(config)?;
@@ -92,35 +88,31 @@ pub fn check_setup(config: &CaptureConfig) -> anyhow::Result<()> {
                     .ok()
                     .flatten()
                     .map_or_else(|| user.gid.to_string(), |g| g.name);
-                bail!(
-                    "allow file {}: {name} cannot read it, and -Z {name} runs as {name} when SIGHUP reloads it: make it readable by {name} (e.g. `chgrp {group} FILE; chmod g+r FILE`, with its directories searchable), or leave out -Z",
-                    file.display()
-                );
+                return Err(SetupError::AllowFileUnreadable {
+                    file: file.clone(),
+                    user: name.clone(),
+                    group,
+                });
             }
         }
     }
     if let Some(r) = config.reassembly {
-        Reassembler::new(r).map_err(|e| anyhow::anyhow!("reassembly settings: {e}"))?;
+        Reassembler::new(r).map_err(SetupError::Reassembly)?;
     }
     Ok(())
 }
 
 /// The allowlist from the flags merged with the file's, if any.
-pub(crate) fn effective_allowlist(config: &CaptureConfig) -> anyhow::Result<Allowlist> {
+pub(crate) fn effective_allowlist(config: &CaptureConfig) -> Result<Allowlist, ParseError> {
     match &config.allow_file {
         None => Ok(config.allow.clone()),
-        Some(path) => {
-            let file = Allowlist::read(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-            config
-                .allow
-                .merged(&file)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-        }
+        Some(path) => config.allow.merged(&Allowlist::read(path)?),
     }
 }
 
-pub(crate) fn metrics_error(endpoint: &Endpoint, e: std::io::Error) -> anyhow::Error {
-    anyhow::anyhow!(
-        "cannot serve --metrics on {endpoint}: {e} (pick a free port and an address of this host)"
-    )
+pub(crate) fn metrics_error(endpoint: &Endpoint, source: std::io::Error) -> SetupError {
+    SetupError::Metrics {
+        endpoint: endpoint.to_string(),
+        source,
+    }
 }

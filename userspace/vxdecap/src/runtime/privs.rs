@@ -13,8 +13,46 @@
 //! that may need capabilities later call [`keep_caps_across_setuid`] when
 //! they start and [`raise`] before privileged work.
 
-use anyhow::{anyhow, Context};
 use caps::{CapSet, Capability, CapsHashSet};
+
+/// Why `-Z` could not look up or become a user.
+#[derive(Debug, thiserror::Error)]
+pub enum PrivError {
+    /// The user database could not be read.
+    #[error("cannot look up user {user}")]
+    Lookup {
+        /// The user named.
+        user: String,
+        /// What failed.
+        #[source]
+        source: nix::Error,
+    },
+    /// No such user.
+    #[error("-Z: user {0} does not exist: create it or name another (e.g. nobody)")]
+    NoUser(String),
+    /// A step of switching users or capabilities failed.
+    #[error("{step}")]
+    Step {
+        /// The step (`setuid`, `raise capabilities`, …).
+        step: &'static str,
+        /// What the system said.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Still root after switching (a bug, or a kernel that refused silently).
+    #[error("-Z {0}: still root after setuid")]
+    StillRoot(String),
+}
+
+/// Attaches the step's name to a failure.
+fn step<E: std::error::Error + Send + Sync + 'static>(
+    step: &'static str,
+) -> impl FnOnce(E) -> PrivError {
+    move |e| PrivError::Step {
+        step,
+        source: Box::new(e),
+    }
+}
 
 /// The capabilities kept after `-Z`.
 fn kept() -> CapsHashSet {
@@ -29,12 +67,13 @@ fn kept() -> CapsHashSet {
 }
 
 /// Checks that `user` exists (before anything is set up).
-pub fn check_user(user: &str) -> anyhow::Result<nix::unistd::User> {
+pub fn check_user(user: &str) -> Result<nix::unistd::User, PrivError> {
     nix::unistd::User::from_name(user)
-        .with_context(|| format!("cannot look up user {user}"))?
-        .ok_or_else(|| {
-            anyhow!("-Z: user {user} does not exist: create it or name another (e.g. nobody)")
-        })
+        .map_err(|source| PrivError::Lookup {
+            user: user.to_owned(),
+            source,
+        })?
+        .ok_or_else(|| PrivError::NoUser(user.to_owned()))
 }
 
 /// Whether `user`, with the credentials [`drop_to`] gives it (its uid and
@@ -68,32 +107,32 @@ pub fn keep_caps_across_setuid() {
 
 /// Raises the kept capabilities in the calling thread's effective set
 /// (after `-Z`, before privileged work; a no-op as root).
-pub fn raise() -> anyhow::Result<()> {
+pub fn raise() -> Result<(), PrivError> {
     if nix::unistd::geteuid().is_root() {
         return Ok(());
     }
-    let permitted = caps::read(None, CapSet::Permitted).context("read capabilities")?;
+    let permitted = caps::read(None, CapSet::Permitted).map_err(step("read capabilities"))?;
     let want: CapsHashSet = kept().intersection(&permitted).copied().collect();
-    caps::set(None, CapSet::Effective, &want).context("raise capabilities")?;
+    caps::set(None, CapSet::Effective, &want).map_err(step("raise capabilities"))?;
     Ok(())
 }
 
 /// Becomes `user`, keeping only the capabilities listed above (in the
 /// calling thread; other threads keep them permitted if they called
 /// [`keep_caps_across_setuid`]).
-pub fn drop_to(user: &str) -> anyhow::Result<()> {
+pub fn drop_to(user: &str) -> Result<(), PrivError> {
     let user = check_user(user)?;
     keep_caps_across_setuid();
     // Only the kept capabilities stay permitted, in every thread's future.
     let kept = kept();
-    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).context("clear inheritable")?;
-    nix::unistd::setgroups(&[user.gid]).context("setgroups")?;
-    nix::unistd::setgid(user.gid).context("setgid")?;
-    nix::unistd::setuid(user.uid).context("setuid")?;
-    caps::set(None, CapSet::Permitted, &kept).context("limit capabilities")?;
-    caps::set(None, CapSet::Effective, &kept).context("raise capabilities")?;
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new()).map_err(step("clear inheritable"))?;
+    nix::unistd::setgroups(&[user.gid]).map_err(step("setgroups"))?;
+    nix::unistd::setgid(user.gid).map_err(step("setgid"))?;
+    nix::unistd::setuid(user.uid).map_err(step("setuid"))?;
+    caps::set(None, CapSet::Permitted, &kept).map_err(step("limit capabilities"))?;
+    caps::set(None, CapSet::Effective, &kept).map_err(step("raise capabilities"))?;
     if nix::unistd::geteuid().is_root() || nix::unistd::getuid().is_root() {
-        return Err(anyhow!("-Z {}: still root after setuid", user.name));
+        return Err(PrivError::StillRoot(user.name));
     }
     Ok(())
 }

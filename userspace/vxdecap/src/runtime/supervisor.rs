@@ -2,12 +2,14 @@
 //! lines, metrics, SIGHUP allowlist reloads, the kernel's receive work, and
 //! the interface going away and coming back (hot-plug).
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::datapath::idle::RxPolicy;
 use crate::datapath::stage::SharedAllowlist;
+use crate::error::error_chain;
 use crate::report::metrics::Metrics;
 use crate::report::stats_line::stats_line;
 use crate::runtime::config::CaptureConfig;
@@ -115,20 +117,7 @@ impl Supervisor<'_> {
     /// open a closed list without saying `any`, keeps the lists in force;
     /// the message says why.
     fn reload_allowlist(&mut self) {
-        let file = self
-            .config
-            .allow_file
-            .as_deref()
-            .unwrap_or(std::path::Path::new("-"));
-        let result = effective_allowlist(self.config).and_then(|next| {
-            self.allow
-                .check_reload(&next)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            if let Some(steering) = &mut self.steering {
-                steering.set_allowlist(&next)?;
-            } // else applied when the interface comes back
-            Ok(next)
-        });
+        let result = self.apply_allow_file();
         match result {
             Ok(next) => {
                 eprintln!("vxdecap: SIGHUP: allowlist reloaded: {next}");
@@ -136,13 +125,28 @@ impl Supervisor<'_> {
                 self.allow = next;
             }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "allowlist reload refused");
+                let why = error_chain(&*e);
+                tracing::warn!(error = %why, "allowlist reload refused");
                 eprintln!(
-                    "vxdecap: SIGHUP: allowlist not changed: {e:#}; still in force: {}",
+                    "vxdecap: SIGHUP: allowlist not changed: {why}; still in force: {}",
                     self.allow
                 );
             }
         }
+    }
+
+    /// Reads the allow file again and applies it to the XDP program, if
+    /// it may replace the lists in force.
+    fn apply_allow_file(&mut self) -> Result<Allowlist, Box<dyn std::error::Error>> {
+        let next = effective_allowlist(self.config)?;
+        if let Err(e) = self.allow.check_reload(&next) {
+            let file = self.config.allow_file.as_deref().unwrap_or(Path::new("-"));
+            return Err(e.at(file.display()).into());
+        }
+        if let Some(steering) = &mut self.steering {
+            steering.set_allowlist(&next)?;
+        } // else applied when the interface comes back
+        Ok(next)
     }
 
     /// Once a second: where can the kernel's receive work for the interface
@@ -257,7 +261,7 @@ impl Supervisor<'_> {
     fn interface_back(&mut self, name: &str, index: u32) {
         let config = self.config;
         if let Err(e) = crate::runtime::privs::raise() {
-            tracing::warn!(error = %e, "cannot raise capabilities");
+            tracing::warn!(error = %error_chain(&e), "cannot raise capabilities");
         }
         let attach = Steering::load_with(name, &config.ports, config.reassembly.is_some())
             .and_then(|mut s| {
@@ -308,7 +312,11 @@ impl Supervisor<'_> {
                     }
                     Err(e) => eprintln!("vxdecap: queue {}: {e}", ready.queue),
                 },
-                Err(e) => eprintln!("vxdecap: queue {} not reopened: {e:#}", ready.queue),
+                Err(e) => eprintln!(
+                    "vxdecap: queue {} not reopened: {}",
+                    ready.queue,
+                    error_chain(&e)
+                ),
             }
         }
     }

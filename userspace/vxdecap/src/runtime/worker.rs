@@ -6,7 +6,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use vxdecap_xsk::RxFrame;
-use vxdecap_xsk::{BindMode, RxSocket, SocketConfig, XskStatistics};
+use vxdecap_xsk::{BindMode, RxSocket, SocketConfig, XskError, XskStatistics};
 
 use crate::datapath::analyzers::InlineAnalyzers;
 use crate::datapath::idle::{IdlePacer, IdlePolicy, IdleStep, RxPolicy};
@@ -42,7 +42,7 @@ pub(crate) struct Control {
 pub(crate) struct SocketReady {
     pub(crate) queue: u32,
     pub(crate) epoch: u64,
-    pub(crate) result: anyhow::Result<BoundSocket>,
+    pub(crate) result: Result<BoundSocket, XskError>,
 }
 
 /// A socket a worker opened: what to register, and how the worker runs it.
@@ -143,7 +143,7 @@ impl RxQueueWorker {
                         let _ = setup.send(SocketReady {
                             queue: self.queue,
                             epoch,
-                            result: Err(anyhow::Error::from(e)),
+                            result: Err(e),
                         });
                         if first {
                             return None;

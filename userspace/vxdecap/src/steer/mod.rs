@@ -20,6 +20,8 @@ pub use counters::{XdpCounter, XdpCounters};
 
 use allow::Allowlist;
 
+use crate::error::error_chain;
+
 /// The XDP object compiled from xdp-prog/vxdecap.bpf.c by build.rs.
 static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vxdecap.bpf.o"));
 
@@ -467,15 +469,4 @@ fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
         current = e.source();
     }
     None
-}
-
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
