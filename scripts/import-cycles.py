@@ -25,7 +25,11 @@ def module_of(path: Path) -> tuple:
     return tuple(parts)
 
 
-files = {module_of(p): p for p in root.rglob("*.rs") if p.name != "main.rs"}
+files = {
+    module_of(p): p
+    for p in root.rglob("*.rs")
+    if p.name != "main.rs" and "cli" not in p.relative_to(root).parts
+}
 
 
 def code_of(path: Path) -> str:

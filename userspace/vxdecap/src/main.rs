@@ -1,5 +1,7 @@
 //! The `vxdecap` command line.
 
+mod cli;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -263,13 +265,7 @@ struct LabArgs {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VXDECAP_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        )
-        .init();
+    cli::log::init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

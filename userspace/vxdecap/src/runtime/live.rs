@@ -26,6 +26,7 @@ use crate::datapath::stage::SharedAllowlist;
 use crate::datapath::stage::{Backpressure, DecapStage};
 use crate::report::metrics::{Metrics, QueueInfo};
 use crate::report::summary::Summary;
+use crate::report::CONSOLE;
 use crate::runtime::config::CaptureConfig;
 use crate::runtime::cpus::{analyzer_cpus, resolve_cpus};
 use crate::runtime::device::interface_mac;
@@ -76,7 +77,7 @@ pub fn run_capture(
     let shared_allow: SharedAllowlist = Arc::new(arc_swap::ArcSwap::from_pointee(allow.clone()));
     let attach_mode = steering.attach(config.mode.attach())?;
     if !allow.is_open() {
-        eprintln!("vxdecap: allowlist: {allow}");
+        tracing::info!(target: CONSOLE,"allowlist: {allow}");
     }
 
     // Each analyzer gets a core of its own when there is one, else it shares
@@ -239,8 +240,9 @@ pub fn run_capture(
         sockets = %mode_text.join(", "),
         "capture started"
     );
-    eprintln!(
-        "vxdecap: listening on {}, UDP port(s) {}, XDP {} mode, AF_XDP {} ({} queue(s)), link-type EN10MB (Ethernet) inner frames",
+    tracing::info!(
+        target: CONSOLE,
+        "listening on {}, UDP port(s) {}, XDP {} mode, AF_XDP {} ({} queue(s)), link-type EN10MB (Ethernet) inner frames",
         config.interface,
         join_ports(&config.ports),
         attach_mode,
@@ -248,13 +250,14 @@ pub fn run_capture(
         queues.len()
     );
     for (queue, bound) in &bind_modes {
-        eprintln!(
-            "vxdecap: queue {queue} receive policy {}: {}",
+        tracing::info!(
+            target: CONSOLE,
+            "queue {queue} receive policy {}: {}",
             bound.policy, bound.reason
         );
     }
     if run_inline {
-        eprintln!("vxdecap: analyzers run in the worker's thread, after each batch (one queue, and no core of their own)");
+        tracing::info!(target: CONSOLE,"analyzers run in the worker's thread, after each batch (one queue, and no core of their own)");
     }
 
     let threads = if run_inline {
@@ -312,7 +315,7 @@ pub fn run_capture(
                         source,
                     })?;
             for addr in addrs {
-                eprintln!("vxdecap: metrics at http://{addr}/metrics");
+                tracing::info!(target: CONSOLE,"metrics at http://{addr}/metrics");
             }
             Some(server)
         }
@@ -349,7 +352,7 @@ pub fn run_capture(
     if let Some(user) = &config.run_as {
         // Sockets, program, outputs and the metrics listener are open.
         match crate::runtime::privs::drop_to(user) {
-            Ok(()) => eprintln!("vxdecap: running as {user}"),
+            Ok(()) => tracing::info!(target: CONSOLE,"running as {user}"),
             Err(e) => {
                 // Stop cleanly (detach, close outputs), then report the failure.
                 stop.store(true, Ordering::Relaxed);

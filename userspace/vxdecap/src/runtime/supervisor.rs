@@ -12,6 +12,7 @@ use crate::datapath::stage::SharedAllowlist;
 use crate::error::error_chain;
 use crate::report::metrics::Metrics;
 use crate::report::stats_line::stats_line;
+use crate::report::CONSOLE;
 use crate::runtime::config::CaptureConfig;
 use crate::runtime::device::interface_up;
 use crate::runtime::hotplug::{LinkEvent, LinkWatcher};
@@ -106,7 +107,11 @@ impl Supervisor<'_> {
                 if now >= at {
                     next_stats = Some(at + interval);
                     let xdp = self.xdp_totals();
-                    eprintln!("{}", stats_line(metrics, &xdp, now - last.0, &mut last));
+                    tracing::info!(
+                        target: CONSOLE,
+                        "{}",
+                        stats_line(metrics, &xdp, now - last.0, &mut last)
+                    );
                     last.0 = now;
                 }
             }
@@ -120,15 +125,16 @@ impl Supervisor<'_> {
         let result = self.apply_allow_file();
         match result {
             Ok(next) => {
-                eprintln!("vxdecap: SIGHUP: allowlist reloaded: {next}");
+                tracing::info!(target: CONSOLE,"SIGHUP: allowlist reloaded: {next}");
                 self.shared_allow.store(Arc::new(next.clone()));
                 self.allow = next;
             }
             Err(e) => {
                 let why = error_chain(&*e);
                 tracing::warn!(error = %why, "allowlist reload refused");
-                eprintln!(
-                    "vxdecap: SIGHUP: allowlist not changed: {why}; still in force: {}",
+                tracing::info!(
+                    target: CONSOLE,
+                    "SIGHUP: allowlist not changed: {why}; still in force: {}",
                     self.allow
                 );
             }
@@ -174,8 +180,9 @@ impl Supervisor<'_> {
             let before = self.control.shared_core[i].swap(shared, Ordering::Relaxed);
             if shared != before {
                 let cpu = cpu.map_or("an unpinned worker".to_owned(), |c| format!("CPU {c}"));
-                eprintln!(
-                    "vxdecap: worker {i} ({cpu}) {} the kernel's receive work ({work})",
+                tracing::info!(
+                    target: CONSOLE,
+                    "worker {i} ({cpu}) {} the kernel's receive work ({work})",
                     if shared {
                         "shares its core with"
                     } else {
@@ -254,7 +261,7 @@ impl Supervisor<'_> {
         self.deferral = None;
         // Odd epoch: workers close their sockets and wait.
         self.control.epoch.fetch_add(1, Ordering::AcqRel);
-        eprintln!("vxdecap: {name} went away; waiting for it to come back (outputs stay open)");
+        tracing::info!(target: CONSOLE,"{name} went away; waiting for it to come back (outputs stay open)");
         tracing::warn!(interface = name, "interface gone");
     }
 
@@ -281,13 +288,14 @@ impl Supervisor<'_> {
                     .store(self.restarts, Ordering::Relaxed);
                 // Even epoch: workers open new sockets and report them.
                 self.control.epoch.fetch_add(1, Ordering::AcqRel);
-                eprintln!(
-                    "vxdecap: {name} is back (ifindex {index}), XDP {mode} mode; reopening the sockets"
+                tracing::info!(
+                    target: CONSOLE,
+                    "{name} is back (ifindex {index}), XDP {mode} mode; reopening the sockets"
                 );
             }
             Err(e) => {
                 // Tried again on the next event or poll.
-                eprintln!("vxdecap: {name} is back but cannot be captured yet: {e}");
+                tracing::info!(target: CONSOLE,"{name} is back but cannot be captured yet: {e}");
             }
         }
     }
@@ -302,18 +310,20 @@ impl Supervisor<'_> {
             match ready.result {
                 Ok(bound) => match steering.register_socket(ready.queue, bound.fd) {
                     Ok(()) => {
-                        eprintln!(
-                            "vxdecap: queue {} capturing again ({}, receive policy {})",
+                        tracing::info!(
+                            target: CONSOLE,
+                            "queue {} capturing again ({}, receive policy {})",
                             ready.queue, bound.mode, bound.policy
                         );
                         if bound.policy == RxPolicy::BusyPoll && self.deferral.is_none() {
                             self.deferral = defer_interrupts(&self.current_name());
                         }
                     }
-                    Err(e) => eprintln!("vxdecap: queue {}: {e}", ready.queue),
+                    Err(e) => tracing::info!(target: CONSOLE,"queue {}: {e}", ready.queue),
                 },
-                Err(e) => eprintln!(
-                    "vxdecap: queue {} not reopened: {}",
+                Err(e) => tracing::info!(
+                    target: CONSOLE,
+                    "queue {} not reopened: {}",
                     ready.queue,
                     error_chain(&e)
                 ),
@@ -329,7 +339,7 @@ pub(crate) fn defer_interrupts(interface: &str) -> Option<NapiDeferral> {
     match NapiDeferral::apply(interface) {
         Ok(d) => Some(d),
         Err(e) => {
-            eprintln!("vxdecap: warning: cannot set napi_defer_hard_irqs and gro_flush_timeout on {interface} for busy polling: {e}");
+            tracing::warn!(target: CONSOLE,"cannot set napi_defer_hard_irqs and gro_flush_timeout on {interface} for busy polling: {e}");
             None
         }
     }

@@ -1,5 +1,6 @@
 //! UMEM sizing: the frame size an interface's MTU needs.
 
+use crate::report::CONSOLE;
 use crate::runtime::config::CaptureConfig;
 
 /// Bytes in front of a frame in a UMEM chunk: the kernel's XDP headroom
@@ -33,16 +34,18 @@ pub(crate) fn frame_size_for_mtu(config: &CaptureConfig) -> u32 {
             size *= 2;
         }
         if size != configured {
-            eprintln!(
-                "vxdecap: MTU {mtu} on {}: UMEM frames of {size} bytes (frames up to {} bytes)",
+            tracing::info!(
+                target: CONSOLE,
+                "MTU {mtu} on {}: UMEM frames of {size} bytes (frames up to {} bytes)",
                 config.interface,
                 largest_frame(size)
             );
         }
     }
     if largest_frame(size) < needed {
-        eprintln!(
-            "vxdecap: warning: MTU {mtu} on {}: frames over {} bytes do not fit a {size}-byte AF_XDP frame; the kernel drops them and counts them as xsk_rx_dropped (multi-buffer AF_XDP is not supported yet)",
+        tracing::warn!(
+            target: CONSOLE,
+            "MTU {mtu} on {}: frames over {} bytes do not fit a {size}-byte AF_XDP frame; the kernel drops them and counts them as xsk_rx_dropped (multi-buffer AF_XDP is not supported yet)",
             config.interface,
             largest_frame(size)
         );

@@ -1,0 +1,3 @@
+//! The `vxdecap` command line: its log.
+
+pub mod log;
