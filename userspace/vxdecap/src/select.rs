@@ -1,6 +1,8 @@
-//! How users select tunnels, in allowlists and routes: outer source
-//! prefixes ([`Cidr`]) and VNIs or VNI ranges ([`parse_vni_range`]), one
-//! parser each for both.
+//! What users select, as they write it: tunnels in allowlists and routes
+//! (outer source prefixes, [`Cidr`]; VNIs or VNI ranges,
+//! [`parse_vni_range`]), and rx queues and CPUs ([`parse_list`]). One
+//! parser each, whoever reads the text (flags, the config file, the
+//! allow file, routes).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -106,6 +108,62 @@ pub fn parse_vni_range(text: &str) -> Result<(u32, u32), BadVni> {
     Ok((lo, hi))
 }
 
+/// Parses a list such as `0,2-3` into `[0, 2, 3]`, in the order written;
+/// a number given twice is an error (`what` names the flag or key).
+pub fn parse_list(text: &str, what: &str) -> Result<Vec<usize>, ParseError> {
+    let bad = || ParseError::new(format!("{what} {text:?} is not a list such as 0,2-3"));
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let (lo, hi) = match part.split_once('-') {
+            Some((lo, hi)) => (
+                lo.trim().parse().map_err(|_| bad())?,
+                hi.trim().parse().map_err(|_| bad())?,
+            ),
+            None => {
+                let v: usize = part.trim().parse().map_err(|_| bad())?;
+                (v, v)
+            }
+        };
+        if lo > hi || hi - lo > 4096 {
+            return Err(bad());
+        }
+        for v in lo..=hi {
+            if out.contains(&v) {
+                return Err(ParseError::new(format!("{what} names {v} twice")));
+            }
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks a list given as numbers (`[0, 1]` in the config file) as
+/// [`parse_list`] checks a written one.
+pub fn check_list(list: &[usize], what: &str) -> Result<(), ParseError> {
+    for (i, v) in list.iter().enumerate() {
+        if list[..i].contains(v) {
+            return Err(ParseError::new(format!("{what} names {v} twice")));
+        }
+    }
+    Ok(())
+}
+
+/// A setting as the user wrote it (`0,2-3`), and what it means: printed
+/// back as written, used as parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written<T> {
+    /// What it means.
+    pub value: T,
+    /// The text it was read from.
+    pub text: String,
+}
+
+impl<T> fmt::Display for Written<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,5 +212,21 @@ mod tests {
         assert_eq!(parse_vni_range("9-3"), Err(BadVni::OutOfRange));
         assert_eq!(parse_vni_range("1-2-3"), Err(BadVni::NotANumber));
         assert_eq!(parse_vni_range("x"), Err(BadVni::NotANumber));
+    }
+
+    #[test]
+    fn lists_parse_in_order_and_refuse_repeats() {
+        assert_eq!(parse_list("0,2-3", "--queues"), Ok(vec![0, 2, 3]));
+        assert_eq!(parse_list("3,1", "--cpus"), Ok(vec![3, 1]));
+        assert_eq!(
+            parse_list("x", "--queues").unwrap_err().to_string(),
+            "--queues \"x\" is not a list such as 0,2-3"
+        );
+        assert_eq!(
+            parse_list("1,0-2", "--cpus").unwrap_err().to_string(),
+            "--cpus names 1 twice"
+        );
+        assert!(check_list(&[0, 1], "queues").is_ok());
+        assert!(check_list(&[1, 1], "queues").is_err());
     }
 }

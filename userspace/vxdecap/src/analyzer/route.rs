@@ -137,12 +137,8 @@ impl RouteMatch {
                 }
             };
             match key {
-                "vni" => m.vnis.push(vni_range(value)?),
-                "src" => m.sources.push(value.parse::<Cidr>().map_err(|_| {
-                    ParseError::new(format!(
-                        "src {value:?} is not an address or prefix such as 10.1.0.0/16"
-                    ))
-                })?),
+                "vni" => m.vnis.push(RouteMatch::parse_vni(value)?),
+                "src" => m.sources.push(RouteMatch::parse_source(value)?),
                 other => {
                     return Err(format!(
                         "unknown key {other:?}: the keys are vni, src and filter (last)"
@@ -162,6 +158,24 @@ impl RouteMatch {
         Ok(m)
     }
 
+    /// A `vni=` item: `27` or `100-199`, within 24 bits.
+    pub fn parse_vni(text: &str) -> Result<(u32, u32), ParseError> {
+        parse_vni_range(text).map_err(|_| {
+            ParseError::new(format!(
+                "vni {text:?} is not a VNI (0..={MAX_VNI}) or a range such as 100-199"
+            ))
+        })
+    }
+
+    /// A `src=` item: an address or a prefix.
+    pub fn parse_source(text: &str) -> Result<Cidr, ParseError> {
+        text.parse::<Cidr>().map_err(|_| {
+            ParseError::new(format!(
+                "src {text:?} is not an address or prefix such as 10.1.0.0/16"
+            ))
+        })
+    }
+
     /// True when the frame `meta`/`bytes` belongs to this route.
     #[inline]
     pub fn matches(&self, bytes: &[u8], meta: &FrameMeta) -> bool {
@@ -176,15 +190,6 @@ impl RouteMatch {
                 .as_ref()
                 .is_none_or(|f| f.matches(bytes, meta.orig_len))
     }
-}
-
-/// `27` or `100-199`, within 24 bits, as a route's `vni=` item.
-fn vni_range(text: &str) -> Result<(u32, u32), ParseError> {
-    parse_vni_range(text).map_err(|_| {
-        ParseError::new(format!(
-            "vni {text:?} is not a VNI (0..={MAX_VNI}) or a range such as 100-199"
-        ))
-    })
 }
 
 /// Where a route's frames go, as written in a rule.

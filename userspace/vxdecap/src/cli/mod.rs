@@ -1,3 +1,6 @@
-//! The `vxdecap` command line: its log.
+//! The `vxdecap` command line: its flags ([`args`], every clap definition),
+//! the commands they run ([`run`]) and the log it prints ([`log`]).
 
+pub mod args;
 pub mod log;
+pub mod run;

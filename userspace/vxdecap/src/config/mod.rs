@@ -1,5 +1,7 @@
 //! The TOML configuration file (`vxdecap capture --config FILE`,
-//! `vxdecap check-config FILE`) and the outputs a run builds from it.
+//! `vxdecap check-config FILE`) and the outputs a run builds from it: the
+//! file is read into [`Settings`], typed values (the command line's flags
+//! go on top), which check, print and build what they describe.
 //!
 //! Every key is optional, and a flag given on the command line wins over
 //! the file (a `--route` or `--port` given on the command line replaces the
@@ -20,25 +22,28 @@
 //! settings.check().unwrap();
 //! ```
 
+mod checks;
+mod file;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::runtime::config::{CaptureConfig, CaptureMode, QueueSelection};
-use crate::runtime::metrics_server::Endpoint;
-use crate::steer::allow::Allowlist;
 use vxdecap_wire::PortSet;
 
 use crate::analyzer::{
-    open_frame_output, Analyzer, CountAnalyzer, Filtered, OutputFormat, OutputOptions,
-    PrintAnalyzer, Rotation, RouteSpec, RouteTarget, Router, TapWriter,
+    open_frame_output, Analyzer, CountAnalyzer, Filtered, OutputOptions, PrintAnalyzer, RouteSpec,
+    RouteTarget, Router, TapWriter,
 };
 use crate::error::{error_chain, ParseError};
 use crate::filter::InnerFilter;
-use vxdecap_wire::vxlan::MAX_VNI;
+use crate::runtime::config::{CaptureConfig, CaptureMode, QueueSelection};
+use crate::runtime::metrics_server::Endpoint;
+use crate::select::Written;
+use crate::steer::allow::Allowlist;
+use checks::{check_file, check_tap_name, check_writable, describe_file};
+pub use file::parse_file_size;
+use file::ConfigFile;
 
 /// A configuration that cannot be used; the message names the fix.
 #[derive(Debug, thiserror::Error)]
@@ -55,182 +60,19 @@ fn err(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
 }
 
-/// The file, as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ConfigFile {
-    interface: Option<String>,
-    ports: Option<Vec<u16>>,
-    queues: Option<ListValue>,
-    cpus: Option<ListValue>,
-    mode: Option<String>,
-    metrics: Option<String>,
-    lossless: Option<bool>,
-    filter: Option<String>,
-    tap: Option<String>,
-    output: Option<OutputSection>,
-    allow: Option<AllowSection>,
-    #[serde(default)]
-    route: Vec<RouteSection>,
-}
-
-/// `[allow]`: the allowlists enforced in XDP.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AllowSection {
-    /// Outer source addresses or prefixes.
-    #[serde(default)]
-    sources: Vec<String>,
-    /// VNIs: `"27,100-199"` or `[27, "100-199"]`.
-    vnis: Option<Vec<VniValue>>,
-    /// An allowlist file, merged with these and read again on SIGHUP.
-    file: Option<String>,
-}
-
-/// `"all"`, `"0,2-3"` or `[0, 2, 3]`.
-#[derive(Debug, Deserialize)]
-#[serde(try_from = "toml::Value")]
-enum ListValue {
-    Numbers(Vec<u32>),
-    Text(String),
-}
-
-// Each value type says what it expects and what it found (serde's untagged
-// enums only say that nothing matched).
-impl TryFrom<toml::Value> for ListValue {
-    type Error = ParseError;
-
-    fn try_from(value: toml::Value) -> Result<Self, ParseError> {
-        let bad = |found: &toml::Value| {
-            ParseError::new(format!("expected a list of queues or CPUs such as \"0,2-3\" or [0, 1] (or \"all\" for queues), found {found}"))
-        };
-        match &value {
-            toml::Value::String(text) => Ok(ListValue::Text(text.clone())),
-            toml::Value::Array(items) => items
-                .iter()
-                .map(|item| {
-                    item.as_integer()
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| bad(item))
-                })
-                .collect::<Result<_, _>>()
-                .map(ListValue::Numbers),
-            other => Err(bad(other)),
-        }
-    }
-}
-
-impl ListValue {
-    fn text(self) -> String {
-        match self {
-            ListValue::Text(t) => t,
-            ListValue::Numbers(n) => n.iter().map(u32::to_string).collect::<Vec<_>>().join(","),
-        }
-    }
-}
-
-/// `27` or `"100-199"`.
-#[derive(Debug, Deserialize)]
-#[serde(try_from = "toml::Value")]
-enum VniValue {
-    Number(u32),
-    Text(String),
-}
-
-impl TryFrom<toml::Value> for VniValue {
-    type Error = ParseError;
-
-    fn try_from(value: toml::Value) -> Result<Self, ParseError> {
-        match &value {
-            toml::Value::Integer(n) if (0..=i64::from(MAX_VNI)).contains(n) => {
-                Ok(VniValue::Number(*n as u32))
-            }
-            toml::Value::String(text) => Ok(VniValue::Text(text.clone())),
-            other => Err(ParseError::new(format!(
-                "expected a VNI from 0 to {MAX_VNI} such as 27, or a range such as \"100-199\", found {other}"
-            ))),
-        }
-    }
-}
-
-/// `100` (million bytes) or `"512k"`.
-#[derive(Debug, Deserialize)]
-#[serde(try_from = "toml::Value")]
-enum SizeValue {
-    Millions(u64),
-    Text(String),
-}
-
-impl TryFrom<toml::Value> for SizeValue {
-    type Error = ParseError;
-
-    fn try_from(value: toml::Value) -> Result<Self, ParseError> {
-        match &value {
-            toml::Value::Integer(n) if *n > 0 => Ok(SizeValue::Millions(*n as u64)),
-            toml::Value::String(text) => Ok(SizeValue::Text(text.clone())),
-            other => Err(ParseError::new(format!(
-                "file_size: expected a size such as 100 (MB), \"512k\" or \"2g\", found {other}"
-            ))),
-        }
-    }
-}
-
-/// Format and rotation keys, shared by `[output]` and `[[route]]`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileKeys {
-    format: Option<String>,
-    file_size: Option<SizeValue>,
-    rotate_seconds: Option<u64>,
-    file_count: Option<u32>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OutputSection {
-    write: Option<String>,
-    #[serde(flatten)]
-    file: FileKeys,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RouteSection {
-    #[serde(default)]
-    default: bool,
-    #[serde(default)]
-    vni: Vec<VniValue>,
-    #[serde(default)]
-    src: Vec<String>,
-    filter: Option<String>,
-    to: Option<String>,
-    #[serde(flatten)]
-    file: FileKeys,
-}
-
-/// A route as text (`vni=27 -> inner-27.pcapng`) and how its files are written.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RouteRule {
-    /// `SELECTOR -> OUTPUT`, as [`RouteSpec::parse`] reads it.
-    pub rule: String,
-    /// Format and rotation for a file output; unset parts come from the
-    /// run's `-C`/`-G`/`-W`.
-    pub output: OutputOptions,
-}
-
 /// The effective setup of a run: the file's values with the command line's on top.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default)]
 pub struct Settings {
     /// Capture interface.
     pub interface: Option<String>,
     /// VXLAN UDP ports (empty: 4789).
     pub ports: Vec<u16>,
-    /// Rx queues: `all` or a list.
-    pub queues: Option<String>,
-    /// Worker CPUs, a list.
-    pub cpus: Option<String>,
-    /// `auto`, `zerocopy`, `copy` or `skb`.
-    pub mode: Option<String>,
+    /// Rx queues (`None`: all).
+    pub queues: Option<Written<QueueSelection>>,
+    /// Worker CPUs, in queue order.
+    pub cpus: Option<Written<Vec<usize>>>,
+    /// XDP attach and AF_XDP bind modes.
+    pub mode: Option<CaptureMode>,
     /// Prometheus endpoint.
     pub metrics: Option<Endpoint>,
     /// Wait for slow analyzers instead of dropping.
@@ -243,15 +85,14 @@ pub struct Settings {
     pub output: OutputOptions,
     /// `--tap`: every inner frame to this tap device.
     pub tap: Option<String>,
-    /// Per-tenant routes, in order.
-    pub routes: Vec<RouteRule>,
+    /// Per-tenant routes, in order; a route's file without rotation keys of
+    /// its own takes the run's (see [`Settings::effective_route`]).
+    pub routes: Vec<RouteSpec>,
     /// Sources and VNIs allowed through (enforced in XDP).
     pub allow: Allowlist,
     /// Allowlist file, read again on SIGHUP.
     pub allow_file: Option<String>,
 }
-
-const MODES: [&str; 4] = ["auto", "zerocopy", "copy", "skb"];
 
 impl Settings {
     /// Reads a configuration file.
@@ -261,7 +102,7 @@ impl Settings {
         Settings::from_toml(&text).map_err(|e| err(format!("{path}: {}", e.0)))
     }
 
-    /// Parses configuration text.
+    /// Parses configuration text into typed settings.
     pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| {
             // toml's message spans several lines (a source excerpt); keep
@@ -289,18 +130,28 @@ impl Settings {
                     .map_err(|e| err(format!("metrics = {e}")))
             })
             .transpose()?;
+        let mode = file
+            .mode
+            .map(|m| {
+                m.parse::<CaptureMode>()
+                    .map_err(|e| err(format!("mode = {e}")))
+            })
+            .transpose()?;
         let (write, output) = match file.output {
-            Some(section) => (section.write, file_options(&section.file, "[output]")?),
+            Some(section) => {
+                let options = section.options()?;
+                (section.write, options)
+            }
             None => (None, OutputOptions::default()),
         };
         let routes = file
             .route
             .iter()
             .enumerate()
-            .map(|(i, r)| route_rule(r, i + 1))
+            .map(|(i, r)| r.spec(i + 1))
             .collect::<Result<Vec<_>, _>>()?;
         let (allow, allow_file) = match file.allow {
-            Some(section) => allow_section(section)?,
+            Some(section) => section.allowlist()?,
             None => (Allowlist::default(), None),
         };
         Ok(Settings {
@@ -308,9 +159,9 @@ impl Settings {
             allow_file,
             interface: file.interface,
             ports: file.ports.unwrap_or_default(),
-            queues: file.queues.map(ListValue::text),
-            cpus: file.cpus.map(ListValue::text),
-            mode: file.mode,
+            queues: file.queues.map(|q| q.queues("--queues")).transpose()?,
+            cpus: file.cpus.map(|c| c.cpus("--cpus")).transpose()?,
+            mode,
             metrics,
             lossless: file.lossless.unwrap_or(false),
             filter: file.filter.filter(|f| !f.trim().is_empty()),
@@ -322,16 +173,8 @@ impl Settings {
     }
 
     /// Checks everything that can be checked without creating anything:
-    /// the mode, the filters, the routes, rotation and file name patterns.
+    /// the filters, the routes, rotation and file name patterns, tap names.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if let Some(mode) = &self.mode {
-            if !MODES.contains(&mode.as_str()) {
-                return Err(err(format!(
-                    "mode = {mode:?}: use one of {}",
-                    MODES.join(", ")
-                )));
-            }
-        }
         if let Some(filter) = &self.filter {
             InnerFilter::compile(filter).map_err(|e| err(e.to_string()))?;
         }
@@ -341,11 +184,11 @@ impl Settings {
         if let Some(path) = &self.write {
             check_file(path, &self.output).map_err(|e| err(format!("-w {path}: {e}")))?;
         }
-        for rule in &self.routes {
-            let spec = self.route_spec(rule)?;
+        for route in &self.routes {
+            let spec = self.effective_route(route);
             match &spec.target {
                 RouteTarget::File(path) => check_file(path, &spec.output)
-                    .map_err(|e| err(format!("route {:?}: {e}", rule.rule)))?,
+                    .map_err(|e| err(format!("route {:?}: {e}", route.rule)))?,
                 RouteTarget::Tap(name) => check_tap_name(name)?,
                 RouteTarget::Drop => {}
             }
@@ -354,8 +197,8 @@ impl Settings {
     }
 
     /// The live capture this setup describes: interface, ports, queues,
-    /// CPUs, mode, metrics and allowlists (lists parsed and checked for
-    /// repeats). The rest of a [`CaptureConfig`] keeps its defaults.
+    /// CPUs, mode, metrics and allowlists. The rest of a [`CaptureConfig`]
+    /// keeps its defaults.
     pub fn capture_config(&self) -> Result<CaptureConfig, ConfigError> {
         let interface = self.interface.as_deref().ok_or_else(|| {
             err("no interface: give -i IFACE or interface = \"…\" in the --config file")
@@ -364,32 +207,13 @@ impl Settings {
         if !self.ports.is_empty() {
             config.ports = PortSet::new(&self.ports).map_err(|e| err(format!("--port: {e}")))?;
         }
-        config.queues = match self.queues.as_deref() {
-            None | Some("all") => QueueSelection::All,
-            Some(list) => QueueSelection::List(
-                parse_list(list, "--queues")?
-                    .into_iter()
-                    .map(|q| q as u32)
-                    .collect(),
-            ),
-        };
-        config.cpus = self
-            .cpus
-            .as_deref()
-            .map(|c| parse_list(c, "--cpus"))
-            .transpose()?;
-        config.mode = match self.mode.as_deref() {
-            None | Some("auto") => CaptureMode::Auto,
-            Some("zerocopy") => CaptureMode::ZeroCopy,
-            Some("copy") => CaptureMode::Copy,
-            Some("skb") => CaptureMode::Skb,
-            Some(other) => {
-                return Err(err(format!(
-                    "mode {other:?}: use one of {}",
-                    MODES.join(", ")
-                )))
-            }
-        };
+        config.queues = self
+            .queues
+            .as_ref()
+            .map(|q| q.value.clone())
+            .unwrap_or_default();
+        config.cpus = self.cpus.as_ref().map(|c| c.value.clone());
+        config.mode = self.mode.unwrap_or_default();
         config.lossless = self.lossless;
         config.allow = self.allow.clone();
         config.allow_file = self.allow_file.as_ref().map(std::path::PathBuf::from);
@@ -399,8 +223,8 @@ impl Settings {
 
     /// Everything `capture` checks before it starts that needs neither root
     /// nor creating anything, so that `check-config` and `capture` accept
-    /// and refuse the same files: [`Settings::check`], the queue and CPU
-    /// lists, and with an interface [`crate::runtime::preflight::check_setup`] (the
+    /// and refuse the same files: [`Settings::check`] and, with an
+    /// interface, [`crate::runtime::preflight::check_setup`] (the
     /// interface, queues and CPUs of this machine, the allowlists). Only
     /// the metrics address is left to `capture`, which binds it: a capture
     /// still running may hold it. Returns warnings about settings that
@@ -412,14 +236,6 @@ impl Settings {
     pub fn check_capture(&self, host: bool) -> Result<Vec<String>, ConfigError> {
         self.check()?;
         let mut warnings = self.warnings();
-        let cpus = self
-            .cpus
-            .as_deref()
-            .map(|c| parse_list(c, "--cpus"))
-            .transpose()?;
-        if let Some(queues) = self.queues.as_deref().filter(|q| *q != "all") {
-            parse_list(queues, "--queues")?;
-        }
         if !host {
             return Ok(warnings);
         }
@@ -428,8 +244,8 @@ impl Settings {
             let config = self.capture_config()?;
             crate::runtime::preflight::check_setup(&config).map_err(|e| err(error_chain(&e)))?;
             warnings.extend(crate::runtime::preflight::warnings(&config));
-        } else if let Some(cpus) = cpus {
-            crate::runtime::cpus::check_cpus(&cpus).map_err(|e| err(error_chain(&e)))?;
+        } else if let Some(cpus) = &self.cpus {
+            crate::runtime::cpus::check_cpus(&cpus.value).map_err(|e| err(error_chain(&e)))?;
         }
         Ok(warnings)
     }
@@ -440,10 +256,11 @@ impl Settings {
         if let Some(path) = &self.write {
             check_writable(path).map_err(|e| err(format!("cannot write {path}: {e}")))?;
         }
-        for rule in &self.routes {
-            if let RouteTarget::File(path) = self.route_spec(rule)?.target {
-                check_writable(&path)
-                    .map_err(|e| err(format!("route {:?}: cannot write {path}: {e}", rule.rule)))?;
+        for route in &self.routes {
+            if let RouteTarget::File(path) = &route.target {
+                check_writable(path).map_err(|e| {
+                    err(format!("route {:?}: cannot write {path}: {e}", route.rule))
+                })?;
             }
         }
         Ok(())
@@ -454,50 +271,58 @@ impl Settings {
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
         let mut catch_all: Option<(usize, &str)> = None;
-        for (i, rule) in self.routes.iter().enumerate() {
+        for (i, route) in self.routes.iter().enumerate() {
             if let Some((n, earlier)) = catch_all {
                 warnings.push(format!(
                     "route {} ({}) comes after route {n} ({earlier}), which takes every frame: it never matches; move it up or remove it",
                     i + 1,
-                    rule.rule
+                    route.rule
                 ));
                 continue;
             }
-            let takes_all = self.route_spec(rule).is_ok_and(|spec| {
-                let m = &spec.matcher;
-                m.vnis.is_empty() && m.sources.is_empty() && m.filter.is_none()
-            });
-            if takes_all {
-                catch_all = Some((i + 1, &rule.rule));
+            let m = &route.matcher;
+            if m.vnis.is_empty() && m.sources.is_empty() && m.filter.is_none() {
+                catch_all = Some((i + 1, &route.rule));
             }
         }
         warnings
     }
 
-    /// The route `rule` with this run's defaults filled in.
-    fn route_spec(&self, rule: &RouteRule) -> Result<RouteSpec, ConfigError> {
-        let mut output = rule.output;
-        if !output.rotation.is_rotating() && output.rotation.files.is_none() {
-            output.rotation = self.output.rotation;
+    /// `route` with this run's defaults filled in: a file without rotation
+    /// keys of its own is rotated as `-w` is (`-C`/`-G`/`-W`, `[output]`).
+    pub fn effective_route(&self, route: &RouteSpec) -> RouteSpec {
+        let mut spec = route.clone();
+        let rotation = &spec.output.rotation;
+        if !rotation.is_rotating() && rotation.files.is_none() {
+            spec.output.rotation = self.output.rotation;
         }
-        RouteSpec::parse(&rule.rule, output).map_err(|e| err(e.to_string()))
+        spec
     }
 
     /// The files this run may write, with their format and rotation: `-w`
     /// (`-` for stdout) and every route to a file.
-    pub fn file_outputs(&self) -> Result<Vec<(String, OutputOptions)>, ConfigError> {
+    pub fn file_outputs(&self) -> Vec<(String, OutputOptions)> {
         let mut outputs: Vec<(String, OutputOptions)> = self
             .write
             .iter()
             .map(|path| (path.clone(), self.output))
             .collect();
-        for rule in &self.routes {
-            let spec = self.route_spec(rule)?;
+        for route in &self.routes {
+            let spec = self.effective_route(route);
             if let RouteTarget::File(path) = spec.target {
                 outputs.push((path, spec.output));
             }
         }
-        Ok(outputs)
+        outputs
+    }
+
+    /// True when an output is a tap device (`--tap` or a route's `tap:`).
+    pub fn uses_tap(&self) -> bool {
+        self.tap.is_some()
+            || self
+                .routes
+                .iter()
+                .any(|r| matches!(r.target, RouteTarget::Tap(_)))
     }
 
     /// The effective setup, one item a line, as `check-config` prints it.
@@ -515,13 +340,22 @@ impl Settings {
                 .join(", ")
         };
         let _ = writeln!(out, "ports: {ports}");
-        let _ = writeln!(out, "queues: {}", or(&self.queues, "all"));
+        let _ = writeln!(
+            out,
+            "queues: {}",
+            self.queues
+                .as_ref()
+                .map_or("all".to_owned(), ToString::to_string)
+        );
         let _ = writeln!(
             out,
             "cpus: {}",
-            or(&self.cpus, "one per queue, skipping core 0")
+            self.cpus.as_ref().map_or(
+                "one per queue, skipping core 0".to_owned(),
+                ToString::to_string
+            )
         );
-        let _ = writeln!(out, "mode: {}", or(&self.mode, "auto"));
+        let _ = writeln!(out, "mode: {}", self.mode.unwrap_or_default());
         let _ = writeln!(out, "lossless: {}", self.lossless);
         let _ = writeln!(
             out,
@@ -550,16 +384,13 @@ impl Settings {
         if let Some(t) = &self.tap {
             let _ = writeln!(out, "tap: {t}");
         }
-        for (i, rule) in self.routes.iter().enumerate() {
-            let detail = match self.route_spec(rule) {
-                Ok(RouteSpec {
-                    target: RouteTarget::File(path),
-                    output,
-                    ..
-                }) => format!(" ({})", describe_file(&path, &output)),
+        for (i, route) in self.routes.iter().enumerate() {
+            let spec = self.effective_route(route);
+            let detail = match &spec.target {
+                RouteTarget::File(path) => format!(" ({})", describe_file(path, &spec.output)),
                 _ => String::new(),
             };
-            let _ = writeln!(out, "route {}: {}{detail}", i + 1, rule.rule);
+            let _ = writeln!(out, "route {}: {}{detail}", i + 1, route.rule);
         }
         if self.write.is_none() && self.tap.is_none() && self.routes.is_empty() {
             let _ = writeln!(out, "output: one text line per frame on stdout");
@@ -600,8 +431,8 @@ impl Settings {
             let specs = self
                 .routes
                 .iter()
-                .map(|r| self.route_spec(r))
-                .collect::<Result<Vec<_>, _>>()?;
+                .map(|r| self.effective_route(r))
+                .collect();
             let router = Router::open(specs).map_err(|e| err(e.to_string()))?;
             names.push(format!("{} route(s)", router.len()));
             analyzers.push(Box::new(router));
@@ -627,250 +458,12 @@ impl Settings {
     }
 }
 
-/// Rotation settings and, with -G, the strftime pattern of a file output.
-/// The `[allow]` section, checked: every prefix and VNI parses, within the
-/// XDP maps' sizes, and the file (when given) reads and parses.
-fn allow_section(section: AllowSection) -> Result<(Allowlist, Option<String>), ConfigError> {
-    let mut allow = Allowlist::default();
-    for source in &section.sources {
-        allow
-            .add_source_text(source)
-            .map_err(|e| err(format!("[allow] sources: {e}")))?;
-    }
-    if let Some(vnis) = section.vnis {
-        let text = vnis
-            .into_iter()
-            .map(|v| match v {
-                VniValue::Number(n) => n.to_string(),
-                VniValue::Text(t) => t,
-            })
-            .collect::<Vec<_>>()
-            .join(",");
-        allow
-            .add_vni_text(&text)
-            .map_err(|e| err(format!("[allow] vnis: {e}")))?;
-    }
-    if let Some(file) = &section.file {
-        Allowlist::read(std::path::Path::new(file))
-            .map_err(|e| err(format!("[allow] file: {e}")))?;
-    }
-    Ok((allow, section.file))
-}
-
-fn check_file(path: &str, options: &OutputOptions) -> Result<(), ParseError> {
-    options
-        .rotation
-        .check()
-        .map_err(|e| ParseError::new(e.to_string()))?;
-    if path == "-" && options.rotation.is_rotating() {
-        return Err("stdout (-w -) cannot be rotated".into());
-    }
-    if options.rotation.interval.is_some() {
-        crate::analyzer::FileNamer::new(path, true, options.rotation.files)
-            .map_err(|e| ParseError::new(e.to_string()))?;
-    }
-    Ok(())
-}
-
-/// Whether a file can be created or written at `path` (a strftime pattern
-/// for -G: a directory part with `%` is only known per file, and is left
-/// to the writer).
-fn check_writable(path: &str) -> Result<(), ParseError> {
-    use nix::unistd::{access, AccessFlags};
-    if path == "-" {
-        return Ok(());
-    }
-    let path = std::path::Path::new(path);
-    let dir = match path.parent() {
-        Some(d) if d.as_os_str().is_empty() => std::path::Path::new("."),
-        Some(d) => d,
-        None => return Ok(()),
-    };
-    if dir.to_string_lossy().contains('%') {
-        return Ok(());
-    }
-    match std::fs::metadata(dir) {
-        Err(e) => return Err(format!("directory {}: {e}", dir.display()).into()),
-        Ok(m) if !m.is_dir() => return Err(format!("{} is not a directory", dir.display()).into()),
-        Ok(_) => {}
-    }
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => Err("it is a directory".into()),
-        Ok(_) => access(path, AccessFlags::W_OK)
-            .map_err(|e| ParseError::new(std::io::Error::from(e).to_string())),
-        Err(_) => access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| {
-            ParseError::new(format!(
-                "directory {}: {}: check that it is writable",
-                dir.display(),
-                std::io::Error::from(e)
-            ))
-        }),
-    }
-}
-
-/// The same check the tap makes before it is created.
-fn check_tap_name(name: &str) -> Result<(), ConfigError> {
-    crate::sys::tap::check_name(name).map_err(|e| err(e.to_string()))
-}
-
-fn describe_file(path: &str, options: &OutputOptions) -> String {
-    let format = match options.format.unwrap_or(OutputFormat::for_path(path)) {
-        OutputFormat::Pcap => "pcap",
-        OutputFormat::Pcapng => "pcapng",
-    };
-    let r = &options.rotation;
-    let mut parts = vec![format.to_owned()];
-    if let Some(size) = r.file_size {
-        parts.push(format!("new file every {size} bytes"));
-    }
-    if let Some(every) = r.interval {
-        parts.push(format!("new file every {} s", every.as_secs()));
-    }
-    if let Some(n) = r.files {
-        parts.push(format!("keep {n} files"));
-    }
-    parts.join(", ")
-}
-
-fn file_options(keys: &FileKeys, place: &str) -> Result<OutputOptions, ConfigError> {
-    let format = match keys.format.as_deref() {
-        None => None,
-        Some("pcap") => Some(OutputFormat::Pcap),
-        Some("pcapng") => Some(OutputFormat::Pcapng),
-        Some(other) => {
-            return Err(err(format!(
-                "{place}: format = {other:?}: use \"pcap\" or \"pcapng\""
-            )))
-        }
-    };
-    let file_size = match &keys.file_size {
-        None => None,
-        Some(SizeValue::Millions(n)) => Some(
-            parse_file_size(&n.to_string()).map_err(|e| err(format!("{place}: file_size: {e}")))?,
-        ),
-        Some(SizeValue::Text(t)) => {
-            Some(parse_file_size(t).map_err(|e| err(format!("{place}: file_size: {e}")))?)
-        }
-    };
-    if keys.rotate_seconds == Some(0) {
-        return Err(err(format!("{place}: rotate_seconds must be at least 1")));
-    }
-    if keys.file_count == Some(0) {
-        return Err(err(format!("{place}: file_count must be at least 1")));
-    }
-    Ok(OutputOptions {
-        format,
-        rotation: Rotation {
-            file_size,
-            interval: keys.rotate_seconds.map(Duration::from_secs),
-            files: keys.file_count,
-        },
-        ..OutputOptions::default()
-    })
-}
-
-fn route_rule(r: &RouteSection, n: usize) -> Result<RouteRule, ConfigError> {
-    let place = format!("[[route]] number {n}");
-    let to = r.to.as_deref().ok_or_else(|| {
-        err(format!(
-            "{place}: add to = \"FILE\", \"tap:NAME\" or \"drop\""
-        ))
-    })?;
-    let mut keys = Vec::new();
-    if r.default {
-        if !r.vni.is_empty() || !r.src.is_empty() || r.filter.is_some() {
-            return Err(err(format!(
-                "{place}: a default route matches everything: remove vni, src and filter, or default = true"
-            )));
-        }
-    } else {
-        if r.vni.is_empty() && r.src.is_empty() && r.filter.is_none() {
-            return Err(err(format!(
-                "{place}: say which frames it takes (vni, src, filter) or set default = true"
-            )));
-        }
-        if !r.vni.is_empty() {
-            let vnis: Vec<String> = r
-                .vni
-                .iter()
-                .map(|v| match v {
-                    VniValue::Number(n) => n.to_string(),
-                    VniValue::Text(t) => t.trim().to_owned(),
-                })
-                .collect();
-            keys.push(format!("vni={}", vnis.join(",")));
-        }
-        if !r.src.is_empty() {
-            keys.push(format!("src={}", r.src.join(",")));
-        }
-        if let Some(filter) = &r.filter {
-            keys.push(format!("filter={filter}"));
-        }
-    }
-    let selector = if r.default {
-        "default".to_owned()
-    } else {
-        keys.join(",")
-    };
-    let rule = format!("{selector} -> {}", to.trim());
-    let output = file_options(&r.file, &place)?;
-    // Parse now, so that an error points at the section.
-    RouteSpec::parse(&rule, output).map_err(|e| err(format!("{place}: {e}")))?;
-    Ok(RouteRule { rule, output })
-}
-
-/// Parses a list such as `0,2-3` into `[0, 2, 3]`; a number given twice is
-/// an error (`what` names the flag or key).
-pub fn parse_list(text: &str, what: &str) -> Result<Vec<usize>, ParseError> {
-    let bad = || ParseError::new(format!("{what} {text:?} is not a list such as 0,2-3"));
-    let mut out = Vec::new();
-    for part in text.split(',') {
-        let (lo, hi) = match part.split_once('-') {
-            Some((lo, hi)) => (
-                lo.trim().parse().map_err(|_| bad())?,
-                hi.trim().parse().map_err(|_| bad())?,
-            ),
-            None => {
-                let v: usize = part.trim().parse().map_err(|_| bad())?;
-                (v, v)
-            }
-        };
-        if lo > hi || hi - lo > 4096 {
-            return Err(bad());
-        }
-        for v in lo..=hi {
-            if out.contains(&v) {
-                return Err(ParseError::new(format!("{what} names {v} twice")));
-            }
-            out.push(v);
-        }
-    }
-    Ok(out)
-}
-
-/// tcpdump's -C: millions of bytes, or KiB/MiB/GiB with a k/m/g suffix.
-pub fn parse_file_size(text: &str) -> Result<u64, ParseError> {
-    let (digits, unit) = match text.char_indices().last() {
-        Some((at, 'k' | 'K')) => (&text[..at], 1 << 10),
-        Some((at, 'm' | 'M')) => (&text[..at], 1 << 20),
-        Some((at, 'g' | 'G')) => (&text[..at], 1 << 30),
-        _ => (text, 1_000_000),
-    };
-    digits
-        .parse::<u64>()
-        .ok()
-        .filter(|&n| n > 0)
-        .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(|| {
-            ParseError::new(format!(
-                "{text:?} is not a file size such as 100 (MB), 512k or 2g"
-            ))
-        })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::analyzer::OutputFormat;
 
     #[test]
     fn every_key_is_read() {
@@ -904,9 +497,15 @@ mod tests {
         .expect("valid");
         assert_eq!(s.interface.as_deref(), Some("eth1"));
         assert_eq!(s.ports, [4789, 8472]);
-        assert_eq!(s.queues.as_deref(), Some("0,1"));
-        assert_eq!(s.cpus.as_deref(), Some("2-3"));
-        assert_eq!(s.mode.as_deref(), Some("copy"));
+        assert_eq!(
+            s.queues.as_ref().map(ToString::to_string).as_deref(),
+            Some("0,1")
+        );
+        assert_eq!(
+            s.cpus.as_ref().map(ToString::to_string).as_deref(),
+            Some("2-3")
+        );
+        assert_eq!(s.mode.map(|m| m.to_string()).as_deref(), Some("copy"));
         assert!(s.lossless);
         assert_eq!(
             s.metrics.as_ref().map(|m| m.addrs.clone()),

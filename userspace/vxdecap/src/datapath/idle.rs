@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use vxdecap_xsk::BindMode;
 
+use crate::error::ParseError;
+
 /// How workers wait for frames (`--rx-policy`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum RxPolicy {
@@ -43,18 +45,26 @@ pub enum RxPolicy {
     Sleep,
 }
 
-impl RxPolicy {
-    /// Parses `auto`, `busy-poll`, `spin` or `sleep`.
-    pub fn parse(text: &str) -> Option<RxPolicy> {
-        Some(match text {
+impl std::str::FromStr for RxPolicy {
+    type Err = ParseError;
+
+    /// `auto`, `busy-poll`, `spin` or `sleep`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Ok(match text {
             "auto" => RxPolicy::Auto,
             "busy-poll" => RxPolicy::BusyPoll,
             "spin" => RxPolicy::Spin,
             "sleep" => RxPolicy::Sleep,
-            _ => return None,
+            _ => {
+                return Err(ParseError::new(format!(
+                    "--rx-policy {text}: use auto, busy-poll, spin or sleep"
+                )))
+            }
         })
     }
+}
 
+impl RxPolicy {
     /// The policy a queue runs with a socket bound in `mode`, and why.
     pub fn resolve(self, mode: BindMode) -> (RxPolicy, &'static str) {
         match (self, mode) {

@@ -1,6 +1,8 @@
 //! What a live capture is asked to do: interface, ports, queues, CPUs,
 //! modes, sizes, limits, outputs' name, metrics, allowlists, privileges.
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use vxdecap_wire::reassembly::ReassemblyConfig;
@@ -8,7 +10,9 @@ use vxdecap_wire::PortSet;
 use vxdecap_xsk::{BindRequest, SocketConfig};
 
 use crate::datapath::idle::RxPolicy;
+use crate::error::ParseError;
 use crate::runtime::metrics_server::Endpoint;
+use crate::select::parse_list;
 use crate::steer::allow::Allowlist;
 use crate::steer::AttachRequest;
 
@@ -27,6 +31,14 @@ pub enum CaptureMode {
 }
 
 impl CaptureMode {
+    /// Every mode, by its `--mode` name.
+    pub const ALL: [(CaptureMode, &'static str); 4] = [
+        (CaptureMode::Auto, "auto"),
+        (CaptureMode::ZeroCopy, "zerocopy"),
+        (CaptureMode::Copy, "copy"),
+        (CaptureMode::Skb, "skb"),
+    ];
+
     pub(crate) fn attach(self) -> AttachRequest {
         match self {
             CaptureMode::Auto | CaptureMode::Copy => AttachRequest::Auto,
@@ -44,6 +56,32 @@ impl CaptureMode {
     }
 }
 
+impl fmt::Display for CaptureMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = CaptureMode::ALL
+            .iter()
+            .find(|(mode, _)| mode == self)
+            .map_or("auto", |(_, name)| name);
+        f.write_str(name)
+    }
+}
+
+impl FromStr for CaptureMode {
+    type Err = ParseError;
+
+    /// `auto`, `zerocopy`, `copy` or `skb`.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        CaptureMode::ALL
+            .iter()
+            .find(|(_, name)| *name == text)
+            .map(|(mode, _)| *mode)
+            .ok_or_else(|| {
+                let names: Vec<&str> = CaptureMode::ALL.iter().map(|(_, name)| *name).collect();
+                ParseError::new(format!("{text:?}: use one of {}", names.join(", ")))
+            })
+    }
+}
+
 /// Which rx queues to capture.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum QueueSelection {
@@ -52,6 +90,37 @@ pub enum QueueSelection {
     All,
     /// These queue indices.
     List(Vec<u32>),
+}
+
+impl QueueSelection {
+    /// `all`, or a list such as `0,2-3` (`what` names the flag or key in
+    /// the error).
+    pub fn parse(text: &str, what: &str) -> Result<QueueSelection, ParseError> {
+        if text.trim() == "all" {
+            return Ok(QueueSelection::All);
+        }
+        let list = parse_list(text, what)?;
+        let queues = list
+            .into_iter()
+            .map(|q| {
+                u32::try_from(q)
+                    .map_err(|_| ParseError::new(format!("{what}: queue {q} is out of range")))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(QueueSelection::List(queues))
+    }
+}
+
+impl fmt::Display for QueueSelection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueSelection::All => f.write_str("all"),
+            QueueSelection::List(queues) => {
+                let list: Vec<String> = queues.iter().map(u32::to_string).collect();
+                f.write_str(&list.join(","))
+            }
+        }
+    }
 }
 
 /// Everything a live capture needs.
