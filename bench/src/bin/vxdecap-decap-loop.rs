@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use vxdecap::datapath::queue::fan_out;
-use vxdecap::datapath::stage::{Backpressure, DecapStage};
+use vxdecap::datapath::stage::DecapStage;
 use vxdecap_wire::{decapsulate, PortSet};
 
 /// `decapsulate` as a call of its own: every field of the result is written (into the
@@ -53,15 +53,7 @@ fn main() {
         "stage" => {
             let (mut senders, mut receivers) = fan_out(1, 1, 4);
             let stop = Arc::new(AtomicBool::new(false));
-            let mut stage = DecapStage::new(
-                ports,
-                0,
-                senders.remove(0),
-                usize::MAX,
-                64,
-                Backpressure::Drop,
-                stop,
-            );
+            let mut stage = DecapStage::new(ports, 0, senders.remove(0), usize::MAX, 64, stop);
             stage.stock_owned(64 * 2048, 64, 0);
             let mut seen = 0u64;
             for i in 0..n {

@@ -127,15 +127,16 @@ pub const REASSEMBLED_BYTES_PER_BATCH: usize = 4096;
 impl DecapStage {
     /// A stage for rx queue `queue` feeding `sender`'s analyzers, leasing
     /// at most `lease_budget` frames at once, recycling up to `batch`
-    /// frames per receive batch. In `Wait` mode a raised `stop` flag ends a
-    /// wait (the frames then count as backpressure).
+    /// frames per receive batch. Frames are dropped for an analyzer with
+    /// no room until [`set_backpressure`](Self::set_backpressure) says to
+    /// wait (the frame source decides); while waiting, a raised `stop`
+    /// flag ends the wait (the frames then count as backpressure).
     pub fn new(
         ports: PortSet,
         queue: u16,
         sender: BatchSender,
         lease_budget: usize,
         batch: usize,
-        backpressure: Backpressure,
         stop: Arc<AtomicBool>,
     ) -> Self {
         let mut sender = sender;
@@ -152,7 +153,7 @@ impl DecapStage {
             lease_budget: lease_budget.max(1),
             // A receive batch's rejects plus one whole batch nobody took.
             recycle: Vec::with_capacity(2 * batch.max(1) + 1),
-            backpressure,
+            backpressure: Backpressure::Drop,
             stop,
             stats: StageStats::default(),
             skipped: [0; MAX_ANALYZERS],
@@ -165,6 +166,12 @@ impl DecapStage {
             yield_after_batch: false,
             relinked: Vec::new(),
         }
+    }
+
+    /// What to do when an analyzer has no room: drop the frames for it
+    /// (a NIC ring must never wait) or wait (a file, `--lossless`).
+    pub fn set_backpressure(&mut self, backpressure: Backpressure) {
+        self.backpressure = backpressure;
     }
 
     /// Reassembles outer IPv4 fragments with `reassembler` (allocated once, here).
@@ -244,6 +251,11 @@ impl DecapStage {
     }
 
     /// The counters so far (owner's view).
+    pub fn stats(&self) -> &StageStats {
+        &self.stats
+    }
+
+    /// The counters so far, to add to (owner's view).
     pub fn stats_mut(&mut self) -> &mut StageStats {
         &mut self.stats
     }
@@ -612,7 +624,6 @@ mod tests {
             senders.remove(0),
             usize::MAX,
             64,
-            Backpressure::Drop,
             stop,
         );
         stage.handle_copy(&vxlan(27, 0x08), 42, 0);
@@ -665,7 +676,6 @@ mod tests {
             senders.remove(0),
             usize::MAX,
             64,
-            Backpressure::Drop,
             Arc::new(AtomicBool::new(false)),
         )
         .with_reassembler(Reassembler::new(Default::default()).expect("reassembler"));

@@ -230,6 +230,8 @@ pub struct CaptureInput {
     report: InputReport,
     /// Records (pcap) or blocks (pcapng) read, for messages.
     index: u64,
+    /// The end of the input was reached, or reading failed.
+    done: bool,
 }
 
 impl std::fmt::Debug for CaptureInput {
@@ -304,6 +306,15 @@ impl CaptureInput {
                 File::open(path).map_err(|e| format!("cannot read {path}: {e}: check the path"))?;
             (path.to_owned(), Box::new(file))
         };
+        CaptureInput::from_reader(name, source)
+    }
+
+    /// Reads the header of a capture from `source` (named `name` in
+    /// messages): a pipe, a file, bytes in memory.
+    pub fn from_reader(
+        name: String,
+        source: Box<dyn Read + Send>,
+    ) -> Result<CaptureInput, ParseError> {
         let mut source = BufReader::with_capacity(READ_BUFFER, source);
         let mut magic = [0u8; 4];
         let got = fill(&mut source, &mut magic).map_err(|e| format!("cannot read {name}: {e}"))?;
@@ -329,6 +340,7 @@ impl CaptureInput {
             kind: 0,
             report: InputReport::default(),
             index: 0,
+            done: false,
         };
         if le == PCAPNG_SHB {
             input.report.format = "pcapng";
@@ -414,20 +426,42 @@ impl CaptureInput {
     /// Reads every packet into `on_packet` until the end, an error or
     /// `stop`; returns what was seen besides.
     pub fn read(mut self, stop: &AtomicBool, mut on_packet: impl FnMut(Packet<'_>)) -> InputReport {
-        while !stop.load(Ordering::Relaxed) {
-            let more = match self.format {
-                Format::Pcap { .. } => self.pcap_record(&mut on_packet),
-                Format::Pcapng { .. } => self.pcapng_packet(&mut on_packet),
-            };
-            match more {
-                Ok(true) => {}
-                Ok(false) => break,
-                Err(e) => {
-                    self.report.error = Some(format!("{}: {e}", self.name));
-                    break;
-                }
+        while !stop.load(Ordering::Relaxed) && self.next_packet(&mut on_packet) {}
+        self.report
+    }
+
+    /// Reads the next packet into `on_packet`; false at the end of the
+    /// input or once reading failed (the report says why), and ever after.
+    #[inline]
+    pub fn next_packet(&mut self, on_packet: &mut impl FnMut(Packet<'_>)) -> bool {
+        if self.done {
+            return false;
+        }
+        let more = match self.format {
+            Format::Pcap { .. } => self.pcap_record(on_packet),
+            Format::Pcapng { .. } => self.pcapng_packet(on_packet),
+        };
+        match more {
+            Ok(true) => true,
+            Ok(false) => {
+                self.done = true;
+                false
+            }
+            Err(e) => {
+                self.report.error = Some(format!("{}: {e}", self.name));
+                self.done = true;
+                false
             }
         }
+    }
+
+    /// What the reader saw besides the packets it handed on, so far.
+    pub fn report(&self) -> &InputReport {
+        &self.report
+    }
+
+    /// The report, once reading is over.
+    pub fn into_report(self) -> InputReport {
         self.report
     }
 

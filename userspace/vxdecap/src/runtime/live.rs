@@ -15,15 +15,16 @@ use std::time::{Duration, Instant};
 
 use vxdecap_wire::reassembly::Reassembler;
 use vxdecap_wire::PortSet;
-use vxdecap_xsk::{BindMode, SocketConfig, XskStatistics};
+use vxdecap_xsk::{BindMode, SocketConfig};
 
 use crate::analyzer::Analyzer;
 use crate::analyzer::MAX_ANALYZERS;
 use crate::datapath::analyzers::{spawn_analyzers, InlineAnalyzers, Latency};
-use crate::datapath::idle::{IdlePolicy, RxPolicy};
+use crate::datapath::idle::RxPolicy;
 use crate::datapath::queue::fan_out;
+use crate::datapath::stage::DecapStage;
 use crate::datapath::stage::SharedAllowlist;
-use crate::datapath::stage::{Backpressure, DecapStage};
+use crate::datapath::worker::BatchLoop;
 use crate::report::metrics::{Metrics, QueueInfo};
 use crate::report::summary::Summary;
 use crate::report::CONSOLE;
@@ -38,7 +39,7 @@ use crate::runtime::preflight::{
 use crate::runtime::receive_work::ReceiveWork;
 use crate::runtime::supervisor::{defer_interrupts, Supervisor};
 use crate::runtime::umem::frame_size_for_mtu;
-use crate::runtime::worker::{Control, RxQueueWorker, SocketReady};
+use crate::runtime::worker::{Control, RxQueueWorker, SocketHistory, SocketReady};
 use crate::steer::{Steering, XdpCounters};
 
 /// Runs a live capture until `stop` is raised, the count or duration is
@@ -133,11 +134,6 @@ pub fn run_capture(
             sender,
             lease_budget,
             config.batch,
-            if config.lossless {
-                Backpressure::Wait
-            } else {
-                Backpressure::Drop
-            },
             stop.clone(),
         );
         // Allocated once per worker, here, like everything the batch loop uses.
@@ -156,7 +152,8 @@ pub fn run_capture(
             cpu,
             socket_config,
             batch: config.batch,
-            stage,
+            lossless: config.lossless,
+            work: BatchLoop::new(stage, config.batch, inline_analyzers.take()),
             control: control.clone(),
             rx_policy: config.rx_policy,
             // Spinning only pays on a core no other worker needs.
@@ -165,13 +162,7 @@ pub fn run_capture(
             } else {
                 config.idle_spin
             },
-            idle: IdlePolicy::of(RxPolicy::Sleep, Duration::ZERO),
-            policy: (RxPolicy::Sleep, String::new()),
-            naps: 0,
-            kicks_before: 0,
-            xsk_before: XskStatistics::default(),
-            wakeups_before: 0,
-            inline: inline_analyzers.take(),
+            history: SocketHistory::default(),
         };
         let setup_tx = setup_tx.clone();
         let handle = std::thread::Builder::new()

@@ -1,6 +1,6 @@
 //! Offline decapsulation: a pcap or pcapng capture (a file or stdin) pushed
-//! through the same stage, queue and analyzers as live capture (lossless:
-//! the reader waits for the analyzer instead of dropping).
+//! through the same batch loop, stage, queues and analyzers as live capture
+//! ([`FileSource`] waits for the analyzers instead of dropping).
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -12,7 +12,9 @@ use crate::analyzer::Analyzer;
 use crate::analyzer::MAX_ANALYZERS;
 use crate::datapath::analyzers::{spawn_analyzers, Latency};
 use crate::datapath::queue::fan_out;
-use crate::datapath::stage::{Backpressure, DecapStage};
+use crate::datapath::source::FileSource;
+use crate::datapath::stage::DecapStage;
+use crate::datapath::worker::BatchLoop;
 use crate::input::CaptureInput;
 use crate::report::summary::Summary;
 use crate::runtime::error::CaptureError;
@@ -45,14 +47,12 @@ pub fn run_offline(
         senders.remove(0),
         usize::MAX,
         OFFLINE_BATCH_FRAMES,
-        Backpressure::Wait,
         stop.clone(),
     );
     if let Some(config) = reassembly {
         let reassembler = Reassembler::new(config).map_err(SetupError::Reassembly)?;
         stage = stage.with_reassembler(reassembler);
     }
-    stage.stock_owned(OFFLINE_BATCH_BYTES, OFFLINE_BATCH_FRAMES, 0);
     let threads = spawn_analyzers(receivers, analyzers, count, &stop, Latency::Skip, &[]).map_err(
         |source| CaptureError::Thread {
             what: "the analyzer threads",
@@ -60,19 +60,15 @@ pub fn run_offline(
         },
     )?;
 
-    let source = input.name().to_owned();
-    let report = input.read(&stop, |packet| {
-        stage.handle_captured(
-            packet.data,
-            packet.link,
-            packet.timestamp_ns,
-            packet.orig_len,
-        );
-    });
-    stage.finish_fragments();
-    stage.flush();
-    stage.publish();
-    let stats = *stage.stats_mut();
+    // The worker's batch loop, over the file: it waits for the analyzers
+    // instead of dropping frames, and ends with the input.
+    let mut source = FileSource::new(input, &stop, OFFLINE_BATCH_BYTES, OFFLINE_BATCH_FRAMES);
+    let mut work = BatchLoop::new(stage, OFFLINE_BATCH_FRAMES, None);
+    work.run(&mut source, &stop);
+    let stage = work.finish();
+    let name = source.name().to_owned();
+    let report = source.into_report();
+    let stats = *stage.stats();
     let vnis = *stage.vnis();
     drop(stage); // closes the queues: the analyzers drain and finish
     let reports = threads
@@ -80,7 +76,7 @@ pub fn run_offline(
         .map(|t| (t.name.clone(), t.join()))
         .collect();
     Ok(Summary::offline(
-        &source,
+        &name,
         output_name,
         stats,
         &vnis,

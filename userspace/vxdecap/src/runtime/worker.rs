@@ -1,26 +1,23 @@
-//! One rx queue's worker: its socket and batch loop, on its own pinned
-//! thread; it opens a new socket when the interface comes back.
+//! One rx queue's live worker, on its own pinned thread: it opens the
+//! queue's AF_XDP socket, runs the batch loop over it
+//! ([`crate::datapath::worker`]), drains the ring at stop, and opens a new
+//! socket when the interface comes back after going away.
 
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use vxdecap_xsk::RxFrame;
-use vxdecap_xsk::{BindMode, RxSocket, SocketConfig, XskError, XskStatistics};
+use vxdecap_xsk::{BindMode, RxFrame, RxSocket, SocketConfig, XskError, XskStatistics};
 
-use crate::datapath::analyzers::InlineAnalyzers;
-use crate::datapath::idle::{IdlePacer, IdlePolicy, IdleStep, RxPolicy};
-use crate::datapath::stage::{DecapStage, RxClock};
-use crate::report::stats::StageCounter;
+use crate::datapath::idle::{IdlePolicy, RxPolicy};
+use crate::datapath::source::{SocketSettings, SocketSource};
+use crate::datapath::worker::{BatchLoop, LoopEnd};
 use crate::report::summary::QueueReport;
 use crate::sys::cpu::pin_current_thread;
 
-/// Sleep of an idle worker between polls; bounds the reaction time to stop.
-pub(crate) const IDLE_POLL_MS: i32 = 50;
 /// After the XSKMAP is cleared, frames already on their way still land.
-pub(crate) const DRAIN_GRACE: Duration = Duration::from_millis(20);
-/// How often workers publish their VNI table and socket counters.
-pub(crate) const SLOW_PUBLISH: Duration = Duration::from_millis(250);
+const DRAIN_GRACE: Duration = Duration::from_millis(20);
 
 /// State shared by the main thread and the workers.
 pub(crate) struct Control {
@@ -34,7 +31,7 @@ pub(crate) struct Control {
     /// workers only when they (re)open a socket.
     pub(crate) interface: Mutex<String>,
     /// Per worker: the kernel's receive work can run on its core (see
-    /// [`ReceiveWork`]); checked by the main thread once a second.
+    /// [`ReceiveWork`](crate::runtime::receive_work::ReceiveWork)); checked by the main thread once a second.
     pub(crate) shared_core: Vec<AtomicBool>,
 }
 
@@ -62,56 +59,68 @@ pub(crate) struct RxQueueWorker {
     pub(crate) cpu: Option<usize>,
     pub(crate) socket_config: SocketConfig,
     pub(crate) batch: usize,
-    pub(crate) stage: DecapStage,
+    /// Wait for slow analyzers instead of dropping frames for them.
+    pub(crate) lossless: bool,
+    /// The stage, the inline analyzers and the loop that feeds them.
+    pub(crate) work: BatchLoop,
     pub(crate) control: Arc<Control>,
     /// The receive policy asked for (resolved per socket).
     pub(crate) rx_policy: RxPolicy,
     /// How long [`RxPolicy::Spin`] spins on an empty ring.
     pub(crate) spin: Duration,
+    /// What the sockets did, for the report.
+    pub(crate) history: SocketHistory,
+}
+
+/// What a worker's sockets did, over all of them (the interface may go away
+/// and come back).
+#[derive(Debug, Default)]
+pub(crate) struct SocketHistory {
+    /// The bind mode of the last socket.
+    bind_mode: Option<BindMode>,
     /// What to do on an empty ring, for the current socket.
-    pub(crate) idle: IdlePolicy,
+    idle: Option<IdlePolicy>,
     /// The policy of the current socket, and why.
-    pub(crate) policy: (RxPolicy, String),
-    /// Naps and NAPI kicks of the sockets before the current one.
-    pub(crate) naps: u64,
-    pub(crate) kicks_before: u64,
-    /// Socket counters of the sockets closed before the current one.
-    pub(crate) xsk_before: XskStatistics,
-    pub(crate) wakeups_before: u64,
-    /// Analyzers run in this thread, after each batch (run to completion).
-    pub(crate) inline: Option<InlineAnalyzers>,
-}
-
-/// What one pass of the batch loop found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Pass {
-    /// This many frames were received.
-    Busy(usize),
-    /// The RX ring was empty.
-    Empty,
-    /// Lossless mode with every lease out: wait for the analyzers.
-    Blocked,
-}
-
-/// Why a worker's loop over one socket ended.
-pub(crate) enum SocketEnd {
-    /// The capture is stopping.
-    Stop,
-    /// The interface went away: the socket is dead.
-    Gone,
+    policy: Option<(RxPolicy, String)>,
+    /// Naps taken, NAPI kicks and need-wakeup syscalls made, of the sockets
+    /// closed so far.
+    naps: u64,
+    kicks: u64,
+    wakeups: u64,
+    /// Socket counters of the sockets closed so far.
+    xsk: XskStatistics,
 }
 
 impl RxQueueWorker {
+    /// Captures until the capture stops; the queue's report, or `None` when
+    /// not even the first socket could be opened.
     pub(crate) fn run(mut self, setup: mpsc::Sender<SocketReady>) -> Option<QueueReport> {
-        let report = self.capture(setup);
-        // Inline analyzers get the last batches, flush and report.
-        if let Some(inline) = self.inline.take() {
-            inline.finish();
-        }
-        report
+        let captured = self.capture(&setup);
+        // The last batches go out; inline analyzers finish and report.
+        let stage = self.work.finish();
+        let bind_mode = self.history.bind_mode.filter(|_| captured)?;
+        let (rx_policy, rx_policy_reason) = self
+            .history
+            .policy
+            .unwrap_or((RxPolicy::Sleep, String::new()));
+        Some(QueueReport {
+            queue: self.queue,
+            cpu: self.cpu,
+            bind_mode,
+            stats: *stage.stats(),
+            xsk: self.history.xsk,
+            wakeups: self.history.wakeups,
+            rx_policy,
+            rx_policy_reason,
+            naps: self.history.naps,
+            kicks: self.history.kicks,
+            vnis: *stage.vnis(),
+        })
     }
 
-    fn capture(&mut self, setup: mpsc::Sender<SocketReady>) -> Option<QueueReport> {
+    /// Opens a socket and serves it, again after the interface comes back;
+    /// false when the first socket could not be opened.
+    fn capture(&mut self, setup: &mpsc::Sender<SocketReady>) -> bool {
         // Keeps this thread's capabilities permitted across `-Z`.
         crate::runtime::privs::keep_caps_across_setuid();
         if let Some(cpu) = self.cpu {
@@ -123,78 +132,66 @@ impl RxQueueWorker {
         // Allocated here, once: the batch loop allocates nothing.
         let mut tokens: Vec<RxFrame> = Vec::with_capacity(self.batch);
         let mut first = true;
-        let mut bind_mode = BindMode::Copy;
         loop {
             let epoch = self.control.epoch.load(Ordering::Acquire);
-            let interface = self
-                .control
-                .interface
-                .lock()
-                .map(|n| n.clone())
-                .unwrap_or_default();
             if !first {
                 // After `-Z`, opening a socket needs the kept capabilities.
                 let _ = crate::runtime::privs::raise();
             }
-            let mut socket =
-                match RxSocket::open(&interface, self.queue, &self.socket_config, self.batch) {
-                    Ok(socket) => socket,
-                    Err(e) => {
-                        let _ = setup.send(SocketReady {
-                            queue: self.queue,
-                            epoch,
-                            result: Err(e),
-                        });
-                        if first {
-                            return None;
-                        }
-                        if !self.wait_for_new_epoch(epoch) {
-                            return Some(self.report(bind_mode));
-                        }
-                        continue;
-                    }
-                };
-            let view = socket.view();
-            self.stage.use_umem(&view, self.batch, self.index);
-            bind_mode = socket.bind_mode();
-            self.choose_policy(&mut socket);
-            use std::os::fd::AsRawFd;
-            let _ = setup.send(SocketReady {
-                queue: self.queue,
-                epoch,
-                result: Ok(BoundSocket {
-                    fd: socket.as_raw_fd(),
-                    mode: bind_mode,
-                    policy: self.policy.0,
-                    reason: self.policy.1.clone(),
-                }),
-            });
-            first = false;
-            let end = self.serve(&mut socket, &view, &mut tokens, epoch);
-            self.stage.publish();
-            self.publish_slow(&socket);
-            let xsk = socket.statistics().unwrap_or_default();
-            self.xsk_before.merge(&xsk);
-            self.wakeups_before += socket.wakeups();
-            self.kicks_before += socket.kicks();
-            // Leased frames still with the analyzers keep the UMEM mapped (their
-            // batches hold a view); the socket closes here.
-            drop(socket);
-            match end {
-                SocketEnd::Stop => return Some(self.report(bind_mode)),
-                SocketEnd::Gone => {
-                    if !self.wait_for_new_epoch(epoch) {
-                        return Some(self.report(bind_mode));
-                    }
+            let end = match self.open(epoch, setup) {
+                Some(mut socket) => {
+                    first = false;
+                    self.serve(&mut socket, &mut tokens, epoch)
                 }
+                None if first => return false,
+                None => LoopEnd::Gone,
+            };
+            if end == LoopEnd::Stop || !self.wait_for_new_epoch(epoch) {
+                return true;
             }
         }
+    }
+
+    /// Opens the queue's socket on the interface as it is named now, chooses
+    /// its receive policy, and tells the main thread (which registers it).
+    fn open(&mut self, epoch: u64, setup: &mpsc::Sender<SocketReady>) -> Option<RxSocket> {
+        let interface = self
+            .control
+            .interface
+            .lock()
+            .map(|n| n.clone())
+            .unwrap_or_default();
+        let mut socket =
+            match RxSocket::open(&interface, self.queue, &self.socket_config, self.batch) {
+                Ok(socket) => socket,
+                Err(e) => {
+                    let _ = setup.send(SocketReady {
+                        queue: self.queue,
+                        epoch,
+                        result: Err(e),
+                    });
+                    return None;
+                }
+            };
+        let (policy, reason) = self.choose_policy(&mut socket);
+        self.history.bind_mode = Some(socket.bind_mode());
+        let _ = setup.send(SocketReady {
+            queue: self.queue,
+            epoch,
+            result: Ok(BoundSocket {
+                fd: socket.as_raw_fd(),
+                mode: socket.bind_mode(),
+                policy,
+                reason,
+            }),
+        });
+        Some(socket)
     }
 
     /// Resolves the receive policy for a socket just opened, turning on
     /// busy polling when it applies (and falling back to sleeping when the
     /// socket refuses it).
-    fn choose_policy(&mut self, socket: &mut RxSocket) {
+    fn choose_policy(&mut self, socket: &mut RxSocket) -> (RxPolicy, String) {
         let (mut policy, reason) = self.rx_policy.resolve(socket.bind_mode());
         let mut reason = reason.to_owned();
         if policy == RxPolicy::BusyPoll {
@@ -203,8 +200,9 @@ impl RxQueueWorker {
                 reason = format!("busy polling refused ({e}); sleeping on an empty ring instead");
             }
         }
-        self.idle = IdlePolicy::of(policy, self.spin);
-        self.policy = (policy, reason);
+        self.history.idle = Some(IdlePolicy::of(policy, self.spin));
+        self.history.policy = Some((policy, reason.clone()));
+        (policy, reason)
     }
 
     /// Waits until the interface is back (a new even epoch); false when the
@@ -223,134 +221,42 @@ impl RxQueueWorker {
     }
 
     /// The batch loop over one socket, until the capture stops (then the
-    /// ring is drained) or the interface goes away.
-    fn serve(
-        &mut self,
-        socket: &mut RxSocket,
-        view: &vxdecap_xsk::UmemView,
-        tokens: &mut Vec<RxFrame>,
-        epoch: u64,
-    ) -> SocketEnd {
-        let mut pacer = IdlePacer::new(self.idle);
-        let naps_before = self.naps;
-        let mut next_slow = Instant::now();
-        while !self.control.stop.load(Ordering::Relaxed) {
-            match self.receive_batch(socket, view, tokens) {
-                Pass::Busy(frames) => {
-                    pacer.busy(frames);
-                    continue;
-                }
-                Pass::Blocked => std::thread::yield_now(),
-                Pass::Empty => {
-                    if self.control.epoch.load(Ordering::Relaxed) != epoch {
-                        // Frames still on the ring are kept: take them, then go.
-                        while matches!(self.receive_batch(socket, view, tokens), Pass::Busy(_)) {}
-                        return SocketEnd::Gone;
-                    }
-                    let shared =
-                        self.control.shared_core[usize::from(self.index)].load(Ordering::Relaxed);
-                    let step = pacer.empty(shared);
-                    if let Some(inline) = self.inline.as_mut() {
-                        // Outputs flush before any sleep, so a reader sees frames promptly.
-                        inline.idle(matches!(step, IdleStep::Nap(_) | IdleStep::Sleep));
-                    }
-                    match step {
-                        // Busy polling kicks NAPI in `receive_batch`: no pause.
-                        IdleStep::Spin if self.idle.busy_poll => {}
-                        IdleStep::Spin => std::hint::spin_loop(),
-                        IdleStep::Nap(nap) => std::thread::sleep(nap),
-                        // Sleeps in poll(); also wakes the kernel if it asked.
-                        IdleStep::Sleep => {
-                            let _ = socket.wait(IDLE_POLL_MS);
-                        }
-                    }
-                }
+    /// ring is drained) or the interface goes away; the socket closes.
+    fn serve(&mut self, socket: &mut RxSocket, tokens: &mut Vec<RxFrame>, epoch: u64) -> LoopEnd {
+        let control = Arc::clone(&self.control);
+        let settings = SocketSettings {
+            batch: self.batch,
+            worker: self.index,
+            lossless: self.lossless,
+            idle: self
+                .history
+                .idle
+                .unwrap_or_else(|| IdlePolicy::of(RxPolicy::Sleep, Duration::ZERO)),
+            epoch: (epoch, &control.epoch),
+            shared_core: &control.shared_core[usize::from(self.index)],
+            xsk_before: self.history.xsk,
+        };
+        let mut source = SocketSource::new(socket, tokens, settings);
+        let end = self.work.run(&mut source, &control.stop);
+        if end == LoopEnd::Stop {
+            // Drain: the XSKMAP slot is cleared first, so the ring only shrinks.
+            while !control.unregistered.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
             }
-            // The VNI table and the socket's counters, a few times a second.
-            if next_slow.elapsed() >= SLOW_PUBLISH {
-                next_slow = Instant::now();
-                self.publish_slow(socket);
-            }
-            self.naps = naps_before + pacer.naps();
+            std::thread::sleep(DRAIN_GRACE);
+            self.work.drain(&mut source);
         }
-        // Drain: the XSKMAP slot is cleared first, so the ring only shrinks.
-        while !self.control.unregistered.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        std::thread::sleep(DRAIN_GRACE);
-        while matches!(self.receive_batch(socket, view, tokens), Pass::Busy(_)) {}
-        SocketEnd::Stop
-    }
-
-    fn report(&mut self, bind_mode: BindMode) -> QueueReport {
-        self.stage.finish_fragments();
-        self.stage.publish();
-        QueueReport {
-            queue: self.queue,
-            cpu: self.cpu,
-            bind_mode,
-            stats: *self.stage.stats_mut(),
-            xsk: self.xsk_before,
-            wakeups: self.wakeups_before,
-            rx_policy: self.policy.0,
-            rx_policy_reason: self.policy.1.clone(),
-            naps: self.naps,
-            kicks: self.kicks_before,
-            vnis: *self.stage.vnis(),
-        }
-    }
-
-    /// Processes one batch.
-    #[inline]
-    fn receive_batch(
-        &mut self,
-        socket: &mut RxSocket,
-        view: &vxdecap_xsk::UmemView,
-        tokens: &mut Vec<RxFrame>,
-    ) -> Pass {
-        // Frames every analyzer is done with go back to the fill ring first.
-        self.stage.reclaim(|frames| socket.recycle(frames));
-        let room = self.stage.intake(self.batch);
-        if room == 0 {
-            return Pass::Blocked;
-        }
-        if socket.receive(tokens, room) == 0 {
-            // Busy polling: run the queue's receive work here, then look again.
-            if !self.idle.busy_poll || {
-                socket.kick();
-                socket.receive(tokens, room) == 0
-            } {
-                self.stage.stats_mut().add(StageCounter::EmptyPolls, 1);
-                return Pass::Empty;
-            }
-        }
-        // One clock read per batch converts every frame's XDP receive time.
-        let clock = RxClock::read();
-        let frames = tokens.len();
-        for frame in tokens.drain(..) {
-            self.stage.handle_leased(frame, view, &clock);
-        }
-        self.stage.expire_fragments(clock.now_ns);
-        self.stage.flush();
-        if let Some(inline) = self.inline.as_mut() {
-            inline.drain();
-        }
-        socket.recycle(self.stage.to_recycle());
-        self.stage.stats_mut().add(StageCounter::Batches, 1);
-        self.stage.publish();
-        Pass::Busy(frames)
-    }
-
-    /// Publishes the VNI table and the kernel's socket counters (over every
-    /// socket this worker had).
-    fn publish_slow(&self, socket: &RxSocket) {
-        self.stage.publish_vnis();
-        if let Ok(xsk) = socket.statistics() {
-            self.stage.shared_slow().publish_xsk(&{
-                let mut total = self.xsk_before;
-                total.merge(&xsk);
-                total
-            });
-        }
+        self.work.stage_mut().publish();
+        source.publish_slow(self.work.stage());
+        self.history.naps += source.naps();
+        drop(source);
+        self.history
+            .xsk
+            .merge(&socket.statistics().unwrap_or_default());
+        self.history.wakeups += socket.wakeups();
+        self.history.kicks += socket.kicks();
+        // Leased frames still with the analyzers keep the UMEM mapped (their
+        // batches hold a view); the socket closes when the caller drops it.
+        end
     }
 }
