@@ -1,7 +1,18 @@
 //! What sysfs and the kernel say about the capture interface.
 
-/// Number of rx queues of `interface`, from sysfs.
+/// Number of rx queues of `interface`: asked over netlink (this thread's
+/// network namespace, which a program embedding the library may have
+/// entered with setns while sysfs still shows another's), else from sysfs.
 pub fn rx_queue_count(interface: &str) -> Option<u32> {
+    let asked = nix::net::if_::if_nametoindex(interface)
+        .ok()
+        .and_then(|index| crate::sys::netlink::link_info(index).ok())
+        .and_then(|info| info.rx_queues);
+    asked.or_else(|| sysfs_rx_queue_count(interface))
+}
+
+/// Number of rx queues of `interface`, from sysfs.
+fn sysfs_rx_queue_count(interface: &str) -> Option<u32> {
     let dir = std::fs::read_dir(format!("/sys/class/net/{interface}/queues")).ok()?;
     let count = dir
         .filter_map(Result::ok)

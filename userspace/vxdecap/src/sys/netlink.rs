@@ -14,6 +14,7 @@ const NLM_F_REQUEST: u16 = 1;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_XDP: u16 = 43;
+const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_XDP_DRV_PROG_ID: u16 = 5;
 const IFLA_XDP_SKB_PROG_ID: u16 = 6;
 const IFLA_XDP_HW_PROG_ID: u16 = 7;
@@ -109,8 +110,19 @@ pub struct XdpAttached {
     pub offload: Option<u32>,
 }
 
-/// Asks the kernel which XDP programs `ifindex` has (RTM_GETLINK).
-pub fn xdp_attached(ifindex: u32) -> io::Result<XdpAttached> {
+/// What the kernel says about one link (RTM_GETLINK): its XDP programs and
+/// its rx queues. Asked over netlink, so it is this thread's network
+/// namespace's link (sysfs shows the namespace it was mounted in).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkInfo {
+    /// The XDP programs attached.
+    pub xdp: XdpAttached,
+    /// Its number of rx queues (`IFLA_NUM_RX_QUEUES`), when reported.
+    pub rx_queues: Option<u32>,
+}
+
+/// Asks the kernel about `ifindex` (RTM_GETLINK).
+pub fn link_info(ifindex: u32) -> io::Result<LinkInfo> {
     let socket = route_socket(0)?;
     let mut request = Vec::with_capacity(NLMSG_HDR + IFINFO);
     request.extend_from_slice(&((NLMSG_HDR + IFINFO) as u32).to_ne_bytes());
@@ -128,7 +140,7 @@ pub fn xdp_attached(ifindex: u32) -> io::Result<XdpAttached> {
         if n <= 0 {
             return Err(io::Error::new(io::ErrorKind::TimedOut, "no netlink answer"));
         }
-        if let Some(answer) = parse_xdp_attached(&buf[..n as usize], ifindex) {
+        if let Some(answer) = parse_link_info(&buf[..n as usize], ifindex) {
             return answer.map_err(io::Error::from_raw_os_error);
         }
     }
@@ -138,9 +150,20 @@ pub fn xdp_attached(ifindex: u32) -> io::Result<XdpAttached> {
     ))
 }
 
+/// Asks the kernel which XDP programs `ifindex` has.
+pub fn xdp_attached(ifindex: u32) -> io::Result<XdpAttached> {
+    link_info(ifindex).map(|info| info.xdp)
+}
+
 /// The XDP programs of `ifindex` from an RTM_NEWLINK message in `buf`, a
 /// kernel error (errno) for an NLMSG_ERROR, `None` if neither is there.
-pub fn parse_xdp_attached(mut buf: &[u8], ifindex: u32) -> Option<Result<XdpAttached, i32>> {
+pub fn parse_xdp_attached(buf: &[u8], ifindex: u32) -> Option<Result<XdpAttached, i32>> {
+    parse_link_info(buf, ifindex).map(|answer| answer.map(|info| info.xdp))
+}
+
+/// What an RTM_NEWLINK message in `buf` says about `ifindex`, a kernel
+/// error (errno) for an NLMSG_ERROR, `None` if neither is there.
+pub fn parse_link_info(mut buf: &[u8], ifindex: u32) -> Option<Result<LinkInfo, i32>> {
     while buf.len() >= NLMSG_HDR {
         let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
         let kind = u16::from_ne_bytes([buf[4], buf[5]]);
@@ -156,21 +179,17 @@ pub fn parse_xdp_attached(mut buf: &[u8], ifindex: u32) -> Option<Result<XdpAtta
             && body.len() >= IFINFO
             && u32::from_ne_bytes([body[4], body[5], body[6], body[7]]) == ifindex
         {
-            let mut found = XdpAttached::default();
+            let mut found = LinkInfo::default();
             for (atype, data) in attributes(&body[IFINFO..]) {
-                if atype != IFLA_XDP {
-                    continue;
-                }
-                for (xtype, value) in attributes(data) {
-                    let id = (value.len() >= 4)
-                        .then(|| u32::from_ne_bytes([value[0], value[1], value[2], value[3]]))
-                        .filter(|&id| id != 0);
-                    match xtype {
-                        IFLA_XDP_DRV_PROG_ID => found.driver = id,
-                        IFLA_XDP_SKB_PROG_ID => found.generic = id,
-                        IFLA_XDP_HW_PROG_ID => found.offload = id,
-                        _ => {}
+                match atype {
+                    IFLA_XDP => found.xdp = xdp_programs(data),
+                    IFLA_NUM_RX_QUEUES => {
+                        found.rx_queues = data
+                            .first_chunk::<4>()
+                            .map(|b| u32::from_ne_bytes(*b))
+                            .filter(|&n| n > 0);
                     }
+                    _ => {}
                 }
             }
             return Some(Ok(found));
@@ -179,6 +198,23 @@ pub fn parse_xdp_attached(mut buf: &[u8], ifindex: u32) -> Option<Result<XdpAtta
         buf = buf.get(step..).unwrap_or_default();
     }
     None
+}
+
+/// The program ids of a nested `IFLA_XDP` attribute, by mode.
+fn xdp_programs(nest: &[u8]) -> XdpAttached {
+    let mut found = XdpAttached::default();
+    for (xtype, value) in attributes(nest) {
+        let id = (value.len() >= 4)
+            .then(|| u32::from_ne_bytes([value[0], value[1], value[2], value[3]]))
+            .filter(|&id| id != 0);
+        match xtype {
+            IFLA_XDP_DRV_PROG_ID => found.driver = id,
+            IFLA_XDP_SKB_PROG_ID => found.generic = id,
+            IFLA_XDP_HW_PROG_ID => found.offload = id,
+            _ => {}
+        }
+    }
+    found
 }
 
 /// The (type, value) pairs of a run of netlink attributes; stops at the
@@ -387,6 +423,22 @@ mod tests {
         assert_eq!(parse_xdp_attached(&error, 7), Some(Err(libc::ENODEV)));
         for cut in 0..generic.len() {
             let _ = parse_xdp_attached(&generic[..cut], 7);
+        }
+    }
+
+    #[test]
+    fn the_rx_queue_count_parses_beside_the_xdp_programs() {
+        let mut message = xdp_message(7, &[(IFLA_XDP_SKB_PROG_ID, 950)]);
+        message.extend_from_slice(&8u16.to_ne_bytes());
+        message.extend_from_slice(&IFLA_NUM_RX_QUEUES.to_ne_bytes());
+        message.extend_from_slice(&4u32.to_ne_bytes());
+        let len = message.len() as u32;
+        message[..4].copy_from_slice(&len.to_ne_bytes());
+        let info = parse_link_info(&message, 7).expect("an answer").expect("no error");
+        assert_eq!(info.rx_queues, Some(4));
+        assert_eq!(info.xdp.generic, Some(950));
+        for cut in 0..message.len() {
+            let _ = parse_link_info(&message[..cut], 7);
         }
     }
 }
