@@ -788,6 +788,58 @@ fn fan_out_gives_two_analyzers_identical_streams() {
     assert!(distinct.len() > 1, "frames live in different UMEM frames");
 }
 
+/// Records, for each inner frame, the rx queue its batch names and the one
+/// in its metadata.
+struct QueueRecorder(std::sync::Arc<std::sync::Mutex<Vec<(usize, u16)>>>);
+
+impl vxdecap::Analyzer for QueueRecorder {
+    fn on_batch(&mut self, frames: vxdecap::Frames<'_>) -> std::io::Result<()> {
+        let mut seen = self.0.lock().unwrap();
+        for frame in frames.iter() {
+            seen.push((frames.queue(), frame.meta.queue));
+        }
+        Ok(())
+    }
+
+    fn on_frame(&mut self, frame: &vxdecap::InnerFrame<'_>) -> std::io::Result<()> {
+        self.0.lock().unwrap().push((usize::MAX, frame.meta.queue));
+        Ok(())
+    }
+}
+
+/// With `--queues 2,3` the workers are 0 and 1 but the rx queues 2 and 3:
+/// `Frames::queue()` names the rx queue, as `FrameMeta::queue` does.
+#[test]
+fn frames_name_the_rx_queue_when_only_some_queues_are_captured() {
+    if !privileged("frames of queues 2 and 3") {
+        return;
+    }
+    let pair = VxlanPair::with_queues("lw", 4);
+    let seen = std::sync::Arc::default();
+    let builder = vxdecap::Capture::builder("eth1")
+        .queues(&[2, 3])
+        .analyzer(QueueRecorder(std::sync::Arc::clone(&seen)));
+    // 32 inner flows reach all 4 queues (see every_rx_queue_gets_a_socket…);
+    // those on queues 0 and 1 go to the kernel.
+    let summary = run_embedded(&pair, builder, || {
+        pair.send_inner_over_flows("q23", 400, 32)
+    });
+    let seen = seen.lock().unwrap();
+    let text = summary.render();
+    assert!(
+        seen.iter().any(|&(_, q)| q == 2) && seen.iter().any(|&(_, q)| q == 3),
+        "frames arrived on queues 2 and 3:\n{text}"
+    );
+    for &(batch, meta) in seen.iter() {
+        assert!(meta == 2 || meta == 3, "only queues 2 and 3 are captured");
+        assert_eq!(
+            batch,
+            usize::from(meta),
+            "Frames::queue() is the rx queue:\n{text}"
+        );
+    }
+}
+
 #[test]
 fn a_slow_analyzer_loses_only_its_own_frames_and_every_frame_is_accounted_for() {
     if !privileged("slow analyzer accounting") {

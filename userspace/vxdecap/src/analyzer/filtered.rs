@@ -143,7 +143,7 @@ mod tests {
             f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
             f
         };
-        let mut batch = InnerBatch::owned(4096, 16, 0);
+        let mut batch = InnerBatch::owned(4096, 16, 0, 0);
         for first in [0xff, 0xff, 1, 0xff, 2, 3, 0xff] {
             batch.push_copy(&frame(first), FrameMeta::default());
         }

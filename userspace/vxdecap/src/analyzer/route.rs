@@ -617,7 +617,7 @@ mod tests {
             .drop_route("vni=100-199", rule("vni=100-199"))
             .shared_route("vni=5", rule("vni=5"), 0)
             .build();
-        let mut batch = InnerBatch::owned(1 << 16, 64, 0);
+        let mut batch = InnerBatch::owned(1 << 16, 64, 0, 0);
         let frame = [0u8; 60];
         let sources = [
             (27, [10, 9, 0, 1]),

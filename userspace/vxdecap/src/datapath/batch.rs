@@ -81,14 +81,23 @@ pub struct InnerBatch {
     copies: Vec<u8>,
     entries: Vec<Entry>,
     capacity: usize,
-    /// Worker (rx queue) that filled it.
+    /// Index of the worker that filled it (its return path).
     source: u16,
+    /// The rx queue its frames arrived on (0 offline).
+    queue: u16,
 }
 
 impl InnerBatch {
     /// An empty batch of up to `capacity` frames leased from `view`'s UMEM,
-    /// plus `copy_bytes` for frames that are not in the UMEM (reassembled).
-    pub fn leased(view: UmemView, capacity: usize, copy_bytes: usize, source: u16) -> Self {
+    /// plus `copy_bytes` for frames that are not in the UMEM (reassembled),
+    /// filled by worker `source` from rx queue `queue`.
+    pub fn leased(
+        view: UmemView,
+        capacity: usize,
+        copy_bytes: usize,
+        source: u16,
+        queue: u16,
+    ) -> Self {
         InnerBatch {
             view: Some(view),
             frames: Vec::with_capacity(capacity),
@@ -96,11 +105,13 @@ impl InnerBatch {
             entries: Vec::with_capacity(capacity),
             capacity,
             source,
+            queue,
         }
     }
 
-    /// An empty batch of up to `capacity` frames copied into `bytes` bytes.
-    pub fn owned(bytes: usize, capacity: usize, source: u16) -> Self {
+    /// An empty batch of up to `capacity` frames copied into `bytes` bytes,
+    /// filled by worker `source` from rx queue `queue`.
+    pub fn owned(bytes: usize, capacity: usize, source: u16, queue: u16) -> Self {
         InnerBatch {
             view: None,
             frames: Vec::new(),
@@ -108,6 +119,7 @@ impl InnerBatch {
             entries: Vec::with_capacity(capacity),
             capacity,
             source,
+            queue,
         }
     }
 
@@ -127,6 +139,12 @@ impl InnerBatch {
     #[inline]
     pub fn source(&self) -> usize {
         usize::from(self.source)
+    }
+
+    /// The rx queue its frames arrived on (0 offline).
+    #[inline]
+    pub fn queue(&self) -> u16 {
+        self.queue
     }
 
     /// True when no further frame fits.
@@ -255,10 +273,11 @@ impl<'a> Frames<'a> {
         self.range.is_empty()
     }
 
-    /// The rx queue (worker) the frames came from.
+    /// The rx queue the frames arrived on (as [`FrameMeta::queue`]; 0
+    /// offline).
     #[inline]
     pub fn queue(&self) -> usize {
-        self.batch.source()
+        usize::from(self.batch.queue())
     }
 
     /// The frame at `index` (< `len()`).
@@ -292,7 +311,7 @@ mod tests {
 
     #[test]
     fn owned_batches_keep_frames_in_order_and_respect_their_bounds() {
-        let mut batch = InnerBatch::owned(16, 2, 3);
+        let mut batch = InnerBatch::owned(16, 2, 3, 3);
         assert!(!batch.is_full_for(10));
         let meta = FrameMeta {
             vni: 7,
@@ -324,7 +343,7 @@ mod tests {
 
     #[test]
     fn an_oversized_frame_is_cut_to_the_buffer() {
-        let mut batch = InnerBatch::owned(8, 4, 0);
+        let mut batch = InnerBatch::owned(8, 4, 0, 0);
         assert!(
             !batch.is_full_for(20),
             "an empty batch takes any frame, cut"

@@ -318,7 +318,7 @@ mod tests {
         let stop = AtomicBool::new(false);
         let (mut senders, mut receivers) = fan_out(1, 2, 2);
         let tx = &mut senders[0];
-        tx.stock(|| InnerBatch::owned(64, 4, 0));
+        tx.stock(|| InnerBatch::owned(64, 4, 0, 0));
         let mut batch = tx.take().expect("pool");
         fill(&mut batch, &[b"one", b"two"]);
         let mut skipped = [0u64; 2];
@@ -347,7 +347,7 @@ mod tests {
         let stop = AtomicBool::new(false);
         let (mut senders, mut receivers) = fan_out(1, 2, 2);
         let tx = &mut senders[0];
-        tx.stock(|| InnerBatch::owned(64, 4, 0));
+        tx.stock(|| InnerBatch::owned(64, 4, 0, 0));
         let mut skipped = [0u64; 2];
         for _ in 0..2 {
             let mut batch = tx.take().expect("pool");
@@ -363,7 +363,7 @@ mod tests {
         tx.reclaim(|_| panic!("analyzer 0 still holds both"));
         assert!(tx.take().is_none(), "nothing came back");
         // Lane 0 is full (capacity 2): a third batch reaches analyzer 1 only.
-        let mut third = Arc::new(InnerBatch::owned(64, 4, 0));
+        let mut third = Arc::new(InnerBatch::owned(64, 4, 0, 0));
         fill(&mut third, &[b"p", b"q"]);
         assert!(tx.send(third, false, &stop, &mut skipped).is_none());
         assert_eq!(skipped, [2, 0], "analyzer 0's lane was full");
@@ -384,12 +384,12 @@ mod tests {
         let stop = AtomicBool::new(false);
         let (mut senders, _receivers) = fan_out(1, 1, 1);
         let tx = &mut senders[0];
-        tx.stock(|| InnerBatch::owned(64, 4, 0));
+        tx.stock(|| InnerBatch::owned(64, 4, 0, 0));
         let mut skipped = [0u64; 1];
         let mut first = tx.take().expect("pool");
         fill(&mut first, &[b"a"]);
         assert!(tx.send(first, false, &stop, &mut skipped).is_none());
-        let mut second = Arc::new(InnerBatch::owned(64, 4, 0));
+        let mut second = Arc::new(InnerBatch::owned(64, 4, 0, 0));
         fill(&mut second, &[b"b", b"c"]);
         let back = tx.send(second, false, &stop, &mut skipped);
         assert!(back.is_some_and(|b| b.len() == 2));

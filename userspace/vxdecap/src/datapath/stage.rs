@@ -205,7 +205,7 @@ impl DecapStage {
 
     /// Leases frames of `view`'s UMEM from now on: the first time, fills the
     /// batch pool (`frames` per batch, tagged as coming from worker
-    /// `worker`); after a socket was replaced, points the pool's batches at
+    /// `worker` and this stage's rx queue); after a socket was replaced, points the pool's batches at
     /// the new UMEM (batches still with analyzers follow when they return).
     pub fn use_umem(&mut self, view: &UmemView, frames: usize, worker: u16) {
         if self.view.is_none() {
@@ -214,8 +214,9 @@ impl DecapStage {
             } else {
                 0
             };
+            let queue = self.queue;
             self.sender
-                .stock(|| InnerBatch::leased(view.clone(), frames, copies, worker));
+                .stock(|| InnerBatch::leased(view.clone(), frames, copies, worker, queue));
         }
         self.sender.for_each_free(|batch| batch.rebind(view));
         if let Some(current) = self.current.as_mut().and_then(Arc::get_mut) {
@@ -226,8 +227,9 @@ impl DecapStage {
 
     /// Fills the batch pool with batches of `frames` frames copied into `bytes` bytes.
     pub fn stock_owned(&mut self, bytes: usize, frames: usize, worker: u16) {
+        let queue = self.queue;
         self.sender
-            .stock(|| InnerBatch::owned(bytes, frames, worker));
+            .stock(|| InnerBatch::owned(bytes, frames, worker, queue));
     }
 
     /// The counters this stage publishes.
@@ -616,7 +618,7 @@ mod tests {
     #[test]
     fn delivers_rejects_and_counts_backpressure() {
         let (mut senders, mut receivers) = fan_out(1, 1, 1);
-        senders[0].stock(|| InnerBatch::owned(2048, 64, 0));
+        senders[0].stock(|| InnerBatch::owned(2048, 64, 0, 0));
         let stop = Arc::new(AtomicBool::new(false));
         let mut stage = DecapStage::new(
             PortSet::default(),
@@ -669,7 +671,7 @@ mod tests {
     #[test]
     fn fragment_traffic_adds_up_in_packets_and_the_allowlists_hold() {
         let (mut senders, mut receivers) = fan_out(1, 1, 4);
-        senders[0].stock(|| InnerBatch::owned(256 * 1024, 256, 0));
+        senders[0].stock(|| InnerBatch::owned(256 * 1024, 256, 0, 0));
         let stage = DecapStage::new(
             PortSet::default(),
             0,

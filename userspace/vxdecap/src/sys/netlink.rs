@@ -434,7 +434,9 @@ mod tests {
         message.extend_from_slice(&4u32.to_ne_bytes());
         let len = message.len() as u32;
         message[..4].copy_from_slice(&len.to_ne_bytes());
-        let info = parse_link_info(&message, 7).expect("an answer").expect("no error");
+        let info = parse_link_info(&message, 7)
+            .expect("an answer")
+            .expect("no error");
         assert_eq!(info.rx_queues, Some(4));
         assert_eq!(info.xdp.generic, Some(950));
         for cut in 0..message.len() {
