@@ -702,10 +702,6 @@ impl vxdecap::Analyzer for Recorder {
         }
         Ok(())
     }
-
-    fn on_frame(&mut self, _: &vxdecap::InnerFrame<'_>) -> std::io::Result<()> {
-        unreachable!("on_batch takes every frame")
-    }
 }
 
 fn recorder(delay: Duration) -> (Recorder, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
@@ -798,11 +794,6 @@ impl vxdecap::Analyzer for QueueRecorder {
         for frame in frames.iter() {
             seen.push((frames.queue(), frame.meta.queue));
         }
-        Ok(())
-    }
-
-    fn on_frame(&mut self, frame: &vxdecap::InnerFrame<'_>) -> std::io::Result<()> {
-        self.0.lock().unwrap().push((usize::MAX, frame.meta.queue));
         Ok(())
     }
 }

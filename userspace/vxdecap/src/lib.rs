@@ -36,9 +36,17 @@ pub mod steer;
 pub mod sys;
 
 pub use vxdecap_wire as wire;
+pub use vxdecap_xsk as xsk;
 
-pub use analyzer::Analyzer;
+pub use analyzer::{each_frame, Analyzer, AnalyzerCounts};
 pub use api::{Capture, CaptureBuilder, RunningCapture};
 pub use datapath::batch::{FrameMeta, Frames, InnerFrame};
+pub use datapath::idle::RxPolicy;
+pub use error::ParseError;
 pub use report::summary::Summary;
-pub use runtime::config::CaptureMode;
+pub use runtime::config::{CaptureMode, QueueSelection};
+pub use runtime::error::{CaptureError, SetupError};
+pub use select::Cidr;
+pub use steer::allow::Allowlist;
+pub use vxdecap_wire::reassembly::ReassemblyConfig;
+pub use vxdecap_xsk::{BindMode, SocketConfig, XskStatistics};

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::Analyzer;
-use crate::datapath::batch::{Frames, InnerFrame};
+use crate::datapath::batch::Frames;
 
 /// Totals shared with the reporting thread.
 #[derive(Debug, Default)]
@@ -44,13 +44,6 @@ impl Analyzer for CountAnalyzer {
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
         self.frames += frames.len() as u64;
         self.bytes += frames.iter().map(|f| f.bytes.len() as u64).sum::<u64>();
-        Ok(())
-    }
-
-    #[inline]
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        self.frames += 1;
-        self.bytes += frame.bytes.len() as u64;
         Ok(())
     }
 

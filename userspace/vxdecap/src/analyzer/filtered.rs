@@ -12,7 +12,7 @@
 use std::io;
 
 use super::{Analyzer, AnalyzerCounts};
-use crate::datapath::batch::{Frames, InnerFrame};
+use crate::datapath::batch::Frames;
 use crate::filter::InnerFilter;
 
 /// Passes on the frames `filter` matches; counts the others as `filtered_out`.
@@ -84,15 +84,6 @@ impl<A: Analyzer> Analyzer for Filtered<A> {
         result
     }
 
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        if self.filter.matches(frame.bytes, frame.meta.orig_len) {
-            self.inner.on_frame(frame)
-        } else {
-            self.filtered_out += 1;
-            Ok(())
-        }
-    }
-
     fn on_idle(&mut self) -> io::Result<()> {
         self.inner.on_idle()
     }
@@ -129,9 +120,6 @@ mod tests {
             self.batches.push(frames.len());
             self.firsts.extend(frames.iter().map(|f| f.bytes[0]));
             Ok(())
-        }
-        fn on_frame(&mut self, _: &InnerFrame<'_>) -> io::Result<()> {
-            unreachable!("batches only")
         }
     }
 

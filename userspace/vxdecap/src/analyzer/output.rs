@@ -9,7 +9,7 @@ use super::record_out::cut_file;
 use super::rotate::{RotatingWriter, Rotation, SystemClock};
 use super::writer::{FrameWriter, OutputError, OutputFormat};
 use super::{Analyzer, AnalyzerCounts};
-use crate::datapath::batch::{Frames, InnerFrame};
+use crate::datapath::batch::Frames;
 
 /// Buffer in front of stdout: small, so a reader sees frames soon.
 const STDOUT_BUFFER: usize = 64 * 1024;
@@ -67,10 +67,6 @@ impl Analyzer for StdoutWriter {
 
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
         self.0.on_batch(frames).map_err(on_stdout)
-    }
-
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        self.0.on_frame(frame).map_err(on_stdout)
     }
 
     fn on_idle(&mut self) -> io::Result<()> {

@@ -130,12 +130,9 @@ impl<W: Write + Send> Analyzer for PcapWriter<W> {
     }
 
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-        write_all_frames(frames, |f| self.on_frame(f))
-    }
-
-    #[inline]
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        self.write_frame(frame.bytes, frame.meta.timestamp_ns, frame.meta.orig_len)
+        write_all_frames(frames, |f| {
+            self.write_frame(f.bytes, f.meta.timestamp_ns, f.meta.orig_len)
+        })
     }
 
     fn on_idle(&mut self) -> io::Result<()> {

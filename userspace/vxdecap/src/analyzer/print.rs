@@ -64,10 +64,21 @@ impl<W: Write + Send> Analyzer for PrintAnalyzer<W> {
     }
 
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-        write_all_frames(frames, |f| self.on_frame(f))
+        write_all_frames(frames, |f| self.print(f))
     }
 
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+    fn on_idle(&mut self) -> io::Result<()> {
+        self.out.flush().map_err(|e| self.named(e))
+    }
+
+    fn counts(&self) -> AnalyzerCounts {
+        failed_counts(self.lines_failed())
+    }
+}
+
+impl<W: Write + Send> PrintAnalyzer<W> {
+    /// One line for `frame`.
+    fn print(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
         let (bytes, meta) = (frame.bytes, frame.meta);
         self.line.clear();
         time_of_day(meta.timestamp_ns, &mut self.line);
@@ -82,13 +93,5 @@ impl<W: Write + Send> Analyzer for PrintAnalyzer<W> {
         self.out
             .record(&[self.line.as_bytes()], true)
             .map_err(|e| self.named(e))
-    }
-
-    fn on_idle(&mut self) -> io::Result<()> {
-        self.out.flush().map_err(|e| self.named(e))
-    }
-
-    fn counts(&self) -> AnalyzerCounts {
-        failed_counts(self.lines_failed())
     }
 }

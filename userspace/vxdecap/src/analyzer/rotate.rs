@@ -36,7 +36,7 @@ use super::pcapng::PcapngOptions;
 use super::record_out::cut_file;
 use super::writer::{FrameWriter, OutputError, OutputFormat};
 use super::{Analyzer, AnalyzerCounts, FileCounts};
-use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
+use crate::datapath::batch::{FrameMeta, Frames};
 
 /// Buffer in front of each file.
 const FILE_BUFFER: usize = 1 << 20;
@@ -349,10 +349,6 @@ impl<C: Clock> RotatingWriter<C> {
 impl<C: Clock> Analyzer for RotatingWriter<C> {
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
         write_all_frames(frames, |f| self.write_frame(f.bytes, f.meta))
-    }
-
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        self.write_frame(frame.bytes, frame.meta)
     }
 
     fn on_idle(&mut self) -> io::Result<()> {

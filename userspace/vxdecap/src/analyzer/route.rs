@@ -475,22 +475,6 @@ impl Analyzer for Router {
         result
     }
 
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        let route = self.route_of(frame);
-        let output = self.output_of(route);
-        match self.routes.get_mut(route) {
-            Some(r) => {
-                r.frames += 1;
-                r.bytes += frame.bytes.len() as u64;
-            }
-            None => self.no_route += 1,
-        }
-        match output.and_then(|o| self.outputs.get_mut(o)) {
-            Some(out) => out.on_frame(frame),
-            None => Ok(()),
-        }
-    }
-
     fn on_idle(&mut self) -> io::Result<()> {
         let mut result = Ok(());
         for out in &mut self.outputs {
@@ -597,9 +581,6 @@ mod tests {
             seen.1.push(frames.len());
             seen.0.extend(frames.iter().map(|f| f.meta.vni));
             Ok(())
-        }
-        fn on_frame(&mut self, _: &InnerFrame<'_>) -> io::Result<()> {
-            unreachable!("batches only")
         }
     }
 

@@ -11,7 +11,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::{Analyzer, AnalyzerCounts};
-use crate::datapath::batch::InnerFrame;
+use crate::datapath::batch::{Frames, InnerFrame};
 use crate::sys::tap::{TapDevice, TapError};
 
 /// How often the device MTU is read again after a frame was too big for
@@ -65,12 +65,10 @@ fn l2_header_len(frame: &[u8]) -> usize {
     len
 }
 
-impl Analyzer for TapWriter {
-    fn name(&self) -> &str {
-        &self.label
-    }
-
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+impl TapWriter {
+    /// Writes `frame` to the device; one too big for its MTU, or a write
+    /// the device refuses, is counted.
+    fn send(&mut self, frame: &InnerFrame<'_>) {
         let bytes = frame.bytes;
         if bytes.len().saturating_sub(l2_header_len(bytes)) > self.mtu {
             if self.mtu_read.elapsed() >= MTU_RECHECK {
@@ -79,7 +77,7 @@ impl Analyzer for TapWriter {
             }
             if bytes.len().saturating_sub(l2_header_len(bytes)) > self.mtu {
                 self.too_big += 1;
-                return Ok(());
+                return;
             }
         }
         match self.device.send(bytes) {
@@ -90,6 +88,20 @@ impl Analyzer for TapWriter {
                 }
                 self.write_failed += 1;
             }
+        }
+    }
+}
+
+impl Analyzer for TapWriter {
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        // A tap takes one frame per write; what it refuses is counted, and
+        // the device is never an error that stops the run.
+        for frame in frames.iter() {
+            self.send(&frame);
         }
         Ok(())
     }

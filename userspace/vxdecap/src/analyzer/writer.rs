@@ -8,7 +8,7 @@ use super::pcap::{failed_counts, write_all_frames};
 use super::pcapng::{PcapngOptions, PcapngWriter};
 use super::record_out::CutBack;
 use super::{Analyzer, AnalyzerCounts, PatternError, PcapWriter};
-use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
+use crate::datapath::batch::{FrameMeta, Frames};
 
 /// A capture file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,11 +168,7 @@ impl<W: Write> FrameWriter<W> {
 
 impl<W: Write + Send> Analyzer for FrameWriter<W> {
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-        write_all_frames(frames, |f| self.on_frame(f))
-    }
-
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        self.write_frame(frame.bytes, frame.meta)
+        write_all_frames(frames, |f| self.write_frame(f.bytes, f.meta))
     }
 
     fn on_idle(&mut self) -> io::Result<()> {

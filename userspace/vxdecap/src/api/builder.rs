@@ -1,4 +1,6 @@
-//! The embedding API: capture mirrored VXLAN from a program of your own.
+//! The embedding API: capture mirrored VXLAN from a program of your own,
+//! live on an interface or from a capture file
+//! ([`offline`](CaptureBuilder::offline)), through the same batch loop.
 //!
 //! ```no_run
 //! use std::io;
@@ -19,10 +21,6 @@
 //!             self.bytes += frame.bytes.len() as u64;
 //!         }
 //!         Ok(())
-//!     }
-//!
-//!     fn on_frame(&mut self, _frame: &vxdecap::InnerFrame<'_>) -> io::Result<()> {
-//!         unreachable!("on_batch handles every frame")
 //!     }
 //!
 //!     fn finish(&mut self) -> io::Result<()> {
@@ -48,27 +46,39 @@
 //! in (no copy); each analyzer runs on its own thread, so `&mut self` is
 //! per-thread state without locks, and a slow analyzer loses frames (counted
 //! as its `analyzer_backpressure`) rather than stalling the NIC, unless the
-//! capture is [`lossless`](CaptureBuilder::lossless).
+//! capture is [`lossless`](CaptureBuilder::lossless). A capture file is
+//! read at the analyzers' pace instead, and no frame is lost.
+//!
+//! The library prints nothing: what a capture tells its user as it runs
+//! (`listening on …`, warnings) are `tracing` events with the target
+//! [`crate::report::CONSOLE`], seen only through a subscriber of yours.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use vxdecap_wire::reassembly::{Reassembler, ReassemblyConfig};
 use vxdecap_wire::PortSet;
 
-use crate::analyzer::Analyzer;
-use crate::analyzer::MAX_ANALYZERS;
+use crate::analyzer::{Analyzer, Filtered, MAX_ANALYZERS};
+use crate::filter::InnerFilter;
+use crate::input::CaptureInput;
 use crate::report::summary::Summary;
 use crate::runtime::config::{CaptureConfig, CaptureMode, QueueSelection};
-use crate::runtime::error::CaptureError;
+use crate::runtime::error::{CaptureError, SetupError};
 use crate::runtime::live::run_capture;
+use crate::runtime::offline::run_offline;
 use crate::runtime::preflight::check_config;
+use crate::steer::allow::Allowlist;
 
-/// A configured live capture, ready to run.
+/// A configured capture, ready to run: live, or from a file.
 #[derive(Debug)]
 pub struct Capture {
     config: CaptureConfig,
+    /// The capture file to read, for an offline run.
+    input: Option<CaptureInput>,
     analyzers: Vec<Box<dyn Analyzer>>,
     stop: Arc<AtomicBool>,
 }
@@ -87,21 +97,42 @@ impl Capture {
     pub fn builder(interface: &str) -> CaptureBuilder {
         CaptureBuilder {
             config: CaptureConfig::new(interface),
+            offline: None,
+            filter: None,
             ports: Vec::new(),
             analyzers: Vec::new(),
         }
     }
 
+    /// Starts configuring an offline run over the pcap or pcapng file
+    /// `path` (`-`: stdin); see [`CaptureBuilder::offline`].
+    pub fn from_file(path: impl Into<PathBuf>) -> CaptureBuilder {
+        Capture::builder("").offline(path)
+    }
+
     /// A flag that stops the capture when raised (from any thread or a
-    /// signal handler); the capture then drains its rings and returns.
+    /// signal handler); a live capture then drains its rings and returns.
     pub fn stop_handle(&self) -> Arc<AtomicBool> {
         self.stop.clone()
     }
 
-    /// Runs until stopped, or the duration or frame count is reached.
-    /// Needs root (or CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW).
+    /// Runs until stopped, or the duration or frame count is reached (or,
+    /// offline, the end of the file). Live capture needs root (or
+    /// CAP_NET_ADMIN, CAP_BPF and CAP_NET_RAW).
     pub fn run(self) -> Result<Summary, CaptureError> {
-        run_capture(&self.config, self.analyzers, self.stop)
+        let config = self.config;
+        match self.input {
+            None => run_capture(&config, self.analyzers, self.stop),
+            Some(input) => run_offline(
+                input,
+                &config.output_name,
+                config.ports,
+                self.analyzers,
+                config.count,
+                config.reassembly,
+                self.stop,
+            ),
+        }
     }
 
     /// Runs on a background thread; stop it with [`RunningCapture::stop`].
@@ -132,7 +163,7 @@ impl RunningCapture {
         self.join()
     }
 
-    /// Waits for the capture to end by itself (duration or count).
+    /// Waits for the capture to end by itself (duration, count, end of file).
     pub fn join(self) -> Result<Summary, CaptureError> {
         self.handle
             .join()
@@ -144,14 +175,35 @@ impl RunningCapture {
 #[derive(Debug)]
 pub struct CaptureBuilder {
     config: CaptureConfig,
+    offline: Option<PathBuf>,
+    filter: Option<String>,
     ports: Vec<u16>,
     analyzers: Vec<Box<dyn Analyzer>>,
 }
 
 impl CaptureBuilder {
+    /// Reads the pcap or pcapng file `path` (`-`: stdin) instead of
+    /// capturing live: any link type VXLAN is captured in, each packet at
+    /// its own time. The ports, filter, reassembly, count and analyzers
+    /// apply; the interface, queues, CPUs, modes, sizes, allowlists and
+    /// metrics are live settings and are not used. The reader waits for the
+    /// analyzers rather than dropping frames.
+    pub fn offline(mut self, path: impl Into<PathBuf>) -> Self {
+        self.offline = Some(path.into());
+        self
+    }
+
     /// UDP destination ports carrying VXLAN (default 4789; at most 8).
     pub fn ports(mut self, ports: &[u16]) -> Self {
         self.ports = ports.to_vec();
+        self
+    }
+
+    /// Only inner frames that match this tcpdump filter expression (such as
+    /// `tcp port 80`) reach the analyzers; the rest are counted as
+    /// `filtered_out`. Compiled by libpcap when the capture is built.
+    pub fn filter(mut self, expression: &str) -> Self {
+        self.filter = Some(expression.to_owned());
         self
     }
 
@@ -171,6 +223,29 @@ impl CaptureBuilder {
     /// XDP attach and AF_XDP bind modes.
     pub fn mode(mut self, mode: CaptureMode) -> Self {
         self.config.mode = mode;
+        self
+    }
+
+    /// Outer sources and VNIs allowed through (dropped in XDP otherwise, and
+    /// counted); default: every source and VNI.
+    pub fn allowlist(mut self, allow: Allowlist) -> Self {
+        self.config.allow = allow;
+        self
+    }
+
+    /// An allowlist file (`source …` and `vni …` lines), merged with
+    /// [`allowlist`](Self::allowlist); the capture reads it again when
+    /// the process gets SIGHUP.
+    pub fn allow_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.allow_file = Some(path.into());
+        self
+    }
+
+    /// Outer IPv4 fragments: reassembled with these settings, per worker
+    /// (default: [`ReassemblyConfig::default`]), or with `None` counted as
+    /// `outer_fragment` instead.
+    pub fn reassembly(mut self, reassembly: Option<ReassemblyConfig>) -> Self {
+        self.config.reassembly = reassembly;
         self
     }
 
@@ -218,7 +293,8 @@ impl CaptureBuilder {
     }
 
     /// Checks the configuration (interface, queues, CPUs, sizes, ports,
-    /// analyzers); the error message names the fix.
+    /// filter, analyzers; offline, the file's header); the error names the
+    /// fix.
     pub fn build(mut self) -> Result<Capture, CaptureError> {
         if !self.ports.is_empty() {
             self.config.ports = PortSet::new(&self.ports).map_err(CaptureError::Ports)?;
@@ -226,9 +302,29 @@ impl CaptureBuilder {
         if self.analyzers.is_empty() || self.analyzers.len() > MAX_ANALYZERS {
             return Err(CaptureError::Analyzers(self.analyzers.len()));
         }
-        check_config(&self.config)?;
+        if let Some(expression) = &self.filter {
+            let filter = InnerFilter::compile(expression)?;
+            self.analyzers = self
+                .analyzers
+                .into_iter()
+                .map(|a| Box::new(Filtered::new(filter.clone(), a)) as Box<dyn Analyzer>)
+                .collect();
+        }
+        let input = match &self.offline {
+            Some(path) => {
+                if let Some(r) = self.config.reassembly {
+                    Reassembler::new(r).map_err(SetupError::Reassembly)?;
+                }
+                Some(CaptureInput::open(&path.to_string_lossy())?)
+            }
+            None => {
+                check_config(&self.config)?;
+                None
+            }
+        };
         Ok(Capture {
             config: self.config,
+            input,
             analyzers: self.analyzers,
             stop: Arc::new(AtomicBool::new(false)),
         })

@@ -198,6 +198,7 @@ fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
         analyzers,
         args.output.count,
         reassembly,
+        Arc::new(AtomicBool::new(false)),
     )?;
     finish(&summary)
 }

@@ -175,7 +175,7 @@ mod tests {
     use super::*;
     use crate::analyzer::Analyzer;
     use crate::datapath::analyzers::{AnalyzerThread, Latency};
-    use crate::datapath::batch::{Frames, InnerFrame};
+    use crate::datapath::batch::Frames;
     use crate::datapath::queue::fan_out;
     use crate::datapath::source::FileSource;
     use crate::input::CaptureInput;
@@ -186,15 +186,10 @@ mod tests {
 
     impl Analyzer for Recorder {
         fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-            for frame in frames.iter() {
-                self.on_frame(&frame)?;
-            }
-            Ok(())
-        }
-
-        fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
             let mut seen = self.0.lock().expect("not poisoned");
-            seen.push((frame.meta.vni, frame.bytes[14 + 20 + 8]));
+            for frame in frames.iter() {
+                seen.push((frame.meta.vni, frame.bytes[14 + 20 + 8]));
+            }
             Ok(())
         }
 

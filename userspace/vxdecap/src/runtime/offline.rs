@@ -26,7 +26,7 @@ const OFFLINE_BATCH_FRAMES: usize = 64;
 const OFFLINE_BATCHES: usize = 32;
 
 /// Decapsulates every packet of `input` into `analyzers`; stops early
-/// after `count` frames written. A damaged or cut input ends the run with
+/// after `count` frames written, or when `stop` is raised. A damaged or cut input ends the run with
 /// the summary of what was read (its `input` report says why).
 pub fn run_offline(
     input: CaptureInput,
@@ -35,11 +35,11 @@ pub fn run_offline(
     analyzers: Vec<Box<dyn Analyzer>>,
     count: Option<u64>,
     reassembly: Option<ReassemblyConfig>,
+    stop: Arc<AtomicBool>,
 ) -> Result<Summary, CaptureError> {
     if analyzers.is_empty() || analyzers.len() > MAX_ANALYZERS {
         return Err(CaptureError::Analyzers(analyzers.len()));
     }
-    let stop = Arc::new(AtomicBool::new(false));
     let (mut senders, receivers) = fan_out(1, analyzers.len(), OFFLINE_BATCHES);
     let mut stage = DecapStage::new(
         ports,
