@@ -14,7 +14,7 @@ use crate::report::metrics::Metrics;
 use crate::report::stats_line::stats_line;
 use crate::report::CONSOLE;
 use crate::runtime::config::CaptureConfig;
-use crate::runtime::device::interface_up;
+use crate::runtime::device::{interface_mac, interface_up};
 use crate::runtime::hotplug::{LinkEvent, LinkWatcher};
 use crate::runtime::preflight::effective_allowlist;
 use crate::runtime::receive_work::{NapiDeferral, ReceiveWork};
@@ -53,7 +53,37 @@ pub(crate) struct Supervisor<'a> {
     pub(crate) last_receive_check: Option<Instant>,
 }
 
-impl Supervisor<'_> {
+impl<'a> Supervisor<'a> {
+    /// The main thread's watch over a capture whose program `steering`
+    /// enforces `allow` (also in `shared_allow` for the workers).
+    pub(crate) fn new(
+        config: &'a CaptureConfig,
+        control: &'a Control,
+        steering: Steering,
+        setup: mpsc::Receiver<SocketReady>,
+        (allow, shared_allow): (Allowlist, SharedAllowlist),
+        worker_cpus: Vec<Option<usize>>,
+    ) -> Self {
+        Supervisor {
+            config,
+            control,
+            steering: Some(steering),
+            xdp_before: XdpCounters::default(),
+            ifindex: nix::net::if_::if_nametoindex(config.interface.as_str()).unwrap_or(0),
+            mac: interface_mac(&config.interface),
+            restarts: 0,
+            metrics_restarts: Arc::default(),
+            setup,
+            last_poll: Instant::now(),
+            allow,
+            shared_allow,
+            deferral: None,
+            worker_cpus,
+            receive_work: ReceiveWork::default(),
+            last_receive_check: None,
+        }
+    }
+
     pub(crate) fn xdp_totals(&self) -> XdpCounters {
         let now = self
             .steering
