@@ -523,7 +523,14 @@ fn plot(medians: &[Median], rig: Rig, size: &str) -> String {
             scenario.name()
         );
     }
-    // Right panel: CPU per million packets at flat out.
+    cpu_panel(&mut svg, &points, (pad, panel, ph));
+    let _ = writeln!(svg, "</svg>");
+    svg
+}
+
+/// The plot's right panel: receiver CPU per frame at flat out, a bar per
+/// scenario (`pad`, panel width, plot height as the left panel has them).
+fn cpu_panel(svg: &mut String, points: &[&Median], (pad, panel, ph): (f64, f64, f64)) {
     let x1 = 2.0 * pad + panel;
     let _ = writeln!(
         svg,
@@ -559,8 +566,6 @@ fn plot(medians: &[Median], rig: Rig, size: &str) -> String {
             m.rx_us_per_pkt
         );
     }
-    let _ = writeln!(svg, "</svg>");
-    svg
 }
 
 /// Writes results.json, table.md and plot-<rig>-<size>.svg; returns the folder.

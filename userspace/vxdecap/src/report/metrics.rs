@@ -16,7 +16,7 @@ use vxdecap_wire::Reject;
 use vxdecap_xsk::BindMode;
 
 use crate::report::progress::AnalyzerProgress;
-use crate::report::stats::{SharedSlow, SharedStats, StageCounter, VniCounts};
+use crate::report::stats::{SharedSlow, SharedStats, StageCounter, StageStats, VniCounts};
 use crate::steer::{XdpCounter, XdpCounters};
 
 /// VNIs listed by name; the rest are summed under `vni="other"`.
@@ -98,9 +98,18 @@ impl Metrics {
         let mut out = String::with_capacity(8192);
         let iface = escape(&self.interface);
         let stages: Vec<_> = self.queues.iter().map(|q| q.stage.snapshot()).collect();
+        self.render_queues(&mut out, &iface, &stages);
+        self.render_fragments(&mut out, &stages);
+        self.render_drops(&mut out, &stages);
+        self.render_xdp_and_vnis(&mut out, &iface);
+        self.render_analyzers(&mut out);
+        out
+    }
 
+    /// The queues, their frame and byte counters, interface restarts.
+    fn render_queues(&self, out: &mut String, iface: &str, stages: &[StageStats]) {
         header(
-            &mut out,
+            out,
             "vxdecap_queue_info",
             "gauge",
             "Rx queues captured: worker CPU, AF_XDP bind mode and receive policy (value 1).",
@@ -141,13 +150,13 @@ impl Metrics {
             ),
         ];
         for (counter, name, help) in per_queue {
-            header(&mut out, name, "counter", help);
-            for (q, s) in self.queues.iter().zip(&stages) {
+            header(out, name, "counter", help);
+            for (q, s) in self.queues.iter().zip(stages) {
                 let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", q.queue, s.get(counter));
             }
         }
         header(
-            &mut out,
+            out,
             "vxdecap_interface_restarts_total",
             "counter",
             "Times the interface went away and came back (hot-plug), sockets rebuilt.",
@@ -157,13 +166,17 @@ impl Metrics {
             "vxdecap_interface_restarts_total{{interface=\"{iface}\"}} {}",
             self.restarts.load(Ordering::Relaxed)
         );
+    }
+
+    /// Outer fragments, the allowlists on reassembled datagrams, truncated mirrors.
+    fn render_fragments(&self, out: &mut String, stages: &[StageStats]) {
         header(
-            &mut out,
+            out,
             "vxdecap_outer_fragments_total",
             "counter",
             "Outer IPv4 fragment reassembly, per queue: fragments taken, datagrams reassembled, and fragments or datagrams dropped by reason.",
         );
-        for (q, s) in self.queues.iter().zip(&stages) {
+        for (q, s) in self.queues.iter().zip(stages) {
             for event in ReassemblyEvent::ALL {
                 let _ = writeln!(
                     out,
@@ -175,12 +188,12 @@ impl Metrics {
             }
         }
         header(
-            &mut out,
+            out,
             "vxdecap_fragment_packets_total",
             "counter",
             "Outer IPv4 fragments not handed on as a datagram of their own, in packets, per queue: merged into a reassembled datagram (k-1 of its k fragments), or dropped with their datagram by reason; with the frames written and the other reasons they add up to the frames received.",
         );
-        for (q, s) in self.queues.iter().zip(&stages) {
+        for (q, s) in self.queues.iter().zip(stages) {
             for event in crate::report::summary::FRAGMENT_OUTCOMES {
                 let _ = writeln!(
                     out,
@@ -192,12 +205,12 @@ impl Metrics {
             }
         }
         header(
-            &mut out,
+            out,
             "vxdecap_fragments_pending",
             "gauge",
             "Outer IPv4 fragments held by datagrams still being reassembled, per queue.",
         );
-        for (q, s) in self.queues.iter().zip(&stages) {
+        for (q, s) in self.queues.iter().zip(stages) {
             let _ = writeln!(
                 out,
                 "vxdecap_fragments_pending{{queue=\"{}\"}} {}",
@@ -206,12 +219,12 @@ impl Metrics {
             );
         }
         header(
-            &mut out,
+            out,
             "vxdecap_allowlist_dropped_datagrams_total",
             "counter",
             "Reassembled datagrams dropped in user space by the allowlists (XDP could not see their VXLAN header, or the lists changed since their first fragment), per queue and reason.",
         );
-        for (q, s) in self.queues.iter().zip(&stages) {
+        for (q, s) in self.queues.iter().zip(stages) {
             for counter in [
                 StageCounter::FragmentSourceNotAllowed,
                 StageCounter::FragmentVniNotAllowed,
@@ -226,12 +239,12 @@ impl Metrics {
             }
         }
         header(
-            &mut out,
+            out,
             "vxdecap_truncated_mirror_frames_total",
             "counter",
             "Inner frames the mirror cut short (written with their original length).",
         );
-        for (q, s) in self.queues.iter().zip(&stages) {
+        for (q, s) in self.queues.iter().zip(stages) {
             let _ = writeln!(
                 out,
                 "vxdecap_truncated_mirror_frames_total{{queue=\"{}\"}} {}",
@@ -239,13 +252,17 @@ impl Metrics {
                 s.get(StageCounter::TruncatedMirror)
             );
         }
+    }
+
+    /// Rejects and drops, by reason and cause.
+    fn render_drops(&self, out: &mut String, stages: &[StageStats]) {
         header(
-            &mut out,
+            out,
             "vxdecap_rejected_frames_total",
             "counter",
             "Received frames that were not valid VXLAN, by reason.",
         );
-        for (q, s) in self.queues.iter().zip(&stages) {
+        for (q, s) in self.queues.iter().zip(stages) {
             for reason in Reject::ALL {
                 let _ = writeln!(
                     out,
@@ -256,8 +273,8 @@ impl Metrics {
                 );
             }
         }
-        header(&mut out, "vxdecap_dropped_frames_total", "counter", "Frames lost before an analyzer, by cause: AF_XDP socket counters (XDP_STATISTICS) and analyzer backpressure.");
-        for (q, s) in self.queues.iter().zip(&stages) {
+        header(out, "vxdecap_dropped_frames_total", "counter", "Frames lost before an analyzer, by cause: AF_XDP socket counters (XDP_STATISTICS) and analyzer backpressure.");
+        for (q, s) in self.queues.iter().zip(stages) {
             let xsk = q.slow.xsk();
             for (cause, n) in [
                 ("xsk_rx_ring_full", xsk.rx_ring_full),
@@ -281,7 +298,11 @@ impl Metrics {
                 );
             }
         }
-        header(&mut out, "vxdecap_xdp_frames_total", "counter", "Decisions of the XDP steering program: redirected to AF_XDP, or passed to the kernel and why.");
+    }
+
+    /// The XDP program's decisions and the busiest VNIs.
+    fn render_xdp_and_vnis(&self, out: &mut String, iface: &str) {
+        header(out, "vxdecap_xdp_frames_total", "counter", "Decisions of the XDP steering program: redirected to AF_XDP, or passed to the kernel and why.");
         let xdp = self.xdp.lock().map(|x| *x).unwrap_or_default();
         for counter in XdpCounter::ALL {
             let _ = writeln!(
@@ -292,7 +313,7 @@ impl Metrics {
             );
         }
         header(
-            &mut out,
+            out,
             "vxdecap_vni_frames_total",
             "counter",
             "Inner frames per VNI: the busiest by name, the rest as vni=\"other\".",
@@ -302,8 +323,12 @@ impl Metrics {
             let _ = writeln!(out, "vxdecap_vni_frames_total{{vni=\"{vni}\"}} {n}");
         }
         let _ = writeln!(out, "vxdecap_vni_frames_total{{vni=\"other\"}} {other}");
+    }
+
+    /// Per analyzer: frames, losses, receive-to-analyzer latency.
+    fn render_analyzers(&self, out: &mut String) {
         header(
-            &mut out,
+            out,
             "vxdecap_analyzer_frames_total",
             "counter",
             "Inner frames handed to each analyzer.",
@@ -317,7 +342,7 @@ impl Metrics {
             );
         }
         header(
-            &mut out,
+            out,
             "vxdecap_analyzer_lost_frames_total",
             "counter",
             "Inner frames meant for an analyzer that its output did not write: output_write_failed (taken, then a write error such as a full disk or a closed pipe), after_output_closed (arrived after that error).",
@@ -335,7 +360,7 @@ impl Metrics {
                 );
             }
         }
-        header(&mut out, "vxdecap_receive_latency_seconds", "gauge", "Time from the XDP receive timestamp to the hand-over to the analyzer, over the run so far (hdrhistogram, per worker, merged).");
+        header(out, "vxdecap_receive_latency_seconds", "gauge", "Time from the XDP receive timestamp to the hand-over to the analyzer, over the run so far (hdrhistogram, per worker, merged).");
         for (name, progress) in &self.analyzers {
             if let Some(l) = progress.latency() {
                 for (q, ns) in [
@@ -353,7 +378,6 @@ impl Metrics {
                 }
             }
         }
-        out
     }
 }
 

@@ -333,6 +333,16 @@ impl Summary {
     /// The tcpdump-style text printed on stderr at the end.
     pub fn render(&self) -> String {
         let mut out = String::new();
+        self.render_totals(&mut out);
+        self.render_not_written(&mut out);
+        self.render_drops(&mut out);
+        self.render_vnis_and_analyzers(&mut out);
+        self.render_notes(&mut out);
+        out
+    }
+
+    /// What was written, and what was received where.
+    fn render_totals(&self, out: &mut String) {
         let received = self.received();
         let _ = writeln!(
             out,
@@ -371,6 +381,10 @@ impl Summary {
                 let _ = writeln!(out, "{received} packets read from {}", self.source);
             }
         }
+    }
+
+    /// Every reason a packet was not written, and the notes on fragments, truncation and timestamps.
+    fn render_not_written(&self, out: &mut String) {
         let not_written: Vec<_> = self
             .not_written()
             .into_iter()
@@ -412,6 +426,10 @@ impl Summary {
                 "{unstamped} frames stamped in user space: no XDP receive record (no_rx_timestamp)"
             );
         }
+    }
+
+    /// What the kernel dropped, and what the XDP program decided.
+    fn render_drops(&self, out: &mut String) {
         if self.attach.is_some() {
             let drops = self.kernel_drops();
             let kernel: u64 = drops.iter().map(|(_, n)| n).sum();
@@ -462,6 +480,10 @@ impl Summary {
                 }
             );
         }
+    }
+
+    /// The busiest VNIs, and every analyzer after the first with its routes and files.
+    fn render_vnis_and_analyzers(&self, out: &mut String) {
         if !self.vnis.0.is_empty() {
             let mut line: Vec<String> = self
                 .vnis
@@ -511,6 +533,10 @@ impl Summary {
                 }
             }
         }
+    }
+
+    /// Latency, interface restarts, the input's report and the output's error.
+    fn render_notes(&self, out: &mut String) {
         if let Some(l) = &self.latency {
             let _ = writeln!(out, "latency receive to analyzer: {}", latency_text(l));
             if let Some(first) = self.analyzers.first() {
@@ -541,6 +567,5 @@ impl Summary {
         if let Some(e) = &self.output_error {
             let _ = writeln!(out, "output error: {e}");
         }
-        out
     }
 }
