@@ -1,5 +1,10 @@
 //! `vxdecap lab` end to end: namespaces, tc mirred into VXLAN, live
 //! capture, HTTP through the monitored app, decoded inner conversation.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests say what they measured"
+)]
 
 mod common;
 
@@ -442,7 +447,8 @@ fn lab_tenants_go_to_rotating_pcapng_files_and_a_tap_at_once() {
             format!("t28-{i:03}")
                 .bytes()
                 .map(|b| format!("{b:02x}"))
-                .collect()
+                .collect::<Vec<_>>()
+                .concat()
         })
         .collect();
     assert_eq!(payloads, expected, "{summary}");

@@ -1,10 +1,15 @@
 //! Live capture on real kernel traffic: a kernel VXLAN device in one
 //! namespace sends over a veth pair to the collector namespace, where
 //! `vxdecap capture` runs with XDP and AF_XDP. Needs root.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests say what they measured"
+)]
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
@@ -24,15 +29,15 @@ struct VxlanPair {
 }
 
 impl VxlanPair {
-    fn new(tag: &str) -> VxlanPair {
+    fn new(tag: &str) -> Self {
         Self::with_queues(tag, 1)
     }
 
-    fn with_queues(tag: &str, queues: u32) -> VxlanPair {
+    fn with_queues(tag: &str, queues: u32) -> Self {
         let base = unique_name(tag);
         let sender = NetNs::create(&format!("{base}-tx")).expect("sender netns");
         let collector = NetNs::create(&format!("{base}-rx")).expect("collector netns");
-        let pair = VxlanPair { sender, collector };
+        let pair = Self { sender, collector };
         pair.wire(queues);
         pair
     }
@@ -88,8 +93,8 @@ impl VxlanPair {
         let prefix = prefix.to_owned();
         self.sender
             .spawn_in(move || {
-                let sockets = (0..flows)
-                    .map(|_| UdpSocket::bind("192.168.77.1:0"))
+                let sockets = std::iter::repeat_with(|| UdpSocket::bind("192.168.77.1:0"))
+                    .take(flows)
                     .collect::<std::io::Result<Vec<_>>>()?;
                 for i in 0..count {
                     let mut payload = format!("{prefix}-{i:03}").into_bytes();
@@ -587,6 +592,10 @@ fn sample(lines: &[String], prefix: &str) -> f64 {
 }
 
 #[test]
+#[allow(
+    clippy::float_cmp,
+    reason = "counters parsed back from the text format are whole numbers, exact in f64"
+)]
 fn metrics_endpoint_parses_with_the_reference_parser_and_counts_match() {
     if !privileged("live capture with --metrics") {
         return;
@@ -730,7 +739,7 @@ fn run_embedded(
             let capture = capture.build()?;
             let stop = capture.stop_handle();
             let running = capture.spawn()?;
-            tx.send(stop).ok();
+            let _ = tx.send(stop);
             Ok(running.join()?)
         })
         .expect("enter collector netns");
@@ -761,7 +770,10 @@ fn fan_out_gives_two_analyzers_identical_streams() {
     let pair = VxlanPair::new("lf");
     let (a, seen_a) = recorder(Duration::ZERO);
     let (b, seen_b) = recorder(Duration::ZERO);
-    let (at_a, at_b) = (a.addresses.clone(), b.addresses.clone());
+    let (at_a, at_b) = (
+        std::sync::Arc::clone(&a.addresses),
+        std::sync::Arc::clone(&b.addresses),
+    );
     let builder = vxdecap::Capture::builder("eth1").analyzer(a).analyzer(b);
     let summary = run_embedded(&pair, builder, || pair.send_inner("fan", 300));
     let expected: Vec<String> = (0..300).map(|i| format!("fan-{i:03}")).collect();
@@ -1126,7 +1138,7 @@ fn dash_z_refuses_an_allow_file_the_user_could_not_reload() {
     if !privileged("-Z with an allow file") {
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::PermissionsExt as _;
     let pair = VxlanPair::new("ly");
     let tmp = TempDir::new("ly");
     let allow = tmp.path("allow.txt");

@@ -421,7 +421,7 @@ fn writing_over_the_input_is_refused_before_anything_is_opened() {
         vec!["-w".into(), at("cap.pcap"), "-C".into(), "1".into()],
         // A route's file, and -w pcapng over a pcap input.
         vec!["--route".into(), format!("vni=100 -> {x}")],
-        vec!["-w".into(), x.clone(), "--format".into(), "pcapng".into()],
+        vec!["-w".into(), x, "--format".into(), "pcapng".into()],
     ];
     for args in cases {
         let o = output(vxdecap().args(["decap", "-r"]).arg(&input).args(&args));

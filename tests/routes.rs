@@ -245,7 +245,7 @@ struct TwoTenants {
 }
 
 impl TwoTenants {
-    fn new(tag: &str) -> TwoTenants {
+    fn new(tag: &str) -> Self {
         let base = unique_name(tag);
         let sender = NetNs::create(&format!("{base}-tx")).expect("sender netns");
         let collector = NetNs::create(&format!("{base}-rx")).expect("collector netns");
@@ -272,7 +272,7 @@ impl TwoTenants {
         sender
             .run("ping", &["-c", "1", "-W", "2", COLLECTOR])
             .expect("underlay ping");
-        TwoTenants { sender, collector }
+        Self { sender, collector }
     }
 
     /// Sends `count` datagrams `v42-NNN` on VNI 42 and `v43-NNN` on VNI

@@ -3,6 +3,7 @@
 //! mirrors the shared header's constants in Rust.
 
 use std::env;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 
 fn main() {
@@ -29,7 +30,7 @@ fn write_shared_constants(header: &std::path::Path, out: &std::path::Path) {
             (words.next(), words.next(), words.next())
         {
             if name.starts_with("VXD_") && value.parse::<u64>().is_ok() {
-                rust.push_str(&format!("pub const {name}: u64 = {value};\n"));
+                let _ = writeln!(rust, "pub(crate) const {name}: u64 = {value};");
             }
         }
     }
@@ -39,14 +40,15 @@ fn write_shared_constants(header: &std::path::Path, out: &std::path::Path) {
         .filter(|l| l.starts_with("VXD_CTR_") && !l.starts_with("VXD_CTR_COUNT"))
         .map(|l| l.split([',', ' ', '=']).next().unwrap_or_default())
         .collect();
-    rust.push_str(&format!(
-        "pub const VXD_COUNTER_NAMES: [&str; {}] = [{}];\n",
+    let _ = writeln!(
+        rust,
+        "pub(crate) const VXD_COUNTER_NAMES: [&str; {}] = [{}];",
         counters.len(),
         counters
             .iter()
             .map(|c| format!("{c:?}"))
             .collect::<Vec<_>>()
             .join(", ")
-    ));
+    );
     std::fs::write(out, rust).expect("write shared_constants.rs");
 }

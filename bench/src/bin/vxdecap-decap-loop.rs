@@ -10,6 +10,11 @@
 //! and return, as offline replay does), single-threaded. The live path
 //! leases UMEM frames instead of copying and needs a socket: the harness
 //! (`vxdecap-bench run`) measures it.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its result"
+)]
 
 use std::hint::black_box;
 use std::sync::atomic::AtomicBool;

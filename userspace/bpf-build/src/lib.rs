@@ -4,6 +4,10 @@
 //!
 //! clang-19 is installed by `scripts/setup.sh`; set `CLANG` to use another
 //! (14 and newer build these programs).
+#![allow(
+    clippy::print_stdout,
+    reason = "a build script talks to cargo on stdout"
+)]
 
 use std::env;
 use std::path::Path;

@@ -7,10 +7,16 @@
 //! Try it in the lab: `sudo vxdecap lab --keep`, then in another shell
 //! `sudo ip netns exec <prefix>-coll target/release/examples/top_talkers eth1 30`
 //! and make requests as the lab suggests.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "an example prints what it finds"
+)]
 
 use std::collections::HashMap;
 use std::io;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use vxdecap::wire::{ethernet::EtherType, ipv4, ipv6, vlan};
@@ -25,7 +31,7 @@ struct TopTalkers {
 
 impl TopTalkers {
     fn new() -> Self {
-        TopTalkers {
+        Self {
             talkers: HashMap::new(),
             last_print: Instant::now(),
         }
@@ -68,7 +74,7 @@ fn inner_source(frame: &[u8]) -> Option<IpAddr> {
 }
 
 impl Analyzer for TopTalkers {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "top_talkers"
     }
 
@@ -109,7 +115,7 @@ fn main() -> anyhow::Result<()> {
         .analyzer(TopTalkers::new())
         .build()?;
     let stop = capture.stop_handle();
-    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop)?;
     let summary = capture.run()?;
     eprint!("{}", summary.render());

@@ -16,7 +16,7 @@ pub struct ParseError {
 impl ParseError {
     /// An error with this message.
     pub fn new(message: impl Into<String>) -> Self {
-        ParseError {
+        Self {
             message: message.into(),
         }
     }
@@ -25,7 +25,7 @@ impl ParseError {
     /// `place: message`.
     #[must_use]
     pub fn at(self, place: impl fmt::Display) -> Self {
-        ParseError {
+        Self {
             message: format!("{place}: {}", self.message),
         }
     }
@@ -38,13 +38,13 @@ impl ParseError {
 
 impl From<String> for ParseError {
     fn from(message: String) -> Self {
-        ParseError::new(message)
+        Self::new(message)
     }
 }
 
 impl From<&str> for ParseError {
     fn from(message: &str) -> Self {
-        ParseError::new(message)
+        Self::new(message)
     }
 }
 

@@ -32,7 +32,7 @@ pub mod runtime;
 pub mod select;
 pub mod steer;
 // The one module allowed unsafe code (each block with its SAFETY comment).
-#[allow(unsafe_code)]
+#[allow(unsafe_code, reason = "sys is the crate's one unsafe fence")]
 pub mod sys;
 
 pub use vxdecap_wire as wire;

@@ -1,10 +1,15 @@
 //! The `vxdecap` command: see [`cli`].
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the command line prints its results and errors"
+)]
 
 mod cli;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 fn main() -> ExitCode {
     cli::log::init();

@@ -73,7 +73,7 @@ impl FromStr for Cidr {
             IpAddr::V4(a) => IpAddr::V4((mask(u32::from(a).into(), prefix, 32) as u32).into()),
             IpAddr::V6(a) => IpAddr::V6(mask(u128::from(a), prefix, 128).into()),
         };
-        Ok(Cidr { addr, prefix })
+        Ok(Self { addr, prefix })
     }
 }
 
@@ -95,12 +95,11 @@ pub enum BadVni {
 /// `27` or `100-199` (inclusive), each VNI within 24 bits, low to high.
 pub fn parse_vni_range(text: &str) -> Result<(u32, u32), BadVni> {
     let number = |t: &str| t.trim().parse::<u32>().map_err(|_| BadVni::NotANumber);
-    let (lo, hi) = match text.split_once('-') {
-        Some((lo, hi)) => (number(lo)?, number(hi)?),
-        None => {
-            let v = number(text)?;
-            (v, v)
-        }
+    let (lo, hi) = if let Some((lo, hi)) = text.split_once('-') {
+        (number(lo)?, number(hi)?)
+    } else {
+        let v = number(text)?;
+        (v, v)
     };
     if lo > hi || hi > MAX_VNI {
         return Err(BadVni::OutOfRange);
@@ -114,15 +113,14 @@ pub fn parse_list(text: &str, what: &str) -> Result<Vec<usize>, ParseError> {
     let bad = || ParseError::new(format!("{what} {text:?} is not a list such as 0,2-3"));
     let mut out = Vec::new();
     for part in text.split(',') {
-        let (lo, hi) = match part.split_once('-') {
-            Some((lo, hi)) => (
+        let (lo, hi) = if let Some((lo, hi)) = part.split_once('-') {
+            (
                 lo.trim().parse().map_err(|_| bad())?,
                 hi.trim().parse().map_err(|_| bad())?,
-            ),
-            None => {
-                let v: usize = part.trim().parse().map_err(|_| bad())?;
-                (v, v)
-            }
+            )
+        } else {
+            let v: usize = part.trim().parse().map_err(|_| bad())?;
+            (v, v)
         };
         if lo > hi || hi - lo > 4096 {
             return Err(bad());

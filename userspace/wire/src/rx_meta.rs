@@ -25,9 +25,9 @@ pub struct RxMeta {
 mod field {
     use crate::Field;
 
-    pub const RX_NS: Field = 0..8;
-    pub const MAGIC: Field = 8..12;
-    pub const VXLAN_OFFSET: Field = 12..14;
+    pub(super) const RX_NS: Field = 0..8;
+    pub(super) const MAGIC: Field = 8..12;
+    pub(super) const VXLAN_OFFSET: Field = 12..14;
 }
 
 impl RxMeta {
@@ -39,7 +39,7 @@ impl RxMeta {
     /// Splits a redirected frame into its record and the frame as received;
     /// `None` when the record is missing (the frame then is all of `data`).
     #[inline]
-    pub fn split(data: &[u8]) -> Option<(RxMeta, &[u8])> {
+    pub fn split(data: &[u8]) -> Option<(Self, &[u8])> {
         let (head, frame) = data.split_first_chunk::<{ Self::LEN }>()?;
         let mut magic = [0u8; 4];
         magic.copy_from_slice(&head[field::MAGIC]);
@@ -51,7 +51,7 @@ impl RxMeta {
         let mut offset = [0u8; 2];
         offset.copy_from_slice(&head[field::VXLAN_OFFSET]);
         Some((
-            RxMeta {
+            Self {
                 rx_ns: u64::from_le_bytes(rx),
                 vxlan_offset: u16::from_le_bytes(offset),
             },

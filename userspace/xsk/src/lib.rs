@@ -76,8 +76,8 @@ pub enum BindMode {
 impl fmt::Display for BindMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            BindMode::ZeroCopy => "zero-copy",
-            BindMode::Copy => "copy",
+            Self::ZeroCopy => "zero-copy",
+            Self::Copy => "copy",
         })
     }
 }
@@ -101,7 +101,7 @@ pub struct BusyPoll {
 
 impl Default for BusyPoll {
     fn default() -> Self {
-        BusyPoll {
+        Self {
             usecs: 20,
             budget: 64,
         }
@@ -123,7 +123,7 @@ pub struct SocketConfig {
 
 impl Default for SocketConfig {
     fn default() -> Self {
-        SocketConfig {
+        Self {
             frame_size: DEFAULT_FRAME_SIZE,
             frame_count: DEFAULT_FRAME_COUNT,
             rx_ring: DEFAULT_RX_RING,
@@ -171,7 +171,7 @@ pub struct XskStatistics {
 
 impl XskStatistics {
     /// Adds another socket's counters to these.
-    pub fn merge(&mut self, other: &XskStatistics) {
+    pub fn merge(&mut self, other: &Self) {
         self.rx_dropped += other.rx_dropped;
         self.rx_ring_full += other.rx_ring_full;
         self.rx_fill_ring_empty += other.rx_fill_ring_empty;
@@ -262,14 +262,16 @@ pub struct UmemView {
 
 impl fmt::Debug for UmemView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UmemView").field("id", &self.id).finish()
+        f.debug_struct("UmemView")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
 impl UmemView {
     /// True when both views map the same UMEM.
     #[inline]
-    pub fn same_umem(&self, other: &UmemView) -> bool {
+    pub fn same_umem(&self, other: &Self) -> bool {
         self.id == other.id
     }
 
@@ -311,7 +313,7 @@ impl fmt::Debug for RxSocket {
         f.debug_struct("RxSocket")
             .field("fd", &self.as_raw_fd())
             .field("mode", &self.mode)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -325,7 +327,7 @@ impl RxSocket {
         queue: u32,
         config: &SocketConfig,
         batch: usize,
-    ) -> Result<RxSocket, XskError> {
+    ) -> Result<Self, XskError> {
         config.validate()?;
         let sock_err = |source: LibraryError, errno: Option<i32>| XskError::Socket {
             interface: interface.to_owned(),
@@ -392,7 +394,7 @@ impl RxSocket {
             sock_err(format!("cannot read socket options: {e}").into(), errno)
         })?;
 
-        Ok(RxSocket {
+        Ok(Self {
             umem,
             umem_id: NEXT_UMEM_ID.fetch_add(1, Ordering::Relaxed),
             fill,
@@ -496,7 +498,7 @@ impl RxSocket {
     /// whose receive queues carry no NAPI id, where busy polling cannot work.
     pub fn napi_id(&self) -> u32 {
         let mut id: libc::c_uint = 0;
-        let mut len = std::mem::size_of::<libc::c_uint>() as libc::socklen_t;
+        let mut len = size_of::<libc::c_uint>() as libc::socklen_t;
         // SAFETY: `id` and `len` are valid for writes of the sizes given,
         // and the fd is our own open socket.
         let rc = unsafe {
@@ -504,8 +506,8 @@ impl RxSocket {
                 self.rx.fd().as_raw_fd(),
                 libc::SOL_SOCKET,
                 libc::SO_INCOMING_NAPI_ID,
-                (&mut id as *mut libc::c_uint).cast(),
-                &mut len,
+                (&raw mut id).cast(),
+                &raw mut len,
             )
         };
         if rc == 0 {
@@ -632,7 +634,7 @@ impl Drop for RxBatch<'_> {
 
 fn query_bind_mode(fd: RawFd) -> io::Result<BindMode> {
     let mut options = libc::xdp_options { flags: 0 };
-    let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
+    let mut len = size_of::<libc::xdp_options>() as libc::socklen_t;
     // SAFETY: `options` and `len` are valid for writes of the sizes given,
     // and `fd` is an open AF_XDP socket owned by the caller.
     let rc = unsafe {
@@ -640,8 +642,8 @@ fn query_bind_mode(fd: RawFd) -> io::Result<BindMode> {
             fd,
             libc::SOL_XDP,
             libc::XDP_OPTIONS,
-            (&mut options as *mut libc::xdp_options).cast(),
-            &mut len,
+            (&raw mut options).cast(),
+            &raw mut len,
         )
     };
     if rc != 0 {
@@ -674,8 +676,8 @@ fn set_busy_poll(fd: RawFd, busy: &BusyPoll) -> io::Result<()> {
                 fd,
                 libc::SOL_SOCKET,
                 option,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                (&raw const value).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
         if rc != 0 {

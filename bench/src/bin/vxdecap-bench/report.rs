@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::Context as _;
 
 use crate::gen::DEFAULT_FRAMES_PER_CALL;
 use crate::run::{results_dir, Outcome, Rig, RunArgs, RunResult, Scenario, IDLE_RATE_MPPS};
@@ -16,7 +16,7 @@ const GENERATOR_BOUND: f64 = 0.9;
 
 /// Medians of one (rig, scenario, size, rate) group.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Median {
+pub(crate) struct Median {
     rig: Rig,
     scenario: Scenario,
     size: String,
@@ -38,10 +38,14 @@ fn median(mut values: Vec<f64>) -> f64 {
     match values.len() {
         0 => 0.0,
         n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        n => f64::midpoint(values[n / 2 - 1], values[n / 2]),
     }
 }
 
+#[allow(
+    clippy::float_cmp,
+    reason = "a target rate of exactly 0.0 marks a flat-out run"
+)]
 fn medians(results: &[RunResult]) -> Vec<Median> {
     let mut keys: Vec<(Rig, Scenario, String, f64)> = Vec::new();
     for r in results {
@@ -105,6 +109,10 @@ impl<'a> View<'a> {
         }
     }
 
+    #[allow(
+        clippy::float_cmp,
+        reason = "a target rate of exactly 0.0 marks a flat-out run"
+    )]
     fn find(&self, scenario: Scenario, target: f64) -> Option<&'a Median> {
         self.medians
             .iter()
@@ -241,13 +249,16 @@ fn size_tables(md: &mut String, view: &View<'_>, rig: Rig, size: &str, setup: f6
             let cells: Vec<String> = paced
                 .iter()
                 .map(|&r| {
-                    view.find(scenario, r * 1e6).map_or("–".into(), |m| {
-                        format!(
-                            "{:.3} ({:.1} %)",
-                            m.delivered_pps / 1e6,
-                            m.loss_ratio * 100.0
-                        )
-                    })
+                    view.find(scenario, r * 1e6).map_or_else(
+                        || "–".into(),
+                        |m| {
+                            format!(
+                                "{:.3} ({:.1} %)",
+                                m.delivered_pps / 1e6,
+                                m.loss_ratio * 100.0
+                            )
+                        },
+                    )
                 })
                 .collect();
             if cells.iter().any(|c| c != "–") {
@@ -266,7 +277,7 @@ fn size_tables(md: &mut String, view: &View<'_>, rig: Rig, size: &str, setup: f6
                 .iter()
                 .map(|&r| {
                     view.find(scenario, r * 1e6)
-                        .map_or("–".into(), |m| format!("{:.1}", m.tool_core_percent))
+                        .map_or_else(|| "–".into(), |m| format!("{:.1}", m.tool_core_percent))
                 })
                 .collect();
             if cells.iter().any(|c| c != "–") {
@@ -353,7 +364,7 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
     // Paced: vxdecap never below tcpdump; where vxdecap loses, bare AF_XDP loses too.
     let mut below = Vec::new();
     let mut alone = Vec::new();
-    for &rate in args.rates.iter() {
+    for &rate in &args.rates {
         let t = rate * 1e6;
         let (Some(v), tcp) = (
             view.find(Scenario::VxdecapCount, t),
@@ -569,7 +580,7 @@ fn cpu_panel(svg: &mut String, points: &[&Median], (pad, panel, ph): (f64, f64, 
 }
 
 /// Writes results.json, table.md and plot-<rig>-<size>.svg; returns the folder.
-pub fn write(out: &Path, outcome: &Outcome, args: &RunArgs) -> anyhow::Result<PathBuf> {
+pub(crate) fn write(out: &Path, outcome: &Outcome, args: &RunArgs) -> anyhow::Result<PathBuf> {
     let dir = results_dir(out);
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let medians = medians(&outcome.results);

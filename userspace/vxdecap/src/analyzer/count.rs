@@ -27,7 +27,7 @@ pub struct CountAnalyzer {
 impl CountAnalyzer {
     /// A counter publishing into `totals`.
     pub fn new(totals: Arc<CountTotals>) -> Self {
-        CountAnalyzer {
+        Self {
             frames: 0,
             bytes: 0,
             totals,
@@ -36,7 +36,7 @@ impl CountAnalyzer {
 }
 
 impl Analyzer for CountAnalyzer {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "count"
     }
 

@@ -2,7 +2,7 @@
 //! default output of `capture` without `-w`, and the lab's view of the
 //! mirrored conversation. Never panics on any input.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Appends a description of the inner Ethernet `frame` to `out`.

@@ -28,22 +28,22 @@ use crate::filter::InnerFilter;
 pub struct Filtered<A> {
     filter: InnerFilter,
     inner: A,
-    filtered_out: u64,
+    not_matched: u64,
 }
 
 impl<A: Analyzer> Filtered<A> {
     /// `inner` behind `filter`.
     pub fn new(filter: InnerFilter, inner: A) -> Self {
-        Filtered {
+        Self {
             filter,
             inner,
-            filtered_out: 0,
+            not_matched: 0,
         }
     }
 
     /// Frames the filter rejected so far.
     pub fn filtered_out(&self) -> u64 {
-        self.filtered_out
+        self.not_matched
     }
 
     /// The analyzer behind the filter.
@@ -71,7 +71,7 @@ impl<A: Analyzer> Analyzer for Filtered<A> {
         let mut run_start = 0;
         for (i, frame) in frames.iter().enumerate() {
             if !self.filter.matches(frame.bytes, frame.meta.orig_len) {
-                self.filtered_out += 1;
+                self.not_matched += 1;
                 if run_start < i {
                     pass(&mut self.inner, frames.slice(run_start..i));
                 }
@@ -98,7 +98,7 @@ impl<A: Analyzer> Analyzer for Filtered<A> {
 
     fn counts(&self) -> AnalyzerCounts {
         let mut counts = self.inner.counts();
-        counts.add("filtered_out", self.filtered_out);
+        counts.add("filtered_out", self.not_matched);
         counts
     }
 }

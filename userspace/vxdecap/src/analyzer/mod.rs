@@ -69,6 +69,10 @@ pub const MAX_ANALYZERS: usize = 8;
 /// ```
 pub trait Analyzer: Send {
     /// A short name for reports and metrics labels.
+    #[allow(
+        clippy::unnecessary_literal_bound,
+        reason = "analyzers may name themselves from their own state (a tap's device)"
+    )]
     fn name(&self) -> &str {
         "analyzer"
     }
@@ -105,7 +109,7 @@ pub trait Analyzer: Send {
     }
 }
 
-impl<A: Analyzer + ?Sized> Analyzer for Box<A> {
+impl<T: Analyzer + ?Sized> Analyzer for Box<T> {
     fn name(&self) -> &str {
         (**self).name()
     }
@@ -155,7 +159,7 @@ impl<F> std::fmt::Debug for EachFrame<F> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EachFrame")
             .field("name", &self.name)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -211,7 +215,7 @@ impl AnalyzerCounts {
 
     /// Adds everything `other` did not pass on, and its files (its routes
     /// are not kept).
-    pub fn absorb(&mut self, other: &AnalyzerCounts) {
+    pub fn absorb(&mut self, other: &Self) {
         for &(reason, n) in &other.not_passed {
             self.add(reason, n);
         }

@@ -34,7 +34,9 @@ pub fn open_frame_output(
     path: &str,
     options: &OutputOptions,
 ) -> Result<Box<dyn Analyzer>, OutputError> {
-    let format = options.format.unwrap_or(OutputFormat::for_path(path));
+    let format = options
+        .format
+        .unwrap_or_else(|| OutputFormat::for_path(path));
     options.rotation.check()?;
     if path == "-" {
         if options.rotation.is_rotating() {
@@ -61,7 +63,7 @@ pub fn open_frame_output(
 struct StdoutWriter(FrameWriter<File>);
 
 impl Analyzer for StdoutWriter {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "stdout"
     }
 
@@ -82,7 +84,7 @@ impl Analyzer for StdoutWriter {
 /// the system, so the record buffer knows what got out (`io::Stdout` would
 /// buffer again).
 pub(crate) fn stdout_file() -> io::Result<File> {
-    use std::os::fd::AsFd;
+    use std::os::fd::AsFd as _;
     Ok(File::from(io::stdout().as_fd().try_clone_to_owned()?))
 }
 

@@ -68,7 +68,7 @@ pub struct PcapngOptions {
 
 impl Default for PcapngOptions {
     fn default() -> Self {
-        PcapngOptions {
+        Self {
             comments: true,
             max_tunnels: DEFAULT_MAX_TUNNELS,
         }
@@ -142,7 +142,7 @@ impl<W: Write> PcapngWriter<W> {
         capacity: usize,
         cut_back: Option<CutBack<W>>,
     ) -> io::Result<Self> {
-        let mut writer = PcapngWriter {
+        let mut writer = Self {
             out: RecordOut::new(out, capacity, Framing::Pcapng, cut_back),
             options,
             interfaces: HashMap::new(),

@@ -26,7 +26,7 @@ pub struct PrintAnalyzer<W: Write> {
 impl<W: Write> PrintAnalyzer<W> {
     /// A printer writing to `out`.
     pub fn new(out: W) -> Self {
-        PrintAnalyzer {
+        Self {
             out: RecordOut::new(out, LINE_BUFFER, Framing::Lines, None),
             line: String::with_capacity(256),
             stdout: false,
@@ -50,7 +50,7 @@ impl<W: Write> PrintAnalyzer<W> {
 impl PrintAnalyzer<File> {
     /// A printer on stdout.
     pub fn stdout() -> io::Result<Self> {
-        Ok(PrintAnalyzer {
+        Ok(Self {
             out: RecordOut::new(stdout_file()?, LINE_BUFFER, Framing::Lines, Some(cut_file)),
             line: String::with_capacity(256),
             stdout: true,
@@ -59,7 +59,7 @@ impl PrintAnalyzer<File> {
 }
 
 impl<W: Write + Send> Analyzer for PrintAnalyzer<W> {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "print"
     }
 

@@ -97,22 +97,22 @@ pub struct RouteMatch {
 
 impl RouteMatch {
     /// Matches every frame (a default route).
-    pub fn any() -> RouteMatch {
-        RouteMatch::default()
+    pub fn any() -> Self {
+        Self::default()
     }
 
     /// Parses the part of a rule before `->`: `default`, or comma-separated
     /// `vni=LIST`, `src=LIST` and a last `filter=EXPRESSION`, where a list
     /// goes on over the following items without `=` (`vni=27,30,100-199`).
-    pub fn parse(text: &str) -> Result<RouteMatch, ParseError> {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         if text == "default" || text == "*" {
-            return Ok(RouteMatch::any());
+            return Ok(Self::any());
         }
         if text.is_empty() {
             return Err("nothing before '->': write `default` or keys such as vni=27".into());
         }
-        let mut m = RouteMatch::default();
+        let mut m = Self::default();
         let mut filter = None;
         let mut key = "";
         let mut rest = text;
@@ -137,8 +137,8 @@ impl RouteMatch {
                 }
             };
             match key {
-                "vni" => m.vnis.push(RouteMatch::parse_vni(value)?),
-                "src" => m.sources.push(RouteMatch::parse_source(value)?),
+                "vni" => m.vnis.push(Self::parse_vni(value)?),
+                "src" => m.sources.push(Self::parse_source(value)?),
                 other => {
                     return Err(format!(
                         "unknown key {other:?}: the keys are vni, src and filter (last)"
@@ -205,15 +205,15 @@ pub enum RouteTarget {
 
 impl RouteTarget {
     /// Parses the part after `->`.
-    pub fn parse(text: &str) -> Result<RouteTarget, ParseError> {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         match text {
             "" => Err("nothing after '->': write a file name, tap:NAME or drop".into()),
-            "drop" => Ok(RouteTarget::Drop),
+            "drop" => Ok(Self::Drop),
             "-" => Err("a route cannot write to stdout: give it a file name".into()),
             _ => match text.strip_prefix("tap:") {
-                Some(name) => Ok(RouteTarget::Tap(name.trim().to_owned())),
-                None => Ok(RouteTarget::File(text.to_owned())),
+                Some(name) => Ok(Self::Tap(name.trim().to_owned())),
+                None => Ok(Self::File(text.to_owned())),
             },
         }
     }
@@ -222,9 +222,9 @@ impl RouteTarget {
 impl std::fmt::Display for RouteTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RouteTarget::File(path) => f.write_str(path),
-            RouteTarget::Tap(name) => write!(f, "tap:{name}"),
-            RouteTarget::Drop => f.write_str("drop"),
+            Self::File(path) => f.write_str(path),
+            Self::Tap(name) => write!(f, "tap:{name}"),
+            Self::Drop => f.write_str("drop"),
         }
     }
 }
@@ -245,7 +245,7 @@ pub struct RouteSpec {
 impl RouteSpec {
     /// Parses `SELECTOR -> TARGET` (see the module doc); files are written
     /// with `output`.
-    pub fn parse(rule: &str, output: OutputOptions) -> Result<RouteSpec, RouteError> {
+    pub fn parse(rule: &str, output: OutputOptions) -> Result<Self, RouteError> {
         let syntax = |reason: ParseError| RouteError::Syntax {
             rule: rule.to_owned(),
             reason,
@@ -255,7 +255,7 @@ impl RouteSpec {
         })?;
         let matcher = RouteMatch::parse(selector).map_err(syntax)?;
         let target = RouteTarget::parse(target).map_err(syntax)?;
-        Ok(RouteSpec {
+        Ok(Self {
             rule: format!("{} -> {}", selector.trim(), target),
             matcher,
             target,
@@ -290,7 +290,7 @@ impl std::fmt::Debug for Router {
                 "routes",
                 &self.routes.iter().map(|r| &r.label).collect::<Vec<_>>(),
             )
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -305,17 +305,19 @@ impl std::fmt::Debug for RouterBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RouterBuilder")
             .field("routes", &self.routes.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl RouterBuilder {
     /// Adds a route to `output`, labelled `label` in reports.
+    #[must_use]
     pub fn route(self, label: &str, matcher: RouteMatch, output: impl Analyzer + 'static) -> Self {
         self.boxed_route(label, matcher, Box::new(output))
     }
 
     /// Adds a route to an analyzer already boxed.
+    #[must_use]
     pub fn boxed_route(
         mut self,
         label: &str,
@@ -329,6 +331,7 @@ impl RouterBuilder {
     }
 
     /// Adds a route to the output of an earlier route `earlier` (0-based).
+    #[must_use]
     pub fn shared_route(mut self, label: &str, matcher: RouteMatch, earlier: usize) -> Self {
         let output = self.routes.get(earlier).and_then(|r| r.output);
         self.push(label, matcher, output);
@@ -336,6 +339,7 @@ impl RouterBuilder {
     }
 
     /// Adds a route that drops what it matches.
+    #[must_use]
     pub fn drop_route(mut self, label: &str, matcher: RouteMatch) -> Self {
         self.push(label, matcher, None);
         self
@@ -370,8 +374,8 @@ impl Router {
 
     /// Opens every route's output (files, taps); routes with the same target
     /// share one output.
-    pub fn open(specs: Vec<RouteSpec>) -> Result<Router, RouteError> {
-        let mut builder = Router::builder();
+    pub fn open(specs: Vec<RouteSpec>) -> Result<Self, RouteError> {
+        let mut builder = Self::builder();
         let mut opened: Vec<(RouteTarget, usize)> = Vec::new();
         for (i, spec) in specs.into_iter().enumerate() {
             let RouteSpec {
@@ -428,12 +432,13 @@ impl Router {
     /// The output of route `route`, if it has one.
     #[inline]
     fn output_of(&self, route: usize) -> Option<usize> {
-        self.routes.get(route).and_then(|r| r.output)
+        let r = self.routes.get(route)?;
+        r.output
     }
 }
 
 impl Analyzer for Router {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "router"
     }
 

@@ -32,13 +32,13 @@ pub struct TapWriter {
 
 impl TapWriter {
     /// Creates the tap device `name`, brings it up and writes to it.
-    pub fn create(name: &str) -> Result<TapWriter, TapError> {
-        Ok(TapWriter::new(TapDevice::create(name)?))
+    pub fn create(name: &str) -> Result<Self, TapError> {
+        Ok(Self::new(TapDevice::create(name)?))
     }
 
     /// Writes to an existing device.
-    pub fn new(device: TapDevice) -> TapWriter {
-        TapWriter {
+    pub fn new(device: TapDevice) -> Self {
+        Self {
             label: format!("tap {}", device.name()),
             mtu: device.mtu(),
             mtu_read: Instant::now(),

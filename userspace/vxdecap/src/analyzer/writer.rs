@@ -22,14 +22,14 @@ pub enum OutputFormat {
 impl OutputFormat {
     /// The format `path` asks for: pcapng for a `.pcapng` name (any case),
     /// pcap otherwise and for stdout (`-`).
-    pub fn for_path(path: &str) -> OutputFormat {
+    pub fn for_path(path: &str) -> Self {
         let pcapng = Path::new(path)
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("pcapng"));
         if pcapng {
-            OutputFormat::Pcapng
+            Self::Pcapng
         } else {
-            OutputFormat::Pcap
+            Self::Pcap
         }
     }
 }
@@ -71,8 +71,8 @@ impl<W: Write> FrameWriter<W> {
     /// Writes the file header (pcap global header or pcapng section header).
     pub fn new(format: OutputFormat, pcapng: PcapngOptions, out: W) -> io::Result<Self> {
         Ok(match format {
-            OutputFormat::Pcap => FrameWriter::Pcap(PcapWriter::new(out)?),
-            OutputFormat::Pcapng => FrameWriter::Pcapng(PcapngWriter::with_options(out, pcapng)?),
+            OutputFormat::Pcap => Self::Pcap(PcapWriter::new(out)?),
+            OutputFormat::Pcapng => Self::Pcapng(PcapngWriter::with_options(out, pcapng)?),
         })
     }
 
@@ -86,9 +86,9 @@ impl<W: Write> FrameWriter<W> {
         cut_back: Option<CutBack<W>>,
     ) -> io::Result<Self> {
         Ok(match format {
-            OutputFormat::Pcap => FrameWriter::Pcap(PcapWriter::buffered(out, capacity, cut_back)?),
+            OutputFormat::Pcap => Self::Pcap(PcapWriter::buffered(out, capacity, cut_back)?),
             OutputFormat::Pcapng => {
-                FrameWriter::Pcapng(PcapngWriter::buffered(out, pcapng, capacity, cut_back)?)
+                Self::Pcapng(PcapngWriter::buffered(out, pcapng, capacity, cut_back)?)
             }
         })
     }
@@ -97,8 +97,8 @@ impl<W: Write> FrameWriter<W> {
     #[inline]
     pub fn write_frame(&mut self, bytes: &[u8], meta: &FrameMeta) -> io::Result<()> {
         match self {
-            FrameWriter::Pcap(w) => w.write_frame(bytes, meta.timestamp_ns, meta.orig_len),
-            FrameWriter::Pcapng(w) => w.write_frame(bytes, meta),
+            Self::Pcap(w) => w.write_frame(bytes, meta.timestamp_ns, meta.orig_len),
+            Self::Pcapng(w) => w.write_frame(bytes, meta),
         }
     }
 
@@ -112,56 +112,56 @@ impl<W: Write> FrameWriter<W> {
         limit: u64,
     ) -> io::Result<bool> {
         match self {
-            FrameWriter::Pcap(w) => w.write_frame_within(bytes, meta, limit),
-            FrameWriter::Pcapng(w) => w.write_frame_within(bytes, meta, limit),
+            Self::Pcap(w) => w.write_frame_within(bytes, meta, limit),
+            Self::Pcapng(w) => w.write_frame_within(bytes, meta, limit),
         }
     }
 
     /// Frames taken so far (written, buffered or failed).
     pub fn frames(&self) -> u64 {
         match self {
-            FrameWriter::Pcap(w) => w.frames(),
-            FrameWriter::Pcapng(w) => w.frames(),
+            Self::Pcap(w) => w.frames(),
+            Self::Pcapng(w) => w.frames(),
         }
     }
 
     /// Frames the output took whole (those a reader finds).
     pub fn frames_written(&self) -> u64 {
         match self {
-            FrameWriter::Pcap(w) => w.frames_written(),
-            FrameWriter::Pcapng(w) => w.frames_written(),
+            Self::Pcap(w) => w.frames_written(),
+            Self::Pcapng(w) => w.frames_written(),
         }
     }
 
     /// Frames lost to a write error.
     pub fn frames_failed(&self) -> u64 {
         match self {
-            FrameWriter::Pcap(w) => w.frames_failed(),
-            FrameWriter::Pcapng(w) => w.frames_failed(),
+            Self::Pcap(w) => w.frames_failed(),
+            Self::Pcapng(w) => w.frames_failed(),
         }
     }
 
     /// Bytes taken so far, headers included.
     pub fn bytes_written(&self) -> u64 {
         match self {
-            FrameWriter::Pcap(w) => w.bytes_written(),
-            FrameWriter::Pcapng(w) => w.bytes_written(),
+            Self::Pcap(w) => w.bytes_written(),
+            Self::Pcapng(w) => w.bytes_written(),
         }
     }
 
     /// Flushes the underlying writer.
     pub fn flush(&mut self) -> io::Result<()> {
         match self {
-            FrameWriter::Pcap(w) => w.flush(),
-            FrameWriter::Pcapng(w) => w.flush(),
+            Self::Pcap(w) => w.flush(),
+            Self::Pcapng(w) => w.flush(),
         }
     }
 
     /// Flushes and returns the writer.
     pub fn into_inner(self) -> io::Result<W> {
         match self {
-            FrameWriter::Pcap(w) => w.into_inner(),
-            FrameWriter::Pcapng(w) => w.into_inner(),
+            Self::Pcap(w) => w.into_inner(),
+            Self::Pcapng(w) => w.into_inner(),
         }
     }
 }

@@ -107,13 +107,13 @@ impl Capture {
     /// Starts configuring an offline run over the pcap or pcapng file
     /// `path` (`-`: stdin); see [`CaptureBuilder::offline`].
     pub fn from_file(path: impl Into<PathBuf>) -> CaptureBuilder {
-        Capture::builder("").offline(path)
+        Self::builder("").offline(path)
     }
 
     /// A flag that stops the capture when raised (from any thread or a
     /// signal handler); a live capture then drains its rings and returns.
     pub fn stop_handle(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
+        Arc::clone(&self.stop)
     }
 
     /// Runs until stopped, or the duration or frame count is reached (or,
@@ -137,7 +137,7 @@ impl Capture {
 
     /// Runs on a background thread; stop it with [`RunningCapture::stop`].
     pub fn spawn(self) -> Result<RunningCapture, CaptureError> {
-        let stop = self.stop.clone();
+        let stop = Arc::clone(&self.stop);
         let handle = std::thread::Builder::new()
             .name("vxdecap-capture".into())
             .spawn(move || self.run())
@@ -188,12 +188,14 @@ impl CaptureBuilder {
     /// apply; the interface, queues, CPUs, modes, sizes, allowlists and
     /// metrics are live settings and are not used. The reader waits for the
     /// analyzers rather than dropping frames.
+    #[must_use]
     pub fn offline(mut self, path: impl Into<PathBuf>) -> Self {
         self.offline = Some(path.into());
         self
     }
 
     /// UDP destination ports carrying VXLAN (default 4789; at most 8).
+    #[must_use]
     pub fn ports(mut self, ports: &[u16]) -> Self {
         self.ports = ports.to_vec();
         self
@@ -202,12 +204,14 @@ impl CaptureBuilder {
     /// Only inner frames that match this tcpdump filter expression (such as
     /// `tcp port 80`) reach the analyzers; the rest are counted as
     /// `filtered_out`. Compiled by libpcap when the capture is built.
+    #[must_use]
     pub fn filter(mut self, expression: &str) -> Self {
         self.filter = Some(expression.to_owned());
         self
     }
 
     /// Rx queues to capture (default: all of them).
+    #[must_use]
     pub fn queues(mut self, queues: &[u32]) -> Self {
         self.config.queues = QueueSelection::List(queues.to_vec());
         self
@@ -215,12 +219,14 @@ impl CaptureBuilder {
 
     /// CPUs for the workers, one per queue in queue order (default: one per
     /// queue, skipping CPU 0 when there are more CPUs than queues).
+    #[must_use]
     pub fn cpus(mut self, cpus: &[usize]) -> Self {
         self.config.cpus = Some(cpus.to_vec());
         self
     }
 
     /// XDP attach and AF_XDP bind modes.
+    #[must_use]
     pub fn mode(mut self, mode: CaptureMode) -> Self {
         self.config.mode = mode;
         self
@@ -228,6 +234,7 @@ impl CaptureBuilder {
 
     /// Outer sources and VNIs allowed through (dropped in XDP otherwise, and
     /// counted); default: every source and VNI.
+    #[must_use]
     pub fn allowlist(mut self, allow: Allowlist) -> Self {
         self.config.allow = allow;
         self
@@ -236,6 +243,7 @@ impl CaptureBuilder {
     /// An allowlist file (`source …` and `vni …` lines), merged with
     /// [`allowlist`](Self::allowlist); the capture reads it again when
     /// the process gets SIGHUP.
+    #[must_use]
     pub fn allow_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.config.allow_file = Some(path.into());
         self
@@ -244,36 +252,42 @@ impl CaptureBuilder {
     /// Outer IPv4 fragments: reassembled with these settings, per worker
     /// (default: [`ReassemblyConfig::default`]), or with `None` counted as
     /// `outer_fragment` instead.
+    #[must_use]
     pub fn reassembly(mut self, reassembly: Option<ReassemblyConfig>) -> Self {
         self.config.reassembly = reassembly;
         self
     }
 
     /// Wait for slow analyzers instead of dropping frames for them.
+    #[must_use]
     pub fn lossless(mut self, lossless: bool) -> Self {
         self.config.lossless = lossless;
         self
     }
 
     /// Stop after this long.
+    #[must_use]
     pub fn duration(mut self, duration: Duration) -> Self {
         self.config.duration = Some(duration);
         self
     }
 
     /// Stop after the first analyzer has received this many frames.
+    #[must_use]
     pub fn count(mut self, count: u64) -> Self {
         self.config.count = Some(count);
         self
     }
 
     /// Serve Prometheus metrics on this address while running.
+    #[must_use]
     pub fn metrics(mut self, addr: SocketAddr) -> Self {
         self.config.metrics = Some(addr.into());
         self
     }
 
     /// Socket and UMEM sizes (frame size, frame count, RX ring).
+    #[must_use]
     pub fn socket(mut self, socket: vxdecap_xsk::SocketConfig) -> Self {
         self.config.socket = socket;
         self
@@ -281,12 +295,14 @@ impl CaptureBuilder {
 
     /// Adds an analyzer; each runs on its own thread and sees every inner
     /// frame (at most 8).
+    #[must_use]
     pub fn analyzer(mut self, analyzer: impl Analyzer + 'static) -> Self {
         self.analyzers.push(Box::new(analyzer));
         self
     }
 
     /// Adds an analyzer already boxed.
+    #[must_use]
     pub fn boxed_analyzer(mut self, analyzer: Box<dyn Analyzer>) -> Self {
         self.analyzers.push(analyzer);
         self
@@ -307,20 +323,17 @@ impl CaptureBuilder {
             self.analyzers = self
                 .analyzers
                 .into_iter()
-                .map(|a| Box::new(Filtered::new(filter.clone(), a)) as Box<dyn Analyzer>)
+                .map(|a| -> Box<dyn Analyzer> { Box::new(Filtered::new(filter.clone(), a)) })
                 .collect();
         }
-        let input = match &self.offline {
-            Some(path) => {
-                if let Some(r) = self.config.reassembly {
-                    Reassembler::new(r).map_err(SetupError::Reassembly)?;
-                }
-                Some(CaptureInput::open(&path.to_string_lossy())?)
+        let input = if let Some(path) = &self.offline {
+            if let Some(r) = self.config.reassembly {
+                Reassembler::new(r).map_err(SetupError::Reassembly)?;
             }
-            None => {
-                check_config(&self.config)?;
-                None
-            }
+            Some(CaptureInput::open(&path.to_string_lossy())?)
+        } else {
+            check_config(&self.config)?;
+            None
         };
         Ok(Capture {
             config: self.config,

@@ -22,7 +22,7 @@ use vxdecap::select::{parse_list, Written};
     version,
     about = "Kernel-bypass VXLAN decapsulation for cloud packet mirroring"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -30,7 +30,7 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Capture mirrored VXLAN on an interface and write the inner frames.
     Capture(Box<CaptureArgs>),
     /// Decapsulate a pcap/pcapng capture of VXLAN traffic.
@@ -71,7 +71,7 @@ pub enum Command {
 
 /// Outputs and what shapes them (`capture` and `decap`).
 #[derive(Args, Debug)]
-pub struct OutputArgs {
+pub(crate) struct OutputArgs {
     /// Write inner frames to this pcap or pcapng file (`-` for stdout); without it, print one line per frame.
     #[arg(short = 'w', value_name = "FILE")]
     pub write: Option<String>,
@@ -114,7 +114,7 @@ pub struct OutputArgs {
 
 /// `--format`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum FormatArg {
+pub(crate) enum FormatArg {
     /// Classic pcap, nanosecond timestamps.
     Pcap,
     /// pcapng, one interface per VXLAN tunnel (VNI, outer source).
@@ -123,7 +123,7 @@ pub enum FormatArg {
 
 /// Outer IPv4 fragment reassembly (`capture` and `decap`).
 #[derive(Args, Debug)]
-pub struct ReassemblyArgs {
+pub(crate) struct ReassemblyArgs {
     /// Count outer IPv4 fragments as `outer_fragment` instead of reassembling them.
     #[arg(long)]
     pub no_reassembly: bool,
@@ -140,7 +140,7 @@ pub struct ReassemblyArgs {
 
 /// `vxdecap capture`.
 #[derive(Args, Debug)]
-pub struct CaptureArgs {
+pub(crate) struct CaptureArgs {
     /// Interface receiving the mirrored traffic (or `interface` in --config).
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,
@@ -209,7 +209,7 @@ pub struct CaptureArgs {
 
 /// `--mode`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ModeArg {
+pub(crate) enum ModeArg {
     /// Driver XDP and zero-copy where possible, falling back to generic XDP and copy mode.
     Auto,
     /// Driver XDP and zero-copy sockets, or fail.
@@ -223,17 +223,17 @@ pub enum ModeArg {
 impl From<ModeArg> for CaptureMode {
     fn from(mode: ModeArg) -> Self {
         match mode {
-            ModeArg::Auto => CaptureMode::Auto,
-            ModeArg::Zerocopy => CaptureMode::ZeroCopy,
-            ModeArg::Copy => CaptureMode::Copy,
-            ModeArg::Skb => CaptureMode::Skb,
+            ModeArg::Auto => Self::Auto,
+            ModeArg::Zerocopy => Self::ZeroCopy,
+            ModeArg::Copy => Self::Copy,
+            ModeArg::Skb => Self::Skb,
         }
     }
 }
 
 /// `vxdecap decap`.
 #[derive(Args, Debug)]
-pub struct DecapArgs {
+pub(crate) struct DecapArgs {
     /// Capture file to read (pcap or pcapng; `-` for stdin).
     #[arg(short = 'r', value_name = "FILE")]
     pub read: String,
@@ -245,7 +245,7 @@ pub struct DecapArgs {
 
 /// `vxdecap lab`.
 #[derive(Args, Debug)]
-pub struct LabArgs {
+pub(crate) struct LabArgs {
     /// HTTP GETs the client makes.
     #[arg(long, default_value_t = 3)]
     pub requests: u32,

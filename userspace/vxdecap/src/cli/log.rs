@@ -8,13 +8,13 @@ use std::io::Write as _;
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::layer::{Context, SubscriberExt};
-use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::layer::{Context, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::{filter, EnvFilter, Layer};
 use vxdecap::report::CONSOLE;
 
 /// Installs the log for the rest of the process.
-pub fn init() {
+pub(crate) fn init() {
     let console = ConsoleLines.with_filter(filter::filter_fn(|m| m.target() == CONSOLE));
     let level = EnvFilter::try_from_env("VXDECAP_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     let diagnostics = tracing_subscriber::fmt::layer()

@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 use vxdecap::analyzer::{
     Analyzer, OutputFormat, OutputOptions, PcapngOptions, Rotation, RouteSpec,
 };
@@ -40,7 +40,7 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 /// The exit code for an error that ended the command: 2 for bad usage or
 /// configuration (another XDP program on the interface is the user's to
 /// remove, as a bad flag is), 1 otherwise.
-pub fn exit_code(e: &anyhow::Error) -> ExitCode {
+pub(crate) fn exit_code(e: &anyhow::Error) -> ExitCode {
     let configuration = e.downcast_ref::<UsageError>().is_some()
         || e.downcast_ref::<CaptureError>()
             .is_some_and(CaptureError::is_configuration);
@@ -48,7 +48,7 @@ pub fn exit_code(e: &anyhow::Error) -> ExitCode {
 }
 
 /// Runs `command`.
-pub fn run(command: Command) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Capture(args) => capture(*args),
         Command::Decap(args) => decap(*args),
@@ -154,7 +154,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     if let Some(file) = &args.allow_file {
         config.allow_file = Some(file.clone());
     }
-    config.run_as = args.run_as.clone();
+    config.run_as.clone_from(&args.run_as);
     config.reassembly = reassembly(&args.reassembly)?;
     config.auto_frame_size = args.frame_size.is_none();
     config.idle_spin = Duration::from_micros(args.spin_us);
@@ -168,7 +168,7 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     config.output_name = output_name;
     let stop = stop_flag()?;
     let summary = run_capture(&config, analyzers, stop)?;
-    finish(&summary)
+    Ok(finish(&summary))
 }
 
 fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
@@ -200,17 +200,17 @@ fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
         reassembly,
         Arc::new(AtomicBool::new(false)),
     )?;
-    finish(&summary)
+    Ok(finish(&summary))
 }
 
 /// Prints the summary; exit 1 when the output or the input failed.
-fn finish(summary: &Summary) -> anyhow::Result<ExitCode> {
+fn finish(summary: &Summary) -> ExitCode {
     eprint!("{}", summary.render());
-    Ok(if summary.failed() {
+    if summary.failed() {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 /// The run's settings: the --config file, if any, with the flags on top.
@@ -220,13 +220,13 @@ fn settings(output: &OutputArgs) -> anyhow::Result<Settings> {
         None => Settings::default(),
     };
     if !output.ports.is_empty() {
-        settings.ports = output.ports.clone();
+        settings.ports.clone_from(&output.ports);
     }
     if !output.filter.is_empty() {
         settings.filter = Some(output.filter.join(" "));
     }
     if output.write.is_some() {
-        settings.write = output.write.clone();
+        settings.write.clone_from(&output.write);
     }
     let flags = output_options(output);
     if flags.format.is_some() {
@@ -237,7 +237,7 @@ fn settings(output: &OutputArgs) -> anyhow::Result<Settings> {
     rotation.interval = flags.rotation.interval.or(rotation.interval);
     rotation.files = flags.rotation.files.or(rotation.files);
     if output.tap.is_some() {
-        settings.tap = output.tap.clone();
+        settings.tap.clone_from(&output.tap);
     }
     if !output.routes.is_empty() {
         settings.routes = output
@@ -323,9 +323,9 @@ fn require_root(what: &str) -> anyhow::Result<()> {
 fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&stop))
             .context("cannot install the signal handler")?;
-        signal_hook::flag::register(signal, stop.clone())
+        signal_hook::flag::register(signal, Arc::clone(&stop))
             .context("cannot install the signal handler")?;
     }
     Ok(stop)

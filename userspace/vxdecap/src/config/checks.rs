@@ -64,7 +64,10 @@ pub(super) fn check_tap_name(name: &str) -> Result<(), ParseError> {
 
 /// `pcapng, new file every 3600 s, keep 24 files`.
 pub(super) fn describe_file(path: &str, options: &OutputOptions) -> String {
-    let format = match options.format.unwrap_or(OutputFormat::for_path(path)) {
+    let format = match options
+        .format
+        .unwrap_or_else(|| OutputFormat::for_path(path))
+    {
         OutputFormat::Pcap => "pcap",
         OutputFormat::Pcapng => "pcapng",
     };

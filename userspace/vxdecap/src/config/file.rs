@@ -66,7 +66,7 @@ impl TryFrom<toml::Value> for ListValue {
             ParseError::new(format!("expected a list of queues or CPUs such as \"0,2-3\" or [0, 1] (or \"all\" for queues), found {found}"))
         };
         match &value {
-            toml::Value::String(text) => Ok(ListValue::Text(text.clone())),
+            toml::Value::String(text) => Ok(Self::Text(text.clone())),
             toml::Value::Array(items) => items
                 .iter()
                 .map(|item| {
@@ -86,8 +86,8 @@ impl ListValue {
     /// The text of the value (an array as `0,1`).
     fn text(&self) -> String {
         match self {
-            ListValue::Text(text) => text.clone(),
-            ListValue::Numbers(list) => {
+            Self::Text(text) => text.clone(),
+            Self::Numbers(list) => {
                 let list: Vec<String> = list.iter().map(usize::to_string).collect();
                 list.join(",")
             }
@@ -98,8 +98,8 @@ impl ListValue {
     pub(super) fn queues(self, what: &str) -> Result<Written<QueueSelection>, ParseError> {
         let text = self.text();
         let value = match self {
-            ListValue::Text(text) => QueueSelection::parse(&text, what)?,
-            ListValue::Numbers(list) => {
+            Self::Text(text) => QueueSelection::parse(&text, what)?,
+            Self::Numbers(list) => {
                 check_list(&list, what)?;
                 QueueSelection::List(list.into_iter().map(|q| q as u32).collect())
             }
@@ -111,8 +111,8 @@ impl ListValue {
     pub(super) fn cpus(self, what: &str) -> Result<Written<Vec<usize>>, ParseError> {
         let text = self.text();
         let value = match self {
-            ListValue::Text(text) => parse_list(&text, what)?,
-            ListValue::Numbers(list) => check_list(&list, what).map(|()| list)?,
+            Self::Text(text) => parse_list(&text, what)?,
+            Self::Numbers(list) => check_list(&list, what).map(|()| list)?,
         };
         Ok(Written { value, text })
     }
@@ -132,9 +132,9 @@ impl TryFrom<toml::Value> for VniValue {
     fn try_from(value: toml::Value) -> Result<Self, ParseError> {
         match &value {
             toml::Value::Integer(n) if (0..=i64::from(MAX_VNI)).contains(n) => {
-                Ok(VniValue::Number(*n as u32))
+                Ok(Self::Number(*n as u32))
             }
-            toml::Value::String(text) => Ok(VniValue::Text(text.clone())),
+            toml::Value::String(text) => Ok(Self::Text(text.clone())),
             other => Err(ParseError::new(format!(
                 "expected a VNI from 0 to {MAX_VNI} such as 27, or a range such as \"100-199\", found {other}"
             ))),
@@ -155,8 +155,8 @@ impl TryFrom<toml::Value> for SizeValue {
 
     fn try_from(value: toml::Value) -> Result<Self, ParseError> {
         match &value {
-            toml::Value::Integer(n) if *n > 0 => Ok(SizeValue::Millions(*n as u64)),
-            toml::Value::String(text) => Ok(SizeValue::Text(text.clone())),
+            toml::Value::Integer(n) if *n > 0 => Ok(Self::Millions(*n as u64)),
+            toml::Value::String(text) => Ok(Self::Text(text.clone())),
             other => Err(ParseError::new(format!(
                 "file_size: expected a size such as 100 (MB), \"512k\" or \"2g\", found {other}"
             ))),
@@ -290,7 +290,7 @@ impl RouteSection {
             self.label(),
             target
                 .as_ref()
-                .map_or(to.trim().to_owned(), ToString::to_string)
+                .map_or_else(|_| to.trim().to_owned(), ToString::to_string)
         );
         let at = |e: ParseError| err(format!("{place}: route {rule:?}: {e}"));
         let mut matcher = RouteMatch::any();
@@ -363,7 +363,7 @@ impl AllowSection {
         }
         for vni in self.vnis.iter().flatten() {
             let vnis = match vni {
-                VniValue::Number(n) => [*n].into_iter().collect(),
+                VniValue::Number(n) => std::iter::once(*n).collect(),
                 VniValue::Text(t) => {
                     parse_vnis(t).map_err(|e| err(format!("[allow] vnis: {e}")))?
                 }

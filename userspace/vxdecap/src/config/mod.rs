@@ -52,7 +52,7 @@ pub struct ConfigError(pub String);
 
 impl From<ParseError> for ConfigError {
     fn from(e: ParseError) -> Self {
-        ConfigError(e.to_string())
+        Self(e.to_string())
     }
 }
 
@@ -96,14 +96,14 @@ pub struct Settings {
 
 impl Settings {
     /// Reads a configuration file.
-    pub fn from_file(path: &str) -> Result<Settings, ConfigError> {
+    pub fn from_file(path: &str) -> Result<Self, ConfigError> {
         let text = crate::files::read_text(std::path::Path::new(path), crate::files::CONFIG_LIMIT)
             .map_err(|e| err(format!("cannot read the config file {path}: {e}")))?;
-        Settings::from_toml(&text).map_err(|e| err(format!("{path}: {}", e.0)))
+        Self::from_toml(&text).map_err(|e| err(format!("{path}: {}", e.0)))
     }
 
     /// Parses configuration text into typed settings.
-    pub fn from_toml(text: &str) -> Result<Settings, ConfigError> {
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| {
             // toml's message spans several lines (a source excerpt); keep
             // it to one: the position and what is wrong.
@@ -154,7 +154,7 @@ impl Settings {
             Some(section) => section.allowlist()?,
             None => (Allowlist::default(), None),
         };
-        Ok(Settings {
+        Ok(Self {
             allow,
             allow_file,
             interface: file.interface,
@@ -217,7 +217,7 @@ impl Settings {
         config.lossless = self.lossless;
         config.allow = self.allow.clone();
         config.allow_file = self.allow_file.as_ref().map(std::path::PathBuf::from);
-        config.metrics = self.metrics.clone();
+        config.metrics.clone_from(&self.metrics);
         Ok(config)
     }
 
@@ -345,13 +345,13 @@ impl Settings {
             "queues: {}",
             self.queues
                 .as_ref()
-                .map_or("all".to_owned(), ToString::to_string)
+                .map_or_else(|| "all".to_owned(), ToString::to_string)
         );
         let _ = writeln!(
             out,
             "cpus: {}",
-            self.cpus.as_ref().map_or(
-                "one per queue, skipping core 0".to_owned(),
+            self.cpus.as_ref().map_or_else(
+                || "one per queue, skipping core 0".to_owned(),
                 ToString::to_string
             )
         );
@@ -368,14 +368,17 @@ impl Settings {
         let _ = writeln!(
             out,
             "metrics: {}",
-            self.metrics.as_ref().map_or("off".to_owned(), |m| {
-                let addrs: Vec<String> = m.addrs.iter().map(SocketAddr::to_string).collect();
-                if addrs == [m.text.clone()] {
-                    m.text.clone()
-                } else {
-                    format!("{} ({})", m.text, addrs.join(", "))
+            self.metrics.as_ref().map_or_else(
+                || "off".to_owned(),
+                |m| {
+                    let addrs: Vec<String> = m.addrs.iter().map(SocketAddr::to_string).collect();
+                    if addrs == [m.text.clone()] {
+                        m.text.clone()
+                    } else {
+                        format!("{} ({})", m.text, addrs.join(", "))
+                    }
                 }
-            })
+            )
         );
         let _ = writeln!(out, "inner filter: {}", or(&self.filter, "none"));
         if let Some(w) = &self.write {
@@ -451,7 +454,7 @@ impl Settings {
         if let Some(filter) = filter {
             analyzers = analyzers
                 .into_iter()
-                .map(|a| Box::new(Filtered::new(filter.clone(), a)) as Box<dyn Analyzer>)
+                .map(|a| -> Box<dyn Analyzer> { Box::new(Filtered::new(filter.clone(), a)) })
                 .collect();
         }
         Ok((analyzers, names.join(", ")))

@@ -53,7 +53,7 @@ impl std::fmt::Debug for AnalyzerRunner {
         f.debug_struct("AnalyzerRunner")
             .field("analyzer", &self.analyzer.name())
             .field("written", &self.report.written)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,12 +72,14 @@ impl AnalyzerRunner {
             || Histogram::<u64>::new_with_bounds(LATENCY_LOW_NS, LATENCY_HIGH_NS, 3).ok();
         let (per_worker, merged) = match latency {
             Latency::Measure => (
-                (0..receiver.workers()).map(|_| new_histogram()).collect(),
+                std::iter::repeat_with(&new_histogram)
+                    .take(receiver.workers())
+                    .collect(),
                 new_histogram(),
             ),
             Latency::Skip => (Vec::new(), None),
         };
-        AnalyzerRunner {
+        Self {
             receiver,
             analyzer,
             limit: limit.unwrap_or(u64::MAX),
@@ -310,8 +312,8 @@ pub fn spawn_analyzers(
             receiver,
             analyzer,
             limit,
-            stop.clone(),
-            progress.clone(),
+            Arc::clone(stop),
+            Arc::clone(&progress),
             latency,
         );
         let handle = std::thread::Builder::new()
@@ -356,7 +358,7 @@ impl InlineAnalyzers {
         limit: Option<u64>,
         stop: &Arc<AtomicBool>,
         latency: Latency,
-    ) -> (Vec<AnalyzerThread>, InlineAnalyzers) {
+    ) -> (Vec<AnalyzerThread>, Self) {
         let mut handles = Vec::with_capacity(analyzers.len());
         let mut runners = Vec::with_capacity(analyzers.len());
         for (receiver, analyzer) in receivers.into_iter().zip(analyzers) {
@@ -368,8 +370,8 @@ impl InlineAnalyzers {
                     receiver,
                     analyzer,
                     limit,
-                    stop.clone(),
-                    progress.clone(),
+                    Arc::clone(stop),
+                    Arc::clone(&progress),
                     latency,
                 ),
                 tx,
@@ -382,7 +384,7 @@ impl InlineAnalyzers {
         }
         (
             handles,
-            InlineAnalyzers {
+            Self {
                 runners,
                 last_idle: Instant::now(),
             },

@@ -35,7 +35,7 @@ pub struct FrameMeta {
 
 impl Default for FrameMeta {
     fn default() -> Self {
-        FrameMeta {
+        Self {
             timestamp_ns: 0,
             orig_len: 0,
             vni: 0,
@@ -98,7 +98,7 @@ impl InnerBatch {
         source: u16,
         queue: u16,
     ) -> Self {
-        InnerBatch {
+        Self {
             view: Some(view),
             frames: Vec::with_capacity(capacity),
             copies: Vec::with_capacity(copy_bytes),
@@ -112,7 +112,7 @@ impl InnerBatch {
     /// An empty batch of up to `capacity` frames copied into `bytes` bytes,
     /// filled by worker `source` from rx queue `queue`.
     pub fn owned(bytes: usize, capacity: usize, source: u16, queue: u16) -> Self {
-        InnerBatch {
+        Self {
             view: None,
             frames: Vec::new(),
             copies: Vec::with_capacity(bytes),
@@ -288,7 +288,8 @@ impl<'a> Frames<'a> {
 
     /// The frames `range` of these (indices relative to this run, cut to it).
     #[inline]
-    pub fn slice(&self, range: Range<usize>) -> Frames<'a> {
+    #[must_use]
+    pub fn slice(&self, range: Range<usize>) -> Self {
         let end = self.range.start + range.end.min(self.len());
         let start = (self.range.start + range.start).min(end);
         Frames {
@@ -333,7 +334,10 @@ mod tests {
         let tail = frames.slice(1..5);
         assert_eq!((tail.len(), tail.get(0).bytes), (1, &b"abcdef"[..]));
         assert!(frames.slice(3..9).is_empty());
-        #[allow(clippy::reversed_empty_ranges)]
+        #[allow(
+            clippy::reversed_empty_ranges,
+            reason = "a reversed range is what this checks"
+        )]
         let reversed = frames.slice(1..0);
         assert!(reversed.is_empty());
         batch.clear(|frames| assert_eq!(frames.count(), 0, "owned batches lease nothing"));

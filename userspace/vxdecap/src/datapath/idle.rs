@@ -51,10 +51,10 @@ impl std::str::FromStr for RxPolicy {
     /// `auto`, `busy-poll`, `spin` or `sleep`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         Ok(match text {
-            "auto" => RxPolicy::Auto,
-            "busy-poll" => RxPolicy::BusyPoll,
-            "spin" => RxPolicy::Spin,
-            "sleep" => RxPolicy::Sleep,
+            "auto" => Self::Auto,
+            "busy-poll" => Self::BusyPoll,
+            "spin" => Self::Spin,
+            "sleep" => Self::Sleep,
             _ => {
                 return Err(ParseError::new(format!(
                     "--rx-policy {text}: use auto, busy-poll, spin or sleep"
@@ -66,14 +66,14 @@ impl std::str::FromStr for RxPolicy {
 
 impl RxPolicy {
     /// The policy a queue runs with a socket bound in `mode`, and why.
-    pub fn resolve(self, mode: BindMode) -> (RxPolicy, &'static str) {
+    pub fn resolve(self, mode: BindMode) -> (Self, &'static str) {
         match (self, mode) {
-            (RxPolicy::Auto, BindMode::ZeroCopy) => (
-                RxPolicy::BusyPoll,
+            (Self::Auto, BindMode::ZeroCopy) => (
+                Self::BusyPoll,
                 "zero-copy socket: the worker runs the queue's receive work itself (preferred busy polling)",
             ),
-            (RxPolicy::Auto, BindMode::Copy) => (
-                RxPolicy::Auto,
+            (Self::Auto, BindMode::Copy) => (
+                Self::Auto,
                 "copy-mode socket, which the kernel gives no NAPI id to busy-poll: the worker sleeps on an empty ring while the kernel's receive work can run on its core, and spins briefly under load while it runs elsewhere",
             ),
             (policy, _) => (policy, "as asked (--rx-policy)"),
@@ -84,10 +84,10 @@ impl RxPolicy {
 impl fmt::Display for RxPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            RxPolicy::Auto => "auto",
-            RxPolicy::BusyPoll => "busy-poll",
-            RxPolicy::Spin => "spin",
-            RxPolicy::Sleep => "sleep",
+            Self::Auto => "auto",
+            Self::BusyPoll => "busy-poll",
+            Self::Spin => "spin",
+            Self::Sleep => "sleep",
         })
     }
 }
@@ -112,24 +112,24 @@ pub struct IdlePolicy {
 
 impl IdlePolicy {
     /// The idle behaviour of `policy` (resolved), spinning `spin` for [`RxPolicy::Spin`].
-    pub fn of(policy: RxPolicy, spin: Duration) -> IdlePolicy {
+    pub fn of(policy: RxPolicy, spin: Duration) -> Self {
         match policy {
-            RxPolicy::BusyPoll => IdlePolicy {
+            RxPolicy::BusyPoll => Self {
                 busy_poll: true,
                 spin: BUSY_POLL_SPIN,
                 adaptive: false,
             },
-            RxPolicy::Spin => IdlePolicy {
+            RxPolicy::Spin => Self {
                 busy_poll: false,
                 spin,
                 adaptive: false,
             },
-            RxPolicy::Auto => IdlePolicy {
+            RxPolicy::Auto => Self {
                 busy_poll: false,
                 spin: spin.min(ADAPTIVE_SPIN_MAX),
                 adaptive: true,
             },
-            RxPolicy::Sleep => IdlePolicy {
+            RxPolicy::Sleep => Self {
                 busy_poll: false,
                 spin: Duration::ZERO,
                 adaptive: false,
@@ -194,7 +194,7 @@ const SPIN_FRAMES: f64 = 64.0;
 impl IdlePacer {
     /// A pacer for `policy`.
     pub fn new(policy: IdlePolicy) -> Self {
-        IdlePacer {
+        Self {
             policy,
             idle_since: None,
             slept_at: Instant::now(),
@@ -229,27 +229,26 @@ impl IdlePacer {
     /// receive work can run on this worker's core now.
     pub fn empty(&mut self, shared: bool) -> IdleStep {
         let now = Instant::now();
-        let (idle, spin) = match self.idle_since {
-            Some(stretch) => stretch,
-            None => {
-                let spin = if !self.policy.adaptive {
-                    self.policy.spin
-                } else if shared {
-                    // Every spin is time the kernel's thread waits for this CPU.
+        let (idle, spin) = if let Some(stretch) = self.idle_since {
+            stretch
+        } else {
+            let spin = if !self.policy.adaptive {
+                self.policy.spin
+            } else if shared {
+                // Every spin is time the kernel's thread waits for this CPU.
+                Duration::ZERO
+            } else {
+                let rate = self.rate(now);
+                if rate < ADAPTIVE_SPIN_RATE {
                     Duration::ZERO
                 } else {
-                    let rate = self.rate(now);
-                    if rate < ADAPTIVE_SPIN_RATE {
-                        Duration::ZERO
-                    } else {
-                        Duration::from_secs_f64(SPIN_FRAMES / rate)
-                            .clamp(ADAPTIVE_SPIN_MIN, ADAPTIVE_SPIN_MAX)
-                            .min(self.policy.spin)
-                    }
-                };
-                self.idle_since = Some((now, spin));
-                (now, spin)
-            }
+                    Duration::from_secs_f64(SPIN_FRAMES / rate)
+                        .clamp(ADAPTIVE_SPIN_MIN, ADAPTIVE_SPIN_MAX)
+                        .min(self.policy.spin)
+                }
+            };
+            self.idle_since = Some((now, spin));
+            (now, spin)
         };
         if now.duration_since(idle) < spin {
             return IdleStep::Spin;

@@ -64,16 +64,16 @@ pub fn fan_out(
     let mut shared = Vec::with_capacity(workers);
     for _ in 0..workers {
         let queues = Arc::new(WorkerQueues {
-            lanes: (0..analyzers)
-                .map(|_| Lane {
-                    queue: ArrayQueue::new(batches),
-                    held: AtomicUsize::new(0),
-                })
-                .collect(),
+            lanes: std::iter::repeat_with(|| Lane {
+                queue: ArrayQueue::new(batches),
+                held: AtomicUsize::new(0),
+            })
+            .take(analyzers)
+            .collect(),
             done: ArrayQueue::new(batches * analyzers),
             closed: AtomicBool::new(false),
         });
-        shared.push(queues.clone());
+        shared.push(Arc::clone(&queues));
         senders.push(BatchSender {
             queues,
             free: Vec::with_capacity(batches),
@@ -106,7 +106,7 @@ impl std::fmt::Debug for BatchSender {
         f.debug_struct("BatchSender")
             .field("free", &self.free.len())
             .field("leased", &self.leased)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -193,7 +193,7 @@ impl BatchSender {
         let frames = batch.len();
         let mut taken = 0;
         for (a, lane) in self.queues.lanes.iter().enumerate() {
-            let mut item = batch.clone();
+            let mut item = Arc::clone(&batch);
             loop {
                 let over_quota = lane.held.load(Ordering::Relaxed) + frames > self.quota;
                 let pushed = if over_quota {

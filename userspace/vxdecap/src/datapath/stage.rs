@@ -53,14 +53,14 @@ impl RxClock {
     /// shift its frames' times by a scheduler slice.
     #[inline]
     pub fn read() -> Self {
-        let mut best: Option<(u64, RxClock)> = None;
+        let mut best: Option<(u64, Self)> = None;
         for _ in 0..3 {
             let before = clock_ns(nix::time::ClockId::CLOCK_MONOTONIC);
             let real = clock_ns(nix::time::ClockId::CLOCK_REALTIME);
             let after = clock_ns(nix::time::ClockId::CLOCK_MONOTONIC);
             let width = after.saturating_sub(before);
             let mid = before + width / 2;
-            let clock = RxClock {
+            let clock = Self {
                 now_ns: real,
                 offset_ns: real as i64 - mid as i64,
             };
@@ -71,7 +71,7 @@ impl RxClock {
                 break;
             }
         }
-        best.map_or_else(RxClock::default, |(_, clock)| clock)
+        best.map_or_else(Self::default, |(_, clock)| clock)
     }
 
     /// Wall-clock time of a monotonic receive time.
@@ -145,7 +145,7 @@ impl DecapStage {
         if sender.analyzers() > 1 {
             sender.set_lane_quota(lease_budget / 2);
         }
-        DecapStage {
+        Self {
             ports,
             queue,
             sender,
@@ -175,6 +175,7 @@ impl DecapStage {
     }
 
     /// Reassembles outer IPv4 fragments with `reassembler` (allocated once, here).
+    #[must_use]
     pub fn with_reassembler(mut self, reassembler: Reassembler) -> Self {
         self.reassembler = Some(Box::new(reassembler));
         self
@@ -182,6 +183,7 @@ impl DecapStage {
 
     /// Checks reassembled datagrams against `allow` (the source and VNI
     /// lists the XDP program enforces on whole frames), as it is at the time.
+    #[must_use]
     pub fn with_allowlist(mut self, allow: SharedAllowlist) -> Self {
         self.allow = Some(allow);
         self
@@ -234,12 +236,12 @@ impl DecapStage {
 
     /// The counters this stage publishes.
     pub fn shared_stats(&self) -> Arc<SharedStats> {
-        self.shared.clone()
+        Arc::clone(&self.shared)
     }
 
     /// The VNI table and socket counters this stage publishes (less often).
     pub fn shared_slow(&self) -> Arc<SharedSlow> {
-        self.slow.clone()
+        Arc::clone(&self.slow)
     }
 
     /// Inner frames per VNI so far (owner's view).
@@ -302,12 +304,11 @@ impl DecapStage {
     #[inline]
     pub fn handle_leased(&mut self, frame: RxFrame, view: &UmemView, clock: &RxClock) {
         let data = view.bytes(&frame);
-        let (timestamp_ns, outer, skip) = match RxMeta::split(data) {
-            Some((meta, outer)) => (clock.wall(meta.rx_ns), outer, RxMeta::LEN),
-            None => {
-                self.stats.add(StageCounter::NoRxTimestamp, 1);
-                (clock.now_ns, data, 0)
-            }
+        let (timestamp_ns, outer, skip) = if let Some((meta, outer)) = RxMeta::split(data) {
+            (clock.wall(meta.rx_ns), outer, RxMeta::LEN)
+        } else {
+            self.stats.add(StageCounter::NoRxTimestamp, 1);
+            (clock.now_ns, data, 0)
         };
         self.stats.add(StageCounter::Received, 1);
         self.stats
@@ -602,7 +603,7 @@ impl DecapStage {
 mod tests {
     use super::*;
     use crate::datapath::queue::fan_out;
-    use vxdecap_wire::{build, Reject};
+    use vxdecap_wire::build;
 
     fn vxlan(vni: u32, flags: u8) -> Vec<u8> {
         let inner =
@@ -687,7 +688,7 @@ mod tests {
             .add_vnis(crate::steer::allow::parse_vnis("27").unwrap())
             .unwrap();
         let shared: SharedAllowlist = Arc::new(arc_swap::ArcSwap::from_pointee(allow));
-        let mut stage = stage.with_allowlist(shared.clone());
+        let mut stage = stage.with_allowlist(Arc::clone(&shared));
 
         let allowed_src = [192, 0, 2, 1];
         let mut frames: Vec<Vec<u8>> = Vec::new();
@@ -698,13 +699,13 @@ mod tests {
         let s: Vec<Vec<Vec<u8>>> = (0..8)
             .map(|n| frag(&datagram(0, 27, n, allowed_src)))
             .collect();
-        frames.extend([&s[0][0], &s[0][1]].map(|f| f.clone()));
+        frames.extend([&s[0][0], &s[0][1]].map(Clone::clone));
         frames.push(s[1][0].clone()); // tail of 1 lost
-        frames.extend([&s[2][1], &s[2][0]].map(|f| f.clone())); // swapped
+        frames.extend([&s[2][1], &s[2][0]].map(Clone::clone)); // swapped
         frames.push(s[3][1].clone()); // head of 3 lost
-        frames.extend([&s[4][0], &s[4][1], &s[4][1]].map(|f| f.clone())); // duplicate tail
+        frames.extend([&s[4][0], &s[4][1], &s[4][1]].map(Clone::clone)); // duplicate tail
         frames.push(s[5][0].clone()); // tail of 5 lost
-        frames.extend([&s[6][0], &s[6][1]].map(|f| f.clone()));
+        frames.extend([&s[6][0], &s[6][1]].map(Clone::clone));
         frames.push(s[7][0].clone());
         // Numbered datagrams whose first fragment is the outer UDP header alone:
         // VNI 27 passes, VNI 4242 and a source outside the list do not.

@@ -67,7 +67,7 @@ impl BatchLoop {
     /// A loop taking up to `batch` frames at once into `stage`, running
     /// `inline` analyzers (if any) after each batch.
     pub fn new(stage: DecapStage, batch: usize, inline: Option<InlineAnalyzers>) -> Self {
-        BatchLoop {
+        Self {
             stage,
             batch: batch.max(1),
             inline,

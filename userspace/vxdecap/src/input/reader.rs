@@ -240,7 +240,7 @@ impl std::fmt::Debug for CaptureInput {
             .field("name", &self.name)
             .field("format", &self.format)
             .field("index", &self.index)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -298,7 +298,7 @@ fn tsresol_units(value: u8) -> u64 {
 impl CaptureInput {
     /// Opens `path` (`-` for stdin) and reads its header: a pcap file header
     /// or a pcapng section header. The error says what is wrong, for the user.
-    pub fn open(path: &str) -> Result<CaptureInput, ParseError> {
+    pub fn open(path: &str) -> Result<Self, ParseError> {
         let (name, source): (String, Box<dyn Read + Send>) = if path == "-" {
             ("stdin".to_owned(), Box::new(io::stdin()))
         } else {
@@ -306,15 +306,12 @@ impl CaptureInput {
                 File::open(path).map_err(|e| format!("cannot read {path}: {e}: check the path"))?;
             (path.to_owned(), Box::new(file))
         };
-        CaptureInput::from_reader(name, source)
+        Self::from_reader(name, source)
     }
 
     /// Reads the header of a capture from `source` (named `name` in
     /// messages): a pipe, a file, bytes in memory.
-    pub fn from_reader(
-        name: String,
-        source: Box<dyn Read + Send>,
-    ) -> Result<CaptureInput, ParseError> {
+    pub fn from_reader(name: String, source: Box<dyn Read + Send>) -> Result<Self, ParseError> {
         let mut source = BufReader::with_capacity(READ_BUFFER, source);
         let mut magic = [0u8; 4];
         let got = fill(&mut source, &mut magic).map_err(|e| format!("cannot read {name}: {e}"))?;
@@ -327,7 +324,7 @@ impl CaptureInput {
         }
         let le = u32::from_le_bytes(magic);
         let be = u32::from_be_bytes(magic);
-        let mut input = CaptureInput {
+        let mut input = Self {
             name,
             source,
             format: Format::Pcapng {

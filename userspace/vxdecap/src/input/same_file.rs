@@ -7,7 +7,7 @@
 
 use std::fs::{self, Metadata};
 use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::MetadataExt as _;
 
 use crate::analyzer::{FileNamer, OutputOptions};
 
@@ -19,8 +19,8 @@ pub struct FileId {
 }
 
 impl FileId {
-    fn of(metadata: &Metadata) -> FileId {
-        FileId {
+    fn of(metadata: &Metadata) -> Self {
+        Self {
             dev: metadata.dev(),
             ino: metadata.ino(),
         }
@@ -28,11 +28,11 @@ impl FileId {
 
     /// The file `path` names (symlinks followed), or stdin's for `-`; `None`
     /// when it does not exist (the reader reports that).
-    pub fn of_input(path: &str) -> Option<FileId> {
+    pub fn of_input(path: &str) -> Option<Self> {
         if path == "-" {
-            return stdio_metadata(io::stdin()).map(|m| FileId::of(&m));
+            return stdio_metadata(io::stdin()).map(|m| Self::of(&m));
         }
-        fs::metadata(path).ok().map(|m| FileId::of(&m))
+        fs::metadata(path).ok().map(|m| Self::of(&m))
     }
 }
 
@@ -121,7 +121,7 @@ pub fn check_outputs_spare_input(
         let counted = rotation.file_size.is_some();
         let (dir_prefix, _) = path
             .rsplit_once('/')
-            .map_or(("", path.as_str()), |(d, f)| (&path[..d.len() + 1], f));
+            .map_or(("", path.as_str()), |(d, f)| (&path[..=d.len()], f));
         let refuse = |candidate: &str| {
             Err(OverwritesInput::Rotated {
                 output: path.clone(),
@@ -175,12 +175,12 @@ mod tests {
     struct Dir(std::path::PathBuf);
 
     impl Dir {
-        fn new(tag: &str) -> Dir {
+        fn new(tag: &str) -> Self {
             let dir =
                 std::env::temp_dir().join(format!("vxdecap-same-{tag}-{}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir).expect("temp dir");
-            Dir(dir)
+            Self(dir)
         }
 
         fn path(&self, name: &str) -> String {

@@ -12,10 +12,15 @@
 //! Azure copies both directions of a NIC's traffic into VXLAN towards the
 //! collector; here `tc ... action mirred egress mirror` does the copying
 //! and a kernel VXLAN device the encapsulation.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "the lab is a command: it prints its transcript"
+)]
 
 pub mod netns;
 
-use std::io::{Read, Write};
+use std::io::{Read as _, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -23,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{bail, Context as _};
 
 use crate::input::CaptureInput;
 
@@ -67,7 +72,7 @@ pub struct LabTopology {
 
 impl LabTopology {
     /// Builds the three namespaces, links, VXLAN device and mirror.
-    pub fn create(prefix: &str) -> anyhow::Result<LabTopology> {
+    pub fn create(prefix: &str) -> anyhow::Result<Self> {
         let client = NetNs::create(&format!("{prefix}-client"))?;
         let app = NetNs::create(&format!("{prefix}-app"))?;
         let collector = NetNs::create(&format!("{prefix}-coll"))?;
@@ -107,7 +112,7 @@ impl LabTopology {
             );
             app.run("tc", &filter.split_whitespace().collect::<Vec<_>>())?;
         }
-        Ok(LabTopology {
+        Ok(Self {
             client,
             app,
             collector,
@@ -123,17 +128,16 @@ pub fn run_lab(config: &LabConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> 
         .to_str()
         .context("the vxdecap path is not UTF-8")?
         .to_owned();
-    let prefix = crate::lab::netns::unique_name("lab");
+    let prefix = netns::unique_name("lab");
     eprintln!("lab: building namespaces {prefix}-client, {prefix}-app, {prefix}-coll");
     let lab = LabTopology::create(&prefix)?;
 
     let temp_pcap;
-    let pcap_path = match &config.write {
-        Some(path) => path.clone(),
-        None => {
-            temp_pcap = TempFile(std::env::temp_dir().join(format!("{prefix}-inner.pcap")));
-            temp_pcap.0.clone()
-        }
+    let pcap_path = if let Some(path) = &config.write {
+        path.clone()
+    } else {
+        temp_pcap = TempFile(std::env::temp_dir().join(format!("{prefix}-inner.pcap")));
+        temp_pcap.0.clone()
     };
     let pcap_arg = pcap_path
         .to_str()

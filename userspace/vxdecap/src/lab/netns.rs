@@ -4,7 +4,7 @@
 
 use std::process::{Child, Command, Output, Stdio};
 
-use anyhow::{bail, Context};
+use anyhow::{bail, Context as _};
 
 /// Runs a command to completion; fails with its stderr when it fails.
 pub fn run(program: &str, args: &[&str]) -> anyhow::Result<Output> {
@@ -47,9 +47,9 @@ pub struct NetNs {
 
 impl NetNs {
     /// Creates the namespace with its loopback up.
-    pub fn create(name: &str) -> anyhow::Result<NetNs> {
+    pub fn create(name: &str) -> anyhow::Result<Self> {
         run("ip", &["netns", "add", name])?;
-        let ns = NetNs {
+        let ns = Self {
             name: name.to_owned(),
         };
         ns.ip(&["link", "set", "lo", "up"])?;
@@ -169,7 +169,7 @@ pub struct ChildGuard {
 impl ChildGuard {
     /// Guards `child`.
     pub fn new(child: Child) -> Self {
-        ChildGuard { child: Some(child) }
+        Self { child: Some(child) }
     }
 
     /// The child's pid.
@@ -237,8 +237,8 @@ impl WatchedChild {
         ready: &'static [&'static str],
         timeout: std::time::Duration,
         echo_prefix: Option<&'static str>,
-    ) -> anyhow::Result<WatchedChild> {
-        use std::io::{BufRead, BufReader, Read};
+    ) -> anyhow::Result<Self> {
+        use std::io::{BufRead as _, BufReader, Read};
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -268,7 +268,7 @@ impl WatchedChild {
         let stderr = child.stderr.take().context("stderr pipe")?;
         let stdout = watch(Box::new(stdout), None, ready_tx.clone());
         let stderr = watch(Box::new(stderr), echo_prefix, ready_tx);
-        let mut watched = WatchedChild {
+        let mut watched = Self {
             guard: Some(ChildGuard::new(child)),
             stdout: Some(stdout),
             stderr: Some(stderr),

@@ -56,7 +56,7 @@ impl Metrics {
         queues: Vec<QueueInfo>,
         analyzers: Vec<(String, Arc<AnalyzerProgress>)>,
     ) -> Self {
-        Metrics {
+        Self {
             interface: interface.to_owned(),
             queues,
             analyzers,
@@ -67,7 +67,7 @@ impl Metrics {
 
     /// The count of interface restarts (the main thread updates it).
     pub fn restarts(&self) -> Arc<AtomicU64> {
-        self.restarts.clone()
+        Arc::clone(&self.restarts)
     }
 
     /// The queues reported.
@@ -115,7 +115,7 @@ impl Metrics {
             "Rx queues captured: worker CPU, AF_XDP bind mode and receive policy (value 1).",
         );
         for q in &self.queues {
-            let cpu = q.cpu.map_or("none".to_owned(), |c| c.to_string());
+            let cpu = q.cpu.map_or_else(|| "none".to_owned(), |c| c.to_string());
             let _ = writeln!(
                 out,
                 "vxdecap_queue_info{{interface=\"{iface}\",queue=\"{}\",cpu=\"{cpu}\",bind_mode=\"{}\",rx_policy=\"{}\"}} 1",
@@ -396,13 +396,7 @@ fn escape(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
-    use std::sync::Arc;
-
-    use vxdecap_xsk::BindMode;
-
     use super::*;
-    use crate::report::stats::{SharedSlow, SharedStats, VniCounts};
 
     #[test]
     fn render_names_every_family_once_and_escapes_labels() {
@@ -422,7 +416,7 @@ mod tests {
                 stage,
                 slow,
             }],
-            vec![("pcap".into(), progress.clone())],
+            vec![("pcap".into(), Arc::clone(&progress))],
         );
         progress.write_failed.store(7, Ordering::Relaxed);
         let text = metrics.render();

@@ -48,7 +48,7 @@ pub struct LatencySummary {
 
 impl LatencySummary {
     pub(crate) fn from_histogram(h: &Histogram<u64>) -> Option<Self> {
-        (!h.is_empty()).then(|| LatencySummary {
+        (!h.is_empty()).then(|| Self {
             count: h.len(),
             p50: h.value_at_quantile(0.5),
             p99: h.value_at_quantile(0.99),

@@ -55,36 +55,36 @@ const REASSEMBLY_PACKETS_SLOT: usize = REASSEMBLY_SLOT + ReassemblyEvent::COUNT;
 
 impl StageCounter {
     /// Every counter, in slot order.
-    pub const ALL: [StageCounter; STAGE_COUNTERS] = [
-        StageCounter::Received,
-        StageCounter::ReceivedBytes,
-        StageCounter::Delivered,
-        StageCounter::DeliveredBytes,
-        StageCounter::NoRxTimestamp,
-        StageCounter::TruncatedToSlot,
-        StageCounter::TruncatedMirror,
-        StageCounter::Batches,
-        StageCounter::EmptyPolls,
-        StageCounter::FragmentSourceNotAllowed,
-        StageCounter::FragmentVniNotAllowed,
-        StageCounter::FragmentsPending,
+    pub const ALL: [Self; STAGE_COUNTERS] = [
+        Self::Received,
+        Self::ReceivedBytes,
+        Self::Delivered,
+        Self::DeliveredBytes,
+        Self::NoRxTimestamp,
+        Self::TruncatedToSlot,
+        Self::TruncatedMirror,
+        Self::Batches,
+        Self::EmptyPolls,
+        Self::FragmentSourceNotAllowed,
+        Self::FragmentVniNotAllowed,
+        Self::FragmentsPending,
     ];
 
     /// Stable name, as shown in summaries and metrics.
     pub fn name(self) -> &'static str {
         match self {
-            StageCounter::Received => "received",
-            StageCounter::ReceivedBytes => "received_bytes",
-            StageCounter::Delivered => "delivered",
-            StageCounter::DeliveredBytes => "delivered_bytes",
-            StageCounter::NoRxTimestamp => "no_rx_timestamp",
-            StageCounter::TruncatedToSlot => "truncated_to_slot",
-            StageCounter::TruncatedMirror => "truncated_mirror",
-            StageCounter::Batches => "batches",
-            StageCounter::EmptyPolls => "empty_polls",
-            StageCounter::FragmentSourceNotAllowed => "fragment_source_not_allowed",
-            StageCounter::FragmentVniNotAllowed => "fragment_vni_not_allowed",
-            StageCounter::FragmentsPending => "fragments_pending",
+            Self::Received => "received",
+            Self::ReceivedBytes => "received_bytes",
+            Self::Delivered => "delivered",
+            Self::DeliveredBytes => "delivered_bytes",
+            Self::NoRxTimestamp => "no_rx_timestamp",
+            Self::TruncatedToSlot => "truncated_to_slot",
+            Self::TruncatedMirror => "truncated_mirror",
+            Self::Batches => "batches",
+            Self::EmptyPolls => "empty_polls",
+            Self::FragmentSourceNotAllowed => "fragment_source_not_allowed",
+            Self::FragmentVniNotAllowed => "fragment_vni_not_allowed",
+            Self::FragmentsPending => "fragments_pending",
         }
     }
 }
@@ -97,7 +97,7 @@ pub struct StageStats {
 
 impl Default for StageStats {
     fn default() -> Self {
-        StageStats {
+        Self {
             values: [0; COUNTER_SLOTS],
         }
     }
@@ -173,7 +173,7 @@ impl StageStats {
     }
 
     /// Adds another worker's counters to these.
-    pub fn merge(&mut self, other: &StageStats) {
+    pub fn merge(&mut self, other: &Self) {
         for (a, b) in self.values.iter_mut().zip(other.values.iter()) {
             *a += b;
         }
@@ -188,7 +188,7 @@ pub struct SharedStats {
 
 impl Default for SharedStats {
     fn default() -> Self {
-        SharedStats {
+        Self {
             values: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
@@ -227,7 +227,7 @@ pub struct VniCounts {
 
 impl Default for VniCounts {
     fn default() -> Self {
-        VniCounts {
+        Self {
             keys: [EMPTY_VNI; VNI_SLOTS],
             counts: [0; VNI_SLOTS],
             other: 0,
@@ -266,10 +266,7 @@ impl VniCounts {
 
     /// The `n` busiest VNIs over several tables, busiest first, and the
     /// frames of all the others (including each table's overflow).
-    pub fn top<'a>(
-        tables: impl IntoIterator<Item = &'a VniCounts>,
-        n: usize,
-    ) -> (Vec<(u32, u64)>, u64) {
+    pub fn top<'a>(tables: impl IntoIterator<Item = &'a Self>, n: usize) -> (Vec<(u32, u64)>, u64) {
         let mut merged: Vec<(u32, u64)> = Vec::new();
         let mut other = 0;
         for table in tables {
@@ -303,7 +300,7 @@ pub struct SharedSlow {
 
 impl Default for SharedSlow {
     fn default() -> Self {
-        SharedSlow {
+        Self {
             vni_keys: std::array::from_fn(|_| AtomicU64::new(u64::from(EMPTY_VNI))),
             vni_counts: std::array::from_fn(|_| AtomicU64::new(0)),
             vni_other: AtomicU64::new(0),

@@ -26,13 +26,15 @@ pub(crate) fn stats_line(
     let first = metrics.analyzer(0);
     let written = first.map_or(0, |p| p.written.load(Ordering::Relaxed));
     let secs = elapsed.as_secs_f64().max(1e-9);
-    let latency = first.and_then(|p| p.latency()).map_or(String::new(), |l| {
-        format!(
-            ", latency p50 {:.0} us p99 {:.0} us",
-            l.p50 as f64 / 1e3,
-            l.p99 as f64 / 1e3
-        )
-    });
+    let latency = first
+        .and_then(super::progress::AnalyzerProgress::latency)
+        .map_or(String::new(), |l| {
+            format!(
+                ", latency p50 {:.0} us p99 {:.0} us",
+                l.p50 as f64 / 1e3,
+                l.p99 as f64 / 1e3
+            )
+        });
     let (top, _) = metrics.top_vnis(3);
     let vnis: Vec<String> = top.iter().map(|(v, n)| format!("{v}:{n}")).collect();
     let line = format!(

@@ -1,7 +1,7 @@
 //! The end-of-run summary: what was written, and every packet not written
 //! under a named reason (tcpdump's "captured / received / dropped", finer).
 
-use std::fmt::Write;
+use std::fmt::Write as _;
 
 use vxdecap_wire::reassembly::ReassemblyEvent;
 use vxdecap_wire::Reject;
@@ -78,7 +78,7 @@ pub struct QueueReport {
     /// NAPI kicks made when busy polling.
     pub kicks: u64,
     /// Inner frames per VNI.
-    pub vnis: crate::report::stats::VniCounts,
+    pub vnis: VniCounts,
 }
 
 /// Reassembly outcomes of outer fragments that are not the datagram handed
@@ -198,12 +198,12 @@ impl Summary {
             stage.merge(&q.stats);
             xsk.merge(&q.xsk);
         }
-        Summary::new(
+        Self::new(
             interface.to_owned(),
             output.to_owned(),
             Some(attach),
             queues,
-            stage,
+            &stage,
             Some(xdp),
             xsk,
             analyzers,
@@ -220,12 +220,12 @@ impl Summary {
         analyzers: Vec<(String, AnalyzerReport)>,
         input: InputReport,
     ) -> Self {
-        let mut summary = Summary::new(
+        let mut summary = Self::new(
             source.to_owned(),
             output.to_owned(),
             None,
             Vec::new(),
-            stage,
+            &stage,
             None,
             XskStatistics::default(),
             analyzers,
@@ -250,26 +250,29 @@ impl Summary {
                 .map_or(0, InputReport::not_decoded_total)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "every part of a summary, live or offline, once"
+    )]
     fn new(
         source: String,
         output: String,
         attach: Option<AttachMode>,
         queues: Vec<QueueReport>,
-        stage: StageStats,
+        stage: &StageStats,
         xdp: Option<XdpCounters>,
         xsk: XskStatistics,
         analyzers: Vec<(String, AnalyzerReport)>,
         vnis: (Vec<(u32, u64)>, u64),
     ) -> Self {
-        let analyzers = analyzer_summaries(&stage, analyzers);
+        let analyzers = analyzer_summaries(stage, analyzers);
         let first = analyzers.first().cloned();
-        Summary {
+        Self {
             source,
             output,
             attach,
             queues,
-            stage,
+            stage: *stage,
             xdp,
             xsk,
             written: first
@@ -355,7 +358,9 @@ impl Summary {
                     .queues
                     .iter()
                     .map(|q| {
-                        let cpu = q.cpu.map_or("unpinned".to_owned(), |c| format!("cpu {c}"));
+                        let cpu = q
+                            .cpu
+                            .map_or_else(|| "unpinned".to_owned(), |c| format!("cpu {c}"));
                         let batches = q.stats.get(StageCounter::Batches);
                         let per_batch =
                             q.stats.get(StageCounter::Received) as f64 / batches.max(1) as f64;
@@ -498,12 +503,14 @@ impl Summary {
         }
         for (i, a) in self.analyzers.iter().enumerate() {
             if i > 0 {
-                let not_passed: String = a
-                    .counts
-                    .not_passed
-                    .iter()
-                    .map(|(reason, n)| format!(", {n} {reason}"))
-                    .collect();
+                let not_passed =
+                    a.counts
+                        .not_passed
+                        .iter()
+                        .fold(String::new(), |mut text, (reason, n)| {
+                            let _ = write!(text, ", {n} {reason}");
+                            text
+                        });
                 let _ = writeln!(
                     out,
                     "analyzer {i} ({}): {} inner frames, {} analyzer_backpressure, {} after_count_limit, {} after_output_closed{not_passed}",

@@ -32,33 +32,33 @@ pub enum CaptureMode {
 
 impl CaptureMode {
     /// Every mode, by its `--mode` name.
-    pub const ALL: [(CaptureMode, &'static str); 4] = [
-        (CaptureMode::Auto, "auto"),
-        (CaptureMode::ZeroCopy, "zerocopy"),
-        (CaptureMode::Copy, "copy"),
-        (CaptureMode::Skb, "skb"),
+    pub const ALL: [(Self, &'static str); 4] = [
+        (Self::Auto, "auto"),
+        (Self::ZeroCopy, "zerocopy"),
+        (Self::Copy, "copy"),
+        (Self::Skb, "skb"),
     ];
 
     pub(crate) fn attach(self) -> AttachRequest {
         match self {
-            CaptureMode::Auto | CaptureMode::Copy => AttachRequest::Auto,
-            CaptureMode::ZeroCopy => AttachRequest::Driver,
-            CaptureMode::Skb => AttachRequest::Skb,
+            Self::Auto | Self::Copy => AttachRequest::Auto,
+            Self::ZeroCopy => AttachRequest::Driver,
+            Self::Skb => AttachRequest::Skb,
         }
     }
 
     pub(crate) fn bind(self) -> BindRequest {
         match self {
-            CaptureMode::Auto => BindRequest::Auto,
-            CaptureMode::ZeroCopy => BindRequest::ZeroCopy,
-            CaptureMode::Copy | CaptureMode::Skb => BindRequest::Copy,
+            Self::Auto => BindRequest::Auto,
+            Self::ZeroCopy => BindRequest::ZeroCopy,
+            Self::Copy | Self::Skb => BindRequest::Copy,
         }
     }
 }
 
 impl fmt::Display for CaptureMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = CaptureMode::ALL
+        let name = Self::ALL
             .iter()
             .find(|(mode, _)| mode == self)
             .map_or("auto", |(_, name)| name);
@@ -71,12 +71,12 @@ impl FromStr for CaptureMode {
 
     /// `auto`, `zerocopy`, `copy` or `skb`.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        CaptureMode::ALL
+        Self::ALL
             .iter()
             .find(|(_, name)| *name == text)
             .map(|(mode, _)| *mode)
             .ok_or_else(|| {
-                let names: Vec<&str> = CaptureMode::ALL.iter().map(|(_, name)| *name).collect();
+                let names: Vec<&str> = Self::ALL.iter().map(|(_, name)| *name).collect();
                 ParseError::new(format!("{text:?}: use one of {}", names.join(", ")))
             })
     }
@@ -95,9 +95,9 @@ pub enum QueueSelection {
 impl QueueSelection {
     /// `all`, or a list such as `0,2-3` (`what` names the flag or key in
     /// the error).
-    pub fn parse(text: &str, what: &str) -> Result<QueueSelection, ParseError> {
+    pub fn parse(text: &str, what: &str) -> Result<Self, ParseError> {
         if text.trim() == "all" {
-            return Ok(QueueSelection::All);
+            return Ok(Self::All);
         }
         let list = parse_list(text, what)?;
         let queues = list
@@ -107,15 +107,15 @@ impl QueueSelection {
                     .map_err(|_| ParseError::new(format!("{what}: queue {q} is out of range")))
             })
             .collect::<Result<_, _>>()?;
-        Ok(QueueSelection::List(queues))
+        Ok(Self::List(queues))
     }
 }
 
 impl fmt::Display for QueueSelection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QueueSelection::All => f.write_str("all"),
-            QueueSelection::List(queues) => {
+            Self::All => f.write_str("all"),
+            Self::List(queues) => {
                 let list: Vec<String> = queues.iter().map(u32::to_string).collect();
                 f.write_str(&list.join(","))
             }
@@ -174,7 +174,7 @@ pub struct CaptureConfig {
 impl CaptureConfig {
     /// Defaults for `interface`: all queues, port 4789, auto mode.
     pub fn new(interface: &str) -> Self {
-        CaptureConfig {
+        Self {
             interface: interface.to_owned(),
             ports: PortSet::default(),
             queues: QueueSelection::All,

@@ -21,23 +21,20 @@ pub(crate) fn resolve_cpus(
     queues: &[u32],
 ) -> Result<Vec<Option<usize>>, SetupError> {
     let cores = online_cpus();
-    match &config.cpus {
-        Some(cpus) => {
-            if cpus.len() < queues.len() {
-                return Err(SetupError::TooFewCpus {
-                    cpus: cpus.len(),
-                    queues: queues.len(),
-                });
-            }
-            check_cpus(cpus)?;
-            Ok(cpus.iter().take(queues.len()).map(|&c| Some(c)).collect())
+    if let Some(cpus) = &config.cpus {
+        if cpus.len() < queues.len() {
+            return Err(SetupError::TooFewCpus {
+                cpus: cpus.len(),
+                queues: queues.len(),
+            });
         }
-        None => {
-            let skip_zero = usize::from(cores > queues.len());
-            Ok((0..queues.len())
-                .map(|i| Some((i + skip_zero) % cores))
-                .collect())
-        }
+        check_cpus(cpus)?;
+        Ok(cpus.iter().take(queues.len()).map(|&c| Some(c)).collect())
+    } else {
+        let skip_zero = usize::from(cores > queues.len());
+        Ok((0..queues.len())
+            .map(|i| Some((i + skip_zero) % cores))
+            .collect())
     }
 }
 
@@ -49,7 +46,7 @@ pub(crate) fn resolve_cpus(
 pub(crate) fn analyzer_cpus(workers: &[Option<usize>], analyzers: usize) -> Vec<Option<usize>> {
     let used: Vec<usize> = workers.iter().flatten().copied().collect();
     let mut free = (1..online_cpus()).filter(|c| !used.contains(c));
-    (0..analyzers)
-        .map(|_| free.next().or_else(|| used.last().copied()))
+    std::iter::repeat_with(|| free.next().or_else(|| used.last().copied()))
+        .take(analyzers)
         .collect()
 }

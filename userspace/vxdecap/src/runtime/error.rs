@@ -74,11 +74,11 @@ impl CaptureError {
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
-            CaptureError::Setup(_)
-                | CaptureError::Ports(_)
-                | CaptureError::Filter(_)
-                | CaptureError::Analyzers(_)
-                | CaptureError::Steer(SteerError::Busy { .. })
+            Self::Setup(_)
+                | Self::Ports(_)
+                | Self::Filter(_)
+                | Self::Analyzers(_)
+                | Self::Steer(SteerError::Busy { .. })
         )
     }
 }

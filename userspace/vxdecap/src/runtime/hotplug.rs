@@ -26,12 +26,12 @@ pub struct LinkWatcher {
 
 impl LinkWatcher {
     /// Subscribes to link notifications of this network namespace.
-    pub fn start() -> io::Result<LinkWatcher> {
+    pub fn start() -> io::Result<Self> {
         let socket = route_socket(libc::RTMGRP_LINK as u32)?;
         let (tx, events) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let handle = {
-            let stop = stop.clone();
+            let stop = Arc::clone(&stop);
             std::thread::Builder::new()
                 .name("vxdecap-netlink".into())
                 .spawn(move || {
@@ -51,7 +51,7 @@ impl LinkWatcher {
                     }
                 })?
         };
-        Ok(LinkWatcher {
+        Ok(Self {
             events,
             stop,
             handle: Some(handle),

@@ -168,7 +168,7 @@ struct Layout {
 }
 
 impl Layout {
-    fn of(config: &CaptureConfig, analyzers: usize) -> Result<Layout, CaptureError> {
+    fn of(config: &CaptureConfig, analyzers: usize) -> Result<Self, CaptureError> {
         let queues = resolve_queues(config)?;
         let cpus = resolve_cpus(config, &queues)?;
         // Each analyzer gets a core of its own when there is one, else it shares
@@ -187,7 +187,7 @@ impl Layout {
         let lease_budget = frame_count
             .saturating_sub(config.socket.rx_ring as usize)
             .max(frame_count / 2);
-        Ok(Layout {
+        Ok(Self {
             queues,
             cpus,
             analyzer_cpus,
@@ -203,7 +203,7 @@ impl Layout {
     fn runs_inline(&self, analyzers: &[Box<dyn Analyzer>]) -> bool {
         self.queues.len() == 1
             && self.analyzer_cpus.iter().all(|&c| c == self.cpus[0])
-            && analyzers.iter().all(|a| a.can_run_inline())
+            && analyzers.iter().all(Analyzer::can_run_inline)
     }
 
     /// The CPU of the worker of `queue`, as the start-up line says it.
@@ -212,7 +212,7 @@ impl Layout {
             .iter()
             .position(|&q| q == queue)
             .and_then(|i| self.cpus[i])
-            .map_or("unpinned".to_owned(), |c| format!("cpu {c}"))
+            .map_or_else(|| "unpinned".to_owned(), |c| format!("cpu {c}"))
     }
 }
 
@@ -242,19 +242,19 @@ impl Workers {
         analyzers: Vec<Box<dyn Analyzer>>,
         stop: &Arc<AtomicBool>,
         shared_allow: &SharedAllowlist,
-    ) -> Result<Workers, CaptureError> {
+    ) -> Result<Self, CaptureError> {
         let (senders, receivers) = fan_out(layout.queues.len(), analyzers.len(), layout.pool);
         let run_inline = layout.runs_inline(&analyzers);
         let (mut workers, mut inline_analyzers) = if run_inline {
             let (handles, inline) =
                 InlineAnalyzers::new(receivers, analyzers, config.count, stop, Latency::Measure);
             (
-                Workers::new(config, layout, stop, Some(handles), None),
+                Self::new(config, layout, stop, Some(handles), None),
                 Some(inline),
             )
         } else {
             let pending = Some((receivers, analyzers));
-            (Workers::new(config, layout, stop, None, pending), None)
+            (Self::new(config, layout, stop, None, pending), None)
         };
         let (setup_tx, setup_rx) = mpsc::channel();
         workers.setup = Some(setup_rx);
@@ -291,7 +291,7 @@ impl Workers {
         stop: &Arc<AtomicBool>,
         inline: Option<Vec<AnalyzerThread>>,
         pending: Option<PendingAnalyzers>,
-    ) -> Workers {
+    ) -> Self {
         let control = Arc::new(Control {
             stop: Arc::clone(stop),
             unregistered: AtomicBool::new(false),
@@ -303,7 +303,7 @@ impl Workers {
                 .map(|_| AtomicBool::new(false))
                 .collect(),
         });
-        Workers {
+        Self {
             control,
             handles: Vec::new(),
             setup: None,
@@ -360,12 +360,12 @@ impl Workers {
                     ..
                 }) => {
                     if let Err(e) = steering.register_socket(queue, socket.fd) {
-                        error.get_or_insert(CaptureError::from(e));
+                        error.get_or_insert_with(|| CaptureError::from(e));
                     }
                     bound.push((queue, socket));
                 }
                 Ok(SocketReady { result: Err(e), .. }) => {
-                    error.get_or_insert(CaptureError::from(e));
+                    error.get_or_insert_with(|| CaptureError::from(e));
                 }
                 Err(_) => {
                     error.get_or_insert(CaptureError::Panicked("a worker thread, during setup,"));

@@ -41,12 +41,12 @@ impl std::str::FromStr for Endpoint {
     type Err = ParseError;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        use std::net::ToSocketAddrs;
+        use std::net::ToSocketAddrs as _;
         let bad = |why: String| {
             ParseError::new(format!("{text:?} is not ADDR:PORT or HOST:PORT such as 0.0.0.0:9419 or localhost:9419: {why}"))
         };
         if let Ok(addr) = text.parse::<SocketAddr>() {
-            return Ok(Endpoint::from(addr));
+            return Ok(Self::from(addr));
         }
         let mut addrs: Vec<SocketAddr> = Vec::new();
         for addr in text.to_socket_addrs().map_err(|e| bad(e.to_string()))? {
@@ -57,7 +57,7 @@ impl std::str::FromStr for Endpoint {
         if addrs.is_empty() {
             return Err(bad("the name has no address".into()));
         }
-        Ok(Endpoint {
+        Ok(Self {
             text: text.to_owned(),
             addrs,
         })
@@ -66,7 +66,7 @@ impl std::str::FromStr for Endpoint {
 
 impl From<SocketAddr> for Endpoint {
     fn from(addr: SocketAddr) -> Self {
-        Endpoint {
+        Self {
             text: addr.to_string(),
             addrs: vec![addr],
         }
@@ -112,7 +112,7 @@ pub fn bind(endpoint: &Endpoint) -> io::Result<Vec<TcpListener>> {
 /// then waits for a SYN retransmit).
 fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     use nix::sys::socket::{self, sockopt, AddressFamily, Backlog, SockFlag, SockType};
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsRawFd as _;
     let family = if addr.is_ipv4() {
         AddressFamily::Inet
     } else {
@@ -148,7 +148,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
+        Self {
             max_connections: MAX_CONNECTIONS,
             request_deadline: REQUEST_DEADLINE,
             connection_lifetime: CONNECTION_LIFETIME,
@@ -217,7 +217,7 @@ async fn accept_loop(
             }
         };
         match accepted {
-            Ok(stream) => connections.spawn(serve_connection(stream, metrics.clone(), limits)),
+            Ok(stream) => connections.spawn(serve_connection(stream, Arc::clone(&metrics), limits)),
             Err(e) => {
                 // Out of file descriptors, say: wait instead of spinning.
                 tracing::warn!(error = %e, "metrics: accept failed");
@@ -249,7 +249,7 @@ struct Connections {
 
 impl Connections {
     fn new(cap: usize) -> Self {
-        Connections {
+        Self {
             tasks: tokio::task::JoinSet::new(),
             open: std::collections::VecDeque::new(),
             cap: cap.max(1),
@@ -328,7 +328,7 @@ mod tests {
     use super::*;
     use crate::report::metrics::QueueInfo;
     use crate::report::progress::AnalyzerProgress;
-    use std::io::{Read, Write};
+    use std::io::{Read as _, Write as _};
     use std::net::TcpStream;
     use std::time::Instant;
     use vxdecap_xsk::BindMode;
@@ -356,14 +356,14 @@ mod tests {
     }
 
     impl Server {
-        fn start(limits: Limits) -> Server {
+        fn start(limits: Limits) -> Self {
             let endpoint: Endpoint = "127.0.0.1:0".parse().unwrap();
             let listeners = bind(&endpoint).expect("bind");
             let addr = listeners[0].local_addr().unwrap();
             let stop = Arc::new(AtomicBool::new(false));
-            let thread =
-                serve_with(listeners, one_queue_metrics(), stop.clone(), limits).expect("serve");
-            Server {
+            let thread = serve_with(listeners, one_queue_metrics(), Arc::clone(&stop), limits)
+                .expect("serve");
+            Self {
                 addr,
                 stop,
                 thread: Some(thread),
@@ -490,9 +490,10 @@ mod tests {
         let mut slow = TcpStream::connect(server.addr).unwrap();
         slow.write_all(b"GET /metrics HTTP/1.1\r\nX: ").unwrap();
         // 300 idle connections: 16 served at a time, the oldest closed first.
-        let idle: Vec<TcpStream> = (0..300)
-            .map(|_| TcpStream::connect(server.addr).unwrap())
-            .collect();
+        let idle: Vec<TcpStream> =
+            std::iter::repeat_with(|| TcpStream::connect(server.addr).unwrap())
+                .take(300)
+                .collect();
         let mut slowest = Duration::ZERO;
         for i in 0..20 {
             let _ = slow.write_all(b"a");

@@ -47,7 +47,7 @@ pub fn run_offline(
         senders.remove(0),
         usize::MAX,
         OFFLINE_BATCH_FRAMES,
-        stop.clone(),
+        Arc::clone(&stop),
     );
     if let Some(config) = reassembly {
         let reassembler = Reassembler::new(config).map_err(SetupError::Reassembly)?;

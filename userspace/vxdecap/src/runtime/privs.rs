@@ -82,7 +82,7 @@ pub fn check_user(user: &str) -> Result<nix::unistd::User, PrivError> {
 /// modules count as they will after `-Z`. `None` when it cannot be told:
 /// not root (then `-Z` fails anyway), or no `test` program.
 pub fn readable_as(user: &nix::unistd::User, path: &std::path::Path) -> Option<bool> {
-    use std::os::unix::process::CommandExt;
+    use std::os::unix::process::CommandExt as _;
     if !nix::unistd::geteuid().is_root() {
         return None;
     }

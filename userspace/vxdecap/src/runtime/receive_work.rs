@@ -23,8 +23,8 @@ pub const GRO_FLUSH_TIMEOUT_NS: u64 = 200_000;
 impl NapiDeferral {
     /// Sets `napi_defer_hard_irqs` and `gro_flush_timeout` on `interface`
     /// where they are 0. Settings an administrator made are left alone.
-    pub fn apply(interface: &str) -> std::io::Result<NapiDeferral> {
-        let mut deferral = NapiDeferral {
+    pub fn apply(interface: &str) -> std::io::Result<Self> {
+        let mut deferral = Self {
             interface: interface.to_owned(),
             changed: Vec::new(),
         };
@@ -86,8 +86,8 @@ pub struct ReceiveWork {
 
 impl ReceiveWork {
     /// Looks at `interface` (this network namespace's sysfs) and `/proc`.
-    pub fn find(interface: &str) -> ReceiveWork {
-        let mut work = ReceiveWork::default();
+    pub fn find(interface: &str) -> Self {
+        let mut work = Self::default();
         let dev = format!("/sys/class/net/{interface}");
         // Threaded NAPI: kthreads named napi/<interface>-<id> (the name
         // cut to 15 bytes, like every thread name).

@@ -176,7 +176,11 @@ impl<'a> Supervisor<'a> {
     fn apply_allow_file(&mut self) -> Result<Allowlist, Box<dyn std::error::Error>> {
         let next = effective_allowlist(self.config)?;
         if let Err(e) = self.allow.check_reload(&next) {
-            let file = self.config.allow_file.as_deref().unwrap_or(Path::new("-"));
+            let file = self
+                .config
+                .allow_file
+                .as_deref()
+                .unwrap_or_else(|| Path::new("-"));
             return Err(e.at(file.display()).into());
         }
         if let Some(steering) = &mut self.steering {
@@ -311,7 +315,7 @@ impl<'a> Supervisor<'a> {
                 self.steering = Some(steering);
                 self.ifindex = index;
                 if let Ok(mut n) = self.control.interface.lock() {
-                    *n = name.to_owned();
+                    name.clone_into(&mut n);
                 }
                 self.restarts += 1;
                 self.metrics_restarts

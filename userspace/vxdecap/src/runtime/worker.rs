@@ -3,7 +3,7 @@
 //! ([`crate::datapath::worker`]), drains the ring at stop, and opens a new
 //! socket when the interface comes back after going away.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsRawFd as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;

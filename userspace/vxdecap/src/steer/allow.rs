@@ -101,7 +101,7 @@ impl Allowlist {
     /// reload: a list that is closed now may only be opened by `source
     /// any` / `vni any`, never by a file that no longer names any source or
     /// VNI (emptied, truncated, half written).
-    pub fn check_reload(&self, next: &Allowlist) -> Result<(), ParseError> {
+    pub fn check_reload(&self, next: &Self) -> Result<(), ParseError> {
         if self.restricts_sources() && !next.restricts_sources() && !next.any_source {
             return Err(ParseError::new(format!(
                 "it names no source, which would allow every source instead of {}: write `source any` to mean that",
@@ -155,7 +155,7 @@ impl Allowlist {
     }
 
     /// Both lists merged: what either allows passes (`any` in either wins).
-    pub fn merged(&self, other: &Allowlist) -> Result<Allowlist, ParseError> {
+    pub fn merged(&self, other: &Self) -> Result<Self, ParseError> {
         let mut out = self.clone();
         for &c in &other.sources {
             out.add_source(c)?;
@@ -176,8 +176,8 @@ impl Allowlist {
     /// Parses the allowlist file format (see the module documentation);
     /// errors name the line. A text with no rule, or whose last line has
     /// no newline, is refused: it may be a file cut short.
-    pub fn parse(text: &str, origin: &str) -> Result<Allowlist, ParseError> {
-        let mut list = Allowlist::default();
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ParseError> {
+        let mut list = Self::default();
         let mut rules = 0;
         let (mut any_source_line, mut source_line, mut any_vni_line, mut vni_line) =
             (None, None, None, None);
@@ -256,11 +256,11 @@ impl Allowlist {
     }
 
     /// Reads (a regular file of at most 1 MiB) and parses an allowlist file.
-    pub fn read(path: &std::path::Path) -> Result<Allowlist, ParseError> {
+    pub fn read(path: &std::path::Path) -> Result<Self, ParseError> {
         let text = crate::files::read_text(path, crate::files::CONFIG_LIMIT).map_err(|e| {
             ParseError::new(format!("cannot read allowlist {}: {e}", path.display()))
         })?;
-        Allowlist::parse(&text, &path.display().to_string())
+        Self::parse(&text, &path.display().to_string())
     }
 }
 

@@ -32,45 +32,42 @@ pub enum XdpCounter {
 
 impl XdpCounter {
     /// Every counter, in map order.
-    pub const ALL: [XdpCounter; 11] = [
-        XdpCounter::Redirected,
-        XdpCounter::PassNoSocket,
-        XdpCounter::PassNotIp,
-        XdpCounter::PassNotUdp,
-        XdpCounter::PassPort,
-        XdpCounter::PassFragment,
-        XdpCounter::PassMalformed,
-        XdpCounter::PassNoHeadroom,
-        XdpCounter::DropSource,
-        XdpCounter::DropVni,
-        XdpCounter::FragmentSteered,
+    pub const ALL: [Self; 11] = [
+        Self::Redirected,
+        Self::PassNoSocket,
+        Self::PassNotIp,
+        Self::PassNotUdp,
+        Self::PassPort,
+        Self::PassFragment,
+        Self::PassMalformed,
+        Self::PassNoHeadroom,
+        Self::DropSource,
+        Self::DropVni,
+        Self::FragmentSteered,
     ];
 
     /// True for the counters of frames the program passed to the kernel.
     pub fn is_pass(self) -> bool {
         !matches!(
             self,
-            XdpCounter::Redirected
-                | XdpCounter::DropSource
-                | XdpCounter::DropVni
-                | XdpCounter::FragmentSteered
+            Self::Redirected | Self::DropSource | Self::DropVni | Self::FragmentSteered
         )
     }
 
     /// Stable name for summaries and metrics.
     pub fn name(self) -> &'static str {
         match self {
-            XdpCounter::Redirected => "redirected",
-            XdpCounter::PassNoSocket => "pass_no_socket",
-            XdpCounter::PassNotIp => "pass_not_ip",
-            XdpCounter::PassNotUdp => "pass_not_udp",
-            XdpCounter::PassPort => "pass_other_port",
-            XdpCounter::PassFragment => "pass_outer_fragment",
-            XdpCounter::PassMalformed => "pass_malformed",
-            XdpCounter::PassNoHeadroom => "pass_no_headroom",
-            XdpCounter::DropSource => "drop_source_not_allowed",
-            XdpCounter::DropVni => "drop_vni_not_allowed",
-            XdpCounter::FragmentSteered => "fragment_steered",
+            Self::Redirected => "redirected",
+            Self::PassNoSocket => "pass_no_socket",
+            Self::PassNotIp => "pass_not_ip",
+            Self::PassNotUdp => "pass_not_udp",
+            Self::PassPort => "pass_other_port",
+            Self::PassFragment => "pass_outer_fragment",
+            Self::PassMalformed => "pass_malformed",
+            Self::PassNoHeadroom => "pass_no_headroom",
+            Self::DropSource => "drop_source_not_allowed",
+            Self::DropVni => "drop_vni_not_allowed",
+            Self::FragmentSteered => "fragment_steered",
         }
     }
 }
@@ -81,7 +78,7 @@ pub struct XdpCounters(pub [u64; XdpCounter::ALL.len()]);
 
 impl XdpCounters {
     /// Adds another program instance's counters to these.
-    pub fn merge(&mut self, other: &XdpCounters) {
+    pub fn merge(&mut self, other: &Self) {
         for (a, b) in self.0.iter_mut().zip(other.0.iter()) {
             *a += b;
         }

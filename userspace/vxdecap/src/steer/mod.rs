@@ -26,7 +26,7 @@ use crate::error::error_chain;
 static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vxdecap.bpf.o"));
 
 /// Constants generated from xdp-prog/vxdecap_shared.h by build.rs.
-#[allow(dead_code)] // not every constant has a Rust-side use
+#[allow(dead_code, reason = "not every constant has a Rust-side use")]
 pub(crate) mod shared {
     include!(concat!(env!("OUT_DIR"), "/shared_constants.rs"));
 }
@@ -74,8 +74,8 @@ pub enum AttachMode {
 impl std::fmt::Display for AttachMode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            AttachMode::Driver => "driver",
-            AttachMode::Skb => "skb",
+            Self::Driver => "driver",
+            Self::Skb => "skb",
         })
     }
 }
@@ -146,14 +146,14 @@ impl std::fmt::Debug for Steering {
         f.debug_struct("Steering")
             .field("interface", &self.interface)
             .field("mode", &self.mode)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl Steering {
     /// Loads the program with `ports` configured; nothing is attached yet.
-    pub fn load(interface: &str, ports: &PortSet) -> Result<Steering, SteerError> {
-        Steering::load_with(interface, ports, false)
+    pub fn load(interface: &str, ports: &PortSet) -> Result<Self, SteerError> {
+        Self::load_with(interface, ports, false)
     }
 
     /// As [`Steering::load`]; with `steer_fragments`, outer IPv4 fragments
@@ -162,7 +162,7 @@ impl Steering {
         interface: &str,
         ports: &PortSet,
         steer_fragments: bool,
-    ) -> Result<Steering, SteerError> {
+    ) -> Result<Self, SteerError> {
         let mut port_array = [0u16; MAX_PORTS];
         port_array[..ports.as_slice().len()].copy_from_slice(ports.as_slice());
         let port_count = ports.as_slice().len() as u32;
@@ -187,7 +187,7 @@ impl Steering {
         let allow_v4 = take_map(&mut ebpf, ALLOW_V4_MAP)?;
         let allow_v6 = take_map(&mut ebpf, ALLOW_V6_MAP)?;
         let allow_vni = take_map(&mut ebpf, ALLOW_VNI_MAP)?;
-        Ok(Steering {
+        Ok(Self {
             ebpf,
             xsks,
             counters,
@@ -241,7 +241,7 @@ impl Steering {
                 }
                 Err(e) => {
                     let errno = os_error(&e);
-                    if matches!(errno, Some(libc::EBUSY) | Some(libc::EEXIST)) {
+                    if matches!(errno, Some(libc::EBUSY | libc::EEXIST)) {
                         let detach = detach_hint(&interface);
                         return Err(SteerError::Busy { interface, detach });
                     }
@@ -276,7 +276,7 @@ impl Steering {
     /// 0, nothing attached) and returns its XDP action; the decision
     /// counters count the run as for a received frame.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, SteerError> {
-        use aya::programs::{TestRun, TestRunOptions};
+        use aya::programs::{TestRun as _, TestRunOptions};
         let program: &Xdp = self
             .ebpf
             .program(PROGRAM)
@@ -394,7 +394,7 @@ fn same_key<K: aya::Pod + PartialEq>(a: &Key<K>, b: &Key<K>) -> bool {
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, SteerError>
 where
-    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+    T: TryFrom<aya::maps::Map, Error = MapError>,
 {
     let map = ebpf
         .take_map(name)

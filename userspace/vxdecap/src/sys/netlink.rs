@@ -4,7 +4,7 @@
 //! and tested on byte fixtures.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
@@ -260,8 +260,8 @@ pub(crate) fn route_socket(groups: u32) -> io::Result<OwnedFd> {
     let rc = unsafe {
         libc::bind(
             socket.as_raw_fd(),
-            (&addr as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            (&raw const addr).cast(),
+            size_of::<libc::sockaddr_nl>() as u32,
         )
     };
     if rc != 0 {
@@ -277,8 +277,8 @@ pub(crate) fn route_socket(groups: u32) -> io::Result<OwnedFd> {
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
             libc::SO_RCVTIMEO,
-            (&timeout as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as u32,
+            (&raw const timeout).cast(),
+            size_of::<libc::timeval>() as u32,
         )
     };
     if rc != 0 {

@@ -8,7 +8,7 @@
 //! (the `sys` module below).
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Write as _};
 
 /// Longest interface name Linux accepts (IFNAMSIZ - 1).
 pub const MAX_NAME_LEN: usize = 15;
@@ -63,7 +63,7 @@ pub struct TapDevice {
 impl TapDevice {
     /// Creates the device `name` (or attaches to a persistent tap of that
     /// name, e.g. from `ip tuntap add NAME mode tap`) and brings it up.
-    pub fn create(name: &str) -> Result<TapDevice, TapError> {
+    pub fn create(name: &str) -> Result<Self, TapError> {
         check_name(name)?;
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -93,7 +93,7 @@ impl TapDevice {
             source,
         })?;
         tracing::info!(tap = name, "tap device up");
-        Ok(TapDevice {
+        Ok(Self {
             file,
             name: name.to_owned(),
         })
@@ -152,7 +152,7 @@ pub fn check_name(name: &str) -> Result<(), TapError> {
 mod sys {
     use std::fs::File;
     use std::io;
-    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::fd::{AsRawFd as _, OwnedFd};
 
     /// `struct ifreq` with `name` (checked: at most 15 bytes, no NUL).
     fn ifreq(name: &str) -> libc::ifreq {
@@ -166,7 +166,7 @@ mod sys {
     }
 
     /// TUNSETIFF: makes `tun` (an open /dev/net/tun) the tap device `name`.
-    pub fn set_tap(tun: &File, name: &str) -> io::Result<()> {
+    pub(super) fn set_tap(tun: &File, name: &str) -> io::Result<()> {
         let mut req = ifreq(name);
         req.ifr_ifru.ifru_flags = (libc::IFF_TAP | libc::IFF_NO_PI) as libc::c_short;
         // SAFETY: the fd is open for the duration of the call; TUNSETIFF reads
@@ -179,7 +179,7 @@ mod sys {
     }
 
     /// SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP, on a datagram socket.
-    pub fn set_up(name: &str) -> io::Result<()> {
+    pub(super) fn set_up(name: &str) -> io::Result<()> {
         use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
         let sock: OwnedFd = socket(
             AddressFamily::Inet,
