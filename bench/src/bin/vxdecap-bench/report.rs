@@ -285,6 +285,12 @@ fn size_tables(md: &mut String, view: &View<'_>, rig: Rig, size: &str, setup: f6
             }
         }
     }
+    latency_table(md, view, rig, size);
+    targets(md, view, rig, size, args);
+}
+
+/// The receive-to-analyzer latencies vxdecap measured, per run.
+fn latency_table(md: &mut String, view: &View<'_>, rig: Rig, size: &str) {
     let latencies: Vec<&Median> = view
         .medians
         .iter()
@@ -310,7 +316,6 @@ fn size_tables(md: &mut String, view: &View<'_>, rig: Rig, size: &str, setup: f6
             }
         }
     }
-    targets(md, view, rig, size, args);
 }
 
 fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArgs) {

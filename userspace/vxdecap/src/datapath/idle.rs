@@ -31,7 +31,7 @@ use crate::error::ParseError;
 pub enum RxPolicy {
     /// Per queue, once its socket is bound: [`RxPolicy::BusyPoll`] on a
     /// zero-copy socket; on a copy-mode one, sleep whenever the kernel's
-    /// receive work can run on the worker's core (see [`ReceiveWork`]),
+    /// receive work can run on the worker's core (see [`ReceiveWork`](crate::runtime::receive_work::ReceiveWork)),
     /// and otherwise spin briefly under load before sleeping.
     #[default]
     Auto,
@@ -163,7 +163,7 @@ const NAP_FRAMES: f64 = 32.0;
 /// At light load each wake-up from poll() carries a frame or two, and
 /// wake-ups, not frames, are the cost (a mirror at 10 000 frames a second
 /// woke the worker 10 000 times, 6-12 % of a core): then the worker naps
-/// for about the time [`NAP_FRAMES`] frames take to arrive at the rate
+/// for about the time `NAP_FRAMES` (32) frames take to arrive at the rate
 /// seen (at most [`NAP_MAX`]) before looking again, as a NIC moderates its
 /// interrupts. A nap that gathers nothing ends in poll(), which sleeps until
 /// traffic comes back.
