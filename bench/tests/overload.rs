@@ -1,13 +1,18 @@
 //! Overload accounting: a burst offered far above what a debug build of
 //! vxdecap can take, with a small UMEM, and every frame the generator sent
 //! is found again, written or under a named drop. Needs root.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests say what they measured"
+)]
 
 use std::time::Duration;
 
 mod common;
 
 use common::{first_number, number_after, privileged};
-use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
+use vxdecap::lab::netns::{unique_name, veth_pair, NetNs, WatchedChild};
 
 fn tx_dropped(ns: &NetNs, dev: &str) -> u64 {
     let out = ns

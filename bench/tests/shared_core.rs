@@ -6,13 +6,18 @@
 //! delivered a few percent of a steady stream); vxdecap's defaults must
 //! leave it the CPU, and every frame must still be written or counted.
 //! Needs root.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests say what they measured"
+)]
 
 use std::time::Duration;
 
 mod common;
 
 use common::{first_number, number_after, privileged};
-use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
+use vxdecap::lab::netns::{unique_name, veth_pair, NetNs, WatchedChild};
 
 /// The CPU the worker and the NAPI thread share; the generator runs on CPU 0.
 const SHARED_CPU: usize = 1;

@@ -2,19 +2,20 @@
 
 /// True when the test may run (root); otherwise skips loudly, or fails when
 /// `VXDECAP_REQUIRE_PRIVILEGED=1` forbids skipping.
-pub fn privileged(test: &str) -> bool {
-    if vxdecap::netns::is_root() {
+pub(crate) fn privileged(test: &str) -> bool {
+    if vxdecap::lab::netns::is_root() {
         return true;
     }
-    if std::env::var("VXDECAP_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1") {
-        panic!("{test}: needs root and VXDECAP_REQUIRE_PRIVILEGED=1 forbids skipping");
-    }
+    assert!(
+        !std::env::var("VXDECAP_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1"),
+        "{test}: needs root and VXDECAP_REQUIRE_PRIVILEGED=1 forbids skipping"
+    );
     eprintln!("SKIPPED {test}: needs root (netns, XDP, AF_XDP); run the suite as root");
     false
 }
 
 /// The first integer of the line containing `needle`.
-pub fn first_number(text: &str, needle: &str) -> u64 {
+pub(crate) fn first_number(text: &str, needle: &str) -> u64 {
     let line = text
         .lines()
         .find(|l| l.contains(needle))
@@ -26,7 +27,7 @@ pub fn first_number(text: &str, needle: &str) -> u64 {
 }
 
 /// The integer right after `label ` on the line containing `needle`.
-pub fn number_after(text: &str, needle: &str, label: &str) -> u64 {
+pub(crate) fn number_after(text: &str, needle: &str, label: &str) -> u64 {
     let line = text
         .lines()
         .find(|l| l.contains(needle))

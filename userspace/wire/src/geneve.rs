@@ -50,10 +50,10 @@ pub mod protocol {
 mod field {
     use crate::Field;
 
-    pub const VER_OPTLEN: usize = 0;
-    pub const FLAGS: usize = 1;
-    pub const PROTOCOL: Field = 2..4;
-    pub const VNI: Field = 4..7;
+    pub(super) const VER_OPTLEN: usize = 0;
+    pub(super) const FLAGS: usize = 1;
+    pub(super) const PROTOCOL: Field = 2..4;
+    pub(super) const VNI: Field = 4..7;
 }
 
 /// Why a buffer cannot be viewed as a GENEVE header.
@@ -70,9 +70,9 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Error::Truncated => "GENEVE header cut short (needs 8 bytes)",
-            Error::Version => "GENEVE version is not 0",
-            Error::OptionsTruncated => "GENEVE options run past the packet",
+            Self::Truncated => "GENEVE header cut short (needs 8 bytes)",
+            Self::Version => "GENEVE version is not 0",
+            Self::OptionsTruncated => "GENEVE options run past the packet",
         })
     }
 }
@@ -88,13 +88,13 @@ pub struct Header<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Header<T> {
     /// Wraps a buffer without checking it (accessors may then panic).
     #[inline]
-    pub const fn new_unchecked(buffer: T) -> Header<T> {
-        Header { buffer }
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
     }
 
     /// Wraps a buffer after checking the version and that it holds the header and its options.
     #[inline]
-    pub fn new_checked(buffer: T) -> Result<Header<T>, Error> {
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let header = Self::new_unchecked(buffer);
         header.check_len()?;
         Ok(header)
@@ -204,7 +204,7 @@ pub struct Options<'a> {
     malformed: bool,
 }
 
-impl<'a> Options<'a> {
+impl Options<'_> {
     /// True once an option was found whose length runs past the options area (the walk
     /// stopped there).
     pub fn malformed(&self) -> bool {
@@ -251,17 +251,13 @@ pub struct AwsGwlb {
 
 impl AwsGwlb {
     /// Reads the AWS options among `options`; other options are ignored.
-    pub fn from_options<'a>(options: impl Iterator<Item = GeneveOption<'a>>) -> AwsGwlb {
-        let mut gwlb = AwsGwlb::default();
+    pub fn from_options<'a>(options: impl Iterator<Item = GeneveOption<'a>>) -> Self {
+        let mut gwlb = Self::default();
         for option in options.filter(|o| o.class == AWS_GWLB_CLASS) {
             match (option.kind, option.data) {
-                (1, &[a, b, c, d, e, f, g, h]) => {
-                    gwlb.endpoint_id = Some(u64::from_be_bytes([a, b, c, d, e, f, g, h]));
-                }
-                (2, &[a, b, c, d, e, f, g, h]) => {
-                    gwlb.attachment_id = Some(u64::from_be_bytes([a, b, c, d, e, f, g, h]));
-                }
-                (3, &[a, b, c, d]) => gwlb.flow_cookie = Some(u32::from_be_bytes([a, b, c, d])),
+                (1, data) => gwlb.endpoint_id = data.try_into().ok().map(u64::from_be_bytes),
+                (2, data) => gwlb.attachment_id = data.try_into().ok().map(u64::from_be_bytes),
+                (3, data) => gwlb.flow_cookie = data.try_into().ok().map(u32::from_be_bytes),
                 _ => {}
             }
         }
@@ -302,7 +298,7 @@ mod tests {
     #[test]
     fn parses_the_fixed_header_options_and_payload() {
         let p = gwlb_packet();
-        let h = Header::new_checked(&p[..]).expect("valid GENEVE");
+        let h = Header::new_checked(&*p).expect("valid GENEVE");
         assert_eq!(h.version(), 0);
         assert_eq!(h.options_len(), 32);
         assert_eq!(h.header_len(), 40);
@@ -325,7 +321,7 @@ mod tests {
         assert_eq!(Header::new_checked(&[0u8; 7][..]), Err(Error::Truncated));
         let mut p = gwlb_packet();
         p[0] |= 0x40; // version 1
-        assert_eq!(Header::new_checked(&p[..]), Err(Error::Version));
+        assert_eq!(Header::new_checked(&*p), Err(Error::Version));
         let p = gwlb_packet();
         assert_eq!(
             Header::new_checked(&p[..39]),
@@ -338,7 +334,7 @@ mod tests {
     fn an_option_longer_than_the_area_stops_the_walk_and_says_so() {
         let mut p = gwlb_packet();
         p[8 + 3] = 0x1f; // the first option claims 31 words
-        let h = Header::new_checked(&p[..]).expect("the header itself is fine");
+        let h = Header::new_checked(&*p).expect("the header itself is fine");
         let mut options = h.options();
         assert_eq!(options.next(), None);
         assert!(options.malformed());
@@ -350,7 +346,7 @@ mod tests {
         let mut p = vec![0x01, 0x40, 0x65, 0x58, 0x00, 0x00, 0x2a, 0x00];
         p.extend_from_slice(&[0xff, 0xff, 0x80 | 0x7f, 0x00]); // critical, no data
         p.extend_from_slice(&[0u8; 14]); // an inner Ethernet header
-        let h = Header::new_checked(&p[..]).expect("valid");
+        let h = Header::new_checked(&*p).expect("valid");
         assert!(h.critical());
         assert_eq!(h.vni(), 42);
         assert_eq!(h.protocol(), protocol::ETHERNET);
@@ -372,7 +368,7 @@ mod tests {
         for len in 0..64 {
             for fill in [0x00u8, 0x3f, 0xff] {
                 let buf = vec![fill; len];
-                if let Ok(h) = Header::new_checked(&buf[..]) {
+                if let Ok(h) = Header::new_checked(&*buf) {
                     let _ = (h.protocol(), h.vni(), h.oam(), h.critical(), h.payload());
                     let options = h.options();
                     let _ = options.count();

@@ -4,14 +4,14 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Context;
+use anyhow::Context as _;
 
 use crate::report::median;
 use crate::run::{Bench, Rig, RunArgs, RunResult, Scenario};
 
 /// Options.
 #[derive(Clone, Debug, clap::Args)]
-pub struct PolicyArgs {
+pub(crate) struct PolicyArgs {
     /// Rigs (other-core, shared-core).
     #[arg(long, value_delimiter = ',', default_value = "other-core,shared-core")]
     pub rigs: Vec<String>,
@@ -37,7 +37,7 @@ pub struct PolicyArgs {
 }
 
 /// Runs the comparison and prints a markdown table of medians.
-pub fn run(args: &PolicyArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &PolicyArgs) -> anyhow::Result<()> {
     // One receiver: a policy of vxdecap, or a bare AF_XDP variant.
     let mut receivers: Vec<(String, Scenario, String)> = args
         .policies

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 
 use crate::receivers::ReceiverReport;
 use crate::report::median;
@@ -18,7 +18,7 @@ use crate::run::{number_before, Bench, Proc, Rig};
 
 /// Options.
 #[derive(Clone, Debug, clap::Args)]
-pub struct ScaleArgs {
+pub(crate) struct ScaleArgs {
     /// Repetitions of every configuration.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
@@ -138,7 +138,7 @@ fn measure(
 }
 
 /// Runs the comparison and prints a table.
-pub fn run(args: &ScaleArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &ScaleArgs) -> anyhow::Result<()> {
     let bench = Bench::new(Rig::OtherCore, 2)?;
     let configs = [
         (Receiver::XdpDrop, 1),
