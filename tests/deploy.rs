@@ -222,7 +222,7 @@ fn path_without_clouds(tmp: &TempDir) -> (String, PathBuf) {
         );
         let path = bin.join(cli);
         std::fs::write(&path, script).unwrap();
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     (
@@ -529,7 +529,7 @@ fn fake_vxdecap(dir: &Path, doctor: Option<i32>, record: &Path) {
     );
     let path = dir.join("vxdecap");
     std::fs::write(&path, script).unwrap();
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
@@ -556,10 +556,12 @@ fn the_setup_script_picks_the_mirrors_interface_and_defers_to_doctor() {
         let bin = tmp.path(&format!("bin-{tag}"));
         let record = tmp.path(&format!("calls-{tag}"));
         fake_vxdecap(&bin, doctor, &record);
-        let mut args =
-            vec!["PATH=".to_owned() + &format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display())];
+        let mut args = vec![format!(
+            "PATH={}:/usr/sbin:/usr/bin:/sbin:/bin",
+            bin.display()
+        )];
         args.extend(["bash", script.to_str().unwrap(), "--dry-run"].map(String::from));
-        args.extend(extra.iter().map(|s| s.to_string()));
+        args.extend(extra.iter().map(ToString::to_string));
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let o = output(&mut ns.command("env", &refs));
         (

@@ -1,5 +1,10 @@
 //! `vxdecap lab` end to end: namespaces, tc mirred into VXLAN, live
 //! capture, HTTP through the monitored app, decoded inner conversation.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests say what they measured"
+)]
 
 mod common;
 
@@ -82,7 +87,7 @@ fn lab_tears_down_on_ctrl_c() {
     if !privileged("lab ctrl-c") {
         return;
     }
-    let mut child = vxdecap::netns::ChildGuard::new(
+    let mut child = vxdecap::lab::netns::ChildGuard::new(
         vxdecap()
             .args(["lab", "--keep", "--requests", "1"])
             .stdout(std::process::Stdio::piped())
@@ -126,8 +131,8 @@ fn example_path(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn top_talkers_example_reports_the_lab_conversation_per_vni() {
+    use vxdecap::lab::netns::{unique_name, ChildGuard, WatchedChild};
     use vxdecap::lab::{LabTopology, APP_ADDR, CLIENT_ADDR};
-    use vxdecap::netns::{unique_name, ChildGuard, WatchedChild};
     if !privileged("example against the lab") {
         return;
     }
@@ -215,8 +220,8 @@ fn top_talkers_example_reports_the_lab_conversation_per_vni() {
 #[test]
 fn lab_tenants_go_to_rotating_pcapng_files_and_a_tap_at_once() {
     use std::time::Duration;
+    use vxdecap::lab::netns::{unique_name, ChildGuard, WatchedChild};
     use vxdecap::lab::{LabTopology, APP_ADDR, APP_UNDERLAY_ADDR, COLLECTOR_ADDR};
-    use vxdecap::netns::{unique_name, ChildGuard, WatchedChild};
     if !privileged("lab tenants, routes and tap") {
         return;
     }
@@ -442,7 +447,8 @@ fn lab_tenants_go_to_rotating_pcapng_files_and_a_tap_at_once() {
             format!("t28-{i:03}")
                 .bytes()
                 .map(|b| format!("{b:02x}"))
-                .collect()
+                .collect::<Vec<_>>()
+                .concat()
         })
         .collect();
     assert_eq!(payloads, expected, "{summary}");

@@ -1,15 +1,20 @@
 //! Live capture on real kernel traffic: a kernel VXLAN device in one
 //! namespace sends over a veth pair to the collector namespace, where
 //! `vxdecap capture` runs with XDP and AF_XDP. Needs root.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests say what they measured"
+)]
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use common::*;
-use vxdecap::netns::{unique_name, veth_pair_with_queues, NetNs};
+use vxdecap::lab::netns::{unique_name, veth_pair_with_queues, NetNs};
 
 const SENDER_UNDERLAY: &str = "10.77.0.1";
 const COLLECTOR: &str = "10.77.0.2";
@@ -24,15 +29,15 @@ struct VxlanPair {
 }
 
 impl VxlanPair {
-    fn new(tag: &str) -> VxlanPair {
+    fn new(tag: &str) -> Self {
         Self::with_queues(tag, 1)
     }
 
-    fn with_queues(tag: &str, queues: u32) -> VxlanPair {
+    fn with_queues(tag: &str, queues: u32) -> Self {
         let base = unique_name(tag);
         let sender = NetNs::create(&format!("{base}-tx")).expect("sender netns");
         let collector = NetNs::create(&format!("{base}-rx")).expect("collector netns");
-        let pair = VxlanPair { sender, collector };
+        let pair = Self { sender, collector };
         pair.wire(queues);
         pair
     }
@@ -88,8 +93,8 @@ impl VxlanPair {
         let prefix = prefix.to_owned();
         self.sender
             .spawn_in(move || {
-                let sockets = (0..flows)
-                    .map(|_| UdpSocket::bind("192.168.77.1:0"))
+                let sockets = std::iter::repeat_with(|| UdpSocket::bind("192.168.77.1:0"))
+                    .take(flows)
                     .collect::<std::io::Result<Vec<_>>>()?;
                 for i in 0..count {
                     let mut payload = format!("{prefix}-{i:03}").into_bytes();
@@ -223,9 +228,9 @@ fn capture_exact_frames(mode: &str, tag: &str) {
     assert!(!pair.xdp_attached(), "XDP program detached after capture");
     assert_eq!(frames_written(&summary), 200, "{summary}");
     assert!(summary.contains("0 packets not written"), "{summary}");
-    // veth binds in copy mode: the worker sleeps on an empty ring, and says why.
+    // veth sockets get no NAPI id: no busy polling, and the start-up lines say why.
     assert!(
-        summary.contains("queue 0 receive policy sleep: copy-mode socket"),
+        summary.contains("queue 0 receive policy auto: the kernel gave this socket no NAPI id"),
         "{summary}"
     );
     assert!(
@@ -462,7 +467,7 @@ fn count_limit_ends_a_live_capture() {
     let pair = VxlanPair::new("lc");
     let tmp = TempDir::new("lc");
     let pcap = tmp.path("five.pcap");
-    let mut child = vxdecap::netns::ChildGuard::new(
+    let mut child = vxdecap::lab::netns::ChildGuard::new(
         pair.collector
             .command(
                 vxdecap_path(),
@@ -587,6 +592,10 @@ fn sample(lines: &[String], prefix: &str) -> f64 {
 }
 
 #[test]
+#[allow(
+    clippy::float_cmp,
+    reason = "counters parsed back from the text format are whole numbers, exact in f64"
+)]
 fn metrics_endpoint_parses_with_the_reference_parser_and_counts_match() {
     if !privileged("live capture with --metrics") {
         return;
@@ -702,10 +711,6 @@ impl vxdecap::Analyzer for Recorder {
         }
         Ok(())
     }
-
-    fn on_frame(&mut self, _: &vxdecap::InnerFrame<'_>) -> std::io::Result<()> {
-        unreachable!("on_batch takes every frame")
-    }
 }
 
 fn recorder(delay: Duration) -> (Recorder, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
@@ -734,8 +739,8 @@ fn run_embedded(
             let capture = capture.build()?;
             let stop = capture.stop_handle();
             let running = capture.spawn()?;
-            tx.send(stop).ok();
-            running.join()
+            let _ = tx.send(stop);
+            Ok(running.join()?)
         })
         .expect("enter collector netns");
     let stop = rx.recv().expect("capture built");
@@ -765,7 +770,10 @@ fn fan_out_gives_two_analyzers_identical_streams() {
     let pair = VxlanPair::new("lf");
     let (a, seen_a) = recorder(Duration::ZERO);
     let (b, seen_b) = recorder(Duration::ZERO);
-    let (at_a, at_b) = (a.addresses.clone(), b.addresses.clone());
+    let (at_a, at_b) = (
+        std::sync::Arc::clone(&a.addresses),
+        std::sync::Arc::clone(&b.addresses),
+    );
     let builder = vxdecap::Capture::builder("eth1").analyzer(a).analyzer(b);
     let summary = run_embedded(&pair, builder, || pair.send_inner("fan", 300));
     let expected: Vec<String> = (0..300).map(|i| format!("fan-{i:03}")).collect();
@@ -786,6 +794,53 @@ fn fan_out_gives_two_analyzers_identical_streams() {
     distinct.sort_unstable();
     distinct.dedup();
     assert!(distinct.len() > 1, "frames live in different UMEM frames");
+}
+
+/// Records, for each inner frame, the rx queue its batch names and the one
+/// in its metadata.
+struct QueueRecorder(std::sync::Arc<std::sync::Mutex<Vec<(usize, u16)>>>);
+
+impl vxdecap::Analyzer for QueueRecorder {
+    fn on_batch(&mut self, frames: vxdecap::Frames<'_>) -> std::io::Result<()> {
+        let mut seen = self.0.lock().unwrap();
+        for frame in frames.iter() {
+            seen.push((frames.queue(), frame.meta.queue));
+        }
+        Ok(())
+    }
+}
+
+/// With `--queues 2,3` the workers are 0 and 1 but the rx queues 2 and 3:
+/// `Frames::queue()` names the rx queue, as `FrameMeta::queue` does.
+#[test]
+fn frames_name_the_rx_queue_when_only_some_queues_are_captured() {
+    if !privileged("frames of queues 2 and 3") {
+        return;
+    }
+    let pair = VxlanPair::with_queues("lw", 4);
+    let seen = std::sync::Arc::default();
+    let builder = vxdecap::Capture::builder("eth1")
+        .queues(&[2, 3])
+        .analyzer(QueueRecorder(std::sync::Arc::clone(&seen)));
+    // 32 inner flows reach all 4 queues (see every_rx_queue_gets_a_socket…);
+    // those on queues 0 and 1 go to the kernel.
+    let summary = run_embedded(&pair, builder, || {
+        pair.send_inner_over_flows("q23", 400, 32)
+    });
+    let seen = seen.lock().unwrap();
+    let text = summary.render();
+    assert!(
+        seen.iter().any(|&(_, q)| q == 2) && seen.iter().any(|&(_, q)| q == 3),
+        "frames arrived on queues 2 and 3:\n{text}"
+    );
+    for &(batch, meta) in seen.iter() {
+        assert!(meta == 2 || meta == 3, "only queues 2 and 3 are captured");
+        assert_eq!(
+            batch,
+            usize::from(meta),
+            "Frames::queue() is the rx queue:\n{text}"
+        );
+    }
 }
 
 #[test]
@@ -815,7 +870,9 @@ fn a_slow_analyzer_loses_only_its_own_frames_and_every_frame_is_accounted_for() 
         redirected, SENT,
         "every frame reached XDP and a socket:\n{text}"
     );
-    let received = summary.stage.get(vxdecap::stats::StageCounter::Received);
+    let received = summary
+        .stage
+        .get(vxdecap::report::stats::StageCounter::Received);
     let kernel = summary.xsk.rx_ring_full + summary.xsk.rx_dropped;
     assert_eq!(
         redirected,
@@ -823,7 +880,9 @@ fn a_slow_analyzer_loses_only_its_own_frames_and_every_frame_is_accounted_for() 
         "XDP = socket + kernel drops:\n{text}"
     );
     assert_eq!(summary.stage.rejected_total(), 0);
-    let delivered = summary.stage.get(vxdecap::stats::StageCounter::Delivered);
+    let delivered = summary
+        .stage
+        .get(vxdecap::report::stats::StageCounter::Delivered);
     for a in &summary.analyzers {
         assert_eq!(
             a.written + a.backpressure + a.after_count_limit + a.after_output_closed,
@@ -1079,7 +1138,7 @@ fn dash_z_refuses_an_allow_file_the_user_could_not_reload() {
     if !privileged("-Z with an allow file") {
         return;
     }
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::PermissionsExt as _;
     let pair = VxlanPair::new("ly");
     let tmp = TempDir::new("ly");
     let allow = tmp.path("allow.txt");
@@ -1641,7 +1700,7 @@ fn fragmented_host_udp_from_an_allowlisted_source_reaches_its_socket() {
 /// most 10 s); returns its exit status and stderr.
 fn send_until_exit(
     pair: &VxlanPair,
-    mut child: vxdecap::netns::ChildGuard,
+    mut child: vxdecap::lab::netns::ChildGuard,
 ) -> (std::process::ExitStatus, String) {
     let mut exited = None;
     for round in 0..200 {
@@ -1664,7 +1723,7 @@ fn live_capture_to_a_full_disk_counts_only_what_the_file_holds() {
     let pair = VxlanPair::new("lfull");
     let fs = SmallFs::mount("lfull", "128k");
     let pcap = fs.path("live.pcap");
-    let child = vxdecap::netns::ChildGuard::new(
+    let child = vxdecap::lab::netns::ChildGuard::new(
         pair.collector
             .command(
                 vxdecap_path(),
@@ -1696,7 +1755,7 @@ fn live_capture_to_a_closed_pipe_says_so_and_exits_1() {
         return;
     }
     let pair = VxlanPair::new("lpipe");
-    let mut child = vxdecap::netns::ChildGuard::new(
+    let mut child = vxdecap::lab::netns::ChildGuard::new(
         pair.collector
             .command(vxdecap_path(), &["capture", "-i", "eth1", "-w", "-"])
             .stdout(std::process::Stdio::piped())

@@ -4,17 +4,22 @@
 //! ends or a host name address are answered. Needs root (a capture in a
 //! network namespace). The values themselves are checked with the Prometheus
 //! project's parser in `tests/live.rs`.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests say what they measured"
+)]
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vxdecap::netns::{unique_name, veth_pair, ChildGuard, NetNs};
+use vxdecap::lab::netns::{unique_name, veth_pair, ChildGuard, NetNs};
 
 const PORT: u16 = 9419;
 
@@ -26,7 +31,7 @@ struct Collector {
 }
 
 impl Collector {
-    fn new(tag: &str) -> Collector {
+    fn new(tag: &str) -> Self {
         let base = unique_name(tag);
         let ns = NetNs::create(&format!("{base}-rx")).expect("collector netns");
         let peer = NetNs::create(&format!("{base}-tx")).expect("peer netns");
@@ -34,7 +39,7 @@ impl Collector {
         peer.configure("und0", "10.78.0.1/24").expect("peer addr");
         ns.configure("eth1", "10.78.0.2/24")
             .expect("collector addr");
-        Collector { ns, _peer: peer }
+        Self { ns, _peer: peer }
     }
 
     /// Runs `f` on a thread inside the namespace.
@@ -144,7 +149,7 @@ fn slowloris_and_idle_connections_delay_neither_scrapes_nor_the_end_of_the_captu
     // One byte every 1.5 s of a request head that never ends, on a new
     // connection whenever the server closes the last one.
     let slowloris = {
-        let done = done.clone();
+        let done = Arc::clone(&done);
         collector.spawn(move || {
             let mut sent = 0;
             while !done.load(Ordering::Relaxed) {
@@ -169,7 +174,7 @@ fn slowloris_and_idle_connections_delay_neither_scrapes_nor_the_end_of_the_captu
     };
     // 300 connections that say nothing, held open.
     let idle = {
-        let done = done.clone();
+        let done = Arc::clone(&done);
         collector.spawn(move || {
             let mut held = Vec::new();
             for _ in 0..300 {
@@ -367,7 +372,7 @@ fn sigint_ends_the_capture_at_once_while_a_slowloris_client_is_connected() {
     collector.wait_for_listener(metrics);
     let done = Arc::new(AtomicBool::new(false));
     let slowloris = {
-        let done = done.clone();
+        let done = Arc::clone(&done);
         collector.spawn(move || {
             let mut stream = TcpStream::connect(metrics)?;
             stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")?;
@@ -379,7 +384,7 @@ fn sigint_ends_the_capture_at_once_while_a_slowloris_client_is_connected() {
     };
     // Should the capture wait on the client, the client stops after 10 s.
     let watchdog = {
-        let done = done.clone();
+        let done = Arc::clone(&done);
         std::thread::spawn(move || {
             let until = Instant::now() + Duration::from_secs(10);
             while !done.load(Ordering::Relaxed) && Instant::now() < until {

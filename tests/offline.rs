@@ -421,7 +421,7 @@ fn writing_over_the_input_is_refused_before_anything_is_opened() {
         vec!["-w".into(), at("cap.pcap"), "-C".into(), "1".into()],
         // A route's file, and -w pcapng over a pcap input.
         vec!["--route".into(), format!("vni=100 -> {x}")],
-        vec!["-w".into(), x.clone(), "--format".into(), "pcapng".into()],
+        vec!["-w".into(), x, "--format".into(), "pcapng".into()],
     ];
     for args in cases {
         let o = output(vxdecap().args(["decap", "-r"]).arg(&input).args(&args));
@@ -456,4 +456,43 @@ fn writing_over_the_input_is_refused_before_anything_is_opened() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read(&input).expect("read"), original);
+}
+
+/// Counts the inner frames it is given, by first byte of the inner
+/// EtherType (0x08: IPv4, 0x86: IPv6, …).
+struct Kinds(std::sync::Arc<std::sync::Mutex<Vec<[u8; 2]>>>);
+
+impl vxdecap::Analyzer for Kinds {
+    fn on_batch(&mut self, frames: vxdecap::Frames<'_>) -> std::io::Result<()> {
+        let mut seen = self.0.lock().unwrap();
+        seen.extend(frames.iter().map(|f| [f.bytes[12], f.bytes[13]]));
+        Ok(())
+    }
+}
+
+/// The library reads a capture file through the same loop as `decap -r`,
+/// behind the same inner filter: the ICMP frames of tcpdump's capture, as
+/// the command line writes them.
+#[test]
+fn the_library_reads_a_file_behind_an_inner_filter_as_decap_does() {
+    let tmp = TempDir::new("lib-offline");
+    let (written, _) = decap("tcpdump/vxlan.pcap", &["icmp"], &tmp);
+    let seen = std::sync::Arc::default();
+    let summary = vxdecap::Capture::from_file(fixture("tcpdump/vxlan.pcap"))
+        .filter("icmp")
+        .analyzer(Kinds(std::sync::Arc::clone(&seen)))
+        .build()
+        .expect("a capture file and a filter that compiles")
+        .run()
+        .expect("the run");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), written.len(), "{}", summary.render());
+    assert_eq!(summary.written, written.len() as u64);
+    assert!(seen.iter().all(|kind| *kind == [0x08, 0x00]), "IPv4 only");
+    let err = vxdecap::Capture::from_file(fixture("tcpdump/vxlan.pcap"))
+        .filter("tcp prot 80")
+        .analyzer(Kinds(std::sync::Arc::default()))
+        .build()
+        .expect_err("a filter libpcap refuses");
+    assert!(err.to_string().contains("man pcap-filter"), "{err}");
 }

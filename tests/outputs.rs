@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::Command;

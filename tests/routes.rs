@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
+use vxdecap::lab::netns::{unique_name, veth_pair, NetNs, WatchedChild};
 
 /// Tenant frames: VNI 27 from 10.0.2.4, VNI 150 from 10.1.0.9 and from
 /// 10.2.0.9, VNI 999 from 10.0.2.4; each inner frame of the mix, in turn.
@@ -245,7 +245,7 @@ struct TwoTenants {
 }
 
 impl TwoTenants {
-    fn new(tag: &str) -> TwoTenants {
+    fn new(tag: &str) -> Self {
         let base = unique_name(tag);
         let sender = NetNs::create(&format!("{base}-tx")).expect("sender netns");
         let collector = NetNs::create(&format!("{base}-rx")).expect("collector netns");
@@ -272,7 +272,7 @@ impl TwoTenants {
         sender
             .run("ping", &["-c", "1", "-W", "2", COLLECTOR])
             .expect("underlay ping");
-        TwoTenants { sender, collector }
+        Self { sender, collector }
     }
 
     /// Sends `count` datagrams `v42-NNN` on VNI 42 and `v43-NNN` on VNI

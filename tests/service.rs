@@ -13,6 +13,11 @@
 //! - `ExecReload` (SIGHUP) never ends a capture.
 //!
 //! Everything but the unit file checks needs root (network namespaces).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests say what they measured"
+)]
 
 #[path = "common/collector.rs"]
 mod collector;
@@ -330,7 +335,7 @@ fn a_capture_runs_with_only_the_units_user_capabilities_and_system_calls() {
     let scrape = collector
         .ns
         .spawn_in(|| {
-            use std::io::{Read, Write};
+            use std::io::{Read as _, Write as _};
             let mut s = std::net::TcpStream::connect("127.0.0.1:9419")?;
             s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
             let mut body = String::new();

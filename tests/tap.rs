@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vxdecap::netns::{unique_name, NetNs, WatchedChild};
+use vxdecap::lab::netns::{unique_name, NetNs, WatchedChild};
 
 /// A persistent tap `dev` in `ns` (as `ip tuntap add` makes it), up, so
 /// that consumers can open it before vxdecap attaches and frames flow.

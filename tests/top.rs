@@ -4,6 +4,11 @@
 //! with `capture-pane` must show the queues, both tunnels with their
 //! rates, the drop reason and the latency, and `q` must end it and give
 //! the terminal back. Needs root (the capture).
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests say what they measured"
+)]
 
 #[path = "common/collector.rs"]
 mod collector;
@@ -23,8 +28,8 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn new() -> Tmux {
-        Tmux {
+    fn new() -> Self {
+        Self {
             socket: format!("vxdecap-top-{}", std::process::id()),
         }
     }
@@ -101,7 +106,7 @@ fn top_shows_a_live_capture_in_a_terminal_and_q_quits() {
     // clear, which the decapsulator rejects.
     let sending = Arc::new(AtomicBool::new(true));
     let thread = {
-        let (collector, tmp, sending) = (collector.clone(), tmp.clone(), sending.clone());
+        let (collector, tmp, sending) = (Arc::clone(&collector), tmp, Arc::clone(&sending));
         std::thread::spawn(move || {
             let mut bad = Vec::new();
             for n in 0..10u16 {

@@ -144,7 +144,7 @@ fn decide(steering: &Steering, frame: &[u8]) -> (u32, XdpCounter) {
 
 #[test]
 fn allowlists_drop_forged_vxlan_and_change_at_run_time() {
-    use vxdecap::allow::{parse_vnis, Allowlist};
+    use vxdecap::steer::allow::{parse_vnis, Allowlist};
     if !privileged("XDP allowlists") {
         return;
     }
@@ -209,7 +209,7 @@ fn allowlists_drop_forged_vxlan_and_change_at_run_time() {
 
 #[test]
 fn fragments_follow_their_first_fragment_when_reassembly_is_on() {
-    use vxdecap::allow::{parse_vnis, Allowlist};
+    use vxdecap::steer::allow::{parse_vnis, Allowlist};
     if !privileged("XDP fragment steering") {
         return;
     }

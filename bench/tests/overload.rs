@@ -1,51 +1,18 @@
 //! Overload accounting: a burst offered far above what a debug build of
 //! vxdecap can take, with a small UMEM, and every frame the generator sent
 //! is found again, written or under a named drop. Needs root.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "tests say what they measured"
+)]
 
 use std::time::Duration;
 
-use vxdecap::netns::{unique_name, veth_pair, NetNs, WatchedChild};
+mod common;
 
-fn privileged(test: &str) -> bool {
-    if vxdecap::netns::is_root() {
-        return true;
-    }
-    if std::env::var("VXDECAP_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1") {
-        panic!("{test}: needs root and VXDECAP_REQUIRE_PRIVILEGED=1 forbids skipping");
-    }
-    eprintln!("SKIPPED {test}: needs root (netns, XDP, AF_XDP); run the suite as root");
-    false
-}
-
-/// The first integer of the line containing `needle`.
-fn first_number(text: &str, needle: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"));
-    line.split(|c: char| !c.is_ascii_digit())
-        .find(|w| !w.is_empty())
-        .and_then(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no number in {line:?}"))
-}
-
-/// The integer right after `label ` on the line containing `needle`.
-fn number_after(text: &str, needle: &str, label: &str) -> u64 {
-    let line = text
-        .lines()
-        .find(|l| l.contains(needle))
-        .unwrap_or_else(|| panic!("no {needle:?} in:\n{text}"));
-    line.split(label)
-        .nth(1)
-        .and_then(|rest| {
-            rest.trim_start()
-                .split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or(0)
-}
+use common::{first_number, number_after, privileged};
+use vxdecap::lab::netns::{unique_name, veth_pair, NetNs, WatchedChild};
 
 fn tx_dropped(ns: &NetNs, dev: &str) -> u64 {
     let out = ns

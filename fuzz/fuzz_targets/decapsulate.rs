@@ -2,12 +2,13 @@
 //!
 //! Input: one selector byte (which `PortSet`), then the outer frame. Besides "never panics",
 //! every success must keep the invariants `Decapsulated` documents, and the truncation helpers
-//! must agree with each other.
+//! must agree with each other. The same bytes are also read as the XDP program's receive
+//! record (`RxMeta::split`), which must hand back the rest of the frame.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use vxdecap_wire::decap::{MAX_VLAN_TAGS, VXLAN_GPE_PORT};
-use vxdecap_wire::{decapsulate, inner_orig_len, vxlan, PortSet, Reject};
+use vxdecap_wire::{decapsulate, inner_orig_len, vxlan, PortSet, Reject, RxMeta};
 
 fn port_set(selector: u8) -> PortSet {
     let ports: &[u16] = match selector % 4 {
@@ -55,4 +56,9 @@ fuzz_target!(|data: &[u8]| {
     }
     // The truncation helper on any bytes, not just on inner frames.
     assert!(inner_orig_len(frame) >= frame.len());
+    // The XDP program's receive record, read as the live worker reads it in front of a frame.
+    if let Some((meta, rest)) = RxMeta::split(frame) {
+        assert_eq!(rest, &frame[RxMeta::LEN..]);
+        assert_eq!(meta.to_bytes()[..14], frame[..14]);
+    }
 });

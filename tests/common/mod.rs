@@ -1,34 +1,39 @@
 //! Helpers shared by the integration tests.
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    reason = "each test binary uses some of these helpers, none uses them all"
+)]
+#![allow(clippy::print_stderr, reason = "tests say what they skip and why")]
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
 /// The `vxdecap` binary built for these tests.
-pub fn vxdecap() -> Command {
+pub(crate) fn vxdecap() -> Command {
     Command::new(env!("CARGO_BIN_EXE_vxdecap"))
 }
 
 /// Path of the `vxdecap` binary.
-pub fn vxdecap_path() -> &'static str {
+pub(crate) fn vxdecap_path() -> &'static str {
     env!("CARGO_BIN_EXE_vxdecap")
 }
 
 /// True when privileged tests can run. Without root they skip loudly; with
 /// VXDECAP_REQUIRE_PRIVILEGED=1 (set by .ci/run) a skip is a failure.
-pub fn privileged(test: &str) -> bool {
-    if vxdecap::netns::is_root() {
+pub(crate) fn privileged(test: &str) -> bool {
+    if vxdecap::lab::netns::is_root() {
         return true;
     }
-    if std::env::var("VXDECAP_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1") {
-        panic!("{test}: needs root (netns, XDP, AF_XDP) and VXDECAP_REQUIRE_PRIVILEGED=1 forbids skipping");
-    }
+    assert!(
+        !std::env::var("VXDECAP_REQUIRE_PRIVILEGED").is_ok_and(|v| v == "1"),
+        "{test}: needs root (netns, XDP, AF_XDP) and VXDECAP_REQUIRE_PRIVILEGED=1 forbids skipping"
+    );
     eprintln!("SKIPPED {test}: needs root (netns, XDP, AF_XDP); run the suite as root");
     false
 }
 
 /// A file of ../shared/fixtures (relative to the project root).
-pub fn fixture(relative: &str) -> PathBuf {
+pub(crate) fn fixture(relative: &str) -> PathBuf {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../../shared/fixtures")
         .join(relative);
@@ -41,10 +46,10 @@ pub fn fixture(relative: &str) -> PathBuf {
 }
 
 /// A fresh temporary directory, removed on drop.
-pub struct TempDir(pub PathBuf);
+pub(crate) struct TempDir(pub PathBuf);
 
 impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
+    pub(crate) fn new(tag: &str) -> Self {
         // Unique per call: two tests of one binary may share a tag.
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -52,10 +57,10 @@ impl TempDir {
             std::env::temp_dir().join(format!("vxdecap-test-{tag}-{}x{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
-        TempDir(dir)
+        Self(dir)
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.0.join(name)
     }
 }
@@ -68,13 +73,13 @@ impl Drop for TempDir {
 
 /// A small tmpfs mounted by the test (root only), unmounted on drop: a
 /// real filesystem that fills up.
-pub struct SmallFs {
+pub(crate) struct SmallFs {
     pub dir: PathBuf,
 }
 
 impl SmallFs {
     /// Mounts a tmpfs of `size` (mount's syntax: `256k`) on a fresh directory.
-    pub fn mount(tag: &str, size: &str) -> SmallFs {
+    pub(crate) fn mount(tag: &str, size: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("vxdecap-fs-{tag}-{}", std::process::id()));
         let _ = Command::new("umount").arg(&dir).output();
         let _ = std::fs::remove_dir_all(&dir);
@@ -87,10 +92,10 @@ impl SmallFs {
                 .arg(&dir),
         );
         assert!(o.status.success(), "mount tmpfs: {}", stderr(&o));
-        SmallFs { dir }
+        Self { dir }
     }
 
-    pub fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
 }
@@ -104,7 +109,7 @@ impl Drop for SmallFs {
 
 /// Packets in `file` as capinfos counts them; panics unless capinfos reads
 /// the whole file without error (a record cut short is an error).
-pub fn capinfos_packets(file: &std::path::Path) -> u64 {
+pub(crate) fn capinfos_packets(file: &std::path::Path) -> u64 {
     let o = output(Command::new("capinfos").args(["-M", "-c"]).arg(file));
     assert!(
         o.status.success(),
@@ -120,7 +125,7 @@ pub fn capinfos_packets(file: &std::path::Path) -> u64 {
 }
 
 /// A pcap of the AWS mirroring capture's 100 frames `copies` times over.
-pub fn repeated_aws_capture(path: &std::path::Path, copies: usize) {
+pub(crate) fn repeated_aws_capture(path: &std::path::Path, copies: usize) {
     let bytes = std::fs::read(fixture("suricata-verify/aws-traffic-mirroring-vxlan.pcap"))
         .expect("read the AWS fixture");
     let mut out = bytes[..24].to_vec();
@@ -132,14 +137,14 @@ pub fn repeated_aws_capture(path: &std::path::Path, copies: usize) {
 
 /// One pcap record.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     pub timestamp_ns: u64,
     pub orig_len: u32,
     pub data: Vec<u8>,
 }
 
 /// Reads every record of a pcap file, with timestamps in nanoseconds.
-pub fn read_pcap(path: &std::path::Path) -> Vec<Record> {
+pub(crate) fn read_pcap(path: &std::path::Path) -> Vec<Record> {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let mut reader = pcap_file::pcap::PcapReader::new(file).expect("pcap header");
     let mut out = Vec::new();
@@ -155,34 +160,33 @@ pub fn read_pcap(path: &std::path::Path) -> Vec<Record> {
 }
 
 /// Runs a command and returns its output, panicking with context if it cannot start.
-pub fn output(cmd: &mut Command) -> Output {
+pub(crate) fn output(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
-pub fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-pub fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// The count of a summary line `  N reason` (0 when absent).
-pub fn reason_count(summary: &str, reason: &str) -> u64 {
+pub(crate) fn reason_count(summary: &str, reason: &str) -> u64 {
     summary
         .lines()
-        .filter_map(|l| {
+        .find_map(|l| {
             let mut words = l.split_whitespace();
             let n = words.next()?.parse().ok()?;
             (words.next()? == reason && words.next().is_none()).then_some(n)
         })
-        .next()
         .unwrap_or(0)
 }
 
 /// The N of the summary line `N inner frames written to …`.
-pub fn frames_written(summary: &str) -> u64 {
+pub(crate) fn frames_written(summary: &str) -> u64 {
     summary
         .lines()
         .find(|l| l.contains("inner frames written to"))
@@ -191,44 +195,44 @@ pub fn frames_written(summary: &str) -> u64 {
 }
 
 /// A `vxdecap capture` running inside a namespace.
-pub struct RunningCapture {
-    child: vxdecap::netns::WatchedChild,
+pub(crate) struct RunningCapture {
+    child: vxdecap::lab::netns::WatchedChild,
 }
 
 impl RunningCapture {
     /// Starts `vxdecap capture args…` in `ns` and waits until it listens.
-    pub fn start(ns: &vxdecap::netns::NetNs, args: &[&str]) -> RunningCapture {
+    pub(crate) fn start(ns: &vxdecap::lab::netns::NetNs, args: &[&str]) -> Self {
         let mut full = vec!["capture"];
         full.extend_from_slice(args);
         let cmd = ns.command(vxdecap_path(), &full);
-        let child = vxdecap::netns::WatchedChild::spawn(
+        let child = vxdecap::lab::netns::WatchedChild::spawn(
             cmd,
             &["listening on"],
             std::time::Duration::from_secs(30),
             None,
         )
         .unwrap_or_else(|e| panic!("capture did not start: {e:#}"));
-        RunningCapture { child }
+        Self { child }
     }
 
     /// The capture's pid.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// SIGINT, then waits; returns (success, stderr).
-    pub fn stop(self) -> (bool, String) {
+    pub(crate) fn stop(self) -> (bool, String) {
         self.stop_with(nix::sys::signal::Signal::SIGINT)
     }
 
     /// Sends `signal`, then waits; returns (success, stderr).
-    pub fn stop_with(mut self, signal: nix::sys::signal::Signal) -> (bool, String) {
+    pub(crate) fn stop_with(mut self, signal: nix::sys::signal::Signal) -> (bool, String) {
         let outcome = self.child.stop(signal).expect("stop the capture");
         (outcome.status.success(), outcome.stderr)
     }
 
     /// SIGKILL, then waits; returns stderr so far.
-    pub fn kill(&mut self) -> String {
+    pub(crate) fn kill(&mut self) -> String {
         self.child
             .stop(nix::sys::signal::Signal::SIGKILL)
             .map(|o| o.stderr)
@@ -238,7 +242,7 @@ impl RunningCapture {
 
 /// A microsecond pcap file (Ethernet) holding `frames`, one per millisecond
 /// from 2023-11-14T22:13:20Z.
-pub fn pcap_file_bytes(frames: &[Vec<u8>]) -> Vec<u8> {
+pub(crate) fn pcap_file_bytes(frames: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
@@ -257,9 +261,9 @@ pub fn pcap_file_bytes(frames: &[Vec<u8>]) -> Vec<u8> {
 }
 
 /// Inner frames of many kinds, for filters: `(what, frame)`.
-pub mod inner {
+pub(crate) mod inner {
     /// Ethernet + optional 802.1Q tag + IPv4 (10.0.2.4 → 10.0.2.6) + TCP with `flags`.
-    pub fn tcp(src_port: u16, dst_port: u16, flags: u8, vlan: Option<u16>) -> Vec<u8> {
+    pub(crate) fn tcp(src_port: u16, dst_port: u16, flags: u8, vlan: Option<u16>) -> Vec<u8> {
         let mut f = ethernet(vlan, 0x0800);
         f.extend_from_slice(&ipv4_header(6, 20, [10, 0, 2, 4], [10, 0, 2, 6]));
         f.extend_from_slice(&src_port.to_be_bytes());
@@ -269,7 +273,7 @@ pub mod inner {
     }
 
     /// IPv4 UDP 192.168.0.1:src_port → 192.168.0.2:53 with a small payload.
-    pub fn udp(src_port: u16) -> Vec<u8> {
+    pub(crate) fn udp(src_port: u16) -> Vec<u8> {
         let mut f = ethernet(None, 0x0800);
         f.extend_from_slice(&ipv4_header(17, 12, [192, 168, 0, 1], [192, 168, 0, 2]));
         f.extend_from_slice(&src_port.to_be_bytes());
@@ -278,7 +282,7 @@ pub mod inner {
     }
 
     /// ICMP echo request 10.0.2.4 → 10.0.2.6.
-    pub fn icmp() -> Vec<u8> {
+    pub(crate) fn icmp() -> Vec<u8> {
         let mut f = ethernet(None, 0x0800);
         f.extend_from_slice(&ipv4_header(1, 8, [10, 0, 2, 4], [10, 0, 2, 6]));
         f.extend_from_slice(&[8, 0, 0, 0, 0, 1, 0, 1]);
@@ -286,7 +290,7 @@ pub mod inner {
     }
 
     /// IPv6 UDP 2001:db8::1 → 2001:db8::2, port 53.
-    pub fn udp6() -> Vec<u8> {
+    pub(crate) fn udp6() -> Vec<u8> {
         let mut f = ethernet(None, 0x86dd);
         f.extend_from_slice(&[0x60, 0, 0, 0, 0, 8, 17, 64]);
         f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
@@ -296,7 +300,7 @@ pub mod inner {
     }
 
     /// ARP request, broadcast.
-    pub fn arp() -> Vec<u8> {
+    pub(crate) fn arp() -> Vec<u8> {
         let mut f = vec![0xff; 6];
         f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x06]);
         f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
@@ -333,7 +337,7 @@ pub mod inner {
     }
 
     /// One of each kind, several times over, in a mixed order.
-    pub fn mix() -> Vec<Vec<u8>> {
+    pub(crate) fn mix() -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for round in 0..3u16 {
             out.push(tcp(54_633 + round, 80, 0x02, None));
@@ -350,7 +354,7 @@ pub mod inner {
 }
 
 /// Wraps each inner frame in VXLAN on the tunnel `vni` from `src`.
-pub fn vxlan_wrap(inner: &[Vec<u8>], vni: u32, src: std::net::Ipv4Addr) -> Vec<Vec<u8>> {
+pub(crate) fn vxlan_wrap(inner: &[Vec<u8>], vni: u32, src: std::net::Ipv4Addr) -> Vec<Vec<u8>> {
     inner
         .iter()
         .enumerate()
@@ -368,7 +372,7 @@ pub fn vxlan_wrap(inner: &[Vec<u8>], vni: u32, src: std::net::Ipv4Addr) -> Vec<V
 }
 
 /// Complete records in a pcap file being written (0 before its header).
-pub fn complete_records(path: &std::path::Path) -> usize {
+pub(crate) fn complete_records(path: &std::path::Path) -> usize {
     let bytes = std::fs::read(path).unwrap_or_default();
     let (mut at, mut n) = (24, 0);
     while let Some(header) = bytes.get(at..at + 16) {
@@ -386,7 +390,7 @@ pub fn complete_records(path: &std::path::Path) -> usize {
 /// from `local` to `remote` over `underlay`, has the inner address
 /// `inner` (a prefix), and a static neighbour `peer` at `peer_mac`, so
 /// only the test's own frames go out (no ARP, no IPv6 autoconfiguration).
-pub struct VxlanSender<'a> {
+pub(crate) struct VxlanSender<'a> {
     pub dev: &'a str,
     pub vni: u32,
     pub local: &'a str,
@@ -399,7 +403,7 @@ pub struct VxlanSender<'a> {
 
 impl VxlanSender<'_> {
     /// Creates the device in `ns`.
-    pub fn add(&self, ns: &vxdecap::netns::NetNs) {
+    pub(crate) fn add(&self, ns: &vxdecap::lab::netns::NetNs) {
         let vni = self.vni.to_string();
         ns.ip(&[
             "link",
@@ -439,7 +443,12 @@ impl VxlanSender<'_> {
 /// AF_PACKET socket (Debian's python3 does the socket work, so the tests
 /// need no unsafe code), pausing 2 ms every 16 frames so that a receiving
 /// veth's backlog never overflows.
-pub fn send_raw(ns: &vxdecap::netns::NetNs, dev: &str, frames: &[Vec<u8>], tmp: &TempDir) {
+pub(crate) fn send_raw(
+    ns: &vxdecap::lab::netns::NetNs,
+    dev: &str,
+    frames: &[Vec<u8>],
+    tmp: &TempDir,
+) {
     let script = r#"
 import socket, struct, sys, time
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
@@ -482,7 +491,7 @@ print(sent)
 
 /// Checks the summary's accounting: every packet received is written or
 /// counted under a named reason, exactly once. Returns (received, written).
-pub fn assert_packets_add_up(summary: &str) -> (u64, u64) {
+pub(crate) fn assert_packets_add_up(summary: &str) -> (u64, u64) {
     let number_before = |marker: &str| -> u64 {
         summary
             .lines()

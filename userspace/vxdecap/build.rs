@@ -1,10 +1,10 @@
 //! Compiles the XDP program (xdp-prog/, C) with clang into OUT_DIR, where
-//! `steer.rs` embeds it. clang-19 is installed by scripts/setup.sh; set
-//! CLANG to use another clang (14 and newer build this program).
+//! `steer/mod.rs` embeds it (clang found by `vxdecap-bpf-build`), and
+//! mirrors the shared header's constants in Rust.
 
 use std::env;
+use std::fmt::Write as _;
 use std::path::PathBuf;
-use std::process::Command;
 
 fn main() {
     let manifest =
@@ -13,50 +13,10 @@ fn main() {
     let source = src_dir.join("vxdecap.bpf.c");
     let header = src_dir.join("vxdecap_shared.h");
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("vxdecap.bpf.o");
-    println!("cargo:rerun-if-changed={}", source.display());
-    println!("cargo:rerun-if-changed={}", header.display());
-    println!("cargo:rerun-if-env-changed=CLANG");
-
     write_shared_constants(&header, &out.with_file_name("shared_constants.rs"));
 
-    let clang = env::var("CLANG").ok().unwrap_or_else(|| {
-        ["clang-19", "clang"]
-            .into_iter()
-            .find(|c| {
-                Command::new(c)
-                    .arg("--version")
-                    .output()
-                    .is_ok_and(|o| o.status.success())
-            })
-            .unwrap_or("clang-19")
-            .to_owned()
-    });
-    let arch_include = format!(
-        "-I/usr/include/{}-linux-gnu",
-        env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default()
-    );
-    let status = Command::new(&clang)
-        .args([
-            "-O2",
-            "-g",
-            "-target",
-            "bpf",
-            "-Wall",
-            "-Werror",
-            &arch_include,
-            "-c",
-        ])
-        .arg(&source)
-        .arg("-o")
-        .arg(&out)
-        .status();
-    match status {
-        Ok(s) if s.success() => {}
-        Ok(s) => panic!("{clang} failed to compile {} ({s})", source.display()),
-        Err(e) => panic!(
-            "cannot run {clang} ({e}): install it with scripts/setup.sh (apt-get install clang-19 libbpf-dev) or set CLANG"
-        ),
-    }
+    let clang = vxdecap_bpf_build::clang();
+    vxdecap_bpf_build::compile(&clang, &source, &[&header], &out);
 }
 
 /// Turns the `#define`s and the counter enum of the shared header into Rust
@@ -70,7 +30,7 @@ fn write_shared_constants(header: &std::path::Path, out: &std::path::Path) {
             (words.next(), words.next(), words.next())
         {
             if name.starts_with("VXD_") && value.parse::<u64>().is_ok() {
-                rust.push_str(&format!("pub const {name}: u64 = {value};\n"));
+                let _ = writeln!(rust, "pub(crate) const {name}: u64 = {value};");
             }
         }
     }
@@ -80,14 +40,15 @@ fn write_shared_constants(header: &std::path::Path, out: &std::path::Path) {
         .filter(|l| l.starts_with("VXD_CTR_") && !l.starts_with("VXD_CTR_COUNT"))
         .map(|l| l.split([',', ' ', '=']).next().unwrap_or_default())
         .collect();
-    rust.push_str(&format!(
-        "pub const VXD_COUNTER_NAMES: [&str; {}] = [{}];\n",
+    let _ = writeln!(
+        rust,
+        "pub(crate) const VXD_COUNTER_NAMES: [&str; {}] = [{}];",
         counters.len(),
         counters
             .iter()
             .map(|c| format!("{c:?}"))
             .collect::<Vec<_>>()
             .join(", ")
-    ));
+    );
     std::fs::write(out, rust).expect("write shared_constants.rs");
 }

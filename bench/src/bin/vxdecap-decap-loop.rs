@@ -10,13 +10,18 @@
 //! and return, as offline replay does), single-threaded. The live path
 //! leases UMEM frames instead of copying and needs a socket: the harness
 //! (`vxdecap-bench run`) measures it.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its result"
+)]
 
 use std::hint::black_box;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use vxdecap::queue::fan_out;
-use vxdecap::stage::{Backpressure, DecapStage};
+use vxdecap::datapath::queue::fan_out;
+use vxdecap::datapath::stage::DecapStage;
 use vxdecap_wire::{decapsulate, PortSet};
 
 /// `decapsulate` as a call of its own: every field of the result is written (into the
@@ -53,15 +58,7 @@ fn main() {
         "stage" => {
             let (mut senders, mut receivers) = fan_out(1, 1, 4);
             let stop = Arc::new(AtomicBool::new(false));
-            let mut stage = DecapStage::new(
-                ports,
-                0,
-                senders.remove(0),
-                usize::MAX,
-                64,
-                Backpressure::Drop,
-                stop,
-            );
+            let mut stage = DecapStage::new(ports, 0, senders.remove(0), usize::MAX, 64, stop);
             stage.stock_owned(64 * 2048, 64, 0);
             let mut seen = 0u64;
             for i in 0..n {

@@ -137,6 +137,10 @@ fn parse_value(text: &str) -> Option<f64> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the values are exact: parsed from text or summed from integers"
+)]
 mod tests {
     use super::*;
 

@@ -15,10 +15,10 @@ pub mod exposition;
 pub mod model;
 pub mod ui;
 
-use std::io::IsTerminal;
+use std::io::IsTerminal as _;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{bail, Context as _};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
 /// `vxdecap top`'s arguments.

@@ -131,6 +131,32 @@ pub fn view(now: &[Sample], before: Option<(&[Sample], Duration)>) -> View {
         Some((b, dt)) => (Some(b), Some(dt)),
         None => (None, None),
     };
+    let queues = queue_rows(now, old, elapsed);
+    let mut vnis = rates(now, old, elapsed, "vxdecap_vni_frames_total", &["vni"]);
+    vnis.retain(|r| r.total > 0.0);
+    busiest_first(&mut vnis);
+
+    let (drops, xdp) = drop_rows(now, old, elapsed);
+    View {
+        interface: now
+            .iter()
+            .find(|s| s.name == "vxdecap_queue_info")
+            .and_then(|s| s.label("interface"))
+            .unwrap_or("?")
+            .to_owned(),
+        queues,
+        vnis,
+        drops,
+        xdp,
+        latency: latency_rows(now),
+        restarts: sums(now, "vxdecap_interface_restarts_total", &[])
+            .values()
+            .sum(),
+    }
+}
+
+/// One row per rx queue (from `vxdecap_queue_info`), in queue order.
+fn queue_rows(now: &[Sample], old: Option<&[Sample]>, elapsed: Option<Duration>) -> Vec<QueueRow> {
     let per_queue = |name: &str| -> BTreeMap<String, Rate> {
         rates(now, old, elapsed, name, &["queue"])
             .into_iter()
@@ -180,10 +206,16 @@ pub fn view(now: &[Sample], before: Option<(&[Sample], Duration)>) -> View {
         .collect();
     queues.sort_by_key(|q| q.queue.parse::<u32>().unwrap_or(u32::MAX));
 
-    let mut vnis = rates(now, old, elapsed, "vxdecap_vni_frames_total", &["vni"]);
-    vnis.retain(|r| r.total > 0.0);
-    busiest_first(&mut vnis);
+    queues
+}
 
+/// Every reason a frame was lost, busiest first, and the XDP program's
+/// decisions (its drops are among the former too).
+fn drop_rows(
+    now: &[Sample],
+    old: Option<&[Sample]>,
+    elapsed: Option<Duration>,
+) -> (Vec<Rate>, Vec<Rate>) {
     let mut drops = Vec::new();
     drops.extend(rates(
         now,
@@ -241,6 +273,11 @@ pub fn view(now: &[Sample], before: Option<(&[Sample], Duration)>) -> View {
     drops.retain(|r| r.total > 0.0);
     busiest_first(&mut drops);
 
+    (drops, xdp)
+}
+
+/// The receive-to-analyzer latency quantiles, per analyzer.
+fn latency_rows(now: &[Sample]) -> Vec<LatencyRow> {
     let mut latency: BTreeMap<String, [Option<f64>; 4]> = BTreeMap::new();
     for s in now
         .iter()
@@ -257,31 +294,20 @@ pub fn view(now: &[Sample], before: Option<(&[Sample], Duration)>) -> View {
         latency.entry(analyzer).or_default()[slot] = Some(s.value);
     }
 
-    View {
-        interface: now
-            .iter()
-            .find(|s| s.name == "vxdecap_queue_info")
-            .and_then(|s| s.label("interface"))
-            .unwrap_or("?")
-            .to_owned(),
-        queues,
-        vnis,
-        drops,
-        xdp,
-        latency: latency
-            .into_iter()
-            .map(|(analyzer, quantiles)| LatencyRow {
-                analyzer,
-                quantiles,
-            })
-            .collect(),
-        restarts: sums(now, "vxdecap_interface_restarts_total", &[])
-            .values()
-            .sum(),
-    }
+    latency
+        .into_iter()
+        .map(|(analyzer, quantiles)| LatencyRow {
+            analyzer,
+            quantiles,
+        })
+        .collect()
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::float_cmp,
+    reason = "the values are exact: parsed from text or summed from integers"
+)]
 mod tests {
     use super::*;
     use crate::exposition::parse;

@@ -234,13 +234,11 @@ vxdecap_xdp_frames_total{interface="eth1",decision="redirected"} 3012
                 )
             })
             .unwrap();
-        let screen: String = terminal
-            .backend()
-            .buffer()
-            .content()
-            .chunks(110)
-            .map(|row| row.iter().map(|c| c.symbol()).collect::<String>() + "\n")
-            .collect();
+        let mut screen = String::new();
+        for row in terminal.backend().buffer().content().chunks(110) {
+            screen.extend(row.iter().map(ratatui::buffer::Cell::symbol));
+            screen.push('\n');
+        }
         for expected in [
             "vxdecap top — eth1",
             "Rx queues",

@@ -7,13 +7,20 @@
 //! Try it in the lab: `sudo vxdecap lab --keep`, then in another shell
 //! `sudo ip netns exec <prefix>-coll target/release/examples/top_talkers eth1 30`
 //! and make requests as the lab suggests.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "an example prints what it finds"
+)]
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use vxdecap::{Analyzer, Capture, Frames, InnerFrame};
+use vxdecap::wire::{ethernet::EtherType, ipv4, ipv6, vlan};
+use vxdecap::{Analyzer, Capture, Frames};
 
 /// Inner source addresses per VNI: frames and bytes. One instance lives
 /// on its own analyzer thread, so plain collections need no lock.
@@ -24,7 +31,7 @@ struct TopTalkers {
 
 impl TopTalkers {
     fn new() -> Self {
-        TopTalkers {
+        Self {
             talkers: HashMap::new(),
             last_print: Instant::now(),
         }
@@ -53,48 +60,34 @@ impl TopTalkers {
     }
 }
 
-/// The inner frame's IP source address (Ethernet, up to two VLAN tags).
+/// The inner frame's IP source address (Ethernet, up to two VLAN tags),
+/// read through vxdecap's zero-copy header views: each checks its length
+/// once, and no accessor can panic after that.
 fn inner_source(frame: &[u8]) -> Option<IpAddr> {
-    let mut at = 12;
-    let mut ethertype = u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?);
-    while matches!(ethertype, 0x8100 | 0x88a8) && at < 20 {
-        at += 4;
-        ethertype = u16::from_be_bytes(frame.get(at..at + 2)?.try_into().ok()?);
-    }
-    let ip = at + 2;
+    let (ethertype, at) = vlan::skip_tags(frame, 2)?;
+    let ip = frame.get(at..)?;
     match ethertype {
-        0x0800 => {
-            let src: [u8; 4] = frame.get(ip + 12..ip + 16)?.try_into().ok()?;
-            Some(IpAddr::V4(Ipv4Addr::from(src)))
-        }
-        0x86dd => {
-            let src: [u8; 16] = frame.get(ip + 8..ip + 24)?.try_into().ok()?;
-            Some(IpAddr::V6(Ipv6Addr::from(src)))
-        }
+        EtherType::IPV4 => Some(ipv4::Packet::new_checked(ip).ok()?.src_addr().into()),
+        EtherType::IPV6 => Some(ipv6::Packet::new_checked(ip).ok()?.src_addr().into()),
         _ => None,
     }
 }
 
 impl Analyzer for TopTalkers {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "top_talkers"
     }
 
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
         for frame in frames.iter() {
-            self.on_frame(&frame)?;
+            if let Some(src) = inner_source(frame.bytes) {
+                let entry = self.talkers.entry((frame.meta.vni, src)).or_default();
+                entry.0 += 1;
+                entry.1 += u64::from(frame.meta.orig_len);
+            }
         }
         if self.last_print.elapsed() >= Duration::from_secs(1) {
             self.print();
-        }
-        Ok(())
-    }
-
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        if let Some(src) = inner_source(frame.bytes) {
-            let entry = self.talkers.entry((frame.meta.vni, src)).or_default();
-            entry.0 += 1;
-            entry.1 += u64::from(frame.meta.orig_len);
         }
         Ok(())
     }
@@ -122,7 +115,7 @@ fn main() -> anyhow::Result<()> {
         .analyzer(TopTalkers::new())
         .build()?;
     let stop = capture.stop_handle();
-    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
     signal_hook::flag::register(signal_hook::consts::SIGTERM, stop)?;
     let summary = capture.run()?;
     eprint!("{}", summary.render());

@@ -17,8 +17,8 @@
 //! ```
 
 use std::fs::{File, FileType, OpenOptions};
-use std::io::{self, Read};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::io::{self, Read as _};
+use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
 use std::path::Path;
 
 /// Largest configuration or allow file read (1 MiB).
@@ -69,6 +69,10 @@ fn read_bounded(file: File, limit: u64) -> Result<String, FileError> {
     if bytes.len() as u64 > limit {
         return Err(FileError::TooLarge(limit));
     }
+    #[allow(
+        clippy::naive_bytecount,
+        reason = "one count, on an error path: not worth the bytecount crate"
+    )]
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         FileError::NotText {
@@ -77,6 +81,10 @@ fn read_bounded(file: File, limit: u64) -> Result<String, FileError> {
     })
 }
 
+#[allow(
+    clippy::filetype_is_file,
+    reason = "a regular file is what is asked for: not a FIFO, a device or a symlink"
+)]
 fn check_regular(kind: FileType) -> Result<(), FileError> {
     let what = if kind.is_file() {
         return Ok(());
@@ -111,12 +119,12 @@ mod tests {
     struct Dir(std::path::PathBuf);
 
     impl Dir {
-        fn new(tag: &str) -> Dir {
+        fn new(tag: &str) -> Self {
             let dir =
                 std::env::temp_dir().join(format!("vxdecap-files-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
-            Dir(dir)
+            Self(dir)
         }
     }
 

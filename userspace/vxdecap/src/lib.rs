@@ -1,50 +1,78 @@
 //! vxdecap: kernel-bypass VXLAN decapsulation for cloud packet mirroring.
 //!
-//! The data path, in module order: [`steer`] loads the XDP program that
-//! steers VXLAN to AF_XDP sockets; [`capture`] runs one pinned worker per
-//! rx queue over a socket from `vxdecap-xsk`; each worker's [`stage`]
-//! decapsulates with `vxdecap-wire` and hands inner frames through a
-//! lock-free [`queue`] to the [`pipeline`]'s analyzer thread, which feeds
-//! the [`analyzer`]s (pcap and pcapng writers, counter, printer). [`offline`] pushes a
-//! capture file through the same stage, queue and analyzers.
+//! The folders follow a packet:
 //!
-//! To embed vxdecap, start from [`Capture::builder`] and implement
-//! [`Analyzer`] (see [`builder`] for an example).
+//! ```text
+//! NIC ─► XDP program ─► AF_XDP socket ─► worker's batch loop ─► lanes ─► analyzers ─► outputs
+//!        steer/          vxdecap-xsk      datapath/                      analyzer/
+//! ```
 //!
-//! Unsafe code lives in the `vxdecap-xsk` crate (rings, UMEM), in the two
-//! ioctls of [`tap`] and in the netlink socket calls of [`hotplug`];
-//! everything else here is safe Rust.
+//! - [`steer`] loads the XDP program that steers the tunnel ports to
+//!   AF_XDP sockets (and passes everything else to the kernel), with its
+//!   decision counters and the source and VNI allowlists.
+//! - [`datapath`] is the per-packet path, the same for live capture and
+//!   offline replay: a worker's batch loop ([`datapath::worker`]) takes
+//!   frames from a source ([`datapath::source`]: an AF_XDP socket from
+//!   `vxdecap-xsk`, or a capture file read by [`input`]), the stage
+//!   ([`datapath::stage`]) decapsulates them with `vxdecap-wire`, and each
+//!   batch of inner frames ([`datapath::batch`]) goes through lock-free
+//!   lanes ([`datapath::queue`]) to the analyzer threads
+//!   ([`datapath::analyzers`]) and back. Nothing there allocates, locks or
+//!   logs per packet.
+//! - [`analyzer`] holds the [`Analyzer`] trait and the outputs (pcap,
+//!   pcapng, rotation, router, tap, printer, counter), each behind an
+//!   optional inner [`filter`].
+//! - [`report`] holds what a run tells: counters, progress, metrics text,
+//!   the summary.
+//! - [`runtime`] starts, watches and stops the threads: live capture
+//!   ([`runtime::live`], one worker per rx queue in [`runtime::worker`],
+//!   the [`runtime::supervisor`] for hot-plug, SIGHUP and stop conditions),
+//!   offline runs ([`runtime::offline`]), the checks made before anything
+//!   is attached ([`runtime::preflight`]), and the typed errors
+//!   ([`CaptureError`]).
+//! - [`sys`] is the one module allowed unsafe code (CPUs, rtnetlink, the
+//!   TAP device); the ring and UMEM code is in `vxdecap-xsk`. Everything
+//!   else here is safe Rust.
+//! - [`config`] reads the TOML file into typed settings; [`lab`] (the `lab`
+//!   feature) builds network namespaces for the demo and the tests.
+//!
+//! To embed vxdecap, start from [`Capture::builder`] (or
+//! [`Capture::from_file`]) and implement [`Analyzer`]; see [`api::builder`]
+//! for an example. Errors are [`CaptureError`], with every cause kept.
+//! The library prints nothing: what a capture tells its user as it runs
+//! are `tracing` events with the target [`report::CONSOLE`].
 #![deny(unsafe_code)]
 
-pub mod allow;
 pub mod analyzer;
-pub mod builder;
-pub mod capture;
+pub mod api;
 pub mod config;
-pub mod dissect;
+pub mod datapath;
+pub mod error;
 pub mod files;
 pub mod filter;
-pub mod frame;
-pub mod hotplug;
+pub mod input;
+#[cfg(feature = "lab")]
 pub mod lab;
-pub mod metrics;
-pub mod netns;
-pub mod notify;
-pub mod offline;
-pub mod pipeline;
-pub mod privs;
-pub mod queue;
-pub mod rxpolicy;
-pub mod stage;
-pub mod stats;
+pub mod report;
+pub mod runtime;
+pub mod select;
 pub mod steer;
-pub mod summary;
-pub mod tap;
+// The one module allowed unsafe code (each block with its SAFETY comment).
+#[allow(unsafe_code, reason = "sys is the crate's one unsafe fence")]
+pub mod sys;
 
 pub use vxdecap_wire as wire;
+pub use vxdecap_xsk as xsk;
 
-pub use analyzer::Analyzer;
-pub use builder::{Capture, CaptureBuilder, RunningCapture};
-pub use capture::CaptureMode;
-pub use frame::{FrameMeta, Frames, InnerFrame};
-pub use summary::Summary;
+pub use analyzer::{each_frame, Analyzer, AnalyzerCounts};
+pub use api::{Capture, CaptureBuilder, RunningCapture};
+pub use datapath::batch::{FrameMeta, Frames, InnerFrame};
+pub use datapath::idle::RxPolicy;
+pub use error::ParseError;
+pub use report::summary::Summary;
+pub use runtime::config::{CaptureMode, QueueSelection};
+pub use runtime::error::{CaptureError, SetupError};
+pub use select::Cidr;
+pub use steer::allow::Allowlist;
+pub use vxdecap_wire::reassembly::ReassemblyConfig;
+pub use vxdecap_xsk::{BindMode, SocketConfig, XskStatistics};

@@ -68,39 +68,39 @@ pub enum BuildError {
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BuildError::TooManyVlanTags(n) => write!(
+            Self::TooManyVlanTags(n) => write!(
                 f,
                 "{n} outer VLAN tags asked for, at most {MAX_VLAN_TAGS} are supported: drop some"
             ),
-            BuildError::AddressFamilyMismatch => f.write_str(
+            Self::AddressFamilyMismatch => f.write_str(
                 "outer source and destination IP addresses differ in family: use two IPv4 or \
                  two IPv6 addresses",
             ),
-            BuildError::VniOutOfRange(vni) => write!(
+            Self::VniOutOfRange(vni) => write!(
                 f,
                 "VNI {vni} does not fit in 24 bits: use a VNI up to {}",
                 vxlan::MAX_VNI
             ),
-            BuildError::TooLong(len) => write!(
+            Self::TooLong(len) => write!(
                 f,
                 "{len} bytes do not fit in one IP datagram with its headers: use a shorter \
                  inner frame or payload"
             ),
-            BuildError::NotIpv4 => f.write_str(
+            Self::NotIpv4 => f.write_str(
                 "the frame is not Ethernet (with at most two VLAN tags) carrying a valid IPv4 \
                  header: pass a frame built with an IPv4 outer header",
             ),
-            BuildError::MtuTooSmall(mtu) => write!(
+            Self::MtuTooSmall(mtu) => write!(
                 f,
                 "an MTU of {mtu} leaves less than 8 payload bytes per fragment: use an MTU of at \
                  least 68 (the IPv4 minimum)"
             ),
-            BuildError::BadCut(at) => write!(
+            Self::BadCut(at) => write!(
                 f,
                 "a fragment cut at payload offset {at}: cuts are multiples of 8, increasing, \
                  inside the payload"
             ),
-            BuildError::BufferTooSmall { needed, available } => write!(
+            Self::BufferTooSmall { needed, available } => write!(
                 f,
                 "the frame needs {needed} bytes but the buffer has {available}: pass a larger \
                  buffer"
@@ -148,7 +148,7 @@ impl Default for VxlanFrameBuilder {
 impl VxlanFrameBuilder {
     /// A builder with the defaults listed on the type.
     pub fn new() -> Self {
-        VxlanFrameBuilder {
+        Self {
             outer_src_mac: [0x02, 0, 0, 0, 0, 0x01],
             outer_dst_mac: [0x02, 0, 0, 0, 0, 0x02],
             outer_vlan_tags: Vec::new(),
@@ -166,12 +166,14 @@ impl VxlanFrameBuilder {
     }
 
     /// Outer source MAC address.
+    #[must_use]
     pub fn outer_src_mac(mut self, mac: [u8; 6]) -> Self {
         self.outer_src_mac = mac;
         self
     }
 
     /// Outer destination MAC address.
+    #[must_use]
     pub fn outer_dst_mac(mut self, mac: [u8; 6]) -> Self {
         self.outer_dst_mac = mac;
         self
@@ -180,6 +182,7 @@ impl VxlanFrameBuilder {
     /// Outer VLAN IDs, outermost first (0..=2; more is a [`BuildError::TooManyVlanTags`]).
     /// One tag is sent as 802.1Q (TPID 0x8100); two as QinQ: an 802.1ad S-tag (0x88A8) then an
     /// 802.1Q C-tag. Replaces any tags set before.
+    #[must_use]
     pub fn outer_vlans(mut self, vids: &[u16]) -> Self {
         self.outer_vlan_tags = match vids {
             [vid] => vec![(EtherType::VLAN, *vid)],
@@ -191,66 +194,77 @@ impl VxlanFrameBuilder {
 
     /// Outer VLAN tags as explicit `(TPID, VID)` pairs, outermost first (0..=2). Replaces any
     /// tags set before.
+    #[must_use]
     pub fn outer_vlan_tags(mut self, tags: &[(u16, u16)]) -> Self {
         self.outer_vlan_tags = tags.to_vec();
         self
     }
 
     /// Outer source IP address (IPv4 or IPv6; must match the destination's family).
+    #[must_use]
     pub fn outer_src_ip(mut self, addr: impl Into<IpAddr>) -> Self {
         self.outer_src_ip = addr.into();
         self
     }
 
     /// Outer destination IP address (IPv4 or IPv6; must match the source's family).
+    #[must_use]
     pub fn outer_dst_ip(mut self, addr: impl Into<IpAddr>) -> Self {
         self.outer_dst_ip = addr.into();
         self
     }
 
     /// Outer IPv4 identification (ignored for IPv6).
+    #[must_use]
     pub fn ipv4_ident(mut self, ident: u16) -> Self {
         self.ipv4_ident = ident;
         self
     }
 
     /// Outer IPv4 don't-fragment flag (ignored for IPv6).
+    #[must_use]
     pub fn dont_frag(mut self, dont_frag: bool) -> Self {
         self.dont_frag = dont_frag;
         self
     }
 
     /// Outer IPv4 TTL, or IPv6 hop limit.
+    #[must_use]
     pub fn ttl(mut self, ttl: u8) -> Self {
         self.ttl = ttl;
         self
     }
 
     /// Outer UDP source port.
+    #[must_use]
     pub fn udp_src_port(mut self, port: u16) -> Self {
         self.udp_src_port = port;
         self
     }
 
     /// Outer UDP destination port (default 4789).
+    #[must_use]
     pub fn udp_dst_port(mut self, port: u16) -> Self {
         self.udp_dst_port = port;
         self
     }
 
     /// The whole VXLAN flags byte (default 0x08, the I flag).
+    #[must_use]
     pub fn vxlan_flags(mut self, flags: u8) -> Self {
         self.vxlan_flags = flags;
         self
     }
 
     /// VXLAN network identifier (24 bits; larger is a [`BuildError::VniOutOfRange`]).
+    #[must_use]
     pub fn vni(mut self, vni: u32) -> Self {
         self.vni = vni;
         self
     }
 
     /// The inner frame carried after the VXLAN header (copied into the builder).
+    #[must_use]
     pub fn inner(mut self, frame: &[u8]) -> Self {
         self.inner = frame.to_vec();
         self
@@ -384,6 +398,10 @@ impl VxlanFrameBuilder {
 }
 
 /// Lengths computed once by [`VxlanFrameBuilder::layout`].
+#[allow(
+    clippy::struct_field_names,
+    reason = "lengths of the frame and its headers, named for what they measure"
+)]
 struct Layout {
     frame_len: usize,
     /// IPv4 total length (unused for IPv6).
@@ -417,7 +435,7 @@ pub struct InnerIpv4Udp {
 
 impl Default for InnerIpv4Udp {
     fn default() -> Self {
-        InnerIpv4Udp {
+        Self {
             src_mac: [0x02, 0, 0, 0, 0x01, 0x01],
             dst_mac: [0x02, 0, 0, 0, 0x01, 0x02],
             src_ip: Ipv4Addr::new(10, 0, 0, 1),
@@ -441,7 +459,7 @@ pub fn inner_ipv4_udp_frame(spec: &InnerIpv4Udp) -> Result<Vec<u8>, BuildError> 
     let udp_len_u16 = u16::try_from(udp_len).map_err(|_| too_long)?;
 
     let mut frame = vec![0u8; ethernet::HEADER_LEN + ip_len];
-    let mut eth = ethernet::Frame::new_unchecked(&mut frame[..]);
+    let mut eth = ethernet::Frame::new_unchecked(&mut *frame);
     eth.set_dst_addr(spec.dst_mac);
     eth.set_src_addr(spec.src_mac);
     eth.set_ethertype(EtherType::IPV4);
@@ -672,7 +690,7 @@ mod tests {
         let builder = tcpdump_builder();
         let mut buf = [0x55u8; 200];
         assert_eq!(builder.write_to(&mut buf), Ok(148));
-        assert_eq!(&buf[..148], &builder.build().expect("valid")[..]);
+        assert_eq!(&buf[..148], &*builder.build().expect("valid"));
         assert_eq!(buf[148], 0x55, "bytes after the frame are left alone");
         assert_eq!(
             builder.write_to(&mut buf[..147]),
@@ -927,7 +945,7 @@ mod tests {
         };
         let frame = inner_ipv4_udp_frame(&spec).expect("small");
         assert_eq!(frame.len(), 14 + 20 + 8 + 5);
-        let eth = ethernet::Frame::new_checked(&frame[..]).expect("eth");
+        let eth = ethernet::Frame::new_checked(&*frame).expect("eth");
         assert_eq!(eth.dst_addr(), spec.dst_mac);
         assert_eq!(eth.src_addr(), spec.src_mac);
         assert_eq!(eth.ethertype(), EtherType::IPV4);

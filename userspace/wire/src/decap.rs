@@ -61,7 +61,7 @@ pub struct PortSet {
 impl PortSet {
     /// Builds a set from a list of ports, refusing an empty list, more than [`MAX_PORTS`],
     /// port 0, a repeated port and the VXLAN-GPE port 4790.
-    pub fn new(ports: &[u16]) -> Result<PortSet, PortSetError> {
+    pub fn new(ports: &[u16]) -> Result<Self, PortSetError> {
         if ports.is_empty() {
             return Err(PortSetError::Empty);
         }
@@ -79,7 +79,7 @@ impl PortSet {
                 return Err(PortSetError::Duplicate(port));
             }
         }
-        let mut set = PortSet {
+        let mut set = Self {
             ports: [0; MAX_PORTS],
             // `ports.len() <= MAX_PORTS` (8), checked above, so this fits a u8.
             len: ports.len() as u8,
@@ -114,7 +114,7 @@ impl Default for PortSet {
     fn default() -> Self {
         let mut ports = [0; MAX_PORTS];
         ports[0] = VXLAN_PORT;
-        PortSet { ports, len: 1 }
+        Self { ports, len: 1 }
     }
 }
 
@@ -149,26 +149,26 @@ pub enum PortSetError {
 impl fmt::Display for PortSetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PortSetError::Empty => write!(
+            Self::Empty => write!(
                 f,
                 "no VXLAN UDP port given: give at least one (the IANA VXLAN port is {VXLAN_PORT})"
             ),
-            PortSetError::TooMany(n) => write!(
+            Self::TooMany(n) => write!(
                 f,
                 "{n} VXLAN UDP ports given but at most {MAX_PORTS} are supported: remove {}",
                 n.saturating_sub(MAX_PORTS)
             ),
-            PortSetError::Zero => write!(
+            Self::Zero => write!(
                 f,
                 "UDP port 0 cannot carry VXLAN: use the port the sender uses, usually {VXLAN_PORT}"
             ),
-            PortSetError::Duplicate(port) => {
+            Self::Duplicate(port) => {
                 write!(
                     f,
                     "UDP port {port} is given more than once: list each port once"
                 )
             }
-            PortSetError::VxlanGpe => write!(
+            Self::VxlanGpe => write!(
                 f,
                 "UDP port {VXLAN_GPE_PORT} is VXLAN-GPE, whose header and payload differ from \
                  VXLAN and are not decoded: remove it (the VXLAN port is {VXLAN_PORT})"
@@ -225,22 +225,22 @@ pub enum Reject {
 
 impl Reject {
     /// Every reason, in declaration order (`Reject::ALL[r.index()] == r`).
-    pub const ALL: [Reject; 15] = [
-        Reject::TruncatedEthernet,
-        Reject::TruncatedLinkHeader,
-        Reject::TruncatedVlan,
-        Reject::TooManyVlanTags,
-        Reject::NotIp,
-        Reject::MalformedIpv4,
-        Reject::OuterFragment,
-        Reject::MalformedIpv6,
-        Reject::Ipv6ExtensionUnsupported,
-        Reject::NotUdp,
-        Reject::MalformedUdp,
-        Reject::PortNotConfigured,
-        Reject::TruncatedVxlan,
-        Reject::VxlanIFlagClear,
-        Reject::InnerRunt,
+    pub const ALL: [Self; 15] = [
+        Self::TruncatedEthernet,
+        Self::TruncatedLinkHeader,
+        Self::TruncatedVlan,
+        Self::TooManyVlanTags,
+        Self::NotIp,
+        Self::MalformedIpv4,
+        Self::OuterFragment,
+        Self::MalformedIpv6,
+        Self::Ipv6ExtensionUnsupported,
+        Self::NotUdp,
+        Self::MalformedUdp,
+        Self::PortNotConfigured,
+        Self::TruncatedVxlan,
+        Self::VxlanIFlagClear,
+        Self::InnerRunt,
     ];
 
     /// Number of reasons.
@@ -255,42 +255,42 @@ impl Reject {
     /// Stable snake_case counter name (e.g. `port_not_configured`).
     pub const fn name(self) -> &'static str {
         match self {
-            Reject::TruncatedEthernet => "truncated_ethernet",
-            Reject::TruncatedLinkHeader => "truncated_link_header",
-            Reject::TruncatedVlan => "truncated_vlan",
-            Reject::TooManyVlanTags => "too_many_vlan_tags",
-            Reject::NotIp => "not_ip",
-            Reject::MalformedIpv4 => "malformed_ipv4",
-            Reject::OuterFragment => "outer_fragment",
-            Reject::MalformedIpv6 => "malformed_ipv6",
-            Reject::Ipv6ExtensionUnsupported => "ipv6_extension_unsupported",
-            Reject::NotUdp => "not_udp",
-            Reject::MalformedUdp => "malformed_udp",
-            Reject::PortNotConfigured => "port_not_configured",
-            Reject::TruncatedVxlan => "truncated_vxlan",
-            Reject::VxlanIFlagClear => "vxlan_i_flag_clear",
-            Reject::InnerRunt => "inner_runt",
+            Self::TruncatedEthernet => "truncated_ethernet",
+            Self::TruncatedLinkHeader => "truncated_link_header",
+            Self::TruncatedVlan => "truncated_vlan",
+            Self::TooManyVlanTags => "too_many_vlan_tags",
+            Self::NotIp => "not_ip",
+            Self::MalformedIpv4 => "malformed_ipv4",
+            Self::OuterFragment => "outer_fragment",
+            Self::MalformedIpv6 => "malformed_ipv6",
+            Self::Ipv6ExtensionUnsupported => "ipv6_extension_unsupported",
+            Self::NotUdp => "not_udp",
+            Self::MalformedUdp => "malformed_udp",
+            Self::PortNotConfigured => "port_not_configured",
+            Self::TruncatedVxlan => "truncated_vxlan",
+            Self::VxlanIFlagClear => "vxlan_i_flag_clear",
+            Self::InnerRunt => "inner_runt",
         }
     }
 
     /// Short human phrase, as used by `Display`.
     pub const fn description(self) -> &'static str {
         match self {
-            Reject::TruncatedEthernet => "frame shorter than an Ethernet header",
-            Reject::TruncatedLinkHeader => "frame shorter than its link-layer header",
-            Reject::TruncatedVlan => "outer VLAN tag cut short",
-            Reject::TooManyVlanTags => "more than two outer VLAN tags",
-            Reject::NotIp => "outer EtherType is neither IPv4 nor IPv6",
-            Reject::MalformedIpv4 => "malformed outer IPv4 header",
-            Reject::OuterFragment => "outer IP fragment (not reassembled)",
-            Reject::MalformedIpv6 => "malformed outer IPv6 header",
-            Reject::Ipv6ExtensionUnsupported => "unsupported outer IPv6 extension headers",
-            Reject::NotUdp => "outer IP payload is not UDP",
-            Reject::MalformedUdp => "malformed outer UDP header",
-            Reject::PortNotConfigured => "UDP destination port not configured for VXLAN",
-            Reject::TruncatedVxlan => "UDP payload shorter than a VXLAN header",
-            Reject::VxlanIFlagClear => "VXLAN I flag clear",
-            Reject::InnerRunt => "inner frame shorter than an Ethernet header",
+            Self::TruncatedEthernet => "frame shorter than an Ethernet header",
+            Self::TruncatedLinkHeader => "frame shorter than its link-layer header",
+            Self::TruncatedVlan => "outer VLAN tag cut short",
+            Self::TooManyVlanTags => "more than two outer VLAN tags",
+            Self::NotIp => "outer EtherType is neither IPv4 nor IPv6",
+            Self::MalformedIpv4 => "malformed outer IPv4 header",
+            Self::OuterFragment => "outer IP fragment (not reassembled)",
+            Self::MalformedIpv6 => "malformed outer IPv6 header",
+            Self::Ipv6ExtensionUnsupported => "unsupported outer IPv6 extension headers",
+            Self::NotUdp => "outer IP payload is not UDP",
+            Self::MalformedUdp => "malformed outer UDP header",
+            Self::PortNotConfigured => "UDP destination port not configured for VXLAN",
+            Self::TruncatedVxlan => "UDP payload shorter than a VXLAN header",
+            Self::VxlanIFlagClear => "VXLAN I flag clear",
+            Self::InnerRunt => "inner frame shorter than an Ethernet header",
         }
     }
 }
@@ -329,7 +329,7 @@ pub struct Decapsulated<'a> {
     pub outer_vlan_count: u8,
 }
 
-impl<'a> Decapsulated<'a> {
+impl Decapsulated<'_> {
     /// The outer VLAN IDs that were present, outermost first.
     #[inline]
     pub fn outer_vlan_ids(&self) -> &[u16] {
@@ -817,7 +817,7 @@ mod tests {
         let frame = v4_frame();
         let inner = inner();
         let decap = ok(&frame);
-        assert_eq!(decap.inner, &inner[..]);
+        assert_eq!(decap.inner, &*inner);
         assert_eq!(decap.inner_offset, 50);
         assert_eq!(decap.vni, 100);
         assert_eq!(decap.vxlan_flags, 0x08);
@@ -834,7 +834,7 @@ mod tests {
     fn ipv6_frame_decapsulates() {
         let frame = v6_frame();
         let decap = ok(&frame);
-        assert_eq!(decap.inner, &inner()[..]);
+        assert_eq!(decap.inner, &*inner());
         assert_eq!(decap.inner_offset, 14 + 40 + 8 + 8);
         assert_eq!(decap.outer_src, IpAddr::V6(v6_src()));
         assert_eq!(decap.outer_dst, IpAddr::V6(v6_dst()));
@@ -854,7 +854,7 @@ mod tests {
         );
         let decap = ok(&frame);
         assert_eq!(decap.inner_offset, 14 + 40 + 4 * 8 + 8 + 8);
-        assert_eq!(decap.inner, &inner()[..]);
+        assert_eq!(decap.inner, &*inner());
     }
 
     #[test]
@@ -863,7 +863,7 @@ mod tests {
         assert_eq!(frame[IP], 0x46);
         let decap = ok(&frame);
         assert_eq!(decap.inner_offset, 54);
-        assert_eq!(decap.inner, &inner()[..]);
+        assert_eq!(decap.inner, &*inner());
     }
 
     #[test]
@@ -881,7 +881,7 @@ mod tests {
         assert_eq!(decap.outer_vlan_count, 1);
         assert_eq!(decap.outer_vlan_ids(), &[42]);
         assert_eq!(decap.inner_offset, 54);
-        assert_eq!(decap.inner, &inner()[..]);
+        assert_eq!(decap.inner, &*inner());
     }
 
     #[test]
@@ -909,7 +909,7 @@ mod tests {
                 let decap = ok(&frame);
                 // The VID is the low 12 bits of the TCI; PCP bits are not part of it.
                 assert_eq!(decap.outer_vlans, [10, 11]);
-                assert_eq!(decap.inner, &inner()[..]);
+                assert_eq!(decap.inner, &*inner());
             }
         }
     }
@@ -1317,7 +1317,7 @@ mod tests {
 
         let eight: Vec<u16> = (1..=8).map(|p| p * 1000).collect();
         let set = PortSet::new(&eight).expect("eight ports fit");
-        assert_eq!(set.as_slice(), &eight[..]);
+        assert_eq!(set.as_slice(), &*eight);
         assert!(set.contains(8000));
         assert!(!set.contains(9000));
         assert_eq!(set.to_string(), "1000,2000,3000,4000,5000,6000,7000,8000");
@@ -1372,7 +1372,7 @@ mod tests {
         }
         frame.extend_from_slice(&EtherType::IPV6.to_be_bytes());
         let mut ip = vec![0u8; ipv6::HEADER_LEN + 8 + payload_len];
-        let mut packet = ipv6::Packet::new_unchecked(&mut ip[..]);
+        let mut packet = ipv6::Packet::new_unchecked(&mut *ip);
         packet.set_version(6);
         packet.set_payload_len((8 + payload_len) as u16);
         packet.set_next_header(IpProtocol::UDP);
@@ -1585,7 +1585,7 @@ mod tests {
         let mut accepted = 0;
         for _ in 0..50_000 {
             let mut frame = frames[rng.below(frames.len())].clone();
-            for _ in 0..1 + rng.below(4) {
+            for _ in 0..=rng.below(4) {
                 // Bias mutations towards the outer headers, where the decisions are made.
                 let at = rng.below(frame.len().min(110));
                 frame[at] = rng.next() as u8;

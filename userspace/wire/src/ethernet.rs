@@ -15,10 +15,10 @@ pub const BROADCAST: [u8; 6] = [0xff; 6];
 mod field {
     use crate::{Field, Rest};
 
-    pub const DESTINATION: Field = 0..6;
-    pub const SOURCE: Field = 6..12;
-    pub const ETHERTYPE: Field = 12..14;
-    pub const PAYLOAD: Rest = 14..;
+    pub(super) const DESTINATION: Field = 0..6;
+    pub(super) const SOURCE: Field = 6..12;
+    pub(super) const ETHERTYPE: Field = 12..14;
+    pub(super) const PAYLOAD: Rest = 14..;
 }
 
 /// Namespace for EtherType values as plain `u16` constants (usable in `match` patterns).
@@ -55,7 +55,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Truncated => f.write_str("Ethernet frame shorter than its 14-byte header"),
+            Self::Truncated => f.write_str("Ethernet frame shorter than its 14-byte header"),
         }
     }
 }
@@ -71,13 +71,13 @@ pub struct Frame<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Frame<T> {
     /// Wraps a buffer without checking its length (accessors may then panic).
     #[inline]
-    pub const fn new_unchecked(buffer: T) -> Frame<T> {
-        Frame { buffer }
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
     }
 
     /// Wraps a buffer after checking it holds the whole header.
     #[inline]
-    pub fn new_checked(buffer: T) -> Result<Frame<T>, Error> {
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let frame = Self::new_unchecked(buffer);
         frame.check_len()?;
         Ok(frame)

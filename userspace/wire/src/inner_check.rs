@@ -194,12 +194,12 @@ mod tests {
         let segment: Vec<u8> = (0..200u8).collect();
         let tcp = ipv4_frame(IpProtocol::TCP, segment.clone(), 16);
         assert_eq!(check_inner(&tcp), InnerCheck::Valid);
-        let mut bad = tcp.clone();
+        let mut bad = tcp;
         bad[200] ^= 0x40;
         assert_eq!(check_inner(&bad), InnerCheck::Mismatch);
         let icmp = ipv4_frame(ICMP, segment, 2);
         assert_eq!(check_inner(&icmp), InnerCheck::Valid);
-        let mut bad = icmp.clone();
+        let mut bad = icmp;
         bad[100] ^= 1;
         assert_eq!(check_inner(&bad), InnerCheck::Mismatch);
     }

@@ -22,16 +22,16 @@ pub const MAX_HEADER_LEN: usize = 60;
 mod field {
     use crate::Field;
 
-    pub const VER_IHL: usize = 0;
-    pub const DSCP_ECN: usize = 1;
-    pub const LENGTH: Field = 2..4;
-    pub const IDENT: Field = 4..6;
-    pub const FLG_OFF: Field = 6..8;
-    pub const TTL: usize = 8;
-    pub const PROTOCOL: usize = 9;
-    pub const CHECKSUM: Field = 10..12;
-    pub const SRC_ADDR: Field = 12..16;
-    pub const DST_ADDR: Field = 16..20;
+    pub(super) const VER_IHL: usize = 0;
+    pub(super) const DSCP_ECN: usize = 1;
+    pub(super) const LENGTH: Field = 2..4;
+    pub(super) const IDENT: Field = 4..6;
+    pub(super) const FLG_OFF: Field = 6..8;
+    pub(super) const TTL: usize = 8;
+    pub(super) const PROTOCOL: usize = 9;
+    pub(super) const CHECKSUM: Field = 10..12;
+    pub(super) const SRC_ADDR: Field = 12..16;
+    pub(super) const DST_ADDR: Field = 16..20;
 }
 
 /// Flag bits in the flags/fragment-offset word.
@@ -55,10 +55,10 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Error::Truncated => "IPv4 packet cut short of its header or total length",
-            Error::Version => "IPv4 header with a version other than 4",
-            Error::HeaderLen => "IPv4 header length (IHL) below 5",
-            Error::TotalLen => "IPv4 total length shorter than its header",
+            Self::Truncated => "IPv4 packet cut short of its header or total length",
+            Self::Version => "IPv4 header with a version other than 4",
+            Self::HeaderLen => "IPv4 header length (IHL) below 5",
+            Self::TotalLen => "IPv4 total length shorter than its header",
         })
     }
 }
@@ -74,13 +74,13 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without any check (accessors may then panic).
     #[inline]
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
     }
 
     /// Wraps a buffer after the checks described in the [module docs](self).
     #[inline]
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
         Ok(packet)

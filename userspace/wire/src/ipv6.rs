@@ -15,17 +15,17 @@ pub const HEADER_LEN: usize = 40;
 mod field {
     use crate::{Field, Rest};
 
-    pub const VER_TC_FLOW: Field = 0..4;
-    pub const LENGTH: Field = 4..6;
-    pub const NXT_HDR: usize = 6;
-    pub const HOP_LIMIT: usize = 7;
-    pub const SRC_ADDR: Field = 8..24;
-    pub const DST_ADDR: Field = 24..40;
-    pub const PAYLOAD: Rest = 40..;
+    pub(super) const VER_TC_FLOW: Field = 0..4;
+    pub(super) const LENGTH: Field = 4..6;
+    pub(super) const NXT_HDR: usize = 6;
+    pub(super) const HOP_LIMIT: usize = 7;
+    pub(super) const SRC_ADDR: Field = 8..24;
+    pub(super) const DST_ADDR: Field = 24..40;
+    pub(super) const PAYLOAD: Rest = 40..;
 
     // Extension headers (Hop-by-Hop, Routing, Destination Options): RFC 8200 section 4.
-    pub const EXT_NXT_HDR: usize = 0;
-    pub const EXT_LEN: usize = 1;
+    pub(super) const EXT_NXT_HDR: usize = 0;
+    pub(super) const EXT_LEN: usize = 1;
 }
 
 /// Why a buffer cannot be viewed as an IPv6 packet or extension header.
@@ -40,8 +40,8 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Error::Truncated => "IPv6 packet cut short of its header or payload length",
-            Error::Version => "IPv6 header with a version other than 6",
+            Self::Truncated => "IPv6 packet cut short of its header or payload length",
+            Self::Version => "IPv6 header with a version other than 6",
         })
     }
 }
@@ -57,13 +57,13 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without any check (accessors may then panic).
     #[inline]
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
     }
 
     /// Wraps a buffer after the checks described in the [module docs](self).
     #[inline]
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
         Ok(packet)
@@ -248,13 +248,13 @@ pub struct ExtHeader<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> ExtHeader<T> {
     /// Wraps a buffer without checking it (accessors may then panic).
     #[inline]
-    pub const fn new_unchecked(buffer: T) -> ExtHeader<T> {
-        ExtHeader { buffer }
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
     }
 
     /// Wraps a buffer after checking that the whole extension header is in it.
     #[inline]
-    pub fn new_checked(buffer: T) -> Result<ExtHeader<T>, Error> {
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let header = Self::new_unchecked(buffer);
         header.check_len()?;
         Ok(header)

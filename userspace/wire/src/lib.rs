@@ -45,12 +45,14 @@ pub mod build;
 pub mod checksum;
 pub mod decap;
 pub mod ethernet;
+pub mod geneve;
 pub mod inner_check;
 pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod link;
 pub mod reassembly;
+pub mod rx_meta;
 pub mod udp;
 pub mod vlan;
 pub mod vxlan;
@@ -61,6 +63,7 @@ pub use decap::{
 };
 pub use link::{decapsulate_link, LinkType};
 pub use reassembly::{Push, Reassembler, ReassemblyConfig, ReassemblyEvent};
+pub use rx_meta::RxMeta;
 
 /// A byte range of a fixed-size header field (used by each module's private `field` module).
 type Field = core::ops::Range<usize>;

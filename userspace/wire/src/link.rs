@@ -58,17 +58,17 @@ pub enum LinkType {
 impl LinkType {
     /// The link type of a capture file's `LINKTYPE_` value (the upper 6 bits, FCS
     /// information, are ignored), or `None` when it cannot carry IP to decapsulate.
-    pub fn from_linktype(value: u32) -> Option<LinkType> {
+    pub fn from_linktype(value: u32) -> Option<Self> {
         Some(match value & 0x03FF_FFFF {
-            1 => LinkType::Ethernet,
-            113 => LinkType::LinuxSll,
-            276 => LinkType::LinuxSll2,
+            1 => Self::Ethernet,
+            113 => Self::LinuxSll,
+            276 => Self::LinuxSll2,
             // DLT_RAW is 12 on most systems and 14 on OpenBSD; files carry either.
-            101 | 12 | 14 => LinkType::Raw,
-            228 => LinkType::Ipv4,
-            229 => LinkType::Ipv6,
-            0 => LinkType::Null,
-            108 => LinkType::Loop,
+            101 | 12 | 14 => Self::Raw,
+            228 => Self::Ipv4,
+            229 => Self::Ipv6,
+            0 => Self::Null,
+            108 => Self::Loop,
             _ => return None,
         })
     }
@@ -76,28 +76,28 @@ impl LinkType {
     /// The `LINKTYPE_` value.
     pub const fn linktype(self) -> u32 {
         match self {
-            LinkType::Ethernet => 1,
-            LinkType::LinuxSll => 113,
-            LinkType::LinuxSll2 => 276,
-            LinkType::Raw => 101,
-            LinkType::Ipv4 => 228,
-            LinkType::Ipv6 => 229,
-            LinkType::Null => 0,
-            LinkType::Loop => 108,
+            Self::Ethernet => 1,
+            Self::LinuxSll => 113,
+            Self::LinuxSll2 => 276,
+            Self::Raw => 101,
+            Self::Ipv4 => 228,
+            Self::Ipv6 => 229,
+            Self::Null => 0,
+            Self::Loop => 108,
         }
     }
 
     /// libpcap's name for it (`EN10MB`, `LINUX_SLL`, …).
     pub const fn name(self) -> &'static str {
         match self {
-            LinkType::Ethernet => "EN10MB",
-            LinkType::LinuxSll => "LINUX_SLL",
-            LinkType::LinuxSll2 => "LINUX_SLL2",
-            LinkType::Raw => "RAW",
-            LinkType::Ipv4 => "IPV4",
-            LinkType::Ipv6 => "IPV6",
-            LinkType::Null => "NULL",
-            LinkType::Loop => "LOOP",
+            Self::Ethernet => "EN10MB",
+            Self::LinuxSll => "LINUX_SLL",
+            Self::LinuxSll2 => "LINUX_SLL2",
+            Self::Raw => "RAW",
+            Self::Ipv4 => "IPV4",
+            Self::Ipv6 => "IPV6",
+            Self::Null => "NULL",
+            Self::Loop => "LOOP",
         }
     }
 }

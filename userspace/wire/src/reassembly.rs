@@ -171,7 +171,7 @@ impl ReassemblyConfig {
     /// Default [`max_datagram_len`](Self::max_datagram_len): a 9216-byte jumbo inner frame plus
     /// the VXLAN, UDP and largest IPv4 headers (9292 bytes).
     pub const DEFAULT_MAX_DATAGRAM_LEN: usize =
-        9216 + crate::vxlan::HEADER_LEN + udp::HEADER_LEN + ipv4::MAX_HEADER_LEN;
+        9216 + vxlan::HEADER_LEN + udp::HEADER_LEN + ipv4::MAX_HEADER_LEN;
     /// Default [`timeout_ns`](Self::timeout_ns): one second.
     pub const DEFAULT_TIMEOUT_NS: u64 = 1_000_000_000;
 }
@@ -179,7 +179,7 @@ impl ReassemblyConfig {
 impl Default for ReassemblyConfig {
     /// 64 datagrams, 9292-byte datagrams, 64 fragments each, 1 MiB of payload buffer, 1 s.
     fn default() -> Self {
-        ReassemblyConfig {
+        Self {
             max_datagrams: 64,
             max_datagram_len: Self::DEFAULT_MAX_DATAGRAM_LEN,
             max_fragments: 64,
@@ -213,25 +213,25 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            ConfigError::MaxDatagrams(n) => write!(
+            Self::MaxDatagrams(n) => write!(
                 f,
                 "{n} concurrent datagrams asked for: use 1 to {MAX_DATAGRAMS_LIMIT}"
             ),
-            ConfigError::MaxDatagramLen(n) => write!(
+            Self::MaxDatagramLen(n) => write!(
                 f,
                 "largest datagram of {n} bytes asked for: use {MIN_DATAGRAM_LEN} to \
                  {MAX_IPV4_DATAGRAM_LEN}"
             ),
-            ConfigError::MaxFragments(n) => write!(
+            Self::MaxFragments(n) => write!(
                 f,
                 "{n} fragments per datagram asked for: use 2 to {MAX_FRAGMENTS_LIMIT}"
             ),
-            ConfigError::MemoryBudget { budget, needed } => write!(
+            Self::MemoryBudget { budget, needed } => write!(
                 f,
                 "a reassembly buffer of {budget} bytes asked for: use {needed} (one largest \
                  datagram) to {MAX_MEMORY_BUDGET}, or lower the largest datagram size"
             ),
-            ConfigError::ZeroTimeout => {
+            Self::ZeroTimeout => {
                 f.write_str("a reassembly timeout of 0 asked for: use a positive timeout")
             }
         }
@@ -303,42 +303,42 @@ pub enum ReassemblyEvent {
 
 impl ReassemblyEvent {
     /// Every event, in declaration order (`ALL[e.index()] == e`).
-    pub const ALL: [ReassemblyEvent; 17] = [
-        ReassemblyEvent::Fragments,
-        ReassemblyEvent::Held,
-        ReassemblyEvent::Reassembled,
-        ReassemblyEvent::Duplicate,
-        ReassemblyEvent::Overlap,
-        ReassemblyEvent::Collision,
-        ReassemblyEvent::AmbiguousTail,
-        ReassemblyEvent::AmbiguousChecksum,
-        ReassemblyEvent::TooLarge,
-        ReassemblyEvent::TooManyFragments,
-        ReassemblyEvent::Malformed,
-        ReassemblyEvent::NotIpv4Fragment,
-        ReassemblyEvent::Timeout,
-        ReassemblyEvent::EvictedNoSlot,
-        ReassemblyEvent::EvictedNoMemory,
-        ReassemblyEvent::AmbiguousHead,
-        ReassemblyEvent::Merged,
+    pub const ALL: [Self; 17] = [
+        Self::Fragments,
+        Self::Held,
+        Self::Reassembled,
+        Self::Duplicate,
+        Self::Overlap,
+        Self::Collision,
+        Self::AmbiguousTail,
+        Self::AmbiguousChecksum,
+        Self::TooLarge,
+        Self::TooManyFragments,
+        Self::Malformed,
+        Self::NotIpv4Fragment,
+        Self::Timeout,
+        Self::EvictedNoSlot,
+        Self::EvictedNoMemory,
+        Self::AmbiguousHead,
+        Self::Merged,
     ];
 
     /// Number of events.
     pub const COUNT: usize = Self::ALL.len();
 
     /// The events that end a [`Reassembler::push`] call: exactly one per call.
-    pub const FRAGMENT_OUTCOMES: [ReassemblyEvent; 11] = [
-        ReassemblyEvent::Held,
-        ReassemblyEvent::Reassembled,
-        ReassemblyEvent::Duplicate,
-        ReassemblyEvent::Overlap,
-        ReassemblyEvent::Collision,
-        ReassemblyEvent::AmbiguousTail,
-        ReassemblyEvent::AmbiguousChecksum,
-        ReassemblyEvent::TooLarge,
-        ReassemblyEvent::TooManyFragments,
-        ReassemblyEvent::Malformed,
-        ReassemblyEvent::NotIpv4Fragment,
+    pub const FRAGMENT_OUTCOMES: [Self; 11] = [
+        Self::Held,
+        Self::Reassembled,
+        Self::Duplicate,
+        Self::Overlap,
+        Self::Collision,
+        Self::AmbiguousTail,
+        Self::AmbiguousChecksum,
+        Self::TooLarge,
+        Self::TooManyFragments,
+        Self::Malformed,
+        Self::NotIpv4Fragment,
     ];
 
     /// Where every fragment ends up, in packet units ([`ReassemblyCounters::packets`]): one
@@ -346,22 +346,22 @@ impl ReassemblyEvent {
     /// `k` fragments, or every fragment of a dropped datagram under the reason it was dropped
     /// for. So `fragments == Σ packets(PACKET_OUTCOMES) + pending_fragments` always holds
     /// ([`ReassemblyCounters::packet_outcomes`]).
-    pub const PACKET_OUTCOMES: [ReassemblyEvent; 15] = [
-        ReassemblyEvent::Reassembled,
-        ReassemblyEvent::Merged,
-        ReassemblyEvent::Duplicate,
-        ReassemblyEvent::Overlap,
-        ReassemblyEvent::Collision,
-        ReassemblyEvent::AmbiguousTail,
-        ReassemblyEvent::AmbiguousChecksum,
-        ReassemblyEvent::TooLarge,
-        ReassemblyEvent::TooManyFragments,
-        ReassemblyEvent::Malformed,
-        ReassemblyEvent::NotIpv4Fragment,
-        ReassemblyEvent::Timeout,
-        ReassemblyEvent::EvictedNoSlot,
-        ReassemblyEvent::EvictedNoMemory,
-        ReassemblyEvent::AmbiguousHead,
+    pub const PACKET_OUTCOMES: [Self; 15] = [
+        Self::Reassembled,
+        Self::Merged,
+        Self::Duplicate,
+        Self::Overlap,
+        Self::Collision,
+        Self::AmbiguousTail,
+        Self::AmbiguousChecksum,
+        Self::TooLarge,
+        Self::TooManyFragments,
+        Self::Malformed,
+        Self::NotIpv4Fragment,
+        Self::Timeout,
+        Self::EvictedNoSlot,
+        Self::EvictedNoMemory,
+        Self::AmbiguousHead,
     ];
 
     /// Position in [`ALL`](Self::ALL), for indexing a counter array.
@@ -373,54 +373,46 @@ impl ReassemblyEvent {
     /// Stable snake_case counter name (e.g. `evicted_no_slot`).
     pub const fn name(self) -> &'static str {
         match self {
-            ReassemblyEvent::Fragments => "fragments",
-            ReassemblyEvent::Held => "held",
-            ReassemblyEvent::Reassembled => "reassembled",
-            ReassemblyEvent::Duplicate => "duplicate",
-            ReassemblyEvent::Overlap => "overlap",
-            ReassemblyEvent::Collision => "collision",
-            ReassemblyEvent::AmbiguousTail => "ambiguous_tail",
-            ReassemblyEvent::AmbiguousChecksum => "ambiguous_checksum",
-            ReassemblyEvent::TooLarge => "too_large",
-            ReassemblyEvent::TooManyFragments => "too_many_fragments",
-            ReassemblyEvent::Malformed => "malformed",
-            ReassemblyEvent::NotIpv4Fragment => "not_ipv4_fragment",
-            ReassemblyEvent::Timeout => "timeout",
-            ReassemblyEvent::EvictedNoSlot => "evicted_no_slot",
-            ReassemblyEvent::EvictedNoMemory => "evicted_no_memory",
-            ReassemblyEvent::AmbiguousHead => "ambiguous_head",
-            ReassemblyEvent::Merged => "merged",
+            Self::Fragments => "fragments",
+            Self::Held => "held",
+            Self::Reassembled => "reassembled",
+            Self::Duplicate => "duplicate",
+            Self::Overlap => "overlap",
+            Self::Collision => "collision",
+            Self::AmbiguousTail => "ambiguous_tail",
+            Self::AmbiguousChecksum => "ambiguous_checksum",
+            Self::TooLarge => "too_large",
+            Self::TooManyFragments => "too_many_fragments",
+            Self::Malformed => "malformed",
+            Self::NotIpv4Fragment => "not_ipv4_fragment",
+            Self::Timeout => "timeout",
+            Self::EvictedNoSlot => "evicted_no_slot",
+            Self::EvictedNoMemory => "evicted_no_memory",
+            Self::AmbiguousHead => "ambiguous_head",
+            Self::Merged => "merged",
         }
     }
 
     /// Short human phrase, as used by `Display`.
     pub const fn description(self) -> &'static str {
         match self {
-            ReassemblyEvent::Fragments => "fragments received",
-            ReassemblyEvent::Held => "fragment held for reassembly",
-            ReassemblyEvent::Reassembled => "datagram reassembled",
-            ReassemblyEvent::Duplicate => "duplicate fragment dropped",
-            ReassemblyEvent::Overlap => "overlapping fragment: datagram dropped",
-            ReassemblyEvent::Collision => {
-                "fragments of two datagrams under one IP ID: datagram dropped"
-            }
-            ReassemblyEvent::AmbiguousTail => {
-                "IP ID 0 fragment with no first fragment pending: dropped"
-            }
-            ReassemblyEvent::AmbiguousChecksum => {
-                "IP ID 0 datagram whose inner checksum disagrees: dropped"
-            }
-            ReassemblyEvent::TooLarge => "datagram larger than the reassembly limit: dropped",
-            ReassemblyEvent::TooManyFragments => "datagram with too many fragments: dropped",
-            ReassemblyEvent::Malformed => "malformed fragment dropped",
-            ReassemblyEvent::NotIpv4Fragment => "not an IPv4 fragment",
-            ReassemblyEvent::Timeout => "datagram timed out incomplete",
-            ReassemblyEvent::EvictedNoSlot => "datagram evicted: no free slot",
-            ReassemblyEvent::EvictedNoMemory => "datagram evicted: reassembly buffer full",
-            ReassemblyEvent::AmbiguousHead => {
-                "IP ID 0 datagram replaced by a newer first fragment: dropped"
-            }
-            ReassemblyEvent::Merged => "fragment merged into a reassembled datagram",
+            Self::Fragments => "fragments received",
+            Self::Held => "fragment held for reassembly",
+            Self::Reassembled => "datagram reassembled",
+            Self::Duplicate => "duplicate fragment dropped",
+            Self::Overlap => "overlapping fragment: datagram dropped",
+            Self::Collision => "fragments of two datagrams under one IP ID: datagram dropped",
+            Self::AmbiguousTail => "IP ID 0 fragment with no first fragment pending: dropped",
+            Self::AmbiguousChecksum => "IP ID 0 datagram whose inner checksum disagrees: dropped",
+            Self::TooLarge => "datagram larger than the reassembly limit: dropped",
+            Self::TooManyFragments => "datagram with too many fragments: dropped",
+            Self::Malformed => "malformed fragment dropped",
+            Self::NotIpv4Fragment => "not an IPv4 fragment",
+            Self::Timeout => "datagram timed out incomplete",
+            Self::EvictedNoSlot => "datagram evicted: no free slot",
+            Self::EvictedNoMemory => "datagram evicted: reassembly buffer full",
+            Self::AmbiguousHead => "IP ID 0 datagram replaced by a newer first fragment: dropped",
+            Self::Merged => "fragment merged into a reassembled datagram",
         }
     }
 }
@@ -636,8 +628,8 @@ struct Slot {
 }
 
 impl Slot {
-    fn new(blocks_per_datagram: usize, max_fragments: usize) -> Slot {
-        Slot {
+    fn new(blocks_per_datagram: usize, max_fragments: usize) -> Self {
+        Self {
             blocks: vec![NO_BLOCK; blocks_per_datagram],
             ranges: Vec::with_capacity(max_fragments),
             received: 0,
@@ -671,7 +663,7 @@ pub struct Reassembler {
 
 impl Reassembler {
     /// Checks `config` and allocates everything the reassembler will ever use.
-    pub fn new(config: ReassemblyConfig) -> Result<Reassembler, ConfigError> {
+    pub fn new(config: ReassemblyConfig) -> Result<Self, ConfigError> {
         if config.max_datagrams == 0 || config.max_datagrams > MAX_DATAGRAMS_LIMIT {
             return Err(ConfigError::MaxDatagrams(config.max_datagrams));
         }
@@ -696,10 +688,10 @@ impl Reassembler {
         let block_count = config.memory_budget / BLOCK_LEN;
         // Both counts are bounded above (4096 slots, 2^21 blocks), so they fit a u32.
         let slot_count = config.max_datagrams as u32;
-        Ok(Reassembler {
+        Ok(Self {
             config,
-            slots: (0..config.max_datagrams)
-                .map(|_| Slot::new(blocks_per_datagram, config.max_fragments))
+            slots: std::iter::repeat_with(|| Slot::new(blocks_per_datagram, config.max_fragments))
+                .take(config.max_datagrams)
                 .collect(),
             // Popped from the end: slot 0 is used first.
             free_slots: (0..slot_count).rev().collect(),
@@ -738,16 +730,16 @@ impl Reassembler {
             .slots
             .iter()
             .map(|slot| {
-                slot.blocks.capacity() * core::mem::size_of::<u32>()
-                    + slot.ranges.capacity() * core::mem::size_of::<(u32, u32)>()
+                slot.blocks.capacity() * size_of::<u32>()
+                    + slot.ranges.capacity() * size_of::<(u32, u32)>()
             })
             .sum();
-        self.slots.capacity() * core::mem::size_of::<Slot>()
+        self.slots.capacity() * size_of::<Slot>()
             + slot_bytes
-            + self.free_slots.capacity() * core::mem::size_of::<u32>()
-            + self.pending.capacity() * core::mem::size_of::<Pending>()
+            + self.free_slots.capacity() * size_of::<u32>()
+            + self.pending.capacity() * size_of::<Pending>()
             + self.arena.capacity()
-            + self.free_blocks.capacity() * core::mem::size_of::<u32>()
+            + self.free_blocks.capacity() * size_of::<u32>()
             + self.output.capacity()
     }
 
@@ -794,10 +786,8 @@ impl Reassembler {
             }
             return self.dropped(ReassemblyEvent::TooLarge);
         }
-        let slot = match found.or_else(|| self.start(fragment.key, now_ns)) {
-            Some(slot) => slot,
-            // Unreachable: `start` always finds or frees a slot.
-            None => return self.dropped(ReassemblyEvent::Malformed),
+        let Some(slot) = found.or_else(|| self.start(fragment.key, now_ns)) else {
+            return self.dropped(ReassemblyEvent::Malformed);
         };
 
         if let Err(reason) = self.check_against(slot, &fragment) {
@@ -1490,7 +1480,7 @@ mod tests {
         let (complete, _) = push_all(&mut r, fragments.iter().rev());
         assert_eq!(complete, std::slice::from_ref(&original));
         let decap = decapsulate(&complete[0], &PortSet::default()).expect("decaps");
-        assert_eq!(decap.inner, &inner[..]);
+        assert_eq!(decap.inner, &*inner);
         assert_eq!(decap.outer_vlan_ids(), &[200, 100]);
     }
 
@@ -1707,8 +1697,8 @@ mod tests {
         let (complete, _) = push_all(&mut r, [&fa[0], &fb[1]]);
         assert_eq!(complete.len(), 1);
         let decap = decapsulate(&complete[0], &PortSet::default()).expect("decaps");
-        assert_ne!(decap.inner, &inner_a[..]);
-        assert_ne!(decap.inner, &inner_b[..]);
+        assert_ne!(decap.inner, &*inner_a);
+        assert_ne!(decap.inner, &*inner_b);
         // The leftovers then collide or time out, and are counted.
         // The leftovers make a second mixed datagram.
         let (complete, _) = push_all(&mut r, [&fb[0], &fa[1]]);
@@ -1775,10 +1765,7 @@ mod tests {
             };
             if let Push::Complete(whole) = r.push(frame, i as u64 * MS) {
                 let decap = decapsulate(whole, &PortSet::default()).expect("decaps");
-                let Some(n) = stream
-                    .iter()
-                    .position(|(inner, _)| decap.inner == &inner[..])
-                else {
+                let Some(n) = stream.iter().position(|(inner, _)| decap.inner == &**inner) else {
                     panic!("after {piece:?} (push {i}) a mixed frame was emitted");
                 };
                 emitted.push(n);
@@ -2024,7 +2011,7 @@ mod tests {
             };
             if let Push::Complete(whole) = r.push(frame, i as u64 * MS) {
                 let decap = decapsulate(whole, &PortSet::default()).expect("decaps");
-                if !stream.iter().any(|(inner, _)| decap.inner == &inner[..]) {
+                if !stream.iter().any(|(inner, _)| decap.inner == &**inner) {
                     mixed += 1;
                     // The head of 1 and the tail of 2.
                     let (head_part, tail_part) = decap.inner.split_at(1500 - 36);
@@ -2157,7 +2144,7 @@ mod tests {
         let Push::Complete(whole) = r.push(&fb[1], 2 * MS) else {
             panic!("b completes");
         };
-        assert_eq!(whole, &b[..]);
+        assert_eq!(whole, &*b);
         check_bookkeeping(&r);
     }
 
@@ -2305,7 +2292,7 @@ mod tests {
         for _ in 0..30_000 {
             let mut f = pieces[rng.below(pieces.len())].clone();
             if rng.below(3) == 0 {
-                for _ in 0..1 + rng.below(3) {
+                for _ in 0..=rng.below(3) {
                     // Bias mutations towards the headers, where the decisions are made.
                     let at = rng.below(f.len().min(50));
                     f[at] = rng.next() as u8;

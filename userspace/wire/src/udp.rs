@@ -20,10 +20,10 @@ pub const HEADER_LEN: usize = 8;
 mod field {
     use crate::Field;
 
-    pub const SRC_PORT: Field = 0..2;
-    pub const DST_PORT: Field = 2..4;
-    pub const LENGTH: Field = 4..6;
-    pub const CHECKSUM: Field = 6..8;
+    pub(super) const SRC_PORT: Field = 0..2;
+    pub(super) const DST_PORT: Field = 2..4;
+    pub(super) const LENGTH: Field = 4..6;
+    pub(super) const CHECKSUM: Field = 6..8;
 }
 
 /// Why a buffer cannot be viewed as a UDP datagram.
@@ -38,8 +38,8 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Error::Truncated => "UDP datagram cut short of its header or length",
-            Error::Length => "UDP length below the 8-byte header",
+            Self::Truncated => "UDP datagram cut short of its header or length",
+            Self::Length => "UDP length below the 8-byte header",
         })
     }
 }
@@ -55,13 +55,13 @@ pub struct Packet<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without any check (accessors may then panic).
     #[inline]
-    pub const fn new_unchecked(buffer: T) -> Packet<T> {
-        Packet { buffer }
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
     }
 
     /// Wraps a buffer after the checks described in the [module docs](self).
     #[inline]
-    pub fn new_checked(buffer: T) -> Result<Packet<T>, Error> {
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
         Ok(packet)

@@ -23,9 +23,9 @@ pub const MAX_VID: u16 = 0x0fff;
 mod field {
     use crate::{Field, Rest};
 
-    pub const TCI: Field = 0..2;
-    pub const ETHERTYPE: Field = 2..4;
-    pub const PAYLOAD: Rest = 4..;
+    pub(super) const TCI: Field = 0..2;
+    pub(super) const ETHERTYPE: Field = 2..4;
+    pub(super) const PAYLOAD: Rest = 4..;
 }
 
 /// Whether `ethertype` is a VLAN tag protocol identifier: 802.1Q (0x8100), 802.1ad (0x88A8) or
@@ -81,7 +81,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Truncated => f.write_str("VLAN tag cut short (needs 4 bytes after the TPID)"),
+            Self::Truncated => f.write_str("VLAN tag cut short (needs 4 bytes after the TPID)"),
         }
     }
 }
@@ -97,13 +97,13 @@ pub struct Tag<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Tag<T> {
     /// Wraps a buffer without checking its length (accessors may then panic).
     #[inline]
-    pub const fn new_unchecked(buffer: T) -> Tag<T> {
-        Tag { buffer }
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
     }
 
     /// Wraps a buffer after checking it holds the 4 tag bytes.
     #[inline]
-    pub fn new_checked(buffer: T) -> Result<Tag<T>, Error> {
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let tag = Self::new_unchecked(buffer);
         tag.check_len()?;
         Ok(tag)

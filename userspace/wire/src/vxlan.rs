@@ -27,11 +27,11 @@ pub const MAX_VNI: u32 = 0x00ff_ffff;
 mod field {
     use crate::{Field, Rest};
 
-    pub const FLAGS: usize = 0;
-    pub const RESERVED1: Field = 1..4;
-    pub const VNI: Field = 4..7;
-    pub const RESERVED2: usize = 7;
-    pub const PAYLOAD: Rest = 8..;
+    pub(super) const FLAGS: usize = 0;
+    pub(super) const RESERVED1: Field = 1..4;
+    pub(super) const VNI: Field = 4..7;
+    pub(super) const RESERVED2: usize = 7;
+    pub(super) const PAYLOAD: Rest = 8..;
 }
 
 /// Why a buffer cannot be viewed as a VXLAN header.
@@ -44,7 +44,7 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Truncated => f.write_str("VXLAN header cut short (needs 8 bytes)"),
+            Self::Truncated => f.write_str("VXLAN header cut short (needs 8 bytes)"),
         }
     }
 }
@@ -60,13 +60,13 @@ pub struct Header<T: AsRef<[u8]>> {
 impl<T: AsRef<[u8]>> Header<T> {
     /// Wraps a buffer without checking its length (accessors may then panic).
     #[inline]
-    pub const fn new_unchecked(buffer: T) -> Header<T> {
-        Header { buffer }
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
     }
 
     /// Wraps a buffer after checking it holds the 8-byte header.
     #[inline]
-    pub fn new_checked(buffer: T) -> Result<Header<T>, Error> {
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let header = Self::new_unchecked(buffer);
         header.check_len()?;
         Ok(header)

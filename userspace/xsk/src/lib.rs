@@ -76,8 +76,8 @@ pub enum BindMode {
 impl fmt::Display for BindMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            BindMode::ZeroCopy => "zero-copy",
-            BindMode::Copy => "copy",
+            Self::ZeroCopy => "zero-copy",
+            Self::Copy => "copy",
         })
     }
 }
@@ -101,7 +101,7 @@ pub struct BusyPoll {
 
 impl Default for BusyPoll {
     fn default() -> Self {
-        BusyPoll {
+        Self {
             usecs: 20,
             budget: 64,
         }
@@ -123,7 +123,7 @@ pub struct SocketConfig {
 
 impl Default for SocketConfig {
     fn default() -> Self {
-        SocketConfig {
+        Self {
             frame_size: DEFAULT_FRAME_SIZE,
             frame_count: DEFAULT_FRAME_COUNT,
             rx_ring: DEFAULT_RX_RING,
@@ -171,7 +171,7 @@ pub struct XskStatistics {
 
 impl XskStatistics {
     /// Adds another socket's counters to these.
-    pub fn merge(&mut self, other: &XskStatistics) {
+    pub fn merge(&mut self, other: &Self) {
         self.rx_dropped += other.rx_dropped;
         self.rx_ring_full += other.rx_ring_full;
         self.rx_fill_ring_empty += other.rx_fill_ring_empty;
@@ -179,60 +179,52 @@ impl XskStatistics {
     }
 }
 
+/// The library's own error, kept as the source of an [`XskError`].
+pub type LibraryError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Failures to set up a socket.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum XskError {
     /// Bad sizes or mode.
+    #[error("{0}")]
     Config(String),
     /// The UMEM could not be created.
-    Umem(String),
+    #[error("cannot create the UMEM")]
+    Umem(#[source] LibraryError),
     /// The socket could not be created or bound.
+    #[error(
+        "cannot bind an AF_XDP socket to {interface} queue {queue}{}",
+        bind_hint(*.errno)
+    )]
     Socket {
         /// Interface name.
         interface: String,
         /// Rx queue index.
         queue: u32,
-        /// What the library reported.
-        detail: String,
         /// OS error number, when there is one.
         errno: Option<i32>,
+        /// What the library reported.
+        #[source]
+        source: LibraryError,
     },
 }
 
-impl fmt::Display for XskError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            XskError::Config(msg) => f.write_str(msg),
-            XskError::Umem(msg) => write!(f, "cannot create the UMEM: {msg}"),
-            XskError::Socket {
-                interface,
-                queue,
-                detail,
-                errno,
-            } => {
-                write!(
-                    f,
-                    "cannot bind an AF_XDP socket to {interface} queue {queue}: {detail}"
-                )?;
-                match errno {
-                    Some(libc::EOPNOTSUPP) | Some(libc::EPROTONOSUPPORT) => f.write_str(
-                        " (the driver has no zero-copy support: use --mode copy or --mode auto)",
-                    ),
-                    Some(libc::EBUSY) => f.write_str(
-                        " (another AF_XDP socket is bound to that queue: stop the other capture)",
-                    ),
-                    Some(libc::EINVAL) => f.write_str(
-                        " (the queue may not exist on this interface: check --queues against `ethtool -l`)",
-                    ),
-                    Some(libc::EPERM) => f.write_str(" (run as root or with CAP_NET_RAW and CAP_BPF)"),
-                    _ => Ok(()),
-                }
-            }
+/// What to try for a bind that failed with `errno`.
+fn bind_hint(errno: Option<i32>) -> &'static str {
+    match errno {
+        Some(libc::EOPNOTSUPP | libc::EPROTONOSUPPORT) => {
+            " (the driver has no zero-copy support: use --mode copy or --mode auto)"
         }
+        Some(libc::EBUSY) => {
+            " (another AF_XDP socket is bound to that queue: stop the other capture)"
+        }
+        Some(libc::EINVAL) => {
+            " (the queue may not exist on this interface: check --queues against `ethtool -l`)"
+        }
+        Some(libc::EPERM) => " (run as root or with CAP_NET_RAW and CAP_BPF)",
+        _ => "",
     }
 }
-
-impl std::error::Error for XskError {}
 
 /// Distinguishes UMEMs, so a token is never read through another UMEM's view.
 static NEXT_UMEM_ID: AtomicU32 = AtomicU32::new(1);
@@ -270,14 +262,16 @@ pub struct UmemView {
 
 impl fmt::Debug for UmemView {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UmemView").field("id", &self.id).finish()
+        f.debug_struct("UmemView")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
 impl UmemView {
     /// True when both views map the same UMEM.
     #[inline]
-    pub fn same_umem(&self, other: &UmemView) -> bool {
+    pub fn same_umem(&self, other: &Self) -> bool {
         self.id == other.id
     }
 
@@ -319,7 +313,7 @@ impl fmt::Debug for RxSocket {
         f.debug_struct("RxSocket")
             .field("fd", &self.as_raw_fd())
             .field("mode", &self.mode)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -333,13 +327,13 @@ impl RxSocket {
         queue: u32,
         config: &SocketConfig,
         batch: usize,
-    ) -> Result<RxSocket, XskError> {
+    ) -> Result<Self, XskError> {
         config.validate()?;
-        let sock_err = |detail: String, errno: Option<i32>| XskError::Socket {
+        let sock_err = |source: LibraryError, errno: Option<i32>| XskError::Socket {
             interface: interface.to_owned(),
             queue,
-            detail,
             errno,
+            source,
         };
         let umem_config = UmemConfig::builder()
             .frame_size(
@@ -353,8 +347,8 @@ impl RxSocket {
             .map_err(|e| XskError::Config(e.to_string()))?;
         let frame_count = NonZeroU32::new(config.frame_count)
             .ok_or_else(|| XskError::Config("frame count must not be zero".into()))?;
-        let (umem, frames) = Umem::new(umem_config, frame_count, false)
-            .map_err(|e| XskError::Umem(error_chain(&e)))?;
+        let (umem, frames) =
+            Umem::new(umem_config, frame_count, false).map_err(|e| XskError::Umem(Box::new(e)))?;
 
         let mut bind_flags = BindFlags::XDP_USE_NEED_WAKEUP;
         match config.bind {
@@ -381,7 +375,7 @@ impl RxSocket {
                 let errno = std::error::Error::source(&e)
                     .and_then(|s| s.downcast_ref::<io::Error>())
                     .and_then(io::Error::raw_os_error);
-                sock_err(error_chain(&e), errno)
+                sock_err(Box::new(e), errno)
             })?;
         let (mut fill, comp) = fill_comp.ok_or_else(|| {
             sock_err("the library returned no fill/completion rings".into(), None)
@@ -391,14 +385,16 @@ impl RxSocket {
         let filled = unsafe { fill.produce(&frames) };
         if filled != frames.len() {
             return Err(sock_err(
-                format!("fill ring took {filled} of {} frames", frames.len()),
+                format!("fill ring took {filled} of {} frames", frames.len()).into(),
                 None,
             ));
         }
-        let mode = query_bind_mode(rx.fd().as_raw_fd())
-            .map_err(|e| sock_err(format!("cannot read socket options: {e}"), e.raw_os_error()))?;
+        let mode = query_bind_mode(rx.fd().as_raw_fd()).map_err(|e| {
+            let errno = e.raw_os_error();
+            sock_err(format!("cannot read socket options: {e}").into(), errno)
+        })?;
 
-        Ok(RxSocket {
+        Ok(Self {
             umem,
             umem_id: NEXT_UMEM_ID.fetch_add(1, Ordering::Relaxed),
             fill,
@@ -502,7 +498,7 @@ impl RxSocket {
     /// whose receive queues carry no NAPI id, where busy polling cannot work.
     pub fn napi_id(&self) -> u32 {
         let mut id: libc::c_uint = 0;
-        let mut len = std::mem::size_of::<libc::c_uint>() as libc::socklen_t;
+        let mut len = size_of::<libc::c_uint>() as libc::socklen_t;
         // SAFETY: `id` and `len` are valid for writes of the sizes given,
         // and the fd is our own open socket.
         let rc = unsafe {
@@ -510,8 +506,8 @@ impl RxSocket {
                 self.rx.fd().as_raw_fd(),
                 libc::SOL_SOCKET,
                 libc::SO_INCOMING_NAPI_ID,
-                (&mut id as *mut libc::c_uint).cast(),
-                &mut len,
+                (&raw mut id).cast(),
+                &raw mut len,
             )
         };
         if rc == 0 {
@@ -638,7 +634,7 @@ impl Drop for RxBatch<'_> {
 
 fn query_bind_mode(fd: RawFd) -> io::Result<BindMode> {
     let mut options = libc::xdp_options { flags: 0 };
-    let mut len = std::mem::size_of::<libc::xdp_options>() as libc::socklen_t;
+    let mut len = size_of::<libc::xdp_options>() as libc::socklen_t;
     // SAFETY: `options` and `len` are valid for writes of the sizes given,
     // and `fd` is an open AF_XDP socket owned by the caller.
     let rc = unsafe {
@@ -646,8 +642,8 @@ fn query_bind_mode(fd: RawFd) -> io::Result<BindMode> {
             fd,
             libc::SOL_XDP,
             libc::XDP_OPTIONS,
-            (&mut options as *mut libc::xdp_options).cast(),
-            &mut len,
+            (&raw mut options).cast(),
+            &raw mut len,
         )
     };
     if rc != 0 {
@@ -680,8 +676,8 @@ fn set_busy_poll(fd: RawFd, busy: &BusyPoll) -> io::Result<()> {
                 fd,
                 libc::SOL_SOCKET,
                 option,
-                (&value as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                (&raw const value).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
         if rc != 0 {
@@ -696,15 +692,4 @@ pub fn page_size() -> u32 {
     // SAFETY: sysconf has no preconditions.
     let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     u32::try_from(size).unwrap_or(4096)
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -4,9 +4,9 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::{bail, Context as _};
 use aya::maps::PerCpuArray;
-use aya::programs::{TestRun, TestRunAttrs, TestRunOptions, Xdp};
+use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp};
 use aya::EbpfLoader;
 use vxdecap_bench::{vxlan_frame, IMIX, INNER_SPORT_OFFSET, OUTER_SPORT_OFFSET};
 
@@ -17,7 +17,7 @@ const LIVE_BATCH: u32 = 64;
 
 /// What to send.
 #[derive(Clone, Debug, clap::Args)]
-pub struct GenArgs {
+pub(crate) struct GenArgs {
     /// Interface to send out of (the sender's veth).
     #[arg(long)]
     pub interface: String,
@@ -75,11 +75,11 @@ const MAX_SCHEDULE: usize = 16;
 /// Runs of the program per BPF_PROG_TEST_RUN call by default: each call
 /// costs about 25 ms of setup, so with 2^24 runs (about 2.5 s at 7 Mpps)
 /// the setup is about 1 % of the time (measured by `gen --calibrate`).
-pub const DEFAULT_FRAMES_PER_CALL: u32 = 1 << 24;
+pub(crate) const DEFAULT_FRAMES_PER_CALL: u32 = 1 << 24;
 
 /// What was sent.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
-pub struct GenReport {
+pub(crate) struct GenReport {
     /// Frames the program redirected.
     pub sent: u64,
     /// Seconds from the first frame sent to the last (the program's clock).
@@ -137,7 +137,7 @@ struct Variants {
 }
 
 impl Variants {
-    fn new(frames: &[(Vec<u8>, u32)]) -> anyhow::Result<Variants> {
+    fn new(frames: &[(Vec<u8>, u32)]) -> anyhow::Result<Self> {
         if frames.is_empty() || frames.len() > MAX_VARIANTS {
             bail!("1 to {MAX_VARIANTS} frame variants");
         }
@@ -147,9 +147,9 @@ impl Variants {
             .max_by_key(|f| f.len())
             .context("a frame")?
             .clone();
-        let mut v = Variants {
+        let mut v = Self {
             base,
-            ..Variants::default()
+            ..Self::default()
         };
         for (i, (frame, _)) in frames.iter().enumerate() {
             v.len[i] = frame.len() as u32;
@@ -193,7 +193,7 @@ impl Variants {
 }
 
 /// Sends as asked and reports what went out.
-pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
+pub(crate) fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
     let ifindex = nix::net::if_::if_nametoindex(args.interface.as_str())
         .with_context(|| format!("no interface {}", args.interface))?;
     let frames = frames(args, parse_mac(&args.dst_mac)?)?;
@@ -295,7 +295,7 @@ pub fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
 /// The fixed cost of one BPF_PROG_TEST_RUN call, measured with calls of one
 /// live batch, against the time per frame in large calls: what share of a
 /// call of `frames_per_call` runs is setup.
-pub fn calibrate(args: &GenArgs) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn calibrate(args: &GenArgs) -> anyhow::Result<serde_json::Value> {
     let mut small = args.clone();
     small.duration = 0.0;
     small.count = 0;

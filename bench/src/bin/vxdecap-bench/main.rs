@@ -9,6 +9,11 @@
 //! vxdecap-bench policies [--rigs other-core,shared-core] [--rates 1,0] [--reps 3]
 //! ```
 //! `run` builds its own namespaces and runs the others inside them.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark harness prints its results"
+)]
 
 mod gen;
 mod policies;

@@ -4,13 +4,14 @@
 
 use std::fmt::Write as _;
 
-use anyhow::Context;
+use anyhow::Context as _;
 
+use crate::report::median;
 use crate::run::{Bench, Rig, RunArgs, RunResult, Scenario};
 
 /// Options.
 #[derive(Clone, Debug, clap::Args)]
-pub struct PolicyArgs {
+pub(crate) struct PolicyArgs {
     /// Rigs (other-core, shared-core).
     #[arg(long, value_delimiter = ',', default_value = "other-core,shared-core")]
     pub rigs: Vec<String>,
@@ -35,17 +36,8 @@ pub struct PolicyArgs {
     pub size: String,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
 /// Runs the comparison and prints a markdown table of medians.
-pub fn run(args: &PolicyArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &PolicyArgs) -> anyhow::Result<()> {
     // One receiver: a policy of vxdecap, or a bare AF_XDP variant.
     let mut receivers: Vec<(String, Scenario, String)> = args
         .policies

@@ -3,12 +3,12 @@
 //! frames for the skb-path tools), and a bare AF_XDP receive loop that
 //! counts frames without decapsulating them.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsRawFd as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::Context as _;
 use aya::maps::PerCpuArray;
 use aya::programs::{Xdp, XdpMode};
 use aya::EbpfLoader;
@@ -20,7 +20,7 @@ static DROP: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/drop
 
 /// What a receiver counted.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct ReceiverReport {
+pub(crate) struct ReceiverReport {
     /// Frames the receiver got.
     pub delivered: u64,
     /// Frames it knows it lost (kernel socket drops).
@@ -30,13 +30,13 @@ pub struct ReceiverReport {
 fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
     Ok(stop)
 }
 
 /// Attaches the drop (or pass) program in driver mode until SIGINT; counts frames.
-pub fn xdp_program(interface: &str, pass: bool) -> anyhow::Result<ReceiverReport> {
+pub(crate) fn xdp_program(interface: &str, pass: bool) -> anyhow::Result<ReceiverReport> {
     let stop = stop_flag()?;
     let mut ebpf = EbpfLoader::new()
         .load(DROP)
@@ -53,7 +53,7 @@ pub fn xdp_program(interface: &str, pass: bool) -> anyhow::Result<ReceiverReport
         .with_context(|| format!("attach to {interface}"))?;
     eprintln!("vxdecap-bench: listening on {interface} ({name})");
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
     }
     let counts: PerCpuArray<_, u64> = PerCpuArray::try_from(ebpf.map("dropped").context("map")?)?;
     Ok(ReceiverReport {
@@ -64,7 +64,7 @@ pub fn xdp_program(interface: &str, pass: bool) -> anyhow::Result<ReceiverReport
 
 /// How the bare AF_XDP receiver waits on an empty ring.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum IdlePolicy {
+pub(crate) enum IdlePolicy {
     /// Spin for about a millisecond, then sleep in poll().
     Spin,
     /// Sleep in poll() at once.
@@ -75,7 +75,7 @@ pub enum IdlePolicy {
 
 /// Bare AF_XDP receive on queue 0 with vxdecap's steering: count, recycle,
 /// nothing else.
-pub fn xsk_count(
+pub(crate) fn xsk_count(
     interface: &str,
     cpu: usize,
     policy: IdlePolicy,

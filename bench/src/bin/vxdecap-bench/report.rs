@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::Context as _;
 
 use crate::gen::DEFAULT_FRAMES_PER_CALL;
 use crate::run::{results_dir, Outcome, Rig, RunArgs, RunResult, Scenario, IDLE_RATE_MPPS};
@@ -16,7 +16,7 @@ const GENERATOR_BOUND: f64 = 0.9;
 
 /// Medians of one (rig, scenario, size, rate) group.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Median {
+pub(crate) struct Median {
     rig: Rig,
     scenario: Scenario,
     size: String,
@@ -33,15 +33,20 @@ pub struct Median {
     latency_us: Option<[f64; 3]>,
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
+/// The median (the mean of the middle two for an even count; 0 for none).
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     match values.len() {
         0 => 0.0,
         n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+        n => f64::midpoint(values[n / 2 - 1], values[n / 2]),
     }
 }
 
+#[allow(
+    clippy::float_cmp,
+    reason = "a target rate of exactly 0.0 marks a flat-out run"
+)]
 fn medians(results: &[RunResult]) -> Vec<Median> {
     let mut keys: Vec<(Rig, Scenario, String, f64)> = Vec::new();
     for r in results {
@@ -105,6 +110,10 @@ impl<'a> View<'a> {
         }
     }
 
+    #[allow(
+        clippy::float_cmp,
+        reason = "a target rate of exactly 0.0 marks a flat-out run"
+    )]
     fn find(&self, scenario: Scenario, target: f64) -> Option<&'a Median> {
         self.medians
             .iter()
@@ -241,13 +250,16 @@ fn size_tables(md: &mut String, view: &View<'_>, rig: Rig, size: &str, setup: f6
             let cells: Vec<String> = paced
                 .iter()
                 .map(|&r| {
-                    view.find(scenario, r * 1e6).map_or("–".into(), |m| {
-                        format!(
-                            "{:.3} ({:.1} %)",
-                            m.delivered_pps / 1e6,
-                            m.loss_ratio * 100.0
-                        )
-                    })
+                    view.find(scenario, r * 1e6).map_or_else(
+                        || "–".into(),
+                        |m| {
+                            format!(
+                                "{:.3} ({:.1} %)",
+                                m.delivered_pps / 1e6,
+                                m.loss_ratio * 100.0
+                            )
+                        },
+                    )
                 })
                 .collect();
             if cells.iter().any(|c| c != "–") {
@@ -266,7 +278,7 @@ fn size_tables(md: &mut String, view: &View<'_>, rig: Rig, size: &str, setup: f6
                 .iter()
                 .map(|&r| {
                     view.find(scenario, r * 1e6)
-                        .map_or("–".into(), |m| format!("{:.1}", m.tool_core_percent))
+                        .map_or_else(|| "–".into(), |m| format!("{:.1}", m.tool_core_percent))
                 })
                 .collect();
             if cells.iter().any(|c| c != "–") {
@@ -274,6 +286,12 @@ fn size_tables(md: &mut String, view: &View<'_>, rig: Rig, size: &str, setup: f6
             }
         }
     }
+    latency_table(md, view, rig, size);
+    targets(md, view, rig, size, args);
+}
+
+/// The receive-to-analyzer latencies vxdecap measured, per run.
+fn latency_table(md: &mut String, view: &View<'_>, rig: Rig, size: &str) {
     let latencies: Vec<&Median> = view
         .medians
         .iter()
@@ -299,7 +317,6 @@ fn size_tables(md: &mut String, view: &View<'_>, rig: Rig, size: &str, setup: f6
             }
         }
     }
-    targets(md, view, rig, size, args);
 }
 
 fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArgs) {
@@ -353,7 +370,7 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
     // Paced: vxdecap never below tcpdump; where vxdecap loses, bare AF_XDP loses too.
     let mut below = Vec::new();
     let mut alone = Vec::new();
-    for &rate in args.rates.iter() {
+    for &rate in &args.rates {
         let t = rate * 1e6;
         let (Some(v), tcp) = (
             view.find(Scenario::VxdecapCount, t),
@@ -523,7 +540,14 @@ fn plot(medians: &[Median], rig: Rig, size: &str) -> String {
             scenario.name()
         );
     }
-    // Right panel: CPU per million packets at flat out.
+    cpu_panel(&mut svg, &points, (pad, panel, ph));
+    let _ = writeln!(svg, "</svg>");
+    svg
+}
+
+/// The plot's right panel: receiver CPU per frame at flat out, a bar per
+/// scenario (`pad`, panel width, plot height as the left panel has them).
+fn cpu_panel(svg: &mut String, points: &[&Median], (pad, panel, ph): (f64, f64, f64)) {
     let x1 = 2.0 * pad + panel;
     let _ = writeln!(
         svg,
@@ -559,12 +583,10 @@ fn plot(medians: &[Median], rig: Rig, size: &str) -> String {
             m.rx_us_per_pkt
         );
     }
-    let _ = writeln!(svg, "</svg>");
-    svg
 }
 
 /// Writes results.json, table.md and plot-<rig>-<size>.svg; returns the folder.
-pub fn write(out: &Path, outcome: &Outcome, args: &RunArgs) -> anyhow::Result<PathBuf> {
+pub(crate) fn write(out: &Path, outcome: &Outcome, args: &RunArgs) -> anyhow::Result<PathBuf> {
     let dir = results_dir(out);
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let medians = medians(&outcome.results);

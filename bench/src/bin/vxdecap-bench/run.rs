@@ -15,8 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
-use vxdecap::netns::{unique_name, veth_pair_with_queues, NetNs, WatchedChild};
+use anyhow::{bail, Context as _};
+use vxdecap::lab::netns::{unique_name, veth_pair_with_queues, NetNs, WatchedChild};
 
 use crate::gen::GenReport;
 use crate::receivers::ReceiverReport;
@@ -30,7 +30,7 @@ pub(crate) const RX_CPU: usize = 1;
 /// Where the kernel's receive work runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Rig {
+pub(crate) enum Rig {
     /// In softirq on the generator's CPU (veth's default).
     OtherCore,
     /// In the collector's NAPI thread, pinned to the receiver's CPU.
@@ -39,28 +39,28 @@ pub enum Rig {
 
 impl Rig {
     /// Stable name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
-            Rig::OtherCore => "other-core",
-            Rig::SharedCore => "shared-core",
+            Self::OtherCore => "other-core",
+            Self::SharedCore => "shared-core",
         }
     }
 
-    fn parse(text: &str) -> anyhow::Result<Rig> {
+    fn parse(text: &str) -> anyhow::Result<Self> {
         match text {
-            "other-core" => Ok(Rig::OtherCore),
-            "shared-core" => Ok(Rig::SharedCore),
+            "other-core" => Ok(Self::OtherCore),
+            "shared-core" => Ok(Self::SharedCore),
             _ => bail!("rig {text:?}: use other-core or shared-core"),
         }
     }
 
     /// One line saying where each piece of work runs.
-    pub fn describe(self) -> &'static str {
+    pub(crate) fn describe(self) -> &'static str {
         match self {
-            Rig::OtherCore => {
+            Self::OtherCore => {
                 "receive work (veth NAPI, XDP, copy into the socket) in softirq on the generator's CPU 0; the tool alone on CPU 1"
             }
-            Rig::SharedCore => {
+            Self::SharedCore => {
                 "receive work in the collector's threaded NAPI, pinned to CPU 1 with the tool; the generator alone on CPU 0"
             }
         }
@@ -70,7 +70,7 @@ impl Rig {
 /// The receivers compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Scenario {
+pub(crate) enum Scenario {
     /// XDP_DROP of everything: the generator's ceiling.
     XdpDrop,
     /// Bare AF_XDP (vxdecap's steering and sockets, count and recycle, no
@@ -96,72 +96,65 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the base order.
-    pub const ALL: [Scenario; 10] = [
-        Scenario::XdpDrop,
-        Scenario::AfXdpSpin,
-        Scenario::AfXdpSleep,
-        Scenario::AfXdpYield,
-        Scenario::VxdecapCount,
-        Scenario::VxdecapPcapTmpfs,
-        Scenario::TcpdumpNull,
-        Scenario::TcpdumpTmpfs,
-        Scenario::KernelVxlanTcpdump,
-        Scenario::NetsniffNg,
+    pub(crate) const ALL: [Self; 10] = [
+        Self::XdpDrop,
+        Self::AfXdpSpin,
+        Self::AfXdpSleep,
+        Self::AfXdpYield,
+        Self::VxdecapCount,
+        Self::VxdecapPcapTmpfs,
+        Self::TcpdumpNull,
+        Self::TcpdumpTmpfs,
+        Self::KernelVxlanTcpdump,
+        Self::NetsniffNg,
     ];
 
     /// The bare AF_XDP variants; the best of them is the floor vxdecap is held to.
-    pub const AF_XDP: [Scenario; 3] = [
-        Scenario::AfXdpSpin,
-        Scenario::AfXdpSleep,
-        Scenario::AfXdpYield,
-    ];
+    pub(crate) const AF_XDP: [Self; 3] = [Self::AfXdpSpin, Self::AfXdpSleep, Self::AfXdpYield];
 
     /// Stable name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
-            Scenario::XdpDrop => "xdp_drop",
-            Scenario::AfXdpSpin => "af_xdp_spin",
-            Scenario::AfXdpSleep => "af_xdp_sleep",
-            Scenario::AfXdpYield => "af_xdp_yield",
-            Scenario::VxdecapCount => "vxdecap_count",
-            Scenario::VxdecapPcapTmpfs => "vxdecap_pcap_tmpfs",
-            Scenario::TcpdumpNull => "tcpdump_null",
-            Scenario::TcpdumpTmpfs => "tcpdump_tmpfs",
-            Scenario::KernelVxlanTcpdump => "kernel_vxlan_tcpdump",
-            Scenario::NetsniffNg => "netsniff_ng",
+            Self::XdpDrop => "xdp_drop",
+            Self::AfXdpSpin => "af_xdp_spin",
+            Self::AfXdpSleep => "af_xdp_sleep",
+            Self::AfXdpYield => "af_xdp_yield",
+            Self::VxdecapCount => "vxdecap_count",
+            Self::VxdecapPcapTmpfs => "vxdecap_pcap_tmpfs",
+            Self::TcpdumpNull => "tcpdump_null",
+            Self::TcpdumpTmpfs => "tcpdump_tmpfs",
+            Self::KernelVxlanTcpdump => "kernel_vxlan_tcpdump",
+            Self::NetsniffNg => "netsniff_ng",
         }
     }
 
-    fn parse(text: &str) -> anyhow::Result<Scenario> {
-        Scenario::ALL
+    fn parse(text: &str) -> anyhow::Result<Self> {
+        Self::ALL
             .into_iter()
             .find(|s| s.name() == text)
-            .with_context(|| format!("scenario {text:?}: use one of {}", Scenario::names()))
+            .with_context(|| format!("scenario {text:?}: use one of {}", Self::names()))
     }
 
     fn names() -> String {
-        Scenario::ALL.map(Scenario::name).join(", ")
+        Self::ALL.map(Self::name).join(", ")
     }
 
     /// Run at near-idle rates too (where the CPU a tool burns while waiting shows).
     fn at_idle_rates(self) -> bool {
         matches!(
             self,
-            Scenario::VxdecapCount
-                | Scenario::VxdecapPcapTmpfs
-                | Scenario::TcpdumpNull
-                | Scenario::AfXdpSleep
+            Self::VxdecapCount | Self::VxdecapPcapTmpfs | Self::TcpdumpNull | Self::AfXdpSleep
         )
     }
 }
 
 /// Rates below this (Mpps) are "nearly idle": only the scenarios whose idle
 /// cost matters run there.
-pub const IDLE_RATE_MPPS: f64 = 0.05;
+pub(crate) const IDLE_RATE_MPPS: f64 = 0.05;
 
 /// Harness options.
 #[derive(Clone, Debug, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// Results folder (a timestamped subfolder is written, and `latest.*` beside it).
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
@@ -199,8 +192,8 @@ pub struct RunArgs {
 
 impl RunArgs {
     /// The defaults of the command line, for callers that build one.
-    pub fn defaults() -> RunArgs {
-        use clap::Parser;
+    pub(crate) fn defaults() -> Self {
+        use clap::Parser as _;
         #[derive(clap::Parser)]
         struct Wrapper {
             #[command(flatten)]
@@ -212,7 +205,7 @@ impl RunArgs {
 
 /// One measured run.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
-pub struct RunResult {
+pub(crate) struct RunResult {
     /// Where the receive work ran.
     pub rig: Rig,
     /// Receiver.
@@ -256,17 +249,17 @@ pub struct RunResult {
 impl RunResult {
     /// Receiver CPU µs per delivered frame (on the shared-core rig this
     /// includes the kernel's receive work).
-    pub fn rx_us_per_pkt(&self) -> f64 {
+    pub(crate) fn rx_us_per_pkt(&self) -> f64 {
         self.cpu_rx_s * 1e6 / self.delivered.max(1) as f64
     }
 
     /// The tool's own CPU µs per delivered frame.
-    pub fn tool_us_per_pkt(&self) -> f64 {
+    pub(crate) fn tool_us_per_pkt(&self) -> f64 {
         self.cpu_tool_s * 1e6 / self.delivered.max(1) as f64
     }
 
     /// The tool's CPU as a percentage of one core over the window.
-    pub fn tool_core_percent(&self) -> f64 {
+    pub(crate) fn tool_core_percent(&self) -> f64 {
         self.cpu_tool_s / self.window_s.max(1e-9) * 100.0
     }
 }
@@ -295,7 +288,7 @@ impl Proc {
         cpu: Option<usize>,
         program: &str,
         args: &[&str],
-    ) -> anyhow::Result<Proc> {
+    ) -> anyhow::Result<Self> {
         let cpu_text = cpu.map(|c| c.to_string());
         let mut full: Vec<&str> = Vec::new();
         let command = match &cpu_text {
@@ -313,7 +306,7 @@ impl Proc {
             Duration::from_secs(20),
             None,
         )?;
-        Ok(Proc { child })
+        Ok(Self { child })
     }
 
     pub(crate) fn cpu_ticks(&self) -> u64 {
@@ -390,7 +383,7 @@ pub(crate) fn number_before(text: &str, needle: &str) -> Option<u64> {
 
 impl Bench {
     /// Namespaces joined by a veth pair with `queues` rx and tx queues.
-    pub(crate) fn new(rig: Rig, queues: u32) -> anyhow::Result<Bench> {
+    pub(crate) fn new(rig: Rig, queues: u32) -> anyhow::Result<Self> {
         let base = unique_name("bench");
         let tx = NetNs::create(&format!("{base}-tx"))?;
         let rx = NetNs::create(&format!("{base}-rx"))?;
@@ -423,7 +416,7 @@ impl Bench {
                 exe_dir.join("vxdecap").display()
             );
         }
-        Ok(Bench {
+        Ok(Self {
             tx,
             rx,
             iface,
@@ -780,7 +773,7 @@ impl Bench {
 }
 
 /// What the harness measured, for the report.
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// Every run.
     pub results: Vec<RunResult>,
     /// Per rig: the generator's calibration (setup cost per call).
@@ -788,7 +781,7 @@ pub struct Outcome {
 }
 
 /// Runs every scenario on every rig and writes the results; returns the results folder.
-pub fn run(mut args: RunArgs) -> anyhow::Result<PathBuf> {
+pub(crate) fn run(mut args: RunArgs) -> anyhow::Result<PathBuf> {
     if args.quick {
         args.reps = 1;
         args.rates = vec![0.0];
@@ -813,7 +806,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<PathBuf> {
     // and what was measured so far is written.
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, interrupted.clone())?;
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&interrupted))?;
     }
     let mut outcome = Outcome {
         results: Vec::new(),
@@ -877,7 +870,7 @@ pub fn run(mut args: RunArgs) -> anyhow::Result<PathBuf> {
 }
 
 /// Where a results file goes.
-pub fn results_dir(out: &Path) -> PathBuf {
+pub(crate) fn results_dir(out: &Path) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

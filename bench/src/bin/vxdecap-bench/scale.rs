@@ -10,14 +10,15 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::Context as _;
 
 use crate::receivers::ReceiverReport;
+use crate::report::median;
 use crate::run::{number_before, Bench, Proc, Rig};
 
 /// Options.
 #[derive(Clone, Debug, clap::Args)]
-pub struct ScaleArgs {
+pub(crate) struct ScaleArgs {
     /// Repetitions of every configuration.
     #[arg(long, default_value_t = 3)]
     pub reps: usize,
@@ -136,13 +137,8 @@ fn measure(
     ))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 /// Runs the comparison and prints a table.
-pub fn run(args: &ScaleArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &ScaleArgs) -> anyhow::Result<()> {
     let bench = Bench::new(Rig::OtherCore, 2)?;
     let configs = [
         (Receiver::XdpDrop, 1),

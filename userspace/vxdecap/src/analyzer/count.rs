@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::Analyzer;
-use crate::frame::{Frames, InnerFrame};
+use crate::datapath::batch::Frames;
 
 /// Totals shared with the reporting thread.
 #[derive(Debug, Default)]
@@ -27,7 +27,7 @@ pub struct CountAnalyzer {
 impl CountAnalyzer {
     /// A counter publishing into `totals`.
     pub fn new(totals: Arc<CountTotals>) -> Self {
-        CountAnalyzer {
+        Self {
             frames: 0,
             bytes: 0,
             totals,
@@ -36,7 +36,7 @@ impl CountAnalyzer {
 }
 
 impl Analyzer for CountAnalyzer {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "count"
     }
 
@@ -44,13 +44,6 @@ impl Analyzer for CountAnalyzer {
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
         self.frames += frames.len() as u64;
         self.bytes += frames.iter().map(|f| f.bytes.len() as u64).sum::<u64>();
-        Ok(())
-    }
-
-    #[inline]
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        self.frames += 1;
-        self.bytes += frame.bytes.len() as u64;
         Ok(())
     }
 

@@ -11,7 +11,7 @@
 //! and `-W N` the counter is zero-padded to the digits of N-1 and cycles,
 //! `name0` … `name{N-1}`, like tcpdump's ring buffer.
 
-use std::fmt::Write;
+use std::fmt::Write as _;
 
 /// Why a file name pattern cannot be used.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -43,7 +43,7 @@ impl FileNamer {
         if timed {
             strftime_utc(pattern, 0, &mut String::new())?;
         }
-        Ok(FileNamer {
+        Ok(Self {
             pattern: pattern.to_owned(),
             timed,
             digits: ring.map_or(0, |n| decimal_digits(n.saturating_sub(1))),
@@ -220,7 +220,7 @@ impl UtcTime {
         // Days before each month in a common year.
         const BEFORE: [u32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
         let day_of_year = BEFORE[month as usize - 1] + day + u32::from(leap && month > 2);
-        UtcTime {
+        Self {
             year,
             month,
             day,

@@ -12,8 +12,8 @@
 use std::io;
 
 use super::{Analyzer, AnalyzerCounts};
+use crate::datapath::batch::Frames;
 use crate::filter::InnerFilter;
-use crate::frame::{Frames, InnerFrame};
 
 /// Passes on the frames `filter` matches; counts the others as `filtered_out`.
 ///
@@ -28,22 +28,22 @@ use crate::frame::{Frames, InnerFrame};
 pub struct Filtered<A> {
     filter: InnerFilter,
     inner: A,
-    filtered_out: u64,
+    not_matched: u64,
 }
 
 impl<A: Analyzer> Filtered<A> {
     /// `inner` behind `filter`.
     pub fn new(filter: InnerFilter, inner: A) -> Self {
-        Filtered {
+        Self {
             filter,
             inner,
-            filtered_out: 0,
+            not_matched: 0,
         }
     }
 
     /// Frames the filter rejected so far.
     pub fn filtered_out(&self) -> u64 {
-        self.filtered_out
+        self.not_matched
     }
 
     /// The analyzer behind the filter.
@@ -71,7 +71,7 @@ impl<A: Analyzer> Analyzer for Filtered<A> {
         let mut run_start = 0;
         for (i, frame) in frames.iter().enumerate() {
             if !self.filter.matches(frame.bytes, frame.meta.orig_len) {
-                self.filtered_out += 1;
+                self.not_matched += 1;
                 if run_start < i {
                     pass(&mut self.inner, frames.slice(run_start..i));
                 }
@@ -82,15 +82,6 @@ impl<A: Analyzer> Analyzer for Filtered<A> {
             pass(&mut self.inner, frames.slice(run_start..frames.len()));
         }
         result
-    }
-
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        if self.filter.matches(frame.bytes, frame.meta.orig_len) {
-            self.inner.on_frame(frame)
-        } else {
-            self.filtered_out += 1;
-            Ok(())
-        }
     }
 
     fn on_idle(&mut self) -> io::Result<()> {
@@ -107,7 +98,7 @@ impl<A: Analyzer> Analyzer for Filtered<A> {
 
     fn counts(&self) -> AnalyzerCounts {
         let mut counts = self.inner.counts();
-        counts.add("filtered_out", self.filtered_out);
+        counts.add("filtered_out", self.not_matched);
         counts
     }
 }
@@ -115,7 +106,7 @@ impl<A: Analyzer> Analyzer for Filtered<A> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{FrameMeta, InnerBatch};
+    use crate::datapath::batch::{FrameMeta, InnerBatch};
 
     /// Records batch sizes and the first byte of each frame.
     #[derive(Default)]
@@ -130,9 +121,6 @@ mod tests {
             self.firsts.extend(frames.iter().map(|f| f.bytes[0]));
             Ok(())
         }
-        fn on_frame(&mut self, _: &InnerFrame<'_>) -> io::Result<()> {
-            unreachable!("batches only")
-        }
     }
 
     #[test]
@@ -143,7 +131,7 @@ mod tests {
             f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06]);
             f
         };
-        let mut batch = InnerBatch::owned(4096, 16, 0);
+        let mut batch = InnerBatch::owned(4096, 16, 0, 0);
         for first in [0xff, 0xff, 1, 0xff, 2, 3, 0xff] {
             batch.push_copy(&frame(first), FrameMeta::default());
         }

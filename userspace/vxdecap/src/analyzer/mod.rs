@@ -10,6 +10,7 @@
 //! frame.
 
 mod count;
+pub mod dissect;
 mod filename;
 mod filtered;
 mod output;
@@ -20,61 +21,65 @@ mod record_out;
 mod rotate;
 mod route;
 mod tap;
+mod writer;
 
 use std::io;
 
 pub use count::{CountAnalyzer, CountTotals};
 pub use filename::{strftime_utc, FileNamer, PatternError};
 pub use filtered::Filtered;
-pub use output::{open_frame_output, FrameWriter, OutputError, OutputFormat, OutputOptions};
+pub use output::{open_frame_output, OutputOptions};
 pub use pcap::{PcapWriter, OUTPUT_WRITE_FAILED, PCAP_NSEC_MAGIC};
 pub use pcapng::{PcapngOptions, PcapngWriter, DEFAULT_MAX_TUNNELS};
 pub use print::PrintAnalyzer;
 pub use rotate::{Clock, RotatingWriter, Rotation, SystemClock, CLOCK_EVERY_FRAMES};
-pub use route::{
-    parse_vni_range, Cidr, RouteError, RouteMatch, RouteSpec, RouteTarget, Router, RouterBuilder,
-    MAX_VNI,
-};
+pub use route::{RouteError, RouteMatch, RouteSpec, RouteTarget, Router, RouterBuilder};
 pub use tap::TapWriter;
+pub use writer::{FrameWriter, OutputError, OutputFormat};
 
-use crate::frame::{Frames, InnerFrame};
+use crate::datapath::batch::{Frames, InnerFrame};
 
-/// A consumer of inner frames.
+/// Most analyzers a capture feeds (each one gets every inner frame).
+pub const MAX_ANALYZERS: usize = 8;
+
+/// A consumer of inner frames, in batches.
+///
+/// Only [`Analyzer::on_batch`] must be written: a batch is a run of frames
+/// from one worker, in the order received. Work per frame is a loop over
+/// [`Frames::iter`]; [`each_frame`] wraps a closure that takes one frame at
+/// a time into an analyzer.
 ///
 /// ```
 /// use std::collections::HashMap;
 /// use std::io;
-/// use vxdecap::analyzer::Analyzer;
-/// use vxdecap::frame::InnerFrame;
+/// use vxdecap::{Analyzer, Frames};
 ///
 /// /// Inner frames per VNI.
 /// #[derive(Default)]
 /// struct PerVni(HashMap<u32, u64>);
 ///
 /// impl Analyzer for PerVni {
-///     fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-///         *self.0.entry(frame.meta.vni).or_default() += 1;
+///     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+///         for frame in frames.iter() {
+///             *self.0.entry(frame.meta.vni).or_default() += 1;
+///         }
 ///         Ok(())
 ///     }
 /// }
 /// ```
 pub trait Analyzer: Send {
     /// A short name for reports and metrics labels.
+    #[allow(
+        clippy::unnecessary_literal_bound,
+        reason = "analyzers may name themselves from their own state (a tap's device)"
+    )]
     fn name(&self) -> &str {
         "analyzer"
     }
 
-    /// A batch of inner frames from one worker (by default, each frame in
-    /// turn through [`Analyzer::on_frame`]).
-    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-        for frame in frames.iter() {
-            self.on_frame(&frame)?;
-        }
-        Ok(())
-    }
-
-    /// One inner frame; `frame.bytes` may be shorter than `frame.meta.orig_len`.
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()>;
+    /// A batch of inner frames from one worker; each frame's `bytes` may be
+    /// shorter than its `meta.orig_len`.
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()>;
 
     /// The queues are empty for now: flush buffered output.
     fn on_idle(&mut self) -> io::Result<()> {
@@ -104,15 +109,12 @@ pub trait Analyzer: Send {
     }
 }
 
-impl<A: Analyzer + ?Sized> Analyzer for Box<A> {
+impl<T: Analyzer + ?Sized> Analyzer for Box<T> {
     fn name(&self) -> &str {
         (**self).name()
     }
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
         (**self).on_batch(frames)
-    }
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        (**self).on_frame(frame)
     }
     fn on_idle(&mut self) -> io::Result<()> {
         (**self).on_idle()
@@ -125,6 +127,55 @@ impl<A: Analyzer + ?Sized> Analyzer for Box<A> {
     }
     fn counts(&self) -> AnalyzerCounts {
         (**self).counts()
+    }
+}
+
+/// An analyzer that hands each frame to `on_frame`, named `name`.
+///
+/// ```
+/// use vxdecap::analyzer::each_frame;
+///
+/// let mut frames = 0u64;
+/// let counter = each_frame("frames", move |_frame| {
+///     frames += 1;
+///     Ok(())
+/// });
+/// # let _ = counter;
+/// ```
+pub fn each_frame<F>(name: &'static str, on_frame: F) -> EachFrame<F>
+where
+    F: FnMut(&InnerFrame<'_>) -> io::Result<()> + Send,
+{
+    EachFrame { name, on_frame }
+}
+
+/// See [`each_frame`].
+pub struct EachFrame<F> {
+    name: &'static str,
+    on_frame: F,
+}
+
+impl<F> std::fmt::Debug for EachFrame<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EachFrame")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> Analyzer for EachFrame<F>
+where
+    F: FnMut(&InnerFrame<'_>) -> io::Result<()> + Send,
+{
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        for frame in frames.iter() {
+            (self.on_frame)(&frame)?;
+        }
+        Ok(())
     }
 }
 
@@ -164,7 +215,7 @@ impl AnalyzerCounts {
 
     /// Adds everything `other` did not pass on, and its files (its routes
     /// are not kept).
-    pub fn absorb(&mut self, other: &AnalyzerCounts) {
+    pub fn absorb(&mut self, other: &Self) {
         for &(reason, n) in &other.not_passed {
             self.add(reason, n);
         }

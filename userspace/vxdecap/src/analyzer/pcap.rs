@@ -4,7 +4,7 @@ use std::io::{self, Write};
 
 use super::record_out::{CutBack, Framing, RecordOut};
 use super::{Analyzer, AnalyzerCounts};
-use crate::frame::{FrameMeta, Frames, InnerFrame};
+use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 
 /// Magic number of a nanosecond-resolution pcap file.
 pub const PCAP_NSEC_MAGIC: u32 = 0xa1b2_3c4d;
@@ -13,7 +13,7 @@ const LINKTYPE_ETHERNET: u32 = 1;
 const SNAPLEN: u32 = 262_144;
 
 /// Bytes buffered in front of the output by [`PcapWriter::new`].
-pub const DEFAULT_BUFFER: usize = 64 * 1024;
+pub(super) const DEFAULT_BUFFER: usize = 64 * 1024;
 
 /// Writes inner frames as pcap records to any `Write` (a file or stdout),
 /// through a buffer of whole records: [`PcapWriter::frames_written`] is
@@ -47,7 +47,7 @@ impl<W: Write> PcapWriter<W> {
         header[16..20].copy_from_slice(&SNAPLEN.to_le_bytes());
         header[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
         out.record(&[&header], false)?;
-        Ok(PcapWriter {
+        Ok(Self {
             out,
             frames: 0,
             bytes: header.len() as u64,
@@ -125,17 +125,14 @@ impl<W: Write> PcapWriter<W> {
 }
 
 impl<W: Write + Send> Analyzer for PcapWriter<W> {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "pcap"
     }
 
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-        write_all_frames(frames, |f| self.on_frame(f))
-    }
-
-    #[inline]
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        self.write_frame(frame.bytes, frame.meta.timestamp_ns, frame.meta.orig_len)
+        write_all_frames(frames, |f| {
+            self.write_frame(f.bytes, f.meta.timestamp_ns, f.meta.orig_len)
+        })
     }
 
     fn on_idle(&mut self) -> io::Result<()> {

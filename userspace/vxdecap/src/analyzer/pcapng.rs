@@ -30,7 +30,7 @@ use std::net::IpAddr;
 use super::pcap::{failed_counts, write_all_frames, DEFAULT_BUFFER};
 use super::record_out::{CutBack, Framing, RecordOut};
 use super::{Analyzer, AnalyzerCounts};
-use crate::frame::{FrameMeta, Frames, InnerFrame};
+use crate::datapath::batch::{FrameMeta, Frames};
 
 const BLOCK_SHB: u32 = 0x0A0D_0D0A;
 const BLOCK_IDB: u32 = 0x0000_0001;
@@ -68,7 +68,7 @@ pub struct PcapngOptions {
 
 impl Default for PcapngOptions {
     fn default() -> Self {
-        PcapngOptions {
+        Self {
             comments: true,
             max_tunnels: DEFAULT_MAX_TUNNELS,
         }
@@ -142,7 +142,7 @@ impl<W: Write> PcapngWriter<W> {
         capacity: usize,
         cut_back: Option<CutBack<W>>,
     ) -> io::Result<Self> {
-        let mut writer = PcapngWriter {
+        let mut writer = Self {
             out: RecordOut::new(out, capacity, Framing::Pcapng, cut_back),
             options,
             interfaces: HashMap::new(),
@@ -343,11 +343,7 @@ impl<W: Write> PcapngWriter<W> {
 
 impl<W: Write + Send> Analyzer for PcapngWriter<W> {
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-        write_all_frames(frames, |f| self.on_frame(f))
-    }
-
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        self.write_frame(frame.bytes, frame.meta)
+        write_all_frames(frames, |f| self.write_frame(f.bytes, f.meta))
     }
 
     fn on_idle(&mut self) -> io::Result<()> {

@@ -7,8 +7,8 @@ use super::output::{on_stdout, stdout_file};
 use super::pcap::{failed_counts, write_all_frames};
 use super::record_out::{cut_file, Framing, RecordOut};
 use super::{Analyzer, AnalyzerCounts};
-use crate::dissect::{describe, time_of_day};
-use crate::frame::{Frames, InnerFrame};
+use crate::analyzer::dissect::{describe, time_of_day};
+use crate::datapath::batch::{Frames, InnerFrame};
 
 /// Bytes of lines buffered before they are written out.
 const LINE_BUFFER: usize = 64 * 1024;
@@ -26,7 +26,7 @@ pub struct PrintAnalyzer<W: Write> {
 impl<W: Write> PrintAnalyzer<W> {
     /// A printer writing to `out`.
     pub fn new(out: W) -> Self {
-        PrintAnalyzer {
+        Self {
             out: RecordOut::new(out, LINE_BUFFER, Framing::Lines, None),
             line: String::with_capacity(256),
             stdout: false,
@@ -50,7 +50,7 @@ impl<W: Write> PrintAnalyzer<W> {
 impl PrintAnalyzer<File> {
     /// A printer on stdout.
     pub fn stdout() -> io::Result<Self> {
-        Ok(PrintAnalyzer {
+        Ok(Self {
             out: RecordOut::new(stdout_file()?, LINE_BUFFER, Framing::Lines, Some(cut_file)),
             line: String::with_capacity(256),
             stdout: true,
@@ -59,15 +59,26 @@ impl PrintAnalyzer<File> {
 }
 
 impl<W: Write + Send> Analyzer for PrintAnalyzer<W> {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "print"
     }
 
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-        write_all_frames(frames, |f| self.on_frame(f))
+        write_all_frames(frames, |f| self.print(f))
     }
 
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+    fn on_idle(&mut self) -> io::Result<()> {
+        self.out.flush().map_err(|e| self.named(e))
+    }
+
+    fn counts(&self) -> AnalyzerCounts {
+        failed_counts(self.lines_failed())
+    }
+}
+
+impl<W: Write + Send> PrintAnalyzer<W> {
+    /// One line for `frame`.
+    fn print(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
         let (bytes, meta) = (frame.bytes, frame.meta);
         self.line.clear();
         time_of_day(meta.timestamp_ns, &mut self.line);
@@ -82,13 +93,5 @@ impl<W: Write + Send> Analyzer for PrintAnalyzer<W> {
         self.out
             .record(&[self.line.as_bytes()], true)
             .map_err(|e| self.named(e))
-    }
-
-    fn on_idle(&mut self) -> io::Result<()> {
-        self.out.flush().map_err(|e| self.named(e))
-    }
-
-    fn counts(&self) -> AnalyzerCounts {
-        failed_counts(self.lines_failed())
     }
 }

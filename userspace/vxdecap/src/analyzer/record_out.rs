@@ -15,7 +15,7 @@
 //! if nothing happened.
 
 use std::fs::File;
-use std::io::{self, Seek, Write};
+use std::io::{self, Seek as _, Write};
 
 /// How records are framed, to find whole ones in written bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Framing {
     fn whole_prefix(self, bytes: &[u8], stream_offset: u64) -> (usize, u64) {
         let (mut at, mut frames) = (0usize, 0u64);
         match self {
-            Framing::Pcap => {
+            Self::Pcap => {
                 if stream_offset == 0 {
                     if bytes.len() < PCAP_FILE_HEADER {
                         return (0, 0);
@@ -57,7 +57,7 @@ impl Framing {
                     frames += 1;
                 }
             }
-            Framing::Pcapng => {
+            Self::Pcapng => {
                 while let Some(header) = bytes.get(at..at + 8) {
                     let kind = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
                     let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
@@ -69,7 +69,7 @@ impl Framing {
                     frames += u64::from(kind == PCAPNG_EPB);
                 }
             }
-            Framing::Lines => {
+            Self::Lines => {
                 for (i, _) in bytes.iter().enumerate().filter(|(_, b)| **b == b'\n') {
                     at = i + 1;
                     frames += 1;
@@ -125,7 +125,7 @@ impl<W: Write> RecordOut<W> {
         framing: Framing,
         cut_back: Option<CutBack<W>>,
     ) -> Self {
-        RecordOut {
+        Self {
             out,
             buf: Vec::with_capacity(capacity),
             capacity,
@@ -284,6 +284,10 @@ mod tests {
         }
     }
 
+    #[allow(
+        clippy::unnecessary_wraps,
+        reason = "the signature of a CutBack, whose real ones can fail"
+    )]
     fn cut_vec(out: &mut Full, partial: u64) -> io::Result<()> {
         let len = out.data.len() - partial as usize;
         out.data.truncate(len);

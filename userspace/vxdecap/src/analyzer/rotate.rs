@@ -31,12 +31,12 @@ use std::io;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::filename::FileNamer;
-use super::output::{FrameWriter, OutputError, OutputFormat};
 use super::pcap::{failed_counts, write_all_frames};
 use super::pcapng::PcapngOptions;
 use super::record_out::cut_file;
+use super::writer::{FrameWriter, OutputError, OutputFormat};
 use super::{Analyzer, AnalyzerCounts, FileCounts};
-use crate::frame::{FrameMeta, Frames, InnerFrame};
+use crate::datapath::batch::{FrameMeta, Frames};
 
 /// Buffer in front of each file.
 const FILE_BUFFER: usize = 1 << 20;
@@ -145,7 +145,7 @@ impl<C: Clock> RotatingWriter<C> {
                 }
             })?;
         let opened_ns = clock.now_ns();
-        let mut writer = RotatingWriter {
+        let mut writer = Self {
             pattern: pattern.to_owned(),
             namer,
             format,
@@ -234,12 +234,21 @@ impl<C: Clock> RotatingWriter<C> {
 
     /// Frames the files hold (closed ones and the open one, written out).
     pub fn frames_written(&self) -> u64 {
-        self.closed_written + self.current.as_ref().map_or(0, |c| c.frames_written())
+        self.closed_written
+            + self
+                .current
+                .as_ref()
+                .map_or(0, FrameWriter::<File>::frames_written)
     }
 
     /// Frames taken but lost to write errors.
     pub fn frames_failed(&self) -> u64 {
-        self.closed_failed + self.lost + self.current.as_ref().map_or(0, |c| c.frames_failed())
+        self.closed_failed
+            + self.lost
+            + self
+                .current
+                .as_ref()
+                .map_or(0, FrameWriter::<File>::frames_failed)
     }
 
     /// Starts a new file if the `-G` interval has passed (reads the clock).
@@ -351,10 +360,6 @@ impl<C: Clock> Analyzer for RotatingWriter<C> {
         write_all_frames(frames, |f| self.write_frame(f.bytes, f.meta))
     }
 
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        self.write_frame(frame.bytes, frame.meta)
-    }
-
     fn on_idle(&mut self) -> io::Result<()> {
         if let Err(e) = self.rotate_if_due() {
             self.failed = true;
@@ -408,7 +413,7 @@ mod tests {
 
     impl FakeClock {
         fn at_secs(secs: u64) -> Self {
-            FakeClock(Arc::new(AtomicU64::new(secs * 1_000_000_000)))
+            Self(Arc::new(AtomicU64::new(secs * 1_000_000_000)))
         }
 
         fn advance_secs(&self, secs: u64) {
@@ -425,12 +430,12 @@ mod tests {
     struct TempDir(PathBuf);
 
     impl TempDir {
-        fn new(tag: &str) -> TempDir {
+        fn new(tag: &str) -> Self {
             let dir =
                 std::env::temp_dir().join(format!("vxdecap-rotate-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("create temp dir");
-            TempDir(dir)
+            Self(dir)
         }
 
         fn pattern(&self, name: &str) -> String {
@@ -786,6 +791,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::print_stderr, reason = "a skipped test says so")]
     fn write_errors_surface_from_the_analyzer() {
         // /dev/full accepts the open and fails every write with ENOSPC.
         if !Path::new("/dev/full").exists() {

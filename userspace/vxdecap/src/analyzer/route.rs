@@ -35,17 +35,16 @@
 //! ```
 
 use std::io;
-use std::net::IpAddr;
 
 use super::{
     open_frame_output, Analyzer, AnalyzerCounts, OutputError, OutputOptions, RouteCounts, TapWriter,
 };
+use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
+use crate::error::ParseError;
 use crate::filter::{FilterError, InnerFilter};
-use crate::frame::{FrameMeta, Frames, InnerFrame};
-use crate::tap::TapError;
-
-/// Largest VNI (24 bits).
-pub const MAX_VNI: u32 = (1 << 24) - 1;
+use crate::select::{parse_vni_range, Cidr};
+use crate::sys::tap::TapError;
+use vxdecap_wire::vxlan::MAX_VNI;
 
 /// Why a route cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +55,7 @@ pub enum RouteError {
         /// The rule.
         rule: String,
         /// What is wrong, and the fix.
-        reason: String,
+        reason: ParseError,
     },
     /// Its inner filter does not compile.
     #[error("route {rule:?}: {source}")]
@@ -84,64 +83,6 @@ pub enum RouteError {
     },
 }
 
-/// An outer source prefix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    /// Parses `10.1.0.0/16`, `2001:db8::/32` or a bare address; host bits are cleared.
-    pub fn parse(text: &str) -> Option<Cidr> {
-        let (addr, prefix) = match text.split_once('/') {
-            Some((a, p)) => (
-                a.trim().parse::<IpAddr>().ok()?,
-                Some(p.trim().parse::<u8>().ok()?),
-            ),
-            None => (text.trim().parse::<IpAddr>().ok()?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        if prefix > max {
-            return None;
-        }
-        let addr = mask(addr, prefix);
-        Some(Cidr { addr, prefix })
-    }
-
-    /// True when `addr` is inside the prefix (IPv4 and IPv6 never mix).
-    #[inline]
-    pub fn contains(&self, addr: &IpAddr) -> bool {
-        match (self.addr, addr) {
-            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => {
-                mask(*addr, self.prefix) == self.addr
-            }
-            _ => false,
-        }
-    }
-}
-
-impl std::fmt::Display for Cidr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.addr, self.prefix)
-    }
-}
-
-#[inline]
-fn mask(addr: IpAddr, prefix: u8) -> IpAddr {
-    match addr {
-        IpAddr::V4(a) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4((u32::from(a) & m).into())
-        }
-        IpAddr::V6(a) => {
-            let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6((u128::from(a) & m).into())
-        }
-    }
-}
-
 /// Which frames a route takes: all of its parts must match; an empty part
 /// matches anything.
 #[derive(Clone, Debug, Default)]
@@ -156,22 +97,22 @@ pub struct RouteMatch {
 
 impl RouteMatch {
     /// Matches every frame (a default route).
-    pub fn any() -> RouteMatch {
-        RouteMatch::default()
+    pub fn any() -> Self {
+        Self::default()
     }
 
     /// Parses the part of a rule before `->`: `default`, or comma-separated
     /// `vni=LIST`, `src=LIST` and a last `filter=EXPRESSION`, where a list
     /// goes on over the following items without `=` (`vni=27,30,100-199`).
-    pub fn parse(text: &str) -> Result<RouteMatch, String> {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         if text == "default" || text == "*" {
-            return Ok(RouteMatch::any());
+            return Ok(Self::any());
         }
         if text.is_empty() {
             return Err("nothing before '->': write `default` or keys such as vni=27".into());
         }
-        let mut m = RouteMatch::default();
+        let mut m = Self::default();
         let mut filter = None;
         let mut key = "";
         let mut rest = text;
@@ -190,20 +131,19 @@ impl RouteMatch {
                 }
                 None if !key.is_empty() => item,
                 None => {
-                    return Err(format!(
-                        "{item:?} has no key: write vni=…, src=… or filter=…"
-                    ))
+                    return Err(
+                        format!("{item:?} has no key: write vni=…, src=… or filter=…").into(),
+                    )
                 }
             };
             match key {
-                "vni" => m.vnis.push(parse_vni_range(value)?),
-                "src" => m.sources.push(Cidr::parse(value).ok_or_else(|| {
-                    format!("src {value:?} is not an address or prefix such as 10.1.0.0/16")
-                })?),
+                "vni" => m.vnis.push(Self::parse_vni(value)?),
+                "src" => m.sources.push(Self::parse_source(value)?),
                 other => {
                     return Err(format!(
                         "unknown key {other:?}: the keys are vni, src and filter (last)"
-                    ))
+                    )
+                    .into())
                 }
             }
         }
@@ -211,9 +151,29 @@ impl RouteMatch {
             if expression.is_empty() {
                 return Err("filter= needs an expression such as `tcp port 80`".into());
             }
-            m.filter = Some(InnerFilter::compile(&expression).map_err(|e| e.to_string())?);
+            m.filter = Some(
+                InnerFilter::compile(&expression).map_err(|e| ParseError::new(e.to_string()))?,
+            );
         }
         Ok(m)
+    }
+
+    /// A `vni=` item: `27` or `100-199`, within 24 bits.
+    pub fn parse_vni(text: &str) -> Result<(u32, u32), ParseError> {
+        parse_vni_range(text).map_err(|_| {
+            ParseError::new(format!(
+                "vni {text:?} is not a VNI (0..={MAX_VNI}) or a range such as 100-199"
+            ))
+        })
+    }
+
+    /// A `src=` item: an address or a prefix.
+    pub fn parse_source(text: &str) -> Result<Cidr, ParseError> {
+        text.parse::<Cidr>().map_err(|_| {
+            ParseError::new(format!(
+                "src {text:?} is not an address or prefix such as 10.1.0.0/16"
+            ))
+        })
     }
 
     /// True when the frame `meta`/`bytes` belongs to this route.
@@ -224,31 +184,12 @@ impl RouteMatch {
                 .vnis
                 .iter()
                 .any(|&(lo, hi)| (lo..=hi).contains(&meta.vni)))
-            && (self.sources.is_empty() || self.sources.iter().any(|c| c.contains(&meta.outer_src)))
+            && (self.sources.is_empty() || self.sources.iter().any(|c| c.contains(meta.outer_src)))
             && self
                 .filter
                 .as_ref()
                 .is_none_or(|f| f.matches(bytes, meta.orig_len))
     }
-}
-
-/// `27` or `100-199`, within 24 bits.
-pub fn parse_vni_range(text: &str) -> Result<(u32, u32), String> {
-    let bad = || format!("vni {text:?} is not a VNI (0..={MAX_VNI}) or a range such as 100-199");
-    let (lo, hi) = match text.split_once('-') {
-        Some((lo, hi)) => (
-            lo.trim().parse::<u32>().map_err(|_| bad())?,
-            hi.trim().parse::<u32>().map_err(|_| bad())?,
-        ),
-        None => {
-            let v = text.trim().parse::<u32>().map_err(|_| bad())?;
-            (v, v)
-        }
-    };
-    if lo > hi || hi > MAX_VNI {
-        return Err(bad());
-    }
-    Ok((lo, hi))
 }
 
 /// Where a route's frames go, as written in a rule.
@@ -264,15 +205,15 @@ pub enum RouteTarget {
 
 impl RouteTarget {
     /// Parses the part after `->`.
-    pub fn parse(text: &str) -> Result<RouteTarget, String> {
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
         let text = text.trim();
         match text {
             "" => Err("nothing after '->': write a file name, tap:NAME or drop".into()),
-            "drop" => Ok(RouteTarget::Drop),
+            "drop" => Ok(Self::Drop),
             "-" => Err("a route cannot write to stdout: give it a file name".into()),
             _ => match text.strip_prefix("tap:") {
-                Some(name) => Ok(RouteTarget::Tap(name.trim().to_owned())),
-                None => Ok(RouteTarget::File(text.to_owned())),
+                Some(name) => Ok(Self::Tap(name.trim().to_owned())),
+                None => Ok(Self::File(text.to_owned())),
             },
         }
     }
@@ -281,9 +222,9 @@ impl RouteTarget {
 impl std::fmt::Display for RouteTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RouteTarget::File(path) => f.write_str(path),
-            RouteTarget::Tap(name) => write!(f, "tap:{name}"),
-            RouteTarget::Drop => f.write_str("drop"),
+            Self::File(path) => f.write_str(path),
+            Self::Tap(name) => write!(f, "tap:{name}"),
+            Self::Drop => f.write_str("drop"),
         }
     }
 }
@@ -304,8 +245,8 @@ pub struct RouteSpec {
 impl RouteSpec {
     /// Parses `SELECTOR -> TARGET` (see the module doc); files are written
     /// with `output`.
-    pub fn parse(rule: &str, output: OutputOptions) -> Result<RouteSpec, RouteError> {
-        let syntax = |reason: String| RouteError::Syntax {
+    pub fn parse(rule: &str, output: OutputOptions) -> Result<Self, RouteError> {
+        let syntax = |reason: ParseError| RouteError::Syntax {
             rule: rule.to_owned(),
             reason,
         };
@@ -314,7 +255,7 @@ impl RouteSpec {
         })?;
         let matcher = RouteMatch::parse(selector).map_err(syntax)?;
         let target = RouteTarget::parse(target).map_err(syntax)?;
-        Ok(RouteSpec {
+        Ok(Self {
             rule: format!("{} -> {}", selector.trim(), target),
             matcher,
             target,
@@ -349,7 +290,7 @@ impl std::fmt::Debug for Router {
                 "routes",
                 &self.routes.iter().map(|r| &r.label).collect::<Vec<_>>(),
             )
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -364,17 +305,19 @@ impl std::fmt::Debug for RouterBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RouterBuilder")
             .field("routes", &self.routes.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl RouterBuilder {
     /// Adds a route to `output`, labelled `label` in reports.
+    #[must_use]
     pub fn route(self, label: &str, matcher: RouteMatch, output: impl Analyzer + 'static) -> Self {
         self.boxed_route(label, matcher, Box::new(output))
     }
 
     /// Adds a route to an analyzer already boxed.
+    #[must_use]
     pub fn boxed_route(
         mut self,
         label: &str,
@@ -388,6 +331,7 @@ impl RouterBuilder {
     }
 
     /// Adds a route to the output of an earlier route `earlier` (0-based).
+    #[must_use]
     pub fn shared_route(mut self, label: &str, matcher: RouteMatch, earlier: usize) -> Self {
         let output = self.routes.get(earlier).and_then(|r| r.output);
         self.push(label, matcher, output);
@@ -395,6 +339,7 @@ impl RouterBuilder {
     }
 
     /// Adds a route that drops what it matches.
+    #[must_use]
     pub fn drop_route(mut self, label: &str, matcher: RouteMatch) -> Self {
         self.push(label, matcher, None);
         self
@@ -429,8 +374,8 @@ impl Router {
 
     /// Opens every route's output (files, taps); routes with the same target
     /// share one output.
-    pub fn open(specs: Vec<RouteSpec>) -> Result<Router, RouteError> {
-        let mut builder = Router::builder();
+    pub fn open(specs: Vec<RouteSpec>) -> Result<Self, RouteError> {
+        let mut builder = Self::builder();
         let mut opened: Vec<(RouteTarget, usize)> = Vec::new();
         for (i, spec) in specs.into_iter().enumerate() {
             let RouteSpec {
@@ -487,12 +432,13 @@ impl Router {
     /// The output of route `route`, if it has one.
     #[inline]
     fn output_of(&self, route: usize) -> Option<usize> {
-        self.routes.get(route).and_then(|r| r.output)
+        let r = self.routes.get(route)?;
+        r.output
     }
 }
 
 impl Analyzer for Router {
-    fn name(&self) -> &str {
+    fn name(&self) -> &'static str {
         "router"
     }
 
@@ -532,22 +478,6 @@ impl Analyzer for Router {
         }
         self.scratch = scratch;
         result
-    }
-
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
-        let route = self.route_of(frame);
-        let output = self.output_of(route);
-        match self.routes.get_mut(route) {
-            Some(r) => {
-                r.frames += 1;
-                r.bytes += frame.bytes.len() as u64;
-            }
-            None => self.no_route += 1,
-        }
-        match output.and_then(|o| self.outputs.get_mut(o)) {
-            Some(out) => out.on_frame(frame),
-            None => Ok(()),
-        }
     }
 
     fn on_idle(&mut self) -> io::Result<()> {
@@ -600,26 +530,9 @@ impl Analyzer for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::InnerBatch;
-    use std::net::Ipv4Addr;
+    use crate::datapath::batch::InnerBatch;
+    use std::net::{IpAddr, Ipv4Addr};
     use std::sync::{Arc, Mutex};
-
-    #[test]
-    fn cidrs_match_their_family_and_prefix() {
-        let c = Cidr::parse("10.1.7.9/16").expect("cidr");
-        assert_eq!(c.to_string(), "10.1.0.0/16");
-        assert!(c.contains(&"10.1.255.1".parse().unwrap()));
-        assert!(!c.contains(&"10.2.0.1".parse().unwrap()));
-        assert!(!c.contains(&"::ffff:10.1.0.1".parse().unwrap()));
-        let any = Cidr::parse("0.0.0.0/0").expect("cidr");
-        assert!(any.contains(&"192.0.2.1".parse().unwrap()));
-        let host = Cidr::parse("2001:db8::1").expect("host");
-        assert!(host.contains(&"2001:db8::1".parse().unwrap()));
-        assert!(!host.contains(&"2001:db8::2".parse().unwrap()));
-        for bad in ["10.1.0.0/33", "10.1/8", "x", "::/129", "10.0.0.0/"] {
-            assert!(Cidr::parse(bad).is_none(), "{bad}");
-        }
-    }
 
     #[test]
     fn rules_parse_and_bad_ones_name_the_fix() {
@@ -674,9 +587,6 @@ mod tests {
             seen.0.extend(frames.iter().map(|f| f.meta.vni));
             Ok(())
         }
-        fn on_frame(&mut self, _: &InnerFrame<'_>) -> io::Result<()> {
-            unreachable!("batches only")
-        }
     }
 
     #[test]
@@ -693,7 +603,7 @@ mod tests {
             .drop_route("vni=100-199", rule("vni=100-199"))
             .shared_route("vni=5", rule("vni=5"), 0)
             .build();
-        let mut batch = InnerBatch::owned(1 << 16, 64, 0);
+        let mut batch = InnerBatch::owned(1 << 16, 64, 0, 0);
         let frame = [0u8; 60];
         let sources = [
             (27, [10, 9, 0, 1]),

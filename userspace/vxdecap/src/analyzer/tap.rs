@@ -11,8 +11,8 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::{Analyzer, AnalyzerCounts};
-use crate::frame::InnerFrame;
-use crate::tap::{TapDevice, TapError};
+use crate::datapath::batch::{Frames, InnerFrame};
+use crate::sys::tap::{TapDevice, TapError};
 
 /// How often the device MTU is read again after a frame was too big for
 /// it (someone may have raised it with `ip link set NAME mtu 9000`).
@@ -32,13 +32,13 @@ pub struct TapWriter {
 
 impl TapWriter {
     /// Creates the tap device `name`, brings it up and writes to it.
-    pub fn create(name: &str) -> Result<TapWriter, TapError> {
-        Ok(TapWriter::new(TapDevice::create(name)?))
+    pub fn create(name: &str) -> Result<Self, TapError> {
+        Ok(Self::new(TapDevice::create(name)?))
     }
 
     /// Writes to an existing device.
-    pub fn new(device: TapDevice) -> TapWriter {
-        TapWriter {
+    pub fn new(device: TapDevice) -> Self {
+        Self {
             label: format!("tap {}", device.name()),
             mtu: device.mtu(),
             mtu_read: Instant::now(),
@@ -65,12 +65,10 @@ fn l2_header_len(frame: &[u8]) -> usize {
     len
 }
 
-impl Analyzer for TapWriter {
-    fn name(&self) -> &str {
-        &self.label
-    }
-
-    fn on_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+impl TapWriter {
+    /// Writes `frame` to the device; one too big for its MTU, or a write
+    /// the device refuses, is counted.
+    fn send(&mut self, frame: &InnerFrame<'_>) {
         let bytes = frame.bytes;
         if bytes.len().saturating_sub(l2_header_len(bytes)) > self.mtu {
             if self.mtu_read.elapsed() >= MTU_RECHECK {
@@ -79,7 +77,7 @@ impl Analyzer for TapWriter {
             }
             if bytes.len().saturating_sub(l2_header_len(bytes)) > self.mtu {
                 self.too_big += 1;
-                return Ok(());
+                return;
             }
         }
         match self.device.send(bytes) {
@@ -90,6 +88,20 @@ impl Analyzer for TapWriter {
                 }
                 self.write_failed += 1;
             }
+        }
+    }
+}
+
+impl Analyzer for TapWriter {
+    fn name(&self) -> &str {
+        &self.label
+    }
+
+    fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
+        // A tap takes one frame per write; what it refuses is counted, and
+        // the device is never an error that stops the run.
+        for frame in frames.iter() {
+            self.send(&frame);
         }
         Ok(())
     }

@@ -33,58 +33,58 @@ pub struct Insn {
 
 impl Insn {
     /// An instruction from its four fields.
-    pub const fn new(code: u16, jt: u8, jf: u8, k: u32) -> Insn {
-        Insn { code, jt, jf, k }
+    pub const fn new(code: u16, jt: u8, jf: u8, k: u32) -> Self {
+        Self { code, jt, jf, k }
     }
 }
 
 /// Opcode fields (linux/filter.h, pcap/bpf.h).
 mod op {
     // Classes.
-    pub const LD: u16 = 0x00;
-    pub const LDX: u16 = 0x01;
-    pub const ST: u16 = 0x02;
-    pub const STX: u16 = 0x03;
-    pub const ALU: u16 = 0x04;
-    pub const JMP: u16 = 0x05;
-    pub const RET: u16 = 0x06;
-    pub const MISC: u16 = 0x07;
+    pub(super) const LD: u16 = 0x00;
+    pub(super) const LDX: u16 = 0x01;
+    pub(super) const ST: u16 = 0x02;
+    pub(super) const STX: u16 = 0x03;
+    pub(super) const ALU: u16 = 0x04;
+    pub(super) const JMP: u16 = 0x05;
+    pub(super) const RET: u16 = 0x06;
+    pub(super) const MISC: u16 = 0x07;
     // Load sizes.
-    pub const W: u16 = 0x00;
-    pub const H: u16 = 0x08;
-    pub const B: u16 = 0x10;
+    pub(super) const W: u16 = 0x00;
+    pub(super) const H: u16 = 0x08;
+    pub(super) const B: u16 = 0x10;
     // Load modes.
-    pub const IMM: u16 = 0x00;
-    pub const ABS: u16 = 0x20;
-    pub const IND: u16 = 0x40;
-    pub const MEM: u16 = 0x60;
-    pub const LEN: u16 = 0x80;
-    pub const MSH: u16 = 0xa0;
+    pub(super) const IMM: u16 = 0x00;
+    pub(super) const ABS: u16 = 0x20;
+    pub(super) const IND: u16 = 0x40;
+    pub(super) const MEM: u16 = 0x60;
+    pub(super) const LEN: u16 = 0x80;
+    pub(super) const MSH: u16 = 0xa0;
     // ALU operations.
-    pub const ADD: u16 = 0x00;
-    pub const SUB: u16 = 0x10;
-    pub const MUL: u16 = 0x20;
-    pub const DIV: u16 = 0x30;
-    pub const OR: u16 = 0x40;
-    pub const AND: u16 = 0x50;
-    pub const LSH: u16 = 0x60;
-    pub const RSH: u16 = 0x70;
-    pub const NEG: u16 = 0x80;
-    pub const MOD: u16 = 0x90;
-    pub const XOR: u16 = 0xa0;
+    pub(super) const ADD: u16 = 0x00;
+    pub(super) const SUB: u16 = 0x10;
+    pub(super) const MUL: u16 = 0x20;
+    pub(super) const DIV: u16 = 0x30;
+    pub(super) const OR: u16 = 0x40;
+    pub(super) const AND: u16 = 0x50;
+    pub(super) const LSH: u16 = 0x60;
+    pub(super) const RSH: u16 = 0x70;
+    pub(super) const NEG: u16 = 0x80;
+    pub(super) const MOD: u16 = 0x90;
+    pub(super) const XOR: u16 = 0xa0;
     // Jumps.
-    pub const JA: u16 = 0x00;
-    pub const JEQ: u16 = 0x10;
-    pub const JGT: u16 = 0x20;
-    pub const JGE: u16 = 0x30;
-    pub const JSET: u16 = 0x40;
+    pub(super) const JA: u16 = 0x00;
+    pub(super) const JEQ: u16 = 0x10;
+    pub(super) const JGT: u16 = 0x20;
+    pub(super) const JGE: u16 = 0x30;
+    pub(super) const JSET: u16 = 0x40;
     // Operand source (ALU, JMP) and return value.
-    pub const K: u16 = 0x00;
-    pub const X: u16 = 0x08;
-    pub const A: u16 = 0x10;
+    pub(super) const K: u16 = 0x00;
+    pub(super) const X: u16 = 0x08;
+    pub(super) const A: u16 = 0x10;
     // MISC.
-    pub const TAX: u16 = 0x00;
-    pub const TXA: u16 = 0x80;
+    pub(super) const TAX: u16 = 0x00;
+    pub(super) const TXA: u16 = 0x80;
 }
 
 /// Why a program was refused.
@@ -126,15 +126,15 @@ pub struct Program {
 
 impl Program {
     /// Checks `insns` (see the module contract).
-    pub fn new(insns: Vec<Insn>) -> Result<Program, ProgramError> {
+    pub fn new(insns: Vec<Insn>) -> Result<Self, ProgramError> {
         if insns.is_empty() || insns.len() > MAX_INSNS {
             return Err(ProgramError::Length(insns.len()));
         }
         for (at, insn) in insns.iter().enumerate() {
-            check(at, insn, insns.len())?;
+            check(at, *insn, insns.len())?;
         }
         match insns.last().map(|i| i.code & 0x07) {
-            Some(op::RET) => Ok(Program { insns }),
+            Some(op::RET) => Ok(Self { insns }),
             _ => Err(ProgramError::NoFinalReturn),
         }
     }
@@ -281,7 +281,7 @@ fn load(packet: &[u8], code: u16, at: u32) -> Option<u32> {
 }
 
 /// Checks one instruction at index `at` of a program of `len` instructions.
-fn check(at: usize, insn: &Insn, len: usize) -> Result<(), ProgramError> {
+fn check(at: usize, insn: Insn, len: usize) -> Result<(), ProgramError> {
     let unknown = || ProgramError::UnknownOpcode {
         at,
         code: insn.code,
@@ -562,32 +562,32 @@ mod tests {
         };
         // Mostly opcodes that exist, so that many programs pass the check.
         let known: Vec<u16> = (0..=0xffu16)
-            .filter(|&code| check(0, &Insn::new(code, 0, 0, 1), 2).is_ok())
+            .filter(|&code| check(0, Insn::new(code, 0, 0, 1), 2).is_ok())
             .collect();
         assert!(known.len() > 40, "{} opcodes", known.len());
         let packets: Vec<Vec<u8>> = (0..64).map(|n| (0..n as u8).collect()).collect();
         let mut accepted = 0;
         for _ in 0..20_000 {
             let len = 1 + (next() % 12) as usize;
-            let insns: Vec<Insn> = (0..len)
-                .map(|_| {
-                    let r = next();
-                    let code = if r & 0xf000_0000 == 0 {
-                        (r & 0xff) as u16
+            let insns: Vec<Insn> = std::iter::repeat_with(|| {
+                let r = next();
+                let code = if r & 0xf000_0000 == 0 {
+                    (r & 0xff) as u16
+                } else {
+                    known[(r & 0xff) as usize % known.len()]
+                };
+                Insn::new(code, (r >> 8) as u8 % 4, (r >> 16) as u8 % 4, {
+                    let k = (r >> 32) as u32;
+                    if r & 0x100_0000 != 0 {
+                        k % 70
                     } else {
-                        known[(r & 0xff) as usize % known.len()]
-                    };
-                    Insn::new(code, (r >> 8) as u8 % 4, (r >> 16) as u8 % 4, {
-                        let k = (r >> 32) as u32;
-                        if r & 0x100_0000 != 0 {
-                            k % 70
-                        } else {
-                            k
-                        }
-                    })
+                        k
+                    }
                 })
-                .chain(std::iter::once(Insn::new(RET_A, 0, 0, 0)))
-                .collect();
+            })
+            .take(len)
+            .chain(std::iter::once(Insn::new(RET_A, 0, 0, 0)))
+            .collect();
             if let Ok(p) = Program::new(insns) {
                 accepted += 1;
                 for packet in &packets {

@@ -55,13 +55,13 @@ static COMPILE: Mutex<()> = Mutex::new(());
 impl InnerFilter {
     /// Compiles a tcpdump filter expression for Ethernet frames (optimized,
     /// as tcpdump does by default).
-    pub fn compile(expression: &str) -> Result<InnerFilter, FilterError> {
+    pub fn compile(expression: &str) -> Result<Self, FilterError> {
         let program = compile_insns(expression)?;
         let program = Program::new(program).map_err(|source| FilterError::Program {
             expression: expression.to_owned(),
             source,
         })?;
-        Ok(InnerFilter {
+        Ok(Self {
             expression: expression.into(),
             program: Arc::new(program),
         })
@@ -90,7 +90,9 @@ fn compile_insns(expression: &str) -> Result<Vec<Insn>, FilterError> {
         expression: expression.to_owned(),
         message,
     };
-    let _turn = COMPILE.lock().unwrap_or_else(|e| e.into_inner());
+    let _turn = COMPILE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let dead = pcap::Capture::dead(pcap::Linktype::ETHERNET)
         .map_err(|e| syntax(format!("libpcap cannot open a dead handle: {e}")))?;
     let compiled = dead
@@ -207,7 +209,9 @@ mod tests {
         for expression in expressions {
             let filter = InnerFilter::compile(expression).expect(expression);
             let reference = {
-                let _turn = COMPILE.lock().unwrap_or_else(|e| e.into_inner());
+                let _turn = COMPILE
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 dead.compile(expression, true).expect(expression)
             };
             for frame in frames() {

@@ -1,0 +1,5 @@
+//! The embedding API: configure a capture, run it, read its summary.
+
+pub mod builder;
+
+pub use builder::{Capture, CaptureBuilder, RunningCapture};

@@ -1,0 +1,613 @@
+//! Live capture: XDP steering → one AF_XDP socket and pinned worker per rx
+//! queue → one thread per analyzer, fed by every worker (fan-out).
+//!
+//! Start-up order keeps a failed start from leaving anything behind: the
+//! output is opened first (by the caller), then the program is attached
+//! with an empty XSKMAP (everything still goes to the kernel), then the
+//! sockets are bound and registered; any failure drops the link.
+//! Shutdown clears the XSKMAP first, so matching traffic goes back to the
+//! kernel, then lets each worker drain its RX ring, so every frame that
+//! reached a socket is accounted for.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use vxdecap_wire::reassembly::Reassembler;
+use vxdecap_wire::PortSet;
+use vxdecap_xsk::{BindMode, SocketConfig};
+
+use crate::analyzer::{Analyzer, MAX_ANALYZERS};
+use crate::datapath::analyzers::{spawn_analyzers, AnalyzerThread, InlineAnalyzers, Latency};
+use crate::datapath::idle::RxPolicy;
+use crate::datapath::queue::{fan_out, BatchReceiver, BatchSender};
+use crate::datapath::stage::{DecapStage, SharedAllowlist};
+use crate::datapath::worker::BatchLoop;
+use crate::report::metrics::{Metrics, QueueInfo};
+use crate::report::stats::{SharedSlow, SharedStats};
+use crate::report::summary::{QueueReport, Summary};
+use crate::report::CONSOLE;
+use crate::runtime::config::CaptureConfig;
+use crate::runtime::cpus::{analyzer_cpus, resolve_cpus};
+use crate::runtime::error::CaptureError;
+use crate::runtime::hotplug::LinkWatcher;
+use crate::runtime::preflight::{
+    check_config, effective_allowlist, metrics_error, resolve_queues, SetupError,
+};
+use crate::runtime::supervisor::{defer_interrupts, Supervisor};
+use crate::runtime::umem::frame_size_for_mtu;
+use crate::runtime::worker::{BoundSocket, Control, RxQueueWorker, SocketHistory, SocketReady};
+use crate::steer::allow::Allowlist;
+use crate::steer::{AttachMode, Steering};
+
+/// Runs a live capture until `stop` is raised, the count or duration is
+/// reached, or an output fails. Each of `analyzers` (at most
+/// [`MAX_ANALYZERS`]) runs on its own thread and sees every inner frame.
+pub fn run_capture(
+    config: &CaptureConfig,
+    analyzers: Vec<Box<dyn Analyzer>>,
+    stop: Arc<AtomicBool>,
+) -> Result<Summary, CaptureError> {
+    check_config(config)?;
+    if analyzers.is_empty() || analyzers.len() > MAX_ANALYZERS {
+        return Err(CaptureError::Analyzers(analyzers.len()));
+    }
+    let metrics_listeners = config
+        .metrics
+        .as_ref()
+        .map(|endpoint| {
+            crate::runtime::metrics_server::bind(endpoint).map_err(|e| metrics_error(endpoint, e))
+        })
+        .transpose()?;
+    let (mut steering, allow, attach_mode) = attach(config)?;
+    // The workers check reassembled datagrams against the same lists.
+    let shared_allow: SharedAllowlist = Arc::new(arc_swap::ArcSwap::from_pointee(allow.clone()));
+    let layout = Layout::of(config, analyzers.len())?;
+    let mut workers = Workers::start(config, &layout, analyzers, &stop, &shared_allow)?;
+    let bound = workers.register(&mut steering)?;
+    announce(
+        config,
+        &layout,
+        attach_mode,
+        &bound,
+        workers.inline.is_some(),
+    );
+    let threads = workers.analyzer_threads(config, &layout, &stop)?;
+    let metrics = Arc::new(metrics_of(config, &layout, &bound, &workers, &threads));
+    let server = match metrics_listeners {
+        Some(listeners) => Some(serve_metrics(listeners, &metrics, &stop)?),
+        None => None,
+    };
+
+    let control = Arc::clone(&workers.control);
+    let setup = workers.take_setup();
+    let mut supervisor = Supervisor::new(
+        config,
+        &control,
+        steering,
+        setup,
+        (allow, shared_allow),
+        layout.cpus.clone(),
+    );
+    supervisor.metrics_restarts = metrics.restarts();
+    // Busy polling keeps the device's interrupts off only with these set.
+    if bound.iter().any(|(_, b)| b.policy == RxPolicy::BusyPoll) {
+        supervisor.deferral = defer_interrupts(&config.interface);
+    }
+    let fatal = supervise(config, &mut supervisor, &metrics, &stop)?;
+
+    // Stop order: no new frames to the sockets, drain the rings, then the analyzers.
+    stop.store(true, Ordering::Relaxed);
+    if let Some(steering) = supervisor.steering.as_mut() {
+        for &queue in &layout.queues {
+            if let Err(e) = steering.unregister_socket(queue) {
+                tracing::warn!(queue, error = %e, "cannot clear the XSKMAP slot");
+            }
+        }
+    }
+    let reports = workers.join();
+    let analyzer_reports = threads
+        .into_iter()
+        .map(|t| (t.name.clone(), t.join()))
+        .collect();
+    let xdp = supervisor.xdp_totals();
+    let restarts = supervisor.restarts;
+    drop(supervisor);
+    if let Some(server) = server {
+        let _ = server.join();
+    }
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    let mut summary = Summary::live(
+        &config.interface,
+        &config.output_name,
+        attach_mode,
+        reports,
+        xdp,
+        analyzer_reports,
+    );
+    summary.interface_restarts = restarts;
+    Ok(summary)
+}
+
+/// Loads and attaches the program with its allowlists. Attached first:
+/// with an empty XSKMAP it passes everything to the kernel, so nothing
+/// changes for the interface until a socket is registered, and a busy
+/// interface is refused before any socket exists.
+fn attach(config: &CaptureConfig) -> Result<(Steering, Allowlist, AttachMode), CaptureError> {
+    let mut steering = Steering::load_with(
+        &config.interface,
+        &config.ports,
+        config.reassembly.is_some(),
+    )?;
+    let allow = effective_allowlist(config).map_err(SetupError::from)?;
+    steering.set_allowlist(&allow)?;
+    let mode = steering.attach(config.mode.attach())?;
+    if !allow.is_open() {
+        tracing::info!(target: CONSOLE, "allowlist: {allow}");
+    }
+    Ok((steering, allow, mode))
+}
+
+/// Where each worker and analyzer runs, and the sizes they share.
+struct Layout {
+    /// The rx queues captured, ascending.
+    queues: Vec<u32>,
+    /// Each worker's CPU, in queue order.
+    cpus: Vec<Option<usize>>,
+    /// Each analyzer thread's CPU.
+    analyzer_cpus: Vec<Option<usize>>,
+    /// Socket and UMEM sizes, the frame size fitted to the MTU.
+    socket: SocketConfig,
+    /// Most frames a worker leases to the analyzers at once.
+    lease_budget: usize,
+    /// Batches each worker owns.
+    pool: usize,
+}
+
+impl Layout {
+    fn of(config: &CaptureConfig, analyzers: usize) -> Result<Self, CaptureError> {
+        let queues = resolve_queues(config)?;
+        let cpus = resolve_cpus(config, &queues)?;
+        // Each analyzer gets a core of its own when there is one, else it shares
+        // the last worker's. (Tried: a lower priority for a sharing analyzer and
+        // no busy-polling for its worker; the benchmark delivered less.)
+        let analyzer_cpus = analyzer_cpus(&cpus, analyzers);
+        let socket = SocketConfig {
+            frame_size: frame_size_for_mtu(config),
+            bind: config.mode.bind(),
+            ..config.socket
+        };
+        // Leases are bounded so the fill ring always keeps a full RX ring's
+        // worth of frames: a slow analyzer then shows up as
+        // analyzer_backpressure, not as the kernel finding the fill ring empty.
+        let frame_count = config.socket.frame_count as usize;
+        let lease_budget = frame_count
+            .saturating_sub(config.socket.rx_ring as usize)
+            .max(frame_count / 2);
+        Ok(Self {
+            queues,
+            cpus,
+            analyzer_cpus,
+            socket,
+            lease_budget,
+            pool: (lease_budget / 4).clamp(2, 4096),
+        })
+    }
+
+    /// Run to completion: with one worker and no core of their own, cheap
+    /// analyzers run in the worker's thread instead of a thread that would
+    /// compete with it (and with the kernel's receive work) for its core.
+    fn runs_inline(&self, analyzers: &[Box<dyn Analyzer>]) -> bool {
+        self.queues.len() == 1
+            && self.analyzer_cpus.iter().all(|&c| c == self.cpus[0])
+            && analyzers.iter().all(Analyzer::can_run_inline)
+    }
+
+    /// The CPU of the worker of `queue`, as the start-up line says it.
+    fn cpu_text(&self, queue: u32) -> String {
+        self.queues
+            .iter()
+            .position(|&q| q == queue)
+            .and_then(|i| self.cpus[i])
+            .map_or_else(|| "unpinned".to_owned(), |c| format!("cpu {c}"))
+    }
+}
+
+/// Analyzers to start on threads of their own, with their lanes.
+type PendingAnalyzers = (Vec<BatchReceiver>, Vec<Box<dyn Analyzer>>);
+
+/// The worker threads and what they share with the main thread.
+struct Workers {
+    control: Arc<Control>,
+    handles: Vec<JoinHandle<Option<QueueReport>>>,
+    /// The workers' reports of the sockets they open (taken by the supervisor).
+    setup: Option<mpsc::Receiver<SocketReady>>,
+    /// Each worker's published counters and VNI table.
+    published: Vec<(Arc<SharedStats>, Arc<SharedSlow>)>,
+    /// The analyzers' handles when they run in the (one) worker's thread.
+    inline: Option<Vec<AnalyzerThread>>,
+    /// Otherwise the analyzers, with their lanes, for threads of their own.
+    pending: Option<PendingAnalyzers>,
+}
+
+impl Workers {
+    /// Starts one worker per queue; each opens its own socket (memory local
+    /// to its CPU) and reports back.
+    fn start(
+        config: &CaptureConfig,
+        layout: &Layout,
+        analyzers: Vec<Box<dyn Analyzer>>,
+        stop: &Arc<AtomicBool>,
+        shared_allow: &SharedAllowlist,
+    ) -> Result<Self, CaptureError> {
+        let (senders, receivers) = fan_out(layout.queues.len(), analyzers.len(), layout.pool);
+        let run_inline = layout.runs_inline(&analyzers);
+        let (mut workers, mut inline_analyzers) = if run_inline {
+            let (handles, inline) =
+                InlineAnalyzers::new(receivers, analyzers, config.count, stop, Latency::Measure);
+            (
+                Self::new(config, layout, stop, Some(handles), None),
+                Some(inline),
+            )
+        } else {
+            let pending = Some((receivers, analyzers));
+            (Self::new(config, layout, stop, None, pending), None)
+        };
+        let (setup_tx, setup_rx) = mpsc::channel();
+        workers.setup = Some(setup_rx);
+        for (index, sender) in senders.into_iter().enumerate() {
+            let stage = worker_stage(
+                config,
+                layout,
+                index,
+                sender,
+                (shared_allow, stop),
+                run_inline,
+            )?;
+            workers
+                .published
+                .push((stage.shared_stats(), stage.shared_slow()));
+            let work = BatchLoop::new(stage, config.batch, inline_analyzers.take());
+            let worker = workers.worker(config, layout, index, work);
+            let setup_tx = setup_tx.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("vxdecap-rx{}", layout.queues[index]))
+                .spawn(move || worker.run(setup_tx))
+                .map_err(|source| CaptureError::Thread {
+                    what: "a worker thread",
+                    source,
+                })?;
+            workers.handles.push(handle);
+        }
+        Ok(workers)
+    }
+
+    fn new(
+        config: &CaptureConfig,
+        layout: &Layout,
+        stop: &Arc<AtomicBool>,
+        inline: Option<Vec<AnalyzerThread>>,
+        pending: Option<PendingAnalyzers>,
+    ) -> Self {
+        let control = Arc::new(Control {
+            stop: Arc::clone(stop),
+            unregistered: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+            interface: Mutex::new(config.interface.clone()),
+            shared_core: layout
+                .queues
+                .iter()
+                .map(|_| AtomicBool::new(false))
+                .collect(),
+        });
+        Self {
+            control,
+            handles: Vec::new(),
+            setup: None,
+            published: Vec::new(),
+            inline,
+            pending,
+        }
+    }
+
+    /// The worker of queue number `index` in the layout.
+    fn worker(
+        &self,
+        config: &CaptureConfig,
+        layout: &Layout,
+        index: usize,
+        work: BatchLoop,
+    ) -> RxQueueWorker {
+        let cpu = layout.cpus[index];
+        RxQueueWorker {
+            index: index as u16,
+            queue: layout.queues[index],
+            cpu,
+            socket_config: layout.socket,
+            batch: config.batch,
+            lossless: config.lossless,
+            work,
+            control: Arc::clone(&self.control),
+            rx_policy: config.rx_policy,
+            // Spinning only pays on a core no other worker needs.
+            spin: if layout.cpus.iter().filter(|&&c| c == cpu).count() > 1 {
+                Duration::ZERO
+            } else {
+                config.idle_spin
+            },
+            history: SocketHistory::default(),
+        }
+    }
+
+    /// Waits for every worker's socket and puts it in the XSKMAP, by queue.
+    /// On any failure the workers stop and the first error is returned
+    /// (dropping `steering` then detaches the program: nothing is left).
+    fn register(
+        &mut self,
+        steering: &mut Steering,
+    ) -> Result<Vec<(u32, BoundSocket)>, CaptureError> {
+        let mut bound = Vec::new();
+        let mut error = None;
+        let setup = self.setup.as_ref().expect("the workers' setup channel");
+        for _ in 0..self.handles.len() {
+            match setup.recv() {
+                Ok(SocketReady {
+                    queue,
+                    result: Ok(socket),
+                    ..
+                }) => {
+                    if let Err(e) = steering.register_socket(queue, socket.fd) {
+                        error.get_or_insert_with(|| CaptureError::from(e));
+                    }
+                    bound.push((queue, socket));
+                }
+                Ok(SocketReady { result: Err(e), .. }) => {
+                    error.get_or_insert_with(|| CaptureError::from(e));
+                }
+                Err(_) => {
+                    error.get_or_insert(CaptureError::Panicked("a worker thread, during setup,"));
+                }
+            }
+        }
+        if let Some(e) = error {
+            self.control.stop.store(true, Ordering::Relaxed);
+            self.control.unregistered.store(true, Ordering::Relaxed);
+            for handle in self.handles.drain(..) {
+                let _ = handle.join();
+            }
+            return Err(e);
+        }
+        bound.sort_unstable_by_key(|(q, _)| *q);
+        Ok(bound)
+    }
+
+    /// The analyzers: in the worker's thread, or started on threads of
+    /// their own, pinned as the layout says.
+    fn analyzer_threads(
+        &mut self,
+        config: &CaptureConfig,
+        layout: &Layout,
+        stop: &Arc<AtomicBool>,
+    ) -> Result<Vec<AnalyzerThread>, CaptureError> {
+        if let Some(inline) = self.inline.take() {
+            return Ok(inline);
+        }
+        let (receivers, analyzers) = self.pending.take().unwrap_or_default();
+        spawn_analyzers(
+            receivers,
+            analyzers,
+            config.count,
+            stop,
+            Latency::Measure,
+            &layout.analyzer_cpus,
+        )
+        .map_err(|source| CaptureError::Thread {
+            what: "the analyzer threads",
+            source,
+        })
+    }
+
+    fn take_setup(&mut self) -> mpsc::Receiver<SocketReady> {
+        self.setup.take().expect("the workers' setup channel")
+    }
+
+    /// Lets the workers drain their rings (the XSKMAP is clear) and
+    /// collects their reports, by queue.
+    fn join(self) -> Vec<QueueReport> {
+        self.control.unregistered.store(true, Ordering::Relaxed);
+        let mut reports = Vec::new();
+        for handle in self.handles {
+            match handle.join() {
+                Ok(Some(report)) => reports.push(report),
+                Ok(None) => {}
+                Err(_) => tracing::error!("a worker thread panicked"),
+            }
+        }
+        reports.sort_by_key(|r| r.queue);
+        reports
+    }
+}
+
+/// The stage of worker `index`: its lanes, lease budget and batch size,
+/// and the reassembler and allowlists (allocated once, here, like
+/// everything the batch loop uses).
+fn worker_stage(
+    config: &CaptureConfig,
+    layout: &Layout,
+    index: usize,
+    sender: BatchSender,
+    (shared_allow, stop): (&SharedAllowlist, &Arc<AtomicBool>),
+    run_inline: bool,
+) -> Result<DecapStage, CaptureError> {
+    let stage = DecapStage::new(
+        config.ports,
+        layout.queues[index] as u16,
+        sender,
+        layout.lease_budget,
+        config.batch,
+        Arc::clone(stop),
+    );
+    let mut stage = match config.reassembly {
+        Some(r) => stage
+            .with_reassembler(Reassembler::new(r).map_err(SetupError::Reassembly)?)
+            .with_allowlist(Arc::clone(shared_allow)),
+        None => stage,
+    };
+    let cpu = layout.cpus[index];
+    stage
+        .set_yield_after_batch(!run_inline && cpu.is_some() && layout.analyzer_cpus.contains(&cpu));
+    Ok(stage)
+}
+
+/// The start-up lines: the interface, ports, modes and sockets, each
+/// queue's receive policy, where the analyzers run.
+fn announce(
+    config: &CaptureConfig,
+    layout: &Layout,
+    attach_mode: AttachMode,
+    bound: &[(u32, BoundSocket)],
+    run_inline: bool,
+) {
+    let sockets: Vec<String> = bound
+        .iter()
+        .map(|(q, b)| format!("queue {q} {} {} {}", b.mode, layout.cpu_text(*q), b.policy))
+        .collect();
+    tracing::info!(
+        interface = %config.interface,
+        xdp = %attach_mode,
+        sockets = %sockets.join(", "),
+        "capture started"
+    );
+    tracing::info!(
+        target: CONSOLE,
+        "listening on {}, UDP port(s) {}, XDP {} mode, AF_XDP {} ({} queue(s)), link-type EN10MB (Ethernet) inner frames",
+        config.interface,
+        join_ports(&config.ports),
+        attach_mode,
+        sockets.join(", "),
+        layout.queues.len()
+    );
+    for (queue, socket) in bound {
+        tracing::info!(
+            target: CONSOLE,
+            "queue {queue} receive policy {}: {}",
+            socket.policy,
+            socket.reason
+        );
+    }
+    if run_inline {
+        tracing::info!(target: CONSOLE, "analyzers run in the worker's thread, after each batch (one queue, and no core of their own)");
+    }
+}
+
+/// What a scrape reports: every queue's counters and every analyzer's progress.
+fn metrics_of(
+    config: &CaptureConfig,
+    layout: &Layout,
+    bound: &[(u32, BoundSocket)],
+    workers: &Workers,
+    threads: &[AnalyzerThread],
+) -> Metrics {
+    let socket = |queue: u32| bound.iter().find(|(q, _)| *q == queue).map(|(_, b)| b);
+    let queues = layout
+        .queues
+        .iter()
+        .zip(&workers.published)
+        .enumerate()
+        .map(|(i, (&queue, (stage, slow)))| QueueInfo {
+            queue,
+            cpu: layout.cpus[i],
+            bind_mode: socket(queue).map_or(BindMode::Copy, |b| b.mode),
+            rx_policy: socket(queue).map_or(RxPolicy::Sleep, |b| b.policy),
+            stage: Arc::clone(stage),
+            slow: Arc::clone(slow),
+        })
+        .collect();
+    let analyzers = threads
+        .iter()
+        .map(|t| (t.name.clone(), Arc::clone(&t.progress)))
+        .collect();
+    Metrics::new(&config.interface, queues, analyzers)
+}
+
+/// Serves `metrics` on the listeners bound at the start.
+fn serve_metrics(
+    listeners: Vec<std::net::TcpListener>,
+    metrics: &Arc<Metrics>,
+    stop: &Arc<AtomicBool>,
+) -> Result<JoinHandle<()>, CaptureError> {
+    let addrs: Vec<_> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
+    let server =
+        crate::runtime::metrics_server::serve(listeners, Arc::clone(metrics), Arc::clone(stop))
+            .map_err(|source| CaptureError::Thread {
+                what: "the metrics thread",
+                source,
+            })?;
+    for addr in addrs {
+        tracing::info!(target: CONSOLE, "metrics at http://{addr}/metrics");
+    }
+    Ok(server)
+}
+
+/// The main thread while the capture runs: drops root for `-Z`, reloads
+/// the allow file on SIGHUP, follows the interface through link events,
+/// until the capture is to stop. Returns a failure that stopped it early
+/// (after which it still stops cleanly).
+fn supervise(
+    config: &CaptureConfig,
+    supervisor: &mut Supervisor<'_>,
+    metrics: &Metrics,
+    stop: &AtomicBool,
+) -> Result<Option<CaptureError>, CaptureError> {
+    // Link events: the interface may go away and come back (Azure host servicing).
+    let watcher = match LinkWatcher::start() {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch link events; polling the interface instead");
+            None
+        }
+    };
+    let mut fatal = None;
+    if let Some(user) = &config.run_as {
+        // Sockets, program, outputs and the metrics listener are open.
+        match crate::runtime::privs::drop_to(user) {
+            Ok(()) => tracing::info!(target: CONSOLE, "running as {user}"),
+            Err(source) => {
+                // Stop cleanly (detach, close outputs), then report the failure.
+                stop.store(true, Ordering::Relaxed);
+                fatal = Some(CaptureError::Privileges {
+                    user: user.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    // SIGHUP re-reads the allowlist file. Registered even without one: its
+    // default action would end the capture (`systemctl reload`, `kill -HUP`).
+    let reload = Arc::new(AtomicBool::new(false));
+    let hup = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .map_err(|source| CaptureError::Thread {
+            what: "the SIGHUP handler",
+            source,
+        })?;
+    crate::runtime::notify::ready(&config.interface, supervisor.worker_cpus.len());
+    supervisor.wait_for_end(metrics, &reload, watcher.as_ref());
+    crate::runtime::notify::stopping();
+    signal_hook::low_level::unregister(hup);
+    Ok(fatal)
+}
+
+pub(crate) fn join_ports(ports: &PortSet) -> String {
+    ports
+        .as_slice()
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}

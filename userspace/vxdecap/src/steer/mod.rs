@@ -1,0 +1,472 @@
+//! Loads and attaches the XDP steering program (xdp-prog/) with aya.
+//!
+//! The program is attached through a BPF link, so the kernel detaches it
+//! when the last reference goes away: when [`Steering`] is dropped, and
+//! also when the process dies, even on SIGKILL.
+
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+
+use aya::maps::lpm_trie::{Key, LpmTrie};
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
+use aya::programs::{Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
+use vxdecap_wire::{PortSet, RxMeta, MAX_PORTS};
+
+pub mod allow;
+mod counters;
+
+pub use counters::{XdpCounter, XdpCounters};
+
+use allow::Allowlist;
+
+use crate::error::error_chain;
+
+/// The XDP object compiled from xdp-prog/vxdecap.bpf.c by build.rs.
+static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vxdecap.bpf.o"));
+
+/// Constants generated from xdp-prog/vxdecap_shared.h by build.rs.
+#[allow(dead_code, reason = "not every constant has a Rust-side use")]
+pub(crate) mod shared {
+    include!(concat!(env!("OUT_DIR"), "/shared_constants.rs"));
+}
+
+/// Mirrors `VXD_MAX_QUEUES` in xdp-prog/vxdecap_shared.h.
+pub const MAX_QUEUES: u32 = 256;
+
+// The Rust side must agree with the shared header; a change on one side only fails the build.
+const _: () = assert!(MAX_QUEUES as u64 == shared::VXD_MAX_QUEUES);
+const _: () = assert!(MAX_PORTS as u64 == shared::VXD_MAX_PORTS);
+const _: () = assert!(XdpCounter::ALL.len() == shared::VXD_COUNTER_NAMES.len());
+const _: () = assert!(RxMeta::LEN as u64 == shared::VXD_META_LEN);
+const _: () = assert!(RxMeta::MAGIC as u64 == shared::VXD_META_MAGIC);
+
+const _: () = assert!(allow::MAX_SOURCES as u64 == shared::VXD_MAX_ALLOW_SOURCES);
+const _: () = assert!(allow::MAX_VNIS as u64 == shared::VXD_MAX_ALLOW_VNIS);
+const PROGRAM: &str = "vxdecap_steer";
+const FILTER_MAP: &str = "vxd_filter";
+const ALLOW_V4_MAP: &str = "vxd_allow_v4";
+const ALLOW_V6_MAP: &str = "vxd_allow_v6";
+const ALLOW_VNI_MAP: &str = "vxd_allow_vni";
+const XSK_MAP: &str = "vxd_xsks";
+const COUNTER_MAP: &str = "vxd_counters";
+
+/// How to attach the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachRequest {
+    /// Driver (native) mode, else generic (SKB) mode.
+    Auto,
+    /// Driver mode or fail.
+    Driver,
+    /// Generic (SKB) mode.
+    Skb,
+}
+
+/// The attach mode obtained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// Native XDP in the driver.
+    Driver,
+    /// Generic XDP in the kernel's receive path.
+    Skb,
+}
+
+impl std::fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Driver => "driver",
+            Self::Skb => "skb",
+        })
+    }
+}
+
+/// Steering setup failures, worded for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum SteerError {
+    /// The object would not load.
+    #[error("cannot load the XDP program: {0} (run as root; the kernel needs BPF and XDP socket support)")]
+    Load(String),
+    /// No such interface.
+    #[error("interface {0} does not exist: check the name with `ip link`")]
+    NoInterface(String),
+    /// Something else is attached already (a configuration problem for the
+    /// user to fix: the command line exits 2).
+    #[error(
+        "another XDP program is already attached to {interface}: nothing was changed; \
+         see it with `ip -d link show {interface}`: {detach}; or capture on another interface"
+    )]
+    Busy {
+        /// Interface.
+        interface: String,
+        /// How to remove what is attached, for the mode found.
+        detach: String,
+    },
+    /// The kernel refused the attach.
+    #[error("cannot attach XDP to {interface} in {mode} mode: {detail}{hint}")]
+    Attach {
+        /// Interface.
+        interface: String,
+        /// Mode tried.
+        mode: &'static str,
+        /// Kernel's answer.
+        detail: String,
+        /// What to try.
+        hint: &'static str,
+    },
+    /// Queue index beyond the XSKMAP.
+    #[error("rx queue {0} is beyond the {MAX_QUEUES} queues vxdecap supports")]
+    QueueRange(u32),
+    /// Map update or read failed.
+    #[error("XDP map {map}: {detail}")]
+    Map {
+        /// Map name.
+        map: &'static str,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// The loaded program: attached or not yet, with its maps.
+pub struct Steering {
+    ebpf: Ebpf,
+    xsks: XskMap<MapData>,
+    counters: PerCpuArray<MapData, u64>,
+    /// `struct vxd_filter` as one u64: `sources` in the low half, `vnis` in
+    /// the high half (both fields are u32, little-endian host).
+    filter: Array<MapData, u64>,
+    allow_v4: LpmTrie<MapData, [u8; 4], u8>,
+    allow_v6: LpmTrie<MapData, [u8; 16], u8>,
+    allow_vni: HashMap<MapData, u32, u8>,
+    interface: String,
+    mode: Option<AttachMode>,
+}
+
+impl std::fmt::Debug for Steering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Steering")
+            .field("interface", &self.interface)
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Steering {
+    /// Loads the program with `ports` configured; nothing is attached yet.
+    pub fn load(interface: &str, ports: &PortSet) -> Result<Self, SteerError> {
+        Self::load_with(interface, ports, false)
+    }
+
+    /// As [`Steering::load`]; with `steer_fragments`, outer IPv4 fragments
+    /// of steered datagrams go to AF_XDP too (for reassembly in user space).
+    pub fn load_with(
+        interface: &str,
+        ports: &PortSet,
+        steer_fragments: bool,
+    ) -> Result<Self, SteerError> {
+        let mut port_array = [0u16; MAX_PORTS];
+        port_array[..ports.as_slice().len()].copy_from_slice(ports.as_slice());
+        let port_count = ports.as_slice().len() as u32;
+        let steer_fragments = u32::from(steer_fragments);
+        let mut ebpf = EbpfLoader::new()
+            .override_global("vxd_ports", &port_array, true)
+            .override_global("vxd_port_count", &port_count, true)
+            .override_global("vxd_steer_fragments", &steer_fragments, true)
+            .load(XDP_OBJECT)
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing from the object")))?
+            .try_into()
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        program
+            .load()
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        let xsks = take_map(&mut ebpf, XSK_MAP)?;
+        let counters = take_map(&mut ebpf, COUNTER_MAP)?;
+        let filter = take_map(&mut ebpf, FILTER_MAP)?;
+        let allow_v4 = take_map(&mut ebpf, ALLOW_V4_MAP)?;
+        let allow_v6 = take_map(&mut ebpf, ALLOW_V6_MAP)?;
+        let allow_vni = take_map(&mut ebpf, ALLOW_VNI_MAP)?;
+        Ok(Self {
+            ebpf,
+            xsks,
+            counters,
+            filter,
+            allow_v4,
+            allow_v6,
+            allow_vni,
+            interface: interface.to_owned(),
+            mode: None,
+        })
+    }
+
+    /// Points rx queue `queue` at the AF_XDP socket `fd`.
+    pub fn register_socket(&mut self, queue: u32, fd: RawFd) -> Result<(), SteerError> {
+        if queue >= MAX_QUEUES {
+            return Err(SteerError::QueueRange(queue));
+        }
+        let fd = BorrowedRawFd(fd);
+        self.xsks.set(queue, fd, 0).map_err(|e| SteerError::Map {
+            map: XSK_MAP,
+            detail: error_chain(&e),
+        })
+    }
+
+    /// Attaches the program to the interface through a BPF link.
+    pub fn attach(&mut self, request: AttachRequest) -> Result<AttachMode, SteerError> {
+        let interface = self.interface.clone();
+        let program: &mut Xdp = self
+            .ebpf
+            .program_mut(PROGRAM)
+            .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
+            .try_into()
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        let attempts: &[(XdpMode, AttachMode)] = match request {
+            AttachRequest::Auto => &[
+                (XdpMode::Driver, AttachMode::Driver),
+                (XdpMode::Skb, AttachMode::Skb),
+            ],
+            AttachRequest::Driver => &[(XdpMode::Driver, AttachMode::Driver)],
+            AttachRequest::Skb => &[(XdpMode::Skb, AttachMode::Skb)],
+        };
+        let mut last = None;
+        for (xdp_mode, mode) in attempts {
+            match program.attach(&interface, *xdp_mode) {
+                Ok(_) => {
+                    self.mode = Some(*mode);
+                    return Ok(*mode);
+                }
+                Err(aya::programs::ProgramError::UnknownInterface { .. }) => {
+                    return Err(SteerError::NoInterface(interface));
+                }
+                Err(e) => {
+                    let errno = os_error(&e);
+                    if matches!(errno, Some(libc::EBUSY | libc::EEXIST)) {
+                        let detach = detach_hint(&interface);
+                        return Err(SteerError::Busy { interface, detach });
+                    }
+                    let (mode_name, hint) = match mode {
+                        AttachMode::Driver => (
+                            "driver",
+                            " (the driver may lack native XDP: use --mode skb)",
+                        ),
+                        AttachMode::Skb => ("skb", ""),
+                    };
+                    last = Some(SteerError::Attach {
+                        interface: interface.clone(),
+                        mode: mode_name,
+                        detail: error_chain(&e),
+                        hint,
+                    });
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| SteerError::Load("no attach mode to try".into())))
+    }
+
+    /// Clears the socket of rx queue `queue`: its traffic goes back to the kernel.
+    pub fn unregister_socket(&mut self, queue: u32) -> Result<(), SteerError> {
+        self.xsks.unset(queue).map_err(|e| SteerError::Map {
+            map: XSK_MAP,
+            detail: error_chain(&e),
+        })
+    }
+
+    /// Runs the loaded program once on `frame` (BPF_PROG_TEST_RUN, rx queue
+    /// 0, nothing attached) and returns its XDP action; the decision
+    /// counters count the run as for a received frame.
+    pub fn test_run(&self, frame: &[u8]) -> Result<u32, SteerError> {
+        use aya::programs::{TestRun as _, TestRunOptions};
+        let program: &Xdp = self
+            .ebpf
+            .program(PROGRAM)
+            .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
+            .try_into()
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let options = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        let result = program
+            .test_run(options)
+            .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        Ok(result.return_value)
+    }
+
+    /// Makes `allow` the allowlist the program enforces, while it runs and
+    /// without a gap: new entries are added before a list is switched on,
+    /// and stale ones removed after, so an allowed frame is never dropped.
+    pub fn set_allowlist(&mut self, allow: &Allowlist) -> Result<(), SteerError> {
+        let map_err = |map: &'static str| {
+            move |e: MapError| SteerError::Map {
+                map,
+                detail: error_chain(&e),
+            }
+        };
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for cidr in &allow.sources {
+            match cidr.addr {
+                IpAddr::V4(a) => v4.push(Key::new(u32::from(cidr.prefix), a.octets())),
+                IpAddr::V6(a) => v6.push(Key::new(u32::from(cidr.prefix), a.octets())),
+            }
+        }
+        for key in &v4 {
+            self.allow_v4
+                .insert(key, 1, 0)
+                .map_err(map_err(ALLOW_V4_MAP))?;
+        }
+        for key in &v6 {
+            self.allow_v6
+                .insert(key, 1, 0)
+                .map_err(map_err(ALLOW_V6_MAP))?;
+        }
+        if let Some(vnis) = &allow.vnis {
+            for &vni in vnis {
+                self.allow_vni
+                    .insert(vni, 1, 0)
+                    .map_err(map_err(ALLOW_VNI_MAP))?;
+            }
+        }
+        let flags =
+            u64::from(allow.restricts_sources()) | (u64::from(allow.restricts_vnis()) << 32);
+        self.filter.set(0, flags, 0).map_err(map_err(FILTER_MAP))?;
+        // Now the stale entries, which the switched lists no longer need.
+        let stale_v4: Vec<Key<[u8; 4]>> = self
+            .allow_v4
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !v4.iter().any(|n| same_key(n, k)))
+            .collect();
+        for key in stale_v4 {
+            self.allow_v4.remove(&key).map_err(map_err(ALLOW_V4_MAP))?;
+        }
+        let stale_v6: Vec<Key<[u8; 16]>> = self
+            .allow_v6
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !v6.iter().any(|n| same_key(n, k)))
+            .collect();
+        for key in stale_v6 {
+            self.allow_v6.remove(&key).map_err(map_err(ALLOW_V6_MAP))?;
+        }
+        let keep = allow.vnis.clone().unwrap_or_default();
+        let stale_vnis: Vec<u32> = self
+            .allow_vni
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|v| !keep.contains(v))
+            .collect();
+        for vni in stale_vnis {
+            self.allow_vni
+                .remove(&vni)
+                .map_err(map_err(ALLOW_VNI_MAP))?;
+        }
+        Ok(())
+    }
+
+    /// The attach mode obtained, once attached.
+    pub fn mode(&self) -> Option<AttachMode> {
+        self.mode
+    }
+
+    /// The program's decision counters, summed over CPUs.
+    pub fn counters(&self) -> Result<XdpCounters, SteerError> {
+        let mut totals = XdpCounters::default();
+        for counter in XdpCounter::ALL {
+            let values = self
+                .counters
+                .get(&(counter as u32), 0)
+                .map_err(|e| SteerError::Map {
+                    map: COUNTER_MAP,
+                    detail: error_chain(&e),
+                })?;
+            totals.0[counter as usize] = values.iter().sum();
+        }
+        Ok(totals)
+    }
+}
+
+fn same_key<K: aya::Pod + PartialEq>(a: &Key<K>, b: &Key<K>) -> bool {
+    a.prefix_len() == b.prefix_len() && a.data() == b.data()
+}
+
+fn take_map<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, SteerError>
+where
+    T: TryFrom<aya::maps::Map, Error = MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or_else(|| SteerError::Load(format!("map {name} missing from the object")))?;
+    T::try_from(map).map_err(|e| SteerError::Map {
+        map: name,
+        detail: error_chain(&e),
+    })
+}
+
+/// How to remove the XDP program(s) attached to `interface`: `ip link set
+/// … off` with the word for the mode found (`xdp off` leaves a generic-mode
+/// program in place), or, for a program held by a BPF link (another
+/// vxdecap, say), which `ip link` cannot remove, the link to detach.
+fn detach_hint(interface: &str) -> String {
+    let unknown = format!(
+        "detach it with `ip link set dev {interface} xdpgeneric off` (or `xdpdrv off`, `xdpoffload off`, for the mode it shows)"
+    );
+    let Ok(attached) = nix::net::if_::if_nametoindex(interface)
+        .map_err(std::io::Error::from)
+        .and_then(crate::sys::netlink::xdp_attached)
+    else {
+        return unknown;
+    };
+    let links: Vec<(u32, u32)> = aya::programs::loaded_links()
+        .filter_map(Result::ok)
+        .filter(|l| matches!(l.link_type(), Ok(aya::programs::links::LinkType::Xdp)))
+        .map(|l| (l.id(), l.program_id()))
+        .collect();
+    let steps: Vec<String> = [
+        (attached.generic, "generic", "xdpgeneric"),
+        (attached.driver, "driver", "xdpdrv"),
+        (attached.offload, "offload", "xdpoffload"),
+    ]
+    .into_iter()
+    .filter_map(|(id, mode, word)| {
+        let id = id?;
+        Some(match links.iter().find(|&&(_, program)| program == id) {
+            Some((link, _)) => format!(
+                "program {id} ({mode} mode) is held by BPF link {link}, which `ip link` cannot remove: stop the process that holds it (another vxdecap?) or run `bpftool link detach id {link}`"
+            ),
+            None => format!(
+                "program {id} is in {mode} mode: detach it with `ip link set dev {interface} {word} off`"
+            ),
+        })
+    })
+    .collect();
+    if steps.is_empty() {
+        unknown
+    } else {
+        steps.join("; ")
+    }
+}
+
+/// A raw fd handed to aya's map update, which only reads its number.
+struct BorrowedRawFd(RawFd);
+
+impl std::os::fd::AsRawFd for BorrowedRawFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0
+    }
+}
+
+fn os_error(err: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if let Some(code) = io.raw_os_error() {
+                return Some(code);
+            }
+        }
+        current = e.source();
+    }
+    None
+}
