@@ -107,6 +107,12 @@ impl Analyzer for TopTalkers {
 }
 
 fn main() -> anyhow::Result<()> {
+    // What the capture tells as it runs (`listening on …`, warnings) are
+    // tracing events: print them on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_target(false)
+        .init();
     let mut args = std::env::args().skip(1);
     let interface = args.next().unwrap_or_else(|| "eth1".into());
     let seconds: f64 = args.next().map_or(Ok(10.0), |s| s.parse())?;
