@@ -42,6 +42,11 @@ enum Command {
     Scale(scale::ScaleArgs),
     /// vxdecap's receive policies against each other and bare AF_XDP, on both rigs.
     Policies(policies::PolicyArgs),
+    /// Render table.md and the plots again from a results.json (no measuring).
+    Report {
+        /// The results.json of a run; its folder gets the new files.
+        results: std::path::PathBuf,
+    },
     /// Send VXLAN frames with BPF_PROG_TEST_RUN live frames.
     Gen(gen::GenArgs),
     /// Attach an XDP_DROP (or XDP_PASS) program and count frames until SIGINT.
@@ -70,6 +75,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Scale(args) => scale::run(&args)?,
         Command::Policies(args) => policies::run(&args)?,
+        Command::Report { results } => report::rerender(&results)?,
         Command::Gen(args) if args.calibrate => println!("{}", gen::calibrate(&args)?),
         Command::Gen(args) => println!("{}", serde_json::to_string(&gen::run(&args)?)?),
         Command::Drop { interface, pass } => {
