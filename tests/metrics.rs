@@ -27,7 +27,7 @@ const PORT: u16 = 9419;
 /// second namespace.
 struct Collector {
     ns: NetNs,
-    _peer: NetNs,
+    peer: NetNs,
 }
 
 impl Collector {
@@ -39,7 +39,43 @@ impl Collector {
         peer.configure("und0", "10.78.0.1/24").expect("peer addr");
         ns.configure("eth1", "10.78.0.2/24")
             .expect("collector addr");
-        Self { ns, _peer: peer }
+        Self { ns, peer }
+    }
+
+    /// Creates `eth1` again (after it was deleted), with a new ifindex.
+    fn replug(&self) {
+        veth_pair(&self.peer, "und0", &self.ns, "eth1").expect("veth pair");
+        self.peer
+            .configure("und0", "10.78.0.1/24")
+            .expect("peer addr");
+        self.ns
+            .configure("eth1", "10.78.0.2/24")
+            .expect("collector addr");
+    }
+
+    /// GET `path` from inside the namespace until `want(status, body)`
+    /// holds or 10 s pass; returns the last answer.
+    fn poll_until(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        want: fn(&str, &str) -> bool,
+    ) -> (String, String, Duration) {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
+        self.spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let answer =
+                    exchange(addr, request.as_bytes(), Duration::from_secs(2)).unwrap_or_default();
+                if want(&answer.0, &answer.1) || Instant::now() > deadline {
+                    return Ok(answer);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .join()
+        .expect("probe thread")
+        .expect("probe")
     }
 
     /// Runs `f` on a thread inside the namespace.
@@ -405,5 +441,45 @@ fn sigint_ends_the_capture_at_once_while_a_slowloris_client_is_connected() {
     assert!(
         took < Duration::from_secs(2),
         "SIGINT took {took:?} to end the capture"
+    );
+}
+
+#[test]
+fn healthz_takes_the_collector_out_while_its_interface_is_gone() {
+    if !privileged("/healthz") {
+        return;
+    }
+    let collector = Collector::new("mz");
+    let addr: SocketAddr = format!("127.0.0.1:{PORT}").parse().unwrap();
+    let capture = RunningCapture::start(
+        &collector.ns,
+        &["-i", "eth1", "-q", "--metrics", &addr.to_string()],
+    );
+    collector.wait_for_listener(addr);
+    let ok = |status: &str, body: &str| status.ends_with("200 OK") && body == "ok\n";
+    let (status, body, took) = collector.poll_until(addr, "/healthz", ok);
+    assert!(ok(&status, &body), "{status}: {body}");
+    eprintln!("/healthz answered in {took:?}");
+    // Host servicing: the NIC goes away, and the probe says so.
+    collector
+        .ns
+        .ip(&["link", "del", "eth1"])
+        .expect("delete eth1");
+    let gone = |status: &str, _: &str| status.ends_with("503 Service Unavailable");
+    let (status, body, _) = collector.poll_until(addr, "/healthz", gone);
+    assert!(gone(&status, &body), "{status}: {body}");
+    assert!(body.starts_with("eth1 is gone"), "{body}");
+    // It comes back: the program is attached and the socket bound again.
+    collector.replug();
+    let (status, body, _) = collector.poll_until(addr, "/healthz", ok);
+    assert!(
+        ok(&status, &body),
+        "after the interface came back: {status}: {body}"
+    );
+    let (ok_exit, summary) = capture.stop();
+    assert!(ok_exit, "{summary}");
+    assert!(
+        summary.contains("went away and came back 1 time(s)"),
+        "{summary}"
     );
 }

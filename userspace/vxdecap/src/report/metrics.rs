@@ -47,6 +47,9 @@ pub struct Metrics {
     analyzers: Vec<(String, Arc<AnalyzerProgress>)>,
     xdp: Mutex<XdpCounters>,
     restarts: Arc<AtomicU64>,
+    /// Why the capture cannot take traffic now, as the main thread last
+    /// found it (`None`: it can). See [`Metrics::health`].
+    unhealthy: Mutex<Option<String>>,
 }
 
 impl Metrics {
@@ -62,7 +65,36 @@ impl Metrics {
             analyzers,
             xdp: Mutex::new(XdpCounters::default()),
             restarts: Arc::default(),
+            unhealthy: Mutex::new(None),
         }
+    }
+
+    /// The main thread's verdict on the capture: `Some(reason)` while it
+    /// cannot take traffic (the interface gone, sockets not bound yet,
+    /// stopping), `None` while it can.
+    pub fn set_unhealthy(&self, reason: Option<String>) {
+        if let Ok(mut health) = self.unhealthy.lock() {
+            *health = reason;
+        }
+    }
+
+    /// What `/healthz` answers (a load balancer's probe): `Ok` while the
+    /// XDP program is attached, every socket is bound and no output has
+    /// failed; otherwise the reason, in one line.
+    pub fn health(&self) -> Result<(), String> {
+        if let Some(reason) = self.unhealthy.lock().ok().and_then(|h| h.clone()) {
+            return Err(reason);
+        }
+        for (name, progress) in &self.analyzers {
+            let failed = progress.write_failed.load(Ordering::Relaxed)
+                + progress.after_output_closed.load(Ordering::Relaxed);
+            if failed > 0 {
+                return Err(format!(
+                    "the output of {name} failed: {failed} frame(s) not written"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The count of interface restarts (the main thread updates it).

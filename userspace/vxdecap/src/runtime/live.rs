@@ -91,6 +91,7 @@ pub fn run_capture(
         layout.cpus.clone(),
     );
     supervisor.metrics_restarts = metrics.restarts();
+    supervisor.bound_queues = bound.iter().map(|(queue, _)| *queue).collect();
     // Busy polling keeps the device's interrupts off only with these set.
     if bound.iter().any(|(_, b)| b.policy == RxPolicy::BusyPoll) {
         supervisor.deferral = defer_interrupts(&config.interface);
@@ -598,6 +599,9 @@ fn supervise(
         })?;
     crate::runtime::notify::ready(&config.interface, supervisor.worker_cpus.len());
     supervisor.wait_for_end(metrics, &reload, watcher.as_ref());
+    metrics.set_unhealthy(Some(
+        "stopping: draining the rings and flushing the outputs".to_owned(),
+    ));
     crate::runtime::notify::stopping();
     signal_hook::low_level::unregister(hup);
     Ok(fatal)

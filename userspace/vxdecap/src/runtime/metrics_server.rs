@@ -287,8 +287,9 @@ async fn serve_connection(stream: tokio::net::TcpStream, metrics: Arc<Metrics>, 
     }
 }
 
-/// The answer to one request: `/metrics` (any query string ignored), an
-/// index at `/`, 404 elsewhere; GET and HEAD only.
+/// The answer to one request: `/metrics` (any query string ignored),
+/// `/healthz` (200 `ok`, or 503 and the reason, for load balancers' probes),
+/// an index at `/`, 404 elsewhere; GET and HEAD only.
 fn respond<B>(request: &hyper::Request<B>, metrics: &Metrics) -> hyper::Response<String> {
     use hyper::{header, Method, StatusCode};
     let (status, kind, body) = match (request.method(), request.uri().path()) {
@@ -297,10 +298,22 @@ fn respond<B>(request: &hyper::Request<B>, metrics: &Metrics) -> hyper::Response
             "text/plain; version=0.0.4; charset=utf-8",
             metrics.render(),
         ),
+        (&Method::GET | &Method::HEAD, "/healthz") => match metrics.health() {
+            Ok(()) => (
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                "ok\n".to_owned(),
+            ),
+            Err(reason) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain; charset=utf-8",
+                format!("{reason}\n"),
+            ),
+        },
         (&Method::GET | &Method::HEAD, "/") => (
             StatusCode::OK,
             "text/plain; charset=utf-8",
-            "vxdecap: metrics at /metrics\n".to_owned(),
+            "vxdecap: metrics at /metrics, health at /healthz\n".to_owned(),
         ),
         (&Method::GET | &Method::HEAD, _) => (
             StatusCode::NOT_FOUND,
@@ -418,6 +431,40 @@ mod tests {
         stream.set_read_timeout(Some(Duration::from_secs(2)))?;
         stream.write_all(request)?;
         read_response(&mut stream)
+    }
+
+    #[test]
+    fn healthz_is_ok_only_while_the_capture_can_take_traffic() {
+        let metrics = one_queue_metrics();
+        let probe = |metrics: &Metrics| {
+            let request = hyper::Request::get("/healthz").body(()).unwrap();
+            let response = respond(&request, metrics);
+            (response.status().as_u16(), response.body().clone())
+        };
+        assert_eq!(probe(&metrics), (200, "ok\n".to_owned()));
+        metrics.set_unhealthy(Some("eth1 is gone: waiting for it to come back".into()));
+        assert_eq!(
+            probe(&metrics),
+            (
+                503,
+                "eth1 is gone: waiting for it to come back\n".to_owned()
+            )
+        );
+        metrics.set_unhealthy(None);
+        assert_eq!(probe(&metrics).0, 200);
+        // An output that failed takes the collector out of rotation too.
+        metrics
+            .analyzer(0)
+            .unwrap()
+            .write_failed
+            .store(3, Ordering::Relaxed);
+        assert_eq!(
+            probe(&metrics),
+            (
+                503,
+                "the output of count failed: 3 frame(s) not written\n".to_owned()
+            )
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! lines, metrics, SIGHUP allowlist reloads, the kernel's receive work, and
 //! the interface going away and coming back (hot-plug).
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -51,6 +52,8 @@ pub(crate) struct Supervisor<'a> {
     /// Where the kernel's receive work ran at the last look, and when that was.
     pub(crate) receive_work: ReceiveWork,
     pub(crate) last_receive_check: Option<Instant>,
+    /// The rx queues whose sockets are registered with the program now.
+    pub(crate) bound_queues: BTreeSet<u32>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -81,6 +84,7 @@ impl<'a> Supervisor<'a> {
             worker_cpus,
             receive_work: ReceiveWork::default(),
             last_receive_check: None,
+            bound_queues: BTreeSet::new(),
         }
     }
 
@@ -119,6 +123,7 @@ impl<'a> Supervisor<'a> {
             self.poll_interface();
             self.register_reopened_sockets();
             self.check_receive_work();
+            metrics.set_unhealthy(self.unhealthy());
             let now = Instant::now();
             if config
                 .duration
@@ -299,6 +304,7 @@ impl<'a> Supervisor<'a> {
         self.deferral = None;
         // Odd epoch: workers close their sockets and wait.
         self.control.epoch.fetch_add(1, Ordering::AcqRel);
+        self.bound_queues.clear();
         tracing::info!(target: CONSOLE,"{name} went away; waiting for it to come back (outputs stay open)");
         tracing::warn!(interface = name, "interface gone");
     }
@@ -338,6 +344,16 @@ impl<'a> Supervisor<'a> {
         }
     }
 
+    /// Why the capture cannot take traffic now, if it cannot (for `/healthz`).
+    fn unhealthy(&self) -> Option<String> {
+        unhealthy(
+            &self.current_name(),
+            self.steering.is_some(),
+            self.bound_queues.len(),
+            self.worker_cpus.len(),
+        )
+    }
+
     /// Registers the sockets workers reopened for the current epoch.
     fn register_reopened_sockets(&mut self) {
         while let Ok(ready) = self.setup.try_recv() {
@@ -348,6 +364,7 @@ impl<'a> Supervisor<'a> {
             match ready.result {
                 Ok(bound) => match steering.register_socket(ready.queue, bound.fd) {
                     Ok(()) => {
+                        self.bound_queues.insert(ready.queue);
                         tracing::info!(
                             target: CONSOLE,
                             "queue {} capturing again ({}, receive policy {})",
@@ -380,5 +397,40 @@ pub(crate) fn defer_interrupts(interface: &str) -> Option<NapiDeferral> {
             tracing::warn!(target: CONSOLE,"cannot set napi_defer_hard_irqs and gro_flush_timeout on {interface} for busy polling: {e}");
             None
         }
+    }
+}
+
+/// The reason a capture on `interface` cannot take traffic: its program is
+/// not `attached` (the interface is gone), or only `bound` of its `queues`
+/// sockets are registered (being reopened); `None` when it can.
+pub(crate) fn unhealthy(
+    interface: &str,
+    attached: bool,
+    bound: usize,
+    queues: usize,
+) -> Option<String> {
+    if !attached {
+        return Some(format!(
+            "{interface} is gone: waiting for it to come back (no XDP program attached)"
+        ));
+    }
+    (bound < queues).then(|| {
+        format!("{interface}: {bound} of {queues} AF_XDP socket(s) bound; reopening the others")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthy_only_with_the_program_attached_and_every_socket_bound() {
+        assert_eq!(unhealthy("eth1", true, 2, 2), None);
+        let gone = unhealthy("eth1", false, 0, 2).expect("unhealthy");
+        assert!(gone.starts_with("eth1 is gone"), "{gone}");
+        assert_eq!(
+            unhealthy("eth1", true, 1, 2).as_deref(),
+            Some("eth1: 1 of 2 AF_XDP socket(s) bound; reopening the others")
+        );
     }
 }
