@@ -54,6 +54,7 @@ fn man_pages_are_made_from_the_flags_and_pass_mandoc_lint() {
             "vxdecap-capture.1",
             "vxdecap-check-config.1",
             "vxdecap-decap.1",
+            "vxdecap-doctor.1",
             "vxdecap-lab.1",
             "vxdecap-top.1",
             "vxdecap.1"
@@ -142,7 +143,7 @@ fn bash_completes_subcommands_and_flags_and_hides_the_helpers() {
         stdout(&o).lines().map(str::to_owned).collect()
     };
     let subcommands = complete(&["vxdecap", ""]);
-    for sub in ["capture", "decap", "check-config", "lab", "top"] {
+    for sub in ["capture", "decap", "check-config", "doctor", "lab", "top"] {
         assert!(
             subcommands.iter().any(|s| s == sub),
             "{sub}: {subcommands:?}"
