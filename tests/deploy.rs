@@ -54,6 +54,7 @@ fn man_pages_are_made_from_the_flags_and_pass_mandoc_lint() {
             "vxdecap-capture.1",
             "vxdecap-check-config.1",
             "vxdecap-decap.1",
+            "vxdecap-doctor.1",
             "vxdecap-lab.1",
             "vxdecap-top.1",
             "vxdecap.1"
@@ -142,7 +143,7 @@ fn bash_completes_subcommands_and_flags_and_hides_the_helpers() {
         stdout(&o).lines().map(str::to_owned).collect()
     };
     let subcommands = complete(&["vxdecap", ""]);
-    for sub in ["capture", "decap", "check-config", "lab", "top"] {
+    for sub in ["capture", "decap", "check-config", "doctor", "lab", "top"] {
         assert!(
             subcommands.iter().any(|s| s == sub),
             "{sub}: {subcommands:?}"
@@ -589,11 +590,21 @@ fn the_setup_script_picks_the_mirrors_interface_and_defers_to_doctor() {
     assert!(out.contains("prepare-interface %i --mtu 3500"), "{out}");
     assert!(!calls.contains("doctor -i"), "{calls}");
 
-    // A doctor that passes is asked about that interface, and the unit is enabled.
+    // A doctor that passes is asked about that interface, once the NIC is
+    // readied as the unit will find it, and the unit is enabled.
     let (code, out, calls) = setup(Some(0), &["--mtu", "3400"], "pass");
     assert_eq!(code, 0, "{out}");
     assert!(calls.contains("vxdecap doctor -i eth0"), "{calls}");
-    assert!(out.contains("verdict: doctor -i eth0"), "{out}");
+    let prepared = out
+        .find("+ /usr/libexec/vxdecap/prepare-interface eth0 --mtu 3400")
+        .unwrap_or_else(|| panic!("the NIC is readied before doctor: {out}"));
+    let asked = out
+        .find("verdict: doctor -i eth0")
+        .expect("doctor's verdict");
+    assert!(
+        prepared < asked,
+        "prepare-interface runs before doctor: {out}"
+    );
     assert!(
         out.contains("+ systemctl enable --now vxdecap@eth0.service"),
         "{out}"

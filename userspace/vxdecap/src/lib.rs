@@ -30,8 +30,11 @@
 //!   offline runs ([`runtime::offline`]), the checks made before anything
 //!   is attached ([`runtime::preflight`]), and the typed errors
 //!   ([`CaptureError`]).
-//! - [`sys`] is the one module allowed unsafe code (CPUs, rtnetlink, the
-//!   TAP device); the ring and UMEM code is in `vxdecap-xsk`. Everything
+//! - [`doctor`] is the preflight: one verdict per check of the device
+//!   stack, offloads, MTU, queues, limits, kernel and port users, which
+//!   `vxdecap doctor` prints and `capture` repeats at start when one fails.
+//! - [`sys`] is the one module allowed unsafe code (CPUs, rtnetlink and
+//!   generic netlink, the ETHTOOL ioctl, the TAP device); the ring and UMEM code is in `vxdecap-xsk`. Everything
 //!   else here is safe Rust.
 //! - [`config`] reads the TOML file into typed settings; [`lab`] (the `lab`
 //!   feature) builds network namespaces for the demo and the tests.
@@ -47,6 +50,7 @@ pub mod analyzer;
 pub mod api;
 pub mod config;
 pub mod datapath;
+pub mod doctor;
 pub mod error;
 pub mod files;
 pub mod filter;

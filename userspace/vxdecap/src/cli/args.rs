@@ -35,6 +35,11 @@ pub(crate) enum Command {
     Capture(Box<CaptureArgs>),
     /// Decapsulate a pcap/pcapng capture of VXLAN traffic.
     Decap(Box<DecapArgs>),
+    /// Check this machine before a capture: one verdict per check (device
+    /// stack, queues, XDP and bind mode, MTU, LRO, UDP hashing, IRQs,
+    /// memlock, kernel, other users of the port); exit 1 when a capture
+    /// would lose traffic or not start.
+    Doctor(DoctorArgs),
     /// Build a local Azure-vTAP-like lab in network namespaces and capture in it.
     Lab(LabArgs),
     /// Check a configuration file as `capture` would on this machine, and
@@ -247,6 +252,28 @@ pub(crate) struct DecapArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub reassembly: ReassemblyArgs,
+}
+
+/// `vxdecap doctor`.
+#[derive(Args, Debug)]
+pub(crate) struct DoctorArgs {
+    /// The interface a capture would name [default: every interface that is
+    /// up, but loopback and enslaved devices: a VF is checked with its master].
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// The capture's --mode [default: auto].
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
+    /// The capture's UDP port carrying VXLAN (repeatable; default 4789).
+    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
+    /// The capture's --frame-size [default: 2048, or a page when the MTU needs it].
+    #[arg(long)]
+    pub frame_size: Option<u32>,
+    /// The capture's settings file (mode, ports, queues, CPUs), as the unit
+    /// vxdecap@IFACE reads /etc/vxdecap/vxdecap.toml; flags given here win.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<String>,
 }
 
 /// `vxdecap lab`.

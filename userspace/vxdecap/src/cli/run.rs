@@ -11,6 +11,7 @@ use vxdecap::analyzer::{
     Analyzer, OutputFormat, OutputOptions, PcapngOptions, Rotation, RouteSpec,
 };
 use vxdecap::config::Settings;
+use vxdecap::doctor::{diagnose, interfaces_up, Host, Verdict};
 use vxdecap::error::error_chain;
 use vxdecap::input::{check_outputs_spare_input, CaptureInput, FileId};
 use vxdecap::lab::{http_get, http_server, run_lab, LabConfig};
@@ -23,7 +24,9 @@ use vxdecap::wire::reassembly::{Reassembler, ReassemblyConfig};
 use vxdecap::wire::PortSet;
 use vxdecap_xsk::SocketConfig;
 
-use super::args::{CaptureArgs, Command, DecapArgs, FormatArg, OutputArgs, ReassemblyArgs};
+use super::args::{
+    CaptureArgs, Command, DecapArgs, DoctorArgs, FormatArg, OutputArgs, ReassemblyArgs,
+};
 
 /// Exit code for bad usage or configuration (as the issue tracker asks).
 const EXIT_USAGE: u8 = 2;
@@ -52,6 +55,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Capture(args) => capture(*args),
         Command::Decap(args) => decap(*args),
+        Command::Doctor(args) => doctor(args),
         Command::CheckConfig {
             file,
             no_host_checks,
@@ -178,6 +182,79 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let stop = stop_flag()?;
     let summary = run_capture(&config, analyzers, stop)?;
     Ok(finish(&summary))
+}
+
+/// `doctor [-i IFACE]`: every check, one line each, for the interface or
+/// for each one up; exit 1 when a check failed on any.
+fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
+    let host = Host::live();
+    let interfaces = match args.interface {
+        Some(interface) => vec![interface],
+        None => interfaces_up(&host),
+    };
+    if interfaces.is_empty() {
+        return Err(usage(
+            "no interface is up besides loopback: name the capture's with -i IFACE",
+        ));
+    }
+    let mut settings = match &args.config {
+        Some(path) => Settings::from_file(path).map_err(|e| usage(e.to_string()))?,
+        None => Settings::default(),
+    };
+    let mut failed = false;
+    for interface in &interfaces {
+        settings.interface = Some(interface.clone());
+        let mut config = settings
+            .capture_config()
+            .map_err(|e| usage(e.to_string()))?;
+        if !args.ports.is_empty() {
+            config.ports = ports(&args.ports)?;
+        }
+        if let Some(mode) = args.mode {
+            config.mode = mode.into();
+        }
+        if let Some(size) = args.frame_size {
+            config.socket.frame_size = size;
+            config.auto_frame_size = false;
+        }
+        config
+            .socket
+            .validate()
+            .map_err(|e| usage(format!("--frame-size: {e}")))?;
+        let report = diagnose(&host, &config).map_err(|e| usage(e.to_string()))?;
+        if interfaces.len() > 1 {
+            println!("{interface}:");
+        }
+        for check in &report.checks {
+            println!("{check}");
+        }
+        let named = |verdict: Verdict| -> Vec<&str> {
+            report
+                .checks
+                .iter()
+                .filter(|c| c.verdict == verdict)
+                .map(|c| c.kind.name())
+                .collect()
+        };
+        let (failures, warnings) = (named(Verdict::Fail), named(Verdict::Warn));
+        if failures.is_empty() {
+            println!(
+                "{interface}: no check failed ({} warning(s)): a capture would not lose traffic to anything checked here",
+                warnings.len()
+            );
+        } else {
+            failed = true;
+            println!(
+                "{interface}: a capture would lose traffic or not start: {} failed",
+                failures.join(", ")
+            );
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {

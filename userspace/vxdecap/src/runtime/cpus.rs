@@ -31,11 +31,19 @@ pub(crate) fn resolve_cpus(
         check_cpus(cpus)?;
         Ok(cpus.iter().take(queues.len()).map(|&c| Some(c)).collect())
     } else {
-        let skip_zero = usize::from(cores > queues.len());
-        Ok((0..queues.len())
-            .map(|i| Some((i + skip_zero) % cores))
+        Ok(default_cpus(queues.len(), cores)
+            .into_iter()
+            .map(Some)
             .collect())
     }
+}
+
+/// The workers' CPUs without `--cpus`: one per queue in order, skipping
+/// CPU 0 when there are more `cores` than `queues`.
+pub fn default_cpus(queues: usize, cores: usize) -> Vec<usize> {
+    let cores = cores.max(1);
+    let skip_zero = usize::from(cores > queues);
+    (0..queues).map(|i| (i + skip_zero) % cores).collect()
 }
 
 /// The analyzer threads' CPUs: free ones other than CPU 0 (where

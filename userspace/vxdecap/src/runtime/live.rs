@@ -53,6 +53,8 @@ pub fn run_capture(
     if analyzers.is_empty() || analyzers.len() > MAX_ANALYZERS {
         return Err(CaptureError::Analyzers(analyzers.len()));
     }
+    // What `vxdecap doctor` would fail or warn about, said before attaching.
+    crate::doctor::warn_at_start(config);
     let metrics_listeners = config
         .metrics
         .as_ref()

@@ -3,6 +3,7 @@
 //! device's interrupt deferral while workers busy-poll it.
 
 use std::fmt;
+use std::path::Path;
 
 /// The device settings that keep interrupts (on veth, NAPI scheduling) off
 /// while a worker busy-polls: set when they are unset, put back on drop.
@@ -87,8 +88,15 @@ pub struct ReceiveWork {
 impl ReceiveWork {
     /// Looks at `interface` (this network namespace's sysfs) and `/proc`.
     pub fn find(interface: &str) -> Self {
+        Self::find_in(Path::new("/sys"), Path::new("/proc"), interface)
+    }
+
+    /// As [`ReceiveWork::find`], with sysfs mounted at `sys` and procfs at
+    /// `proc` (a test's tree).
+    pub fn find_in(sys: &Path, proc: &Path, interface: &str) -> Self {
         let mut work = Self::default();
-        let dev = format!("/sys/class/net/{interface}");
+        let dev = sys.join("class/net").join(interface);
+        let dev = dev.display();
         // Threaded NAPI: kthreads named napi/<interface>-<id> (the name
         // cut to 15 bytes, like every thread name).
         let threaded =
@@ -96,7 +104,7 @@ impl ReceiveWork {
         if threaded {
             let prefix = format!("napi/{interface}-");
             let cut = &prefix[..prefix.len().min(15)];
-            for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            for entry in std::fs::read_dir(proc).into_iter().flatten().flatten() {
                 let name = entry.file_name();
                 if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
                     continue;
@@ -121,11 +129,9 @@ impl ReceiveWork {
             .flatten()
         {
             let irq = entry.file_name().to_string_lossy().into_owned();
-            let affinity =
-                std::fs::read_to_string(format!("/proc/irq/{irq}/effective_affinity_list"))
-                    .or_else(|_| {
-                        std::fs::read_to_string(format!("/proc/irq/{irq}/smp_affinity_list"))
-                    });
+            let irq_dir = proc.join("irq").join(&irq);
+            let affinity = std::fs::read_to_string(irq_dir.join("effective_affinity_list"))
+                .or_else(|_| std::fs::read_to_string(irq_dir.join("smp_affinity_list")));
             if let Ok(list) = affinity {
                 work.add(parse_cpu_list(list.trim()), format!("IRQ {irq}"));
             }

@@ -13,6 +13,26 @@ pub fn largest_frame(frame_size: u32) -> u32 {
     frame_size.saturating_sub(FRAME_OVERHEAD)
 }
 
+/// Bytes a frame of an `mtu` link takes: the MTU, the Ethernet header and
+/// two VLAN tags.
+pub fn frame_needed(mtu: u32) -> u32 {
+    mtu + 14 + 8
+}
+
+/// The UMEM frame size for an `mtu` link: `configured`, raised with
+/// `auto` (doubling) to what the MTU needs, up to `page`. What `capture`
+/// uses and `doctor` reports.
+pub fn fitted_frame_size(mtu: u32, configured: u32, auto: bool, page: u32) -> u32 {
+    let needed = frame_needed(mtu);
+    let mut size = configured;
+    if auto {
+        while largest_frame(size) < needed && size < page {
+            size *= 2;
+        }
+    }
+    size
+}
+
 /// The UMEM frame size: the configured one, raised (when allowed) to what
 /// the interface's MTU needs, up to a page. Says what it did, and warns
 /// when even a page is too small: such frames the kernel drops and counts
@@ -27,20 +47,15 @@ pub(crate) fn frame_size_for_mtu(config: &CaptureConfig) -> u32 {
         return configured;
     };
     let page = vxdecap_xsk::page_size();
-    let needed = mtu + 14 + 8; // Ethernet header and two VLAN tags
-    let mut size = configured;
-    if config.auto_frame_size && largest_frame(size) < needed {
-        while largest_frame(size) < needed && size < page {
-            size *= 2;
-        }
-        if size != configured {
-            tracing::info!(
-                target: CONSOLE,
-                "MTU {mtu} on {}: UMEM frames of {size} bytes (frames up to {} bytes)",
-                config.interface,
-                largest_frame(size)
-            );
-        }
+    let needed = frame_needed(mtu);
+    let size = fitted_frame_size(mtu, configured, config.auto_frame_size, page);
+    if size != configured {
+        tracing::info!(
+            target: CONSOLE,
+            "MTU {mtu} on {}: UMEM frames of {size} bytes (frames up to {} bytes)",
+            config.interface,
+            largest_frame(size)
+        );
     }
     if largest_frame(size) < needed {
         tracing::warn!(
@@ -51,4 +66,19 @@ pub(crate) fn frame_size_for_mtu(config: &CaptureConfig) -> u32 {
         );
     }
     size
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frame_size_doubles_up_to_a_page_for_the_mtu() {
+        assert_eq!(fitted_frame_size(1500, 2048, true, 4096), 2048);
+        assert_eq!(fitted_frame_size(3500, 2048, true, 4096), 4096);
+        assert_eq!(fitted_frame_size(3500, 2048, false, 4096), 2048);
+        assert_eq!(fitted_frame_size(9000, 2048, true, 4096), 4096);
+        assert!(largest_frame(4096) < frame_needed(9000));
+        assert!(largest_frame(2048) >= frame_needed(1500));
+    }
 }

@@ -1,7 +1,9 @@
 //! rtnetlink (NETLINK_ROUTE): link notifications (an interface appearing,
-//! changing, going away) and which XDP programs an interface has. The
-//! socket calls are this module's unsafe code; the message parsing is safe
-//! and tested on byte fixtures.
+//! changing, going away), which XDP programs an interface has, and the
+//! list of links with their kinds (a kernel VXLAN device and its port).
+//! The socket calls are this module's unsafe code (also used by
+//! [`super::genl`]); the message parsing is safe and tested on byte
+//! fixtures.
 
 use std::io;
 use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
@@ -10,7 +12,14 @@ const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
 const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 1;
+const NLM_F_DUMP: u16 = 0x300;
+const IFLA_MASTER: u16 = 10;
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_VXLAN_PORT: u16 = 15;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_XDP: u16 = 43;
@@ -217,9 +226,134 @@ fn xdp_programs(nest: &[u8]) -> XdpAttached {
     found
 }
 
+/// One link of the namespace, as a dump of RTM_GETLINK lists it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Link {
+    /// ifindex.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// Administratively up.
+    pub up: bool,
+    /// Its kind (`IFLA_INFO_KIND`: `vxlan`, `veth`, `bridge`), for a
+    /// virtual device.
+    pub kind: Option<String>,
+    /// A VXLAN device's UDP destination port (`IFLA_VXLAN_PORT`), which it
+    /// also listens on.
+    pub vxlan_port: Option<u16>,
+    /// The ifindex of its master (a bridge, a bond, netvsc for its VF).
+    pub master: Option<u32>,
+}
+
+/// Every link of this thread's network namespace (`ip -d link`).
+pub fn links() -> io::Result<Vec<Link>> {
+    let socket = route_socket(0)?;
+    let mut request = Vec::with_capacity(NLMSG_HDR + IFINFO);
+    request.extend_from_slice(&((NLMSG_HDR + IFINFO) as u32).to_ne_bytes());
+    request.extend_from_slice(&RTM_GETLINK.to_ne_bytes());
+    request.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    request.extend_from_slice(&1u32.to_ne_bytes()); // sequence
+    request.extend_from_slice(&0u32.to_ne_bytes()); // to the kernel
+    request.extend_from_slice(&[0u8; IFINFO]); // every family, every link
+    send(&socket, &request)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut found = Vec::new();
+    // A dump comes in datagrams of a few dozen links each, then NLMSG_DONE.
+    for _ in 0..4096 {
+        let n = recv(&socket, &mut buf);
+        if n <= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "netlink dump cut short",
+            ));
+        }
+        let (links, end) = parse_links(&buf[..n as usize]);
+        found.extend(links);
+        match end {
+            Some(Ok(())) => return Ok(found),
+            Some(Err(errno)) => return Err(io::Error::from_raw_os_error(errno)),
+            None => {}
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::InvalidData,
+        "netlink dump without end",
+    ))
+}
+
+/// The links of one datagram of a link dump, and how the dump ended if it
+/// did here (NLMSG_DONE, or an error's errno); malformed parts are skipped.
+pub fn parse_links(mut buf: &[u8]) -> (Vec<Link>, Option<Result<(), i32>>) {
+    let mut links = Vec::new();
+    while buf.len() >= NLMSG_HDR {
+        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
+        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
+        if len < NLMSG_HDR || len > buf.len() {
+            break;
+        }
+        let body = &buf[NLMSG_HDR..len];
+        match kind {
+            NLMSG_DONE => return (links, Some(Ok(()))),
+            NLMSG_ERROR if body.len() >= 4 => {
+                let errno = -i32::from_ne_bytes([body[0], body[1], body[2], body[3]]);
+                return (links, Some(if errno == 0 { Ok(()) } else { Err(errno) }));
+            }
+            RTM_NEWLINK if body.len() >= IFINFO => links.extend(parse_link(body)),
+            _ => {}
+        }
+        buf = buf.get((len + 3) & !3..).unwrap_or_default();
+    }
+    (links, None)
+}
+
+/// One RTM_NEWLINK body (ifinfomsg and attributes); `None` without a name.
+fn parse_link(body: &[u8]) -> Option<Link> {
+    let mut link = Link {
+        index: u32::from_ne_bytes([body[4], body[5], body[6], body[7]]),
+        up: u32::from_ne_bytes([body[8], body[9], body[10], body[11]]) & IFF_UP != 0,
+        ..Link::default()
+    };
+    let mut named = false;
+    for (atype, data) in attributes(&body[IFINFO..]) {
+        match atype {
+            IFLA_IFNAME => {
+                let end = data.iter().position(|&b| b == 0).unwrap_or(data.len());
+                link.name = String::from_utf8_lossy(&data[..end]).into_owned();
+                named = true;
+            }
+            IFLA_MASTER => {
+                link.master = data.first_chunk::<4>().map(|b| u32::from_ne_bytes(*b));
+            }
+            IFLA_LINKINFO => {
+                for (itype, value) in attributes(data) {
+                    match itype {
+                        IFLA_INFO_KIND => {
+                            let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+                            link.kind = Some(String::from_utf8_lossy(&value[..end]).into_owned());
+                        }
+                        IFLA_INFO_DATA => {
+                            link.vxlan_port = attributes(value)
+                                .find(|&(t, _)| t == IFLA_VXLAN_PORT)
+                                .and_then(|(_, port)| port.first_chunk::<2>())
+                                .map(|b| u16::from_be_bytes(*b));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // IFLA_VXLAN_PORT means a destination port only on a VXLAN device.
+    if link.kind.as_deref() != Some("vxlan") {
+        link.vxlan_port = None;
+    }
+    named.then_some(link)
+}
+
 /// The (type, value) pairs of a run of netlink attributes; stops at the
 /// first malformed one.
-fn attributes(mut attrs: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+pub(crate) fn attributes(mut attrs: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     std::iter::from_fn(move || {
         if attrs.len() < 4 {
             return None;
@@ -239,12 +373,18 @@ fn attributes(mut attrs: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
 /// for requests), with a 100 ms receive timeout (so its reader can
 /// check for a stop).
 pub(crate) fn route_socket(groups: u32) -> io::Result<OwnedFd> {
+    netlink_socket(libc::NETLINK_ROUTE, groups)
+}
+
+/// A netlink socket of `protocol` (NETLINK_ROUTE, NETLINK_GENERIC)
+/// subscribed to `groups`, with a 100 ms receive timeout.
+pub(crate) fn netlink_socket(protocol: i32, groups: u32) -> io::Result<OwnedFd> {
     // SAFETY: socket() takes integer arguments; the result is checked.
     let fd = unsafe {
         libc::socket(
             libc::AF_NETLINK,
             libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_ROUTE,
+            protocol,
         )
     };
     if fd < 0 {
@@ -441,6 +581,98 @@ mod tests {
         assert_eq!(info.xdp.generic, Some(950));
         for cut in 0..message.len() {
             let _ = parse_link_info(&message[..cut], 7);
+        }
+    }
+    /// A netlink attribute: header, value, padding to 4 bytes.
+    fn attr(t: u16, value: &[u8]) -> Vec<u8> {
+        let mut a = Vec::new();
+        a.extend_from_slice(&((4 + value.len()) as u16).to_ne_bytes());
+        a.extend_from_slice(&t.to_ne_bytes());
+        a.extend_from_slice(value);
+        while a.len() % 4 != 0 {
+            a.push(0);
+        }
+        a
+    }
+
+    fn newlink(index: i32, flags: u32, attrs: &[u8]) -> Vec<u8> {
+        let mut info = vec![0u8; IFINFO];
+        info[4..8].copy_from_slice(&index.to_ne_bytes());
+        info[8..12].copy_from_slice(&flags.to_ne_bytes());
+        let len = NLMSG_HDR + info.len() + attrs.len();
+        let mut m = Vec::new();
+        m.extend_from_slice(&(len as u32).to_ne_bytes());
+        m.extend_from_slice(&RTM_NEWLINK.to_ne_bytes());
+        m.extend_from_slice(&[0u8; 10]);
+        m.extend_from_slice(&info);
+        m.extend_from_slice(attrs);
+        m
+    }
+
+    #[test]
+    fn a_link_dump_gives_kinds_vxlan_ports_masters_and_its_end() {
+        let vxlan_data = attr(IFLA_VXLAN_PORT, &4789u16.to_be_bytes());
+        let linkinfo = [
+            attr(IFLA_INFO_KIND, b"vxlan\0"),
+            attr(IFLA_INFO_DATA | 0x8000, &vxlan_data),
+        ]
+        .concat();
+        let mut dump = newlink(
+            5,
+            IFF_UP,
+            &[
+                attr(IFLA_IFNAME, b"vxlan0\0"),
+                attr(IFLA_LINKINFO | 0x8000, &linkinfo),
+            ]
+            .concat(),
+        );
+        // A bridge port with a VXLAN-looking attribute that is not a VXLAN port.
+        let bridge_info = [
+            attr(IFLA_INFO_KIND, b"veth\0"),
+            attr(IFLA_INFO_DATA, &vxlan_data),
+        ]
+        .concat();
+        dump.extend(newlink(
+            6,
+            0,
+            &[
+                attr(IFLA_IFNAME, b"enP1s1\0"),
+                attr(IFLA_MASTER, &3u32.to_ne_bytes()),
+                attr(IFLA_LINKINFO, &bridge_info),
+            ]
+            .concat(),
+        ));
+        let (links, end) = parse_links(&dump);
+        assert_eq!(end, None, "no NLMSG_DONE yet");
+        assert_eq!(
+            links,
+            [
+                Link {
+                    index: 5,
+                    name: "vxlan0".into(),
+                    up: true,
+                    kind: Some("vxlan".into()),
+                    vxlan_port: Some(4789),
+                    master: None,
+                },
+                Link {
+                    index: 6,
+                    name: "enP1s1".into(),
+                    up: false,
+                    kind: Some("veth".into()),
+                    vxlan_port: None,
+                    master: Some(3),
+                },
+            ]
+        );
+        let mut done = vec![0u8; NLMSG_HDR + 4];
+        done[0] = (NLMSG_HDR + 4) as u8;
+        done[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());
+        let (links, end) = parse_links(&done);
+        assert!(links.is_empty());
+        assert_eq!(end, Some(Ok(())));
+        for cut in 0..dump.len() {
+            let _ = parse_links(&dump[..cut]);
         }
     }
 }
