@@ -999,6 +999,32 @@ fn allowlists_drop_forged_vxlan_and_sighup_changes_them_without_loss() {
     assert!(summary.contains("vni 42: 450, vni 99: 50"), "{summary}");
 }
 
+#[test]
+fn a_sighup_as_soon_as_the_capture_says_listening_does_not_end_it() {
+    if !privileged("early SIGHUP") {
+        return;
+    }
+    // The handler used to be installed after "listening on" was printed (and
+    // after the analyzer threads and the metrics server started): a reload
+    // sent at once could meet SIGHUP's default action and kill the capture.
+    for round in 0..5 {
+        let pair = VxlanPair::new("lhup");
+        let capture = RunningCapture::start(&pair.collector, &["-i", "eth1", "-q"]);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(capture.pid() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .expect("SIGHUP");
+        std::thread::sleep(Duration::from_millis(100));
+        let (ok, summary) = capture.stop();
+        assert!(ok, "round {round}: {summary}");
+        assert!(
+            summary.contains("SIGHUP: no --allow-file, nothing to reload"),
+            "round {round}: {summary}"
+        );
+    }
+}
+
 /// Sends SIGHUP to the capture and gives its main loop (20 ms) time to reload.
 fn sighup(capture: &RunningCapture) {
     nix::sys::signal::kill(

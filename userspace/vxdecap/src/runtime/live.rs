@@ -53,6 +53,9 @@ pub fn run_capture(
     if analyzers.is_empty() || analyzers.len() > MAX_ANALYZERS {
         return Err(CaptureError::Analyzers(analyzers.len()));
     }
+    // Before anything is said or attached: a SIGHUP that comes as soon as
+    // "listening on" is printed must not end the capture.
+    let reload = Reload::register()?;
     // What `vxdecap doctor` would fail or warn about, said before attaching.
     crate::doctor::warn_at_start(config);
     let metrics_listeners = config
@@ -98,7 +101,7 @@ pub fn run_capture(
     if bound.iter().any(|(_, b)| b.policy == RxPolicy::BusyPoll) {
         supervisor.deferral = defer_interrupts(&config.interface);
     }
-    let fatal = supervise(config, &mut supervisor, &metrics, &stop)?;
+    let fatal = supervise(config, &mut supervisor, &metrics, &stop, &reload);
 
     // Stop order: no new frames to the sockets, drain the rings, then the analyzers.
     stop.store(true, Ordering::Relaxed);
@@ -567,7 +570,8 @@ fn supervise(
     supervisor: &mut Supervisor<'_>,
     metrics: &Metrics,
     stop: &AtomicBool,
-) -> Result<Option<CaptureError>, CaptureError> {
+    reload: &Reload,
+) -> Option<CaptureError> {
     // Link events: the interface may go away and come back (Azure host servicing).
     let watcher = match LinkWatcher::start() {
         Ok(w) => Some(w),
@@ -591,22 +595,39 @@ fn supervise(
             }
         }
     }
-    // SIGHUP re-reads the allowlist file. Registered even without one: its
-    // default action would end the capture (`systemctl reload`, `kill -HUP`).
-    let reload = Arc::new(AtomicBool::new(false));
-    let hup = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
-        .map_err(|source| CaptureError::Thread {
-            what: "the SIGHUP handler",
-            source,
-        })?;
     crate::runtime::notify::ready(&config.interface, supervisor.worker_cpus.len());
-    supervisor.wait_for_end(metrics, &reload, watcher.as_ref());
+    supervisor.wait_for_end(metrics, &reload.flag, watcher.as_ref());
     metrics.set_unhealthy(Some(
         "stopping: draining the rings and flushing the outputs".to_owned(),
     ));
     crate::runtime::notify::stopping();
-    signal_hook::low_level::unregister(hup);
-    Ok(fatal)
+    fatal
+}
+
+/// SIGHUP re-reads the allowlist file. Registered even without one, for
+/// the whole capture: its default action would end it (`systemctl reload`,
+/// `kill -HUP`). A SIGHUP before the supervisor runs waits in the flag.
+struct Reload {
+    flag: Arc<AtomicBool>,
+    id: signal_hook::SigId,
+}
+
+impl Reload {
+    fn register() -> Result<Self, CaptureError> {
+        let flag = Arc::new(AtomicBool::new(false));
+        let id = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&flag))
+            .map_err(|source| CaptureError::Thread {
+                what: "the SIGHUP handler",
+                source,
+            })?;
+        Ok(Self { flag, id })
+    }
+}
+
+impl Drop for Reload {
+    fn drop(&mut self) {
+        signal_hook::low_level::unregister(self.id);
+    }
 }
 
 pub(crate) fn join_ports(ports: &PortSet) -> String {
