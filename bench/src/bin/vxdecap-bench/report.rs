@@ -592,6 +592,22 @@ fn cpu_panel(svg: &mut String, points: &[&Median], (pad, panel, ph): (f64, f64, 
     }
 }
 
+/// One plot per rig and size: (file name, SVG).
+fn plots(medians: &[Median], outcome: &Outcome, sizes: &[String]) -> Vec<(String, String)> {
+    outcome
+        .calibration
+        .iter()
+        .flat_map(|(rig, _)| {
+            sizes.iter().map(move |size| {
+                (
+                    format!("plot-{}-{size}.svg", rig.name()),
+                    plot(medians, *rig, size),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Writes results.json, table.md and plot-<rig>-<size>.svg; returns the folder.
 pub(crate) fn write(out: &Path, outcome: &Outcome, args: &RunArgs) -> anyhow::Result<PathBuf> {
     let dir = results_dir(out);
@@ -620,14 +636,7 @@ pub(crate) fn write(out: &Path, outcome: &Outcome, args: &RunArgs) -> anyhow::Re
         ),
         ("table.md".to_owned(), md.clone()),
     ];
-    for (rig, _) in &outcome.calibration {
-        for size in &args.sizes {
-            files.push((
-                format!("plot-{}-{size}.svg", rig.name()),
-                plot(&medians, *rig, size),
-            ));
-        }
-    }
+    files.extend(plots(&medians, outcome, &args.sizes));
     for (name, text) in &files {
         std::fs::write(dir.join(name), text)?;
         std::fs::write(out.join(format!("latest-{name}")), text)?;
@@ -692,13 +701,8 @@ pub(crate) fn rerender(results: &Path) -> anyhow::Result<()> {
         dir.join("table.md"),
         table(&medians, &outcome, &args, machine),
     )?;
-    for (rig, _) in &outcome.calibration {
-        for size in &args.sizes {
-            std::fs::write(
-                dir.join(format!("plot-{}-{size}.svg", rig.name())),
-                plot(&medians, *rig, size),
-            )?;
-        }
+    for (name, svg) in plots(&medians, &outcome, &args.sizes) {
+        std::fs::write(dir.join(name), svg)?;
     }
     eprintln!(
         "bench: table.md and plots written again in {}",

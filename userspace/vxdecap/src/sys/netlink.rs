@@ -469,6 +469,12 @@ mod tests {
                 attrs.push(0);
             }
         }
+        link_message(kind, index, flags, &attrs)
+    }
+
+    /// A netlink message of `kind` carrying an ifinfomsg for `index` with
+    /// `flags`, then `attrs`.
+    fn link_message(kind: u16, index: i32, flags: u32, attrs: &[u8]) -> Vec<u8> {
         let mut info = vec![0u8; IFINFO];
         info[4..8].copy_from_slice(&index.to_ne_bytes());
         info[8..12].copy_from_slice(&flags.to_ne_bytes());
@@ -478,7 +484,7 @@ mod tests {
         m.extend_from_slice(&kind.to_ne_bytes());
         m.extend_from_slice(&[0u8; 10]);
         m.extend_from_slice(&info);
-        m.extend_from_slice(&attrs);
+        m.extend_from_slice(attrs);
         m
     }
 
@@ -524,16 +530,7 @@ mod tests {
         attrs.extend_from_slice(&((4 + nest.len()) as u16).to_ne_bytes());
         attrs.extend_from_slice(&(IFLA_XDP | 0x8000).to_ne_bytes()); // NLA_F_NESTED
         attrs.extend_from_slice(&nest);
-        let mut info = vec![0u8; IFINFO];
-        info[4..8].copy_from_slice(&index.to_ne_bytes());
-        let len = NLMSG_HDR + info.len() + attrs.len();
-        let mut m = Vec::new();
-        m.extend_from_slice(&(len as u32).to_ne_bytes());
-        m.extend_from_slice(&RTM_NEWLINK.to_ne_bytes());
-        m.extend_from_slice(&[0u8; 10]);
-        m.extend_from_slice(&info);
-        m.extend_from_slice(&attrs);
-        m
+        link_message(RTM_NEWLINK, index, 0, &attrs)
     }
 
     #[test]
