@@ -397,6 +397,166 @@ impl VxlanFrameBuilder {
     }
 }
 
+/// Builder for a GENEVE frame (RFC 8926): the outer Ethernet, VLAN, IP and UDP headers of a
+/// [`VxlanFrameBuilder`] (UDP destination port 6081 by default), then a GENEVE header, its
+/// options and a payload. The builder's VXLAN settings (flags, VNI, inner frame) are not used.
+///
+/// Defaults: version 0, O and C clear, protocol 0x6558 (Ethernet), VNI 0, no options, empty
+/// payload.
+///
+/// ```
+/// use vxdecap_wire::build::GeneveFrameBuilder;
+/// use vxdecap_wire::{decapsulate, geneve, PortSet, Tunnel};
+///
+/// let packet = [0x45u8; 20]; // stands for a bare IPv4 packet
+/// let frame = GeneveFrameBuilder::new()
+///     .protocol(geneve::protocol::IPV4)
+///     .vni(7)
+///     .aws_gwlb(0x1122, 0x3344, 0xdead_beef)
+///     .payload(&packet)
+///     .build()
+///     .expect("consistent settings");
+/// let decap = decapsulate(&frame, &PortSet::default()).expect("GENEVE");
+/// assert_eq!((decap.tunnel, decap.vni, decap.bare_ip), (Tunnel::Geneve, 7, Some(0x0800)));
+/// assert_eq!(decap.geneve.expect("layer").gwlb.endpoint_id, Some(0x1122));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneveFrameBuilder {
+    outer: VxlanFrameBuilder,
+    version: u8,
+    flags: u8,
+    protocol: u16,
+    vni: u32,
+    options: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl Default for GeneveFrameBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl GeneveFrameBuilder {
+    /// A builder with the defaults listed on the type.
+    pub fn new() -> Self {
+        Self {
+            outer: VxlanFrameBuilder::new().udp_dst_port(crate::geneve::GENEVE_PORT),
+            version: 0,
+            flags: 0,
+            protocol: crate::geneve::protocol::ETHERNET,
+            vni: 0,
+            options: Vec::new(),
+            payload: Vec::new(),
+        }
+    }
+
+    /// Changes the outer headers with the [`VxlanFrameBuilder`] setters (addresses, ports,
+    /// VLAN tags, IP ID, …).
+    #[must_use]
+    pub fn outer(mut self, change: impl FnOnce(VxlanFrameBuilder) -> VxlanFrameBuilder) -> Self {
+        self.outer = change(self.outer);
+        self
+    }
+
+    /// The version field (2 bits; only 0 is defined).
+    #[must_use]
+    pub fn version(mut self, version: u8) -> Self {
+        self.version = version & 0x03;
+        self
+    }
+
+    /// The flags byte (O = 0x80, C = 0x40).
+    #[must_use]
+    pub fn flags(mut self, flags: u8) -> Self {
+        self.flags = flags;
+        self
+    }
+
+    /// The protocol type of the payload (see [`crate::geneve::protocol`]).
+    #[must_use]
+    pub fn protocol(mut self, protocol: u16) -> Self {
+        self.protocol = protocol;
+        self
+    }
+
+    /// The virtual network identifier (24 bits).
+    #[must_use]
+    pub fn vni(mut self, vni: u32) -> Self {
+        self.vni = vni;
+        self
+    }
+
+    /// Appends an option: `class`, `kind` (its high bit is the critical bit) and `data`,
+    /// zero-padded to a multiple of 4 bytes.
+    #[must_use]
+    pub fn option(mut self, class: u16, kind: u8, data: &[u8]) -> Self {
+        let words = data.len().div_ceil(4);
+        self.options.extend_from_slice(&class.to_be_bytes());
+        self.options.push(kind);
+        // Lengths past 31 words are cut to the field; `build` refuses the total past 252.
+        self.options.push((words & 0x1f) as u8);
+        self.options.extend_from_slice(data);
+        self.options
+            .resize(self.options.len() + words * 4 - data.len(), 0);
+        self
+    }
+
+    /// Appends the three AWS Gateway Load Balancer options (class 0x0108): endpoint id,
+    /// attachment id and flow cookie.
+    #[must_use]
+    pub fn aws_gwlb(self, endpoint_id: u64, attachment_id: u64, flow_cookie: u32) -> Self {
+        let class = crate::geneve::AWS_GWLB_CLASS;
+        self.option(class, 1, &endpoint_id.to_be_bytes())
+            .option(class, 2, &attachment_id.to_be_bytes())
+            .option(class, 3, &flow_cookie.to_be_bytes())
+    }
+
+    /// Raw option bytes, replacing those set so far (for malformed options in tests).
+    #[must_use]
+    pub fn raw_options(mut self, options: &[u8]) -> Self {
+        self.options = options.to_vec();
+        self
+    }
+
+    /// The payload after the header and options (an Ethernet frame or an IP packet).
+    #[must_use]
+    pub fn payload(mut self, payload: &[u8]) -> Self {
+        self.payload = payload.to_vec();
+        self
+    }
+
+    /// Builds the frame into a new `Vec`.
+    pub fn build(&self) -> Result<Vec<u8>, BuildError> {
+        if self.vni > vxlan::MAX_VNI {
+            return Err(BuildError::VniOutOfRange(self.vni));
+        }
+        if self.options.len() > crate::geneve::MAX_OPTIONS_LEN || self.options.len() % 4 != 0 {
+            return Err(BuildError::TooLong(self.options.len()));
+        }
+        let mut after = self.options.clone();
+        after.extend_from_slice(&self.payload);
+        // The VXLAN builder's 8-byte header sits exactly where GENEVE's fixed header goes.
+        let mut frame = self.outer.clone().vni(0).inner(&after).build()?;
+        let at = frame.len() - after.len() - crate::geneve::HEADER_LEN;
+        let [p0, p1] = self.protocol.to_be_bytes();
+        let [_, v0, v1, v2] = self.vni.to_be_bytes();
+        // `options.len() / 4` ≤ 63, checked above.
+        let opt_len = (self.options.len() / 4) as u8;
+        frame[at..at + crate::geneve::HEADER_LEN].copy_from_slice(&[
+            (self.version << 6) | opt_len,
+            self.flags,
+            p0,
+            p1,
+            v0,
+            v1,
+            v2,
+            0,
+        ]);
+        Ok(frame)
+    }
+}
+
 /// Lengths computed once by [`VxlanFrameBuilder::layout`].
 #[allow(
     clippy::struct_field_names,

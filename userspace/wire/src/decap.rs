@@ -7,6 +7,24 @@
 //!          ─ UDP (destination port in the PortSet) ─ VXLAN (I flag set) ─ inner Ethernet
 //! ```
 //!
+//!
+//! or, to a GENEVE port of the [`PortSet`] (RFC 8926, 6081 by default),
+//!
+//! ```text
+//!          ─ UDP ─ GENEVE (version 0, options within Opt Len) ─ inner Ethernet (0x6558)
+//!                                                             | bare IPv4 / IPv6 (0x0800, 0x86DD)
+//!                                                               [─ UDP to a tunnel port ─ …]
+//! ```
+//!
+//! A bare IP payload is returned as the IP packet ([`Decapsulated::bare_ip`]); outputs write
+//! it behind [`synthetic_ethernet`] (zero MACs, its EtherType). When it is itself IPv4/IPv6 and
+//! UDP to a VXLAN or GENEVE port, that tunnel is peeled too (AWS Traffic Mirroring's VXLAN
+//! inside a Gateway Load Balancer's GENEVE), up to [`PortSet::max_depth`] tunnels
+//! ([`Reject::TunnelTooDeep`] past it); a payload that does not decapsulate is the packet
+//! itself. A VXLAN payload is never peeled further: it is the mirrored frame, whatever it
+//! carries. GENEVE options are walked for the AWS ones; the critical bit is reported in
+//! [`GeneveLayer`] (to be counted), not obeyed, since a capture tool is not the endpoint.
+//!
 //! Anything else is refused with one [`Reject`] reason, cheap to count per worker. The outer IPv4
 //! header checksum and the outer UDP checksum are not verified: the NIC or kernel has done the
 //! former, and cloud mirrors send the latter as 0. Outer IP fragments are refused
@@ -24,7 +42,7 @@ use std::net::IpAddr;
 
 use crate::ethernet::{self, EtherType};
 use crate::ip::IpProtocol;
-use crate::{ipv4, ipv6, udp, vlan, vxlan};
+use crate::{geneve, ipv4, ipv6, udp, vlan, vxlan};
 
 /// The IANA-assigned VXLAN UDP port (RFC 7348).
 pub const VXLAN_PORT: u16 = 4789;
@@ -32,6 +50,13 @@ pub const VXLAN_PORT: u16 = 4789;
 pub const VXLAN_GPE_PORT: u16 = 4790;
 /// Most UDP ports a [`PortSet`] holds.
 pub const MAX_PORTS: usize = 8;
+/// The IANA GENEVE UDP port (RFC 8926).
+pub const GENEVE_PORT: u16 = geneve::GENEVE_PORT;
+/// Tunnel headers [`decapsulate`] peels from one frame unless told otherwise: two, for AWS
+/// Traffic Mirroring's VXLAN inside a Gateway Load Balancer's GENEVE.
+pub const DEFAULT_MAX_DEPTH: u8 = 2;
+/// Most tunnel headers [`PortSet::with_max_depth`] allows.
+pub const MAX_DEPTH: u8 = 4;
 /// Most outer VLAN tags [`decapsulate`] walks (802.1Q, or QinQ).
 pub const MAX_VLAN_TAGS: usize = 2;
 /// Most IPv6 Hop-by-Hop / Routing / Destination Options headers [`decapsulate`] walks before
@@ -39,7 +64,9 @@ pub const MAX_VLAN_TAGS: usize = 2;
 pub const MAX_IPV6_EXT_HEADERS: usize = 4;
 
 /// The UDP destination ports that carry VXLAN: 1 to [`MAX_PORTS`] distinct, non-zero ports,
-/// kept in a fixed array (no heap), in the order given.
+/// kept in a fixed array (no heap), in the order given; and those that carry GENEVE (0 to
+/// [`MAX_PORTS`], [`GENEVE_PORT`] unless told otherwise), with the most tunnels
+/// [`decapsulate`] peels from one frame ([`DEFAULT_MAX_DEPTH`] unless told otherwise).
 ///
 /// Two sets are equal when they hold the same ports in the same order.
 ///
@@ -48,7 +75,11 @@ pub const MAX_IPV6_EXT_HEADERS: usize = 4;
 /// let ports = PortSet::new(&[4789, 8472]).expect("two valid ports");
 /// assert!(ports.contains(8472));
 /// assert_eq!(PortSet::default().as_slice(), &[4789]);
+/// assert_eq!(PortSet::default().geneve(), &[6081]);
 /// assert_eq!(PortSet::new(&[4790]), Err(PortSetError::VxlanGpe));
+/// let ports = ports.with_geneve(&[6081, 6082]).expect("two GENEVE ports");
+/// assert!(ports.contains_geneve(6082) && !ports.contains(6082));
+/// assert_eq!(ports.with_geneve(&[4789]), Err(PortSetError::Both(4789)));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PortSet {
@@ -56,6 +87,12 @@ pub struct PortSet {
     ports: [u16; MAX_PORTS],
     /// Number of ports in use, 1..=MAX_PORTS.
     len: u8,
+    /// GENEVE ports in `..geneve_len`, the rest 0.
+    geneve: [u16; MAX_PORTS],
+    /// Number of GENEVE ports in use, 0..=MAX_PORTS.
+    geneve_len: u8,
+    /// Most tunnel headers peeled from one frame, 1..=[`MAX_DEPTH`].
+    max_depth: u8,
 }
 
 impl PortSet {
@@ -83,9 +120,73 @@ impl PortSet {
             ports: [0; MAX_PORTS],
             // `ports.len() <= MAX_PORTS` (8), checked above, so this fits a u8.
             len: ports.len() as u8,
+            geneve: [0; MAX_PORTS],
+            geneve_len: 0,
+            max_depth: DEFAULT_MAX_DEPTH,
         };
         set.ports[..ports.len()].copy_from_slice(ports);
+        // GENEVE on its IANA port unless the VXLAN ports took it.
+        if !ports.contains(&GENEVE_PORT) {
+            set.geneve[0] = GENEVE_PORT;
+            set.geneve_len = 1;
+        }
         Ok(set)
+    }
+
+    /// The same VXLAN ports with `geneve` as the GENEVE ports (none: GENEVE is not decoded),
+    /// refusing more than [`MAX_PORTS`], port 0, a repeated port, a VXLAN port and 4790.
+    pub fn with_geneve(self, geneve: &[u16]) -> Result<Self, PortSetError> {
+        if geneve.len() > MAX_PORTS {
+            return Err(PortSetError::TooMany(geneve.len()));
+        }
+        for (i, &port) in geneve.iter().enumerate() {
+            if port == 0 {
+                return Err(PortSetError::Zero);
+            }
+            if port == VXLAN_GPE_PORT {
+                return Err(PortSetError::VxlanGpe);
+            }
+            if geneve[..i].contains(&port) {
+                return Err(PortSetError::Duplicate(port));
+            }
+            if self.as_slice().contains(&port) {
+                return Err(PortSetError::Both(port));
+            }
+        }
+        let mut set = self;
+        set.geneve = [0; MAX_PORTS];
+        set.geneve[..geneve.len()].copy_from_slice(geneve);
+        // At most MAX_PORTS (8), checked above.
+        set.geneve_len = geneve.len() as u8;
+        Ok(set)
+    }
+
+    /// The same ports, peeling at most `depth` tunnel headers from a frame (clamped to
+    /// 1..=[`MAX_DEPTH`]); a frame with more is refused as [`Reject::TunnelTooDeep`].
+    #[must_use]
+    pub fn with_max_depth(mut self, depth: u8) -> Self {
+        self.max_depth = depth.clamp(1, MAX_DEPTH);
+        self
+    }
+
+    /// Most tunnel headers peeled from one frame.
+    #[inline]
+    pub fn max_depth(&self) -> u8 {
+        self.max_depth
+    }
+
+    /// Whether `port` is a GENEVE port.
+    #[inline]
+    pub fn contains_geneve(&self, port: u16) -> bool {
+        self.geneve().contains(&port)
+    }
+
+    /// The GENEVE ports, in the order given (empty: GENEVE is not decoded).
+    #[inline]
+    pub fn geneve(&self) -> &[u16] {
+        self.geneve
+            .get(..usize::from(self.geneve_len))
+            .unwrap_or(&self.geneve)
     }
 
     /// Whether `port` is in the set.
@@ -110,11 +211,19 @@ impl PortSet {
 }
 
 impl Default for PortSet {
-    /// The IANA VXLAN port alone: {4789}.
+    /// The IANA ports: VXLAN {4789}, GENEVE {6081}.
     fn default() -> Self {
         let mut ports = [0; MAX_PORTS];
         ports[0] = VXLAN_PORT;
-        Self { ports, len: 1 }
+        let mut geneve = [0; MAX_PORTS];
+        geneve[0] = GENEVE_PORT;
+        Self {
+            ports,
+            len: 1,
+            geneve,
+            geneve_len: 1,
+            max_depth: DEFAULT_MAX_DEPTH,
+        }
     }
 }
 
@@ -144,6 +253,8 @@ pub enum PortSetError {
     Duplicate(u16),
     /// Port 4790 (VXLAN-GPE) was given; its header and payload differ from VXLAN.
     VxlanGpe,
+    /// A port was given for both VXLAN and GENEVE.
+    Both(u16),
 }
 
 impl fmt::Display for PortSetError {
@@ -172,6 +283,11 @@ impl fmt::Display for PortSetError {
                 f,
                 "UDP port {VXLAN_GPE_PORT} is VXLAN-GPE, whose header and payload differ from \
                  VXLAN and are not decoded: remove it (the VXLAN port is {VXLAN_PORT})"
+            ),
+            Self::Both(port) => write!(
+                f,
+                "UDP port {port} is given for both VXLAN and GENEVE: give it to one (GENEVE's \
+                 port is usually {GENEVE_PORT}, VXLAN's {VXLAN_PORT})"
             ),
         }
     }
@@ -219,13 +335,24 @@ pub enum Reject {
     TruncatedVxlan,
     /// VXLAN I flag (0x08) clear: the VNI is not valid, so RFC 7348 says drop.
     VxlanIFlagClear,
-    /// Inner frame shorter than a 14-byte Ethernet header.
+    /// Inner frame shorter than a 14-byte Ethernet header (or, for a GENEVE payload of bare
+    /// IP, than the IPv4 or IPv6 header).
     InnerRunt,
+    /// UDP payload to a GENEVE port shorter than the 8-byte GENEVE header.
+    TruncatedGeneve,
+    /// GENEVE version other than 0 (RFC 8926: a packet of an unknown version is dropped).
+    GeneveVersion,
+    /// GENEVE `Opt Len` runs past the UDP payload.
+    GeneveOptionsTruncated,
+    /// GENEVE protocol type other than Ethernet (0x6558), IPv4 and IPv6.
+    GeneveProtocolUnsupported,
+    /// More tunnel headers nested than [`PortSet::max_depth`] allows peeling.
+    TunnelTooDeep,
 }
 
 impl Reject {
     /// Every reason, in declaration order (`Reject::ALL[r.index()] == r`).
-    pub const ALL: [Self; 15] = [
+    pub const ALL: [Self; 20] = [
         Self::TruncatedEthernet,
         Self::TruncatedLinkHeader,
         Self::TruncatedVlan,
@@ -241,6 +368,11 @@ impl Reject {
         Self::TruncatedVxlan,
         Self::VxlanIFlagClear,
         Self::InnerRunt,
+        Self::TruncatedGeneve,
+        Self::GeneveVersion,
+        Self::GeneveOptionsTruncated,
+        Self::GeneveProtocolUnsupported,
+        Self::TunnelTooDeep,
     ];
 
     /// Number of reasons.
@@ -270,6 +402,11 @@ impl Reject {
             Self::TruncatedVxlan => "truncated_vxlan",
             Self::VxlanIFlagClear => "vxlan_i_flag_clear",
             Self::InnerRunt => "inner_runt",
+            Self::TruncatedGeneve => "truncated_geneve",
+            Self::GeneveVersion => "geneve_version",
+            Self::GeneveOptionsTruncated => "geneve_options_truncated",
+            Self::GeneveProtocolUnsupported => "geneve_protocol_unsupported",
+            Self::TunnelTooDeep => "tunnel_too_deep",
         }
     }
 
@@ -291,6 +428,11 @@ impl Reject {
             Self::TruncatedVxlan => "UDP payload shorter than a VXLAN header",
             Self::VxlanIFlagClear => "VXLAN I flag clear",
             Self::InnerRunt => "inner frame shorter than an Ethernet header",
+            Self::TruncatedGeneve => "UDP payload shorter than a GENEVE header",
+            Self::GeneveVersion => "GENEVE version is not 0",
+            Self::GeneveOptionsTruncated => "GENEVE options run past the packet",
+            Self::GeneveProtocolUnsupported => "GENEVE protocol is not Ethernet, IPv4 or IPv6",
+            Self::TunnelTooDeep => "more tunnels nested than the depth limit",
         }
     }
 }
@@ -303,11 +445,54 @@ impl fmt::Display for Reject {
 
 impl std::error::Error for Reject {}
 
+/// The tunnel header that carried a decapsulated frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Tunnel {
+    /// VXLAN (RFC 7348).
+    #[default]
+    Vxlan,
+    /// GENEVE (RFC 8926).
+    Geneve,
+}
+
+impl Tunnel {
+    /// Lower-case name, as in metrics labels and pcapng comments.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Vxlan => "vxlan",
+            Self::Geneve => "geneve",
+        }
+    }
+}
+
+/// What a GENEVE header said, kept with a frame decapsulated through it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct GeneveLayer {
+    /// Virtual network identifier (24 bits).
+    pub vni: u32,
+    /// Protocol type of its payload (0x6558, 0x0800 or 0x86DD).
+    pub protocol: u16,
+    /// UDP destination port it arrived on.
+    pub dst_port: u16,
+    /// The O bit: an OAM (control) packet.
+    pub oam: bool,
+    /// The C bit: a critical option is present. Counted, not obeyed: a capture tool is not
+    /// the tunnel endpoint the bit addresses.
+    pub critical: bool,
+    /// An option ran past `Opt Len`; the options after it were not read (the payload still
+    /// starts where `Opt Len` says).
+    pub options_malformed: bool,
+    /// The AWS Gateway Load Balancer options (class 0x0108), where present.
+    pub gwlb: geneve::AwsGwlb,
+}
+
 /// A decapsulated frame: the inner Ethernet frame and what the outer headers said about it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decapsulated<'a> {
     /// The inner Ethernet frame: a sub-slice of the input, bounded by the outer UDP length (so
-    /// Ethernet padding of the outer frame is never part of it). At least 14 bytes.
+    /// Ethernet padding of the outer frame is never part of it). At least 14 bytes. For a
+    /// GENEVE payload of bare IP ([`Decapsulated::bare_ip`]), the IP packet, to be written
+    /// behind [`synthetic_ethernet`].
     pub inner: &'a [u8],
     /// Where `inner` starts in the input: `frame[inner_offset..][..inner.len()] == inner`.
     pub inner_offset: usize,
@@ -327,9 +512,66 @@ pub struct Decapsulated<'a> {
     pub outer_vlans: [u16; 2],
     /// Number of outer VLAN tags (0..=2).
     pub outer_vlan_count: u8,
+    /// The tunnel whose payload `inner` is (the innermost peeled); `vni` is its VNI.
+    pub tunnel: Tunnel,
+    /// `Some(EtherType)` when `inner` is a bare IPv4 or IPv6 packet (a GENEVE payload without
+    /// Ethernet, as AWS Gateway Load Balancer sends): outputs write it behind
+    /// [`synthetic_ethernet`] so every output stays Ethernet.
+    pub bare_ip: Option<u16>,
+    /// The GENEVE header peeled, when one was: alone (`tunnel` is GENEVE, with the same VNI),
+    /// or around a VXLAN tunnel (`tunnel` is VXLAN; AWS Traffic Mirroring into a Gateway Load
+    /// Balancer endpoint).
+    pub geneve: Option<GeneveLayer>,
+}
+
+/// Length of the Ethernet header written in front of a bare IP payload.
+pub const SYNTHETIC_ETHERNET_LEN: usize = ethernet::HEADER_LEN;
+
+/// The Ethernet header written in front of a GENEVE payload of bare IP: zero MAC addresses and
+/// the payload's EtherType, so pcap, pcapng, the tap and the filters all see Ethernet.
+///
+/// ```
+/// use vxdecap_wire::decap::synthetic_ethernet;
+/// assert_eq!(synthetic_ethernet(0x0800)[12..], [0x08, 0x00]);
+/// assert_eq!(synthetic_ethernet(0x86dd)[..12], [0; 12]);
+/// ```
+#[inline]
+pub const fn synthetic_ethernet(ethertype: u16) -> [u8; SYNTHETIC_ETHERNET_LEN] {
+    let mut header = [0u8; SYNTHETIC_ETHERNET_LEN];
+    let [hi, lo] = ethertype.to_be_bytes();
+    header[12] = hi;
+    header[13] = lo;
+    header
 }
 
 impl Decapsulated<'_> {
+    /// Length of the frame as written: `inner`, plus the synthetic Ethernet header of a bare
+    /// IP payload.
+    #[inline]
+    pub fn frame_len(&self) -> usize {
+        match self.bare_ip {
+            None => self.inner.len(),
+            Some(_) => SYNTHETIC_ETHERNET_LEN + self.inner.len(),
+        }
+    }
+
+    /// Where the frame as written starts in the input: `inner_offset`, or the 14 bytes before a
+    /// bare IP payload (the end of the GENEVE header, which [`synthetic_ethernet`] may
+    /// overwrite in place: a UDP and a GENEVE header always precede it).
+    #[inline]
+    pub fn frame_offset(&self) -> usize {
+        match self.bare_ip {
+            None => self.inner_offset,
+            Some(_) => self.inner_offset - SYNTHETIC_ETHERNET_LEN,
+        }
+    }
+
+    /// The VNI of the outermost tunnel: what the XDP program's VNI allowlist checked.
+    #[inline]
+    pub fn outer_vni(&self) -> u32 {
+        self.geneve.map_or(self.vni, |g| g.vni)
+    }
+
     /// The outer VLAN IDs that were present, outermost first.
     #[inline]
     pub fn outer_vlan_ids(&self) -> &[u16] {
@@ -338,18 +580,26 @@ impl Decapsulated<'_> {
             .unwrap_or(&self.outer_vlans)
     }
 
-    /// Length of the inner frame before the mirror cut it: see [`inner_orig_len`]. Equal to
-    /// `inner.len()` unless the inner IP header says the packet was longer.
+    /// Length of the inner frame (as written) before the mirror cut it: see
+    /// [`inner_orig_len`]. Equal to [`Decapsulated::frame_len`] unless the inner IP header
+    /// says the packet was longer.
     #[inline]
     pub fn inner_orig_len(&self) -> usize {
-        inner_orig_len(self.inner)
+        match self.bare_ip {
+            None => inner_orig_len(self.inner),
+            Some(ethertype) => {
+                SYNTHETIC_ETHERNET_LEN
+                    + ip_orig_len(ethertype, self.inner)
+                        .map_or(self.inner.len(), |ip| ip.max(self.inner.len()))
+            }
+        }
     }
 
     /// Whether the mirror truncated the inner frame (AWS cuts mirrored packets to the session's
     /// packet length or the target's MTU): its IP header claims more bytes than it holds.
     #[inline]
     pub fn is_truncated(&self) -> bool {
-        self.inner_orig_len() > self.inner.len()
+        self.inner_orig_len() > self.frame_len()
     }
 }
 
@@ -379,24 +629,33 @@ pub fn inner_orig_len(inner: &[u8]) -> usize {
         return inner.len();
     };
     let l3 = inner.get(l3_offset..).unwrap_or_default();
-    let ip_len = match (ethertype, l3) {
+    match ip_orig_len(ethertype, l3) {
+        Some(ip_len) => inner.len().max(l3_offset + ip_len),
+        None => inner.len(),
+    }
+}
+
+/// The length an IP packet's header claims (IPv4 total length, 40 + IPv6 payload length), when
+/// `l3` starts with a plausible one of `ethertype`'s family; see [`inner_orig_len`].
+#[inline]
+fn ip_orig_len(ethertype: u16, l3: &[u8]) -> Option<usize> {
+    match (ethertype, l3) {
         (EtherType::IPV4, [ver_ihl, _, len_hi, len_lo, ..]) if ver_ihl >> 4 == 4 => {
             let total_len = usize::from(u16::from_be_bytes([*len_hi, *len_lo]));
             let header_len = usize::from(ver_ihl & 0x0f) * 4;
             if header_len < ipv4::MIN_HEADER_LEN || total_len < header_len {
-                return inner.len();
+                return None;
             }
-            total_len
+            Some(total_len)
         }
         (EtherType::IPV6, [version, _, _, _, len_hi, len_lo, ..]) if version >> 4 == 6 => {
             match u16::from_be_bytes([*len_hi, *len_lo]) {
-                0 => return inner.len(),
-                payload_len => ipv6::HEADER_LEN + usize::from(payload_len),
+                0 => None,
+                payload_len => Some(ipv6::HEADER_LEN + usize::from(payload_len)),
             }
         }
-        _ => return inner.len(),
-    };
-    inner.len().max(l3_offset + ip_len)
+        _ => None,
+    }
 }
 
 /// Outer IP layer result: addresses, the UDP bytes (bounded by the IP length) and their offset.
@@ -477,6 +736,9 @@ fn decapsulate_plain_ipv4<'a>(frame: &'a [u8], ports: &PortSet) -> Option<Decaps
         outer_dst_port: dst_port,
         outer_vlans: [0; MAX_VLAN_TAGS],
         outer_vlan_count: 0,
+        tunnel: Tunnel::Vxlan,
+        bare_ip: None,
+        geneve: None,
     })
 }
 
@@ -496,6 +758,17 @@ pub(crate) fn decapsulate_from_l3<'a>(
     ethertype: u16,
     l3_offset: usize,
     ports: &PortSet,
+) -> Result<Decapsulated<'a>, Reject> {
+    decapsulate_tunnel(frame, ethertype, l3_offset, ports, 1)
+}
+
+/// [`decapsulate_from_l3`] for the tunnel at nesting `depth` (1: the outermost).
+fn decapsulate_tunnel<'a>(
+    frame: &'a [u8],
+    ethertype: u16,
+    l3_offset: usize,
+    ports: &PortSet,
+    depth: u8,
 ) -> Result<Decapsulated<'a>, Reject> {
     let mut ethertype = ethertype;
     let mut l3 = frame.get(l3_offset..).unwrap_or_default();
@@ -524,7 +797,23 @@ pub(crate) fn decapsulate_from_l3<'a>(
     let udp = udp::Packet::new_checked(ip.l4).map_err(|_| Reject::MalformedUdp)?;
     let outer_dst_port = udp.dst_port();
     if !ports.contains(outer_dst_port) {
+        if ports.contains_geneve(outer_dst_port) {
+            if depth > ports.max_depth {
+                return Err(Reject::TunnelTooDeep);
+            }
+            let outer = Outer {
+                ip: &ip,
+                udp: &udp,
+                vlans: outer_vlans,
+                // At most MAX_VLAN_TAGS (2): the loop above returns before a third.
+                vlan_count: outer_vlan_count as u8,
+            };
+            return decapsulate_geneve(frame, &outer, ports, depth);
+        }
         return Err(Reject::PortNotConfigured);
+    }
+    if depth > ports.max_depth {
+        return Err(Reject::TunnelTooDeep);
     }
 
     let vxlan = vxlan::Header::new_checked(udp.payload()).map_err(|_| Reject::TruncatedVxlan)?;
@@ -548,6 +837,100 @@ pub(crate) fn decapsulate_from_l3<'a>(
         outer_vlans,
         // At most MAX_VLAN_TAGS (2): the loop above returns before a third.
         outer_vlan_count: outer_vlan_count as u8,
+        tunnel: Tunnel::Vxlan,
+        bare_ip: None,
+        geneve: None,
+    })
+}
+
+/// The outer layers of a tunnel, as [`decapsulate_geneve`] needs them.
+struct Outer<'a, 'b> {
+    ip: &'b OuterIp<'a>,
+    udp: &'b udp::Packet<&'a [u8]>,
+    vlans: [u16; MAX_VLAN_TAGS],
+    vlan_count: u8,
+}
+
+/// The GENEVE header after `outer`'s UDP header and what it carries: an Ethernet frame, or
+/// bare IP, which is either a further tunnel (AWS Traffic Mirroring's VXLAN inside a Gateway
+/// Load Balancer's GENEVE: peeled too, up to the depth limit) or the packet itself.
+#[cold]
+fn decapsulate_geneve<'a>(
+    frame: &'a [u8],
+    outer: &Outer<'a, '_>,
+    ports: &PortSet,
+    depth: u8,
+) -> Result<Decapsulated<'a>, Reject> {
+    let header = geneve::Header::new_checked(outer.udp.payload()).map_err(|e| match e {
+        geneve::Error::Truncated => Reject::TruncatedGeneve,
+        geneve::Error::Version => Reject::GeneveVersion,
+        geneve::Error::OptionsTruncated => Reject::GeneveOptionsTruncated,
+    })?;
+    let payload = header.payload();
+    let payload_offset = outer.ip.l4_offset + udp::HEADER_LEN + header.header_len();
+    let mut options = header.options();
+    let gwlb = geneve::AwsGwlb::from_options(options.by_ref());
+    let layer = GeneveLayer {
+        vni: header.vni(),
+        protocol: header.protocol(),
+        dst_port: outer.udp.dst_port(),
+        oam: header.oam(),
+        critical: header.critical(),
+        options_malformed: options.malformed(),
+        gwlb,
+    };
+    let bare_ip = match header.protocol() {
+        geneve::protocol::ETHERNET => {
+            if payload.len() < ethernet::HEADER_LEN {
+                return Err(Reject::InnerRunt);
+            }
+            None
+        }
+        ethertype @ (geneve::protocol::IPV4 | geneve::protocol::IPV6) => {
+            let min = if ethertype == geneve::protocol::IPV4 {
+                ipv4::MIN_HEADER_LEN
+            } else {
+                ipv6::HEADER_LEN
+            };
+            if payload.len() < min {
+                return Err(Reject::InnerRunt);
+            }
+            // A tunnel inside: bounded by this payload, so the outer frame's padding never
+            // becomes part of it. Anything that does not decapsulate is the packet itself.
+            let bounded = frame.get(..payload_offset + payload.len()).unwrap_or(frame);
+            match decapsulate_tunnel(bounded, ethertype, payload_offset, ports, depth + 1) {
+                Ok(nested) => {
+                    return Ok(Decapsulated {
+                        outer_src: outer.ip.src,
+                        outer_dst: outer.ip.dst,
+                        outer_src_port: outer.udp.src_port(),
+                        outer_dst_port: outer.udp.dst_port(),
+                        outer_vlans: outer.vlans,
+                        outer_vlan_count: outer.vlan_count,
+                        geneve: Some(layer),
+                        ..nested
+                    })
+                }
+                Err(Reject::TunnelTooDeep) => return Err(Reject::TunnelTooDeep),
+                Err(_) => Some(ethertype),
+            }
+        }
+        _ => return Err(Reject::GeneveProtocolUnsupported),
+    };
+    Ok(Decapsulated {
+        inner: payload,
+        inner_offset: payload_offset,
+        vni: layer.vni,
+        vxlan_flags: 0,
+        outer_src: outer.ip.src,
+        outer_dst: outer.ip.dst,
+        outer_src_port: outer.udp.src_port(),
+        outer_dst_port: outer.udp.dst_port(),
+        outer_vlans: outer.vlans,
+        outer_vlan_count: outer.vlan_count,
+        tunnel: Tunnel::Geneve,
+        bare_ip,
+        geneve: Some(layer),
     })
 }
 
@@ -606,7 +989,7 @@ fn outer_ipv6(l3: &[u8], l3_offset: usize) -> Result<OuterIp<'_>, Reject> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::{inner_ipv4_udp_frame, InnerIpv4Udp, VxlanFrameBuilder};
+    use crate::build::{inner_ipv4_udp_frame, GeneveFrameBuilder, InnerIpv4Udp, VxlanFrameBuilder};
     use std::net::{Ipv4Addr, Ipv6Addr};
 
     const IP: usize = ethernet::HEADER_LEN; // outer IP offset without VLAN tags
@@ -742,9 +1125,27 @@ mod tests {
             frame[decap.inner_offset..].as_ptr(),
             "inner must be a sub-slice of the frame (zero copy)"
         );
-        assert!(decap.inner.len() >= ethernet::HEADER_LEN);
         assert!(decap.vni <= vxlan::MAX_VNI);
-        assert!(decap.vxlan_flags & vxlan::FLAG_I != 0);
+        match (decap.tunnel, decap.bare_ip) {
+            (Tunnel::Vxlan, None) => {
+                assert!(decap.inner.len() >= ethernet::HEADER_LEN);
+                assert!(decap.vxlan_flags & vxlan::FLAG_I != 0);
+            }
+            (Tunnel::Geneve, None) => assert!(decap.inner.len() >= ethernet::HEADER_LEN),
+            (Tunnel::Geneve, Some(ethertype)) => {
+                assert!(ethertype == EtherType::IPV4 || ethertype == EtherType::IPV6);
+                assert!(decap.inner.len() >= ipv4::MIN_HEADER_LEN);
+                assert!(decap.frame_offset() >= ethernet::HEADER_LEN + 8 + 8);
+            }
+            (Tunnel::Vxlan, Some(_)) => panic!("VXLAN carries Ethernet only"),
+        }
+        assert_eq!(
+            decap.tunnel == Tunnel::Geneve,
+            decap.geneve.is_some() && decap.vxlan_flags == 0
+        );
+        if let Some(layer) = decap.geneve {
+            assert!(layer.vni <= vxlan::MAX_VNI);
+        }
         assert!(usize::from(decap.outer_vlan_count) <= MAX_VLAN_TAGS);
         assert_eq!(
             decap.outer_vlan_ids().len(),
@@ -1180,10 +1581,17 @@ mod tests {
 
     #[test]
     fn reject_port_not_configured() {
-        for port in [0, 4790, 8472, 4788, 6081] {
+        for port in [0, 4790, 8472, 4788, 6082] {
             let frame = v4_builder().udp_dst_port(port).build().expect("valid");
             assert_eq!(reject(&frame), Reject::PortNotConfigured, "port {port}");
         }
+        // GENEVE's port, when GENEVE is off.
+        let frame = v4_builder().udp_dst_port(6081).build().expect("valid");
+        let no_geneve = PortSet::default().with_geneve(&[]).expect("none");
+        assert_eq!(
+            decapsulate(&frame, &no_geneve),
+            Err(Reject::PortNotConfigured)
+        );
         // The source port does not count.
         let frame = v4_builder()
             .udp_src_port(VXLAN_PORT)
@@ -1259,6 +1667,11 @@ mod tests {
             short_vxlan,
             v4_builder().vxlan_flags(0).build().expect("ok"),
             v4_builder().inner(&[0; 13]).build().expect("ok"),
+            short_geneve(7),
+            geneve_builder().version(1).build().expect("ok"),
+            short_geneve(12),
+            geneve_builder().protocol(0x88cc).build().expect("ok"),
+            geneve_in_geneve(&geneve_in_geneve(&gwlb_mirror_frame(&inner()))),
         ];
         for (frame, expected) in frames.iter().zip(Reject::ALL) {
             let got = if expected == Reject::TruncatedLinkHeader {
@@ -1278,11 +1691,318 @@ mod tests {
         assert!(seen.iter().all(|&s| s), "{seen:?}");
     }
 
+    // ---- GENEVE ----
+
+    /// Where the GENEVE header starts in an untagged IPv4 frame.
+    const GENEVE4: usize = IP + 20 + 8;
+
+    fn geneve_builder() -> GeneveFrameBuilder {
+        GeneveFrameBuilder::new()
+            .outer(|o| {
+                o.outer_src_ip(Ipv4Addr::new(10, 0, 9, 1))
+                    .outer_dst_ip(Ipv4Addr::new(10, 0, 9, 2))
+                    .udp_src_port(40001)
+            })
+            .vni(0x00ab_cdef)
+            .payload(&inner())
+    }
+
+    /// The IPv4 packet of an Ethernet frame (no VLAN tag).
+    fn ip_of(frame: &[u8]) -> &[u8] {
+        &frame[ethernet::HEADER_LEN..]
+    }
+
+    /// AWS Traffic Mirroring into a Gateway Load Balancer endpoint: the mirror's VXLAN frame
+    /// (VNI 4242, to the appliance) as the bare IPv4 payload of the load balancer's GENEVE,
+    /// with the three AWS options.
+    fn gwlb_mirror_frame(mirrored: &[u8]) -> Vec<u8> {
+        let vxlan = v4_builder()
+            .vni(4242)
+            .inner(mirrored)
+            .build()
+            .expect("VXLAN");
+        GeneveFrameBuilder::new()
+            .outer(|o| {
+                o.outer_src_ip(Ipv4Addr::new(10, 0, 50, 9))
+                    .outer_dst_ip(Ipv4Addr::new(10, 0, 60, 7))
+                    .udp_src_port(61000)
+            })
+            .protocol(geneve::protocol::IPV4)
+            .aws_gwlb(0x0a1b_2c3d_4e5f_6071, 0x1111_2222_3333_4444, 0x0bad_cafe)
+            .payload(ip_of(&vxlan))
+            .build()
+            .expect("GENEVE")
+    }
+
+    /// `frame`'s IP packet as the bare IPv4 payload of another GENEVE header.
+    fn geneve_in_geneve(frame: &[u8]) -> Vec<u8> {
+        geneve_builder()
+            .protocol(geneve::protocol::IPV4)
+            .payload(ip_of(frame))
+            .build()
+            .expect("GENEVE")
+    }
+
+    #[test]
+    fn geneve_with_an_ethernet_payload_gives_the_inner_frame() {
+        let frame = geneve_builder()
+            .option(0x0103, 0x80 | 0x05, &[1, 2, 3, 4, 5]) // critical, 2 words, unknown
+            .flags(0x40)
+            .build()
+            .expect("valid");
+        let decap = ok(&frame);
+        assert_eq!(decap.tunnel, Tunnel::Geneve);
+        assert_eq!(decap.inner, &*inner());
+        assert_eq!(decap.inner_offset, GENEVE4 + 8 + 12);
+        assert_eq!(
+            (decap.vni, decap.bare_ip, decap.outer_dst_port),
+            (0xabcdef, None, 6081)
+        );
+        assert_eq!(decap.outer_src, IpAddr::V4(Ipv4Addr::new(10, 0, 9, 1)));
+        assert_eq!(decap.outer_src_port, 40001);
+        let layer = decap.geneve.expect("layer");
+        assert!(layer.critical && !layer.oam && !layer.options_malformed);
+        assert_eq!(layer.protocol, 0x6558);
+        assert!(!layer.gwlb.is_present());
+        assert_eq!(decap.outer_vni(), 0xabcdef);
+        assert_eq!(decap.frame_len(), inner().len());
+    }
+
+    #[test]
+    fn geneve_over_ipv6_and_vlans_and_on_other_ports() {
+        let frame = geneve_builder()
+            .outer(|o| {
+                o.outer_src_ip(v6_src())
+                    .outer_dst_ip(v6_dst())
+                    .outer_vlans(&[5])
+            })
+            .build()
+            .expect("valid");
+        let decap = ok(&frame);
+        assert_eq!(
+            (decap.tunnel, decap.outer_vlan_ids()),
+            (Tunnel::Geneve, &[5u16][..])
+        );
+        assert_eq!(decap.inner, &*inner());
+        let frame = geneve_builder()
+            .outer(|o| o.udp_dst_port(7000))
+            .build()
+            .expect("ok");
+        assert_eq!(reject(&frame), Reject::PortNotConfigured);
+        let ports = PortSet::default().with_geneve(&[7000]).expect("ports");
+        assert_eq!(ok_with(&frame, &ports).inner, &*inner());
+        let no_geneve = PortSet::default().with_geneve(&[]).expect("none");
+        let frame = geneve_builder().build().expect("ok");
+        assert_eq!(
+            decapsulate(&frame, &no_geneve),
+            Err(Reject::PortNotConfigured)
+        );
+    }
+
+    #[test]
+    fn geneve_bare_ip_is_the_ip_packet_behind_a_synthetic_ethernet_header() {
+        let packet = ip_of(&inner()).to_vec();
+        let frame = geneve_builder()
+            .protocol(geneve::protocol::IPV4)
+            .aws_gwlb(1, 2, 3)
+            .payload(&packet)
+            .build()
+            .expect("valid");
+        let decap = ok(&frame);
+        assert_eq!(
+            (decap.tunnel, decap.bare_ip),
+            (Tunnel::Geneve, Some(0x0800))
+        );
+        assert_eq!(decap.inner, &*packet);
+        assert_eq!(decap.frame_len(), inner().len());
+        assert_eq!(decap.frame_offset(), decap.inner_offset - 14);
+        assert_eq!(decap.inner_orig_len(), inner().len());
+        assert!(!decap.is_truncated());
+        let gwlb = decap.geneve.expect("layer").gwlb;
+        assert_eq!(
+            (gwlb.endpoint_id, gwlb.attachment_id, gwlb.flow_cookie),
+            (Some(1), Some(2), Some(3))
+        );
+        // The synthetic header in place gives the Ethernet frame with zero MACs.
+        let mut written = frame.clone();
+        let at = decap.frame_offset();
+        written[at..at + 14].copy_from_slice(&synthetic_ethernet(0x0800));
+        let mut expected = inner();
+        expected[..12].fill(0);
+        assert_eq!(&written[at..at + decap.frame_len()], &*expected);
+        // Cut by the mirror: the IPv4 length still says how long it was.
+        let frame = geneve_builder()
+            .protocol(geneve::protocol::IPV4)
+            .payload(&packet[..30])
+            .build()
+            .expect("valid");
+        let decap = ok(&frame);
+        assert_eq!(
+            (decap.frame_len(), decap.inner_orig_len()),
+            (44, inner().len())
+        );
+        assert!(decap.is_truncated());
+        // IPv6, and runts of each.
+        let v6 = vec![0x60; 40];
+        let frame = geneve_builder()
+            .protocol(0x86dd)
+            .payload(&v6)
+            .build()
+            .expect("ok");
+        assert_eq!(ok(&frame).bare_ip, Some(0x86dd));
+        for (protocol, len) in [(0x0800, 19), (0x86dd, 39), (0x6558, 13)] {
+            let frame = geneve_builder()
+                .protocol(protocol)
+                .payload(&v6[..len])
+                .build()
+                .expect("ok");
+            assert_eq!(reject(&frame), Reject::InnerRunt, "{protocol:#x} {len}");
+        }
+    }
+
+    /// A GENEVE frame (with 8 bytes of options) whose UDP datagram ends `cut` bytes after
+    /// the UDP header, the IP and UDP lengths saying so.
+    fn short_geneve(cut: usize) -> Vec<u8> {
+        let frame = geneve_builder().raw_options(&[0; 8]).build().expect("ok");
+        let mut short = frame[..GENEVE4 + cut].to_vec();
+        short[IP + 2..IP + 4].copy_from_slice(&((20 + 8 + cut) as u16).to_be_bytes());
+        short[IP + 24..IP + 26].copy_from_slice(&((8 + cut) as u16).to_be_bytes());
+        short
+    }
+
+    #[test]
+    fn geneve_rejects_bad_versions_lengths_and_protocols() {
+        for cut in 0..8 {
+            assert_eq!(
+                reject(&short_geneve(cut)),
+                Reject::TruncatedGeneve,
+                "cut {cut}"
+            );
+        }
+        for cut in 8..16 {
+            assert_eq!(
+                reject(&short_geneve(cut)),
+                Reject::GeneveOptionsTruncated,
+                "cut {cut}"
+            );
+        }
+        for version in 1..4 {
+            let frame = geneve_builder().version(version).build().expect("ok");
+            assert_eq!(reject(&frame), Reject::GeneveVersion);
+        }
+        // Opt Len 63 words, past the 74 bytes after the header.
+        let mut frame = geneve_builder().build().expect("ok");
+        frame[GENEVE4] = 0x3f;
+        assert_eq!(reject(&frame), Reject::GeneveOptionsTruncated);
+        for protocol in [0x0000, 0x0806, 0x8847, 0x894f] {
+            let frame = geneve_builder().protocol(protocol).build().expect("ok");
+            assert_eq!(reject(&frame), Reject::GeneveProtocolUnsupported);
+        }
+        // An option longer than Opt Len: the walk stops, the payload is where Opt Len says.
+        let frame = geneve_builder()
+            .raw_options(&[0x01, 0x08, 0x01, 0x1f, 0, 0, 0, 0])
+            .build()
+            .expect("ok");
+        let decap = ok(&frame);
+        assert_eq!(decap.inner, &*inner());
+        let layer = decap.geneve.expect("layer");
+        assert!(layer.options_malformed && !layer.gwlb.is_present());
+    }
+
+    #[test]
+    fn gwlb_wrapped_traffic_mirroring_gives_the_mirrored_frame_and_both_identities() {
+        let mirrored = inner();
+        let frame = gwlb_mirror_frame(&mirrored);
+        let decap = ok(&frame);
+        assert_eq!(decap.inner, &*mirrored);
+        assert_eq!(
+            (decap.tunnel, decap.vni, decap.bare_ip),
+            (Tunnel::Vxlan, 4242, None)
+        );
+        assert_eq!(decap.vxlan_flags, vxlan::FLAG_I);
+        // The outermost headers are the load balancer's; the GENEVE layer is kept.
+        assert_eq!(decap.outer_src, IpAddr::V4(Ipv4Addr::new(10, 0, 50, 9)));
+        assert_eq!((decap.outer_src_port, decap.outer_dst_port), (61000, 6081));
+        let layer = decap.geneve.expect("layer");
+        assert_eq!((layer.vni, layer.protocol), (0, 0x0800));
+        assert_eq!(layer.gwlb.endpoint_id, Some(0x0a1b_2c3d_4e5f_6071));
+        assert_eq!(layer.gwlb.attachment_id, Some(0x1111_2222_3333_4444));
+        assert_eq!(layer.gwlb.flow_cookie, Some(0x0bad_cafe));
+        assert_eq!(decap.outer_vni(), 0);
+        // Padding after the outer datagram is not part of the nested one.
+        let mut padded = frame.clone();
+        padded.extend_from_slice(&[0xee; 30]);
+        assert_eq!(ok(&padded).inner, &*mirrored);
+        // The VXLAN inside to a port that is not VXLAN's: it is the packet itself.
+        let vxlan = v4_builder()
+            .udp_dst_port(9999)
+            .inner(&mirrored)
+            .build()
+            .expect("ok");
+        let frame = geneve_builder()
+            .protocol(0x0800)
+            .payload(ip_of(&vxlan))
+            .build();
+        let decap = ok(frame.as_ref().expect("ok"));
+        assert_eq!(
+            (decap.tunnel, decap.bare_ip),
+            (Tunnel::Geneve, Some(0x0800))
+        );
+        assert_eq!(decap.inner, ip_of(&vxlan));
+        // A VXLAN inside with its I flag clear is not peeled either.
+        let vxlan = v4_builder()
+            .vxlan_flags(0)
+            .inner(&mirrored)
+            .build()
+            .expect("ok");
+        let frame = geneve_builder()
+            .protocol(0x0800)
+            .payload(ip_of(&vxlan))
+            .build();
+        assert_eq!(ok(frame.as_ref().expect("ok")).bare_ip, Some(0x0800));
+    }
+
+    #[test]
+    fn nesting_past_the_depth_limit_is_refused() {
+        let mirrored = inner();
+        let two = gwlb_mirror_frame(&mirrored);
+        let three = geneve_in_geneve(&two);
+        assert_eq!(reject(&three), Reject::TunnelTooDeep);
+        let deep = PortSet::default().with_max_depth(3);
+        let decap = ok_with(&three, &deep);
+        assert_eq!((decap.inner, decap.vni), (&*mirrored, 4242));
+        assert_eq!(decap.geneve.expect("outermost").vni, 0xabcdef);
+        let shallow = PortSet::default().with_max_depth(1);
+        assert_eq!(decapsulate(&two, &shallow), Err(Reject::TunnelTooDeep));
+        assert_eq!(ok_with(&v4_frame(), &shallow).vni, 100);
+        assert_eq!(PortSet::default().with_max_depth(0).max_depth(), 1);
+        assert_eq!(
+            PortSet::default().with_max_depth(200).max_depth(),
+            MAX_DEPTH
+        );
+    }
+
+    #[test]
+    fn geneve_port_sets() {
+        let set = PortSet::new(&[4789, 8472]).expect("ok");
+        assert_eq!(set.geneve(), &[6081]);
+        assert!(PortSet::new(&[6081]).expect("ok").geneve().is_empty());
+        let set = set.with_geneve(&[6081, 6082]).expect("ok");
+        assert!(set.contains_geneve(6082) && !set.contains(6082) && !set.contains_geneve(4789));
+        assert_eq!(set.with_geneve(&[8472]), Err(PortSetError::Both(8472)));
+        assert_eq!(set.with_geneve(&[0]), Err(PortSetError::Zero));
+        assert_eq!(set.with_geneve(&[7, 7]), Err(PortSetError::Duplicate(7)));
+        assert_eq!(set.with_geneve(&[4790]), Err(PortSetError::VxlanGpe));
+        let nine: Vec<u16> = (100..109).collect();
+        assert_eq!(set.with_geneve(&nine), Err(PortSetError::TooMany(9)));
+        assert!(PortSetError::Both(8472).to_string().contains(':'));
+    }
+
     // ---- Reject bookkeeping ----
 
     #[test]
     fn reject_indices_and_names() {
-        assert_eq!(Reject::COUNT, 15);
+        assert_eq!(Reject::COUNT, 20);
         for (i, reason) in Reject::ALL.iter().enumerate() {
             assert_eq!(reason.index(), i);
             assert_eq!(*reason as u8 as usize, i);
@@ -1540,6 +2260,8 @@ mod tests {
                 &[IpProtocol::HOP_BY_HOP, IpProtocol::IPV6_ROUTING],
             ),
             with_tags(&v6_frame(), &[(EtherType::QINQ_OLD, 9)]),
+            geneve_builder().aws_gwlb(1, 2, 3).build().expect("ok"),
+            gwlb_mirror_frame(&inner()),
         ]
     }
 

@@ -58,7 +58,8 @@ pub mod vlan;
 pub mod vxlan;
 
 pub use decap::{
-    decapsulate, inner_orig_len, Decapsulated, PortSet, PortSetError, Reject, MAX_PORTS,
+    decapsulate, inner_orig_len, synthetic_ethernet, Decapsulated, GeneveLayer, PortSet,
+    PortSetError, Reject, Tunnel, DEFAULT_MAX_DEPTH, GENEVE_PORT, MAX_DEPTH, MAX_PORTS,
     VXLAN_GPE_PORT, VXLAN_PORT,
 };
 pub use link::{decapsulate_link, LinkType};
