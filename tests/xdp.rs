@@ -7,7 +7,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use common::privileged;
 use vxdecap::steer::{Steering, XdpCounter};
-use vxdecap::wire::build::{inner_ipv4_udp_frame, InnerIpv4Udp, VxlanFrameBuilder};
+use vxdecap::wire::build::{
+    inner_ipv4_udp_frame, GeneveFrameBuilder, InnerIpv4Udp, VxlanFrameBuilder,
+};
 use vxdecap::wire::PortSet;
 
 const XDP_PASS: u32 = 2;
@@ -298,4 +300,64 @@ fn fragments_follow_their_first_fragment_when_reassembly_is_on() {
     );
     assert_eq!(run(&steering, "allowed first", &first), steered);
     assert_eq!(run(&steering, "allowed later", &later), steered);
+}
+
+/// A GENEVE frame from 10.0.2.4 with VNI `vni` to `port`, carrying the inner frame.
+fn geneve(port: u16, vni: u32) -> Vec<u8> {
+    GeneveFrameBuilder::new()
+        .outer(|o| {
+            o.outer_src_ip(Ipv4Addr::new(10, 0, 2, 4))
+                .outer_dst_ip(Ipv4Addr::new(10, 1, 1, 4))
+                .udp_dst_port(port)
+        })
+        .vni(vni)
+        .aws_gwlb(1, 2, 3)
+        .payload(&inner())
+        .build()
+        .expect("GENEVE frame")
+}
+
+#[test]
+fn geneve_ports_are_steered_and_its_vnis_allowlisted() {
+    use vxdecap::steer::allow::{parse_vnis, Allowlist};
+    if !privileged("XDP GENEVE steering") {
+        return;
+    }
+    let steered = (XDP_PASS, XdpCounter::PassNoSocket);
+    let not_ours = (XDP_PASS, XdpCounter::PassPort);
+    // The default ports: VXLAN 4789 and GENEVE 6081.
+    let steering = Steering::load("lo", &PortSet::default()).expect("load");
+    assert_eq!(decide(&steering, &geneve(6081, 7)), steered);
+    assert_eq!(decide(&steering, &geneve(6082, 7)), not_ours);
+    let v6 = GeneveFrameBuilder::new()
+        .outer(|o| {
+            o.outer_src_ip("fd00::4".parse::<Ipv6Addr>().unwrap())
+                .outer_dst_ip("fd00::1:4".parse::<Ipv6Addr>().unwrap())
+        })
+        .payload(&inner())
+        .build()
+        .expect("frame");
+    assert_eq!(decide(&steering, &v6), steered);
+    // --geneve-port 6082 (repeatable) replaces 6081; none turns GENEVE off.
+    let ports = PortSet::default()
+        .with_geneve(&[6082, 7000])
+        .expect("ports");
+    let mut steering = Steering::load("lo", &ports).expect("load");
+    assert_eq!(decide(&steering, &geneve(6081, 7)), not_ours);
+    assert_eq!(decide(&steering, &geneve(6082, 7)), steered);
+    assert_eq!(decide(&steering, &geneve(7000, 7)), steered);
+    assert_eq!(decide(&steering, &build(v4())), steered, "VXLAN still");
+    let off = PortSet::default().with_geneve(&[]).expect("none");
+    let steering_off = Steering::load("lo", &off).expect("load");
+    assert_eq!(decide(&steering_off, &geneve(6081, 7)), not_ours);
+    // The VNI allowlist reads GENEVE's VNI (bytes 4..6, as VXLAN's).
+    let mut allow = Allowlist::default();
+    allow.add_vnis(parse_vnis("7,800").unwrap()).unwrap();
+    steering.set_allowlist(&allow).expect("allowlist");
+    assert_eq!(decide(&steering, &geneve(6082, 7)), steered);
+    assert_eq!(decide(&steering, &geneve(7000, 800)), steered);
+    assert_eq!(
+        decide(&steering, &geneve(6082, 8)),
+        (XDP_DROP, XdpCounter::DropVni)
+    );
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (MIT OR Apache-2.0) AND GPL-2.0-only
 /*
  * vxdecap steering program: send UDP datagrams for the configured
- * VXLAN ports to the AF_XDP socket of the rx queue they arrived on,
+ * VXLAN and GENEVE ports to the AF_XDP socket of the rx queue they arrived on,
  * and pass everything else to the kernel so management traffic keeps
  * working. The worker in user space validates and decapsulates; this
  * program only steers, so it stays small and cheap.
@@ -24,6 +24,8 @@
 /* Set by the loader before the program is loaded (rodata). Ports in host order. */
 const volatile __u16 vxd_ports[VXD_MAX_PORTS] = { 4789 };
 const volatile __u32 vxd_port_count = 1;
+const volatile __u16 vxd_geneve_ports[VXD_MAX_PORTS] = { 6081 };
+const volatile __u32 vxd_geneve_port_count = 1;
 /* 1: outer IPv4 fragments of steered datagrams go to AF_XDP for reassembly. */
 const volatile __u32 vxd_steer_fragments = 0;
 
@@ -122,12 +124,18 @@ static __always_inline int parse_ethernet(struct cursor *c)
 	return proto;
 }
 
+/* The tunnel a port carries: VXD_TUNNEL_VXLAN, VXD_TUNNEL_GENEVE, or 0 when not configured. */
 static __always_inline int port_configured(__u16 port)
 {
 #pragma unroll
 	for (int i = 0; i < VXD_MAX_PORTS; i++) {
 		if (i < vxd_port_count && vxd_ports[i] == port)
-			return 1;
+			return VXD_TUNNEL_VXLAN;
+	}
+#pragma unroll
+	for (int i = 0; i < VXD_MAX_PORTS; i++) {
+		if (i < vxd_geneve_port_count && vxd_geneve_ports[i] == port)
+			return VXD_TUNNEL_GENEVE;
 	}
 	return 0;
 }
@@ -138,7 +146,7 @@ static __always_inline int port_configured(__u16 port)
  * XSKMAP), the record is taken off again and the kernel gets the frame as
  * it arrived.
  */
-static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 qid, __u32 vxlan_offset)
+static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 qid, __u32 where)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct vxd_rx_meta *meta;
@@ -152,7 +160,8 @@ static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 qid, __u
 	}
 	meta->rx_ns = now;
 	meta->magic = VXD_META_MAGIC;
-	meta->vxlan_offset = vxlan_offset;
+	meta->vxlan_offset = where & 0xffff;
+	meta->tunnel = where >> 16;
 	meta->reserved = 0;
 	/* Flags 0: a missing socket returns XDP_ABORTED rather than passing the record on. */
 	if (bpf_redirect_map(&vxd_xsks, qid, 0) == XDP_REDIRECT)
@@ -188,8 +197,8 @@ static __always_inline int source_allowed_v6(struct vxd_filter *f, struct ipv6hd
 	return bpf_map_lookup_elem(&vxd_allow_v6, &key) != 0;
 }
 
-/* 1 unless the VNI allowlist is on and the VXLAN header at `vxlan` (when it
- * is all there) carries a VNI outside it. */
+/* 1 unless the VNI allowlist is on and the VXLAN or GENEVE header at `vxlan`
+ * (when it is all there) carries a VNI outside it: both keep it in bytes 4..6. */
 static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *end)
 {
 	__u32 vni;
@@ -202,25 +211,27 @@ static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *
 	return bpf_map_lookup_elem(&vxd_allow_vni, &vni) != 0;
 }
 
-static __always_inline int steer(struct xdp_md *ctx, __u32 vxlan_offset)
+static __always_inline int steer(struct xdp_md *ctx, __u32 where)
 {
 	/* Without a socket on this queue the frame goes to the kernel untouched. */
 	__u32 qid = ctx->rx_queue_index;
 
 	if (!bpf_map_lookup_elem(&vxd_xsks, &qid))
 		return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
-	return redirect_with_meta(ctx, qid, vxlan_offset);
+	return redirect_with_meta(ctx, qid, where);
 }
 
 /* Checks the UDP header at `c` against the ports; returns -1 to go on
- * steering, else the action to return. */
-static __always_inline int check_port(struct cursor *c)
+ * steering (`*tunnel` then says which tunnel the port carries), else the
+ * action to return. */
+static __always_inline int check_port(struct cursor *c, __u32 *tunnel)
 {
 	struct udphdr *udp = c->pos;
 
 	if ((void *)(udp + 1) > c->end)
 		return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
-	if (!port_configured(bpf_ntohs(udp->dest)))
+	*tunnel = port_configured(bpf_ntohs(udp->dest));
+	if (!*tunnel)
 		return count(VXD_CTR_PASS_PORT, XDP_PASS);
 	return -1;
 }
@@ -252,13 +263,14 @@ static __always_inline int steer_fragment(struct xdp_md *ctx, struct vxd_filter 
 					  struct iphdr *ip, struct cursor *c)
 {
 	struct vxd_frag_key key = { .saddr = ip->saddr, .daddr = ip->daddr, .id = ip->id };
+	__u32 tunnel = 0;
 	__u8 one = 1;
 	int verdict;
 
 	if (!vxd_steer_fragments)
 		return count(VXD_CTR_PASS_FRAGMENT, XDP_PASS);
 	if ((ip->frag_off & bpf_htons(IPV4_OFFSET_MASK)) == 0) {
-		verdict = check_port(c);
+		verdict = check_port(c, &tunnel);
 		if (verdict < 0 && !source_allowed_v4(f, ip->saddr))
 			verdict = count(VXD_CTR_DROP_SOURCE, XDP_DROP);
 		if (verdict < 0)
@@ -281,6 +293,7 @@ int vxdecap_steer(struct xdp_md *ctx)
 	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
 	struct vxd_filter *f = filter();
 	int proto = parse_ethernet(&c);
+	__u32 tunnel = 0;
 	int verdict;
 
 	if (proto < 0)
@@ -299,7 +312,7 @@ int vxdecap_steer(struct xdp_md *ctx)
 		c.pos = (void *)ip + ihl;
 		if (ip->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))
 			return steer_fragment(ctx, f, ip, &c);
-		verdict = check_port(&c);
+		verdict = check_port(&c, &tunnel);
 		if (verdict >= 0)
 			return verdict;
 		if (!source_allowed_v4(f, ip->saddr))
@@ -313,7 +326,7 @@ int vxdecap_steer(struct xdp_md *ctx)
 		if (ip6->nexthdr != IPPROTO_UDP)
 			return count(VXD_CTR_PASS_NOT_UDP, XDP_PASS);
 		c.pos = ip6 + 1;
-		verdict = check_port(&c);
+		verdict = check_port(&c, &tunnel);
 		if (verdict >= 0)
 			return verdict;
 		if (!source_allowed_v6(f, ip6))
@@ -324,7 +337,7 @@ int vxdecap_steer(struct xdp_md *ctx)
 	verdict = check_vni(f, &c);
 	if (verdict >= 0)
 		return verdict;
-	return steer(ctx, c.pos + sizeof(struct udphdr) - (void *)(long)ctx->data);
+	return steer(ctx, VXD_WHERE(c.pos + sizeof(struct udphdr) - (void *)(long)ctx->data, tunnel));
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -24,13 +24,20 @@
 struct vxd_rx_meta {
 	__u64 rx_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
 	__u32 magic;        /* VXD_META_MAGIC */
-	__u16 vxlan_offset; /* bytes from the Ethernet header to the VXLAN header */
-	__u16 reserved;
+	__u16 vxlan_offset; /* bytes from the Ethernet header to the tunnel (VXLAN or GENEVE) header */
+	__u8 tunnel;        /* VXD_TUNNEL_*: which header is there */
+	__u8 reserved;
 };
 #define VXD_META_LEN 16
 _Static_assert(sizeof(struct vxd_rx_meta) == VXD_META_LEN, "vxd_rx_meta layout");
 /* "VXDM" read as a little-endian u32. */
 #define VXD_META_MAGIC 1296324694
+/* vxd_rx_meta.tunnel: not known (a fragment after the first), VXLAN, GENEVE. */
+#define VXD_TUNNEL_UNKNOWN 0
+#define VXD_TUNNEL_VXLAN 1
+#define VXD_TUNNEL_GENEVE 2
+/* Where the tunnel header is, and which, as one value for steer(). */
+#define VXD_WHERE(offset, tunnel) ((__u32)(offset) | ((__u32)(tunnel) << 16))
 
 /* Entries of the allowlist maps (sources per family, VNIs) and of the fragment table. */
 #define VXD_MAX_ALLOW_SOURCES 1024
@@ -67,12 +74,12 @@ enum vxd_counter {
 	VXD_CTR_PASS_NO_SOCKET,     /* matched, but no socket is bound on this queue */
 	VXD_CTR_PASS_NOT_IP,        /* not IPv4/IPv6 (ARP, LLDP, ...) */
 	VXD_CTR_PASS_NOT_UDP,       /* IP, but not UDP (TCP, ICMP, ...) */
-	VXD_CTR_PASS_PORT,          /* UDP to a port that is not configured */
+	VXD_CTR_PASS_PORT,          /* UDP to a port that is not configured (VXLAN or GENEVE) */
 	VXD_CTR_PASS_FRAGMENT,      /* outer IPv4 fragment (left to the kernel) */
 	VXD_CTR_PASS_MALFORMED,     /* headers cut short or invalid */
 	VXD_CTR_PASS_NO_HEADROOM,   /* no room in front of the frame for the vxd_rx_meta record */
 	VXD_CTR_DROP_SOURCE,        /* VXLAN from a source outside the allowlist: dropped */
-	VXD_CTR_DROP_VNI,           /* VXLAN with a VNI outside the allowlist: dropped */
+	VXD_CTR_DROP_VNI,           /* VXLAN or GENEVE with a VNI outside the allowlist: dropped */
 	VXD_CTR_FRAGMENT_STEERED,   /* outer IPv4 fragment sent to AF_XDP for reassembly (also counted as redirected) */
 	VXD_CTR_COUNT,
 };

@@ -3,9 +3,9 @@
 //! written in the host's byte order (little-endian on every target vxdecap runs on).
 //!
 //! ```text
-//!  0               8       12      14      16
-//! | rx_ns (u64)   | magic | vxlan | (res.) | the frame as received …
-//!                   "VXDM"  offset
+//!  0               8       12      14       15       16
+//! | rx_ns (u64)   | magic | offset | tunnel | (res.) | the frame as received …
+//!                   "VXDM"
 //! ```
 //!
 //! [`RxMeta::split`] reads the record and returns the frame behind it, or `None` when the
@@ -18,8 +18,12 @@
 pub struct RxMeta {
     /// Receive time in XDP, CLOCK_MONOTONIC nanoseconds.
     pub rx_ns: u64,
-    /// Bytes from the Ethernet header to the VXLAN header, as the program parsed them.
+    /// Bytes from the Ethernet header to the tunnel (VXLAN or GENEVE) header, as the program
+    /// parsed them (0: not known, for a fragment).
     pub vxlan_offset: u16,
+    /// Which tunnel header is there: [`RxMeta::TUNNEL_VXLAN`], [`RxMeta::TUNNEL_GENEVE`], or 0
+    /// (not known, for a fragment).
+    pub tunnel: u8,
 }
 
 mod field {
@@ -28,6 +32,7 @@ mod field {
     pub(super) const RX_NS: Field = 0..8;
     pub(super) const MAGIC: Field = 8..12;
     pub(super) const VXLAN_OFFSET: Field = 12..14;
+    pub(super) const TUNNEL: usize = 14;
 }
 
 impl RxMeta {
@@ -35,6 +40,10 @@ impl RxMeta {
     pub const LEN: usize = 16;
     /// `"VXDM"` as a little-endian u32.
     pub const MAGIC: u32 = u32::from_le_bytes(*b"VXDM");
+    /// `tunnel`: a VXLAN header.
+    pub const TUNNEL_VXLAN: u8 = 1;
+    /// `tunnel`: a GENEVE header.
+    pub const TUNNEL_GENEVE: u8 = 2;
 
     /// Splits a redirected frame into its record and the frame as received;
     /// `None` when the record is missing (the frame then is all of `data`).
@@ -54,6 +63,7 @@ impl RxMeta {
             Self {
                 rx_ns: u64::from_le_bytes(rx),
                 vxlan_offset: u16::from_le_bytes(offset),
+                tunnel: head[field::TUNNEL],
             },
             frame,
         ))
@@ -65,6 +75,7 @@ impl RxMeta {
         out[field::RX_NS].copy_from_slice(&self.rx_ns.to_le_bytes());
         out[field::MAGIC].copy_from_slice(&Self::MAGIC.to_le_bytes());
         out[field::VXLAN_OFFSET].copy_from_slice(&self.vxlan_offset.to_le_bytes());
+        out[field::TUNNEL] = self.tunnel;
         out
     }
 }
@@ -74,9 +85,9 @@ mod tests {
     use super::*;
 
     /// A record as the XDP program writes it on x86-64: rx_ns 0x0102030405060708, magic
-    /// "VXDM", VXLAN header 42 bytes in, two reserved bytes.
+    /// "VXDM", a GENEVE header 42 bytes in, one reserved byte.
     const RECORD: [u8; 16] = [
-        0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, b'V', b'X', b'D', b'M', 42, 0, 0, 0,
+        0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, b'V', b'X', b'D', b'M', 42, 0, 2, 0,
     ];
 
     #[test]
@@ -86,6 +97,7 @@ mod tests {
         let (meta, frame) = RxMeta::split(&data).expect("a record");
         assert_eq!(meta.rx_ns, 0x0102_0304_0506_0708);
         assert_eq!(meta.vxlan_offset, 42);
+        assert_eq!(meta.tunnel, RxMeta::TUNNEL_GENEVE);
         assert_eq!(frame, b"frame");
     }
 
@@ -94,6 +106,7 @@ mod tests {
         let meta = RxMeta {
             rx_ns: 0x0102_0304_0506_0708,
             vxlan_offset: 42,
+            tunnel: RxMeta::TUNNEL_GENEVE,
         };
         assert_eq!(meta.to_bytes(), RECORD);
     }

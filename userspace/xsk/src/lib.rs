@@ -289,6 +289,32 @@ impl UmemView {
         // borrows the token, which therefore cannot be recycled meanwhile.
         unsafe { self.umem.data(&frame.desc) }.contents()
     }
+
+    /// Writes `bytes` over `frame`'s bytes from `at` (a synthetic header over headers
+    /// already read); false, writing nothing, when they do not fit or the frame belongs to
+    /// another UMEM.
+    #[inline]
+    pub fn write_at(&self, frame: &mut RxFrame, at: usize, bytes: &[u8]) -> bool {
+        if frame.umem != self.id {
+            return false;
+        }
+        // SAFETY: as in `bytes`, the token came off this UMEM's RX ring, so its descriptor
+        // lies in this UMEM and the kernel does not write the frame while the token exists.
+        // The token is borrowed mutably for the write, and tokens are neither Clone nor
+        // Copy, so no other slice of this frame (shared or mutable) exists meanwhile: leased
+        // frames are read only through tokens a batch owns.
+        let mut data = unsafe { self.umem.data_mut(&mut frame.desc) };
+        match data
+            .contents_mut()
+            .get_mut(at..at.saturating_add(bytes.len()))
+        {
+            Some(slot) => {
+                slot.copy_from_slice(bytes);
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// One AF_XDP socket bound to one rx queue, with its own UMEM.

@@ -477,7 +477,7 @@ mod tests {
             outer_src: IpAddr::V4(Ipv4Addr::from(src)),
             outer_dst: IpAddr::V4(Ipv4Addr::new(10, 1, 1, 4)),
             outer_src_port: sport,
-            queue: 0,
+            ..FrameMeta::default()
         }
     }
 

@@ -117,6 +117,16 @@ pub(crate) struct OutputArgs {
     /// UDP destination port carrying VXLAN (repeatable; default 4789).
     #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,
+    /// UDP destination port carrying GENEVE (repeatable; default 6081).
+    #[arg(long = "geneve-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub geneve_ports: Vec<u16>,
+    /// The cloud's mirror format, setting the ports: azure-vtap, azure-gwlb, aws-mirror,
+    /// aws-gwlb or gcp (--port and --geneve-port win).
+    #[arg(long, value_name = "PRESET")]
+    pub cloud: Option<String>,
+    /// Most tunnels peeled from one frame (GENEVE around VXLAN is 2; default 2).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub max_tunnel_depth: Option<u8>,
     /// Inner filter: a tcpdump filter expression applied to the inner frames
     /// (words are joined with spaces, as in tcpdump), e.g. `tcp port 80`.
     #[arg(value_name = "EXPRESSION")]

@@ -263,7 +263,7 @@ fn decap(args: DecapArgs) -> anyhow::Result<ExitCode> {
     for warning in settings.warnings() {
         eprintln!("vxdecap: warning: {warning}");
     }
-    let ports = ports(&settings.ports)?;
+    let ports = settings.port_set().map_err(|e| usage(e.to_string()))?;
     if settings.uses_tap() {
         require_root("--tap")?;
     }
@@ -307,6 +307,19 @@ fn settings(output: &OutputArgs) -> anyhow::Result<Settings> {
     };
     if !output.ports.is_empty() {
         settings.ports.clone_from(&output.ports);
+    }
+    if !output.geneve_ports.is_empty() {
+        settings.geneve_ports = Some(output.geneve_ports.clone());
+    }
+    if let Some(cloud) = &output.cloud {
+        settings.cloud = Some(
+            cloud
+                .parse()
+                .map_err(|e: String| usage(format!("--cloud: {e}")))?,
+        );
+    }
+    if output.max_tunnel_depth.is_some() {
+        settings.max_depth = output.max_tunnel_depth;
     }
     if !output.filter.is_empty() {
         settings.filter = Some(output.filter.join(" "));

@@ -22,6 +22,10 @@ use crate::steer::allow::{parse_vnis, Allowlist};
 pub(super) struct ConfigFile {
     pub(super) interface: Option<String>,
     pub(super) ports: Option<Vec<u16>>,
+    pub(super) geneve_ports: Option<Vec<u16>>,
+    pub(super) cloud: Option<String>,
+    #[serde(rename = "max_tunnel_depth")]
+    pub(super) max_depth: Option<u8>,
     pub(super) queues: Option<ListValue>,
     pub(super) cpus: Option<ListValue>,
     pub(super) mode: Option<String>,

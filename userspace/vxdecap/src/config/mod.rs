@@ -23,6 +23,7 @@
 //! ```
 
 mod checks;
+pub mod cloud;
 mod file;
 
 use std::fmt::Write as _;
@@ -56,6 +57,27 @@ impl From<ParseError> for ConfigError {
     }
 }
 
+/// `VXLAN 4789, GENEVE 6081, depth 2`, with the preset first when there is one.
+pub fn describe_ports(ports: &PortSet, cloud: Option<cloud::Cloud>) -> String {
+    let join = |list: &[u16]| {
+        list.iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let geneve = if ports.geneve().is_empty() {
+        "off".to_owned()
+    } else {
+        join(ports.geneve())
+    };
+    format!(
+        "{}VXLAN {}, GENEVE {geneve}, tunnel depth {}",
+        cloud.map_or(String::new(), |c| format!("cloud {c}: ")),
+        join(ports.as_slice()),
+        ports.max_depth()
+    )
+}
+
 fn err(msg: impl Into<String>) -> ConfigError {
     ConfigError(msg.into())
 }
@@ -65,8 +87,14 @@ fn err(msg: impl Into<String>) -> ConfigError {
 pub struct Settings {
     /// Capture interface.
     pub interface: Option<String>,
-    /// VXLAN UDP ports (empty: 4789).
+    /// VXLAN UDP ports (empty: the preset's, else 4789).
     pub ports: Vec<u16>,
+    /// GENEVE UDP ports (`None`: the preset's, else 6081; empty: GENEVE off).
+    pub geneve_ports: Option<Vec<u16>>,
+    /// `--cloud`: the mirror format's preset.
+    pub cloud: Option<cloud::Cloud>,
+    /// Most tunnels peeled from one frame (`None`: 2).
+    pub max_depth: Option<u8>,
     /// Rx queues (`None`: all).
     pub queues: Option<Written<QueueSelection>>,
     /// Worker CPUs, in queue order.
@@ -117,7 +145,7 @@ impl Settings {
                 .unwrap_or_default();
             // The list of keys helps with a misspelt one, not a bad value.
             let keys = if what.contains("unknown field") {
-                " (keys: interface, ports, queues, cpus, mode, metrics, lossless, filter, tap, [output], [allow], [[route]]; see examples/vxdecap.toml)"
+                " (keys: interface, ports, geneve_ports, cloud, max_tunnel_depth, queues, cpus, mode, metrics, lossless, filter, tap, [output], [allow], [[route]]; see examples/vxdecap.toml)"
             } else {
                 ""
             };
@@ -159,6 +187,12 @@ impl Settings {
             allow_file,
             interface: file.interface,
             ports: file.ports.unwrap_or_default(),
+            geneve_ports: file.geneve_ports,
+            cloud: file
+                .cloud
+                .map(|c| c.parse().map_err(|e: String| err(format!("cloud = {e}"))))
+                .transpose()?,
+            max_depth: file.max_depth,
             queues: file.queues.map(|q| q.queues("--queues")).transpose()?,
             cpus: file.cpus.map(|c| c.cpus("--cpus")).transpose()?,
             mode,
@@ -204,9 +238,8 @@ impl Settings {
             err("no interface: give -i IFACE or interface = \"…\" in the --config file")
         })?;
         let mut config = CaptureConfig::new(interface);
-        if !self.ports.is_empty() {
-            config.ports = PortSet::new(&self.ports).map_err(|e| err(format!("--port: {e}")))?;
-        }
+        config.ports = self.port_set()?;
+        config.cloud = self.cloud;
         config.queues = self
             .queues
             .as_ref()
@@ -325,21 +358,56 @@ impl Settings {
                 .any(|r| matches!(r.target, RouteTarget::Tap(_)))
     }
 
+    /// The tunnel ports and depth limit: `--port`/`--geneve-port` (or the file's), else the
+    /// `--cloud` preset's, else 4789 and 6081.
+    pub fn port_set(&self) -> Result<PortSet, ConfigError> {
+        let preset = self.cloud;
+        let vxlan: &[u16] = match (self.ports.as_slice(), preset) {
+            ([], Some(cloud)) => cloud.vxlan_ports(),
+            ([], None) => &[vxdecap_wire::VXLAN_PORT],
+            (ports, _) => ports,
+        };
+        let mut set = PortSet::new(vxlan).map_err(|e| err(format!("--port: {e}")))?;
+        let geneve = match (&self.geneve_ports, preset) {
+            (Some(ports), _) => Some(ports.as_slice()),
+            (None, Some(cloud)) => Some(cloud.geneve_ports()),
+            (None, None) => None,
+        };
+        if let Some(geneve) = geneve {
+            set = set
+                .with_geneve(geneve)
+                .map_err(|e| err(format!("--geneve-port: {e}")))?;
+        }
+        if let Some(depth) = self.max_depth {
+            if !(1..=vxdecap_wire::MAX_DEPTH).contains(&depth) {
+                return Err(err(format!(
+                    "--max-tunnel-depth {depth}: give 1 to {}",
+                    vxdecap_wire::MAX_DEPTH
+                )));
+            }
+            set = set.with_max_depth(depth);
+        }
+        Ok(set)
+    }
+
+    /// The tunnel setup in one line: preset, VXLAN and GENEVE ports, depth limit.
+    pub fn describe_tunnels(&self) -> Result<String, ConfigError> {
+        Ok(describe_ports(&self.port_set()?, self.cloud))
+    }
+
     /// The effective setup, one item a line, as `check-config` prints it.
     pub fn render(&self) -> String {
         let mut out = String::new();
         let or = |v: &Option<String>, d: &str| v.clone().unwrap_or_else(|| d.to_owned());
         let _ = writeln!(out, "interface: {}", or(&self.interface, "(none: give -i)"));
-        let ports = if self.ports.is_empty() {
-            "4789".to_owned()
-        } else {
-            self.ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+        let ports = match self.port_set() {
+            Ok(set) => describe_ports(&set, None),
+            Err(e) => e.to_string(),
         };
         let _ = writeln!(out, "ports: {ports}");
+        if let Some(cloud) = self.cloud {
+            let _ = writeln!(out, "cloud: {cloud} ({})", cloud.describe());
+        }
         let _ = writeln!(
             out,
             "queues: {}",
@@ -467,6 +535,47 @@ mod tests {
 
     use super::*;
     use crate::analyzer::OutputFormat;
+
+    #[test]
+    fn tunnel_ports_come_from_flags_then_the_preset_then_the_defaults() {
+        let set = |toml: &str| Settings::from_toml(toml).expect("parses").port_set();
+        let default = set("").expect("ports");
+        assert_eq!(
+            (default.as_slice(), default.geneve()),
+            (&[4789][..], &[6081][..])
+        );
+        assert_eq!(default.max_depth(), 2);
+        let azure = set("cloud = \"azure-gwlb\"").expect("ports");
+        assert_eq!(azure.as_slice(), &[10800, 10801]);
+        assert!(azure.geneve().is_empty());
+        let aws = set("cloud = \"aws-gwlb\"\nports = [4789, 8472]").expect("ports");
+        assert_eq!(
+            (aws.as_slice(), aws.geneve()),
+            (&[4789, 8472][..], &[6081][..])
+        );
+        let own = set("cloud = \"gcp\"\ngeneve_ports = [7000, 7001]\nmax_tunnel_depth = 3")
+            .expect("ports");
+        assert_eq!((own.geneve(), own.max_depth()), (&[7000, 7001][..], 3));
+        let off = set("geneve_ports = []").expect("ports");
+        assert!(off.geneve().is_empty());
+        let both = set("ports = [6081]\ngeneve_ports = [6081]").expect_err("clash");
+        assert!(both.to_string().contains("both VXLAN and GENEVE"), "{both}");
+        let deep = set("max_tunnel_depth = 9").expect_err("too deep");
+        assert!(deep.to_string().contains("1 to 4"), "{deep}");
+        let unknown = Settings::from_toml("cloud = \"azure\"").expect_err("unknown");
+        assert!(unknown.to_string().contains("azure-vtap"), "{unknown}");
+        let shown = Settings::from_toml("cloud = \"aws-gwlb\"")
+            .expect("ok")
+            .render();
+        assert!(
+            shown.contains("ports: VXLAN 4789, GENEVE 6081, tunnel depth 2"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("cloud: aws-gwlb (AWS Gateway Load Balancer"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn every_key_is_read() {

@@ -12,6 +12,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::Range;
 
+use vxdecap_wire::{GeneveLayer, Tunnel};
 use vxdecap_xsk::{RxFrame, UmemView};
 
 /// What is known about an inner frame besides its bytes.
@@ -31,6 +32,16 @@ pub struct FrameMeta {
     pub outer_src_port: u16,
     /// Rx queue the frame arrived on (0 offline).
     pub queue: u16,
+    /// Outer UDP destination port (tells Azure Gateway Load Balancer's internal tunnel from
+    /// its external one).
+    pub outer_dst_port: u16,
+    /// The tunnel that carried the frame (the innermost peeled); `vni` is its VNI.
+    pub tunnel: Tunnel,
+    /// The GENEVE header peeled, when one was: its VNI, flags and the AWS Gateway Load
+    /// Balancer options (endpoint id, attachment id, flow cookie) as typed fields. Around a
+    /// VXLAN tunnel (AWS Traffic Mirroring into a Gateway Load Balancer endpoint), both
+    /// identities are kept: this layer and `vni`.
+    pub geneve: Option<GeneveLayer>,
 }
 
 impl Default for FrameMeta {
@@ -43,6 +54,9 @@ impl Default for FrameMeta {
             outer_dst: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             outer_src_port: 0,
             queue: 0,
+            outer_dst_port: 0,
+            tunnel: Tunnel::Vxlan,
+            geneve: None,
         }
     }
 }
@@ -188,12 +202,22 @@ impl InnerBatch {
     /// returns the bytes kept, 0 when the batch is full.
     #[inline]
     pub fn push_copy(&mut self, bytes: &[u8], meta: FrameMeta) -> usize {
+        self.push_copy_prefixed(&[], bytes, meta)
+    }
+
+    /// Adds a copy of `prefix` then `bytes` as one frame (a synthetic Ethernet header and a
+    /// bare IP packet), cut to the buffer as [`push_copy`](Self::push_copy) does.
+    #[inline]
+    pub fn push_copy_prefixed(&mut self, prefix: &[u8], bytes: &[u8], meta: FrameMeta) -> usize {
         if self.is_full() {
             return 0;
         }
         let start = self.copies.len();
-        let kept = bytes.len().min(self.copies.capacity() - start);
-        self.copies.extend_from_slice(&bytes[..kept]);
+        let room = self.copies.capacity() - start;
+        let head = prefix.len().min(room);
+        self.copies.extend_from_slice(&prefix[..head]);
+        let kept = head + bytes.len().min(room - head);
+        self.copies.extend_from_slice(&bytes[..kept - head]);
         self.entries.push(Entry {
             slot: COPIED | start as u32,
             start: 0,

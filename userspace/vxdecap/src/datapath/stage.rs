@@ -12,7 +12,10 @@ use std::sync::Arc;
 
 use vxdecap_wire::link::link_payload;
 use vxdecap_wire::reassembly::{Push, Reassembler};
-use vxdecap_wire::{decapsulate, decapsulate_link, LinkType, PortSet, Reject, RxMeta};
+use vxdecap_wire::{
+    decapsulate, decapsulate_link, synthetic_ethernet, GeneveLayer, LinkType, PortSet, Reject,
+    RxMeta, Tunnel,
+};
 use vxdecap_xsk::{RxFrame, UmemView};
 
 use crate::analyzer::MAX_ANALYZERS;
@@ -118,6 +121,8 @@ pub struct DecapStage {
     /// An outer fragment of a capture without Ethernet (offline), given an
     /// Ethernet header for the reassembler; reused.
     relinked: Vec<u8>,
+    /// The inline load balancer warning was given (once per worker).
+    warned_inline: bool,
 }
 
 /// Bytes each live batch keeps for reassembled frames, which are not in
@@ -165,6 +170,7 @@ impl DecapStage {
             allow: None,
             yield_after_batch: false,
             relinked: Vec::new(),
+            warned_inline: false,
         }
     }
 
@@ -302,7 +308,7 @@ impl DecapStage {
     /// Handles one redirected frame (the XDP program's receive record, then
     /// the outer frame) leased from the UMEM `view` maps.
     #[inline]
-    pub fn handle_leased(&mut self, frame: RxFrame, view: &UmemView, clock: &RxClock) {
+    pub fn handle_leased(&mut self, mut frame: RxFrame, view: &UmemView, clock: &RxClock) {
         let data = view.bytes(&frame);
         let (timestamp_ns, outer, skip) = if let Some((meta, outer)) = RxMeta::split(data) {
             (clock.wall(meta.rx_ns), outer, RxMeta::LEN)
@@ -327,9 +333,15 @@ impl DecapStage {
                 return;
             }
         };
-        let len = decap.inner.len();
-        let start = skip + decap.inner_offset;
+        let len = decap.frame_len();
+        let start = skip + decap.frame_offset();
+        let bare_ip = decap.bare_ip;
         let meta = self.meta(&decap, timestamp_ns, 0);
+        if let Some(ethertype) = bare_ip {
+            // A bare IP payload: its synthetic Ethernet header goes over the end of the
+            // GENEVE header, already read, so the frame stays a lease (no copy).
+            Self::write_synthetic(view, &mut frame, start, ethertype);
+        }
         self.stats.add(StageCounter::Delivered, 1);
         self.stats.add(StageCounter::DeliveredBytes, len as u64);
         // Too many frames out: the fill ring must keep enough to receive into.
@@ -455,7 +467,7 @@ impl DecapStage {
                 let allow = allow.load();
                 let refused = if !allow.allows_source(decap.outer_src) {
                     Some(StageCounter::FragmentSourceNotAllowed)
-                } else if !allow.allows_vni(decap.vni) {
+                } else if !allow.allows_vni(decap.outer_vni()) {
                     Some(StageCounter::FragmentVniNotAllowed)
                 } else {
                     None
@@ -466,14 +478,19 @@ impl DecapStage {
                 }
             }
         }
-        let len = decap.inner.len();
+        let len = decap.frame_len();
         let meta = self.meta(&decap, timestamp_ns, missing);
         self.stats.add(StageCounter::Delivered, 1);
         let Some(batch) = self.batch_for(Some(len)).and_then(Arc::get_mut) else {
             self.skip_all(1);
             return;
         };
-        let kept = batch.push_copy(decap.inner, meta);
+        let kept = match decap.bare_ip {
+            None => batch.push_copy(decap.inner, meta),
+            Some(ethertype) => {
+                batch.push_copy_prefixed(&synthetic_ethernet(ethertype), decap.inner, meta)
+            }
+        };
         if kept < len {
             self.stats.add(StageCounter::TruncatedToSlot, 1);
         }
@@ -489,10 +506,14 @@ impl DecapStage {
         missing: usize,
     ) -> FrameMeta {
         self.vnis.add(decap.vni);
+        if let Some(layer) = &decap.geneve {
+            self.geneve_layer(layer, decap.tunnel);
+        }
         // A mirror that cut the inner packet (AWS PacketLength, the target's
         // MTU) leaves the inner IP length saying more than the frame holds.
-        let orig_len = decap.inner_orig_len().max(decap.inner.len() + missing);
-        if orig_len > decap.inner.len() {
+        let frame_len = decap.frame_len();
+        let orig_len = decap.inner_orig_len().max(frame_len + missing);
+        if orig_len > frame_len {
             self.stats.add(StageCounter::TruncatedMirror, 1);
         }
         FrameMeta {
@@ -503,7 +524,44 @@ impl DecapStage {
             outer_dst: decap.outer_dst,
             outer_src_port: decap.outer_src_port,
             queue: self.queue,
+            outer_dst_port: decap.outer_dst_port,
+            tunnel: decap.tunnel,
+            geneve: decap.geneve,
         }
+    }
+
+    /// Counts what a GENEVE header said that the frame does not show: a critical option
+    /// (not obeyed), malformed options, and the inline load balancer path (AWS options with
+    /// no Traffic Mirroring VXLAN inside), which is also warned about once.
+    #[cold]
+    fn geneve_layer(&mut self, layer: &GeneveLayer, tunnel: Tunnel) {
+        if layer.critical {
+            self.stats.add(StageCounter::GeneveCritical, 1);
+        }
+        if layer.options_malformed {
+            self.stats.add(StageCounter::GeneveOptionsMalformed, 1);
+        }
+        if tunnel == Tunnel::Geneve && layer.gwlb.is_present() {
+            self.stats.add(StageCounter::GwlbInline, 1);
+            if !self.warned_inline {
+                self.warned_inline = true;
+                tracing::warn!(
+                    queue = self.queue,
+                    endpoint_id = layer.gwlb.endpoint_id.map(|id| format!("{id:#018x}")),
+                    "GENEVE with AWS Gateway Load Balancer options and no Traffic Mirroring \
+                     VXLAN inside: this is the inline load balancer path, whose packets the \
+                     load balancer expects back; vxdecap does not return them, so the traffic \
+                     it steers here is blackholed (counted as gwlb_inline)"
+                );
+            }
+        }
+    }
+
+    /// Writes the synthetic Ethernet header of a bare IP payload at `at` in a leased frame.
+    #[cold]
+    fn write_synthetic(view: &UmemView, frame: &mut RxFrame, at: usize, ethertype: u16) {
+        // `at` lies 14 bytes before the payload, after the UDP and GENEVE headers.
+        view.write_at(frame, at, &synthetic_ethernet(ethertype));
     }
 
     /// The batch to add a frame to (a lease, or a copy of `copy` bytes): the

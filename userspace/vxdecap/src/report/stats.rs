@@ -41,9 +41,18 @@ pub enum StageCounter {
     FragmentVniNotAllowed,
     /// Outer fragments held by datagrams still being reassembled (a gauge).
     FragmentsPending,
+    /// Delivered frames whose GENEVE header had the critical bit set: counted, not obeyed
+    /// (a capture tool is not the tunnel endpoint the bit speaks to).
+    GeneveCritical,
+    /// Delivered frames whose GENEVE options ran past their length (the payload still
+    /// starts where the header's length says).
+    GeneveOptionsMalformed,
+    /// Delivered frames of GENEVE with AWS Gateway Load Balancer options and no Traffic
+    /// Mirroring VXLAN inside: the inline load balancer path, whose packets are not returned.
+    GwlbInline,
 }
 
-const STAGE_COUNTERS: usize = 12;
+const STAGE_COUNTERS: usize = 15;
 /// Number of slots: stage counters, one per reject reason, one per analyzer
 /// (frames that analyzer did not get because it was behind), then the
 /// reassembler's event counts and its outcomes in packet units.
@@ -68,6 +77,9 @@ impl StageCounter {
         Self::FragmentSourceNotAllowed,
         Self::FragmentVniNotAllowed,
         Self::FragmentsPending,
+        Self::GeneveCritical,
+        Self::GeneveOptionsMalformed,
+        Self::GwlbInline,
     ];
 
     /// Stable name, as shown in summaries and metrics.
@@ -85,6 +97,9 @@ impl StageCounter {
             Self::FragmentSourceNotAllowed => "fragment_source_not_allowed",
             Self::FragmentVniNotAllowed => "fragment_vni_not_allowed",
             Self::FragmentsPending => "fragments_pending",
+            Self::GeneveCritical => "geneve_critical",
+            Self::GeneveOptionsMalformed => "geneve_options_malformed",
+            Self::GwlbInline => "gwlb_inline",
         }
     }
 }

@@ -128,8 +128,10 @@ impl fmt::Display for QueueSelection {
 pub struct CaptureConfig {
     /// Interface to capture on.
     pub interface: String,
-    /// UDP destination ports carrying VXLAN.
+    /// UDP destination ports carrying VXLAN and GENEVE, and the tunnel depth limit.
     pub ports: PortSet,
+    /// The `--cloud` preset the ports came from, for the start-up line.
+    pub cloud: Option<crate::config::cloud::Cloud>,
     /// Rx queues to open.
     pub queues: QueueSelection,
     /// CPUs for the workers, in queue order (None: one per queue, skipping CPU 0 when possible).
@@ -177,6 +179,7 @@ impl CaptureConfig {
         Self {
             interface: interface.to_owned(),
             ports: PortSet::default(),
+            cloud: None,
             queues: QueueSelection::All,
             cpus: None,
             mode: CaptureMode::Auto,

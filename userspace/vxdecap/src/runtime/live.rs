@@ -489,9 +489,12 @@ fn announce(
     );
     tracing::info!(
         target: CONSOLE,
-        "listening on {}, UDP port(s) {}, XDP {} mode, AF_XDP {} ({} queue(s)), link-type EN10MB (Ethernet) inner frames",
+        "listening on {}, UDP port(s) {}{}, XDP {} mode, AF_XDP {} ({} queue(s)), link-type EN10MB (Ethernet) inner frames",
         config.interface,
         join_ports(&config.ports),
+        config
+            .cloud
+            .map_or(String::new(), |c| format!(" (cloud preset {c})")),
         attach_mode,
         sockets.join(", "),
         layout.queues.len()
@@ -630,11 +633,21 @@ impl Drop for Reload {
     }
 }
 
+/// `4789` for VXLAN alone; `4789 (VXLAN), 6081 (GENEVE)` with GENEVE ports too.
 pub(crate) fn join_ports(ports: &PortSet) -> String {
-    ports
-        .as_slice()
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
+    let join = |list: &[u16]| {
+        list.iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if ports.geneve().is_empty() {
+        join(ports.as_slice())
+    } else {
+        format!(
+            "{} (VXLAN), {} (GENEVE)",
+            join(ports.as_slice()),
+            join(ports.geneve())
+        )
+    }
 }

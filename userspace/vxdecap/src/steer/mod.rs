@@ -40,6 +40,8 @@ const _: () = assert!(MAX_PORTS as u64 == shared::VXD_MAX_PORTS);
 const _: () = assert!(XdpCounter::ALL.len() == shared::VXD_COUNTER_NAMES.len());
 const _: () = assert!(RxMeta::LEN as u64 == shared::VXD_META_LEN);
 const _: () = assert!(RxMeta::MAGIC as u64 == shared::VXD_META_MAGIC);
+const _: () = assert!(RxMeta::TUNNEL_VXLAN as u64 == shared::VXD_TUNNEL_VXLAN);
+const _: () = assert!(RxMeta::TUNNEL_GENEVE as u64 == shared::VXD_TUNNEL_GENEVE);
 
 const _: () = assert!(allow::MAX_SOURCES as u64 == shared::VXD_MAX_ALLOW_SOURCES);
 const _: () = assert!(allow::MAX_VNIS as u64 == shared::VXD_MAX_ALLOW_VNIS);
@@ -166,10 +168,15 @@ impl Steering {
         let mut port_array = [0u16; MAX_PORTS];
         port_array[..ports.as_slice().len()].copy_from_slice(ports.as_slice());
         let port_count = ports.as_slice().len() as u32;
+        let mut geneve_array = [0u16; MAX_PORTS];
+        geneve_array[..ports.geneve().len()].copy_from_slice(ports.geneve());
+        let geneve_count = ports.geneve().len() as u32;
         let steer_fragments = u32::from(steer_fragments);
         let mut ebpf = EbpfLoader::new()
             .override_global("vxd_ports", &port_array, true)
             .override_global("vxd_port_count", &port_count, true)
+            .override_global("vxd_geneve_ports", &geneve_array, true)
+            .override_global("vxd_geneve_port_count", &geneve_count, true)
             .override_global("vxd_steer_fragments", &steer_fragments, true)
             .load(XDP_OBJECT)
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
