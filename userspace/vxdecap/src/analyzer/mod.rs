@@ -33,7 +33,9 @@ pub use pcap::{PcapWriter, OUTPUT_WRITE_FAILED, PCAP_NSEC_MAGIC};
 pub use pcapng::{PcapngOptions, PcapngWriter, DEFAULT_MAX_TUNNELS};
 pub use print::PrintAnalyzer;
 pub use rotate::{Clock, RotatingWriter, Rotation, SystemClock, CLOCK_EVERY_FRAMES};
-pub use route::{RouteError, RouteMatch, RouteSpec, RouteTarget, Router, RouterBuilder};
+pub use route::{
+    RouteError, RouteMatch, RouteSpec, RouteTarget, RouteTunnel, Router, RouterBuilder,
+};
 pub use tap::TapWriter;
 pub use writer::{FrameWriter, OutputError, OutputFormat};
 

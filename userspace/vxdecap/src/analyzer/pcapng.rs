@@ -31,6 +31,7 @@ use super::pcap::{failed_counts, write_all_frames, DEFAULT_BUFFER};
 use super::record_out::{CutBack, Framing, RecordOut};
 use super::{Analyzer, AnalyzerCounts};
 use crate::datapath::batch::{FrameMeta, Frames};
+use crate::report::stats::TunnelPath;
 
 const BLOCK_SHB: u32 = 0x0A0D_0D0A;
 const BLOCK_IDB: u32 = 0x0000_0001;
@@ -75,11 +76,28 @@ impl Default for PcapngOptions {
     }
 }
 
-/// Which tunnel a frame belongs to.
+/// Which tunnel a frame belongs to: its path, VNI and outer source, and the GENEVE VNI and
+/// AWS Gateway Load Balancer endpoint around a nested VXLAN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct TunnelKey {
     vni: u32,
     outer_src: IpAddr,
+    path: TunnelPath,
+    geneve_vni: u32,
+    gwlb_endpoint: Option<u64>,
+}
+
+impl TunnelKey {
+    #[inline]
+    fn of(meta: &FrameMeta) -> Self {
+        Self {
+            vni: meta.vni,
+            outer_src: meta.outer_src,
+            path: TunnelPath::of(meta.tunnel, meta.geneve.is_some()),
+            geneve_vni: meta.geneve.map_or(0, |g| g.vni),
+            gwlb_endpoint: meta.geneve.and_then(|g| g.gwlb.endpoint_id),
+        }
+    }
 }
 
 /// A tunnel that has its interface in the current section.
@@ -173,10 +191,7 @@ impl<W: Write> PcapngWriter<W> {
         meta: &FrameMeta,
         limit: u64,
     ) -> io::Result<bool> {
-        let key = TunnelKey {
-            vni: meta.vni,
-            outer_src: meta.outer_src,
-        };
+        let key = TunnelKey::of(meta);
         let slot = recent_slot(&key);
         let known = match self.recent[slot] {
             Some((recent, id)) if recent == key => Some(id),
@@ -286,6 +301,13 @@ impl<W: Write> PcapngWriter<W> {
             _ => write_comment_prefix(&mut self.scratch, meta),
         }
         push_decimal(&mut self.scratch, meta.outer_src_port);
+        if let Some(gwlb) = meta
+            .geneve
+            .map(|g| g.gwlb)
+            .filter(vxdecap_wire::geneve::AwsGwlb::is_present)
+        {
+            write_gwlb(&mut self.scratch, &gwlb);
+        }
         let len = self.scratch.len() - start - 4;
         put_u16(&mut self.scratch[start..start + 2], OPT_COMMENT);
         put_u16(&mut self.scratch[start + 2..start + 4], len as u16);
@@ -366,15 +388,38 @@ enum Declare {
 
 /// An interface block without its trailing length (filled by `write_block`).
 fn interface_block(declare: Declare, key: TunnelKey, meta: &FrameMeta) -> Vec<u8> {
-    let (name, description) = match declare {
-        Declare::Tunnel => (
+    let endpoint = key
+        .gwlb_endpoint
+        .map_or(String::new(), |id| format!(",gwlbe={id:#018x}"));
+    let endpoint_text = key.gwlb_endpoint.map_or(String::new(), |id| {
+        format!(", AWS Gateway Load Balancer endpoint {id:#018x}")
+    });
+    let (name, description) = match (declare, key.path) {
+        (Declare::Tunnel, TunnelPath::Vxlan) => (
             format!("vxlan:vni={},src={}", key.vni, key.outer_src),
             format!(
                 "VXLAN VNI {} from {} to {}",
                 key.vni, key.outer_src, meta.outer_dst
             ),
         ),
-        Declare::Other => (
+        (Declare::Tunnel, TunnelPath::Geneve) => (
+            format!("geneve:vni={},src={}{endpoint}", key.vni, key.outer_src),
+            format!(
+                "GENEVE VNI {} from {} to {}{endpoint_text}",
+                key.vni, key.outer_src, meta.outer_dst
+            ),
+        ),
+        (Declare::Tunnel, TunnelPath::GeneveVxlan) => (
+            format!(
+                "geneve:vni={},src={}{endpoint}/vxlan:vni={}",
+                key.geneve_vni, key.outer_src, key.vni
+            ),
+            format!(
+                "VXLAN VNI {} inside GENEVE VNI {} from {} to {}{endpoint_text}",
+                key.vni, key.geneve_vni, key.outer_src, meta.outer_dst
+            ),
+        ),
+        (Declare::Other, _) => (
             "vxlan:other".to_owned(),
             "VXLAN tunnels beyond this file's interface limit: see each packet's comment"
                 .to_owned(),
@@ -403,16 +448,41 @@ fn recent_slot(key: &TunnelKey) -> usize {
             (bits as u64) ^ ((bits >> 64) as u64)
         }
     };
-    let mixed = (addr ^ (u64::from(key.vni) << 40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let vni = key.path.vni_key(key.vni);
+    let mixed = (addr ^ (u64::from(vni) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (mixed >> (64 - RECENT_SLOTS.trailing_zeros())) as usize
 }
 
-/// `vni=27 src=10.0.2.4 dst=10.1.1.4 sport=` (the port is appended per frame).
+/// `vni=27 src=10.0.2.4 dst=10.1.1.4 sport=` (the port is appended per frame); GENEVE
+/// frames start with `tunnel=geneve ` (and `geneve_vni=0 ` around a VXLAN).
 fn write_comment_prefix(out: &mut Vec<u8>, meta: &FrameMeta) {
+    match (meta.tunnel, meta.geneve) {
+        (_, None) => {}
+        (vxdecap_wire::Tunnel::Geneve, Some(_)) => out.extend_from_slice(b"tunnel=geneve "),
+        (vxdecap_wire::Tunnel::Vxlan, Some(layer)) => {
+            out.extend_from_slice(b"tunnel=geneve+vxlan geneve_vni=");
+            push_decimal(out, layer.vni);
+            out.push(b' ');
+        }
+    }
     out.extend_from_slice(b"vni=");
     push_decimal(out, meta.vni);
     // Writing an address into a Vec cannot fail and allocates only if the Vec must grow.
     let _ = write!(out, " src={} dst={} sport=", meta.outer_src, meta.outer_dst);
+}
+
+/// ` gwlbe=0x… attachment=0x… cookie=0x…`: the AWS Gateway Load Balancer options present.
+fn write_gwlb(out: &mut Vec<u8>, gwlb: &vxdecap_wire::geneve::AwsGwlb) {
+    // Writing into a Vec cannot fail and allocates only if the Vec must grow.
+    if let Some(id) = gwlb.endpoint_id {
+        let _ = write!(out, " gwlbe={id:#018x}");
+    }
+    if let Some(id) = gwlb.attachment_id {
+        let _ = write!(out, " attachment={id:#018x}");
+    }
+    if let Some(cookie) = gwlb.flow_cookie {
+        let _ = write!(out, " cookie={cookie:#010x}");
+    }
 }
 
 /// Block type and a placeholder for the length.

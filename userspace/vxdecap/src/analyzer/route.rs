@@ -5,6 +5,8 @@
 //! --route 'vni=27 -> inner-27.pcapng'
 //! --route 'vni=100-199,src=10.1.0.0/16 -> tenant-b.pcap'
 //! --route 'vni=300,filter=tcp port 80 -> tap:web300'
+//! --route 'tunnel=geneve,gwlbe=0x0a1b2c3d4e5f6071 -> appliance-a.pcapng'
+//! --route 'direction=external -> azure-gwlb-external.pcapng'
 //! --route 'default -> drop'
 //! ```
 //!
@@ -39,12 +41,14 @@ use std::io;
 use super::{
     open_frame_output, Analyzer, AnalyzerCounts, OutputError, OutputOptions, RouteCounts, TapWriter,
 };
+use crate::config::cloud::GwlbDirection;
 use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 use crate::error::ParseError;
 use crate::filter::{FilterError, InnerFilter};
 use crate::select::{parse_vni_range, Cidr};
 use crate::sys::tap::TapError;
 use vxdecap_wire::vxlan::MAX_VNI;
+use vxdecap_wire::Tunnel;
 
 /// Why a route cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -91,8 +95,36 @@ pub struct RouteMatch {
     pub vnis: Vec<(u32, u32)>,
     /// Outer source prefixes; empty: any source.
     pub sources: Vec<Cidr>,
+    /// Tunnel paths; empty: any. `geneve` takes every frame that came through GENEVE.
+    pub tunnels: Vec<RouteTunnel>,
+    /// AWS Gateway Load Balancer endpoint ids (GENEVE option 0x0108/1); empty: any frame.
+    pub gwlb_endpoints: Vec<u64>,
+    /// Azure Gateway Load Balancer directions (by outer port 10800/10801); empty: any.
+    pub directions: Vec<GwlbDirection>,
     /// Inner filter; None: any frame.
     pub filter: Option<InnerFilter>,
+}
+
+/// A `tunnel=` value of a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteTunnel {
+    /// Frames whose innermost tunnel is VXLAN (alone or inside GENEVE).
+    Vxlan,
+    /// Frames that came through GENEVE (alone or around VXLAN).
+    Geneve,
+    /// Frames of VXLAN inside GENEVE only.
+    GeneveVxlan,
+}
+
+impl RouteTunnel {
+    #[inline]
+    fn matches(self, meta: &FrameMeta) -> bool {
+        match self {
+            Self::Vxlan => meta.tunnel == Tunnel::Vxlan,
+            Self::Geneve => meta.geneve.is_some(),
+            Self::GeneveVxlan => meta.tunnel == Tunnel::Vxlan && meta.geneve.is_some(),
+        }
+    }
 }
 
 impl RouteMatch {
@@ -139,9 +171,22 @@ impl RouteMatch {
             match key {
                 "vni" => m.vnis.push(Self::parse_vni(value)?),
                 "src" => m.sources.push(Self::parse_source(value)?),
+                "tunnel" => m.tunnels.push(match value {
+                    "vxlan" => RouteTunnel::Vxlan,
+                    "geneve" => RouteTunnel::Geneve,
+                    "geneve+vxlan" | "geneve_vxlan" => RouteTunnel::GeneveVxlan,
+                    other => {
+                        return Err(format!(
+                            "tunnel {other:?}: give vxlan, geneve or geneve+vxlan"
+                        )
+                        .into())
+                    }
+                }),
+                "gwlbe" => m.gwlb_endpoints.push(Self::parse_endpoint(value)?),
+                "direction" => m.directions.push(value.parse().map_err(ParseError::new)?),
                 other => {
                     return Err(format!(
-                        "unknown key {other:?}: the keys are vni, src and filter (last)"
+                        "unknown key {other:?}: the keys are vni, src, tunnel, gwlbe, direction and filter (last)"
                     )
                     .into())
                 }
@@ -167,6 +212,20 @@ impl RouteMatch {
         })
     }
 
+    /// A `gwlbe=` item: an AWS Gateway Load Balancer endpoint id as the GENEVE option
+    /// carries it, in hex (`0x…`, as pcapng comments show it) or decimal.
+    pub fn parse_endpoint(text: &str) -> Result<u64, ParseError> {
+        let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+            Some(hex) => u64::from_str_radix(hex, 16),
+            None => text.parse::<u64>(),
+        };
+        parsed.map_err(|_| {
+            ParseError::new(format!(
+                "gwlbe {text:?} is not an endpoint id such as 0x0a1b2c3d4e5f6071 (the GENEVE option's 8 bytes)"
+            ))
+        })
+    }
+
     /// A `src=` item: an address or a prefix.
     pub fn parse_source(text: &str) -> Result<Cidr, ParseError> {
         text.parse::<Cidr>().map_err(|_| {
@@ -174,6 +233,16 @@ impl RouteMatch {
                 "src {text:?} is not an address or prefix such as 10.1.0.0/16"
             ))
         })
+    }
+
+    /// True when the route takes every frame (no part selects).
+    pub fn is_any(&self) -> bool {
+        self.vnis.is_empty()
+            && self.sources.is_empty()
+            && self.tunnels.is_empty()
+            && self.gwlb_endpoints.is_empty()
+            && self.directions.is_empty()
+            && self.filter.is_none()
     }
 
     /// True when the frame `meta`/`bytes` belongs to this route.
@@ -185,6 +254,15 @@ impl RouteMatch {
                 .iter()
                 .any(|&(lo, hi)| (lo..=hi).contains(&meta.vni)))
             && (self.sources.is_empty() || self.sources.iter().any(|c| c.contains(meta.outer_src)))
+            && (self.tunnels.is_empty() || self.tunnels.iter().any(|t| t.matches(meta)))
+            && (self.gwlb_endpoints.is_empty()
+                || meta
+                    .geneve
+                    .and_then(|g| g.gwlb.endpoint_id)
+                    .is_some_and(|id| self.gwlb_endpoints.contains(&id)))
+            && (self.directions.is_empty()
+                || GwlbDirection::from_port(meta.outer_dst_port)
+                    .is_some_and(|d| self.directions.contains(&d)))
             && self
                 .filter
                 .as_ref()
@@ -573,6 +651,59 @@ mod tests {
                 .expect_err(rule)
                 .to_string();
             assert!(err.contains(needle), "{rule:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn tunnel_gwlb_endpoint_and_direction_keys_select_frames() {
+        use vxdecap_wire::geneve::AwsGwlb;
+        use vxdecap_wire::GeneveLayer;
+        let rule = |text: &str| RouteMatch::parse(text).expect(text);
+        let vxlan = FrameMeta::default();
+        let layer = |endpoint| GeneveLayer {
+            gwlb: AwsGwlb {
+                endpoint_id: endpoint,
+                ..AwsGwlb::default()
+            },
+            ..GeneveLayer::default()
+        };
+        let geneve = FrameMeta {
+            tunnel: Tunnel::Geneve,
+            geneve: Some(layer(None)),
+            ..FrameMeta::default()
+        };
+        let nested = FrameMeta {
+            geneve: Some(layer(Some(0xabc))),
+            ..FrameMeta::default()
+        };
+        let external = FrameMeta {
+            outer_dst_port: 10801,
+            ..FrameMeta::default()
+        };
+        let frame = [0u8; 60];
+        let picks = |text: &str| -> Vec<bool> {
+            let m = rule(text);
+            [&vxlan, &geneve, &nested, &external]
+                .iter()
+                .map(|meta| m.matches(&frame, meta))
+                .collect()
+        };
+        assert_eq!(picks("tunnel=vxlan"), [true, false, true, true]);
+        assert_eq!(picks("tunnel=geneve"), [false, true, true, false]);
+        assert_eq!(picks("tunnel=geneve+vxlan"), [false, false, true, false]);
+        assert_eq!(picks("gwlbe=0xabc"), [false, false, true, false]);
+        assert_eq!(picks("gwlbe=2748"), [false, false, true, false]);
+        assert_eq!(picks("gwlbe=1,0xabc"), [false, false, true, false]);
+        assert_eq!(picks("direction=external"), [false, false, false, true]);
+        assert_eq!(picks("direction=internal"), [false, false, false, false]);
+        assert!(!rule("tunnel=geneve").is_any() && rule("default").is_any());
+        for (text, needle) in [
+            ("tunnel=gre", "vxlan, geneve or geneve+vxlan"),
+            ("gwlbe=0xzz", "endpoint id"),
+            ("direction=up", "internal or external"),
+        ] {
+            let err = RouteMatch::parse(text).expect_err(text).to_string();
+            assert!(err.contains(needle), "{text}: {err}");
         }
     }
 

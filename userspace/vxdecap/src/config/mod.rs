@@ -314,7 +314,7 @@ impl Settings {
                 continue;
             }
             let m = &route.matcher;
-            if m.vnis.is_empty() && m.sources.is_empty() && m.filter.is_none() {
+            if m.is_any() {
                 catch_all = Some((i + 1, &route.rule));
             }
         }

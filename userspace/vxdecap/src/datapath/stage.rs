@@ -21,7 +21,9 @@ use vxdecap_xsk::{RxFrame, UmemView};
 use crate::analyzer::MAX_ANALYZERS;
 use crate::datapath::batch::{FrameMeta, InnerBatch};
 use crate::datapath::queue::BatchSender;
-use crate::report::stats::{SharedSlow, SharedStats, StageCounter, StageStats, VniCounts};
+use crate::report::stats::{
+    SharedSlow, SharedStats, StageCounter, StageStats, TunnelPath, VniCounts,
+};
 use crate::steer::allow::Allowlist;
 
 /// The allowlists as the workers see them: replaced whole when they change
@@ -505,9 +507,9 @@ impl DecapStage {
         timestamp_ns: u64,
         missing: usize,
     ) -> FrameMeta {
-        self.vnis.add(decap.vni);
-        if let Some(layer) = &decap.geneve {
-            self.geneve_layer(layer, decap.tunnel);
+        match &decap.geneve {
+            None => self.vnis.add(decap.vni),
+            Some(layer) => self.geneve_layer(layer, decap.tunnel, decap.vni),
         }
         // A mirror that cut the inner packet (AWS PacketLength, the target's
         // MTU) leaves the inner IP length saying more than the frame holds.
@@ -534,7 +536,16 @@ impl DecapStage {
     /// (not obeyed), malformed options, and the inline load balancer path (AWS options with
     /// no Traffic Mirroring VXLAN inside), which is also warned about once.
     #[cold]
-    fn geneve_layer(&mut self, layer: &GeneveLayer, tunnel: Tunnel) {
+    fn geneve_layer(&mut self, layer: &GeneveLayer, tunnel: Tunnel, vni: u32) {
+        let path = TunnelPath::of(tunnel, true);
+        self.vnis.add(path.vni_key(vni));
+        self.stats.add(
+            match path {
+                TunnelPath::GeneveVxlan => StageCounter::DeliveredGeneveVxlan,
+                _ => StageCounter::DeliveredGeneve,
+            },
+            1,
+        );
         if layer.critical {
             self.stats.add(StageCounter::GeneveCritical, 1);
         }

@@ -16,7 +16,9 @@ use vxdecap_wire::Reject;
 use vxdecap_xsk::BindMode;
 
 use crate::report::progress::AnalyzerProgress;
-use crate::report::stats::{SharedSlow, SharedStats, StageCounter, StageStats, VniCounts};
+use crate::report::stats::{
+    SharedSlow, SharedStats, StageCounter, StageStats, TunnelPath, VniCounts, VniKey,
+};
 use crate::steer::{XdpCounter, XdpCounters};
 
 /// VNIs listed by name; the rest are summed under `vni="other"`.
@@ -272,6 +274,48 @@ impl Metrics {
         }
         header(
             out,
+            "vxdecap_tunnel_frames_total",
+            "counter",
+            "Inner frames decapsulated, per queue and tunnel path: vxlan, geneve, geneve_vxlan (VXLAN inside GENEVE).",
+        );
+        for (q, s) in self.queues.iter().zip(stages) {
+            let geneve = s.get(StageCounter::DeliveredGeneve);
+            let nested = s.get(StageCounter::DeliveredGeneveVxlan);
+            let vxlan = s
+                .get(StageCounter::Delivered)
+                .saturating_sub(geneve + nested);
+            for (path, n) in TunnelPath::ALL.into_iter().zip([vxlan, geneve, nested]) {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_tunnel_frames_total{{queue=\"{}\",tunnel=\"{}\"}} {n}",
+                    q.queue,
+                    path.name()
+                );
+            }
+        }
+        header(
+            out,
+            "vxdecap_geneve_frames_total",
+            "counter",
+            "GENEVE frames delivered with something to note, per queue: a critical option (counted, not obeyed), options running past their length, and the inline load balancer path (AWS options, no Traffic Mirroring VXLAN inside: packets not returned).",
+        );
+        for (q, s) in self.queues.iter().zip(stages) {
+            for counter in [
+                StageCounter::GeneveCritical,
+                StageCounter::GeneveOptionsMalformed,
+                StageCounter::GwlbInline,
+            ] {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_geneve_frames_total{{queue=\"{}\",event=\"{}\"}} {}",
+                    q.queue,
+                    counter.name(),
+                    s.get(counter)
+                );
+            }
+        }
+        header(
+            out,
             "vxdecap_truncated_mirror_frames_total",
             "counter",
             "Inner frames the mirror cut short (written with their original length).",
@@ -352,6 +396,7 @@ impl Metrics {
         );
         let (top, other) = self.top_vnis(TOP_VNIS);
         for (vni, n) in top {
+            let vni = VniKey(vni);
             let _ = writeln!(out, "vxdecap_vni_frames_total{{vni=\"{vni}\"}} {n}");
         }
         let _ = writeln!(out, "vxdecap_vni_frames_total{{vni=\"other\"}} {other}");

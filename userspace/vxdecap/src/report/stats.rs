@@ -50,9 +50,14 @@ pub enum StageCounter {
     /// Delivered frames of GENEVE with AWS Gateway Load Balancer options and no Traffic
     /// Mirroring VXLAN inside: the inline load balancer path, whose packets are not returned.
     GwlbInline,
+    /// Delivered frames that came in GENEVE alone.
+    DeliveredGeneve,
+    /// Delivered frames that came in VXLAN inside GENEVE (AWS Traffic Mirroring through a
+    /// Gateway Load Balancer endpoint).
+    DeliveredGeneveVxlan,
 }
 
-const STAGE_COUNTERS: usize = 15;
+const STAGE_COUNTERS: usize = 17;
 /// Number of slots: stage counters, one per reject reason, one per analyzer
 /// (frames that analyzer did not get because it was behind), then the
 /// reassembler's event counts and its outcomes in packet units.
@@ -80,6 +85,8 @@ impl StageCounter {
         Self::GeneveCritical,
         Self::GeneveOptionsMalformed,
         Self::GwlbInline,
+        Self::DeliveredGeneve,
+        Self::DeliveredGeneveVxlan,
     ];
 
     /// Stable name, as shown in summaries and metrics.
@@ -100,6 +107,8 @@ impl StageCounter {
             Self::GeneveCritical => "geneve_critical",
             Self::GeneveOptionsMalformed => "geneve_options_malformed",
             Self::GwlbInline => "gwlb_inline",
+            Self::DeliveredGeneve => "delivered_geneve",
+            Self::DeliveredGeneveVxlan => "delivered_geneve_vxlan",
         }
     }
 }
@@ -226,6 +235,64 @@ impl SharedStats {
     }
 }
 
+/// The tunnels a frame came through, as metrics label them and per-VNI counts keep them apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TunnelPath {
+    /// VXLAN alone.
+    Vxlan = 0,
+    /// GENEVE alone.
+    Geneve = 1,
+    /// VXLAN inside GENEVE (AWS Traffic Mirroring through a Gateway Load Balancer endpoint).
+    GeneveVxlan = 2,
+}
+
+impl TunnelPath {
+    /// Every path, in label order.
+    pub const ALL: [Self; 3] = [Self::Vxlan, Self::Geneve, Self::GeneveVxlan];
+
+    /// The path of a frame: its innermost tunnel, and whether a GENEVE header was around it.
+    #[inline]
+    pub fn of(tunnel: vxdecap_wire::Tunnel, through_geneve: bool) -> Self {
+        match (tunnel, through_geneve) {
+            (vxdecap_wire::Tunnel::Vxlan, false) => Self::Vxlan,
+            (vxdecap_wire::Tunnel::Vxlan, true) => Self::GeneveVxlan,
+            (vxdecap_wire::Tunnel::Geneve, _) => Self::Geneve,
+        }
+    }
+
+    /// The metrics label value: `vxlan`, `geneve`, `geneve_vxlan`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Vxlan => "vxlan",
+            Self::Geneve => "geneve",
+            Self::GeneveVxlan => "geneve_vxlan",
+        }
+    }
+
+    /// The key [`VniCounts`] counts `vni` of this path under: the VNI in the low 24 bits,
+    /// the path above (0 for VXLAN, so a VXLAN key is the VNI itself).
+    #[inline]
+    pub const fn vni_key(self, vni: u32) -> u32 {
+        (vni & 0x00ff_ffff) | ((self as u32) << 24)
+    }
+}
+
+/// A per-VNI key as shown: `27` for VXLAN (as always), `geneve:7`, `geneve+vxlan:4242`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VniKey(pub u32);
+
+impl std::fmt::Display for VniKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let vni = self.0 & 0x00ff_ffff;
+        match self.0 >> 24 {
+            0 => write!(f, "{vni}"),
+            1 => write!(f, "geneve:{vni}"),
+            _ => write!(f, "geneve+vxlan:{vni}"),
+        }
+    }
+}
+
 /// Distinct VNIs a worker counts on its own; frames of further VNIs count
 /// as "other". Bounded, so forged traffic with random VNIs cannot grow it.
 pub const VNI_SLOTS: usize = 64;
@@ -251,7 +318,7 @@ impl Default for VniCounts {
 }
 
 impl VniCounts {
-    /// Counts one frame of `vni`.
+    /// Counts one frame of `vni` (a VXLAN VNI, or a key of [`TunnelPath::vni_key`]).
     #[inline]
     pub fn add(&mut self, vni: u32) {
         let start = (vni.wrapping_mul(0x9E37_79B9) >> 26) as usize; // 6 bits: 0..64

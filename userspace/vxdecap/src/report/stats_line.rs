@@ -36,7 +36,10 @@ pub(crate) fn stats_line(
             )
         });
     let (top, _) = metrics.top_vnis(3);
-    let vnis: Vec<String> = top.iter().map(|(v, n)| format!("{v}:{n}")).collect();
+    let vnis: Vec<String> = top
+        .iter()
+        .map(|(v, n)| format!("{}:{n}", super::stats::VniKey(*v)))
+        .collect();
     let line = format!(
         "{:.0} pps received, {:.0} pps written; totals: received {received}, written {written}, rejected {}, backpressure {}, xsk_rx_ring_full {}, xsk_fill_ring_empty {}, xdp passed {}{latency}; top VNIs {}",
         received.saturating_sub(last.1) as f64 / secs,

@@ -417,6 +417,27 @@ impl Summary {
                 "{cut} frames truncated by the mirror, written with their original length (truncated_mirror)"
             );
         }
+        let geneve = self.stage.get(StageCounter::DeliveredGeneve);
+        let nested = self.stage.get(StageCounter::DeliveredGeneveVxlan);
+        if geneve + nested > 0 {
+            let _ = writeln!(
+                out,
+                "tunnels: {} vxlan, {geneve} geneve, {nested} geneve_vxlan (VXLAN inside GENEVE); geneve_critical {}, geneve_options_malformed {}, gwlb_inline {}",
+                self.stage
+                    .get(StageCounter::Delivered)
+                    .saturating_sub(geneve + nested),
+                self.stage.get(StageCounter::GeneveCritical),
+                self.stage.get(StageCounter::GeneveOptionsMalformed),
+                self.stage.get(StageCounter::GwlbInline),
+            );
+        }
+        if self.stage.get(StageCounter::GwlbInline) > 0 {
+            let _ = writeln!(
+                out,
+                "warning: {} frames came on the inline AWS Gateway Load Balancer path (GENEVE with its options, no Traffic Mirroring VXLAN inside): the load balancer expects them back, and vxdecap does not return them (gwlb_inline)",
+                self.stage.get(StageCounter::GwlbInline)
+            );
+        }
         let truncated = self.stage.get(StageCounter::TruncatedToSlot);
         if truncated > 0 {
             let _ = writeln!(
@@ -494,7 +515,7 @@ impl Summary {
                 .vnis
                 .0
                 .iter()
-                .map(|(vni, n)| format!("vni {vni}: {n}"))
+                .map(|(vni, n)| format!("vni {}: {n}", super::stats::VniKey(*vni)))
                 .collect();
             if self.vnis.1 > 0 {
                 line.push(format!("other: {}", self.vnis.1));
