@@ -11,6 +11,17 @@ fn bench_decap(c: &mut Criterion) {
     group.bench_function("ipv4_106B", |b| {
         b.iter(|| decapsulate(black_box(&frame), black_box(&ports)).map(|d| d.vni))
     });
+    // The same inner frame as AWS Traffic Mirroring through a Gateway Load Balancer endpoint
+    // sends it: GENEVE with the AWS options around the mirror's VXLAN.
+    let nested = vxdecap_bench::geneve_vxlan_frame(
+        64,
+        [0xff; 6],
+        std::net::Ipv4Addr::new(10, 0, 2, 4),
+        std::net::Ipv4Addr::new(10, 1, 1, 4),
+    );
+    group.bench_function("geneve_vxlan_174B", |b| {
+        b.iter(|| decapsulate(black_box(&nested), black_box(&ports)).map(|d| d.vni))
+    });
     group.finish();
 }
 

@@ -518,9 +518,9 @@ pub struct Decapsulated<'a> {
     /// Ethernet, as AWS Gateway Load Balancer sends): outputs write it behind
     /// [`synthetic_ethernet`] so every output stays Ethernet.
     pub bare_ip: Option<u16>,
-    /// The GENEVE header peeled, when one was: alone (`tunnel` is GENEVE, with the same VNI),
-    /// or around a VXLAN tunnel (`tunnel` is VXLAN; AWS Traffic Mirroring into a Gateway Load
-    /// Balancer endpoint).
+    /// The outermost GENEVE header peeled, when one was: alone (`tunnel` is GENEVE, with the
+    /// same VNI), around a VXLAN tunnel (`tunnel` is VXLAN; AWS Traffic Mirroring into a
+    /// Gateway Load Balancer endpoint), or around another GENEVE (whose VNI is `vni`).
     pub geneve: Option<GeneveLayer>,
 }
 

@@ -8,7 +8,7 @@ use anyhow::{bail, Context as _};
 use aya::maps::PerCpuArray;
 use aya::programs::{TestRun as _, TestRunAttrs, TestRunOptions, Xdp};
 use aya::EbpfLoader;
-use vxdecap_bench::{vxlan_frame, IMIX, INNER_SPORT_OFFSET, OUTER_SPORT_OFFSET};
+use vxdecap_bench::{Encap, IMIX, OUTER_SPORT_OFFSET};
 
 static TRAFFICGEN: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/trafficgen.bpf.o"));
@@ -33,6 +33,10 @@ pub(crate) struct GenArgs {
     /// Inner frame size in bytes (≥ 64), or `imix`.
     #[arg(long, default_value = "64")]
     pub size: String,
+    /// How the inner frame is wrapped: `vxlan`, or `geneve-vxlan` (AWS Traffic Mirroring
+    /// through a Gateway Load Balancer endpoint; fixed sizes only, not imix).
+    #[arg(long, default_value = "vxlan")]
+    pub encap: String,
     /// Distinct flows (outer and inner UDP source ports).
     #[arg(long, default_value_t = 1024)]
     pub flows: u32,
@@ -100,11 +104,20 @@ fn parse_mac(text: &str) -> anyhow::Result<[u8; 6]> {
         .map_err(|_| anyhow::anyhow!("{text} is not a MAC address"))
 }
 
+fn encap(args: &GenArgs) -> anyhow::Result<Encap> {
+    match args.encap.as_str() {
+        "vxlan" => Ok(Encap::Vxlan),
+        "geneve-vxlan" => Ok(Encap::GeneveVxlan),
+        other => bail!("--encap {other}: use vxlan or geneve-vxlan"),
+    }
+}
+
 /// The frames to send, each with its share of every round.
 fn frames(args: &GenArgs, dst_mac: [u8; 6]) -> anyhow::Result<Vec<(Vec<u8>, u32)>> {
+    let encap = encap(args)?;
     let mut frames = if args.size == "imix" {
         IMIX.iter()
-            .map(|&(size, share)| (vxlan_frame(size, dst_mac, args.src, args.dst), share))
+            .map(|&(size, share)| (encap.frame(size, dst_mac, args.src, args.dst), share))
             .collect()
     } else {
         let size: usize = args
@@ -114,12 +127,13 @@ fn frames(args: &GenArgs, dst_mac: [u8; 6]) -> anyhow::Result<Vec<(Vec<u8>, u32)
         if !(64..=3000).contains(&size) {
             bail!("--size {size}: use 64 to 3000 bytes");
         }
-        vec![(vxlan_frame(size, dst_mac, args.src, args.dst), 1)]
+        vec![(encap.frame(size, dst_mac, args.src, args.dst), 1)]
     };
+    let port = encap.inner_sport_offset();
     // The program rewrites the inner UDP source port per frame; without a
     // checksum (0 is valid over IPv4) every rewritten frame stays valid.
     for (frame, _) in &mut frames {
-        frame[INNER_SPORT_OFFSET + 6..INNER_SPORT_OFFSET + 8].fill(0);
+        frame[port + 6..port + 8].fill(0);
     }
     Ok(frames)
 }
@@ -199,7 +213,7 @@ pub(crate) fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
     let frames = frames(args, parse_mac(&args.dst_mac)?)?;
     let variants = Variants::new(&frames)?;
     let outer = OUTER_SPORT_OFFSET as u32;
-    let inner = INNER_SPORT_OFFSET as u32;
+    let inner = encap(args)?.inner_sport_offset() as u32;
     let count = frames.len() as u32;
     let duration_ns = if args.count > 0 && args.duration <= 0.0 {
         0

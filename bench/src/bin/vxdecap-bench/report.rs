@@ -367,6 +367,11 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
         "| vxdecap pcap to tmpfs ÷ vxdecap -q, delivered | {} | ≥ 0.8 |",
         ratio(flat(Scenario::VxdecapPcapTmpfs), count)
     );
+    let _ = writeln!(
+        md,
+        "| vxdecap -q, GENEVE(VXLAN) ÷ plain VXLAN, delivered | {} | ≥ 0.9 |",
+        ratio(flat(Scenario::VxdecapGeneveVxlan), count)
+    );
     // Paced: vxdecap never below tcpdump; where vxdecap loses, bare AF_XDP loses too.
     let mut below = Vec::new();
     let mut alone = Vec::new();
@@ -435,9 +440,9 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
     );
 }
 
-const COLORS: [&str; 10] = [
+const COLORS: [&str; 11] = [
     "#444444", "#1f77b4", "#aec7e8", "#17becf", "#d62728", "#ff7f0e", "#2ca02c", "#98df8a",
-    "#9467bd", "#8c564b",
+    "#9467bd", "#8c564b", "#e377c2",
 ];
 
 fn plot(medians: &[Median], rig: Rig, size: &str) -> String {

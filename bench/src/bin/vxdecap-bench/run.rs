@@ -92,11 +92,15 @@ pub(crate) enum Scenario {
     KernelVxlanTcpdump,
     /// netsniff-ng (TPACKET_V3 ring) writing pcap to /dev/null with the same filter.
     NetsniffNg,
+    /// vxdecap capture with the counting analyzer, default settings, fed the same inner
+    /// frames as AWS Traffic Mirroring through a Gateway Load Balancer endpoint sends them:
+    /// GENEVE (6081, AWS options) around the mirror's VXLAN. Fixed sizes only.
+    VxdecapGeneveVxlan,
 }
 
 impl Scenario {
     /// Every scenario, in the base order.
-    pub(crate) const ALL: [Self; 10] = [
+    pub(crate) const ALL: [Self; 11] = [
         Self::XdpDrop,
         Self::AfXdpSpin,
         Self::AfXdpSleep,
@@ -107,6 +111,7 @@ impl Scenario {
         Self::TcpdumpTmpfs,
         Self::KernelVxlanTcpdump,
         Self::NetsniffNg,
+        Self::VxdecapGeneveVxlan,
     ];
 
     /// The bare AF_XDP variants; the best of them is the floor vxdecap is held to.
@@ -125,7 +130,22 @@ impl Scenario {
             Self::TcpdumpTmpfs => "tcpdump_tmpfs",
             Self::KernelVxlanTcpdump => "kernel_vxlan_tcpdump",
             Self::NetsniffNg => "netsniff_ng",
+            Self::VxdecapGeneveVxlan => "vxdecap_geneve_vxlan",
         }
+    }
+
+    /// The generator's `--encap` for this receiver.
+    fn encap(self) -> &'static str {
+        match self {
+            Self::VxdecapGeneveVxlan => "geneve-vxlan",
+            _ => "vxlan",
+        }
+    }
+
+    /// Whether it runs at inner size `size` (GENEVE(VXLAN)'s IMIX variants would differ from
+    /// each other in more words than the generator patches).
+    pub(crate) fn runs_at(self, size: &str) -> bool {
+        self != Self::VxdecapGeneveVxlan || size != "imix"
     }
 
     fn parse(text: &str) -> anyhow::Result<Self> {
@@ -525,12 +545,12 @@ impl Bench {
             Scenario::AfXdpYield => vec![xsk("yield")?],
             // Defaults, with the worker on the receiver's CPU (where it would
             // go by default with one queue on two CPUs anyway).
-            Scenario::VxdecapCount | Scenario::VxdecapPcapTmpfs => {
+            Scenario::VxdecapCount | Scenario::VxdecapPcapTmpfs | Scenario::VxdecapGeneveVxlan => {
                 let mut args = vec!["capture", "-i", iface, "--cpus", &rx_cpu];
-                if scenario == Scenario::VxdecapCount {
-                    args.push("-q");
-                } else {
+                if scenario == Scenario::VxdecapPcapTmpfs {
                     args.extend(["-w", &pcap]);
+                } else {
+                    args.push("-q");
                 }
                 args.extend(extra.split_whitespace());
                 vec![Proc::spawn(&self.rx, cpu, &vxdecap, &args)?]
@@ -620,7 +640,7 @@ impl Bench {
                     .with_context(|| format!("receiver said: {out}{err}"))?;
                 (report.delivered, report.drops)
             }
-            Scenario::VxdecapCount | Scenario::VxdecapPcapTmpfs => {
+            Scenario::VxdecapCount | Scenario::VxdecapPcapTmpfs | Scenario::VxdecapGeneveVxlan => {
                 let written = number_before(err, "inner frames written")
                     .with_context(|| format!("vxdecap said: {err}"))?;
                 let drops = number_before(err, "packets dropped by kernel").unwrap_or(0)
@@ -656,8 +676,22 @@ impl Bench {
 
     /// The generator's arguments (after the program name).
     fn gen_args(&self, size: &str, pps: u64, duration: f64, flows: u32) -> Vec<String> {
+        self.gen_args_encap(size, pps, duration, flows, "vxlan")
+    }
+
+    /// [`Bench::gen_args`] with the frames wrapped as `encap` says.
+    fn gen_args_encap(
+        &self,
+        size: &str,
+        pps: u64,
+        duration: f64,
+        flows: u32,
+        encap: &str,
+    ) -> Vec<String> {
         [
             "gen",
+            "--encap",
+            encap,
             "--interface",
             "und0",
             "--dst-mac",
@@ -675,8 +709,8 @@ impl Bench {
         .to_vec()
     }
 
-    /// Runs the generator pinned to `cpu`. Frames redirected into a veth
-    /// land on the peer's rx queue numbered after the sending CPU.
+    /// Runs the generator pinned to `cpu`, its frames wrapped as `encap` says. Frames
+    /// redirected into a veth land on the peer's rx queue numbered after the sending CPU.
     pub(crate) fn generate_on(
         &self,
         cpu: usize,
@@ -684,10 +718,11 @@ impl Bench {
         pps: u64,
         duration: f64,
         flows: u32,
+        encap: &str,
     ) -> anyhow::Result<GenReport> {
         let cpu = cpu.to_string();
         let exe = self.exe("vxdecap-bench");
-        let args = self.gen_args(size, pps, duration, flows);
+        let args = self.gen_args_encap(size, pps, duration, flows, encap);
         let mut full = vec!["-c", cpu.as_str(), exe.as_str()];
         full.extend(args.iter().map(String::as_str));
         let out = self.tx.run("taskset", &full)?;
@@ -733,7 +768,14 @@ impl Bench {
         let t0 = Instant::now();
         let busy0 = cpu_busy_ticks();
         let tool0: u64 = procs.iter().map(Proc::cpu_ticks).sum();
-        let gen = self.generate_on(GEN_CPU, size, target_pps as u64, args.duration, args.flows)?;
+        let gen = self.generate_on(
+            GEN_CPU,
+            size,
+            target_pps as u64,
+            args.duration,
+            args.flows,
+            scenario.encap(),
+        )?;
         std::thread::sleep(Duration::from_millis(300));
         let tool1: u64 = procs.iter().map(Proc::cpu_ticks).sum();
         let busy1 = cpu_busy_ticks();
@@ -826,6 +868,7 @@ pub(crate) fn run(mut args: RunArgs) -> anyhow::Result<PathBuf> {
                     .iter()
                     .copied()
                     .filter(|s| rate == 0.0 || rate >= IDLE_RATE_MPPS || s.at_idle_rates())
+                    .filter(|s| s.runs_at(size))
                     .collect();
                 for rep in 0..args.reps {
                     // Alternate the order between repetitions: the machine is shared and noisy.
