@@ -7,7 +7,9 @@ FIXTURES_DIR defaults to ../shared/fixtures beside the repository (as the wire c
 use it). Output, replacing what was there:
 
   fuzz/corpus/decapsulate/  one file per captured frame: a port-set selector byte (0: {4789},
-                            1: {4789, 8472}) then the frame
+                            1: {4789, 8472}) then the frame; and GENEVE frames built around the
+                            tcpdump capture's inner frames (inner Ethernet, bare IPv4 with the
+                            AWS options, Traffic Mirroring's VXLAN inside, and three tunnels deep)
   fuzz/corpus/decapsulate_link/
                             one file per frame of the link-type captures in tests/fixtures
                             (Linux cooked, raw IP, NULL/LOOP, pcapng with mixed interfaces):
@@ -185,6 +187,48 @@ def reassembly_seeds(fixtures):
     return seeds
 
 
+def ipv4_udp(src, dst, sport, dport, payload, ident=0):
+    """An IPv4 header (checksum filled) and a UDP header (checksum 0) before `payload`."""
+    udp = struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+    header = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), ident, 0x4000, 64, 17, 0,
+                                   bytes(src), bytes(dst)))
+    header[10:12] = struct.pack(">H", checksum(bytes(header)))
+    return bytes(header) + udp
+
+
+def geneve(protocol, vni, payload, options=b"", flags=0):
+    return struct.pack(">BBH", len(options) // 4, flags, protocol) + struct.pack(">I", vni << 8) + options + payload
+
+
+AWS_OPTIONS = (struct.pack(">HBB", 0x0108, 1, 2) + struct.pack(">Q", 0x0A1B2C3D4E5F6071)
+               + struct.pack(">HBB", 0x0108, 2, 2) + struct.pack(">Q", 0x77)
+               + struct.pack(">HBB", 0x0108, 3, 1) + struct.pack(">I", 0xC00C1E))
+
+
+def geneve_seeds(frames):
+    """GENEVE around the first captured frames: inner Ethernet, bare IPv4 (inline GWLB), and
+    AWS Traffic Mirroring's VXLAN inside GWLB GENEVE (nesting), each as an outer Ethernet frame;
+    selector 0 (GENEVE on 6081, depth 2) and 6 (depth 4) for a three-deep one."""
+    eth = b"\x02\x00\x00\x00\x00\x02\x02\x00\x00\x00\x00\x01\x08\x00"
+    seeds = {}
+    for i, inner in enumerate(frames[:4], 1):
+        ip = inner[14:]
+        vxlan = ipv4_udp((10, 0, 1, 50), (10, 0, 9, 9), 30000 + i, 4789,
+                         b"\x08\x00\x00\x00" + struct.pack(">I", 4242 << 8) + inner)
+        shapes = {
+            "ethernet": geneve(0x6558, 7, inner, b"\x01\x03\x85\x01\x00\x00\x00\x2a", 0x40),
+            "bare-ipv4": geneve(0x0800, 0, ip, AWS_OPTIONS),
+            "gwlb-vxlan": geneve(0x0800, 0, vxlan, AWS_OPTIONS),
+        }
+        shapes["geneve-geneve-vxlan"] = geneve(
+            0x0800, 5, ipv4_udp((10, 0, 60, 1), (10, 0, 60, 2), 61000 + i, 6081, shapes["gwlb-vxlan"]))
+        for name, udp_payload in shapes.items():
+            frame = eth + ipv4_udp((10, 0, 60, 1), (10, 0, 60, 2), 61000 + i, 6081, udp_payload)
+            selector = 6 if name == "geneve-geneve-vxlan" else 0
+            seeds[f"geneve-{name}-{i:03}"] = bytes([selector]) + frame
+    return seeds
+
+
 def write(directory, seeds):
     shutil.rmtree(directory, ignore_errors=True)
     os.makedirs(directory)
@@ -203,11 +247,15 @@ def main():
         sys.exit(f"no captures under {fixtures}: pass the fixtures directory as the argument")
 
     decap = {}
+    inner_frames = []
     for path in captures:
         stem = os.path.splitext(os.path.relpath(path, fixtures))[0].replace(os.sep, "-")
         selector = 1 if "8472" in stem else 0
         for i, frame in enumerate(read_frames(path), 1):
             decap[f"{stem}-{i:03}"] = bytes([selector]) + frame
+            if stem.startswith("tcpdump-vxlan") and "8472" not in stem:
+                inner_frames.append(frame[14 + 20 + 8 + 8:])
+    decap.update(geneve_seeds(inner_frames))
     write(os.path.join(HERE, "corpus", "decapsulate"), decap)
 
     linked = {}

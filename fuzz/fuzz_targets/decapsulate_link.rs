@@ -1,7 +1,8 @@
 //! `decapsulate_link` on arbitrary bytes, for every capture link type and a few port sets.
 //!
-//! Input: one selector byte (bits 0-1: the port set, as in the `decapsulate` target; bits 2-4:
-//! the link type, in the order of `LINKS`), then the captured frame. Besides "never panics":
+//! Input: one selector byte (bits 0-1: the port set, as in the `decapsulate` target's first
+//! four, GENEVE on 6081 where no VXLAN port took it; bits 2-4: the link type, in the order of
+//! `LINKS`), then the captured frame. Besides "never panics":
 //! a success keeps `Decapsulated`'s invariants, Ethernet gives exactly what `decapsulate`
 //! gives, and any link type gives what `decapsulate` gives for the same packet behind an
 //! Ethernet header (the header `link_payload` reads is the only difference).
@@ -44,10 +45,14 @@ fuzz_target!(|data: &[u8]| {
         Ok(decap) => {
             let end = decap.inner_offset + decap.inner.len();
             assert_eq!(frame.get(decap.inner_offset..end), Some(decap.inner));
-            assert!(decap.inner.len() >= 14);
+            assert!(decap.inner.len() >= if decap.bare_ip.is_some() { 20 } else { 14 });
             assert!(decap.vni <= vxlan::MAX_VNI);
-            assert_ne!(decap.vxlan_flags & vxlan::FLAG_I, 0);
-            assert!(ports.contains(decap.outer_dst_port));
+            if decap.geneve.is_none() {
+                assert_ne!(decap.vxlan_flags & vxlan::FLAG_I, 0);
+                assert!(ports.contains(decap.outer_dst_port));
+            } else {
+                assert!(ports.contains_geneve(decap.outer_dst_port));
+            }
             assert!(usize::from(decap.outer_vlan_count) <= MAX_VLAN_TAGS);
             assert_eq!(decap.outer_src.is_ipv4(), decap.outer_dst.is_ipv4());
         }
@@ -73,6 +78,10 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(
                 (got.vni, got.outer_src, got.outer_dst, got.outer_src_port),
                 (want.vni, want.outer_src, want.outer_dst, want.outer_src_port)
+            );
+            assert_eq!(
+                (got.tunnel, got.bare_ip, got.geneve),
+                (want.tunnel, want.bare_ip, want.geneve)
             );
         }
         (Err(got), Err(want)) => assert_eq!(got, want),
