@@ -911,3 +911,72 @@ fn live_geneve_frames_are_captured_byte_exactly() {
         "{summary}"
     );
 }
+
+/// Records each frame's metadata.
+#[derive(Clone, Default)]
+struct Metas(std::sync::Arc<std::sync::Mutex<Vec<vxdecap::FrameMeta>>>);
+
+impl vxdecap::Analyzer for Metas {
+    fn on_batch(&mut self, frames: vxdecap::Frames<'_>) -> std::io::Result<()> {
+        let mut seen = self.0.lock().unwrap();
+        seen.extend(frames.iter().map(|f| *f.meta));
+        Ok(())
+    }
+}
+
+/// The library: GENEVE ports and the depth limit are builder settings, and `FrameMeta`
+/// carries both tunnels' identities with the AWS options as typed fields.
+#[test]
+fn the_library_sets_geneve_ports_and_hands_on_both_identities() {
+    let tmp = TempDir::new("geneve-lib");
+    let frames = vec![gwlb_mirrored(&inner::udp(7), 4242, 0xfeed, 3)];
+    let input = tmp.path("in.pcap");
+    std::fs::write(&input, pcap_file_bytes(&frames)).expect("write");
+    let run = |change: fn(vxdecap::CaptureBuilder) -> vxdecap::CaptureBuilder| {
+        let seen = Metas::default();
+        let summary = change(vxdecap::Capture::from_file(&input))
+            .analyzer(seen.clone())
+            .build()
+            .expect("builds")
+            .run()
+            .expect("runs");
+        let metas = seen.0.lock().unwrap().clone();
+        (summary.written, metas)
+    };
+    let (written, metas) = run(|b| b);
+    assert_eq!(written, 1);
+    let meta = metas[0];
+    assert_eq!(
+        (meta.tunnel, meta.vni),
+        (vxdecap::wire::Tunnel::Vxlan, 4242)
+    );
+    assert_eq!(meta.outer_dst_port, 6081);
+    let layer = meta.geneve.expect("the GENEVE layer");
+    assert_eq!(layer.vni, 0);
+    assert_eq!(
+        (
+            layer.gwlb.endpoint_id,
+            layer.gwlb.attachment_id,
+            layer.gwlb.flow_cookie
+        ),
+        (Some(0xfeed), Some(0x77), Some(0xc0_0c1e + 3))
+    );
+    assert_eq!(
+        run(|b| b.geneve_ports(&[7000])).0,
+        0,
+        "6081 is no longer GENEVE's"
+    );
+    assert_eq!(run(|b| b.max_tunnel_depth(1)).0, 0, "two tunnels deep");
+    let err = vxdecap::Capture::from_file(&input)
+        .geneve_ports(&[4789])
+        .analyzer(Metas::default())
+        .build()
+        .expect_err("a port for both");
+    let cause = std::error::Error::source(&err).map(ToString::to_string);
+    assert!(
+        cause
+            .as_deref()
+            .is_some_and(|c| c.contains("both VXLAN and GENEVE")),
+        "{err}: {cause:?}"
+    );
+}

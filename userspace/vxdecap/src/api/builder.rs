@@ -100,6 +100,8 @@ impl Capture {
             offline: None,
             filter: None,
             ports: Vec::new(),
+            geneve_ports: None,
+            max_tunnel_depth: None,
             analyzers: Vec::new(),
         }
     }
@@ -178,6 +180,8 @@ pub struct CaptureBuilder {
     offline: Option<PathBuf>,
     filter: Option<String>,
     ports: Vec<u16>,
+    geneve_ports: Option<Vec<u16>>,
+    max_tunnel_depth: Option<u8>,
     analyzers: Vec<Box<dyn Analyzer>>,
 }
 
@@ -198,6 +202,20 @@ impl CaptureBuilder {
     #[must_use]
     pub fn ports(mut self, ports: &[u16]) -> Self {
         self.ports = ports.to_vec();
+        self
+    }
+
+    /// UDP destination ports carrying GENEVE (default 6081; at most 8; none: GENEVE off).
+    #[must_use]
+    pub fn geneve_ports(mut self, ports: &[u16]) -> Self {
+        self.geneve_ports = Some(ports.to_vec());
+        self
+    }
+
+    /// Most tunnels peeled from one frame (default 2: GENEVE around VXLAN; 1 to 4).
+    #[must_use]
+    pub fn max_tunnel_depth(mut self, depth: u8) -> Self {
+        self.max_tunnel_depth = Some(depth);
         self
     }
 
@@ -314,6 +332,16 @@ impl CaptureBuilder {
     pub fn build(mut self) -> Result<Capture, CaptureError> {
         if !self.ports.is_empty() {
             self.config.ports = PortSet::new(&self.ports).map_err(CaptureError::Ports)?;
+        }
+        if let Some(geneve) = &self.geneve_ports {
+            self.config.ports = self
+                .config
+                .ports
+                .with_geneve(geneve)
+                .map_err(CaptureError::Ports)?;
+        }
+        if let Some(depth) = self.max_tunnel_depth {
+            self.config.ports = self.config.ports.with_max_depth(depth);
         }
         if self.analyzers.is_empty() || self.analyzers.len() > MAX_ANALYZERS {
             return Err(CaptureError::Analyzers(self.analyzers.len()));
