@@ -955,9 +955,9 @@ fn the_library_sets_geneve_ports_and_hands_on_both_identities() {
     assert_eq!(layer.vni, 0);
     assert_eq!(
         (
-            layer.gwlb.endpoint_id,
-            layer.gwlb.attachment_id,
-            layer.gwlb.flow_cookie
+            layer.gwlb().endpoint_id,
+            layer.gwlb().attachment_id,
+            layer.gwlb().flow_cookie
         ),
         (Some(0xfeed), Some(0x77), Some(0xc0_0c1e + 3))
     );

@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
             let end = decap.inner_offset + decap.inner.len();
             assert_eq!(frame.get(decap.inner_offset..end), Some(decap.inner));
             assert!(decap.vni <= vxlan::MAX_VNI);
-            match (decap.tunnel, decap.bare_ip, decap.geneve) {
+            match (decap.tunnel(), decap.bare_ip(), decap.geneve) {
                 (Tunnel::Vxlan, None, geneve) => {
                     assert!(decap.inner.len() >= 14);
                     assert_ne!(decap.vxlan_flags & vxlan::FLAG_I, 0);
@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(decap.outer_src.is_ipv4(), decap.outer_dst.is_ipv4());
 
             let orig = decap.inner_orig_len();
-            if decap.bare_ip.is_none() {
+            if decap.bare_ip().is_none() {
                 assert_eq!(orig, inner_orig_len(decap.inner));
             }
             assert!(orig >= decap.frame_len());

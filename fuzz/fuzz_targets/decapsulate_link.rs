@@ -45,7 +45,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(decap) => {
             let end = decap.inner_offset + decap.inner.len();
             assert_eq!(frame.get(decap.inner_offset..end), Some(decap.inner));
-            assert!(decap.inner.len() >= if decap.bare_ip.is_some() { 20 } else { 14 });
+            assert!(decap.inner.len() >= if decap.bare_ip().is_some() { 20 } else { 14 });
             assert!(decap.vni <= vxlan::MAX_VNI);
             if decap.geneve.is_none() {
                 assert_ne!(decap.vxlan_flags & vxlan::FLAG_I, 0);
@@ -80,8 +80,8 @@ fuzz_target!(|data: &[u8]| {
                 (want.vni, want.outer_src, want.outer_dst, want.outer_src_port)
             );
             assert_eq!(
-                (got.tunnel, got.bare_ip, got.geneve),
-                (want.tunnel, want.bare_ip, want.geneve)
+                (got.tunnel(), got.bare_ip(), got.geneve),
+                (want.tunnel(), want.bare_ip(), want.geneve)
             );
         }
         (Err(got), Err(want)) => assert_eq!(got, want),

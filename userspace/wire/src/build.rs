@@ -417,8 +417,8 @@ impl VxlanFrameBuilder {
 ///     .build()
 ///     .expect("consistent settings");
 /// let decap = decapsulate(&frame, &PortSet::default()).expect("GENEVE");
-/// assert_eq!((decap.tunnel, decap.vni, decap.bare_ip), (Tunnel::Geneve, 7, Some(0x0800)));
-/// assert_eq!(decap.geneve.expect("layer").gwlb.endpoint_id, Some(0x1122));
+/// assert_eq!((decap.tunnel(), decap.vni, decap.bare_ip()), (Tunnel::Geneve, 7, Some(0x0800)));
+/// assert_eq!(decap.geneve.expect("layer").gwlb_endpoint_id(), Some(0x1122));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GeneveFrameBuilder {

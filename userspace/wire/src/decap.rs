@@ -466,6 +466,10 @@ impl Tunnel {
 }
 
 /// What a GENEVE header said, kept with a frame decapsulated through it.
+///
+/// 32 bytes and `Copy` (an `Option` of it too): it travels with every frame's metadata, so the
+/// flags and the AWS options are packed and read through methods; the options come back
+/// typed from [`GeneveLayer::gwlb`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GeneveLayer {
     /// Virtual network identifier (24 bits).
@@ -474,16 +478,140 @@ pub struct GeneveLayer {
     pub protocol: u16,
     /// UDP destination port it arrived on.
     pub dst_port: u16,
+    flow_cookie: u32,
+    /// `LAYER_*` bits.
+    flags: u8,
+    carried: Carried,
+    endpoint_id: u64,
+    attachment_id: u64,
+}
+
+const LAYER_OAM: u8 = 1;
+const LAYER_CRITICAL: u8 = 1 << 1;
+const LAYER_OPTIONS_MALFORMED: u8 = 1 << 2;
+const LAYER_ENDPOINT: u8 = 1 << 3;
+const LAYER_ATTACHMENT: u8 = 1 << 4;
+const LAYER_COOKIE: u8 = 1 << 5;
+
+/// What a GENEVE payload turned out to be: the frame delivered (Ethernet or bare IP), or a
+/// further tunnel and what that one delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(u8)]
+enum Carried {
+    #[default]
+    Ethernet,
+    Ipv4,
+    Ipv6,
+    Vxlan,
+    GeneveEthernet,
+    GeneveIpv4,
+    GeneveIpv6,
+}
+
+impl GeneveLayer {
+    /// A layer with no flags, no options and an Ethernet payload (tests, and frames built by
+    /// hand); see [`GeneveLayer::with_gwlb`].
+    pub fn new(vni: u32, protocol: u16, dst_port: u16) -> Self {
+        Self {
+            vni,
+            protocol,
+            dst_port,
+            ..Self::default()
+        }
+    }
+
+    /// The same layer with `gwlb`'s options.
+    #[must_use]
+    pub fn with_gwlb(mut self, gwlb: geneve::AwsGwlb) -> Self {
+        self.flags &= !(LAYER_ENDPOINT | LAYER_ATTACHMENT | LAYER_COOKIE);
+        if let Some(id) = gwlb.endpoint_id {
+            self.flags |= LAYER_ENDPOINT;
+            self.endpoint_id = id;
+        }
+        if let Some(id) = gwlb.attachment_id {
+            self.flags |= LAYER_ATTACHMENT;
+            self.attachment_id = id;
+        }
+        if let Some(cookie) = gwlb.flow_cookie {
+            self.flags |= LAYER_COOKIE;
+            self.flow_cookie = cookie;
+        }
+        self
+    }
+
     /// The O bit: an OAM (control) packet.
-    pub oam: bool,
+    #[inline]
+    pub fn oam(&self) -> bool {
+        self.flags & LAYER_OAM != 0
+    }
+
     /// The C bit: a critical option is present. Counted, not obeyed: a capture tool is not
     /// the tunnel endpoint the bit addresses.
-    pub critical: bool,
+    #[inline]
+    pub fn critical(&self) -> bool {
+        self.flags & LAYER_CRITICAL != 0
+    }
+
     /// An option ran past `Opt Len`; the options after it were not read (the payload still
     /// starts where `Opt Len` says).
-    pub options_malformed: bool,
-    /// The AWS Gateway Load Balancer options (class 0x0108), where present.
-    pub gwlb: geneve::AwsGwlb,
+    #[inline]
+    pub fn options_malformed(&self) -> bool {
+        self.flags & LAYER_OPTIONS_MALFORMED != 0
+    }
+
+    /// The AWS Gateway Load Balancer options (class 0x0108) that were present.
+    #[inline]
+    pub fn gwlb(&self) -> geneve::AwsGwlb {
+        geneve::AwsGwlb {
+            endpoint_id: (self.flags & LAYER_ENDPOINT != 0).then_some(self.endpoint_id),
+            attachment_id: (self.flags & LAYER_ATTACHMENT != 0).then_some(self.attachment_id),
+            flow_cookie: (self.flags & LAYER_COOKIE != 0).then_some(self.flow_cookie),
+        }
+    }
+
+    /// The AWS Gateway Load Balancer endpoint id, when the option was present.
+    #[inline]
+    pub fn gwlb_endpoint_id(&self) -> Option<u64> {
+        (self.flags & LAYER_ENDPOINT != 0).then_some(self.endpoint_id)
+    }
+
+    /// The tunnel peeled inside this one's payload, if any: VXLAN for AWS Traffic Mirroring
+    /// into a Gateway Load Balancer endpoint.
+    #[inline]
+    pub fn inner_tunnel(&self) -> Option<Tunnel> {
+        match self.carried {
+            Carried::Ethernet | Carried::Ipv4 | Carried::Ipv6 => None,
+            Carried::Vxlan => Some(Tunnel::Vxlan),
+            Carried::GeneveEthernet | Carried::GeneveIpv4 | Carried::GeneveIpv6 => {
+                Some(Tunnel::Geneve)
+            }
+        }
+    }
+
+    /// `Some(EtherType)` when the frame delivered is a bare IPv4 or IPv6 packet (a GENEVE
+    /// payload without Ethernet): see [`Decapsulated::bare_ip`].
+    #[inline]
+    pub fn bare_ip(&self) -> Option<u16> {
+        match self.carried {
+            Carried::Ipv4 | Carried::GeneveIpv4 => Some(EtherType::IPV4),
+            Carried::Ipv6 | Carried::GeneveIpv6 => Some(EtherType::IPV6),
+            _ => None,
+        }
+    }
+
+    /// Records what the payload carried: bare IP of `bare_ip`'s EtherType or Ethernet, inside
+    /// `inner` (a tunnel peeled in the payload) or directly.
+    fn set_carried(&mut self, inner: Option<Tunnel>, bare_ip: Option<u16>) {
+        self.carried = match (inner, bare_ip) {
+            (None, None) => Carried::Ethernet,
+            (None, Some(EtherType::IPV4)) => Carried::Ipv4,
+            (None, Some(_)) => Carried::Ipv6,
+            (Some(Tunnel::Vxlan), _) => Carried::Vxlan,
+            (Some(Tunnel::Geneve), None) => Carried::GeneveEthernet,
+            (Some(Tunnel::Geneve), Some(EtherType::IPV4)) => Carried::GeneveIpv4,
+            (Some(Tunnel::Geneve), Some(_)) => Carried::GeneveIpv6,
+        };
+    }
 }
 
 /// A decapsulated frame: the inner Ethernet frame and what the outer headers said about it.
@@ -512,15 +640,11 @@ pub struct Decapsulated<'a> {
     pub outer_vlans: [u16; 2],
     /// Number of outer VLAN tags (0..=2).
     pub outer_vlan_count: u8,
-    /// The tunnel whose payload `inner` is (the innermost peeled); `vni` is its VNI.
-    pub tunnel: Tunnel,
-    /// `Some(EtherType)` when `inner` is a bare IPv4 or IPv6 packet (a GENEVE payload without
-    /// Ethernet, as AWS Gateway Load Balancer sends): outputs write it behind
-    /// [`synthetic_ethernet`] so every output stays Ethernet.
-    pub bare_ip: Option<u16>,
-    /// The outermost GENEVE header peeled, when one was: alone (`tunnel` is GENEVE, with the
-    /// same VNI), around a VXLAN tunnel (`tunnel` is VXLAN; AWS Traffic Mirroring into a
-    /// Gateway Load Balancer endpoint), or around another GENEVE (whose VNI is `vni`).
+    /// The outermost GENEVE header peeled, when one was: alone ([`Decapsulated::tunnel`] is
+    /// GENEVE, with the same VNI), around a VXLAN tunnel (`tunnel()` is VXLAN; AWS Traffic
+    /// Mirroring into a Gateway Load Balancer endpoint), or around another GENEVE (whose VNI
+    /// is `vni`). `None` for VXLAN alone: one field, so plain VXLAN's result costs one store
+    /// more than before GENEVE, not three.
     pub geneve: Option<GeneveLayer>,
 }
 
@@ -545,11 +669,35 @@ pub const fn synthetic_ethernet(ethertype: u16) -> [u8; SYNTHETIC_ETHERNET_LEN] 
 }
 
 impl Decapsulated<'_> {
+    /// The tunnel whose payload `inner` is (the innermost peeled); `vni` is its VNI.
+    #[inline]
+    pub fn tunnel(&self) -> Tunnel {
+        match &self.geneve {
+            None => Tunnel::Vxlan,
+            Some(layer) => match layer.inner_tunnel() {
+                Some(Tunnel::Vxlan) => Tunnel::Vxlan,
+                _ => Tunnel::Geneve,
+            },
+        }
+    }
+
+    /// `Some(EtherType)` when `inner` is a bare IPv4 or IPv6 packet (a GENEVE payload without
+    /// Ethernet, as AWS Gateway Load Balancer sends): outputs write it behind
+    /// [`synthetic_ethernet`] so every output stays Ethernet.
+    #[inline]
+    pub fn bare_ip(&self) -> Option<u16> {
+        // By reference: the layer is not copied for the common VXLAN frame.
+        match &self.geneve {
+            None => None,
+            Some(layer) => layer.bare_ip(),
+        }
+    }
+
     /// Length of the frame as written: `inner`, plus the synthetic Ethernet header of a bare
     /// IP payload.
     #[inline]
     pub fn frame_len(&self) -> usize {
-        match self.bare_ip {
+        match self.bare_ip() {
             None => self.inner.len(),
             Some(_) => SYNTHETIC_ETHERNET_LEN + self.inner.len(),
         }
@@ -560,7 +708,7 @@ impl Decapsulated<'_> {
     /// overwrite in place: a UDP and a GENEVE header always precede it).
     #[inline]
     pub fn frame_offset(&self) -> usize {
-        match self.bare_ip {
+        match self.bare_ip() {
             None => self.inner_offset,
             Some(_) => self.inner_offset - SYNTHETIC_ETHERNET_LEN,
         }
@@ -585,7 +733,7 @@ impl Decapsulated<'_> {
     /// says the packet was longer.
     #[inline]
     pub fn inner_orig_len(&self) -> usize {
-        match self.bare_ip {
+        match self.bare_ip() {
             None => inner_orig_len(self.inner),
             Some(ethertype) => {
                 SYNTHETIC_ETHERNET_LEN
@@ -736,8 +884,6 @@ fn decapsulate_plain_ipv4<'a>(frame: &'a [u8], ports: &PortSet) -> Option<Decaps
         outer_dst_port: dst_port,
         outer_vlans: [0; MAX_VLAN_TAGS],
         outer_vlan_count: 0,
-        tunnel: Tunnel::Vxlan,
-        bare_ip: None,
         geneve: None,
     })
 }
@@ -837,8 +983,6 @@ fn decapsulate_tunnel<'a>(
         outer_vlans,
         // At most MAX_VLAN_TAGS (2): the loop above returns before a third.
         outer_vlan_count: outer_vlan_count as u8,
-        tunnel: Tunnel::Vxlan,
-        bare_ip: None,
         geneve: None,
     })
 }
@@ -870,15 +1014,17 @@ fn decapsulate_geneve<'a>(
     let payload_offset = outer.ip.l4_offset + udp::HEADER_LEN + header.header_len();
     let mut options = header.options();
     let gwlb = geneve::AwsGwlb::from_options(options.by_ref());
-    let layer = GeneveLayer {
-        vni: header.vni(),
-        protocol: header.protocol(),
-        dst_port: outer.udp.dst_port(),
-        oam: header.oam(),
-        critical: header.critical(),
-        options_malformed: options.malformed(),
-        gwlb,
-    };
+    let mut layer =
+        GeneveLayer::new(header.vni(), header.protocol(), outer.udp.dst_port()).with_gwlb(gwlb);
+    for (set, bit) in [
+        (header.oam(), LAYER_OAM),
+        (header.critical(), LAYER_CRITICAL),
+        (options.malformed(), LAYER_OPTIONS_MALFORMED),
+    ] {
+        if set {
+            layer.flags |= bit;
+        }
+    }
     let bare_ip = match header.protocol() {
         geneve::protocol::ETHERNET => {
             if payload.len() < ethernet::HEADER_LEN {
@@ -900,6 +1046,7 @@ fn decapsulate_geneve<'a>(
             let bounded = frame.get(..payload_offset + payload.len()).unwrap_or(frame);
             match decapsulate_tunnel(bounded, ethertype, payload_offset, ports, depth + 1) {
                 Ok(nested) => {
+                    layer.set_carried(Some(nested.tunnel()), nested.bare_ip());
                     return Ok(Decapsulated {
                         outer_src: outer.ip.src,
                         outer_dst: outer.ip.dst,
@@ -909,7 +1056,7 @@ fn decapsulate_geneve<'a>(
                         outer_vlan_count: outer.vlan_count,
                         geneve: Some(layer),
                         ..nested
-                    })
+                    });
                 }
                 Err(Reject::TunnelTooDeep) => return Err(Reject::TunnelTooDeep),
                 Err(_) => Some(ethertype),
@@ -917,6 +1064,7 @@ fn decapsulate_geneve<'a>(
         }
         _ => return Err(Reject::GeneveProtocolUnsupported),
     };
+    layer.set_carried(None, bare_ip);
     Ok(Decapsulated {
         inner: payload,
         inner_offset: payload_offset,
@@ -928,8 +1076,6 @@ fn decapsulate_geneve<'a>(
         outer_dst_port: outer.udp.dst_port(),
         outer_vlans: outer.vlans,
         outer_vlan_count: outer.vlan_count,
-        tunnel: Tunnel::Geneve,
-        bare_ip,
         geneve: Some(layer),
     })
 }
@@ -1126,7 +1272,7 @@ mod tests {
             "inner must be a sub-slice of the frame (zero copy)"
         );
         assert!(decap.vni <= vxlan::MAX_VNI);
-        match (decap.tunnel, decap.bare_ip) {
+        match (decap.tunnel(), decap.bare_ip()) {
             (Tunnel::Vxlan, None) => {
                 assert!(decap.inner.len() >= ethernet::HEADER_LEN);
                 assert!(decap.vxlan_flags & vxlan::FLAG_I != 0);
@@ -1140,7 +1286,7 @@ mod tests {
             (Tunnel::Vxlan, Some(_)) => panic!("VXLAN carries Ethernet only"),
         }
         assert_eq!(
-            decap.tunnel == Tunnel::Geneve,
+            decap.tunnel() == Tunnel::Geneve,
             decap.geneve.is_some() && decap.vxlan_flags == 0
         );
         if let Some(layer) = decap.geneve {
@@ -1751,19 +1897,19 @@ mod tests {
             .build()
             .expect("valid");
         let decap = ok(&frame);
-        assert_eq!(decap.tunnel, Tunnel::Geneve);
+        assert_eq!(decap.tunnel(), Tunnel::Geneve);
         assert_eq!(decap.inner, &*inner());
         assert_eq!(decap.inner_offset, GENEVE4 + 8 + 12);
         assert_eq!(
-            (decap.vni, decap.bare_ip, decap.outer_dst_port),
+            (decap.vni, decap.bare_ip(), decap.outer_dst_port),
             (0xabcdef, None, 6081)
         );
         assert_eq!(decap.outer_src, IpAddr::V4(Ipv4Addr::new(10, 0, 9, 1)));
         assert_eq!(decap.outer_src_port, 40001);
         let layer = decap.geneve.expect("layer");
-        assert!(layer.critical && !layer.oam && !layer.options_malformed);
+        assert!(layer.critical() && !layer.oam() && !layer.options_malformed());
         assert_eq!(layer.protocol, 0x6558);
-        assert!(!layer.gwlb.is_present());
+        assert!(!layer.gwlb().is_present());
         assert_eq!(decap.outer_vni(), 0xabcdef);
         assert_eq!(decap.frame_len(), inner().len());
     }
@@ -1780,7 +1926,7 @@ mod tests {
             .expect("valid");
         let decap = ok(&frame);
         assert_eq!(
-            (decap.tunnel, decap.outer_vlan_ids()),
+            (decap.tunnel(), decap.outer_vlan_ids()),
             (Tunnel::Geneve, &[5u16][..])
         );
         assert_eq!(decap.inner, &*inner());
@@ -1810,7 +1956,7 @@ mod tests {
             .expect("valid");
         let decap = ok(&frame);
         assert_eq!(
-            (decap.tunnel, decap.bare_ip),
+            (decap.tunnel(), decap.bare_ip()),
             (Tunnel::Geneve, Some(0x0800))
         );
         assert_eq!(decap.inner, &*packet);
@@ -1818,7 +1964,7 @@ mod tests {
         assert_eq!(decap.frame_offset(), decap.inner_offset - 14);
         assert_eq!(decap.inner_orig_len(), inner().len());
         assert!(!decap.is_truncated());
-        let gwlb = decap.geneve.expect("layer").gwlb;
+        let gwlb = decap.geneve.expect("layer").gwlb();
         assert_eq!(
             (gwlb.endpoint_id, gwlb.attachment_id, gwlb.flow_cookie),
             (Some(1), Some(2), Some(3))
@@ -1849,7 +1995,7 @@ mod tests {
             .payload(&v6)
             .build()
             .expect("ok");
-        assert_eq!(ok(&frame).bare_ip, Some(0x86dd));
+        assert_eq!(ok(&frame).bare_ip(), Some(0x86dd));
         for (protocol, len) in [(0x0800, 19), (0x86dd, 39), (0x6558, 13)] {
             let frame = geneve_builder()
                 .protocol(protocol)
@@ -1906,7 +2052,7 @@ mod tests {
         let decap = ok(&frame);
         assert_eq!(decap.inner, &*inner());
         let layer = decap.geneve.expect("layer");
-        assert!(layer.options_malformed && !layer.gwlb.is_present());
+        assert!(layer.options_malformed() && !layer.gwlb().is_present());
     }
 
     #[test]
@@ -1916,7 +2062,7 @@ mod tests {
         let decap = ok(&frame);
         assert_eq!(decap.inner, &*mirrored);
         assert_eq!(
-            (decap.tunnel, decap.vni, decap.bare_ip),
+            (decap.tunnel(), decap.vni, decap.bare_ip()),
             (Tunnel::Vxlan, 4242, None)
         );
         assert_eq!(decap.vxlan_flags, vxlan::FLAG_I);
@@ -1925,9 +2071,16 @@ mod tests {
         assert_eq!((decap.outer_src_port, decap.outer_dst_port), (61000, 6081));
         let layer = decap.geneve.expect("layer");
         assert_eq!((layer.vni, layer.protocol), (0, 0x0800));
-        assert_eq!(layer.gwlb.endpoint_id, Some(0x0a1b_2c3d_4e5f_6071));
-        assert_eq!(layer.gwlb.attachment_id, Some(0x1111_2222_3333_4444));
-        assert_eq!(layer.gwlb.flow_cookie, Some(0x0bad_cafe));
+        assert_eq!(layer.gwlb().endpoint_id, Some(0x0a1b_2c3d_4e5f_6071));
+        assert_eq!(layer.gwlb_endpoint_id(), Some(0x0a1b_2c3d_4e5f_6071));
+        assert_eq!(layer.gwlb().attachment_id, Some(0x1111_2222_3333_4444));
+        assert_eq!(layer.gwlb().flow_cookie, Some(0x0bad_cafe));
+        assert_eq!(layer.inner_tunnel(), Some(Tunnel::Vxlan));
+        assert_eq!(
+            size_of::<Option<GeneveLayer>>(),
+            32,
+            "travels with every frame"
+        );
         assert_eq!(decap.outer_vni(), 0);
         // Padding after the outer datagram is not part of the nested one.
         let mut padded = frame.clone();
@@ -1945,7 +2098,7 @@ mod tests {
             .build();
         let decap = ok(frame.as_ref().expect("ok"));
         assert_eq!(
-            (decap.tunnel, decap.bare_ip),
+            (decap.tunnel(), decap.bare_ip()),
             (Tunnel::Geneve, Some(0x0800))
         );
         assert_eq!(decap.inner, ip_of(&vxlan));
@@ -1959,7 +2112,7 @@ mod tests {
             .protocol(0x0800)
             .payload(ip_of(&vxlan))
             .build();
-        assert_eq!(ok(frame.as_ref().expect("ok")).bare_ip, Some(0x0800));
+        assert_eq!(ok(frame.as_ref().expect("ok")).bare_ip(), Some(0x0800));
     }
 
     #[test]

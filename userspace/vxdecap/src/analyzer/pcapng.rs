@@ -95,7 +95,7 @@ impl TunnelKey {
             outer_src: meta.outer_src,
             path: TunnelPath::of(meta.tunnel, meta.geneve.is_some()),
             geneve_vni: meta.geneve.map_or(0, |g| g.vni),
-            gwlb_endpoint: meta.geneve.and_then(|g| g.gwlb.endpoint_id),
+            gwlb_endpoint: meta.geneve.and_then(|g| g.gwlb_endpoint_id()),
         }
     }
 }
@@ -303,7 +303,7 @@ impl<W: Write> PcapngWriter<W> {
         push_decimal(&mut self.scratch, meta.outer_src_port);
         if let Some(gwlb) = meta
             .geneve
-            .map(|g| g.gwlb)
+            .map(|g| g.gwlb())
             .filter(vxdecap_wire::geneve::AwsGwlb::is_present)
         {
             write_gwlb(&mut self.scratch, &gwlb);

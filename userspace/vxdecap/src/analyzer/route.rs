@@ -258,7 +258,7 @@ impl RouteMatch {
             && (self.gwlb_endpoints.is_empty()
                 || meta
                     .geneve
-                    .and_then(|g| g.gwlb.endpoint_id)
+                    .and_then(|g| g.gwlb_endpoint_id())
                     .is_some_and(|id| self.gwlb_endpoints.contains(&id)))
             && (self.directions.is_empty()
                 || GwlbDirection::from_port(meta.outer_dst_port)
@@ -660,12 +660,11 @@ mod tests {
         use vxdecap_wire::GeneveLayer;
         let rule = |text: &str| RouteMatch::parse(text).expect(text);
         let vxlan = FrameMeta::default();
-        let layer = |endpoint| GeneveLayer {
-            gwlb: AwsGwlb {
+        let layer = |endpoint| {
+            GeneveLayer::new(0, 0x0800, 6081).with_gwlb(AwsGwlb {
                 endpoint_id: endpoint,
                 ..AwsGwlb::default()
-            },
-            ..GeneveLayer::default()
+            })
         };
         let geneve = FrameMeta {
             tunnel: Tunnel::Geneve,

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use vxdecap_wire::link::link_payload;
 use vxdecap_wire::reassembly::{Push, Reassembler};
 use vxdecap_wire::{
-    decapsulate, decapsulate_link, synthetic_ethernet, GeneveLayer, LinkType, PortSet, Reject,
-    RxMeta, Tunnel,
+    decapsulate, decapsulate_link, inner_orig_len, synthetic_ethernet, GeneveLayer, LinkType,
+    PortSet, Reject, RxMeta, Tunnel,
 };
 use vxdecap_xsk::{RxFrame, UmemView};
 
@@ -335,9 +335,15 @@ impl DecapStage {
                 return;
             }
         };
-        let len = decap.frame_len();
-        let start = skip + decap.frame_offset();
-        let bare_ip = decap.bare_ip;
+        // VXLAN alone reads no GENEVE state: its path is as before GENEVE.
+        let (len, start, bare_ip) = match &decap.geneve {
+            None => (decap.inner.len(), skip + decap.inner_offset, None),
+            Some(_) => (
+                decap.frame_len(),
+                skip + decap.frame_offset(),
+                decap.bare_ip(),
+            ),
+        };
         let meta = self.meta(&decap, timestamp_ns, 0);
         if let Some(ethertype) = bare_ip {
             // A bare IP payload: its synthetic Ethernet header goes over the end of the
@@ -480,14 +486,17 @@ impl DecapStage {
                 }
             }
         }
-        let len = decap.frame_len();
+        let (len, bare_ip) = match &decap.geneve {
+            None => (decap.inner.len(), None),
+            Some(_) => (decap.frame_len(), decap.bare_ip()),
+        };
         let meta = self.meta(&decap, timestamp_ns, missing);
         self.stats.add(StageCounter::Delivered, 1);
         let Some(batch) = self.batch_for(Some(len)).and_then(Arc::get_mut) else {
             self.skip_all(1);
             return;
         };
-        let kept = match decap.bare_ip {
+        let kept = match bare_ip {
             None => batch.push_copy(decap.inner, meta),
             Some(ethertype) => {
                 batch.push_copy_prefixed(&synthetic_ethernet(ethertype), decap.inner, meta)
@@ -507,12 +516,42 @@ impl DecapStage {
         timestamp_ns: u64,
         missing: usize,
     ) -> FrameMeta {
-        match &decap.geneve {
-            None => self.vnis.add(decap.vni),
-            Some(layer) => self.geneve_layer(layer, decap.tunnel, decap.vni),
+        if let Some(layer) = &decap.geneve {
+            return self.geneve_meta(decap, layer, timestamp_ns, missing);
         }
+        self.vnis.add(decap.vni);
         // A mirror that cut the inner packet (AWS PacketLength, the target's
         // MTU) leaves the inner IP length saying more than the frame holds.
+        let orig_len = inner_orig_len(decap.inner).max(decap.inner.len() + missing);
+        if orig_len > decap.inner.len() {
+            self.stats.add(StageCounter::TruncatedMirror, 1);
+        }
+        FrameMeta {
+            timestamp_ns,
+            orig_len: orig_len as u32,
+            vni: decap.vni,
+            outer_src: decap.outer_src,
+            outer_dst: decap.outer_dst,
+            outer_src_port: decap.outer_src_port,
+            queue: self.queue,
+            outer_dst_port: decap.outer_dst_port,
+            tunnel: Tunnel::Vxlan,
+            geneve: None,
+        }
+    }
+
+    /// [`meta`](Self::meta) of a frame that came through GENEVE: its per-VNI key, the
+    /// GENEVE counters, and the length as written (with a synthetic Ethernet header).
+    #[cold]
+    fn geneve_meta(
+        &mut self,
+        decap: &vxdecap_wire::Decapsulated<'_>,
+        layer: &GeneveLayer,
+        timestamp_ns: u64,
+        missing: usize,
+    ) -> FrameMeta {
+        let tunnel = decap.tunnel();
+        self.geneve_layer(layer, tunnel, decap.vni);
         let frame_len = decap.frame_len();
         let orig_len = decap.inner_orig_len().max(frame_len + missing);
         if orig_len > frame_len {
@@ -527,8 +566,8 @@ impl DecapStage {
             outer_src_port: decap.outer_src_port,
             queue: self.queue,
             outer_dst_port: decap.outer_dst_port,
-            tunnel: decap.tunnel,
-            geneve: decap.geneve,
+            tunnel,
+            geneve: Some(*layer),
         }
     }
 
@@ -546,19 +585,19 @@ impl DecapStage {
             },
             1,
         );
-        if layer.critical {
+        if layer.critical() {
             self.stats.add(StageCounter::GeneveCritical, 1);
         }
-        if layer.options_malformed {
+        if layer.options_malformed() {
             self.stats.add(StageCounter::GeneveOptionsMalformed, 1);
         }
-        if tunnel == Tunnel::Geneve && layer.gwlb.is_present() {
+        if tunnel == Tunnel::Geneve && layer.gwlb().is_present() {
             self.stats.add(StageCounter::GwlbInline, 1);
             if !self.warned_inline {
                 self.warned_inline = true;
                 tracing::warn!(
                     queue = self.queue,
-                    endpoint_id = layer.gwlb.endpoint_id.map(|id| format!("{id:#018x}")),
+                    endpoint_id = layer.gwlb_endpoint_id().map(|id| format!("{id:#018x}")),
                     "GENEVE with AWS Gateway Load Balancer options and no Traffic Mirroring \
                      VXLAN inside: this is the inline load balancer path, whose packets the \
                      load balancer expects back; vxdecap does not return them, so the traffic \
