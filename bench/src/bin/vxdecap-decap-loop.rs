@@ -5,7 +5,8 @@
 //! valgrind --tool=callgrind target/release/vxdecap-decap-loop decap 0
 //! ```
 //! (Ir of the first − Ir of the second) / 1,000,000 = instructions per packet.
-//! `decap` runs `decapsulate` alone; `stage` runs the stage's per-frame
+//! `decap` runs `decapsulate` alone (`geneve-decap` on GENEVE(VXLAN) frames carrying the same
+//! inner frames); `stage` (`geneve-stage`) runs the stage's per-frame
 //! path with a copy into the batch (decap, counters, copy, batch hand-over
 //! and return, as offline replay does), single-threaded. The live path
 //! leases UMEM frames instead of copying and needs a socket: the harness
@@ -41,8 +42,23 @@ fn main() {
         .next()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    // `geneve-decap` / `geneve-stage`: the same inner frames as AWS Traffic Mirroring through
+    // a Gateway Load Balancer endpoint sends them (GENEVE with the AWS options around VXLAN).
+    let geneve = mode.starts_with("geneve-");
+    let mode = mode.trim_start_matches("geneve-").to_owned();
     let frames: Vec<Vec<u8>> = (0..16)
-        .map(|i| vxdecap_bench::sample_frame(14 + i))
+        .map(|i| {
+            if geneve {
+                vxdecap_bench::geneve_vxlan_frame(
+                    56 + i,
+                    [0xff; 6],
+                    std::net::Ipv4Addr::new(10, 0, 2, 4),
+                    std::net::Ipv4Addr::new(10, 1, 1, 4),
+                )
+            } else {
+                vxdecap_bench::sample_frame(14 + i)
+            }
+        })
         .collect();
     let ports = PortSet::default();
     match mode.as_str() {
@@ -76,7 +92,7 @@ fn main() {
             println!("{seen}");
         }
         other => {
-            eprintln!("mode {other}: use decap or stage");
+            eprintln!("mode {other}: use decap, stage, geneve-decap or geneve-stage");
             std::process::exit(2);
         }
     }

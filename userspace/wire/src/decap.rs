@@ -833,34 +833,41 @@ pub fn decapsulate<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsulated<
     }
 }
 
-/// Bytes from the start of an untagged Ethernet frame to the end of the VXLAN header, over
-/// IPv4 without options.
-const PLAIN_IPV4_HEADERS: usize =
-    ethernet::HEADER_LEN + ipv4::MIN_HEADER_LEN + udp::HEADER_LEN + vxlan::HEADER_LEN;
-
 /// The fast path of [`decapsulate`]: `Some` only for an untagged IPv4 (IHL 5, not a fragment)
 /// UDP frame to a port of `ports` whose VXLAN header has the I flag and whose lengths hold a
 /// whole inner Ethernet header, with exactly the result the general walk gives it; `None`
 /// for anything else, which the general walk then decides.
 #[inline(always)]
 fn decapsulate_plain_ipv4<'a>(frame: &'a [u8], ports: &PortSet) -> Option<Decapsulated<'a>> {
-    const IP: usize = ethernet::HEADER_LEN;
-    const UDP: usize = IP + ipv4::MIN_HEADER_LEN;
-    const VXLAN: usize = UDP + udp::HEADER_LEN;
-    let h: &[u8; PLAIN_IPV4_HEADERS] = frame.get(..PLAIN_IPV4_HEADERS)?.try_into().ok()?;
+    plain_ipv4_vxlan::<{ ethernet::HEADER_LEN }>(frame, ports)
+}
+
+/// The fast path's shape with the IPv4 header at `IP`: behind an untagged Ethernet header
+/// (`IP` 14, [`decapsulate`]'s fast path), or at the start of `l3` (`IP` 0: the bare IPv4
+/// payload of a GENEVE header, AWS Traffic Mirroring's VXLAN inside a Gateway Load Balancer's
+/// GENEVE). Offsets in the result are relative to the slice given.
+#[inline(always)]
+fn plain_ipv4_vxlan<'a, const IP: usize>(
+    frame: &'a [u8],
+    ports: &PortSet,
+) -> Option<Decapsulated<'a>> {
+    let udp_at: usize = IP + ipv4::MIN_HEADER_LEN;
+    let vxlan_at: usize = udp_at + udp::HEADER_LEN;
+    let headers: usize = vxlan_at + vxlan::HEADER_LEN;
+    let h = frame.get(..headers)?;
     let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
-    // EtherType IPv4; version 4 with IHL 5; UDP; neither MF nor a fragment offset (DF and
-    // the reserved bit do not matter, as in `Packet::is_fragment`); the I flag.
-    if be16(12) != 0x0800
+    // EtherType IPv4 (behind Ethernet); version 4 with IHL 5; UDP; neither MF nor a fragment
+    // offset (DF and the reserved bit do not matter, as in `Packet::is_fragment`); the I flag.
+    if (IP == ethernet::HEADER_LEN && be16(12) != 0x0800)
         || h[IP] != 0x45
         || h[IP + 9] != IpProtocol::UDP
         || be16(IP + 6) & 0x3fff != 0
-        || h[VXLAN] & vxlan::FLAG_I == 0
+        || h[vxlan_at] & vxlan::FLAG_I == 0
     {
         return None;
     }
     let ip_len = usize::from(be16(IP + 2));
-    let udp_len = usize::from(be16(UDP + 4));
+    let udp_len = usize::from(be16(udp_at + 4));
     // The general walk's length checks: IP total ≤ frame, UDP length ≤ IP payload, and an
     // inner Ethernet header inside the UDP length (smaller lengths are its rejects). The
     // last two make the IP total at least its header, so nothing here can wrap.
@@ -868,19 +875,24 @@ fn decapsulate_plain_ipv4<'a>(frame: &'a [u8], ports: &PortSet) -> Option<Decaps
     if ip_len > frame.len() - IP || udp_len < min_udp || udp_len + ipv4::MIN_HEADER_LEN > ip_len {
         return None;
     }
-    let dst_port = be16(UDP + 2);
+    let dst_port = be16(udp_at + 2);
     if !ports.contains(dst_port) {
         return None;
     }
     Some(Decapsulated {
-        inner: frame.get(PLAIN_IPV4_HEADERS..UDP + udp_len)?,
-        inner_offset: PLAIN_IPV4_HEADERS,
+        inner: frame.get(headers..udp_at + udp_len)?,
+        inner_offset: headers,
         // The VNI and the reserved byte after it, as one word.
-        vni: u32::from_be_bytes([h[VXLAN + 4], h[VXLAN + 5], h[VXLAN + 6], h[VXLAN + 7]]) >> 8,
-        vxlan_flags: h[VXLAN],
+        vni: u32::from_be_bytes([
+            h[vxlan_at + 4],
+            h[vxlan_at + 5],
+            h[vxlan_at + 6],
+            h[vxlan_at + 7],
+        ]) >> 8,
+        vxlan_flags: h[vxlan_at],
         outer_src: IpAddr::V4([h[IP + 12], h[IP + 13], h[IP + 14], h[IP + 15]].into()),
         outer_dst: IpAddr::V4([h[IP + 16], h[IP + 17], h[IP + 18], h[IP + 19]].into()),
-        outer_src_port: be16(UDP),
+        outer_src_port: be16(udp_at),
         outer_dst_port: dst_port,
         outer_vlans: [0; MAX_VLAN_TAGS],
         outer_vlan_count: 0,
@@ -987,6 +999,25 @@ fn decapsulate_tunnel<'a>(
     })
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests set it to compare the nested fast path with the general walk.
+    static GENERAL_ONLY: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Whether [`decapsulate_geneve`] may take the nested fast path (always, outside tests).
+#[inline(always)]
+fn nested_fast_path() -> bool {
+    #[cfg(test)]
+    {
+        !GENERAL_ONLY.with(core::cell::Cell::get)
+    }
+    #[cfg(not(test))]
+    {
+        true
+    }
+}
+
 /// The outer layers of a tunnel, as [`decapsulate_geneve`] needs them.
 struct Outer<'a, 'b> {
     ip: &'b OuterIp<'a>,
@@ -1044,7 +1075,24 @@ fn decapsulate_geneve<'a>(
             // A tunnel inside: bounded by this payload, so the outer frame's padding never
             // becomes part of it. Anything that does not decapsulate is the packet itself.
             let bounded = frame.get(..payload_offset + payload.len()).unwrap_or(frame);
-            match decapsulate_tunnel(bounded, ethertype, payload_offset, ports, depth + 1) {
+            // The common nesting (plain IPv4, UDP, VXLAN within the depth limit) at fixed
+            // offsets; anything else, and every refusal, through the general walk.
+            let fast = if ethertype == geneve::protocol::IPV4
+                && depth < ports.max_depth
+                && nested_fast_path()
+            {
+                plain_ipv4_vxlan::<0>(payload, ports).map(|nested| Decapsulated {
+                    inner_offset: payload_offset + nested.inner_offset,
+                    ..nested
+                })
+            } else {
+                None
+            };
+            let nested = match fast {
+                Some(nested) => Ok(nested),
+                None => decapsulate_tunnel(bounded, ethertype, payload_offset, ports, depth + 1),
+            };
+            match nested {
                 Ok(nested) => {
                     layer.set_carried(Some(nested.tunnel()), nested.bare_ip());
                     return Ok(Decapsulated {
@@ -2113,6 +2161,56 @@ mod tests {
             .payload(ip_of(&vxlan))
             .build();
         assert_eq!(ok(frame.as_ref().expect("ok")).bare_ip(), Some(0x0800));
+    }
+
+    /// The nested fast path (plain IPv4/UDP/VXLAN inside GENEVE) answers what the general
+    /// walk answers, on GWLB frames with random bytes of the nested headers changed.
+    #[test]
+    fn the_nested_fast_path_agrees_with_the_general_walk() {
+        let seeds = [
+            gwlb_mirror_frame(&inner()),
+            gwlb_mirror_frame(&inner()[..14]),
+        ];
+        // Where the nested IPv4 header starts: after the GENEVE header and its 32 bytes of options.
+        let nested_ip = GENEVE4 + 8 + 32;
+        fn general<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsulated<'a>, Reject> {
+            GENERAL_ONLY.with(|g| g.set(true));
+            let result = decapsulate(frame, ports);
+            GENERAL_ONLY.with(|g| g.set(false));
+            result
+        }
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut accepted = 0;
+        for depth in [1, 2, 3] {
+            let ports = PortSet::new(&[4789, 8472])
+                .expect("ports")
+                .with_max_depth(depth);
+            for _ in 0..20_000 {
+                let mut frame = seeds[(next() % 2) as usize].clone();
+                for _ in 0..=next() % 3 {
+                    let at = nested_ip + (next() % 36) as usize;
+                    if let Some(b) = frame.get_mut(at) {
+                        *b = next() as u8;
+                    }
+                }
+                if next() % 5 == 0 {
+                    frame.truncate((next() % frame.len() as u64) as usize);
+                }
+                let expected = general(&frame, &ports);
+                assert_eq!(decapsulate(&frame, &ports), expected, "frame {frame:02x?}");
+                accepted += usize::from(expected.is_ok_and(|d| d.tunnel() == Tunnel::Vxlan));
+            }
+        }
+        assert!(
+            accepted > 1_000,
+            "only {accepted} nested frames decapsulated"
+        );
     }
 
     #[test]
