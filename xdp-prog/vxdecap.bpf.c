@@ -146,7 +146,7 @@ static __always_inline int port_configured(__u16 port)
  * XSKMAP), the record is taken off again and the kernel gets the frame as
  * it arrived.
  */
-static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 qid, __u32 where)
+static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 qid, __u32 vxlan_offset)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct vxd_rx_meta *meta;
@@ -160,8 +160,9 @@ static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 qid, __u
 	}
 	meta->rx_ns = now;
 	meta->magic = VXD_META_MAGIC;
-	meta->vxlan_offset = where & 0xffff;
-	meta->tunnel = where >> 16;
+	/* VXD_WHERE: the offset in the low 16 bits, the VXD_TUNNEL_* above. */
+	meta->vxlan_offset = vxlan_offset & 0xffff;
+	meta->tunnel = vxlan_offset >> 16;
 	meta->reserved = 0;
 	/* Flags 0: a missing socket returns XDP_ABORTED rather than passing the record on. */
 	if (bpf_redirect_map(&vxd_xsks, qid, 0) == XDP_REDIRECT)
@@ -211,14 +212,14 @@ static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *
 	return bpf_map_lookup_elem(&vxd_allow_vni, &vni) != 0;
 }
 
-static __always_inline int steer(struct xdp_md *ctx, __u32 where)
+static __always_inline int steer(struct xdp_md *ctx, __u32 vxlan_offset)
 {
 	/* Without a socket on this queue the frame goes to the kernel untouched. */
 	__u32 qid = ctx->rx_queue_index;
 
 	if (!bpf_map_lookup_elem(&vxd_xsks, &qid))
 		return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
-	return redirect_with_meta(ctx, qid, where);
+	return redirect_with_meta(ctx, qid, vxlan_offset);
 }
 
 /* Checks the UDP header at `c` against the ports; returns -1 to go on
