@@ -80,7 +80,7 @@ fn a_clean_veth_passes_and_says_what_capture_would_do() {
         verdict(&out, "port users"),
         (
             "ok",
-            "nothing else receives UDP 4789: no kernel VXLAN device, no UDP socket"
+            "nothing else receives UDP 4789, 6081: no kernel VXLAN device, no UDP socket"
         )
     );
     assert!(out.contains("veth1: no check failed"), "{out}");
@@ -168,7 +168,7 @@ fn a_kernel_vxlan_device_on_the_port_fails_the_port_check() {
     let (users, detail) = verdict(&out, "port users");
     assert_eq!(users, "FAIL", "{out}");
     assert!(
-        detail.starts_with("kernel VXLAN device vxk0 (dstport 4789) receive UDP 4789"),
+        detail.starts_with("kernel VXLAN device vxk0 (dstport 4789) receive UDP 4789, 6081"),
         "{out}"
     );
     assert!(out.contains("port users failed"), "{out}");

@@ -175,6 +175,11 @@ impl PortSet {
         self.max_depth
     }
 
+    /// Every port, VXLAN's then GENEVE's.
+    pub fn all(&self) -> impl Iterator<Item = u16> + '_ {
+        self.as_slice().iter().chain(self.geneve()).copied()
+    }
+
     /// Whether `port` is a GENEVE port.
     #[inline]
     pub fn contains_geneve(&self, port: u16) -> bool {
@@ -2240,6 +2245,7 @@ mod tests {
         assert!(PortSet::new(&[6081]).expect("ok").geneve().is_empty());
         let set = set.with_geneve(&[6081, 6082]).expect("ok");
         assert!(set.contains_geneve(6082) && !set.contains(6082) && !set.contains_geneve(4789));
+        assert_eq!(set.all().collect::<Vec<_>>(), [4789, 8472, 6081, 6082]);
         assert_eq!(set.with_geneve(&[8472]), Err(PortSetError::Both(8472)));
         assert_eq!(set.with_geneve(&[0]), Err(PortSetError::Zero));
         assert_eq!(set.with_geneve(&[7, 7]), Err(PortSetError::Duplicate(7)));

@@ -277,6 +277,9 @@ pub(crate) struct DoctorArgs {
     /// The capture's UDP port carrying VXLAN (repeatable; default 4789).
     #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,
+    /// The capture's UDP port carrying GENEVE (repeatable; default 6081).
+    #[arg(long = "geneve-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub geneve_ports: Vec<u16>,
     /// The capture's --frame-size [default: 2048, or a page when the MTU needs it].
     #[arg(long)]
     pub frame_size: Option<u32>,

@@ -210,6 +210,12 @@ fn doctor(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         if !args.ports.is_empty() {
             config.ports = ports(&args.ports)?;
         }
+        if !args.geneve_ports.is_empty() {
+            config.ports = config
+                .ports
+                .with_geneve(&args.geneve_ports)
+                .map_err(|e| usage(format!("--geneve-port: {e}")))?;
+        }
         if let Some(mode) = args.mode {
             config.mode = mode.into();
         }

@@ -535,7 +535,9 @@ fn kernel(facts: &Facts) -> Check {
 
 fn port_consumers(facts: &Facts, config: &CaptureConfig) -> Check {
     let kind = CheckKind::PortConsumers;
-    let ports = config.ports.as_slice();
+    // GENEVE's ports too: a kernel GENEVE device or a socket there loses the same way.
+    let ports: Vec<u16> = config.ports.all().collect();
+    let ports = ports.as_slice();
     let port_list: Vec<String> = ports.iter().map(u16::to_string).collect();
     let port_list = port_list.join(", ");
     let mut up = Vec::new();

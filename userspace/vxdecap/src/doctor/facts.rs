@@ -218,7 +218,7 @@ impl Facts {
             ipc_lock,
             kernel_release: read(&host.proc.join("sys/kernel/osrelease")),
             links: probe(host.kernel, netlink::links),
-            udp_sockets: udp_sockets(host, config.ports.as_slice()),
+            udp_sockets: udp_sockets(host, &config.ports.all().collect::<Vec<_>>()),
             online_cpus,
         })
     }

@@ -343,6 +343,33 @@ fn a_plain_veth_passes_and_the_memlock_limit_counts_unless_cap_ipc_lock() {
 }
 
 #[test]
+fn a_kernel_socket_on_the_geneve_port_fails_too() {
+    let tree = Tree::new("geneve-port");
+    tree.device("eth0", None, 2, 1);
+    // 0x17C1 = 6081 with no process (a kernel GENEVE device's socket).
+    tree.file(
+        "proc/net/udp",
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+         \x20  1: 00000000:17C1 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 5151 2 0000000000000000 0\n",
+    );
+    let config = CaptureConfig::new("eth0");
+    let facts = gather(&tree, &config);
+    assert_eq!(facts.udp_sockets.len(), 1);
+    let users = check(&facts, &config, CheckKind::PortConsumers);
+    assert_eq!(users.verdict, Verdict::Fail, "{users}");
+    assert!(users.detail.contains("receive UDP 4789, 6081"), "{users}");
+    // With GENEVE off, 6081 is not ours.
+    let mut off = CaptureConfig::new("eth0");
+    off.ports = off.ports.with_geneve(&[]).expect("no GENEVE");
+    let facts = gather(&tree, &off);
+    assert!(facts.udp_sockets.is_empty());
+    assert_eq!(
+        check(&facts, &off, CheckKind::PortConsumers).verdict,
+        Verdict::Ok
+    );
+}
+
+#[test]
 fn other_receivers_of_the_vxlan_port_fail_and_are_named() {
     let tree = Tree::new("port");
     tree.device("eth0", None, 2, 1);
@@ -391,7 +418,7 @@ fn other_receivers_of_the_vxlan_port_fail_and_are_named() {
     assert!(
         users
             .detail
-            .starts_with("kernel VXLAN device vxlan0 (dstport 4789) receive UDP 4789"),
+            .starts_with("kernel VXLAN device vxlan0 (dstport 4789) receive UDP 4789, 6081"),
         "{users}"
     );
     facts.udp_sockets.clear();
