@@ -171,19 +171,9 @@ impl RouteMatch {
             match key {
                 "vni" => m.vnis.push(Self::parse_vni(value)?),
                 "src" => m.sources.push(Self::parse_source(value)?),
-                "tunnel" => m.tunnels.push(match value {
-                    "vxlan" => RouteTunnel::Vxlan,
-                    "geneve" => RouteTunnel::Geneve,
-                    "geneve+vxlan" | "geneve_vxlan" => RouteTunnel::GeneveVxlan,
-                    other => {
-                        return Err(format!(
-                            "tunnel {other:?}: give vxlan, geneve or geneve+vxlan"
-                        )
-                        .into())
-                    }
-                }),
+                "tunnel" => m.tunnels.push(Self::parse_tunnel(value)?),
                 "gwlbe" => m.gwlb_endpoints.push(Self::parse_endpoint(value)?),
-                "direction" => m.directions.push(value.parse().map_err(ParseError::new)?),
+                "direction" => m.directions.push(Self::parse_direction(value)?),
                 other => {
                     return Err(format!(
                         "unknown key {other:?}: the keys are vni, src, tunnel, gwlbe, direction and filter (last)"
@@ -210,6 +200,21 @@ impl RouteMatch {
                 "vni {text:?} is not a VNI (0..={MAX_VNI}) or a range such as 100-199"
             ))
         })
+    }
+
+    /// A `tunnel=` item: `vxlan`, `geneve` or `geneve+vxlan`.
+    pub fn parse_tunnel(text: &str) -> Result<RouteTunnel, ParseError> {
+        match text {
+            "vxlan" => Ok(RouteTunnel::Vxlan),
+            "geneve" => Ok(RouteTunnel::Geneve),
+            "geneve+vxlan" | "geneve_vxlan" => Ok(RouteTunnel::GeneveVxlan),
+            other => Err(format!("tunnel {other:?}: give vxlan, geneve or geneve+vxlan").into()),
+        }
+    }
+
+    /// A `direction=` item: `internal` or `external` (Azure Gateway Load Balancer).
+    pub fn parse_direction(text: &str) -> Result<GwlbDirection, ParseError> {
+        text.parse().map_err(ParseError::new)
     }
 
     /// A `gwlbe=` item: an AWS Gateway Load Balancer endpoint id as the GENEVE option

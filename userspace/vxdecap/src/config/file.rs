@@ -202,6 +202,12 @@ pub(super) struct RouteSection {
     vni: Vec<VniValue>,
     #[serde(default)]
     src: Vec<String>,
+    #[serde(default)]
+    tunnel: Vec<String>,
+    #[serde(default)]
+    gwlbe: Vec<String>,
+    #[serde(default)]
+    direction: Vec<String>,
     filter: Option<String>,
     to: Option<String>,
     #[serde(flatten)]
@@ -277,15 +283,20 @@ impl RouteSection {
                 "{place}: add to = \"FILE\", \"tap:NAME\" or \"drop\""
             ))
         })?;
-        let selects = !self.vni.is_empty() || !self.src.is_empty() || self.filter.is_some();
+        let selects = !self.vni.is_empty()
+            || !self.src.is_empty()
+            || !self.tunnel.is_empty()
+            || !self.gwlbe.is_empty()
+            || !self.direction.is_empty()
+            || self.filter.is_some();
         if self.default && selects {
             return Err(err(format!(
-                "{place}: a default route matches everything: remove vni, src and filter, or default = true"
+                "{place}: a default route matches everything: remove vni, src, tunnel, gwlbe, direction and filter, or default = true"
             )));
         }
         if !self.default && !selects {
             return Err(err(format!(
-                "{place}: say which frames it takes (vni, src, filter) or set default = true"
+                "{place}: say which frames it takes (vni, src, tunnel, gwlbe, direction, filter) or set default = true"
             )));
         }
         let target = RouteTarget::parse(to);
@@ -308,6 +319,21 @@ impl RouteSection {
             matcher
                 .sources
                 .push(RouteMatch::parse_source(source.trim()).map_err(at)?);
+        }
+        for tunnel in &self.tunnel {
+            matcher
+                .tunnels
+                .push(RouteMatch::parse_tunnel(tunnel.trim()).map_err(at)?);
+        }
+        for endpoint in &self.gwlbe {
+            matcher
+                .gwlb_endpoints
+                .push(RouteMatch::parse_endpoint(endpoint.trim()).map_err(at)?);
+        }
+        for direction in &self.direction {
+            matcher
+                .directions
+                .push(RouteMatch::parse_direction(direction.trim()).map_err(at)?);
         }
         if let Some(expression) = &self.filter {
             if expression.trim().is_empty() {
@@ -347,6 +373,15 @@ impl RouteSection {
         }
         if !self.src.is_empty() {
             keys.push(format!("src={}", self.src.join(",")));
+        }
+        for (key, values) in [
+            ("tunnel", &self.tunnel),
+            ("gwlbe", &self.gwlbe),
+            ("direction", &self.direction),
+        ] {
+            if !values.is_empty() {
+                keys.push(format!("{key}={}", values.join(",")));
+            }
         }
         if let Some(filter) = &self.filter {
             keys.push(format!("filter={}", filter.trim()));

@@ -537,6 +537,35 @@ mod tests {
     use crate::analyzer::OutputFormat;
 
     #[test]
+    fn route_tables_take_the_geneve_selectors() {
+        let settings = Settings::from_toml(
+            "cloud = \"aws-gwlb\"\n\
+             [[route]]\ntunnel = [\"geneve+vxlan\"]\ngwlbe = [\"0x0a1b2c3d4e5f6071\", \"7\"]\nto = \"drop\"\n\
+             [[route]]\ndirection = [\"external\"]\nto = \"drop\"\n",
+        )
+        .expect("parses");
+        let m = &settings.routes[0].matcher;
+        assert_eq!(m.gwlb_endpoints, [0x0a1b_2c3d_4e5f_6071, 7]);
+        assert_eq!(m.tunnels.len(), 1);
+        assert!(!m.is_any());
+        assert_eq!(
+            settings.routes[0].rule,
+            "tunnel=geneve+vxlan,gwlbe=0x0a1b2c3d4e5f6071,7 -> drop"
+        );
+        assert_eq!(settings.routes[1].matcher.directions.len(), 1);
+        assert!(
+            settings.warnings().is_empty(),
+            "neither route takes every frame"
+        );
+        let bad = Settings::from_toml("[[route]]\ntunnel = [\"gre\"]\nto = \"drop\"\n")
+            .expect_err("unknown tunnel");
+        assert!(
+            bad.to_string().contains("vxlan, geneve or geneve+vxlan"),
+            "{bad}"
+        );
+    }
+
+    #[test]
     fn tunnel_ports_come_from_flags_then_the_preset_then_the_defaults() {
         let set = |toml: &str| Settings::from_toml(toml).expect("parses").port_set();
         let default = set("").expect("ports");
