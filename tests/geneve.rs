@@ -980,3 +980,42 @@ fn the_library_sets_geneve_ports_and_hands_on_both_identities() {
         "{err}: {cause:?}"
     );
 }
+
+/// Without -w, the text line names the tunnel path and the GWLB endpoint; VXLAN's line is
+/// unchanged.
+#[test]
+fn text_lines_name_geneve_and_the_endpoint() {
+    let tmp = TempDir::new("geneve-text");
+    let mut frames = vec![gwlb_mirrored(&inner::udp(9), 4242, 0xabc, 0)];
+    frames.push(
+        GeneveFrameBuilder::new()
+            .vni(7)
+            .payload(&inner::udp(9))
+            .build()
+            .expect("frame"),
+    );
+    frames.extend(vxlan_wrap(&[inner::udp(9)], 27, Ipv4Addr::new(10, 0, 2, 4)));
+    let input = tmp.path("in.pcap");
+    std::fs::write(&input, pcap_file_bytes(&frames)).expect("write");
+    let o = output(vxdecap().arg("decap").arg("-r").arg(&input));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(
+        lines[0]
+            .contains(" geneve+vxlan vni 4242 (10.0.60.1 > 10.0.60.2) gwlbe 0x0000000000000abc "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(" geneve vni 7 (192.0.2.1 > 192.0.2.2) "),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(" vni 27 (10.0.2.4 > 10.1.1.4) "),
+        "{}",
+        lines[2]
+    );
+    assert!(!lines[2].contains("geneve"), "{}", lines[2]);
+}

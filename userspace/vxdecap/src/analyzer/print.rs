@@ -83,11 +83,25 @@ impl<W: Write + Send> PrintAnalyzer<W> {
         self.line.clear();
         time_of_day(meta.timestamp_ns, &mut self.line);
         use std::fmt::Write as _;
+        // GENEVE frames say so (and the endpoint, when AWS's options name one); VXLAN's line
+        // is as it always was.
+        let tunnel = match (&meta.geneve, meta.tunnel) {
+            (None, _) => "",
+            (Some(_), vxdecap_wire::Tunnel::Geneve) => " geneve",
+            (Some(_), vxdecap_wire::Tunnel::Vxlan) => " geneve+vxlan",
+        };
         let _ = write!(
             self.line,
-            " vni {} ({} > {}) ",
+            "{tunnel} vni {} ({} > {}) ",
             meta.vni, meta.outer_src, meta.outer_dst
         );
+        if let Some(id) = meta
+            .geneve
+            .as_ref()
+            .and_then(vxdecap_wire::GeneveLayer::gwlb_endpoint_id)
+        {
+            let _ = write!(self.line, "gwlbe {id:#018x} ");
+        }
         describe(bytes, &mut self.line);
         self.line.push('\n');
         self.out
