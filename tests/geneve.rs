@@ -1019,3 +1019,44 @@ fn text_lines_name_geneve_and_the_endpoint() {
     );
     assert!(!lines[2].contains("geneve"), "{}", lines[2]);
 }
+
+/// Outer IPv4 fragments of GENEVE (a GWLB-wrapped mirror of a large frame, and GCP-style bare
+/// IP) go through the same reassembly as VXLAN's, then decapsulate; with reassembly off they
+/// are counted as `outer_fragment`.
+#[test]
+fn outer_fragments_of_geneve_are_reassembled_like_vxlan() {
+    let tmp = TempDir::new("geneve-frag");
+    let big = vxdecap::wire::build::inner_ipv4_udp_frame(&vxdecap::wire::build::InnerIpv4Udp {
+        payload_len: 1300,
+        ..Default::default()
+    })
+    .expect("inner frame");
+    let nested = gwlb_mirrored(&big, 4242, 0xabc, 1);
+    let bare = GeneveFrameBuilder::new()
+        .outer(|o| o.ipv4_ident(77))
+        .protocol(0x0800)
+        .payload(&big[14..])
+        .build()
+        .expect("frame");
+    let mut frames = Vec::new();
+    for frame in [&nested, &bare] {
+        let pieces = vxdecap::wire::build::fragment_ipv4(frame, 600).expect("fragments");
+        assert!(pieces.len() >= 3);
+        frames.extend(pieces);
+    }
+    let input = tmp.path("in.pcap");
+    std::fs::write(&input, pcap_file_bytes(&frames)).expect("write");
+    let out = tmp.path("inner.pcap");
+    let summary = decap(&input, &["-w", out.to_str().unwrap()]);
+    assert_eq!(assert_read_add_up(&summary).1, 2, "{summary}");
+    let written: Vec<Vec<u8>> = read_pcap(&out).into_iter().map(|r| r.data).collect();
+    let mut synthetic = vec![0u8; 12];
+    synthetic.extend_from_slice(&big[12..]);
+    assert_eq!(written, [big.clone(), synthetic]);
+    let summary = decap(&input, &["-q", "--no-reassembly"]);
+    assert_eq!(
+        reason_count(&summary, "outer_fragment"),
+        frames.len() as u64,
+        "{summary}"
+    );
+}

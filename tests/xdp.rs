@@ -361,3 +361,42 @@ fn geneve_ports_are_steered_and_its_vnis_allowlisted() {
         (XDP_DROP, XdpCounter::DropVni)
     );
 }
+
+#[test]
+fn geneve_fragments_follow_their_first_fragment_when_reassembly_is_on() {
+    if !privileged("XDP GENEVE fragment steering") {
+        return;
+    }
+    let steering = Steering::load_with("lo", &PortSet::default(), true).expect("load");
+    let mut first = geneve(6081, 7);
+    first[14 + 4..14 + 6].copy_from_slice(&0x6081u16.to_be_bytes());
+    first[14 + 6] |= 0x20; // more fragments
+    let mut later = first.clone();
+    later[14 + 6] = 0;
+    later[14 + 7] = 0x10; // offset 128
+    assert_eq!(
+        decide_among(&steering, &first),
+        (XDP_PASS, XdpCounter::FragmentSteered)
+    );
+    assert_eq!(
+        decide_among(&steering, &later),
+        (XDP_PASS, XdpCounter::FragmentSteered)
+    );
+}
+
+/// Runs `frame` once; returns the action and the fragment decision counter that moved.
+fn decide_among(steering: &Steering, frame: &[u8]) -> (u32, XdpCounter) {
+    let before = steering.counters().expect("counters");
+    let action = steering.test_run(frame).expect("run");
+    let after = steering.counters().expect("counters");
+    let moved: Vec<XdpCounter> = [
+        XdpCounter::FragmentSteered,
+        XdpCounter::PassFragment,
+        XdpCounter::PassPort,
+    ]
+    .into_iter()
+    .filter(|&c| after.get(c) != before.get(c))
+    .collect();
+    assert_eq!(moved.len(), 1, "one decision: {moved:?}");
+    (action, moved[0])
+}
