@@ -40,6 +40,9 @@ pub(crate) enum Command {
     /// memlock, kernel, other users of the port); exit 1 when a capture
     /// would lose traffic or not start.
     Doctor(DoctorArgs),
+    /// Forward mirrored VXLAN to one or more collectors in XDP (rewriting
+    /// the outer addresses), keeping each inner flow on one collector.
+    Relay(RelayArgs),
     /// Build a local Azure-vTAP-like lab in network namespaces and capture in it.
     Lab(LabArgs),
     /// Check a configuration file as `capture` would on this machine, and
@@ -216,6 +219,62 @@ pub(crate) struct CaptureArgs {
     /// backs up instead (the kernel counts what it drops as xsk_rx_ring_full).
     #[arg(long)]
     pub lossless: bool,
+}
+
+/// `vxdecap relay`.
+#[derive(Args, Debug)]
+pub(crate) struct RelayArgs {
+    /// Interface receiving the mirrored traffic.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: String,
+    /// A collector's IPv4 address (repeatable: each inner flow goes to one of them).
+    #[arg(long = "to", value_name = "ADDR", required = true)]
+    pub to: Vec<std::net::Ipv4Addr>,
+    /// UDP destination port carrying VXLAN (repeatable; default 4789).
+    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
+    /// Only VXLAN from this outer source address or prefix (repeatable;
+    /// others are dropped in XDP and counted).
+    #[arg(long = "allow-source", value_name = "CIDR")]
+    pub allow_source: Vec<String>,
+    /// Only these VNIs, e.g. `27,100-199` (others are dropped in XDP and counted).
+    #[arg(long = "vni", value_name = "LIST")]
+    pub vni: Option<String>,
+    /// Allowlist file (`source CIDR` / `vni LIST` lines), merged with the flags.
+    #[arg(long = "allow-file", value_name = "FILE")]
+    pub allow_file: Option<PathBuf>,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = RelayModeArg::Auto)]
+    pub mode: RelayModeArg,
+    /// Port of each collector's /healthz (its capture's --metrics listener).
+    #[arg(long, value_name = "PORT", default_value_t = 9419)]
+    pub health_port: u16,
+    /// Milliseconds between two health probes of a collector.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub health_interval: u64,
+    /// Milliseconds a probe waits for its answer.
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_timeout: u64,
+    /// Do not poll the collectors' health: every collector stays in the table.
+    #[arg(long)]
+    pub no_health: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (and /healthz).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<Endpoint>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = |s: &str| seconds(s, "--duration"))]
+    pub duration: Option<Duration>,
+}
+
+/// The relay's `--mode`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum RelayModeArg {
+    /// Driver XDP where possible, else generic.
+    Auto,
+    /// Driver XDP or fail.
+    Driver,
+    /// Generic (SKB) XDP.
+    Skb,
 }
 
 /// `--mode`.
