@@ -494,3 +494,325 @@ fn outer_fragments_follow_their_first_fragment_and_inner_fragments_their_pair() 
         "inner fragments hash on the address pair in both directions"
     );
 }
+
+/// sender (s0 10.78.1.1) → relay (r0 10.78.1.2 | r1 10.78.2.1) → collector (c0 10.78.2.2).
+struct Line {
+    sender: NetNs,
+    relay: NetNs,
+    collector: NetNs,
+}
+
+const LINE_RELAY_IN: Ipv4Addr = Ipv4Addr::new(10, 78, 1, 2);
+const LINE_RELAY_OUT: Ipv4Addr = Ipv4Addr::new(10, 78, 2, 1);
+const LINE_COLLECTOR: Ipv4Addr = Ipv4Addr::new(10, 78, 2, 2);
+const LINE_SENDER: Ipv4Addr = Ipv4Addr::new(10, 78, 1, 1);
+
+fn line(tag: &str) -> Line {
+    let sender = NetNs::create(&unique_name(&format!("{tag}s"))).expect("sender");
+    let relay = NetNs::create(&unique_name(&format!("{tag}r"))).expect("relay");
+    let collector = NetNs::create(&unique_name(&format!("{tag}c"))).expect("collector");
+    veth_pair(&sender, "s0", &relay, "r0").expect("veth");
+    veth_pair(&relay, "r1", &collector, "c0").expect("veth");
+    sender.configure("s0", "10.78.1.1/24").expect("addr");
+    relay.configure("r0", "10.78.1.2/24").expect("addr");
+    relay.configure("r1", "10.78.2.1/24").expect("addr");
+    collector.configure("c0", "10.78.2.2/24").expect("addr");
+    // A frame redirected into a veth needs NAPI on its peer: GRO turns it on.
+    for (ns, dev) in [(&sender, "s0"), (&collector, "c0")] {
+        ns.run("ethtool", &["-K", dev, "gro", "on"])
+            .expect("gro on");
+    }
+    Line {
+        sender,
+        relay,
+        collector,
+    }
+}
+
+fn mac_of(ns: &NetNs, dev: &str) -> [u8; 6] {
+    let o = ns.ip(&["-j", "link", "show", dev]).expect("ip link");
+    let text = String::from_utf8_lossy(&o.stdout);
+    let at = text.find("\"address\":\"").expect("address") + 11;
+    let mut mac = [0u8; 6];
+    for (i, byte) in text[at..at + 17].split(':').enumerate() {
+        mac[i] = u8::from_str_radix(byte, 16).expect("hex");
+    }
+    mac
+}
+
+/// Mirrored frames as the sender's host puts them on s0 towards the relay:
+/// `n` inner TCP segments of several sizes, one with a UDP checksum set.
+fn line_frames(line: &Line, n: u16) -> Vec<Vec<u8>> {
+    let (src_mac, dst_mac) = (mac_of(&line.sender, "s0"), mac_of(&line.relay, "r0"));
+    (0..n)
+        .map(|i| {
+            let inner = inner_tcp(
+                Ipv4Addr::new(10, 0, 2, 4),
+                Ipv4Addr::new(10, 0, 2, 5),
+                40_000 + i,
+                80,
+                usize::from(i * 37 % 1200),
+            );
+            let mut frame = VxlanFrameBuilder::new()
+                .outer_src_mac(src_mac)
+                .outer_dst_mac(dst_mac)
+                .outer_src_ip(LINE_SENDER)
+                .outer_dst_ip(LINE_RELAY_IN)
+                .udp_src_port(50_000 + i)
+                .ipv4_ident(0x1000 + i)
+                .ttl(64)
+                .vni(27)
+                .inner(&inner)
+                .build()
+                .expect("frame");
+            if i % 5 == 4 {
+                set_udp_checksum(&mut frame);
+            }
+            frame
+        })
+        .collect()
+}
+
+/// Puts the right UDP checksum into an IPv4 VXLAN frame.
+fn set_udp_checksum(frame: &mut [u8]) {
+    frame[40..42].copy_from_slice(&[0, 0]);
+    let mut all = frame[26..34].to_vec();
+    all.extend_from_slice(&[0, 17]);
+    all.extend_from_slice(&frame[38..40]);
+    all.extend_from_slice(&frame[34..]);
+    if all.len() % 2 == 1 {
+        all.push(0);
+    }
+    let sum = !ipv4_sum(&all);
+    frame[40..42].copy_from_slice(&(if sum == 0 { 0xffff } else { sum }).to_be_bytes());
+}
+
+/// Waits until `ns` has resolved `addr` (the relay's health probe does it).
+fn wait_for_neighbour(ns: &NetNs, addr: Ipv4Addr) {
+    for _ in 0..100 {
+        let o = ns
+            .ip(&["neigh", "show", &addr.to_string()])
+            .expect("ip neigh");
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        if text.contains("lladdr") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{addr} never resolved in {}", ns.name());
+}
+
+fn start_relay(ns: &NetNs, args: &[&str]) -> vxdecap::lab::netns::WatchedChild {
+    let mut full = vec!["relay"];
+    full.extend_from_slice(args);
+    vxdecap::lab::netns::WatchedChild::spawn(
+        ns.command(vxdecap_path(), &full),
+        &["relaying on"],
+        std::time::Duration::from_secs(30),
+        None,
+    )
+    .unwrap_or_else(|e| panic!("relay did not start: {e:#}"))
+}
+
+/// The number before ` {what}` in the relay's summary.
+fn summary_count(summary: &str, what: &str) -> u64 {
+    summary
+        .lines()
+        .find_map(|l| {
+            let at = l.find(what)?;
+            l[..at].split_whitespace().last()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no '{what}' in:\n{summary}"))
+}
+
+#[test]
+fn relay_live_to_a_collector_running_capture() {
+    if !privileged("relay live") {
+        return;
+    }
+    let tmp = TempDir::new("relay-live");
+    let line = line("rlv");
+    let pcap = tmp.path("inner.pcap");
+    let capture = RunningCapture::start(
+        &line.collector,
+        &[
+            "-i",
+            "c0",
+            "--mode",
+            "skb",
+            "-w",
+            pcap.to_str().unwrap(),
+            "--metrics",
+            "10.78.2.2:9419",
+        ],
+    );
+    // Without forwarding on r0 the relay refuses to start, and says how to fix it.
+    let refused = line
+        .relay
+        .command(vxdecap_path(), &["relay", "-i", "r0", "--to", "10.78.2.2"])
+        .output()
+        .expect("run relay");
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("sysctl -w net.ipv4.conf.r0.forwarding=1"),
+        "{}",
+        stderr(&refused)
+    );
+    line.relay
+        .run("sysctl", &["-qw", "net.ipv4.conf.r0.forwarding=1"])
+        .expect("forwarding on r0");
+    let mut relay = start_relay(
+        &line.relay,
+        &[
+            "-i",
+            "r0",
+            "--mode",
+            "skb",
+            "--to",
+            "10.78.2.2",
+            "--health-interval",
+            "100",
+        ],
+    );
+    wait_for_neighbour(&line.relay, LINE_COLLECTOR);
+    let frames = line_frames(&line, 40);
+    send_raw(&line.sender, "s0", &frames, &tmp);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let outcome = relay
+        .stop(nix::sys::signal::Signal::SIGINT)
+        .expect("stop the relay");
+    let (ok, summary) = capture.stop();
+    assert!(outcome.status.success(), "relay: {}", outcome.stderr);
+    assert!(ok, "capture: {summary}");
+    eprintln!("relay:\n{}", outcome.stderr);
+    assert_eq!(
+        summary_count(&outcome.stderr, " relayed_redirect"),
+        40,
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.stderr.contains("40 frames (")
+            && outcome
+                .stderr
+                .contains("to collector 10.78.2.2 from 10.78.2.1"),
+        "{}",
+        outcome.stderr
+    );
+    let records = read_pcap(&pcap);
+    let inner: Vec<Vec<u8>> = frames.iter().map(|f| f[50..].to_vec()).collect();
+    let got: Vec<Vec<u8>> = records.into_iter().map(|r| r.data).collect();
+    assert_eq!(
+        got, inner,
+        "the collector decapsulated every relayed frame intact"
+    );
+}
+
+#[test]
+fn relay_output_is_byte_for_byte_the_dnat_proxys() {
+    if !privileged("relay against DNAT") {
+        return;
+    }
+    let tmp = TempDir::new("relay-dnat");
+    let line = line("rld");
+    // The proxy of the Private Link write-up: a router that DNATs UDP/4789 to the collector
+    // and SNATs to its own address.
+    line.relay
+        .run("sysctl", &["-qw", "net.ipv4.conf.all.forwarding=1"])
+        .expect("forwarding");
+    let frames = line_frames(&line, 30);
+    // Frames sent through whatever `setup` starts (kept running until they are captured).
+    let through = |what: &str,
+                   setup: &dyn Fn() -> Option<vxdecap::lab::netns::WatchedChild>|
+     -> Vec<Vec<u8>> {
+        let file = tmp.path(&format!("{what}.pcap"));
+        let mut dump = vxdecap::lab::netns::WatchedChild::spawn(
+            line.collector.command(
+                "tcpdump",
+                &[
+                    "-i",
+                    "c0",
+                    "--immediate-mode",
+                    "-U",
+                    "-n",
+                    "-w",
+                    file.to_str().unwrap(),
+                    "udp port 4789 or ip[6:2] & 0x1fff != 0",
+                ],
+            ),
+            &["listening on"],
+            std::time::Duration::from_secs(10),
+            None,
+        )
+        .expect("tcpdump");
+        let mut running = setup();
+        send_raw(&line.sender, "s0", &frames, &tmp);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let dumped = dump
+            .stop(nix::sys::signal::Signal::SIGINT)
+            .expect("stop tcpdump");
+        eprintln!("tcpdump {what}: {}", dumped.stderr);
+        if let Some(mut running) = running.take() {
+            let outcome = running
+                .stop(nix::sys::signal::Signal::SIGINT)
+                .expect("stop the relay");
+            assert!(outcome.status.success(), "{}", outcome.stderr);
+            eprintln!("relay:\n{}", outcome.stderr);
+        }
+        read_pcap(&file).into_iter().map(|r| r.data).collect()
+    };
+    let nft = "table ip vxdnat {
+        chain pre { type nat hook prerouting priority dstnat; ip daddr 10.78.1.2 udp dport 4789 dnat to 10.78.2.2; }
+        chain post { type nat hook postrouting priority srcnat; ip daddr 10.78.2.2 udp dport 4789 snat to 10.78.2.1; }
+    }";
+    let rules = tmp.path("dnat.nft");
+    std::fs::write(&rules, nft).expect("rules");
+    let dnat = through("dnat", &|| {
+        line.relay
+            .run("nft", &["-f", rules.to_str().unwrap()])
+            .expect("nft");
+        line.relay
+            .run("ping", &["-c1", "-W1", "10.78.2.2"])
+            .expect("resolve");
+        None
+    });
+    line.relay.run("nft", &["flush", "ruleset"]).expect("flush");
+    let relayed = through("relay", &|| {
+        let relay = start_relay(
+            &line.relay,
+            &[
+                "-i",
+                "r0",
+                "--mode",
+                "skb",
+                "--to",
+                "10.78.2.2",
+                "--no-health",
+            ],
+        );
+        wait_for_neighbour(&line.relay, LINE_COLLECTOR);
+        Some(relay)
+    });
+    assert_eq!(
+        dnat.len(),
+        frames.len(),
+        "the DNAT proxy forwarded every frame"
+    );
+    assert_eq!(
+        relayed.len(),
+        frames.len(),
+        "the relay forwarded every frame"
+    );
+    for (i, ((d, r), sent)) in dnat.iter().zip(&relayed).zip(&frames).enumerate() {
+        // The rewritten fields, as the proxy rewrites them.
+        assert_eq!(r[26..30], LINE_RELAY_OUT.octets(), "frame {i}: source");
+        assert_eq!(r[30..34], LINE_COLLECTOR.octets(), "frame {i}: destination");
+        assert_eq!(r[22], sent[22] - 1, "frame {i}: TTL");
+        assert_eq!(ipv4_sum(&r[14..34]), 0xffff, "frame {i}: IPv4 checksum");
+        assert_eq!(r[50..], sent[50..], "frame {i}: VXLAN payload intact");
+        assert_eq!(
+            d, r,
+            "frame {i}: the relay's frame differs from the proxy's"
+        );
+    }
+}

@@ -341,18 +341,9 @@ static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, stru
 	fib.ipv4_src = dest->saddr;
 	fib.ipv4_dst = dest->daddr;
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED) {
-		/* Forwarding is off on this interface: route as this host's own output. */
-		__builtin_memset(&fib, 0, sizeof(fib));
-		fib.family = AF_INET;
-		fib.tos = ip->tos;
-		fib.l4_protocol = IPPROTO_UDP;
-		fib.tot_len = bpf_ntohs(ip->tot_len);
-		fib.ifindex = ctx->ingress_ifindex;
-		fib.ipv4_src = dest->saddr;
-		fib.ipv4_dst = dest->daddr;
-		rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), BPF_FIB_LOOKUP_OUTPUT);
-	}
+	/* The kernel looks up only for an interface that forwards (user space checks at start). */
+	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+		return count(VXR_CTR_PASS_FORWARDING_OFF, XDP_PASS);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
 		return count(VXR_CTR_PASS_NO_NEIGH, XDP_PASS);
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)

@@ -47,6 +47,7 @@ enum vxr_counter {
 	VXR_CTR_PASS_TTL,          /* TTL would reach 0: the kernel answers with ICMP */
 	VXR_CTR_PASS_NO_NEIGH,     /* the next hop's MAC is not resolved yet */
 	VXR_CTR_PASS_NO_ROUTE,     /* no usable route to the collector (unreachable, blackhole, ...) */
+	VXR_CTR_PASS_FORWARDING_OFF, /* forwarding is off on the ingress interface: no FIB lookup */
 	VXR_CTR_PASS_MTU,          /* bigger than the egress MTU: the kernel fragments or answers */
 	VXR_CTR_PASS_NO_COLLECTOR, /* no collector configured */
 	VXR_CTR_DROP_SOURCE,       /* outer source outside the allowlist */

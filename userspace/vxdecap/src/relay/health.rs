@@ -143,9 +143,7 @@ async fn poll(
 }
 
 /// Runs the probes together and returns their results in order.
-async fn futures_join_all<F>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
     F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,

@@ -117,6 +117,23 @@ pub fn source_towards(addr: Ipv4Addr) -> Result<Ipv4Addr, RelayError> {
     }
 }
 
+/// Checks that `interface` forwards IPv4: the kernel's FIB lookup from
+/// XDP (`bpf_fib_lookup`) answers only for an interface that does, as a
+/// router's; the relay does not change the setting itself.
+pub fn check_forwarding(interface: &str) -> Result<(), RelayError> {
+    let path = format!("/proc/sys/net/ipv4/conf/{interface}/forwarding");
+    match std::fs::read_to_string(&path) {
+        Ok(value) if value.trim() == "1" => Ok(()),
+        Ok(_) => Err(RelayError::Config(format!(
+            "IPv4 forwarding is off on {interface}, and the XDP program's FIB lookup needs it on the interface the mirror arrives on: \
+             run `sysctl -w net.ipv4.conf.{interface}.forwarding=1` (that interface only; the relay forwards only the tunnel ports in XDP, \
+             but the kernel then routes other traffic arriving there that is not for this host)"
+        ))),
+        // No such interface: loading or attaching names it.
+        Err(_) => Ok(()),
+    }
+}
+
 /// What the relay did, for the summary and the metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RelayReport {
@@ -272,6 +289,7 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayRep
             return Err(RelayError::Config(format!("collector {a} is named twice")));
         }
     }
+    check_forwarding(&config.interface)?;
     let dests: Vec<RelayDest> = config
         .collectors
         .iter()

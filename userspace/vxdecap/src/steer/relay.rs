@@ -69,6 +69,8 @@ pub enum RelayCounter {
     PassNoNeighbour,
     /// No usable route to the collector.
     PassNoRoute,
+    /// Forwarding is off on the ingress interface.
+    PassForwardingOff,
     /// Bigger than the egress MTU.
     PassMtu,
     /// No collector in the table.
@@ -81,7 +83,7 @@ pub enum RelayCounter {
 
 impl RelayCounter {
     /// Every counter, in map order.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::Tx,
         Self::Redirect,
         Self::Fragment,
@@ -95,6 +97,7 @@ impl RelayCounter {
         Self::PassTtl,
         Self::PassNoNeighbour,
         Self::PassNoRoute,
+        Self::PassForwardingOff,
         Self::PassMtu,
         Self::PassNoCollector,
         Self::DropSource,
@@ -122,6 +125,7 @@ impl RelayCounter {
             Self::PassTtl => "pass_ttl_exceeded",
             Self::PassNoNeighbour => "pass_no_neighbour",
             Self::PassNoRoute => "pass_no_route",
+            Self::PassForwardingOff => "pass_forwarding_off",
             Self::PassMtu => "pass_mtu",
             Self::PassNoCollector => "pass_no_collector",
             Self::DropSource => "drop_source_not_allowed",
@@ -146,6 +150,7 @@ impl RelayCounter {
             Self::PassTtl => "VXR_CTR_PASS_TTL",
             Self::PassNoNeighbour => "VXR_CTR_PASS_NO_NEIGH",
             Self::PassNoRoute => "VXR_CTR_PASS_NO_ROUTE",
+            Self::PassForwardingOff => "VXR_CTR_PASS_FORWARDING_OFF",
             Self::PassMtu => "VXR_CTR_PASS_MTU",
             Self::PassNoCollector => "VXR_CTR_PASS_NO_COLLECTOR",
             Self::DropSource => "VXR_CTR_DROP_SOURCE",
