@@ -68,6 +68,29 @@ pub(crate) enum Command {
         #[arg(long)]
         listen: SocketAddr,
     },
+    /// Lab helper: a UDP echo service (and the HTTP server).
+    #[command(hide = true)]
+    LabUdpEcho {
+        /// Address to echo on.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Also serve the lab's HTTP page here.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+    },
+    /// Lab helper: UDP flows to the echo service.
+    #[command(hide = true)]
+    LabUdpFlows {
+        /// The echo service.
+        #[arg(long)]
+        server: SocketAddr,
+        /// Flows (source ports from 20000).
+        #[arg(long)]
+        flows: u16,
+        /// The first word of every datagram.
+        #[arg(long)]
+        tag: String,
+    },
     /// Lab helper: the client's HTTP GETs.
     #[command(hide = true)]
     LabHttpGet {
@@ -338,6 +361,12 @@ pub(crate) struct DoctorArgs {
 /// `vxdecap lab`.
 #[derive(Args, Debug)]
 pub(crate) struct LabArgs {
+    /// Instead of the capture demo, a relay deployment: `private-link`
+    /// (vTAP → relay → Private Link SNAT → collector), `fanout` (relay → 3
+    /// collectors, one stopped mid-run) or `ilb` (an outer-hash load
+    /// balancer onto 2 collectors, then with a relay tier).
+    #[arg(long, value_name = "NAME")]
+    pub scenario: Option<vxdecap::lab::scenarios::Scenario>,
     /// HTTP GETs the client makes.
     #[arg(long, default_value_t = 3)]
     pub requests: u32,

@@ -63,6 +63,13 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             no_host_checks,
         } => check_config(&file, no_host_checks),
         Command::Lab(args) => {
+            if let Some(scenario) = args.scenario {
+                require_root("lab")?;
+                let exe = std::env::current_exe().context("cannot find the vxdecap executable")?;
+                let exe = exe.to_str().context("the vxdecap path is not UTF-8")?;
+                vxdecap::lab::scenarios::run_scenario(scenario, exe)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let stop = stop_flag()?;
             let config = LabConfig {
                 requests: args.requests,
@@ -85,6 +92,14 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::LabHttpServer { listen } => {
             http_server(listen)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LabUdpEcho { listen, http } => {
+            vxdecap::lab::scenarios::udp_echo(listen, http)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LabUdpFlows { server, flows, tag } => {
+            vxdecap::lab::scenarios::udp_flows(server, flows, &tag)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::LabHttpGet {
