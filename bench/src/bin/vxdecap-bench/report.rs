@@ -367,6 +367,22 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
         "| vxdecap pcap to tmpfs ÷ vxdecap -q, delivered | {} | ≥ 0.8 |",
         ratio(flat(Scenario::VxdecapPcapTmpfs), count)
     );
+    let relay = flat(Scenario::RelayXdp);
+    let dnat = flat(Scenario::DnatProxy);
+    let _ = writeln!(
+        md,
+        "| vxdecap relay ÷ nftables DNAT proxy, forwarded flat out | {} | ≥ 5 |",
+        ratio(relay, dnat)
+    );
+    let per_packet = |m: Option<&Median>| {
+        m.map_or_else(|| "–".to_owned(), |m| format!("{:.3}", m.rx_us_per_pkt))
+    };
+    let _ = writeln!(
+        md,
+        "| receiver CPU µs/pkt, relay / DNAT proxy | {} / {} | – |",
+        per_packet(relay),
+        per_packet(dnat)
+    );
     // Paced: vxdecap never below tcpdump; where vxdecap loses, bare AF_XDP loses too.
     let mut below = Vec::new();
     let mut alone = Vec::new();

@@ -92,11 +92,19 @@ pub(crate) enum Scenario {
     KernelVxlanTcpdump,
     /// netsniff-ng (TPACKET_V3 ring) writing pcap to /dev/null with the same filter.
     NetsniffNg,
+    /// `vxdecap relay` forwarding the mirror to a collector behind a second
+    /// link (bpf_redirect); delivered = frames an XDP_DROP program counts
+    /// at that collector.
+    RelayXdp,
+    /// The Private Link write-up's proxy: the kernel forwarding with an
+    /// nftables DNAT to the collector and SNAT to itself; counted as for
+    /// the relay.
+    DnatProxy,
 }
 
 impl Scenario {
     /// Every scenario, in the base order.
-    pub(crate) const ALL: [Self; 10] = [
+    pub(crate) const ALL: [Self; 12] = [
         Self::XdpDrop,
         Self::AfXdpSpin,
         Self::AfXdpSleep,
@@ -107,7 +115,12 @@ impl Scenario {
         Self::TcpdumpTmpfs,
         Self::KernelVxlanTcpdump,
         Self::NetsniffNg,
+        Self::RelayXdp,
+        Self::DnatProxy,
     ];
+
+    /// The forwarders, whose frames come back to the generator's side.
+    pub(crate) const FORWARDERS: [Self; 2] = [Self::RelayXdp, Self::DnatProxy];
 
     /// The bare AF_XDP variants; the best of them is the floor vxdecap is held to.
     pub(crate) const AF_XDP: [Self; 3] = [Self::AfXdpSpin, Self::AfXdpSleep, Self::AfXdpYield];
@@ -125,6 +138,8 @@ impl Scenario {
             Self::TcpdumpTmpfs => "tcpdump_tmpfs",
             Self::KernelVxlanTcpdump => "kernel_vxlan_tcpdump",
             Self::NetsniffNg => "netsniff_ng",
+            Self::RelayXdp => "relay_xdp",
+            Self::DnatProxy => "dnat_proxy",
         }
     }
 
@@ -147,6 +162,10 @@ impl Scenario {
         )
     }
 }
+
+/// The collector the forwarders send to: the sink namespace, behind the
+/// collector namespace's second link (fwd0 10.78.0.1 → sink0 10.78.0.2).
+const FORWARD_TO: &str = "10.78.0.2";
 
 /// Rates below this (Mpps) are "nearly idle": only the scenarios whose idle
 /// cost matters run there.
@@ -268,6 +287,9 @@ impl RunResult {
 pub(crate) struct Bench {
     pub(crate) tx: NetNs,
     pub(crate) rx: NetNs,
+    /// Where the forwarders (relay, DNAT proxy) send: a counting XDP_DROP.
+    sink: NetNs,
+    sink_mac: String,
     /// The collector's interface (unique, so its NAPI thread can be found by name).
     pub(crate) iface: String,
     rig: Rig,
@@ -299,10 +321,11 @@ impl Proc {
             }
             None => ns.command(program, args),
         };
-        // vxdecap, tcpdump and our helpers say "listening on"; netsniff-ng says "Running!".
+        // vxdecap, tcpdump and our helpers say "listening on" (vxdecap relay "relaying on");
+        // netsniff-ng says "Running!".
         let child = WatchedChild::spawn(
             command,
-            &["listening on", "Running!"],
+            &["listening on", "relaying on", "Running!"],
             Duration::from_secs(20),
             None,
         )?;
@@ -406,6 +429,17 @@ impl Bench {
             .nth(2)
             .context("collector MAC")?
             .to_owned();
+        let sink = NetNs::create(&format!("{base}-sink"))?;
+        sink.run("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
+        veth_pair_with_queues(&rx, "fwd0", &sink, "sink0", queues)?;
+        rx.configure("fwd0", "10.78.0.1/24")?;
+        sink.configure("sink0", "10.78.0.2/24")?;
+        let sink_link = sink.ip(&["-br", "link", "show", "sink0"])?;
+        let sink_mac = String::from_utf8_lossy(&sink_link.stdout)
+            .split_whitespace()
+            .nth(2)
+            .context("sink MAC")?
+            .to_owned();
         let exe_dir = std::env::current_exe()?
             .parent()
             .context("exe dir")?
@@ -419,6 +453,8 @@ impl Bench {
         Ok(Self {
             tx,
             rx,
+            sink,
+            sink_mac,
             iface,
             rig,
             rx_mac,
@@ -569,6 +605,42 @@ impl Bench {
                 let sniff = Proc::spawn(&self.rx, cpu, "netsniff-ng", &args)?;
                 vec![sniff, pass]
             }
+            Scenario::RelayXdp | Scenario::DnatProxy => {
+                // The collector is the sink namespace behind fwd0, where an XDP_DROP program
+                // counts what arrives; both forwarders send there from their own address.
+                self.rx.ip(&[
+                    "neigh",
+                    "replace",
+                    FORWARD_TO,
+                    "lladdr",
+                    &self.sink_mac,
+                    "dev",
+                    "fwd0",
+                    "nud",
+                    "permanent",
+                ])?;
+                self.rx.run(
+                    "sysctl",
+                    &["-qw", &format!("net.ipv4.conf.{iface}.forwarding=1")],
+                )?;
+                let counter =
+                    Proc::spawn(&self.sink, None, &bench, &["drop", "--interface", "sink0"])?;
+                if scenario == Scenario::RelayXdp {
+                    let mut args = vec!["relay", "-i", iface, "--to", FORWARD_TO, "--no-health"];
+                    args.extend(extra.split_whitespace());
+                    vec![counter, Proc::spawn(&self.rx, cpu, &vxdecap, &args)?]
+                } else {
+                    let rules = format!(
+                        "table ip vxbench {{\n  chain pre {{ type nat hook prerouting priority dstnat; ip daddr 10.77.0.2 udp dport 4789 dnat to {FORWARD_TO}; }}\n  chain post {{ type nat hook postrouting priority srcnat; ip daddr {FORWARD_TO} udp dport 4789 snat to 10.78.0.1; }}\n}}\n"
+                    );
+                    let file = self.tmpfs_file("dnat.nft");
+                    std::fs::write(&file, rules)?;
+                    let loaded = self.rx.run("nft", &["-f", &file]);
+                    let _ = std::fs::remove_file(&file);
+                    loaded?;
+                    vec![counter, pass()?]
+                }
+            }
             Scenario::KernelVxlanTcpdump => {
                 self.rx.ip(&[
                     "link",
@@ -615,7 +687,9 @@ impl Bench {
             Scenario::XdpDrop
             | Scenario::AfXdpSpin
             | Scenario::AfXdpSleep
-            | Scenario::AfXdpYield => {
+            | Scenario::AfXdpYield
+            | Scenario::RelayXdp
+            | Scenario::DnatProxy => {
                 let report: ReceiverReport = serde_json::from_str(out.trim())
                     .with_context(|| format!("receiver said: {out}{err}"))?;
                 (report.delivered, report.drops)
@@ -648,6 +722,16 @@ impl Bench {
         if scenario == Scenario::KernelVxlanTcpdump {
             self.rx.ip(&["link", "del", "vxlan0"])?;
         }
+        if scenario == Scenario::DnatProxy {
+            self.rx.run("nft", &["delete", "table", "ip", "vxbench"])?;
+        }
+        if Scenario::FORWARDERS.contains(&scenario) {
+            self.rx.ip(&["neigh", "del", FORWARD_TO, "dev", "fwd0"])?;
+            self.rx.run(
+                "sysctl",
+                &["-qw", &format!("net.ipv4.conf.{}.forwarding=0", self.iface)],
+            )?;
+        }
         for name in ["vxdecap.pcap", "tcpdump.pcap"] {
             let _ = std::fs::remove_file(self.tmpfs_file(name));
         }
@@ -676,18 +760,24 @@ impl Bench {
     }
 
     /// Runs the generator pinned to `cpu`. Frames redirected into a veth
-    /// land on the peer's rx queue numbered after the sending CPU.
-    pub(crate) fn generate_on(
+    /// land on the peer's rx queue numbered after the sending CPU. With
+    /// `restore_outer`, it writes the outer headers back before every frame
+    /// (for the forwarders, which rewrite the page it sends again).
+    fn generate(
         &self,
         cpu: usize,
         size: &str,
         pps: u64,
         duration: f64,
         flows: u32,
+        restore_outer: bool,
     ) -> anyhow::Result<GenReport> {
         let cpu = cpu.to_string();
         let exe = self.exe("vxdecap-bench");
-        let args = self.gen_args(size, pps, duration, flows);
+        let mut args = self.gen_args(size, pps, duration, flows);
+        if restore_outer {
+            args.push("--restore-outer".into());
+        }
         let mut full = vec!["-c", cpu.as_str(), exe.as_str()];
         full.extend(args.iter().map(String::as_str));
         let out = self.tx.run("taskset", &full)?;
@@ -733,7 +823,14 @@ impl Bench {
         let t0 = Instant::now();
         let busy0 = cpu_busy_ticks();
         let tool0: u64 = procs.iter().map(Proc::cpu_ticks).sum();
-        let gen = self.generate_on(GEN_CPU, size, target_pps as u64, args.duration, args.flows)?;
+        let gen = self.generate(
+            GEN_CPU,
+            size,
+            target_pps as u64,
+            args.duration,
+            args.flows,
+            Scenario::FORWARDERS.contains(&scenario),
+        )?;
         std::thread::sleep(Duration::from_millis(300));
         let tool1: u64 = procs.iter().map(Proc::cpu_ticks).sum();
         let busy1 = cpu_busy_ticks();

@@ -5,10 +5,10 @@
 //! down, and up again after [`RISE`] good ones; the relay's main thread
 //! sees the change and swaps in a table without it.
 //!
-//! The probe's TCP connection also makes the kernel resolve the next hop
-//! towards each collector, which the XDP program needs in the neighbour
-//! table (it counts `pass_no_neighbour` until then): with health checks
-//! off, the thread still connects once per interval for that alone.
+//! The probe's TCP connection also keeps the kernel's neighbour entry of
+//! the next hop towards each collector fresh, which the XDP program needs
+//! (it counts `pass_no_neighbour` without one; the relay's main thread then
+//! sends a datagram towards the collectors to have it resolved).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,8 +23,7 @@ pub const RISE: u32 = 2;
 /// How to poll.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthConfig {
-    /// The port of each collector's `/healthz`; `None`: no health checks
-    /// (the neighbour is still primed on port 9419).
+    /// The port of each collector's `/healthz`; `None`: no health checks.
     pub port: Option<u16>,
     /// Between two rounds of probes.
     pub interval: Duration,
@@ -87,25 +86,14 @@ async fn poll(
     health: Arc<Health>,
     stop: Arc<AtomicBool>,
 ) {
-    let port = config.port.unwrap_or(9419);
+    let Some(port) = config.port else {
+        return;
+    };
     let mut streaks = vec![(0u32, 0u32); collectors.len()]; // (good, bad) in a row
     while !stop.load(Ordering::Relaxed) {
         let probes = collectors.iter().map(|&addr| {
             let target = SocketAddr::from((addr, port));
-            let checked = config.port.is_some();
-            async move {
-                if checked {
-                    probe(target, config.timeout).await
-                } else {
-                    // Only for the neighbour: whatever answers.
-                    let _ = tokio::time::timeout(
-                        config.timeout,
-                        tokio::net::TcpStream::connect(target),
-                    )
-                    .await;
-                    Ok(())
-                }
-            }
+            async move { probe(target, config.timeout).await }
         });
         let results = futures_join_all(probes).await;
         for (i, result) in results.into_iter().enumerate() {

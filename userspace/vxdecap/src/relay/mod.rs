@@ -381,6 +381,9 @@ fn attach_and_run(
         config.ports,
         to.join(", ")
     );
+    prime_neighbours(dests);
+    let mut unresolved = 0;
+    let mut primed = Instant::now();
     let started = Instant::now();
     let mut generation = 0;
     let mut up = vec![true; dests.len()];
@@ -403,6 +406,14 @@ fn attach_and_run(
             }
         }
         let report = report(program, dests, &up, table_changes)?;
+        // Frames passed for want of a neighbour: have the kernel resolve it (twice a second
+        // at most).
+        let no_neighbour = report.counters.get(RelayCounter::PassNoNeighbour);
+        if no_neighbour > unresolved && primed.elapsed() >= Duration::from_millis(500) {
+            prime_neighbours(dests);
+            primed = Instant::now();
+        }
+        unresolved = no_neighbour;
         if let Ok(mut shared) = metrics.report.lock() {
             *shared = report.clone();
         }
@@ -410,6 +421,19 @@ fn attach_and_run(
             return Ok(report);
         }
         std::thread::sleep(TICK);
+    }
+}
+
+/// Sends an empty datagram to each collector's discard port (9): the kernel
+/// resolves the next hop's MAC for it, which the XDP program's FIB lookup
+/// then finds. (The collector answers with an ICMP port unreachable at
+/// most.)
+fn prime_neighbours(dests: &[RelayDest]) {
+    let Ok(socket) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)) else {
+        return;
+    };
+    for d in dests {
+        let _ = socket.send_to(&[], (d.addr, 9));
     }
 }
 
