@@ -362,26 +362,11 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
         best.map_or("–", |b| b.scenario.name()),
         ratio(count, best)
     );
+    let relay = forwarder_rows(flat(Scenario::RelayXdp), flat(Scenario::DnatProxy), &ratio);
+    let pcap = ratio(flat(Scenario::VxdecapPcapTmpfs), count);
     let _ = writeln!(
         md,
-        "| vxdecap pcap to tmpfs ÷ vxdecap -q, delivered | {} | ≥ 0.8 |",
-        ratio(flat(Scenario::VxdecapPcapTmpfs), count)
-    );
-    let relay = flat(Scenario::RelayXdp);
-    let dnat = flat(Scenario::DnatProxy);
-    let _ = writeln!(
-        md,
-        "| vxdecap relay ÷ nftables DNAT proxy, forwarded flat out | {} | ≥ 5 |",
-        ratio(relay, dnat)
-    );
-    let per_packet = |m: Option<&Median>| {
-        m.map_or_else(|| "–".to_owned(), |m| format!("{:.3}", m.rx_us_per_pkt))
-    };
-    let _ = writeln!(
-        md,
-        "| receiver CPU µs/pkt, relay / DNAT proxy | {} / {} | – |",
-        per_packet(relay),
-        per_packet(dnat)
+        "| vxdecap pcap to tmpfs ÷ vxdecap -q, delivered | {pcap} | ≥ 0.8 |\n{relay}"
     );
     // Paced: vxdecap never below tcpdump; where vxdecap loses, bare AF_XDP loses too.
     let mut below = Vec::new();
@@ -449,6 +434,24 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
             idle.join(", ")
         }
     );
+}
+
+/// The relay against the DNAT proxy: forwarded rate and CPU per packet.
+fn forwarder_rows(
+    relay: Option<&Median>,
+    dnat: Option<&Median>,
+    ratio: &dyn Fn(Option<&Median>, Option<&Median>) -> String,
+) -> String {
+    let per_packet = |m: Option<&Median>| {
+        m.map_or_else(|| "–".to_owned(), |m| format!("{:.3}", m.rx_us_per_pkt))
+    };
+    format!(
+        "| vxdecap relay ÷ nftables DNAT proxy, forwarded flat out | {} | ≥ 5 |\n\
+         | receiver CPU µs/pkt, relay / DNAT proxy | {} / {} | – |",
+        ratio(relay, dnat),
+        per_packet(relay),
+        per_packet(dnat)
+    )
 }
 
 const COLORS: [&str; 10] = [

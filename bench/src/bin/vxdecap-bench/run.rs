@@ -605,42 +605,7 @@ impl Bench {
                 let sniff = Proc::spawn(&self.rx, cpu, "netsniff-ng", &args)?;
                 vec![sniff, pass]
             }
-            Scenario::RelayXdp | Scenario::DnatProxy => {
-                // The collector is the sink namespace behind fwd0, where an XDP_DROP program
-                // counts what arrives; both forwarders send there from their own address.
-                self.rx.ip(&[
-                    "neigh",
-                    "replace",
-                    FORWARD_TO,
-                    "lladdr",
-                    &self.sink_mac,
-                    "dev",
-                    "fwd0",
-                    "nud",
-                    "permanent",
-                ])?;
-                self.rx.run(
-                    "sysctl",
-                    &["-qw", &format!("net.ipv4.conf.{iface}.forwarding=1")],
-                )?;
-                let counter =
-                    Proc::spawn(&self.sink, None, &bench, &["drop", "--interface", "sink0"])?;
-                if scenario == Scenario::RelayXdp {
-                    let mut args = vec!["relay", "-i", iface, "--to", FORWARD_TO, "--no-health"];
-                    args.extend(extra.split_whitespace());
-                    vec![counter, Proc::spawn(&self.rx, cpu, &vxdecap, &args)?]
-                } else {
-                    let rules = format!(
-                        "table ip vxbench {{\n  chain pre {{ type nat hook prerouting priority dstnat; ip daddr 10.77.0.2 udp dport 4789 dnat to {FORWARD_TO}; }}\n  chain post {{ type nat hook postrouting priority srcnat; ip daddr {FORWARD_TO} udp dport 4789 snat to 10.78.0.1; }}\n}}\n"
-                    );
-                    let file = self.tmpfs_file("dnat.nft");
-                    std::fs::write(&file, rules)?;
-                    let loaded = self.rx.run("nft", &["-f", &file]);
-                    let _ = std::fs::remove_file(&file);
-                    loaded?;
-                    vec![counter, pass()?]
-                }
-            }
+            Scenario::RelayXdp | Scenario::DnatProxy => self.start_forwarder(scenario, extra)?,
             Scenario::KernelVxlanTcpdump => {
                 self.rx.ip(&[
                     "link",
@@ -669,6 +634,55 @@ impl Bench {
                 vec![tcpdump, pass]
             }
         })
+    }
+
+    /// Starts a forwarder (`vxdecap relay`, or the nftables DNAT proxy) and
+    /// the XDP_DROP program that counts what it forwards to the sink.
+    fn start_forwarder(&self, scenario: Scenario, extra: &str) -> anyhow::Result<Vec<Proc>> {
+        let vxdecap = self.exe("vxdecap");
+        let bench = self.exe("vxdecap-bench");
+        let iface = self.iface.as_str();
+        let cpu = Some(RX_CPU);
+        // The collector is the sink namespace behind fwd0, where an XDP_DROP program
+        // counts what arrives; both forwarders send there from their own address.
+        self.rx.ip(&[
+            "neigh",
+            "replace",
+            FORWARD_TO,
+            "lladdr",
+            &self.sink_mac,
+            "dev",
+            "fwd0",
+            "nud",
+            "permanent",
+        ])?;
+        self.rx.run(
+            "sysctl",
+            &["-qw", &format!("net.ipv4.conf.{iface}.forwarding=1")],
+        )?;
+        let counter = Proc::spawn(&self.sink, None, &bench, &["drop", "--interface", "sink0"])?;
+        if scenario == Scenario::RelayXdp {
+            let mut args = vec!["relay", "-i", iface, "--to", FORWARD_TO, "--no-health"];
+            args.extend(extra.split_whitespace());
+            Ok(vec![counter, Proc::spawn(&self.rx, cpu, &vxdecap, &args)?])
+        } else {
+            let rules = format!(
+                "table ip vxbench {{\n  chain pre {{ type nat hook prerouting priority dstnat; ip daddr 10.77.0.2 udp dport 4789 dnat to {FORWARD_TO}; }}\n  chain post {{ type nat hook postrouting priority srcnat; ip daddr {FORWARD_TO} udp dport 4789 snat to 10.78.0.1; }}\n}}\n"
+            );
+            let file = self.tmpfs_file("dnat.nft");
+            std::fs::write(&file, rules)?;
+            let loaded = self.rx.run("nft", &["-f", &file]);
+            let _ = std::fs::remove_file(&file);
+            loaded?;
+            // veth accepts redirected frames only when it runs XDP: XDP_PASS.
+            let pass = Proc::spawn(
+                &self.rx,
+                cpu,
+                &bench,
+                &["drop", "--pass", "--interface", iface],
+            )?;
+            Ok(vec![counter, pass])
+        }
     }
 
     /// Stops the receivers and reads (delivered, tool drops, latency quantiles).

@@ -20,8 +20,7 @@
 //! assert_eq!(all.len(), TABLE_SIZE);
 //! ```
 
-/// Slots in a table: `VXR_TABLE_SIZE` of xdp-prog/relay_shared.h.
-pub const TABLE_SIZE: usize = 4093;
+pub use crate::steer::relay::TABLE_SIZE;
 
 /// FNV-1a, 64 bits: a collector's name as a number, the same on every run
 /// and every machine (std's hasher promises neither).

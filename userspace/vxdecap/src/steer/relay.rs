@@ -14,7 +14,6 @@ use vxdecap_wire::{PortSet, MAX_PORTS};
 use super::allow::Allowlist;
 use super::{attach_program, take_map, write_allowlist, AttachMode, AttachRequest, SteerError};
 use crate::error::error_chain;
-use crate::relay::table::TABLE_SIZE;
 
 /// The object compiled from xdp-prog/relay.bpf.c by build.rs.
 static RELAY_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/relay.bpf.o"));
@@ -25,6 +24,8 @@ mod shared {
     include!(concat!(env!("OUT_DIR"), "/relay_constants.rs"));
 }
 
+/// Slots in a consistent-hash table: `VXR_TABLE_SIZE` (a prime, as Maglev wants).
+pub const TABLE_SIZE: usize = 4093;
 /// Most collectors (`--to`): `VXR_MAX_DESTS`.
 pub const MAX_DESTS: usize = 64;
 /// Slots between the two tables in `vxr_table`.
