@@ -589,7 +589,12 @@ fn set_udp_checksum(frame: &mut [u8]) {
 
 /// Waits until `ns` has resolved `addr` (the relay's health probe does it).
 fn wait_for_neighbour(ns: &NetNs, addr: Ipv4Addr) {
-    for _ in 0..100 {
+    wait_for_neighbour_within(ns, addr, 100);
+}
+
+/// As [`wait_for_neighbour`], for at most `tries` × 50 ms.
+fn wait_for_neighbour_within(ns: &NetNs, addr: Ipv4Addr, tries: u32) {
+    for _ in 0..tries {
         let o = ns
             .ip(&["neigh", "show", &addr.to_string()])
             .expect("ip neigh");
@@ -815,4 +820,51 @@ fn relay_output_is_byte_for_byte_the_dnat_proxys() {
             "frame {i}: the relay's frame differs from the proxy's"
         );
     }
+}
+
+#[test]
+fn the_relay_has_the_kernel_resolve_a_missing_neighbour() {
+    if !privileged("relay neighbour") {
+        return;
+    }
+    let tmp = TempDir::new("relay-neigh");
+    let line = line("rln");
+    line.relay
+        .run("sysctl", &["-qw", "net.ipv4.conf.r0.forwarding=1"])
+        .expect("forwarding on r0");
+    // No health probes: only the relay's own priming resolves the collector.
+    let mut relay = start_relay(
+        &line.relay,
+        &[
+            "-i",
+            "r0",
+            "--mode",
+            "skb",
+            "--to",
+            "10.78.2.2",
+            "--no-health",
+        ],
+    );
+    wait_for_neighbour(&line.relay, LINE_COLLECTOR);
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    line.relay
+        .ip(&["neigh", "del", "10.78.2.2", "dev", "r1"])
+        .expect("forget the collector's MAC");
+    let frames = line_frames(&line, 10);
+    send_raw(&line.sender, "s0", &frames, &tmp);
+    // The relay sees pass_no_neighbour move and has the kernel resolve the collector again,
+    // at once (left alone, the kernel learns it only seconds later, from the collector's own
+    // ARP: the test saw 4 s).
+    wait_for_neighbour_within(&line.relay, LINE_COLLECTOR, 20);
+    send_raw(&line.sender, "s0", &frames, &tmp);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let outcome = relay
+        .stop(nix::sys::signal::Signal::SIGINT)
+        .expect("stop the relay");
+    assert!(outcome.status.success(), "{}", outcome.stderr);
+    let unresolved = summary_count(&outcome.stderr, " pass_no_neighbour");
+    let relayed = summary_count(&outcome.stderr, " relayed_redirect");
+    assert!(unresolved >= 1, "{}", outcome.stderr);
+    assert_eq!(unresolved + relayed, 20, "{}", outcome.stderr);
+    assert!(relayed >= 10, "{}", outcome.stderr);
 }
