@@ -868,3 +868,77 @@ fn the_relay_has_the_kernel_resolve_a_missing_neighbour() {
     assert_eq!(unresolved + relayed, 20, "{}", outcome.stderr);
     assert!(relayed >= 10, "{}", outcome.stderr);
 }
+
+#[test]
+fn the_relay_reads_its_allow_file_again_on_sighup() {
+    if !privileged("relay SIGHUP") {
+        return;
+    }
+    let tmp = TempDir::new("relay-hup");
+    let line = line("rlh");
+    line.relay
+        .run("sysctl", &["-qw", "net.ipv4.conf.r0.forwarding=1"])
+        .expect("forwarding on r0");
+    let allow = tmp.path("allow.txt");
+    std::fs::write(&allow, "source 10.78.1.0/24\n").expect("allow file");
+    let mut relay = start_relay(
+        &line.relay,
+        &[
+            "-i",
+            "r0",
+            "--mode",
+            "skb",
+            "--to",
+            "10.78.2.2",
+            "--no-health",
+            "--allow-file",
+            allow.to_str().unwrap(),
+        ],
+    );
+    wait_for_neighbour(&line.relay, LINE_COLLECTOR);
+    let frames = line_frames(&line, 10);
+    let hup = |relay: &vxdecap::lab::netns::WatchedChild| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(relay.id() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .expect("SIGHUP");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    send_raw(&line.sender, "s0", &frames, &tmp);
+    // Another source network: the sender's frames are now dropped in XDP.
+    std::fs::write(&allow, "source 10.99.0.0/16\n").expect("allow file");
+    hup(&relay);
+    send_raw(&line.sender, "s0", &frames, &tmp);
+    // An emptied file would open the list: refused, the list in force stays.
+    std::fs::write(&allow, "").expect("allow file");
+    hup(&relay);
+    send_raw(&line.sender, "s0", &frames, &tmp);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let outcome = relay
+        .stop(nix::sys::signal::Signal::SIGINT)
+        .expect("stop the relay");
+    assert!(outcome.status.success(), "{}", outcome.stderr);
+    assert_eq!(
+        summary_count(&outcome.stderr, " relayed_redirect"),
+        10,
+        "{}",
+        outcome.stderr
+    );
+    assert_eq!(
+        summary_count(&outcome.stderr, " drop_source_not_allowed"),
+        20,
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.stderr.contains("SIGHUP: allowlist reloaded"),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.stderr.contains("SIGHUP: allowlist not changed"),
+        "{}",
+        outcome.stderr
+    );
+}

@@ -263,7 +263,8 @@ pub(crate) struct RelayArgs {
     /// Only these VNIs, e.g. `27,100-199` (others are dropped in XDP and counted).
     #[arg(long = "vni", value_name = "LIST")]
     pub vni: Option<String>,
-    /// Allowlist file (`source CIDR` / `vni LIST` lines), merged with the flags.
+    /// Allowlist file (`source CIDR` / `vni LIST` lines), merged with the
+    /// flags and read again on SIGHUP.
     #[arg(long = "allow-file", value_name = "FILE")]
     pub allow_file: Option<PathBuf>,
     /// XDP attach mode.

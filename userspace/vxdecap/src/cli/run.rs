@@ -211,11 +211,7 @@ fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
     } else {
         PortSet::new(&args.ports).map_err(|e| usage(format!("--port: {e}")))?
     };
-    let mut allow = match &args.allow_file {
-        Some(file) => vxdecap::Allowlist::read(file)
-            .map_err(|e| usage(format!("--allow-file {}: {e}", file.display())))?,
-        None => vxdecap::Allowlist::default(),
-    };
+    let mut allow = vxdecap::Allowlist::default();
     for cidr in &args.allow_source {
         allow
             .add_source_text(cidr)
@@ -231,6 +227,7 @@ fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
         collectors: args.to,
         ports,
         allow,
+        allow_file: args.allow_file.clone(),
         mode: match args.mode {
             RelayModeArg::Auto => AttachRequest::Auto,
             RelayModeArg::Driver => AttachRequest::Driver,

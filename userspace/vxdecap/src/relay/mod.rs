@@ -42,8 +42,10 @@ pub struct RelayConfig {
     pub collectors: Vec<Ipv4Addr>,
     /// UDP destination ports relayed.
     pub ports: PortSet,
-    /// Sources and VNIs allowed through.
+    /// Sources and VNIs allowed through (from the flags).
     pub allow: Allowlist,
+    /// An allowlist file, merged with `allow` and read again on SIGHUP.
+    pub allow_file: Option<std::path::PathBuf>,
     /// XDP attach mode.
     pub mode: AttachRequest,
     /// How the collectors' health is polled.
@@ -302,11 +304,21 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayRep
         .collect::<Result<_, RelayError>>()?;
     let keys: Vec<String> = config.collectors.iter().map(ToString::to_string).collect();
 
+    let allow = effective_allowlist(config)?;
     let mut program = RelayProgram::load(&config.interface, &config.ports)?;
     program.set_dests(&dests)?;
-    program.set_allowlist(&config.allow)?;
+    program.set_allowlist(&allow)?;
     program.set_table(&table::fill(&keys, &vec![true; keys.len()]))?;
 
+    // SIGHUP re-reads the allow file; registered for the whole run, as its default action
+    // would end the relay.
+    let reload = Arc::new(AtomicBool::new(false));
+    let _sighup = signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&reload))
+        .map(SignalGuard)
+        .map_err(|e| RelayError::Thread {
+            what: "SIGHUP handler",
+            detail: e.to_string(),
+        })?;
     let metrics = Arc::new(RelayMetrics {
         interface: config.interface.clone(),
         report: Mutex::new(RelayReport::default()),
@@ -341,15 +353,13 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayRep
         detail: e.to_string(),
     })?;
 
-    let result = attach_and_run(
-        config,
-        &mut program,
-        &dests,
-        &keys,
-        &health,
-        &metrics,
-        &stop,
-    );
+    let mut state = RunState {
+        program: &mut program,
+        dests: &dests,
+        keys: &keys,
+        allow,
+    };
+    let result = attach_and_run(config, &mut state, &health, &metrics, &stop, &reload);
 
     prober_stop.store(true, Ordering::Relaxed);
     metrics_stop.store(true, Ordering::Relaxed);
@@ -360,16 +370,73 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayRep
     result
 }
 
+/// Unregisters a signal handler when the relay ends, however it ends.
+struct SignalGuard(signal_hook::SigId);
+
+impl Drop for SignalGuard {
+    fn drop(&mut self) {
+        signal_hook::low_level::unregister(self.0);
+    }
+}
+
+/// The flags' allowlist merged with the allow file's.
+fn effective_allowlist(config: &RelayConfig) -> Result<Allowlist, RelayError> {
+    match &config.allow_file {
+        None => Ok(config.allow.clone()),
+        Some(path) => Allowlist::read(path)
+            .and_then(|file| config.allow.merged(&file))
+            .map_err(|e| RelayError::Config(format!("{}: {e}", path.display()))),
+    }
+}
+
+/// What the main loop works on.
+struct RunState<'a> {
+    program: &'a mut RelayProgram,
+    dests: &'a [RelayDest],
+    keys: &'a [String],
+    /// The allowlists in force.
+    allow: Allowlist,
+}
+
+impl RunState<'_> {
+    /// SIGHUP: the allow file again. A bad file, or one that would open a
+    /// closed list without saying `any`, keeps the lists in force.
+    fn reload(&mut self, config: &RelayConfig) {
+        let Some(file) = &config.allow_file else {
+            tracing::info!(target: crate::report::CONSOLE, "SIGHUP: no --allow-file, nothing to reload");
+            return;
+        };
+        let next = effective_allowlist(config).and_then(|next| {
+            self.allow
+                .check_reload(&next)
+                .map_err(|e| RelayError::Config(format!("{}: {e}", file.display())))?;
+            self.program.set_allowlist(&next)?;
+            Ok(next)
+        });
+        match next {
+            Ok(next) => {
+                tracing::info!(target: crate::report::CONSOLE, "SIGHUP: allowlist reloaded: {next}");
+                self.allow = next;
+            }
+            Err(e) => tracing::info!(
+                target: crate::report::CONSOLE,
+                "SIGHUP: allowlist not changed: {e}; still in force: {}",
+                self.allow
+            ),
+        }
+    }
+}
+
 fn attach_and_run(
     config: &RelayConfig,
-    program: &mut RelayProgram,
-    dests: &[RelayDest],
-    keys: &[String],
+    state: &mut RunState<'_>,
     health: &Health,
     metrics: &RelayMetrics,
     stop: &AtomicBool,
+    reload: &AtomicBool,
 ) -> Result<RelayReport, RelayError> {
-    let mode: AttachMode = program.attach(config.mode)?;
+    let dests = state.dests;
+    let mode: AttachMode = state.program.attach(config.mode)?;
     let to: Vec<String> = dests
         .iter()
         .map(|d| format!("{} (from {})", d.addr, d.source))
@@ -401,11 +468,14 @@ fn attach_and_run(
                 } else {
                     vec![true; up.len()]
                 };
-                program.set_table(&table::fill(keys, &live))?;
+                state.program.set_table(&table::fill(state.keys, &live))?;
                 table_changes += 1;
             }
         }
-        let report = report(program, dests, &up, table_changes)?;
+        if reload.swap(false, Ordering::Relaxed) {
+            state.reload(config);
+        }
+        let report = report(state.program, dests, &up, table_changes)?;
         // Frames passed for want of a neighbour: have the kernel resolve it (twice a second
         // at most).
         let no_neighbour = report.counters.get(RelayCounter::PassNoNeighbour);
