@@ -942,3 +942,64 @@ fn the_relay_reads_its_allow_file_again_on_sighup() {
         outcome.stderr
     );
 }
+
+/// The kernel's csum_replace4() on a stored 16-bit checksum and 32-bit fields (as stored).
+fn kernel_csum_replace4(check: u16, from: u32, to: u32) -> u16 {
+    let add = |a: u32, b: u32| {
+        let (r, carry) = a.overflowing_add(b);
+        r + u32::from(carry)
+    };
+    let sum = add(add(!u32::from(check), !from), to);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    let sum = (sum & 0xffff) + (sum >> 16);
+    !(sum as u16)
+}
+
+/// The kernel's ip_decrease_ttl() on the stored checksum.
+fn kernel_decrease_ttl(check: u16) -> u16 {
+    let c = u32::from(check) + u32::from(0x0100u16.to_be());
+    (c + u32::from(c >= 0xffff)) as u16
+}
+
+#[test]
+fn the_ipv4_checksum_is_a_forwarding_kernels_for_every_ip_id() {
+    if !privileged("relay XDP test run") {
+        return;
+    }
+    let fib = fib();
+    let inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        1,
+        2,
+        0,
+    );
+    let template = mirrored(Ipv4Addr::new(10, 1, 0, 4), &inner)
+        .build()
+        .unwrap();
+    let mismatches = in_fib(&fib, vec![COLLECTORS[2]], move |p| {
+        let mut bad = Vec::new();
+        for id in 0..=u16::MAX {
+            let mut frame = template.clone();
+            frame[18..20].copy_from_slice(&id.to_be_bytes());
+            frame[24..26].copy_from_slice(&[0, 0]);
+            let sum = !ipv4_sum(&frame[14..34]);
+            frame[24..26].copy_from_slice(&sum.to_be_bytes());
+            let (_, out) = p.test_run(&frame).expect("test run");
+            // DNAT (destination), the forward (TTL), SNAT (source): a proxy's order.
+            let word = |b: &[u8]| u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
+            let mut check = u16::from_ne_bytes([frame[24], frame[25]]);
+            check = kernel_csum_replace4(check, word(&frame[30..34]), word(&out[30..34]));
+            check = kernel_decrease_ttl(check);
+            check = kernel_csum_replace4(check, word(&frame[26..30]), word(&out[26..30]));
+            if out[24..26] != check.to_ne_bytes() {
+                bad.push(id);
+            }
+        }
+        bad
+    });
+    assert!(
+        mismatches.is_empty(),
+        "IP IDs whose checksum differs: {mismatches:?}"
+    );
+}

@@ -351,6 +351,11 @@ static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, stru
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return count(VXR_CTR_PASS_NO_ROUTE, XDP_PASS);
 
+	/*
+	 * The checksum is patched as a forwarding kernel patches it: never to
+	 * 0xffff (csum_replace4() and ip_decrease_ttl() keep it in 0..0xfffe),
+	 * so it comes out bit for bit as a DNAT proxy's.
+	 */
 	old_saddr = ip->saddr;
 	old_daddr = ip->daddr;
 	ip->saddr = dest->saddr;
@@ -360,7 +365,7 @@ static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, stru
 	/* TTL - 1, as ip_decrease_ttl(): the TTL is the high byte of its 16-bit word. */
 	ip->ttl -= 1;
 	c = ip->check + (__u32)bpf_htons(0x0100);
-	ip->check = (__u16)(c + (c >> 16));
+	ip->check = (__u16)(c + (c >= 0xffff));
 	/* A UDP checksum of 0 (none, as VXLAN over IPv4 sends) stays 0; another covers the addresses. */
 	if (udp && udp->check) {
 		__u16 check = csum_replace4(udp->check, old_saddr, dest->saddr);
