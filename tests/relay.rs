@@ -619,6 +619,24 @@ fn start_relay(ns: &NetNs, args: &[&str]) -> vxdecap::lab::netns::WatchedChild {
     .unwrap_or_else(|e| panic!("relay did not start: {e:#}"))
 }
 
+/// `GET path` from inside `ns` (HTTP/1.0, the whole answer).
+fn http_get_in(ns: &NetNs, addr: &str, path: &str) -> String {
+    let (addr, path) = (addr.to_owned(), path.to_owned());
+    ns.spawn_in(move || {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(&addr)?;
+        stream.set_read_timeout(Some(std::time::Duration::from_secs(3)))?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer)?;
+        Ok(answer)
+    })
+    .expect("thread in the namespace")
+    .join()
+    .expect("the HTTP thread")
+    .expect("an HTTP answer")
+}
+
 /// The number before ` {what}` in the relay's summary.
 fn summary_count(summary: &str, what: &str) -> u64 {
     summary
@@ -677,17 +695,53 @@ fn relay_live_to_a_collector_running_capture() {
             "10.78.2.2",
             "--health-interval",
             "100",
+            "--metrics",
+            "127.0.0.1:9420",
         ],
     );
     wait_for_neighbour(&line.relay, LINE_COLLECTOR);
     let frames = line_frames(&line, 40);
     send_raw(&line.sender, "s0", &frames, &tmp);
     std::thread::sleep(std::time::Duration::from_millis(500));
+    // The counters in the metrics, and the health a load balancer in front of relays probes.
+    let metrics = http_get_in(&line.relay, "127.0.0.1:9420", "/metrics");
+    assert!(
+        metrics.contains(
+            "vxdecap_relay_frames_total{interface=\"r0\",reason=\"relayed_redirect\"} 40\n"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vxdecap_relay_collector_frames_total{collector=\"10.78.2.2\"} 40\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vxdecap_relay_collector_up{collector=\"10.78.2.2\"} 1\n"),
+        "{metrics}"
+    );
+    let health = http_get_in(&line.relay, "127.0.0.1:9420", "/healthz");
+    assert!(
+        health.starts_with("HTTP/1.0 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
+    // The collector's capture ends: its /healthz goes, the relay takes it out, and with no
+    // collector left the relay's own /healthz says so.
+    let (ok, summary) = capture.stop();
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let health = http_get_in(&line.relay, "127.0.0.1:9420", "/healthz");
+    assert!(
+        health.starts_with("HTTP/1.0 503") && health.ends_with("no collector is healthy\n"),
+        "{health}"
+    );
     let outcome = relay
         .stop(nix::sys::signal::Signal::SIGINT)
         .expect("stop the relay");
-    let (ok, summary) = capture.stop();
     assert!(outcome.status.success(), "relay: {}", outcome.stderr);
+    assert!(
+        outcome.stderr.contains("collector 10.78.2.2 is unhealthy"),
+        "{}",
+        outcome.stderr
+    );
     assert!(ok, "capture: {summary}");
     eprintln!("relay:\n{}", outcome.stderr);
     assert_eq!(
