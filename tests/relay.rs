@@ -129,8 +129,8 @@ fn in_fib<T: Send + 'static>(
             let d: Vec<RelayDest> = dests
                 .iter()
                 .map(|&addr| RelayDest {
-                    addr,
-                    source: RELAY,
+                    addr: addr.into(),
+                    source: RELAY.into(),
                 })
                 .collect();
             program.set_dests(&d)?;
@@ -281,14 +281,14 @@ fn frames_the_relay_cannot_send_go_to_the_kernel_under_a_reason() {
     let results = in_fib(&fib, vec![UNRESOLVED], move |p| {
         let mut r = vec![("unresolved neighbour", decide(p, &ok))];
         let d = vec![RelayDest {
-            addr: NOWHERE,
-            source: RELAY,
+            addr: NOWHERE.into(),
+            source: RELAY.into(),
         }];
         p.set_dests(&d).expect("dests");
         r.push(("no route", decide(p, &ok)));
         r.push(("TTL 1", decide(p, &ttl1)));
         r.push(("other port", decide(p, &other_port)));
-        r.push(("IPv6 outer", decide(p, &v6)));
+        r.push(("IPv6 outer to an IPv4 collector", decide(p, &v6)));
         r.push(("cut short", decide(p, &cut)));
         r.push(("TCP", decide(p, &tcp)));
         r.push(("VLAN", decide(p, &tagged)));
@@ -302,7 +302,7 @@ fn frames_the_relay_cannot_send_go_to_the_kernel_under_a_reason() {
         RelayCounter::PassNoRoute,
         RelayCounter::PassTtl,
         RelayCounter::PassPort,
-        RelayCounter::PassIpv6,
+        RelayCounter::PassFamily,
         RelayCounter::PassMalformed,
         RelayCounter::PassNotUdp,
         RelayCounter::PassVlan,
@@ -1056,4 +1056,322 @@ fn the_ipv4_checksum_is_a_forwarding_kernels_for_every_ip_id() {
         mismatches.is_empty(),
         "IP IDs whose checksum differs: {mismatches:?}"
     );
+}
+
+const RELAY6: &str = "fd77::1";
+const COLLECTORS6: [&str; 3] = ["fd77::2", "fd77::3", "fd77::4"];
+
+/// As [`fib`], over IPv6: `rl0` at fd77::1/64, the collectors as permanent neighbours.
+fn fib6() -> Fib {
+    let fib = fib();
+    fib.ns
+        .ip(&["addr", "add", "fd77::1/64", "dev", "rl0", "nodad"])
+        .expect("address");
+    for (i, c) in COLLECTORS6.iter().enumerate() {
+        let mac = collector_mac(i)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        fib.ns
+            .ip(&[
+                "-6",
+                "neigh",
+                "add",
+                c,
+                "lladdr",
+                &mac,
+                "dev",
+                "rl0",
+                "nud",
+                "permanent",
+            ])
+            .expect("neighbour");
+    }
+    fib.ns
+        .run("sysctl", &["-qw", "net.ipv6.conf.all.forwarding=1"])
+        .expect("forwarding");
+    fib
+}
+
+/// The UDP checksum sum (0xffff when right) of an untagged IPv6 frame.
+fn udp6_sum(f: &[u8]) -> u16 {
+    let udp = &f[54..];
+    let mut all = f[22..54].to_vec();
+    all.extend_from_slice(&(udp.len() as u32).to_be_bytes());
+    all.extend_from_slice(&[0, 0, 0, 17]);
+    all.extend_from_slice(udp);
+    if all.len() % 2 == 1 {
+        all.push(0);
+    }
+    ipv4_sum(&all)
+}
+
+fn mirrored6(src: &str, inner: &[u8]) -> Vec<u8> {
+    let mut frame = VxlanFrameBuilder::new()
+        .outer_src_ip(src.parse::<std::net::Ipv6Addr>().unwrap())
+        .outer_dst_ip(RELAY6.parse::<std::net::Ipv6Addr>().unwrap())
+        .udp_src_port(49_152)
+        .vni(27)
+        .ttl(64)
+        .inner(inner)
+        .build()
+        .expect("frame");
+    let check = !udp6_sum(&frame);
+    frame[60..62].copy_from_slice(&check.to_be_bytes());
+    frame
+}
+
+/// Runs `f` with the relay program in `fib`'s namespace aimed at IPv6 `dests`.
+fn in_fib6<T: Send + 'static>(
+    fib: &Fib,
+    f: impl FnOnce(&mut RelayProgram) -> T + Send + 'static,
+) -> T {
+    fib.ns
+        .spawn_in(move || {
+            let mut program = RelayProgram::load("lo", &PortSet::default())?;
+            let d: Vec<RelayDest> = COLLECTORS6
+                .iter()
+                .map(|a| RelayDest {
+                    addr: a.parse().unwrap(),
+                    source: RELAY6.parse().unwrap(),
+                })
+                .collect();
+            program.set_dests(&d)?;
+            program.set_table(&table::fill(&COLLECTORS6, &[true; 3]))?;
+            Ok(f(&mut program))
+        })
+        .expect("thread in the namespace")
+        .join()
+        .expect("the test thread")
+        .expect("load the relay program")
+}
+
+#[test]
+fn over_ipv6_the_relay_rewrites_addresses_and_hop_limit_and_keeps_the_udp_checksum_right() {
+    if !privileged("relay XDP test run, IPv6") {
+        return;
+    }
+    let fib = fib6();
+    let (a, b) = (Ipv4Addr::new(10, 0, 2, 4), Ipv4Addr::new(10, 0, 2, 5));
+    let frame = mirrored6("fd00::4", &inner_tcp(a, b, 40_000, 80, 100));
+    let mut zero = frame.clone();
+    zero[60..62].copy_from_slice(&[0, 0]);
+    let mut flows = Vec::new();
+    for n in 0..50u16 {
+        for (inner, host) in [
+            (inner_tcp(a, b, 30_000 + n, 443, 0), "fd00::4"),
+            (inner_tcp(b, a, 443, 30_000 + n, 0), "fd00::4"),
+            (inner_tcp(a, b, 30_000 + n, 443, 0), "fd00::5"),
+            (inner_tcp(b, a, 443, 30_000 + n, 0), "fd00::5"),
+        ] {
+            flows.push(mirrored6(host, &inner));
+        }
+    }
+    let sent = frame.clone();
+    let (one, kept_zero, places) = in_fib6(&fib, move |p| {
+        let one = decide(p, &sent);
+        let kept_zero = decide(p, &zero);
+        let places: Vec<Vec<u8>> = flows
+            .iter()
+            .map(|f| {
+                let (action, out, _) = decide(p, f);
+                assert_eq!(action, XDP_REDIRECT);
+                out[38..54].to_vec()
+            })
+            .collect();
+        (one, kept_zero, places)
+    });
+    let (action, out, counter) = one;
+    assert_eq!((action, counter), (XDP_REDIRECT, RelayCounter::Redirect));
+    let chosen: std::net::Ipv6Addr = <[u8; 16]>::try_from(&out[38..54]).unwrap().into();
+    assert!(
+        COLLECTORS6.contains(&chosen.to_string().as_str()),
+        "{chosen}"
+    );
+    let relay: std::net::Ipv6Addr = RELAY6.parse().unwrap();
+    assert_eq!(out[22..38], relay.octets(), "outer source");
+    assert_eq!(out[21], 63, "hop limit decremented");
+    assert_eq!(
+        udp6_sum(&out),
+        0xffff,
+        "UDP checksum right after the rewrite"
+    );
+    let i = COLLECTORS6
+        .iter()
+        .position(|c| *c == chosen.to_string())
+        .unwrap();
+    assert_eq!(
+        out[0..6],
+        collector_mac(i),
+        "destination MAC from the neighbour table"
+    );
+    assert_eq!(
+        out[12..21],
+        frame[12..21],
+        "version, flow label, length, next header"
+    );
+    assert_eq!(out[62..], frame[62..], "VXLAN and inner frame intact");
+    assert_eq!(
+        kept_zero.1[60..62],
+        [0, 0],
+        "a zero UDP checksum (RFC 6935) stays zero"
+    );
+    for (n, four) in places.chunks(4).enumerate() {
+        assert!(four.iter().all(|c| *c == four[0]), "flow {n} split");
+    }
+}
+
+#[test]
+fn over_ipv6_the_relay_output_is_byte_for_byte_the_dnat_proxys() {
+    if !privileged("relay against DNAT, IPv6") {
+        return;
+    }
+    let tmp = TempDir::new("relay-dnat6");
+    let line = line("rl6");
+    for (ns, dev, addr) in [
+        (&line.sender, "s0", "fd78:1::1/64"),
+        (&line.relay, "r0", "fd78:1::2/64"),
+        (&line.relay, "r1", "fd78:2::1/64"),
+        (&line.collector, "c0", "fd78:2::2/64"),
+    ] {
+        ns.ip(&["addr", "add", addr, "dev", dev, "nodad"])
+            .expect("address");
+    }
+    line.relay
+        .run("sysctl", &["-qw", "net.ipv6.conf.all.forwarding=1"])
+        .expect("forwarding");
+    let (src_mac, dst_mac) = (mac_of(&line.sender, "s0"), mac_of(&line.relay, "r0"));
+    let frames: Vec<Vec<u8>> = (0..20u16)
+        .map(|i| {
+            let inner = inner_tcp(
+                Ipv4Addr::new(10, 0, 2, 4),
+                Ipv4Addr::new(10, 0, 2, 5),
+                41_000 + i,
+                80,
+                usize::from(i * 53 % 1100),
+            );
+            let mut frame = VxlanFrameBuilder::new()
+                .outer_src_mac(src_mac)
+                .outer_dst_mac(dst_mac)
+                .outer_src_ip("fd78:1::1".parse::<std::net::Ipv6Addr>().unwrap())
+                .outer_dst_ip("fd78:1::2".parse::<std::net::Ipv6Addr>().unwrap())
+                .udp_src_port(50_000 + i)
+                .ttl(64)
+                .vni(27)
+                .inner(&inner)
+                .build()
+                .expect("frame");
+            // The kernel's NAT takes only IPv6 UDP with a checksum.
+            let check = !udp6_sum(&frame);
+            frame[60..62].copy_from_slice(&check.to_be_bytes());
+            frame
+        })
+        .collect();
+    let through = |what: &str, setup: &dyn Fn() -> Option<vxdecap::lab::netns::WatchedChild>| {
+        let file = tmp.path(&format!("{what}.pcap"));
+        let mut dump = vxdecap::lab::netns::WatchedChild::spawn(
+            line.collector.command(
+                "tcpdump",
+                &[
+                    "-i",
+                    "c0",
+                    "--immediate-mode",
+                    "-U",
+                    "-n",
+                    "-w",
+                    file.to_str().unwrap(),
+                    "ip6 and udp port 4789",
+                ],
+            ),
+            &["listening on"],
+            std::time::Duration::from_secs(10),
+            None,
+        )
+        .expect("tcpdump");
+        let mut running = setup();
+        send_raw(&line.sender, "s0", &frames, &tmp);
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let _ = dump.stop(nix::sys::signal::Signal::SIGINT);
+        if let Some(mut running) = running.take() {
+            let outcome = running
+                .stop(nix::sys::signal::Signal::SIGINT)
+                .expect("stop the relay");
+            assert!(outcome.status.success(), "{}", outcome.stderr);
+            eprintln!("relay:\n{}", outcome.stderr);
+        }
+        read_pcap(&file)
+            .into_iter()
+            .map(|r| r.data)
+            .collect::<Vec<_>>()
+    };
+    let rules = tmp.path("dnat6.nft");
+    std::fs::write(
+        &rules,
+        "table ip6 vxdnat {
+        chain pre { type nat hook prerouting priority dstnat; ip6 daddr fd78:1::2 udp dport 4789 dnat to fd78:2::2; }
+        chain post { type nat hook postrouting priority srcnat; ip6 daddr fd78:2::2 udp dport 4789 snat to fd78:2::1; }
+    }",
+    )
+    .expect("rules");
+    let dnat = through("dnat", &|| {
+        line.relay
+            .run("nft", &["-f", rules.to_str().unwrap()])
+            .expect("nft");
+        line.relay
+            .run("ping", &["-6", "-c1", "-W1", "fd78:2::2"])
+            .expect("resolve");
+        None
+    });
+    line.relay.run("nft", &["flush", "ruleset"]).expect("flush");
+    let relayed = through("relay", &|| {
+        let relay = start_relay(
+            &line.relay,
+            &[
+                "-i",
+                "r0",
+                "--mode",
+                "skb",
+                "--to",
+                "fd78:2::2",
+                "--no-health",
+            ],
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !String::from_utf8_lossy(
+            &line
+                .relay
+                .ip(&["-6", "neigh", "show", "fd78:2::2"])
+                .unwrap()
+                .stdout,
+        )
+        .contains("lladdr")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fd78:2::2 never resolved"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(relay)
+    });
+    assert_eq!(
+        dnat.len(),
+        frames.len(),
+        "the DNAT proxy forwarded every frame"
+    );
+    assert_eq!(
+        relayed.len(),
+        frames.len(),
+        "the relay forwarded every frame"
+    );
+    for (i, ((d, r), sent)) in dnat.iter().zip(&relayed).zip(&frames).enumerate() {
+        assert_eq!(r[21], sent[21] - 1, "frame {i}: hop limit");
+        assert_eq!(udp6_sum(r), 0xffff, "frame {i}: UDP checksum");
+        assert_eq!(r[62..], sent[62..], "frame {i}: VXLAN payload intact");
+        assert_eq!(
+            d, r,
+            "frame {i}: the relay's frame differs from the proxy's"
+        );
+    }
 }

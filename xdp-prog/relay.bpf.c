@@ -5,10 +5,10 @@
  * tunnel ports it picks the collector by a symmetric hash of the inner
  * flow through a consistent table that user space fills, rewrites the
  * outer destination to the collector and the outer source to this host's
- * address towards it, decrements the TTL as a router does, patches the
- * IPv4 (and a non-zero UDP) checksum incrementally, takes the MACs from
- * the kernel's FIB and sends the frame back out (XDP_TX) or out of the
- * egress interface (bpf_redirect). Everything it does not relay goes to
+ * address towards it (IPv4 or IPv6), decrements the TTL or hop limit as a
+ * router does, patches the IPv4 (and a non-zero UDP) checksum
+ * incrementally, takes the MACs from the kernel's FIB and sends the frame
+ * back out (XDP_TX) or out of the egress interface (bpf_redirect). Everything it does not relay goes to
  * the kernel untouched, under a named counter.
  */
 #include <linux/bpf.h>
@@ -24,6 +24,7 @@
 #include "relay_shared.h"
 
 #define AF_INET 2
+#define AF_INET6 10
 #define ETH_P_8021AD_OLD 0x9100
 #define IPV4_MF 0x2000
 #define IPV4_OFFSET_MASK 0x1fff
@@ -163,6 +164,16 @@ static __always_inline int source_allowed_v4(struct vxd_filter *f, __u32 saddr)
 		return 1;
 	__builtin_memcpy(key.addr, &saddr, 4);
 	return bpf_map_lookup_elem(&vxd_allow_v4, &key) != 0;
+}
+
+static __always_inline int source_allowed_v6(struct vxd_filter *f, struct ipv6hdr *ip6)
+{
+	struct vxd_lpm_v6 key = { .prefixlen = 128 };
+
+	if (!f || !f->sources)
+		return 1;
+	__builtin_memcpy(key.addr, &ip6->saddr, 16);
+	return bpf_map_lookup_elem(&vxd_allow_v6, &key) != 0;
 }
 
 static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *end)
@@ -315,6 +326,36 @@ static __always_inline __u16 csum_replace4(__u16 check, __u32 from, __u32 to)
 	return ~csum_fold(c);
 }
 
+/* The FIB's verdict as a counter to pass under, or -1 when the frame can go. */
+static __always_inline int fib_refusal(long rc)
+{
+	/* The kernel looks up only for an interface that forwards (user space checks at start). */
+	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+		return VXR_CTR_PASS_FORWARDING_OFF;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return VXR_CTR_PASS_NO_NEIGH;
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return VXR_CTR_PASS_MTU;
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return VXR_CTR_PASS_NO_ROUTE;
+	return -1;
+}
+
+/* Sends the frame out as the FIB said, counting it for collector `index`. */
+static __always_inline int send(struct xdp_md *ctx, struct ethhdr *eth, struct bpf_fib_lookup *fib,
+				__u32 index, __u32 relayed)
+{
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	add(&vxr_dest_packets, index, 1);
+	add(&vxr_dest_bytes, index, (__u64)(ctx->data_end - ctx->data));
+	if (fib->ifindex == ctx->ingress_ifindex)
+		return count(relayed, XDP_TX);
+	if (relayed == VXR_CTR_TX)
+		relayed = VXR_CTR_REDIRECT;
+	return count(relayed, bpf_redirect(fib->ifindex, 0));
+}
+
 /*
  * Sends the IPv4 frame whose header is `ip` to collector `index`: the FIB
  * gives the next hop and the egress interface; nothing is changed unless
@@ -326,11 +367,14 @@ static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, stru
 	struct bpf_fib_lookup fib = {};
 	struct vxr_dest *dest = bpf_map_lookup_elem(&vxr_dests, &index);
 	__u32 old_saddr, old_daddr;
+	int refusal;
 	__u32 c;
 	long rc;
 
-	if (!dest || !dest->daddr)
+	if (!dest || dest->family == 0)
 		return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
+	if (dest->family != 4)
+		return count(VXR_CTR_PASS_FAMILY, XDP_PASS);
 	if (ip->ttl <= 1)
 		return count(VXR_CTR_PASS_TTL, XDP_PASS);
 	fib.family = AF_INET;
@@ -341,15 +385,9 @@ static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, stru
 	fib.ipv4_src = dest->saddr;
 	fib.ipv4_dst = dest->daddr;
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	/* The kernel looks up only for an interface that forwards (user space checks at start). */
-	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
-		return count(VXR_CTR_PASS_FORWARDING_OFF, XDP_PASS);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
-		return count(VXR_CTR_PASS_NO_NEIGH, XDP_PASS);
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
-		return count(VXR_CTR_PASS_MTU, XDP_PASS);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return count(VXR_CTR_PASS_NO_ROUTE, XDP_PASS);
+	refusal = fib_refusal(rc);
+	if (refusal >= 0)
+		return count(refusal, XDP_PASS);
 
 	/*
 	 * The checksum is patched as a forwarding kernel patches it: never to
@@ -373,15 +411,56 @@ static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, stru
 		check = csum_replace4(check, old_daddr, dest->daddr);
 		udp->check = check ? check : 0xffff;
 	}
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	add(&vxr_dest_packets, index, 1);
-	add(&vxr_dest_bytes, index, (__u64)(ctx->data_end - ctx->data));
-	if (fib.ifindex == ctx->ingress_ifindex)
-		return count(relayed, XDP_TX);
-	if (relayed == VXR_CTR_TX)
-		relayed = VXR_CTR_REDIRECT;
-	return count(relayed, bpf_redirect(fib.ifindex, 0));
+	return send(ctx, eth, &fib, index, relayed);
+}
+
+/*
+ * The IPv6 counterpart of relay_v4: no header checksum, the hop limit
+ * decremented, and the UDP checksum (mandatory over IPv6, but 0 is allowed
+ * for tunnels, RFC 6935, and stays 0) patched for the new addresses.
+ */
+static __always_inline int relay_v6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
+				    struct udphdr *udp, __u32 index)
+{
+	struct bpf_fib_lookup fib = {};
+	struct vxr_dest *dest = bpf_map_lookup_elem(&vxr_dests, &index);
+	__u32 old_saddr[4], old_daddr[4];
+	int refusal;
+	long rc;
+
+	if (!dest || dest->family == 0)
+		return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
+	if (dest->family != 6)
+		return count(VXR_CTR_PASS_FAMILY, XDP_PASS);
+	if (ip6->hop_limit <= 1)
+		return count(VXR_CTR_PASS_TTL, XDP_PASS);
+	fib.family = AF_INET6;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	fib.ifindex = ctx->ingress_ifindex;
+	__builtin_memcpy(fib.ipv6_src, dest->saddr6, 16);
+	__builtin_memcpy(fib.ipv6_dst, dest->daddr6, 16);
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	refusal = fib_refusal(rc);
+	if (refusal >= 0)
+		return count(refusal, XDP_PASS);
+
+	__builtin_memcpy(old_saddr, &ip6->saddr, 16);
+	__builtin_memcpy(old_daddr, &ip6->daddr, 16);
+	__builtin_memcpy(&ip6->saddr, dest->saddr6, 16);
+	__builtin_memcpy(&ip6->daddr, dest->daddr6, 16);
+	ip6->hop_limit -= 1;
+	if (udp->check) {
+		__u16 check = udp->check;
+
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			check = csum_replace4(check, old_saddr[i], dest->saddr6[i]);
+			check = csum_replace4(check, old_daddr[i], dest->daddr6[i]);
+		}
+		udp->check = check ? check : 0xffff;
+	}
+	return send(ctx, eth, &fib, index, VXR_CTR_TX);
 }
 
 SEC("xdp")
@@ -406,6 +485,7 @@ int vxdecap_relay(struct xdp_md *ctx)
 
 		if ((void *)(ip6 + 1) > c.end)
 			return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
+		/* Extension headers (fragments among them) are rare on an underlay: the kernel's. */
 		if (ip6->nexthdr != IPPROTO_UDP)
 			return count(VXR_CTR_PASS_NOT_UDP, XDP_PASS);
 		udp = (void *)(ip6 + 1);
@@ -413,7 +493,15 @@ int vxdecap_relay(struct xdp_md *ctx)
 			return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
 		if (!port_configured(bpf_ntohs(udp->dest)))
 			return count(VXR_CTR_PASS_PORT, XDP_PASS);
-		return count(VXR_CTR_PASS_IPV6, XDP_PASS);
+		if (!source_allowed_v6(f, ip6))
+			return count(VXR_CTR_DROP_SOURCE, XDP_DROP);
+		if (!vni_allowed(f, (__u8 *)(udp + 1), c.end))
+			return count(VXR_CTR_DROP_VNI, XDP_DROP);
+		c.pos = (__u8 *)(udp + 1) + VXLAN_LEN;
+		index = pick(inner_flow_hash(&c));
+		if (index < 0)
+			return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
+		return relay_v6(ctx, eth, ip6, udp, index);
 	}
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return count(VXR_CTR_PASS_NOT_IP, XDP_PASS);

@@ -20,10 +20,19 @@
 /* Outer IPv4 datagrams whose first fragment was relayed, remembered for the later ones. */
 #define VXR_MAX_FRAG_FLOWS 4096
 
-/* One collector: where its packets go and the source they leave with (network order). */
+/*
+ * One collector: where its packets go and the source they leave with
+ * (network order), IPv4 or IPv6 as `family` says (the relay does not change
+ * a tunnel's IP version: every collector has the family of the outer
+ * headers it is sent).
+ */
 struct vxr_dest {
 	__u32 daddr;
 	__u32 saddr;
+	__u32 daddr6[4];
+	__u32 saddr6[4];
+	__u32 family; /* 4 or 6 */
+	__u32 reserved;
 };
 
 /* vxr_config[0]. */
@@ -41,7 +50,7 @@ enum vxr_counter {
 	VXR_CTR_PASS_VLAN,         /* outer VLAN tag: left to the kernel */
 	VXR_CTR_PASS_NOT_UDP,      /* IP, but not UDP */
 	VXR_CTR_PASS_PORT,         /* UDP to a port that is not relayed */
-	VXR_CTR_PASS_IPV6,         /* tunnel traffic over IPv6: not relayed, left to the kernel */
+	VXR_CTR_PASS_FAMILY,       /* outer IP version other than the collectors': left to the kernel */
 	VXR_CTR_PASS_MALFORMED,    /* headers cut short or invalid */
 	VXR_CTR_PASS_FRAGMENT,     /* outer fragment whose first fragment was not relayed */
 	VXR_CTR_PASS_TTL,          /* TTL would reach 0: the kernel answers with ICMP */

@@ -250,9 +250,10 @@ pub(crate) struct RelayArgs {
     /// Interface receiving the mirrored traffic.
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interface: String,
-    /// A collector's IPv4 address (repeatable: each inner flow goes to one of them).
+    /// A collector's address, IPv4 or IPv6 as the mirror's tunnels (repeatable: each inner
+    /// flow goes to one of them).
     #[arg(long = "to", value_name = "ADDR", required = true)]
-    pub to: Vec<std::net::Ipv4Addr>,
+    pub to: Vec<std::net::IpAddr>,
     /// UDP destination port carrying VXLAN (repeatable; default 4789).
     #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,

@@ -66,7 +66,7 @@ impl Health {
 
 /// Starts the prober for `collectors` until `stop` is raised.
 pub fn spawn(
-    collectors: Vec<std::net::Ipv4Addr>,
+    collectors: Vec<std::net::IpAddr>,
     config: HealthConfig,
     health: Arc<Health>,
     stop: Arc<AtomicBool>,
@@ -81,7 +81,7 @@ pub fn spawn(
 }
 
 async fn poll(
-    collectors: Vec<std::net::Ipv4Addr>,
+    collectors: Vec<std::net::IpAddr>,
     config: HealthConfig,
     health: Arc<Health>,
     stop: Arc<AtomicBool>,

@@ -17,7 +17,7 @@ pub mod health;
 pub mod table;
 
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,8 +38,8 @@ const TICK: Duration = Duration::from_millis(50);
 pub struct RelayConfig {
     /// The interface the mirrored traffic arrives on.
     pub interface: String,
-    /// The collectors (`--to`), in order.
-    pub collectors: Vec<Ipv4Addr>,
+    /// The collectors (`--to`), in order, all IPv4 or all IPv6.
+    pub collectors: Vec<IpAddr>,
     /// UDP destination ports relayed.
     pub ports: PortSet,
     /// Sources and VNIs allowed through (from the flags).
@@ -69,7 +69,7 @@ pub enum RelayError {
     #[error("no route to collector {addr}: {detail} (check `ip route get {addr}`)")]
     NoRoute {
         /// The collector.
-        addr: Ipv4Addr,
+        addr: IpAddr,
         /// What the kernel said.
         detail: String,
     },
@@ -103,32 +103,39 @@ impl RelayError {
 
 /// The source address this host sends from towards `addr`: what the kernel
 /// picks for a UDP socket connected there (no packet is sent).
-pub fn source_towards(addr: Ipv4Addr) -> Result<Ipv4Addr, RelayError> {
+pub fn source_towards(addr: IpAddr) -> Result<IpAddr, RelayError> {
     let no_route = |e: std::io::Error| RelayError::NoRoute {
         addr,
         detail: e.to_string(),
     };
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).map_err(no_route)?;
+    let socket = unbound_socket(addr).map_err(no_route)?;
     socket.connect((addr, 9)).map_err(no_route)?;
-    match socket.local_addr().map_err(no_route)? {
-        SocketAddr::V4(local) => Ok(*local.ip()),
-        SocketAddr::V6(_) => Err(RelayError::NoRoute {
-            addr,
-            detail: "the kernel chose an IPv6 source".into(),
-        }),
+    Ok(socket.local_addr().map_err(no_route)?.ip())
+}
+
+/// A UDP socket on any address of `addr`'s family.
+fn unbound_socket(addr: IpAddr) -> std::io::Result<UdpSocket> {
+    match addr {
+        IpAddr::V4(_) => UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)),
+        IpAddr::V6(_) => UdpSocket::bind((Ipv6Addr::UNSPECIFIED, 0)),
     }
 }
 
-/// Checks that `interface` forwards IPv4: the kernel's FIB lookup from
+/// Checks that `interface` forwards IPv4 (or IPv6): the kernel's FIB lookup from
 /// XDP (`bpf_fib_lookup`) answers only for an interface that does, as a
 /// router's; the relay does not change the setting itself.
-pub fn check_forwarding(interface: &str) -> Result<(), RelayError> {
-    let path = format!("/proc/sys/net/ipv4/conf/{interface}/forwarding");
+pub fn check_forwarding(interface: &str, ipv6: bool) -> Result<(), RelayError> {
+    let (family, name) = if ipv6 {
+        ("IPv6", "ipv6")
+    } else {
+        ("IPv4", "ipv4")
+    };
+    let path = format!("/proc/sys/net/{name}/conf/{interface}/forwarding");
     match std::fs::read_to_string(&path) {
         Ok(value) if value.trim() == "1" => Ok(()),
         Ok(_) => Err(RelayError::Config(format!(
-            "IPv4 forwarding is off on {interface}, and the XDP program's FIB lookup needs it on the interface the mirror arrives on: \
-             run `sysctl -w net.ipv4.conf.{interface}.forwarding=1` (that interface only; the relay forwards only the tunnel ports in XDP, \
+            "{family} forwarding is off on {interface}, and the XDP program's FIB lookup needs it on the interface the mirror arrives on: \
+             run `sysctl -w net.{name}.conf.{interface}.forwarding=1` (that interface only; the relay forwards only the tunnel ports in XDP, \
              but the kernel then routes other traffic arriving there that is not for this host)"
         ))),
         // No such interface: loading or attaching names it.
@@ -151,9 +158,9 @@ pub struct RelayReport {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CollectorReport {
     /// The collector.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// This host's address towards it.
-    pub source: Ipv4Addr,
+    pub source: IpAddr,
     /// Frames relayed to it.
     pub frames: u64,
     /// Their bytes (Ethernet frames, as relayed).
@@ -290,8 +297,14 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayRep
         if config.collectors[..i].contains(a) {
             return Err(RelayError::Config(format!("collector {a} is named twice")));
         }
+        if a.is_ipv4() != config.collectors[0].is_ipv4() {
+            return Err(RelayError::Config(format!(
+                "collectors {} and {a} differ in IP version: the relay keeps a tunnel's version, so they must be all IPv4 or all IPv6",
+                config.collectors[0]
+            )));
+        }
     }
-    check_forwarding(&config.interface)?;
+    check_forwarding(&config.interface, config.collectors[0].is_ipv6())?;
     let dests: Vec<RelayDest> = config
         .collectors
         .iter()
@@ -499,11 +512,10 @@ fn attach_and_run(
 /// then finds. (The collector answers with an ICMP port unreachable at
 /// most.)
 fn prime_neighbours(dests: &[RelayDest]) {
-    let Ok(socket) = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)) else {
-        return;
-    };
     for d in dests {
-        let _ = socket.send_to(&[], (d.addr, 9));
+        if let Ok(socket) = unbound_socket(d.addr) {
+            let _ = socket.send_to(&[], (d.addr, 9));
+        }
     }
 }
 

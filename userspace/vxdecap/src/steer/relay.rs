@@ -3,7 +3,7 @@
 //! counters. The program is attached through a BPF link, as the capture's
 //! is, so it goes when the [`RelayProgram`] is dropped or the process dies.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use aya::maps::lpm_trie::LpmTrie;
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
@@ -58,8 +58,8 @@ pub enum RelayCounter {
     PassNotUdp,
     /// UDP to a port not relayed.
     PassPort,
-    /// Tunnel traffic over IPv6 (not relayed).
-    PassIpv6,
+    /// Outer IP version other than the collectors'.
+    PassFamily,
     /// Headers cut short or invalid.
     PassMalformed,
     /// A later outer fragment whose first fragment was not relayed.
@@ -92,7 +92,7 @@ impl RelayCounter {
         Self::PassVlan,
         Self::PassNotUdp,
         Self::PassPort,
-        Self::PassIpv6,
+        Self::PassFamily,
         Self::PassMalformed,
         Self::PassFragment,
         Self::PassTtl,
@@ -120,7 +120,7 @@ impl RelayCounter {
             Self::PassVlan => "pass_outer_vlan",
             Self::PassNotUdp => "pass_not_udp",
             Self::PassPort => "pass_other_port",
-            Self::PassIpv6 => "pass_outer_ipv6",
+            Self::PassFamily => "pass_other_family",
             Self::PassMalformed => "pass_malformed",
             Self::PassFragment => "pass_outer_fragment",
             Self::PassTtl => "pass_ttl_exceeded",
@@ -145,7 +145,7 @@ impl RelayCounter {
             Self::PassVlan => "VXR_CTR_PASS_VLAN",
             Self::PassNotUdp => "VXR_CTR_PASS_NOT_UDP",
             Self::PassPort => "VXR_CTR_PASS_PORT",
-            Self::PassIpv6 => "VXR_CTR_PASS_IPV6",
+            Self::PassFamily => "VXR_CTR_PASS_FAMILY",
             Self::PassMalformed => "VXR_CTR_PASS_MALFORMED",
             Self::PassFragment => "VXR_CTR_PASS_FRAGMENT",
             Self::PassTtl => "VXR_CTR_PASS_TTL",
@@ -184,9 +184,45 @@ impl RelayCounters {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelayDest {
     /// The collector's address (the new outer destination).
-    pub addr: Ipv4Addr,
-    /// This host's address towards it (the new outer source).
-    pub source: Ipv4Addr,
+    pub addr: IpAddr,
+    /// This host's address towards it (the new outer source), of the same family.
+    pub source: IpAddr,
+}
+
+impl RelayDest {
+    /// `struct vxr_dest` as twelve u32 words (addresses as stored: network order).
+    fn words(&self) -> Result<[u32; 12], SteerError> {
+        let mut w = [0u32; 12];
+        match (self.addr, self.source) {
+            (IpAddr::V4(d), IpAddr::V4(s)) => {
+                w[0] = u32::from_ne_bytes(d.octets());
+                w[1] = u32::from_ne_bytes(s.octets());
+                w[10] = 4;
+            }
+            (IpAddr::V6(d), IpAddr::V6(s)) => {
+                for (i, (dc, sc)) in d
+                    .octets()
+                    .chunks_exact(4)
+                    .zip(s.octets().chunks_exact(4))
+                    .enumerate()
+                {
+                    w[2 + i] = u32::from_ne_bytes([dc[0], dc[1], dc[2], dc[3]]);
+                    w[6 + i] = u32::from_ne_bytes([sc[0], sc[1], sc[2], sc[3]]);
+                }
+                w[10] = 6;
+            }
+            _ => {
+                return Err(SteerError::Map {
+                    map: "vxr_dests",
+                    detail: format!(
+                        "collector {} and source {} differ in family",
+                        self.addr, self.source
+                    ),
+                })
+            }
+        }
+        Ok(w)
+    }
 }
 
 /// The loaded relay program with its maps.
@@ -195,7 +231,7 @@ pub struct RelayProgram {
     counters: PerCpuArray<MapData, u64>,
     dest_packets: PerCpuArray<MapData, u64>,
     dest_bytes: PerCpuArray<MapData, u64>,
-    dests: Array<MapData, [u32; 2]>,
+    dests: Array<MapData, [u32; 12]>,
     table: Array<MapData, u32>,
     config: Array<MapData, [u32; 2]>,
     filter: Array<MapData, u64>,
@@ -273,10 +309,7 @@ impl RelayProgram {
             });
         }
         for (i, d) in dests.iter().enumerate() {
-            let value = [
-                u32::from_ne_bytes(d.addr.octets()),
-                u32::from_ne_bytes(d.source.octets()),
-            ];
+            let value = d.words()?;
             self.dests
                 .set(i as u32, value, 0)
                 .map_err(|e| map_error("vxr_dests", &e))?;
