@@ -367,7 +367,7 @@ pub(crate) struct LabArgs {
     /// (vTAP → relay → Private Link SNAT → collector), `fanout` (relay → 3
     /// collectors, one stopped mid-run) or `ilb` (an outer-hash load
     /// balancer onto 2 collectors, then with a relay tier).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["keep", "write", "requests"])]
     pub scenario: Option<vxdecap::lab::scenarios::Scenario>,
     /// HTTP GETs the client makes.
     #[arg(long, default_value_t = 3)]

@@ -241,6 +241,7 @@ fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
         metrics: args.metrics,
         duration: args.duration,
     };
+    config.check().map_err(|e| usage(e.to_string()))?;
     require_root("relay")?;
     let stop = stop_flag()?;
     match run_relay(&config, stop) {

@@ -56,6 +56,36 @@ pub struct RelayConfig {
     pub duration: Option<Duration>,
 }
 
+impl RelayConfig {
+    /// The checks that need no root and touch nothing: one collector at
+    /// least, at most [`MAX_DESTS`], none twice, all of one IP version.
+    pub fn check(&self) -> Result<(), RelayError> {
+        if self.collectors.is_empty() {
+            return Err(RelayError::Config(
+                "name at least one collector with --to".into(),
+            ));
+        }
+        if self.collectors.len() > MAX_DESTS {
+            return Err(RelayError::Config(format!(
+                "{} collectors: at most {MAX_DESTS}",
+                self.collectors.len()
+            )));
+        }
+        for (i, a) in self.collectors.iter().enumerate() {
+            if self.collectors[..i].contains(a) {
+                return Err(RelayError::Config(format!("collector {a} is named twice")));
+            }
+            if a.is_ipv4() != self.collectors[0].is_ipv4() {
+                return Err(RelayError::Config(format!(
+                    "collectors {} and {a} differ in IP version: the relay keeps a tunnel's version, so they must be all IPv4 or all IPv6",
+                    self.collectors[0]
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Relay failures, worded for the user.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
@@ -282,28 +312,7 @@ impl Exposition for RelayMetrics {
 /// what it did. Tells its user what it does through `tracing` events with
 /// the target [`crate::report::CONSOLE`] (`relaying on …`).
 pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayReport, RelayError> {
-    if config.collectors.is_empty() {
-        return Err(RelayError::Config(
-            "name at least one collector with --to".into(),
-        ));
-    }
-    if config.collectors.len() > MAX_DESTS {
-        return Err(RelayError::Config(format!(
-            "{} collectors: at most {MAX_DESTS}",
-            config.collectors.len()
-        )));
-    }
-    for (i, a) in config.collectors.iter().enumerate() {
-        if config.collectors[..i].contains(a) {
-            return Err(RelayError::Config(format!("collector {a} is named twice")));
-        }
-        if a.is_ipv4() != config.collectors[0].is_ipv4() {
-            return Err(RelayError::Config(format!(
-                "collectors {} and {a} differ in IP version: the relay keeps a tunnel's version, so they must be all IPv4 or all IPv6",
-                config.collectors[0]
-            )));
-        }
-    }
+    config.check()?;
     check_forwarding(&config.interface, config.collectors[0].is_ipv6())?;
     let dests: Vec<RelayDest> = config
         .collectors
