@@ -724,6 +724,32 @@ fn relay_live_to_a_collector_running_capture() {
         health.starts_with("HTTP/1.0 200") && health.ends_with("ok\n"),
         "{health}"
     );
+    // The Prometheus project's own parser takes the text (Debian's python3-prometheus-client).
+    let script = "import sys, urllib.request
+from prometheus_client.parser import text_string_to_metric_families
+body = urllib.request.urlopen(sys.argv[1], timeout=5).read().decode()
+for f in text_string_to_metric_families(body):
+    for s in f.samples:
+        print(f.type, s.name, sorted(s.labels.items()), s.value)
+";
+    let parsed = line
+        .relay
+        .run(
+            "/usr/bin/python3",
+            &["-c", script, "http://127.0.0.1:9420/metrics"],
+        )
+        .expect("the reference parser takes the relay's metrics");
+    let parsed = String::from_utf8_lossy(&parsed.stdout);
+    assert!(
+        parsed.contains(
+            "counter vxdecap_relay_collector_frames_total [('collector', '10.78.2.2')] 40.0"
+        ),
+        "{parsed}"
+    );
+    assert!(
+        parsed.contains("gauge vxdecap_relay_collector_up"),
+        "{parsed}"
+    );
     // The collector's capture ends: its /healthz goes, the relay takes it out, and with no
     // collector left the relay's own /healthz says so.
     let (ok, summary) = capture.stop();
