@@ -21,6 +21,7 @@ packages=(
   cloud-init            # tests/deploy.rs checks the collector's cloud-init with `cloud-init schema` (disabled on this machine)
   mandoc                # tests/deploy.rs lints the generated man pages (mandoc -T lint)
   systemd strace        # tests/service.rs: systemd-analyze verify/security on the unit; the system calls a capture makes
+  nftables              # tests/relay.rs and the relay lab scenarios: the DNAT proxy and the hash load balancer the relay is compared with
 )
 
 missing=()

@@ -480,3 +480,24 @@ fn settings_without_effect_are_warned_about() {
         );
     }
 }
+
+#[test]
+fn relay_and_lab_scenario_mistakes_are_named() {
+    fails_with(
+        &["relay", "-i", "lo", "--to", "10.0.0.1", "--to", "fd00::1"],
+        "collectors 10.0.0.1 and fd00::1 differ in IP version",
+    );
+    fails_with(
+        &["relay", "-i", "lo", "--to", "10.0.0.1", "--to", "10.0.0.1"],
+        "collector 10.0.0.1 is named twice",
+    );
+    fails_with(&["relay", "-i", "lo"], "--to <ADDR>");
+    fails_with(
+        &["lab", "--scenario", "nosuch"],
+        "unknown scenario \"nosuch\": private-link, fanout or ilb",
+    );
+    fails_with(
+        &["lab", "--scenario", "fanout", "--keep"],
+        "cannot be used with",
+    );
+}

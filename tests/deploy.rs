@@ -56,6 +56,7 @@ fn man_pages_are_made_from_the_flags_and_pass_mandoc_lint() {
             "vxdecap-decap.1",
             "vxdecap-doctor.1",
             "vxdecap-lab.1",
+            "vxdecap-relay.1",
             "vxdecap-top.1",
             "vxdecap.1"
         ]
@@ -370,6 +371,19 @@ fn the_azure_script_can_aim_the_vtap_at_an_internal_load_balancer_and_existing_n
         .find(|l| l.starts_with("az network lb rule create"))
         .unwrap_or_else(|| panic!("{t}"));
     assert!(lb_rule.contains("--protocol Udp --frontend-port 4789 --backend-port 4789"));
+    // The load balancer probes vxdecap's /healthz, which the collector serves to Azure's
+    // prober alone; no longer SSH's port.
+    assert!(lb_rule.contains("--probe-name healthz"), "{lb_rule}");
+    let probe = az
+        .iter()
+        .find(|l| l.starts_with("az network lb probe create"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        probe.contains("--name healthz --protocol Http --port 9419 --path /healthz"),
+        "{probe}"
+    );
+    assert!(!t.contains("--port 22"), "{t}");
+    assert!(t.contains("VXDECAP_HEALTH_FROM=168.63.129.16"), "{t}");
     assert!(az.iter().any(
         |l| l.starts_with("az network nic ip-config address-pool add")
             && l.contains("--address-pool collectors")
@@ -634,6 +648,23 @@ fn the_setup_script_picks_the_mirrors_interface_and_defers_to_doctor() {
     assert!(
         out.contains("+ systemctl enable --now vxdecap@eth1.service"),
         "{out}"
+    );
+
+    // Behind a load balancer: /healthz on every address, to its prober and this host only.
+    let (code, out, _) = setup(None, &["--health-from", "168.63.129.16"], "probe");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("+ set metrics = \"0.0.0.0:9419\" in /etc/vxdecap/vxdecap.toml"),
+        "{out}"
+    );
+    assert!(
+        out.contains("20-health-probe.conf: IPAddressAllow=168.63.129.16"),
+        "{out}"
+    );
+    let (_, out, _) = setup(None, &[], "noprobe");
+    assert!(
+        !out.contains("health-probe"),
+        "no probe unless asked: {out}"
     );
 
     // --interface wins, and a missing one is an error.

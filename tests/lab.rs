@@ -497,3 +497,111 @@ fn lab_tenants_go_to_rotating_pcapng_files_and_a_tap_at_once() {
         files("tenant28.pcapng").len()
     );
 }
+
+/// Runs `vxdecap lab --scenario NAME`; returns (stdout, stderr) after
+/// checking it succeeded and left no namespace behind.
+fn scenario(name: &str) -> (String, String) {
+    let child = vxdecap()
+        .args(["lab", "--scenario", name])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn lab");
+    let pid = child.id();
+    let o = child.wait_with_output().expect("lab output");
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(
+        o.status.success(),
+        "lab {name} failed:\nstdout:\n{out}\nstderr:\n{err}"
+    );
+    assert!(
+        vxdecap::lab::scenarios::leftover_namespaces(pid).is_empty(),
+        "namespaces left behind"
+    );
+    (out, err)
+}
+
+/// The number before `what` on the line that holds it.
+fn number_before(text: &str, what: &str) -> u64 {
+    text.lines()
+        .find_map(|l| {
+            let at = l.find(what)?;
+            l[..at].split_whitespace().last()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no '{what}' in:\n{text}"))
+}
+
+#[test]
+fn lab_private_link_shows_the_get_and_200_from_the_private_link_nat_address() {
+    if !privileged("lab private-link") {
+        return;
+    }
+    let (out, err) = scenario("private-link");
+    // The collector sees the Private Link service's NAT address as the outer source, and
+    // the inner conversation intact.
+    assert!(
+        out.contains("vni 27 (10.2.0.1 > 10.2.0.4) IP 10.0.2.5.")
+            && out.contains("> 10.0.2.4.80: Flags [P.], length 64: HTTP: GET /page0 HTTP/1.1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("vni 27 (10.2.0.1 > 10.2.0.4) IP 10.0.2.4.80 > 10.0.2.5.")
+            && out.contains("HTTP: HTTP/1.1 200 OK"),
+        "{out}"
+    );
+    // The relay sent the mirror on in XDP, to the Private Endpoint, from its own address.
+    assert!(err.contains("to collector 10.3.0.2 from 10.3.0.1"), "{err}");
+    assert!(number_before(&err, " relayed_redirect") > 0, "{err}");
+}
+
+#[test]
+fn lab_fanout_keeps_every_flow_on_one_collector_and_moves_only_the_stopped_ones() {
+    if !privileged("lab fanout") {
+        return;
+    }
+    let (out, err) = scenario("fanout");
+    // 24 flows, each seen in both directions by both VMs' mirrors: 96 frames a round.
+    assert!(out.contains("round 1: 24 flows, 96 frames"), "{out}\n{err}");
+    assert!(out.contains("round 2: 24 flows, 96 frames"), "{out}\n{err}");
+    assert!(out.contains("round 1: 0 flow(s) split"), "{out}");
+    assert!(out.contains("round 2: 0 flow(s) split"), "{out}");
+    // The stopped collector's flows, and only they, went elsewhere.
+    let moved = number_before(&out, " flow(s) of the stopped collector");
+    assert!(moved > 0, "{out}");
+    assert!(
+        out.contains(&format!(
+            "moved: {moved} flow(s) of the stopped collector, 0 other flow(s)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains("10.9.0.3 0\n") || out.contains("10.9.0.3 0,"),
+        "{out}"
+    );
+    assert!(err.contains("collector 10.9.0.3 is unhealthy"), "{err}");
+    assert!(err.contains("1 table change(s)"), "{err}");
+}
+
+#[test]
+fn lab_ilb_shows_half_flows_under_outer_hashing_and_none_with_the_relay_tier() {
+    if !privileged("lab ilb") {
+        return;
+    }
+    let (out, err) = scenario("ilb");
+    assert!(
+        out.contains("http://10.9.0.2:9419/healthz answers 200"),
+        "{out}"
+    );
+    assert!(
+        out.contains("http://10.9.0.3:9419/healthz answers 200"),
+        "{out}"
+    );
+    let half = number_before(&out, " of 24 flows split across the 2 collectors");
+    // Each flow's two mirror copies come from two hosts: an outer hash splits about half.
+    assert!(half > 0, "outer hashing split nothing:\n{out}\n{err}");
+    assert!(
+        out.contains("with the relay tier: 0 of 24 flows split, 96 frames"),
+        "{out}\n{err}"
+    );
+    assert!(out.contains("(half-flows), 96 frames"), "{out}");
+}

@@ -24,6 +24,14 @@ const volatile __u64 pps = 0;		/* 0: flat out */
 const volatile __u64 duration_ns = 0;	/* 0: no time limit */
 const volatile __u64 max_frames = 0;	/* 0: no count limit */
 const volatile __u32 flows = 1;
+/*
+ * 1: write the outer Ethernet and IPv4 headers (34 bytes, as 17 words in
+ * network order) back before each frame. A forwarder under test (vxdecap
+ * relay, a DNAT proxy) rewrites them in the very page that is sent again
+ * (TTL, addresses, MACs), which would otherwise age the frames out.
+ */
+const volatile __u32 restore_outer = 0;
+const volatile __u16 outer_header[17] = {};
 /* Offsets of the outer and inner UDP source ports in the frame (0: leave alone). */
 const volatile __u32 outer_sport_offset = 0;
 const volatile __u32 inner_sport_offset = 0;
@@ -136,6 +144,16 @@ int vxdecap_trafficgen(struct xdp_md *ctx)
 				st->due_ps = now_ps - MAX_BURST * interval_ps;
 			st->due_ps += interval_ps;
 		}
+	}
+	if (restore_outer) {
+		void *data = (void *)(long)ctx->data;
+		__u16 *word = data;
+
+		if ((void *)(word + 17) > (void *)(long)ctx->data_end)
+			return XDP_ABORTED;
+#pragma unroll
+		for (int i = 0; i < 17; i++)
+			word[i] = outer_header[i];
 	}
 	if (variants > 1 &&
 	    shape(ctx, schedule[(__u32)(st->sent % schedule_len) & (MAX_SCHEDULE - 1)]))

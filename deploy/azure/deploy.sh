@@ -203,10 +203,15 @@ if [ -n "$ssh_from" ]; then
     --direction Inbound --access Allow --protocol Tcp --source-address-prefixes "$ssh_from" \
     --destination-port-ranges 22 --output none
 fi
-# The collector's cloud-init: deploy/cloud-init.yaml with this deployment's MTU and package URL.
+# The collector's cloud-init: deploy/cloud-init.yaml with this deployment's MTU and package URL,
+# and behind an internal load balancer, its prober's address (Azure's 168.63.129.16).
+health_from=""
+if [ "$ilb" = 1 ]; then health_from=168.63.129.16; fi
 custom_data=${TMPDIR:-/tmp}/$collector.cloud-init.yaml
 run_to "$custom_data" sed -e "s|^      VXDECAP_MTU=.*|      VXDECAP_MTU=$mtu|" \
-  -e "s|^      VXDECAP_DEB_URL=.*|      VXDECAP_DEB_URL=$deb_url|" "$(realpath "$here/../cloud-init.yaml")"
+  -e "s|^      VXDECAP_DEB_URL=.*|      VXDECAP_DEB_URL=$deb_url|" \
+  -e "s|^      VXDECAP_HEALTH_FROM=.*|      VXDECAP_HEALTH_FROM=$health_from|" \
+  "$(realpath "$here/../cloud-init.yaml")"
 run az vm create --resource-group "$rg" --name "$collector" --image "$image" --size "$size" \
   --vnet-name "$vnet" --subnet snet-collector --nsg "$nsg" --public-ip-sku Standard \
   --accelerated-networking "$accelerated" --admin-username "$admin" --ssh-key-values "$ssh_key" \
@@ -234,11 +239,14 @@ if [ "$ilb" = 1 ]; then
   lb=$prefix-ilb
   run az network lb create --resource-group "$rg" --name "$lb" --sku Standard --vnet-name "$vnet" \
     --subnet snet-collector --frontend-ip-name vxlan-frontend --backend-pool-name collectors --output none
-  run az network lb probe create --resource-group "$rg" --lb-name "$lb" --name ssh --protocol Tcp \
-    --port 22 --output none
+  # The probe asks vxdecap itself: /healthz answers 200 only while the capture takes traffic.
+  # The collector serves it on 9419 to Azure's prober 168.63.129.16 alone (its cloud-init's
+  # VXDECAP_HEALTH_FROM); the NSG's default AllowAzureLoadBalancerInBound lets the probe in.
+  run az network lb probe create --resource-group "$rg" --lb-name "$lb" --name healthz --protocol Http \
+    --port 9419 --path /healthz --output none
   run az network lb rule create --resource-group "$rg" --lb-name "$lb" --name vxlan --protocol Udp \
     --frontend-port 4789 --backend-port 4789 --frontend-ip-name vxlan-frontend \
-    --backend-pool-name collectors --probe-name ssh --output none
+    --backend-pool-name collectors --probe-name healthz --output none
   capture collector_nic_name az network nic show --ids "$collector_nic_id" --query name --output tsv
   capture collector_ipconfig_name az network nic show --ids "$collector_nic_id" \
     --query 'ipConfigurations[0].name' --output tsv

@@ -57,6 +57,7 @@ pub mod filter;
 pub mod input;
 #[cfg(feature = "lab")]
 pub mod lab;
+pub mod relay;
 pub mod report;
 pub mod runtime;
 pub mod select;

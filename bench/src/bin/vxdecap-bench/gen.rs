@@ -55,6 +55,10 @@ pub(crate) struct GenArgs {
     /// Measure the per-call setup cost instead of sending for a duration.
     #[arg(long)]
     pub calibrate: bool,
+    /// Write the outer Ethernet and IPv4 headers back before every frame:
+    /// for receivers that forward, and so rewrite the page that is sent again.
+    #[arg(long)]
+    pub restore_outer: bool,
 }
 
 /// Mirrors `struct gen_state` in bench/xdp/trafficgen.bpf.c.
@@ -220,8 +224,20 @@ pub(crate) fn run(args: &GenArgs) -> anyhow::Result<GenReport> {
     } else {
         (args.duration * 1e9) as u64
     };
+    let restore = u32::from(args.restore_outer);
+    let longest = frames
+        .iter()
+        .map(|(f, _)| f)
+        .max_by_key(|f| f.len())
+        .context("a frame")?;
+    let mut outer_header = [0u16; 17];
+    for (word, pair) in outer_header.iter_mut().zip(longest.chunks_exact(2)) {
+        *word = u16::from_ne_bytes([pair[0], pair[1]]);
+    }
     let mut ebpf = EbpfLoader::new()
         .override_global("tx_ifindex", &ifindex, true)
+        .override_global("restore_outer", &restore, true)
+        .override_global("outer_header", &outer_header, true)
         .override_global("flows", &args.flows.max(1), true)
         .override_global("pps", &args.pps, true)
         .override_global("duration_ns", &duration_ns, true)

@@ -362,15 +362,13 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
         best.map_or("–", |b| b.scenario.name()),
         ratio(count, best)
     );
+    let relay = forwarder_rows(flat(Scenario::RelayXdp), flat(Scenario::DnatProxy), &ratio);
+    let pcap = ratio(flat(Scenario::VxdecapPcapTmpfs), count);
+    let geneve = ratio(flat(Scenario::VxdecapGeneveVxlan), count);
     let _ = writeln!(
         md,
-        "| vxdecap pcap to tmpfs ÷ vxdecap -q, delivered | {} | ≥ 0.8 |",
-        ratio(flat(Scenario::VxdecapPcapTmpfs), count)
-    );
-    let _ = writeln!(
-        md,
-        "| vxdecap -q, GENEVE(VXLAN) ÷ plain VXLAN, delivered | {} | ≥ 0.9 |",
-        ratio(flat(Scenario::VxdecapGeneveVxlan), count)
+        "| vxdecap pcap to tmpfs ÷ vxdecap -q, delivered | {pcap} | ≥ 0.8 |\n{relay}\n\
+         | vxdecap -q, GENEVE(VXLAN) ÷ plain VXLAN, delivered | {geneve} | ≥ 0.9 |"
     );
     // Paced: vxdecap never below tcpdump; where vxdecap loses, bare AF_XDP loses too.
     let mut below = Vec::new();
@@ -440,9 +438,27 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
     );
 }
 
-const COLORS: [&str; 11] = [
+/// The relay against the DNAT proxy: forwarded rate and CPU per packet.
+fn forwarder_rows(
+    relay: Option<&Median>,
+    dnat: Option<&Median>,
+    ratio: &dyn Fn(Option<&Median>, Option<&Median>) -> String,
+) -> String {
+    let per_packet = |m: Option<&Median>| {
+        m.map_or_else(|| "–".to_owned(), |m| format!("{:.3}", m.rx_us_per_pkt))
+    };
+    format!(
+        "| vxdecap relay ÷ nftables DNAT proxy, forwarded flat out | {} | ≥ 5 |\n\
+         | receiver CPU µs/pkt, relay / DNAT proxy | {} / {} | – |",
+        ratio(relay, dnat),
+        per_packet(relay),
+        per_packet(dnat)
+    )
+}
+
+const COLORS: [&str; 13] = [
     "#444444", "#1f77b4", "#aec7e8", "#17becf", "#d62728", "#ff7f0e", "#2ca02c", "#98df8a",
-    "#9467bd", "#8c564b", "#e377c2",
+    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
 ];
 
 fn plot(medians: &[Median], rig: Rig, size: &str) -> String {

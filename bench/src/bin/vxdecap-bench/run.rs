@@ -96,11 +96,19 @@ pub(crate) enum Scenario {
     /// frames as AWS Traffic Mirroring through a Gateway Load Balancer endpoint sends them:
     /// GENEVE (6081, AWS options) around the mirror's VXLAN. Fixed sizes only.
     VxdecapGeneveVxlan,
+    /// `vxdecap relay` forwarding the mirror to a collector behind a second
+    /// link (bpf_redirect); delivered = frames an XDP_DROP program counts
+    /// at that collector.
+    RelayXdp,
+    /// The Private Link write-up's proxy: the kernel forwarding with an
+    /// nftables DNAT to the collector and SNAT to itself; counted as for
+    /// the relay.
+    DnatProxy,
 }
 
 impl Scenario {
     /// Every scenario, in the base order.
-    pub(crate) const ALL: [Self; 11] = [
+    pub(crate) const ALL: [Self; 13] = [
         Self::XdpDrop,
         Self::AfXdpSpin,
         Self::AfXdpSleep,
@@ -112,7 +120,12 @@ impl Scenario {
         Self::KernelVxlanTcpdump,
         Self::NetsniffNg,
         Self::VxdecapGeneveVxlan,
+        Self::RelayXdp,
+        Self::DnatProxy,
     ];
+
+    /// The forwarders, whose frames come back to the generator's side.
+    pub(crate) const FORWARDERS: [Self; 2] = [Self::RelayXdp, Self::DnatProxy];
 
     /// The bare AF_XDP variants; the best of them is the floor vxdecap is held to.
     pub(crate) const AF_XDP: [Self; 3] = [Self::AfXdpSpin, Self::AfXdpSleep, Self::AfXdpYield];
@@ -131,6 +144,8 @@ impl Scenario {
             Self::KernelVxlanTcpdump => "kernel_vxlan_tcpdump",
             Self::NetsniffNg => "netsniff_ng",
             Self::VxdecapGeneveVxlan => "vxdecap_geneve_vxlan",
+            Self::RelayXdp => "relay_xdp",
+            Self::DnatProxy => "dnat_proxy",
         }
     }
 
@@ -167,6 +182,10 @@ impl Scenario {
         )
     }
 }
+
+/// The collector the forwarders send to: the sink namespace, behind the
+/// collector namespace's second link (fwd0 10.78.0.1 → sink0 10.78.0.2).
+const FORWARD_TO: &str = "10.78.0.2";
 
 /// Rates below this (Mpps) are "nearly idle": only the scenarios whose idle
 /// cost matters run there.
@@ -288,6 +307,9 @@ impl RunResult {
 pub(crate) struct Bench {
     pub(crate) tx: NetNs,
     pub(crate) rx: NetNs,
+    /// Where the forwarders (relay, DNAT proxy) send: a counting XDP_DROP.
+    sink: NetNs,
+    sink_mac: String,
     /// The collector's interface (unique, so its NAPI thread can be found by name).
     pub(crate) iface: String,
     rig: Rig,
@@ -319,10 +341,11 @@ impl Proc {
             }
             None => ns.command(program, args),
         };
-        // vxdecap, tcpdump and our helpers say "listening on"; netsniff-ng says "Running!".
+        // vxdecap, tcpdump and our helpers say "listening on" (vxdecap relay "relaying on");
+        // netsniff-ng says "Running!".
         let child = WatchedChild::spawn(
             command,
-            &["listening on", "Running!"],
+            &["listening on", "relaying on", "Running!"],
             Duration::from_secs(20),
             None,
         )?;
@@ -426,6 +449,17 @@ impl Bench {
             .nth(2)
             .context("collector MAC")?
             .to_owned();
+        let sink = NetNs::create(&format!("{base}-sink"))?;
+        sink.run("sysctl", &["-qw", "net.ipv6.conf.all.disable_ipv6=1"])?;
+        veth_pair_with_queues(&rx, "fwd0", &sink, "sink0", queues)?;
+        rx.configure("fwd0", "10.78.0.1/24")?;
+        sink.configure("sink0", "10.78.0.2/24")?;
+        let sink_link = sink.ip(&["-br", "link", "show", "sink0"])?;
+        let sink_mac = String::from_utf8_lossy(&sink_link.stdout)
+            .split_whitespace()
+            .nth(2)
+            .context("sink MAC")?
+            .to_owned();
         let exe_dir = std::env::current_exe()?
             .parent()
             .context("exe dir")?
@@ -439,6 +473,8 @@ impl Bench {
         Ok(Self {
             tx,
             rx,
+            sink,
+            sink_mac,
             iface,
             rig,
             rx_mac,
@@ -589,6 +625,7 @@ impl Bench {
                 let sniff = Proc::spawn(&self.rx, cpu, "netsniff-ng", &args)?;
                 vec![sniff, pass]
             }
+            Scenario::RelayXdp | Scenario::DnatProxy => self.start_forwarder(scenario, extra)?,
             Scenario::KernelVxlanTcpdump => {
                 self.rx.ip(&[
                     "link",
@@ -619,6 +656,55 @@ impl Bench {
         })
     }
 
+    /// Starts a forwarder (`vxdecap relay`, or the nftables DNAT proxy) and
+    /// the XDP_DROP program that counts what it forwards to the sink.
+    fn start_forwarder(&self, scenario: Scenario, extra: &str) -> anyhow::Result<Vec<Proc>> {
+        let vxdecap = self.exe("vxdecap");
+        let bench = self.exe("vxdecap-bench");
+        let iface = self.iface.as_str();
+        let cpu = Some(RX_CPU);
+        // The collector is the sink namespace behind fwd0, where an XDP_DROP program
+        // counts what arrives; both forwarders send there from their own address.
+        self.rx.ip(&[
+            "neigh",
+            "replace",
+            FORWARD_TO,
+            "lladdr",
+            &self.sink_mac,
+            "dev",
+            "fwd0",
+            "nud",
+            "permanent",
+        ])?;
+        self.rx.run(
+            "sysctl",
+            &["-qw", &format!("net.ipv4.conf.{iface}.forwarding=1")],
+        )?;
+        let counter = Proc::spawn(&self.sink, None, &bench, &["drop", "--interface", "sink0"])?;
+        if scenario == Scenario::RelayXdp {
+            let mut args = vec!["relay", "-i", iface, "--to", FORWARD_TO, "--no-health"];
+            args.extend(extra.split_whitespace());
+            Ok(vec![counter, Proc::spawn(&self.rx, cpu, &vxdecap, &args)?])
+        } else {
+            let rules = format!(
+                "table ip vxbench {{\n  chain pre {{ type nat hook prerouting priority dstnat; ip daddr 10.77.0.2 udp dport 4789 dnat to {FORWARD_TO}; }}\n  chain post {{ type nat hook postrouting priority srcnat; ip daddr {FORWARD_TO} udp dport 4789 snat to 10.78.0.1; }}\n}}\n"
+            );
+            let file = self.tmpfs_file("dnat.nft");
+            std::fs::write(&file, rules)?;
+            let loaded = self.rx.run("nft", &["-f", &file]);
+            let _ = std::fs::remove_file(&file);
+            loaded?;
+            // veth accepts redirected frames only when it runs XDP: XDP_PASS.
+            let pass = Proc::spawn(
+                &self.rx,
+                cpu,
+                &bench,
+                &["drop", "--pass", "--interface", iface],
+            )?;
+            Ok(vec![counter, pass])
+        }
+    }
+
     /// Stops the receivers and reads (delivered, tool drops, latency quantiles).
     fn finish(
         &self,
@@ -635,7 +721,9 @@ impl Bench {
             Scenario::XdpDrop
             | Scenario::AfXdpSpin
             | Scenario::AfXdpSleep
-            | Scenario::AfXdpYield => {
+            | Scenario::AfXdpYield
+            | Scenario::RelayXdp
+            | Scenario::DnatProxy => {
                 let report: ReceiverReport = serde_json::from_str(out.trim())
                     .with_context(|| format!("receiver said: {out}{err}"))?;
                 (report.delivered, report.drops)
@@ -667,6 +755,16 @@ impl Bench {
         };
         if scenario == Scenario::KernelVxlanTcpdump {
             self.rx.ip(&["link", "del", "vxlan0"])?;
+        }
+        if scenario == Scenario::DnatProxy {
+            self.rx.run("nft", &["delete", "table", "ip", "vxbench"])?;
+        }
+        if Scenario::FORWARDERS.contains(&scenario) {
+            self.rx.ip(&["neigh", "del", FORWARD_TO, "dev", "fwd0"])?;
+            self.rx.run(
+                "sysctl",
+                &["-qw", &format!("net.ipv4.conf.{}.forwarding=0", self.iface)],
+            )?;
         }
         for name in ["vxdecap.pcap", "tcpdump.pcap"] {
             let _ = std::fs::remove_file(self.tmpfs_file(name));
@@ -711,6 +809,12 @@ impl Bench {
 
     /// Runs the generator pinned to `cpu`, its frames wrapped as `encap` says. Frames
     /// redirected into a veth land on the peer's rx queue numbered after the sending CPU.
+    /// With `restore_outer`, it writes the outer headers back before every frame (for the
+    /// forwarders, which rewrite the page it sends again).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one generator run's knobs, each a CLI flag"
+    )]
     pub(crate) fn generate_on(
         &self,
         cpu: usize,
@@ -719,10 +823,14 @@ impl Bench {
         duration: f64,
         flows: u32,
         encap: &str,
+        restore_outer: bool,
     ) -> anyhow::Result<GenReport> {
         let cpu = cpu.to_string();
         let exe = self.exe("vxdecap-bench");
-        let args = self.gen_args_encap(size, pps, duration, flows, encap);
+        let mut args = self.gen_args_encap(size, pps, duration, flows, encap);
+        if restore_outer {
+            args.push("--restore-outer".into());
+        }
         let mut full = vec!["-c", cpu.as_str(), exe.as_str()];
         full.extend(args.iter().map(String::as_str));
         let out = self.tx.run("taskset", &full)?;
@@ -775,6 +883,7 @@ impl Bench {
             args.duration,
             args.flows,
             scenario.encap(),
+            Scenario::FORWARDERS.contains(&scenario),
         )?;
         std::thread::sleep(Duration::from_millis(300));
         let tool1: u64 = procs.iter().map(Proc::cpu_ticks).sum();

@@ -40,6 +40,9 @@ pub(crate) enum Command {
     /// memlock, kernel, other users of the port); exit 1 when a capture
     /// would lose traffic or not start.
     Doctor(DoctorArgs),
+    /// Forward mirrored VXLAN to one or more collectors in XDP (rewriting
+    /// the outer addresses), keeping each inner flow on one collector.
+    Relay(RelayArgs),
     /// Build a local Azure-vTAP-like lab in network namespaces and capture in it.
     Lab(LabArgs),
     /// Check a configuration file as `capture` would on this machine, and
@@ -64,6 +67,29 @@ pub(crate) enum Command {
         /// Address to listen on.
         #[arg(long)]
         listen: SocketAddr,
+    },
+    /// Lab helper: a UDP echo service (and the HTTP server).
+    #[command(hide = true)]
+    LabUdpEcho {
+        /// Address to echo on.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// Also serve the lab's HTTP page here.
+        #[arg(long)]
+        http: Option<SocketAddr>,
+    },
+    /// Lab helper: UDP flows to the echo service.
+    #[command(hide = true)]
+    LabUdpFlows {
+        /// The echo service.
+        #[arg(long)]
+        server: SocketAddr,
+        /// Flows (source ports from 20000).
+        #[arg(long)]
+        flows: u16,
+        /// The first word of every datagram.
+        #[arg(long)]
+        tag: String,
     },
     /// Lab helper: the client's HTTP GETs.
     #[command(hide = true)]
@@ -228,6 +254,64 @@ pub(crate) struct CaptureArgs {
     pub lossless: bool,
 }
 
+/// `vxdecap relay`.
+#[derive(Args, Debug)]
+pub(crate) struct RelayArgs {
+    /// Interface receiving the mirrored traffic.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: String,
+    /// A collector's address, IPv4 or IPv6 as the mirror's tunnels (repeatable: each inner
+    /// flow goes to one of them).
+    #[arg(long = "to", value_name = "ADDR", required = true)]
+    pub to: Vec<std::net::IpAddr>,
+    /// UDP destination port carrying VXLAN (repeatable; default 4789).
+    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
+    /// Only VXLAN from this outer source address or prefix (repeatable;
+    /// others are dropped in XDP and counted).
+    #[arg(long = "allow-source", value_name = "CIDR")]
+    pub allow_source: Vec<String>,
+    /// Only these VNIs, e.g. `27,100-199` (others are dropped in XDP and counted).
+    #[arg(long = "vni", value_name = "LIST")]
+    pub vni: Option<String>,
+    /// Allowlist file (`source CIDR` / `vni LIST` lines), merged with the
+    /// flags and read again on SIGHUP.
+    #[arg(long = "allow-file", value_name = "FILE")]
+    pub allow_file: Option<PathBuf>,
+    /// XDP attach mode.
+    #[arg(long, value_enum, default_value_t = RelayModeArg::Auto)]
+    pub mode: RelayModeArg,
+    /// Port of each collector's /healthz (its capture's --metrics listener).
+    #[arg(long, value_name = "PORT", default_value_t = 9419)]
+    pub health_port: u16,
+    /// Milliseconds between two health probes of a collector.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..))]
+    pub health_interval: u64,
+    /// Milliseconds a probe waits for its answer.
+    #[arg(long, value_name = "MS", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..))]
+    pub health_timeout: u64,
+    /// Do not poll the collectors' health: every collector stays in the table.
+    #[arg(long)]
+    pub no_health: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (and /healthz).
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<Endpoint>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", value_parser = |s: &str| seconds(s, "--duration"))]
+    pub duration: Option<Duration>,
+}
+
+/// The relay's `--mode`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub(crate) enum RelayModeArg {
+    /// Driver XDP where possible, else generic.
+    Auto,
+    /// Driver XDP or fail.
+    Driver,
+    /// Generic (SKB) XDP.
+    Skb,
+}
+
 /// `--mode`.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum ModeArg {
@@ -292,6 +376,12 @@ pub(crate) struct DoctorArgs {
 /// `vxdecap lab`.
 #[derive(Args, Debug)]
 pub(crate) struct LabArgs {
+    /// Instead of the capture demo, a relay deployment: `private-link`
+    /// (vTAP → relay → Private Link SNAT → collector), `fanout` (relay → 3
+    /// collectors, one stopped mid-run) or `ilb` (an outer-hash load
+    /// balancer onto 2 collectors, then with a relay tier).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["keep", "write", "requests"])]
+    pub scenario: Option<vxdecap::lab::scenarios::Scenario>,
     /// HTTP GETs the client makes.
     #[arg(long, default_value_t = 3)]
     pub requests: u32,

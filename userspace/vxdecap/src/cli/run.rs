@@ -25,7 +25,8 @@ use vxdecap::wire::PortSet;
 use vxdecap_xsk::SocketConfig;
 
 use super::args::{
-    CaptureArgs, Command, DecapArgs, DoctorArgs, FormatArg, OutputArgs, ReassemblyArgs,
+    CaptureArgs, Command, DecapArgs, DoctorArgs, FormatArg, OutputArgs, ReassemblyArgs, RelayArgs,
+    RelayModeArg,
 };
 
 /// Exit code for bad usage or configuration (as the issue tracker asks).
@@ -56,11 +57,19 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Capture(args) => capture(*args),
         Command::Decap(args) => decap(*args),
         Command::Doctor(args) => doctor(args),
+        Command::Relay(args) => relay(args),
         Command::CheckConfig {
             file,
             no_host_checks,
         } => check_config(&file, no_host_checks),
         Command::Lab(args) => {
+            if let Some(scenario) = args.scenario {
+                require_root("lab")?;
+                let exe = std::env::current_exe().context("cannot find the vxdecap executable")?;
+                let exe = exe.to_str().context("the vxdecap path is not UTF-8")?;
+                vxdecap::lab::scenarios::run_scenario(scenario, exe)?;
+                return Ok(ExitCode::SUCCESS);
+            }
             let stop = stop_flag()?;
             let config = LabConfig {
                 requests: args.requests,
@@ -83,6 +92,14 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::LabHttpServer { listen } => {
             http_server(listen)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LabUdpEcho { listen, http } => {
+            vxdecap::lab::scenarios::udp_echo(listen, http)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::LabUdpFlows { server, flows, tag } => {
+            vxdecap::lab::scenarios::udp_flows(server, flows, &tag)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::LabHttpGet {
@@ -182,6 +199,59 @@ fn capture(args: CaptureArgs) -> anyhow::Result<ExitCode> {
     let stop = stop_flag()?;
     let summary = run_capture(&config, analyzers, stop)?;
     Ok(finish(&summary))
+}
+
+/// `relay -i IFACE --to ADDR…`: until Ctrl-C or --duration, then the summary.
+fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
+    use vxdecap::relay::health::HealthConfig;
+    use vxdecap::relay::{run_relay, RelayConfig};
+    use vxdecap::steer::AttachRequest;
+    let ports = if args.ports.is_empty() {
+        PortSet::default()
+    } else {
+        PortSet::new(&args.ports).map_err(|e| usage(format!("--port: {e}")))?
+    };
+    let mut allow = vxdecap::Allowlist::default();
+    for cidr in &args.allow_source {
+        allow
+            .add_source_text(cidr)
+            .map_err(|e| usage(format!("--allow-source: {e}")))?;
+    }
+    if let Some(list) = &args.vni {
+        allow
+            .add_vni_text(list)
+            .map_err(|e| usage(format!("--vni: {e}")))?;
+    }
+    let config = RelayConfig {
+        interface: args.interface.clone(),
+        collectors: args.to,
+        ports,
+        allow,
+        allow_file: args.allow_file.clone(),
+        mode: match args.mode {
+            RelayModeArg::Auto => AttachRequest::Auto,
+            RelayModeArg::Driver => AttachRequest::Driver,
+            RelayModeArg::Skb => AttachRequest::Skb,
+        },
+        health: HealthConfig {
+            port: (!args.no_health).then_some(args.health_port),
+            interval: Duration::from_millis(args.health_interval),
+            timeout: Duration::from_millis(args.health_timeout),
+        },
+        metrics: args.metrics,
+        duration: args.duration,
+    };
+    config.check().map_err(|e| usage(e.to_string()))?;
+    require_root("relay")?;
+    let stop = stop_flag()?;
+    match run_relay(&config, stop) {
+        Ok(report) => {
+            eprint!("{}", report.render(&args.interface));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) if e.is_configuration() => Err(usage(error_chain(&e))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `doctor [-i IFACE]`: every check, one line each, for the interface or

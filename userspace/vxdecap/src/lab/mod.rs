@@ -19,6 +19,7 @@
 )]
 
 pub mod netns;
+pub mod scenarios;
 
 use std::io::{Read as _, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

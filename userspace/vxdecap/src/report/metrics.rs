@@ -134,6 +134,7 @@ impl Metrics {
         let stages: Vec<_> = self.queues.iter().map(|q| q.stage.snapshot()).collect();
         self.render_queues(&mut out, &iface, &stages);
         self.render_fragments(&mut out, &stages);
+        self.render_tunnels(&mut out, &stages);
         self.render_drops(&mut out, &stages);
         self.render_xdp_and_vnis(&mut out, &iface);
         self.render_analyzers(&mut out);
@@ -274,6 +275,24 @@ impl Metrics {
         }
         header(
             out,
+            "vxdecap_truncated_mirror_frames_total",
+            "counter",
+            "Inner frames the mirror cut short (written with their original length).",
+        );
+        for (q, s) in self.queues.iter().zip(stages) {
+            let _ = writeln!(
+                out,
+                "vxdecap_truncated_mirror_frames_total{{queue=\"{}\"}} {}",
+                q.queue,
+                s.get(StageCounter::TruncatedMirror)
+            );
+        }
+    }
+
+    /// Frames per tunnel path, and GENEVE events worth noting.
+    fn render_tunnels(&self, out: &mut String, stages: &[StageStats]) {
+        header(
+            out,
             "vxdecap_tunnel_frames_total",
             "counter",
             "Inner frames decapsulated, per queue and tunnel path: vxlan, geneve, geneve_vxlan (VXLAN inside GENEVE).",
@@ -313,20 +332,6 @@ impl Metrics {
                     s.get(counter)
                 );
             }
-        }
-        header(
-            out,
-            "vxdecap_truncated_mirror_frames_total",
-            "counter",
-            "Inner frames the mirror cut short (written with their original length).",
-        );
-        for (q, s) in self.queues.iter().zip(stages) {
-            let _ = writeln!(
-                out,
-                "vxdecap_truncated_mirror_frames_total{{queue=\"{}\"}} {}",
-                q.queue,
-                s.get(StageCounter::TruncatedMirror)
-            );
         }
     }
 

@@ -131,6 +131,26 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
+/// What the server serves: the text at `/metrics` and the verdict at
+/// `/healthz`. The capture's [`Metrics`] and the relay's metrics
+/// ([`crate::relay::RelayMetrics`]) both are.
+pub trait Exposition: Send + Sync + 'static {
+    /// The Prometheus text exposition.
+    fn render(&self) -> String;
+    /// `Ok` while healthy, else the reason in one line.
+    fn health(&self) -> Result<(), String>;
+}
+
+impl Exposition for Metrics {
+    fn render(&self) -> String {
+        Self::render(self)
+    }
+
+    fn health(&self) -> Result<(), String> {
+        Self::health(self)
+    }
+}
+
 /// Connections the kernel queues for the server to accept.
 const LISTEN_BACKLOG: i32 = 1024;
 
@@ -158,9 +178,9 @@ impl Default for Limits {
 
 /// Serves `metrics` on `listeners` until `stop` is raised, with the default
 /// [`Limits`].
-pub fn serve(
+pub fn serve<M: Exposition>(
     listeners: Vec<TcpListener>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<M>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
     serve_with(listeners, metrics, stop, Limits::default())
@@ -171,9 +191,9 @@ pub fn serve(
 /// served concurrently and no client can hold up another, or the thread's
 /// end: once `stop` is seen (within 20 ms), every connection still open is
 /// dropped, and the thread ends.
-pub fn serve_with(
+pub fn serve_with<M: Exposition>(
     listeners: Vec<TcpListener>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<M>,
     stop: Arc<AtomicBool>,
     limits: Limits,
 ) -> io::Result<std::thread::JoinHandle<()>> {
@@ -190,9 +210,9 @@ pub fn serve_with(
         })
 }
 
-async fn accept_loop(
+async fn accept_loop<M: Exposition>(
     listeners: Vec<TcpListener>,
-    metrics: Arc<Metrics>,
+    metrics: Arc<M>,
     stop: Arc<AtomicBool>,
     limits: Limits,
 ) {
@@ -270,10 +290,14 @@ impl Connections {
     }
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, metrics: Arc<Metrics>, limits: Limits) {
+async fn serve_connection<M: Exposition>(
+    stream: tokio::net::TcpStream,
+    metrics: Arc<M>,
+    limits: Limits,
+) {
     let _ = stream.set_nodelay(true);
     let service = hyper::service::service_fn(move |request| {
-        let response = respond(&request, &metrics);
+        let response = respond(&request, &*metrics);
         async move { Ok::<_, std::convert::Infallible>(response) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
@@ -290,7 +314,7 @@ async fn serve_connection(stream: tokio::net::TcpStream, metrics: Arc<Metrics>, 
 /// The answer to one request: `/metrics` (any query string ignored),
 /// `/healthz` (200 `ok`, or 503 and the reason, for load balancers' probes),
 /// an index at `/`, 404 elsewhere; GET and HEAD only.
-fn respond<B>(request: &hyper::Request<B>, metrics: &Metrics) -> hyper::Response<String> {
+fn respond<B, M: Exposition>(request: &hyper::Request<B>, metrics: &M) -> hyper::Response<String> {
     use hyper::{header, Method, StatusCode};
     let (status, kind, body) = match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, "/metrics") => (

@@ -15,6 +15,7 @@ use vxdecap_wire::{PortSet, RxMeta, MAX_PORTS};
 
 pub mod allow;
 mod counters;
+pub mod relay;
 
 pub use counters::{XdpCounter, XdpCounters};
 
@@ -221,54 +222,15 @@ impl Steering {
 
     /// Attaches the program to the interface through a BPF link.
     pub fn attach(&mut self, request: AttachRequest) -> Result<AttachMode, SteerError> {
-        let interface = self.interface.clone();
         let program: &mut Xdp = self
             .ebpf
             .program_mut(PROGRAM)
             .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
             .try_into()
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        let attempts: &[(XdpMode, AttachMode)] = match request {
-            AttachRequest::Auto => &[
-                (XdpMode::Driver, AttachMode::Driver),
-                (XdpMode::Skb, AttachMode::Skb),
-            ],
-            AttachRequest::Driver => &[(XdpMode::Driver, AttachMode::Driver)],
-            AttachRequest::Skb => &[(XdpMode::Skb, AttachMode::Skb)],
-        };
-        let mut last = None;
-        for (xdp_mode, mode) in attempts {
-            match program.attach(&interface, *xdp_mode) {
-                Ok(_) => {
-                    self.mode = Some(*mode);
-                    return Ok(*mode);
-                }
-                Err(aya::programs::ProgramError::UnknownInterface { .. }) => {
-                    return Err(SteerError::NoInterface(interface));
-                }
-                Err(e) => {
-                    let errno = os_error(&e);
-                    if matches!(errno, Some(libc::EBUSY | libc::EEXIST)) {
-                        let detach = detach_hint(&interface);
-                        return Err(SteerError::Busy { interface, detach });
-                    }
-                    let (mode_name, hint) = match mode {
-                        AttachMode::Driver => (
-                            "driver",
-                            " (the driver may lack native XDP: use --mode skb)",
-                        ),
-                        AttachMode::Skb => ("skb", ""),
-                    };
-                    last = Some(SteerError::Attach {
-                        interface: interface.clone(),
-                        mode: mode_name,
-                        detail: error_chain(&e),
-                        hint,
-                    });
-                }
-            }
-        }
-        Err(last.unwrap_or_else(|| SteerError::Load("no attach mode to try".into())))
+        let mode = attach_program(program, &self.interface, request)?;
+        self.mode = Some(mode);
+        Ok(mode)
     }
 
     /// Clears the socket of rx queue `queue`: its traffic goes back to the kernel.
@@ -306,71 +268,13 @@ impl Steering {
     /// without a gap: new entries are added before a list is switched on,
     /// and stale ones removed after, so an allowed frame is never dropped.
     pub fn set_allowlist(&mut self, allow: &Allowlist) -> Result<(), SteerError> {
-        let map_err = |map: &'static str| {
-            move |e: MapError| SteerError::Map {
-                map,
-                detail: error_chain(&e),
-            }
-        };
-        let (mut v4, mut v6) = (Vec::new(), Vec::new());
-        for cidr in &allow.sources {
-            match cidr.addr {
-                IpAddr::V4(a) => v4.push(Key::new(u32::from(cidr.prefix), a.octets())),
-                IpAddr::V6(a) => v6.push(Key::new(u32::from(cidr.prefix), a.octets())),
-            }
-        }
-        for key in &v4 {
-            self.allow_v4
-                .insert(key, 1, 0)
-                .map_err(map_err(ALLOW_V4_MAP))?;
-        }
-        for key in &v6 {
-            self.allow_v6
-                .insert(key, 1, 0)
-                .map_err(map_err(ALLOW_V6_MAP))?;
-        }
-        if let Some(vnis) = &allow.vnis {
-            for &vni in vnis {
-                self.allow_vni
-                    .insert(vni, 1, 0)
-                    .map_err(map_err(ALLOW_VNI_MAP))?;
-            }
-        }
-        let flags =
-            u64::from(allow.restricts_sources()) | (u64::from(allow.restricts_vnis()) << 32);
-        self.filter.set(0, flags, 0).map_err(map_err(FILTER_MAP))?;
-        // Now the stale entries, which the switched lists no longer need.
-        let stale_v4: Vec<Key<[u8; 4]>> = self
-            .allow_v4
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| !v4.iter().any(|n| same_key(n, k)))
-            .collect();
-        for key in stale_v4 {
-            self.allow_v4.remove(&key).map_err(map_err(ALLOW_V4_MAP))?;
-        }
-        let stale_v6: Vec<Key<[u8; 16]>> = self
-            .allow_v6
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|k| !v6.iter().any(|n| same_key(n, k)))
-            .collect();
-        for key in stale_v6 {
-            self.allow_v6.remove(&key).map_err(map_err(ALLOW_V6_MAP))?;
-        }
-        let keep = allow.vnis.clone().unwrap_or_default();
-        let stale_vnis: Vec<u32> = self
-            .allow_vni
-            .keys()
-            .filter_map(Result::ok)
-            .filter(|v| !keep.contains(v))
-            .collect();
-        for vni in stale_vnis {
-            self.allow_vni
-                .remove(&vni)
-                .map_err(map_err(ALLOW_VNI_MAP))?;
-        }
-        Ok(())
+        write_allowlist(
+            &mut self.filter,
+            &mut self.allow_v4,
+            &mut self.allow_v6,
+            &mut self.allow_vni,
+            allow,
+        )
     }
 
     /// The attach mode obtained, once attached.
@@ -393,6 +297,125 @@ impl Steering {
         }
         Ok(totals)
     }
+}
+
+/// Writes `allow` into the allowlist maps (`vxd_filter`, `vxd_allow_v4`,
+/// `vxd_allow_v6`, `vxd_allow_vni`, which the capture's and the relay's
+/// programs share by name and layout) without a gap: new entries before
+/// a list is switched on, stale ones removed after.
+pub(crate) fn write_allowlist(
+    filter: &mut Array<MapData, u64>,
+    allow_v4: &mut LpmTrie<MapData, [u8; 4], u8>,
+    allow_v6: &mut LpmTrie<MapData, [u8; 16], u8>,
+    allow_vni: &mut HashMap<MapData, u32, u8>,
+    allow: &Allowlist,
+) -> Result<(), SteerError> {
+    let map_err = |map: &'static str| {
+        move |e: MapError| SteerError::Map {
+            map,
+            detail: error_chain(&e),
+        }
+    };
+    let (mut v4, mut v6) = (Vec::new(), Vec::new());
+    for cidr in &allow.sources {
+        match cidr.addr {
+            IpAddr::V4(a) => v4.push(Key::new(u32::from(cidr.prefix), a.octets())),
+            IpAddr::V6(a) => v6.push(Key::new(u32::from(cidr.prefix), a.octets())),
+        }
+    }
+    for key in &v4 {
+        allow_v4.insert(key, 1, 0).map_err(map_err(ALLOW_V4_MAP))?;
+    }
+    for key in &v6 {
+        allow_v6.insert(key, 1, 0).map_err(map_err(ALLOW_V6_MAP))?;
+    }
+    if let Some(vnis) = &allow.vnis {
+        for &vni in vnis {
+            allow_vni
+                .insert(vni, 1, 0)
+                .map_err(map_err(ALLOW_VNI_MAP))?;
+        }
+    }
+    let flags = u64::from(allow.restricts_sources()) | (u64::from(allow.restricts_vnis()) << 32);
+    filter.set(0, flags, 0).map_err(map_err(FILTER_MAP))?;
+    // Now the stale entries, which the switched lists no longer need.
+    let stale_v4: Vec<Key<[u8; 4]>> = allow_v4
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !v4.iter().any(|n| same_key(n, k)))
+        .collect();
+    for key in stale_v4 {
+        allow_v4.remove(&key).map_err(map_err(ALLOW_V4_MAP))?;
+    }
+    let stale_v6: Vec<Key<[u8; 16]>> = allow_v6
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|k| !v6.iter().any(|n| same_key(n, k)))
+        .collect();
+    for key in stale_v6 {
+        allow_v6.remove(&key).map_err(map_err(ALLOW_V6_MAP))?;
+    }
+    let keep = allow.vnis.clone().unwrap_or_default();
+    let stale_vnis: Vec<u32> = allow_vni
+        .keys()
+        .filter_map(Result::ok)
+        .filter(|v| !keep.contains(v))
+        .collect();
+    for vni in stale_vnis {
+        allow_vni.remove(&vni).map_err(map_err(ALLOW_VNI_MAP))?;
+    }
+    Ok(())
+}
+
+/// Attaches `program` to `interface` through a BPF link, in the modes
+/// `request` allows (driver first for `Auto`); the capture's and the
+/// relay's programs both go through here.
+pub(crate) fn attach_program(
+    program: &mut Xdp,
+    interface: &str,
+    request: AttachRequest,
+) -> Result<AttachMode, SteerError> {
+    let interface = interface.to_owned();
+    let attempts: &[(XdpMode, AttachMode)] = match request {
+        AttachRequest::Auto => &[
+            (XdpMode::Driver, AttachMode::Driver),
+            (XdpMode::Skb, AttachMode::Skb),
+        ],
+        AttachRequest::Driver => &[(XdpMode::Driver, AttachMode::Driver)],
+        AttachRequest::Skb => &[(XdpMode::Skb, AttachMode::Skb)],
+    };
+    let mut last = None;
+    for (xdp_mode, mode) in attempts {
+        match program.attach(&interface, *xdp_mode) {
+            Ok(_) => {
+                return Ok(*mode);
+            }
+            Err(aya::programs::ProgramError::UnknownInterface { .. }) => {
+                return Err(SteerError::NoInterface(interface));
+            }
+            Err(e) => {
+                let errno = os_error(&e);
+                if matches!(errno, Some(libc::EBUSY | libc::EEXIST)) {
+                    let detach = detach_hint(&interface);
+                    return Err(SteerError::Busy { interface, detach });
+                }
+                let (mode_name, hint) = match mode {
+                    AttachMode::Driver => (
+                        "driver",
+                        " (the driver may lack native XDP: use --mode skb)",
+                    ),
+                    AttachMode::Skb => ("skb", ""),
+                };
+                last = Some(SteerError::Attach {
+                    interface: interface.clone(),
+                    mode: mode_name,
+                    detail: error_chain(&e),
+                    hint,
+                });
+            }
+        }
+    }
+    Err(last.unwrap_or_else(|| SteerError::Load("no attach mode to try".into())))
 }
 
 fn same_key<K: aya::Pod + PartialEq>(a: &Key<K>, b: &Key<K>) -> bool {

@@ -1,0 +1,551 @@
+// SPDX-License-Identifier: (MIT OR Apache-2.0) AND GPL-2.0-only
+/*
+ * vxdecap relay program: forward mirrored VXLAN to one of N collectors
+ * without a trip through the kernel's stack. For UDP to the configured
+ * tunnel ports it picks the collector by a symmetric hash of the inner
+ * flow through a consistent table that user space fills, rewrites the
+ * outer destination to the collector and the outer source to this host's
+ * address towards it (IPv4 or IPv6), decrements the TTL or hop limit as a
+ * router does, patches the IPv4 (and a non-zero UDP) checksum
+ * incrementally, takes the MACs from the kernel's FIB and sends the frame
+ * back out (XDP_TX) or out of the egress interface (bpf_redirect). Everything it does not relay goes to
+ * the kernel untouched, under a named counter.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/udp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "vxdecap_shared.h"
+#include "relay_shared.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_8021AD_OLD 0x9100
+#define IPV4_MF 0x2000
+#define IPV4_OFFSET_MASK 0x1fff
+#define VXLAN_LEN 8
+#define IPPROTO_SCTP_ 132
+#define IPV6_FRAGMENT 44
+
+/* Set by the loader before the program is loaded (rodata). Ports in host order. */
+const volatile __u16 vxr_ports[VXR_MAX_PORTS] = { 4789 };
+const volatile __u32 vxr_port_count = 1;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VXR_CTR_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} vxr_counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VXR_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} vxr_dest_packets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VXR_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, __u64);
+} vxr_dest_bytes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, VXR_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct vxr_dest);
+} vxr_dests SEC(".maps");
+
+/* Two consistent-hash tables (slot -> collector index); vxr_config says which is in use. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 2 * VXR_TABLE_STRIDE);
+	__type(key, __u32);
+	__type(value, __u32);
+} vxr_table SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vxr_config);
+} vxr_config SEC(".maps");
+
+/* Outer datagrams whose first fragment was relayed: (source, destination, IP ID) -> collector. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, VXR_MAX_FRAG_FLOWS);
+	__type(key, struct vxd_frag_key);
+	__type(value, __u32);
+} vxr_frag_dest SEC(".maps");
+
+/* The allowlists, under the capture program's names and layout (steer/allow_maps.rs writes both). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct vxd_filter);
+} vxd_filter SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VXD_MAX_ALLOW_SOURCES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vxd_lpm_v4);
+	__type(value, __u8);
+} vxd_allow_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, VXD_MAX_ALLOW_SOURCES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct vxd_lpm_v6);
+	__type(value, __u8);
+} vxd_allow_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VXD_MAX_ALLOW_VNIS);
+	__type(key, __u32);
+	__type(value, __u8);
+} vxd_allow_vni SEC(".maps");
+
+struct cursor {
+	void *pos;
+	void *end;
+};
+
+static __always_inline int count(__u32 counter, int action)
+{
+	__u64 *value = bpf_map_lookup_elem(&vxr_counters, &counter);
+
+	if (value)
+		*value += 1;
+	return action;
+}
+
+static __always_inline void add(void *map, __u32 index, __u64 n)
+{
+	__u64 *value = bpf_map_lookup_elem(map, &index);
+
+	if (value)
+		*value += n;
+}
+
+static __always_inline int is_vlan(__u16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD) ||
+	       proto == bpf_htons(ETH_P_8021AD_OLD);
+}
+
+static __always_inline int port_configured(__u16 port)
+{
+#pragma unroll
+	for (int i = 0; i < VXR_MAX_PORTS; i++) {
+		if (i < vxr_port_count && vxr_ports[i] == port)
+			return 1;
+	}
+	return 0;
+}
+
+static __always_inline int source_allowed_v4(struct vxd_filter *f, __u32 saddr)
+{
+	struct vxd_lpm_v4 key = { .prefixlen = 32 };
+
+	if (!f || !f->sources)
+		return 1;
+	__builtin_memcpy(key.addr, &saddr, 4);
+	return bpf_map_lookup_elem(&vxd_allow_v4, &key) != 0;
+}
+
+static __always_inline int source_allowed_v6(struct vxd_filter *f, struct ipv6hdr *ip6)
+{
+	struct vxd_lpm_v6 key = { .prefixlen = 128 };
+
+	if (!f || !f->sources)
+		return 1;
+	__builtin_memcpy(key.addr, &ip6->saddr, 16);
+	return bpf_map_lookup_elem(&vxd_allow_v6, &key) != 0;
+}
+
+static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *end)
+{
+	__u32 vni;
+
+	if (!f || !f->vnis)
+		return 1;
+	if ((void *)(vxlan + VXLAN_LEN) > end)
+		return 0; /* cannot tell: a collector would count it as truncated anyway */
+	vni = ((__u32)vxlan[4] << 16) | ((__u32)vxlan[5] << 8) | vxlan[6];
+	return bpf_map_lookup_elem(&vxd_allow_vni, &vni) != 0;
+}
+
+/* murmur3's 32-bit mixing steps: cheap, and every input bit reaches the slot. */
+static __always_inline __u32 rotl(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+static __always_inline __u32 mix(__u32 h, __u32 k)
+{
+	k *= 0xcc9e2d51;
+	k = rotl(k, 15);
+	k *= 0x1b873593;
+	h ^= k;
+	h = rotl(h, 13);
+	return h * 5 + 0xe6546b64;
+}
+
+static __always_inline __u32 finish(__u32 h)
+{
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	return h ^ (h >> 16);
+}
+
+/* The same value for (a, b) and (b, a): the smaller first. */
+static __always_inline __u32 mix_pair(__u32 h, __u32 a, __u32 b)
+{
+	return a < b ? mix(mix(h, a), b) : mix(mix(h, b), a);
+}
+
+static __always_inline __u32 fold6(__u32 *a)
+{
+	return a[0] ^ a[1] ^ a[2] ^ a[3];
+}
+
+/*
+ * A hash of the inner flow after the VXLAN header at `c`, the same for
+ * both directions: the address pair and the port pair each in order.
+ * Fragments of the inner datagram (the first one too) use the address
+ * pair alone, so that all of them go where any of them goes. Inner
+ * traffic that is not IP hashes its MAC pair.
+ */
+static __always_inline __u32 inner_flow_hash(struct cursor *c)
+{
+	struct ethhdr *eth = c->pos;
+	__u32 h = 0x76786472; /* "vxdr" */
+	__u16 proto;
+	__u8 l4 = 0;
+	__u16 *ports = 0;
+
+	if ((void *)(eth + 1) > c->end)
+		return h;
+	proto = eth->h_proto;
+	c->pos = eth + 1;
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		__u16 *tag = c->pos;
+
+		if (!is_vlan(proto))
+			break;
+		if ((void *)(tag + 2) > c->end)
+			return h;
+		proto = tag[1];
+		c->pos = tag + 2;
+	}
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = c->pos;
+		__u32 ihl;
+
+		if ((void *)(ip + 1) > c->end)
+			return h;
+		h = mix_pair(h, ip->saddr, ip->daddr);
+		ihl = ip->ihl * 4;
+		if (ip->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK) || ihl < sizeof(*ip))
+			return finish(h);
+		l4 = ip->protocol;
+		ports = (void *)ip + ihl;
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = c->pos;
+
+		if ((void *)(ip6 + 1) > c->end)
+			return h;
+		h = mix_pair(h, fold6(ip6->saddr.in6_u.u6_addr32), fold6(ip6->daddr.in6_u.u6_addr32));
+		if (ip6->nexthdr == IPV6_FRAGMENT)
+			return finish(h);
+		l4 = ip6->nexthdr;
+		ports = (void *)(ip6 + 1);
+	} else {
+		__u32 *a = (void *)eth->h_dest;
+		__u32 *b = (void *)eth->h_source;
+
+		/* The first four bytes of each MAC suffice to keep a pair together. */
+		return finish(mix(mix_pair(h, a[0], b[0]), proto));
+	}
+	h = mix(h, l4);
+	if ((l4 == IPPROTO_TCP || l4 == IPPROTO_UDP || l4 == IPPROTO_SCTP_) &&
+	    (void *)(ports + 2) <= c->end)
+		h = mix_pair(h, ports[0], ports[1]);
+	return finish(h);
+}
+
+/* The collector for `hash` in the table in use; -1 without one. */
+static __always_inline int pick(__u32 hash)
+{
+	__u32 zero = 0;
+	struct vxr_config *cfg = bpf_map_lookup_elem(&vxr_config, &zero);
+	__u32 slot;
+	__u32 *dest;
+
+	if (!cfg || cfg->dests == 0)
+		return -1;
+	slot = (cfg->table & 1) * VXR_TABLE_STRIDE + hash % VXR_TABLE_SIZE;
+	dest = bpf_map_lookup_elem(&vxr_table, &slot);
+	if (!dest || *dest >= VXR_MAX_DESTS)
+		return -1;
+	return *dest;
+}
+
+static __always_inline __u16 csum_fold(__u32 c)
+{
+	c = (c & 0xffff) + (c >> 16);
+	c = (c & 0xffff) + (c >> 16);
+	return (__u16)c;
+}
+
+/* RFC 1624 eqn. 3, HC' = ~(~HC + ~m + m'), for a 32-bit field (any byte order, as stored). */
+static __always_inline __u16 csum_replace4(__u16 check, __u32 from, __u32 to)
+{
+	__u32 c = (__u16)~check;
+
+	c += (__u16)~(from & 0xffff);
+	c += (__u16)~(from >> 16);
+	c += to & 0xffff;
+	c += to >> 16;
+	return ~csum_fold(c);
+}
+
+/* The FIB's verdict as a counter to pass under, or -1 when the frame can go. */
+static __always_inline int fib_refusal(long rc)
+{
+	/* The kernel looks up only for an interface that forwards (user space checks at start). */
+	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+		return VXR_CTR_PASS_FORWARDING_OFF;
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return VXR_CTR_PASS_NO_NEIGH;
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED)
+		return VXR_CTR_PASS_MTU;
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return VXR_CTR_PASS_NO_ROUTE;
+	return -1;
+}
+
+/* Sends the frame out as the FIB said, counting it for collector `index`. */
+static __always_inline int send(struct xdp_md *ctx, struct ethhdr *eth, struct bpf_fib_lookup *fib,
+				__u32 index, __u32 relayed)
+{
+	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	add(&vxr_dest_packets, index, 1);
+	add(&vxr_dest_bytes, index, (__u64)(ctx->data_end - ctx->data));
+	if (fib->ifindex == ctx->ingress_ifindex)
+		return count(relayed, XDP_TX);
+	if (relayed == VXR_CTR_TX)
+		relayed = VXR_CTR_REDIRECT;
+	return count(relayed, bpf_redirect(fib->ifindex, 0));
+}
+
+/*
+ * Sends the IPv4 frame whose header is `ip` to collector `index`: the FIB
+ * gives the next hop and the egress interface; nothing is changed unless
+ * the frame goes. `udp` is the UDP header when this fragment carries it.
+ */
+static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+				    struct udphdr *udp, __u32 index, __u32 relayed)
+{
+	struct bpf_fib_lookup fib = {};
+	struct vxr_dest *dest = bpf_map_lookup_elem(&vxr_dests, &index);
+	__u32 old_saddr, old_daddr;
+	int refusal;
+	__u32 c;
+	long rc;
+
+	if (!dest || dest->family == 0)
+		return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
+	if (dest->family != 4)
+		return count(VXR_CTR_PASS_FAMILY, XDP_PASS);
+	if (ip->ttl <= 1)
+		return count(VXR_CTR_PASS_TTL, XDP_PASS);
+	fib.family = AF_INET;
+	fib.tos = ip->tos;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.tot_len = bpf_ntohs(ip->tot_len);
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.ipv4_src = dest->saddr;
+	fib.ipv4_dst = dest->daddr;
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	refusal = fib_refusal(rc);
+	if (refusal >= 0)
+		return count(refusal, XDP_PASS);
+
+	/*
+	 * The checksum is patched as a forwarding kernel patches it: never to
+	 * 0xffff (csum_replace4() and ip_decrease_ttl() keep it in 0..0xfffe),
+	 * so it comes out bit for bit as a DNAT proxy's.
+	 */
+	old_saddr = ip->saddr;
+	old_daddr = ip->daddr;
+	ip->saddr = dest->saddr;
+	ip->daddr = dest->daddr;
+	ip->check = csum_replace4(ip->check, old_saddr, dest->saddr);
+	ip->check = csum_replace4(ip->check, old_daddr, dest->daddr);
+	/* TTL - 1, as ip_decrease_ttl(): the TTL is the high byte of its 16-bit word. */
+	ip->ttl -= 1;
+	c = ip->check + (__u32)bpf_htons(0x0100);
+	ip->check = (__u16)(c + (c >= 0xffff));
+	/* A UDP checksum of 0 (none, as VXLAN over IPv4 sends) stays 0; another covers the addresses. */
+	if (udp && udp->check) {
+		__u16 check = csum_replace4(udp->check, old_saddr, dest->saddr);
+
+		check = csum_replace4(check, old_daddr, dest->daddr);
+		udp->check = check ? check : 0xffff;
+	}
+	return send(ctx, eth, &fib, index, relayed);
+}
+
+/*
+ * The IPv6 counterpart of relay_v4: no header checksum, the hop limit
+ * decremented, and the UDP checksum (mandatory over IPv6, but 0 is allowed
+ * for tunnels, RFC 6935, and stays 0) patched for the new addresses.
+ */
+static __always_inline int relay_v6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
+				    struct udphdr *udp, __u32 index)
+{
+	struct bpf_fib_lookup fib = {};
+	struct vxr_dest *dest = bpf_map_lookup_elem(&vxr_dests, &index);
+	__u32 old_saddr[4], old_daddr[4];
+	int refusal;
+	long rc;
+
+	if (!dest || dest->family == 0)
+		return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
+	if (dest->family != 6)
+		return count(VXR_CTR_PASS_FAMILY, XDP_PASS);
+	if (ip6->hop_limit <= 1)
+		return count(VXR_CTR_PASS_TTL, XDP_PASS);
+	fib.family = AF_INET6;
+	fib.l4_protocol = IPPROTO_UDP;
+	fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	fib.ifindex = ctx->ingress_ifindex;
+	__builtin_memcpy(fib.ipv6_src, dest->saddr6, 16);
+	__builtin_memcpy(fib.ipv6_dst, dest->daddr6, 16);
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	refusal = fib_refusal(rc);
+	if (refusal >= 0)
+		return count(refusal, XDP_PASS);
+
+	__builtin_memcpy(old_saddr, &ip6->saddr, 16);
+	__builtin_memcpy(old_daddr, &ip6->daddr, 16);
+	__builtin_memcpy(&ip6->saddr, dest->saddr6, 16);
+	__builtin_memcpy(&ip6->daddr, dest->daddr6, 16);
+	ip6->hop_limit -= 1;
+	if (udp->check) {
+		__u16 check = udp->check;
+
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			check = csum_replace4(check, old_saddr[i], dest->saddr6[i]);
+			check = csum_replace4(check, old_daddr[i], dest->daddr6[i]);
+		}
+		udp->check = check ? check : 0xffff;
+	}
+	return send(ctx, eth, &fib, index, VXR_CTR_TX);
+}
+
+SEC("xdp")
+int vxdecap_relay(struct xdp_md *ctx)
+{
+	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
+	struct ethhdr *eth = c.pos;
+	__u32 zero = 0;
+	struct vxd_filter *f = bpf_map_lookup_elem(&vxd_filter, &zero);
+	struct vxd_frag_key key = {};
+	struct udphdr *udp;
+	struct iphdr *ip;
+	__u32 ihl;
+	int index;
+
+	if ((void *)(eth + 1) > c.end)
+		return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
+	if (is_vlan(eth->h_proto))
+		return count(VXR_CTR_PASS_VLAN, XDP_PASS);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > c.end)
+			return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
+		/* Extension headers (fragments among them) are rare on an underlay: the kernel's. */
+		if (ip6->nexthdr != IPPROTO_UDP)
+			return count(VXR_CTR_PASS_NOT_UDP, XDP_PASS);
+		udp = (void *)(ip6 + 1);
+		if ((void *)(udp + 1) > c.end)
+			return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
+		if (!port_configured(bpf_ntohs(udp->dest)))
+			return count(VXR_CTR_PASS_PORT, XDP_PASS);
+		if (!source_allowed_v6(f, ip6))
+			return count(VXR_CTR_DROP_SOURCE, XDP_DROP);
+		if (!vni_allowed(f, (__u8 *)(udp + 1), c.end))
+			return count(VXR_CTR_DROP_VNI, XDP_DROP);
+		c.pos = (__u8 *)(udp + 1) + VXLAN_LEN;
+		index = pick(inner_flow_hash(&c));
+		if (index < 0)
+			return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
+		return relay_v6(ctx, eth, ip6, udp, index);
+	}
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
+		return count(VXR_CTR_PASS_NOT_IP, XDP_PASS);
+	ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > c.end)
+		return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
+	ihl = ip->ihl * 4;
+	if (ip->version != 4 || ihl < sizeof(*ip))
+		return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
+	if (ip->protocol != IPPROTO_UDP)
+		return count(VXR_CTR_PASS_NOT_UDP, XDP_PASS);
+	key.saddr = ip->saddr;
+	key.daddr = ip->daddr;
+	key.id = ip->id;
+	if (ip->frag_off & bpf_htons(IPV4_OFFSET_MASK)) {
+		/* A later fragment: where its first fragment went, or to the kernel. */
+		__u32 *dest = bpf_map_lookup_elem(&vxr_frag_dest, &key);
+
+		if (!dest)
+			return count(VXR_CTR_PASS_FRAGMENT, XDP_PASS);
+		return relay_v4(ctx, eth, ip, 0, *dest, VXR_CTR_FRAGMENT);
+	}
+	udp = (void *)ip + ihl;
+	if ((void *)(udp + 1) > c.end)
+		return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
+	if (!port_configured(bpf_ntohs(udp->dest))) {
+		if (ip->frag_off & bpf_htons(IPV4_MF))
+			bpf_map_delete_elem(&vxr_frag_dest, &key);
+		return count(VXR_CTR_PASS_PORT, XDP_PASS);
+	}
+	if (!source_allowed_v4(f, ip->saddr))
+		return count(VXR_CTR_DROP_SOURCE, XDP_DROP);
+	if (!vni_allowed(f, (__u8 *)(udp + 1), c.end))
+		return count(VXR_CTR_DROP_VNI, XDP_DROP);
+	c.pos = (__u8 *)(udp + 1) + VXLAN_LEN;
+	index = pick(inner_flow_hash(&c));
+	if (index < 0)
+		return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
+	if (ip->frag_off & bpf_htons(IPV4_MF)) {
+		__u32 value = index;
+
+		bpf_map_update_elem(&vxr_frag_dest, &key, &value, BPF_ANY);
+	}
+	return relay_v4(ctx, eth, ip, udp, index, VXR_CTR_TX);
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
