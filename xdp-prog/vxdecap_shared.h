@@ -11,8 +11,29 @@
 
 /* Largest number of UDP destination ports steered to AF_XDP. */
 #define VXD_MAX_PORTS 8
-/* XSKMAP size: one slot per rx queue index. */
+/* XSKMAP size: one slot per (receive device, rx queue), over all devices. */
 #define VXD_MAX_QUEUES 256
+/* Receive devices of one capture (the named device and its VF or ports). */
+#define VXD_MAX_DEVICES 16
+
+/*
+ * vxd_devices[ingress ifindex]: where the device's sockets start in the
+ * XSKMAP. Its rx queue q has slot `slot_base + q` when q < queues. Filled by
+ * user space for every receive device; a frame from a device without an
+ * entry, or from a queue beyond `queues`, is counted in vxd_device_stats
+ * (no_socket) and passed.
+ */
+struct vxd_device {
+	__u32 slot_base;
+	__u32 queues;
+};
+
+/* vxd_device_stats[ingress ifindex] (per CPU): what the program did with
+ * the steered frames of each device. */
+struct vxd_device_stats {
+	__u64 redirected; /* handed to a socket of this device */
+	__u64 no_socket;  /* matched, but no socket bound for this (device, queue) */
+};
 
 /*
  * Every frame redirected to AF_XDP starts with this record, which the

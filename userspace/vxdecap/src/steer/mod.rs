@@ -8,7 +8,8 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, XskMap};
+pub use aya::programs::xdp::XdpLinkId;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use vxdecap_wire::{PortSet, RxMeta, MAX_PORTS};
@@ -31,11 +32,15 @@ pub(crate) mod shared {
     include!(concat!(env!("OUT_DIR"), "/shared_constants.rs"));
 }
 
-/// Mirrors `VXD_MAX_QUEUES` in xdp-prog/vxdecap_shared.h.
+/// Mirrors `VXD_MAX_QUEUES` in xdp-prog/vxdecap_shared.h: XSKMAP slots,
+/// over all receive devices.
 pub const MAX_QUEUES: u32 = 256;
+/// Mirrors `VXD_MAX_DEVICES`: receive devices of one capture.
+pub const MAX_DEVICES: usize = 16;
 
 // The Rust side must agree with the shared header; a change on one side only fails the build.
 const _: () = assert!(MAX_QUEUES as u64 == shared::VXD_MAX_QUEUES);
+const _: () = assert!(MAX_DEVICES as u64 == shared::VXD_MAX_DEVICES);
 const _: () = assert!(MAX_PORTS as u64 == shared::VXD_MAX_PORTS);
 const _: () = assert!(XdpCounter::ALL.len() == shared::VXD_COUNTER_NAMES.len());
 const _: () = assert!(RxMeta::LEN as u64 == shared::VXD_META_LEN);
@@ -50,6 +55,26 @@ const ALLOW_V6_MAP: &str = "vxd_allow_v6";
 const ALLOW_VNI_MAP: &str = "vxd_allow_vni";
 const XSK_MAP: &str = "vxd_xsks";
 const COUNTER_MAP: &str = "vxd_counters";
+const DEVICES_MAP: &str = "vxd_devices";
+const DEVICE_STATS_MAP: &str = "vxd_device_stats";
+
+/// What the program did with one receive device's steered frames
+/// (`struct vxd_device_stats`, summed over CPUs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceCounters {
+    /// Handed to a socket of the device.
+    pub redirected: u64,
+    /// Matched, but no socket bound for the (device, queue): passed to the kernel.
+    pub no_socket: u64,
+}
+
+impl DeviceCounters {
+    /// Adds `other` (a program instance before this one).
+    pub fn merge(&mut self, other: &Self) {
+        self.redirected += other.redirected;
+        self.no_socket += other.no_socket;
+    }
+}
 
 /// How to attach the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +162,11 @@ pub struct Steering {
     allow_v4: LpmTrie<MapData, [u8; 4], u8>,
     allow_v6: LpmTrie<MapData, [u8; 16], u8>,
     allow_vni: HashMap<MapData, u32, u8>,
+    /// `struct vxd_device` by ifindex, as one u64: `slot_base` in the low
+    /// half, `queues` in the high half (both u32, little-endian host).
+    devices: HashMap<MapData, u32, u64>,
+    /// `struct vxd_device_stats` by ifindex: `[redirected, no_socket]`.
+    device_stats: PerCpuHashMap<MapData, u32, [u64; 2]>,
     interface: String,
     mode: Option<AttachMode>,
 }
@@ -187,7 +217,9 @@ impl Steering {
         let allow_v4 = take_map(&mut ebpf, ALLOW_V4_MAP)?;
         let allow_v6 = take_map(&mut ebpf, ALLOW_V6_MAP)?;
         let allow_vni = take_map(&mut ebpf, ALLOW_VNI_MAP)?;
-        Ok(Self {
+        let devices = take_map(&mut ebpf, DEVICES_MAP)?;
+        let device_stats = take_map(&mut ebpf, DEVICE_STATS_MAP)?;
+        let mut steering = Self {
             ebpf,
             xsks,
             counters,
@@ -195,9 +227,92 @@ impl Steering {
             allow_v4,
             allow_v6,
             allow_vni,
+            devices,
+            device_stats,
             interface: interface.to_owned(),
             mode: None,
-        })
+        };
+        // The named device's queues take the first slots, as before device
+        // stacks; a capture over a stack sets its devices again.
+        if let Ok(index) = nix::net::if_::if_nametoindex(interface) {
+            steering.set_device(index, 0, MAX_QUEUES)?;
+        }
+        Ok(steering)
+    }
+
+    /// Steers the rx queues `0..queues` of device `ifindex` to XSKMAP slots
+    /// `slot_base..`: frames of that device reach the sockets registered there.
+    pub fn set_device(
+        &mut self,
+        ifindex: u32,
+        slot_base: u32,
+        queues: u32,
+    ) -> Result<(), SteerError> {
+        if slot_base.saturating_add(queues) > MAX_QUEUES {
+            return Err(SteerError::QueueRange(slot_base.saturating_add(queues)));
+        }
+        let value = u64::from(slot_base) | (u64::from(queues) << 32);
+        self.devices
+            .insert(ifindex, value, 0)
+            .map_err(|e| SteerError::Map {
+                map: DEVICES_MAP,
+                detail: error_chain(&e),
+            })
+    }
+
+    /// Stops steering device `ifindex` (gone, or not ours): its frames are
+    /// counted as `no_socket` and passed.
+    pub fn remove_device(&mut self, ifindex: u32) -> Result<(), SteerError> {
+        match self.devices.remove(&ifindex) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(SteerError::Map {
+                map: DEVICES_MAP,
+                detail: error_chain(&e),
+            }),
+        }
+    }
+
+    /// Every device with steered frames, by ifindex: redirected and no-socket
+    /// counts, summed over CPUs.
+    pub fn device_counters(&self) -> Vec<(u32, DeviceCounters)> {
+        let mut rows: Vec<(u32, DeviceCounters)> = self
+            .device_stats
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(ifindex, per_cpu)| {
+                let mut c = DeviceCounters::default();
+                for [redirected, no_socket] in per_cpu.iter() {
+                    c.redirected += redirected;
+                    c.no_socket += no_socket;
+                }
+                (ifindex, c)
+            })
+            .collect();
+        rows.sort_unstable_by_key(|(i, _)| *i);
+        rows
+    }
+
+    /// Attaches the program to one more device (a receive device of the
+    /// stack other than the named one); the link is returned for [`Steering::detach`].
+    pub fn attach_also(
+        &mut self,
+        interface: &str,
+        request: AttachRequest,
+    ) -> Result<(AttachMode, XdpLinkId), SteerError> {
+        let (mode, link) = self.attach_to(interface, request)?;
+        self.mode.get_or_insert(mode);
+        Ok((mode, link))
+    }
+
+    /// Detaches a link made by [`Steering::attach_also`] (a no-op for a device that is gone).
+    pub fn detach(&mut self, link: XdpLinkId) {
+        if let Some(program) = self
+            .ebpf
+            .program_mut(PROGRAM)
+            .and_then(|p| <&mut Xdp>::try_from(p).ok())
+        {
+            let _ = program.detach(link);
+        }
     }
 
     /// Points rx queue `queue` at the AF_XDP socket `fd`.
@@ -215,6 +330,17 @@ impl Steering {
     /// Attaches the program to the interface through a BPF link.
     pub fn attach(&mut self, request: AttachRequest) -> Result<AttachMode, SteerError> {
         let interface = self.interface.clone();
+        let (mode, _) = self.attach_to(&interface, request)?;
+        self.mode = Some(mode);
+        Ok(mode)
+    }
+
+    fn attach_to(
+        &mut self,
+        interface: &str,
+        request: AttachRequest,
+    ) -> Result<(AttachMode, XdpLinkId), SteerError> {
+        let interface = interface.to_owned();
         let program: &mut Xdp = self
             .ebpf
             .program_mut(PROGRAM)
@@ -232,10 +358,7 @@ impl Steering {
         let mut last = None;
         for (xdp_mode, mode) in attempts {
             match program.attach(&interface, *xdp_mode) {
-                Ok(_) => {
-                    self.mode = Some(*mode);
-                    return Ok(*mode);
-                }
+                Ok(link) => return Ok((*mode, link)),
                 Err(aya::programs::ProgramError::UnknownInterface { .. }) => {
                     return Err(SteerError::NoInterface(interface));
                 }
@@ -276,6 +399,26 @@ impl Steering {
     /// 0, nothing attached) and returns its XDP action; the decision
     /// counters count the run as for a received frame.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, SteerError> {
+        self.run_test(frame, None)
+    }
+
+    /// As [`Steering::test_run`], as if `frame` arrived on rx queue `queue`
+    /// of device `ifindex` (which must exist in this thread's network
+    /// namespace with that queue).
+    pub fn test_run_on(&self, frame: &[u8], ifindex: u32, queue: u32) -> Result<u32, SteerError> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex (the kernel wants data = meta = 0
+        // and data_end = the frame's length).
+        let len =
+            u32::try_from(frame.len()).map_err(|_| SteerError::Load("frame too long".into()))?;
+        let mut ctx = [0u8; 24];
+        for (i, value) in [0, len, 0, ifindex, queue, 0].into_iter().enumerate() {
+            ctx[i * 4..i * 4 + 4].copy_from_slice(&value.to_ne_bytes());
+        }
+        self.run_test(frame, Some(&ctx))
+    }
+
+    fn run_test(&self, frame: &[u8], ctx: Option<&[u8]>) -> Result<u32, SteerError> {
         use aya::programs::{TestRun as _, TestRunOptions};
         let program: &Xdp = self
             .ebpf
@@ -287,6 +430,7 @@ impl Steering {
         let options = TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
+            ctx_in: ctx,
             ..Default::default()
         };
         let result = program
