@@ -11,17 +11,19 @@ use std::time::{Duration, Instant};
 use crate::datapath::idle::RxPolicy;
 use crate::datapath::stage::SharedAllowlist;
 use crate::error::error_chain;
-use crate::report::metrics::Metrics;
+use crate::report::metrics::{DeviceRow, Metrics};
 use crate::report::stats_line::stats_line;
 use crate::report::CONSOLE;
 use crate::runtime::config::CaptureConfig;
 use crate::runtime::device::{interface_mac, interface_up};
 use crate::runtime::hotplug::{LinkEvent, LinkWatcher};
+use crate::runtime::live::{attach_stack, StackDevice};
 use crate::runtime::preflight::effective_allowlist;
 use crate::runtime::receive_work::{NapiDeferral, ReceiveWork};
+use crate::runtime::stack::{is_vf_of, master, StackRole};
 use crate::runtime::worker::{Control, SocketReady};
 use crate::steer::allow::Allowlist;
-use crate::steer::{Steering, XdpCounters};
+use crate::steer::{DeviceCounters, Steering, XdpCounters};
 
 /// The main thread while capturing: stop conditions, stats lines, metrics,
 /// SIGHUP, and the interface going away and coming back.
@@ -52,8 +54,21 @@ pub(crate) struct Supervisor<'a> {
     /// Where the kernel's receive work ran at the last look, and when that was.
     pub(crate) receive_work: ReceiveWork,
     pub(crate) last_receive_check: Option<Instant>,
-    /// The rx queues whose sockets are registered with the program now.
-    pub(crate) bound_queues: BTreeSet<u32>,
+    /// The workers whose sockets are registered with the program now.
+    pub(crate) bound_queues: BTreeSet<usize>,
+    /// Each worker's (receive device in `stack`, XSKMAP slot).
+    pub(crate) workers: Vec<(usize, u32)>,
+    /// The receive devices.
+    pub(crate) stack: Vec<StackDevice>,
+    /// Each receive device's counters under the ifindexes it had before.
+    pub(crate) device_before: Vec<DeviceCounters>,
+    /// Receive devices whose sockets are to be opened again (a queue that
+    /// did not exist yet), and when.
+    pub(crate) retry: Vec<(usize, Instant)>,
+    /// Transitions of the receive devices, for the summary.
+    pub(crate) device_events: Vec<String>,
+    /// When the capture started (device events are timed from it).
+    pub(crate) started: Instant,
 }
 
 impl<'a> Supervisor<'a> {
@@ -85,6 +100,248 @@ impl<'a> Supervisor<'a> {
             receive_work: ReceiveWork::default(),
             last_receive_check: None,
             bound_queues: BTreeSet::new(),
+            workers: Vec::new(),
+            stack: Vec::new(),
+            device_before: Vec::new(),
+            retry: Vec::new(),
+            device_events: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Each receive device: up or not, and the program's verdicts on its
+    /// frames over every ifindex it had.
+    pub(crate) fn device_rows(&self) -> Vec<DeviceRow> {
+        let now = self
+            .steering
+            .as_ref()
+            .map(Steering::device_counters)
+            .unwrap_or_default();
+        self.stack
+            .iter()
+            .enumerate()
+            .map(|(d, dev)| {
+                let mut c = self.device_before.get(d).copied().unwrap_or_default();
+                if dev.present {
+                    if let Some((_, current)) = now.iter().find(|(i, _)| *i == dev.device.ifindex) {
+                        c.merge(current);
+                    }
+                }
+                DeviceRow {
+                    device: dev.device.name.clone(),
+                    role: dev.device.role.as_str().to_owned(),
+                    // Up: there, with every one of its sockets bound.
+                    up: dev.present
+                        && self.steering.is_some()
+                        && self
+                            .workers
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (wd, _))| *wd == d)
+                            .all(|(w, _)| self.bound_queues.contains(&w)),
+                    redirected: c.redirected,
+                    no_socket: c.no_socket,
+                }
+            })
+            .collect()
+    }
+
+    /// A transition of a receive device: in the log, the console and the summary.
+    fn device_event(&mut self, text: String) {
+        tracing::info!(target: CONSOLE, "{text}");
+        tracing::info!(event = %text, "receive device transition");
+        let at = self.started.elapsed().as_secs_f64();
+        self.device_events.push(format!("+{at:.3}s {text}"));
+    }
+
+    /// The VF (or a port) went away: the program stops steering to it, its
+    /// sockets close (which empties their XSKMAP slots), and the capture
+    /// goes on through the other devices.
+    fn device_gone(&mut self, d: usize, why: &str) {
+        let (name, ifindex, role) = {
+            let dev = &self.stack[d];
+            (dev.device.name.clone(), dev.device.ifindex, dev.device.role)
+        };
+        if self.device_before.len() < self.stack.len() {
+            self.device_before
+                .resize(self.stack.len(), DeviceCounters::default());
+        }
+        if let Some(steering) = self.steering.as_mut() {
+            if let Some((_, c)) = steering
+                .device_counters()
+                .into_iter()
+                .find(|(i, _)| *i == ifindex)
+            {
+                self.device_before[d].merge(&c);
+            }
+            if let Err(e) = steering.remove_device(ifindex) {
+                tracing::warn!(device = %name, error = %e, "cannot stop steering to the device");
+            }
+            if let Some(link) = self.stack[d].link.take() {
+                steering.detach(link);
+            }
+            for &(device, slot) in &self.workers {
+                if device == d {
+                    let _ = steering.unregister_socket(slot);
+                }
+            }
+        }
+        self.stack[d].present = false;
+        self.retry.retain(|(r, _)| *r != d);
+        self.control.devices[d].set_present(false);
+        let workers = &self.workers;
+        self.bound_queues.retain(|&w| workers[w].0 != d);
+        let others: Vec<String> = self
+            .stack
+            .iter()
+            .filter(|s| s.present)
+            .map(|s| s.device.name.clone())
+            .collect();
+        self.device_event(format!(
+            "{name} ({role}, ifindex {ifindex}) {why}: its sockets are closed; capturing through {}",
+            if others.is_empty() { "nothing until it comes back".to_owned() } else { others.join(", ") }
+        ));
+    }
+
+    /// The VF (or a port) came back, maybe renamed, with a new ifindex:
+    /// steer to it, attach where the policy says, and open its sockets again.
+    fn device_back(&mut self, d: usize, name: &str, ifindex: u32) {
+        let config = self.config;
+        let Some(steering) = self.steering.as_mut() else {
+            return;
+        };
+        let (base, capacity) = (self.stack[d].base, self.stack[d].capacity);
+        if let Err(e) = steering.set_device(ifindex, base, capacity) {
+            tracing::info!(target: CONSOLE, "{name} is back but cannot be steered to yet: {e}");
+            return;
+        }
+        let dev = &mut self.stack[d];
+        if dev.device.attach == crate::runtime::stack::Attach::Here {
+            let request = dev.device.attach_request(config.mode.attach());
+            match steering.attach_also(name, request) {
+                Ok((_, link)) => dev.link = Some(link),
+                Err(e) => {
+                    let _ = steering.remove_device(ifindex);
+                    tracing::info!(target: CONSOLE, "{name} is back but cannot be captured yet: {e}");
+                    return;
+                }
+            }
+        }
+        let old = std::mem::replace(&mut dev.device.name, name.to_owned());
+        dev.device.ifindex = ifindex;
+        dev.present = true;
+        let role = dev.device.role;
+        if let Ok(mut n) = self.control.devices[d].name.lock() {
+            name.clone_into(&mut n);
+        }
+        self.control.devices[d].set_present(true);
+        let renamed = if old == name {
+            String::new()
+        } else {
+            format!(", was {old}")
+        };
+        self.device_event(format!(
+            "{name} ({role}, ifindex {ifindex}{renamed}) came back: binding its sockets again"
+        ));
+    }
+
+    /// Link events for the receive devices of a stack other than the named
+    /// one: the VF leaving (RTM_DELLINK, or its master cleared) and coming
+    /// back (a new device with the named device as master and its MAC).
+    fn on_stack_event(&mut self, event: &LinkEvent) {
+        if self.stack.len() < 2 || self.steering.is_none() {
+            return;
+        }
+        let named = self.current_name();
+        match event {
+            LinkEvent::Gone { index, .. } => {
+                if let Some(d) = self.stack_device(*index) {
+                    self.device_gone(d, "went away");
+                }
+            }
+            LinkEvent::New { index, name, .. } => {
+                if let Some(d) = self.stack_device(*index) {
+                    if master(name).as_deref() != Some(named.as_str()) {
+                        self.device_gone(d, "left its master");
+                    }
+                    return;
+                }
+                self.adopt(&named, name, *index);
+            }
+        }
+    }
+
+    /// The present device (not the named one) with this ifindex.
+    fn stack_device(&self, ifindex: u32) -> Option<usize> {
+        self.stack.iter().position(|s| {
+            s.present && s.device.ifindex == ifindex && s.device.role != StackRole::Named
+        })
+    }
+
+    /// Takes `name` as the absent device of its role, if it is one for `named`.
+    fn adopt(&mut self, named: &str, name: &str, ifindex: u32) {
+        let role = if is_vf_of(named, name) {
+            StackRole::Vf
+        } else if master(name).as_deref() == Some(named) {
+            StackRole::Port
+        } else {
+            return;
+        };
+        if let Some(d) = self
+            .stack
+            .iter()
+            .position(|s| !s.present && s.device.role == role)
+        {
+            self.device_back(d, name, ifindex);
+        }
+    }
+
+    /// The safety net for missed link events, and the retries: twice a
+    /// second, each device of the stack by name and the named device's lowers.
+    fn poll_stack(&mut self) {
+        if self.stack.len() < 2 || self.steering.is_none() {
+            return;
+        }
+        let named = self.current_name();
+        for d in 0..self.stack.len() {
+            let dev = &self.stack[d];
+            if dev.present && dev.device.role != StackRole::Named {
+                let now = nix::net::if_::if_nametoindex(dev.device.name.as_str()).unwrap_or(0);
+                if now != dev.device.ifindex {
+                    self.device_gone(d, "went away");
+                } else if master(&dev.device.name).as_deref() != Some(named.as_str()) {
+                    self.device_gone(d, "left its master");
+                }
+            }
+        }
+        if self.stack.iter().any(|s| !s.present) {
+            for lower in crate::runtime::stack::lowers(&named) {
+                let Ok(index) = nix::net::if_::if_nametoindex(lower.as_str()) else {
+                    continue;
+                };
+                if !self
+                    .stack
+                    .iter()
+                    .any(|s| s.present && s.device.ifindex == index)
+                {
+                    self.adopt(&named, &lower, index);
+                }
+            }
+        }
+        let now = Instant::now();
+        let due: Vec<usize> = self
+            .retry
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(d, _)| *d)
+            .collect();
+        self.retry.retain(|(_, at)| *at > now);
+        for d in due {
+            if self.stack[d].present {
+                // A new epoch: the device's workers close and reopen their sockets.
+                self.control.devices[d].set_present(false);
+                self.control.devices[d].set_present(true);
+            }
         }
     }
 
@@ -137,6 +394,9 @@ impl<'a> Supervisor<'a> {
             if now >= next_xdp {
                 next_xdp = now + Duration::from_millis(250);
                 metrics.set_xdp(self.xdp_totals());
+                if self.stack.len() > 1 {
+                    metrics.set_devices(self.device_rows());
+                }
             }
             if let (Some(at), Some(interval)) = (next_stats, config.stats_interval) {
                 if now >= at {
@@ -246,6 +506,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn on_link_event(&mut self, event: LinkEvent) {
+        self.on_stack_event(&event);
         let name = self.current_name();
         match event {
             LinkEvent::Gone { index, name: gone } => {
@@ -282,6 +543,7 @@ impl<'a> Supervisor<'a> {
             return;
         }
         self.last_poll = Instant::now();
+        self.poll_stack();
         let name = self.current_name();
         let index = nix::net::if_::if_nametoindex(name.as_str()).unwrap_or(0);
         match (&self.steering, index) {
@@ -302,8 +564,10 @@ impl<'a> Supervisor<'a> {
         }
         // Its settings went with the device; a new one is set when a socket busy-polls again.
         self.deferral = None;
-        // Odd epoch: workers close their sockets and wait.
-        self.control.epoch.fetch_add(1, Ordering::AcqRel);
+        // Odd epochs: workers close their sockets and wait.
+        for device in &self.control.devices {
+            device.set_present(false);
+        }
         self.bound_queues.clear();
         tracing::info!(target: CONSOLE,"{name} went away; waiting for it to come back (outputs stay open)");
         tracing::warn!(interface = name, "interface gone");
@@ -314,10 +578,20 @@ impl<'a> Supervisor<'a> {
         if let Err(e) = crate::runtime::privs::raise() {
             tracing::warn!(error = %error_chain(&e), "cannot raise capabilities");
         }
+        let stack = &mut self.stack;
+        for d in stack.iter_mut() {
+            if d.device.role == StackRole::Named {
+                d.device.ifindex = index;
+                name.clone_into(&mut d.device.name);
+            } else {
+                d.device.ifindex =
+                    nix::net::if_::if_nametoindex(d.device.name.as_str()).unwrap_or(0);
+            }
+        }
         let attach = Steering::load_with(name, &config.ports, config.reassembly.is_some())
             .and_then(|mut s| {
                 s.set_allowlist(&self.allow)?;
-                let mode = s.attach(config.mode.attach())?;
+                let mode = attach_stack(&mut s, config, stack)?;
                 Ok((s, mode))
             });
         match attach {
@@ -330,8 +604,19 @@ impl<'a> Supervisor<'a> {
                 self.restarts += 1;
                 self.metrics_restarts
                     .store(self.restarts, Ordering::Relaxed);
-                // Even epoch: workers open new sockets and report them.
-                self.control.epoch.fetch_add(1, Ordering::AcqRel);
+                // Even epochs: workers open new sockets and report them.
+                for (d, device) in self.control.devices.iter().enumerate() {
+                    if self
+                        .stack
+                        .get(d)
+                        .is_none_or(|s| s.device.role == StackRole::Named)
+                    {
+                        if let Ok(mut n) = device.name.lock() {
+                            name.clone_into(&mut n);
+                        }
+                    }
+                    device.set_present(true);
+                }
                 tracing::info!(
                     target: CONSOLE,
                     "{name} is back (ifindex {index}), XDP {mode} mode; reopening the sockets"
@@ -346,10 +631,21 @@ impl<'a> Supervisor<'a> {
 
     /// Why the capture cannot take traffic now, if it cannot (for `/healthz`).
     fn unhealthy(&self) -> Option<String> {
+        // A VF away for servicing leaves the capture healthy: the named
+        // device takes its traffic.
+        let expected = self
+            .workers
+            .iter()
+            .filter(|(d, _)| self.stack.get(*d).is_none_or(|s| s.present))
+            .count();
         let (attached, bound, queues) = (
             self.steering.is_some(),
             self.bound_queues.len(),
-            self.worker_cpus.len(),
+            if self.workers.is_empty() {
+                self.worker_cpus.len()
+            } else {
+                expected
+            },
         );
         // Every 20 ms: the name is looked up only when there is something to say.
         if attached && bound >= queues {
@@ -361,31 +657,47 @@ impl<'a> Supervisor<'a> {
     /// Registers the sockets workers reopened for the current epoch.
     fn register_reopened_sockets(&mut self) {
         while let Ok(ready) = self.setup.try_recv() {
-            let epoch = self.control.epoch.load(Ordering::Acquire);
+            let (device, slot) = self
+                .workers
+                .get(ready.worker)
+                .copied()
+                .unwrap_or((0, ready.queue));
+            let epoch = self.control.devices[device].epoch.load(Ordering::Acquire);
             let (Some(steering), true) = (self.steering.as_mut(), ready.epoch == epoch) else {
                 continue; // a socket of an epoch that is over
             };
+            let label = match self.stack.get(device) {
+                Some(s) if self.stack.len() > 1 => {
+                    format!("{} queue {}", s.device.name, ready.queue)
+                }
+                _ => format!("queue {}", ready.queue),
+            };
             match ready.result {
-                Ok(bound) => match steering.register_socket(ready.queue, bound.fd) {
+                Ok(bound) => match steering.register_socket(slot, bound.fd) {
                     Ok(()) => {
-                        self.bound_queues.insert(ready.queue);
+                        self.bound_queues.insert(ready.worker);
                         tracing::info!(
                             target: CONSOLE,
-                            "queue {} capturing again ({}, receive policy {})",
-                            ready.queue, bound.mode, bound.policy
+                            "{label} capturing again ({}, receive policy {})",
+                            bound.mode, bound.policy
                         );
                         if bound.policy == RxPolicy::BusyPoll && self.deferral.is_none() {
                             self.deferral = defer_interrupts(&self.current_name());
                         }
                     }
-                    Err(e) => tracing::info!(target: CONSOLE,"queue {}: {e}", ready.queue),
+                    Err(e) => tracing::info!(target: CONSOLE, "{label}: {e}"),
                 },
-                Err(e) => tracing::info!(
-                    target: CONSOLE,
-                    "queue {} not reopened: {}",
-                    ready.queue,
-                    error_chain(&e)
-                ),
+                Err(e) => {
+                    tracing::info!(
+                        target: CONSOLE,
+                        "{label} not reopened: {}; trying again",
+                        error_chain(&e)
+                    );
+                    if self.stack.len() > 1 && !self.retry.iter().any(|(d, _)| *d == device) {
+                        self.retry
+                            .push((device, Instant::now() + Duration::from_millis(200)));
+                    }
+                }
             }
         }
     }

@@ -24,19 +24,47 @@ pub(crate) struct Control {
     pub(crate) stop: Arc<AtomicBool>,
     /// The XSKMAP was cleared at shutdown: the rings can only shrink now.
     pub(crate) unregistered: AtomicBool,
-    /// Even: the interface is up and workers keep a socket on it; odd: it
-    /// went away and workers close theirs. Each change is a new epoch.
-    pub(crate) epoch: AtomicU64,
-    /// The interface's current name (a VF may come back renamed). Read by
-    /// workers only when they (re)open a socket.
+    /// The named interface's current name.
     pub(crate) interface: Mutex<String>,
+    /// Each receive device's name and epoch (one entry for a capture on
+    /// one device; the named device, its VF or its ports for a stack).
+    pub(crate) devices: Vec<DeviceControl>,
     /// Per worker: the kernel's receive work can run on its core (see
     /// [`ReceiveWork`](crate::runtime::receive_work::ReceiveWork)); checked by the main thread once a second.
     pub(crate) shared_core: Vec<AtomicBool>,
 }
 
+/// One receive device, as its workers follow it.
+pub(crate) struct DeviceControl {
+    /// Its current name (a VF may come back renamed). Read by workers only
+    /// when they (re)open a socket.
+    pub(crate) name: Mutex<String>,
+    /// Even: the device is there and its workers keep a socket on it; odd:
+    /// it went away and they close theirs. Each change is a new epoch.
+    pub(crate) epoch: AtomicU64,
+}
+
+impl DeviceControl {
+    pub(crate) fn new(name: &str) -> Self {
+        Self {
+            name: Mutex::new(name.to_owned()),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// Gone (odd epoch: sockets close) or back (even: they reopen), once.
+    pub(crate) fn set_present(&self, present: bool) {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        if (epoch % 2 == 0) != present {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// A worker's report that its socket for `epoch` is open (or not).
 pub(crate) struct SocketReady {
+    /// The worker's index.
+    pub(crate) worker: usize,
     pub(crate) queue: u32,
     pub(crate) epoch: u64,
     pub(crate) result: Result<BoundSocket, XskError>,
@@ -55,6 +83,8 @@ pub(crate) struct BoundSocket {
 pub(crate) struct RxQueueWorker {
     /// Position among the workers (batches carry it back to this worker).
     pub(crate) index: u16,
+    /// Its receive device, in [`Control::devices`].
+    pub(crate) device: usize,
     pub(crate) queue: u32,
     pub(crate) cpu: Option<usize>,
     pub(crate) socket_config: SocketConfig,
@@ -103,7 +133,17 @@ impl RxQueueWorker {
             .history
             .policy
             .unwrap_or((RxPolicy::Sleep, String::new()));
+        let device = if self.control.devices.len() > 1 {
+            self.control.devices[self.device]
+                .name
+                .lock()
+                .map(|n| n.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         Some(QueueReport {
+            device,
             queue: self.queue,
             cpu: self.cpu,
             bind_mode,
@@ -133,7 +173,9 @@ impl RxQueueWorker {
         let mut tokens: Vec<RxFrame> = Vec::with_capacity(self.batch);
         let mut first = true;
         loop {
-            let epoch = self.control.epoch.load(Ordering::Acquire);
+            let epoch = self.control.devices[self.device]
+                .epoch
+                .load(Ordering::Acquire);
             if !first {
                 // After `-Z`, opening a socket needs the kept capabilities.
                 let _ = crate::runtime::privs::raise();
@@ -155,9 +197,8 @@ impl RxQueueWorker {
     /// Opens the queue's socket on the interface as it is named now, chooses
     /// its receive policy, and tells the main thread (which registers it).
     fn open(&mut self, epoch: u64, setup: &mpsc::Sender<SocketReady>) -> Option<RxSocket> {
-        let interface = self
-            .control
-            .interface
+        let interface = self.control.devices[self.device]
+            .name
             .lock()
             .map(|n| n.clone())
             .unwrap_or_default();
@@ -166,6 +207,7 @@ impl RxQueueWorker {
                 Ok(socket) => socket,
                 Err(e) => {
                     let _ = setup.send(SocketReady {
+                        worker: usize::from(self.index),
                         queue: self.queue,
                         epoch,
                         result: Err(e),
@@ -176,6 +218,7 @@ impl RxQueueWorker {
         let (policy, reason) = self.choose_policy(&mut socket);
         self.history.bind_mode = Some(socket.bind_mode());
         let _ = setup.send(SocketReady {
+            worker: usize::from(self.index),
             queue: self.queue,
             epoch,
             result: Ok(BoundSocket {
@@ -206,13 +249,17 @@ impl RxQueueWorker {
     }
 
     /// Waits until the interface is back (a new even epoch); false when the
-    /// capture stops first.
-    fn wait_for_new_epoch(&self, old: u64) -> bool {
+    /// capture stops first. Meanwhile the old socket's UMEM is let go of as
+    /// the analyzers give its frames back, so the socket closes.
+    fn wait_for_new_epoch(&mut self, old: u64) -> bool {
         loop {
+            self.work.stage_mut().release_umem();
             if self.control.stop.load(Ordering::Relaxed) {
                 return false;
             }
-            let now = self.control.epoch.load(Ordering::Acquire);
+            let now = self.control.devices[self.device]
+                .epoch
+                .load(Ordering::Acquire);
             if now != old && now % 2 == 0 {
                 return true;
             }
@@ -232,7 +279,7 @@ impl RxQueueWorker {
                 .history
                 .idle
                 .unwrap_or_else(|| IdlePolicy::of(RxPolicy::Sleep, Duration::ZERO)),
-            epoch: (epoch, &control.epoch),
+            epoch: (epoch, &control.devices[self.device].epoch),
             shared_core: &control.shared_core[usize::from(self.index)],
             xsk_before: self.history.xsk,
         };

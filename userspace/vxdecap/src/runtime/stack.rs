@@ -1,0 +1,206 @@
+//! The device stack under the named interface: where the mirrored traffic
+//! really arrives, and how to attach and bind on each device.
+//!
+//! On Azure with Accelerated Networking the named device is netvsc (the
+//! synthetic path) and the traffic arrives on its VF (mlx5 or MANA), a
+//! lower device with netvsc as master and netvsc's MAC (docs/azure.md §1,
+//! §5). An AF_XDP socket takes frames only from the device and queue it is
+//! bound to, so the capture binds sockets on every rx queue of every
+//! receive device, and the XDP program picks the socket by (ingress
+//! ifindex, rx queue).
+
+use std::fmt;
+
+use vxdecap_xsk::BindRequest;
+
+use crate::doctor::facts::{driver, is_netvsc, Host};
+use crate::runtime::config::CaptureConfig;
+use crate::runtime::device::{interface_mac, rx_queue_count};
+use crate::steer::AttachRequest;
+
+/// What a receive device is in the stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StackRole {
+    /// The named device, receiving itself (netvsc's synthetic path, or a device on its own).
+    Named,
+    /// A lower device with the named device's MAC: an SR-IOV VF (Azure), or
+    /// its model in the lab. Removed and re-added by host servicing.
+    Vf,
+    /// Another lower device that receives for the named one (a bridge port).
+    Port,
+}
+
+impl StackRole {
+    /// The label in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Named => "synthetic",
+            Self::Vf => "vf",
+            Self::Port => "port",
+        }
+    }
+}
+
+impl fmt::Display for StackRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the program reaches a receive device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// Attached to this device by vxdecap.
+    Here,
+    /// Propagated by the named device's driver: netvsc gives its program to
+    /// the VF (`netvsc_vf_setxdp`), and refuses one attached to the VF
+    /// directly (-EEXIST, docs/azure.md §1.3).
+    ByMaster,
+}
+
+/// One device the capture receives on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceiveDevice {
+    /// Name now (a VF may come back under another).
+    pub name: String,
+    /// ifindex now (a new one after servicing).
+    pub ifindex: u32,
+    /// Its role.
+    pub role: StackRole,
+    /// Driver, as sysfs or ethtool names it.
+    pub driver: Option<String>,
+    /// Rx queues.
+    pub queues: u32,
+    /// Who attaches the program.
+    pub attach: Attach,
+}
+
+impl ReceiveDevice {
+    /// How its sockets bind: copy on drivers without zero-copy AF_XDP
+    /// (netvsc, MANA: docs/azure.md §1.1, §3), else what the capture asks
+    /// (zero-copy with copy fallback on mlx5).
+    pub fn bind(&self, asked: BindRequest) -> BindRequest {
+        if is_netvsc(self.driver.as_deref()) || self.driver.as_deref() == Some("mana") {
+            BindRequest::Copy
+        } else {
+            asked
+        }
+    }
+
+    /// How the program is attached to it (when vxdecap attaches it): a bridge
+    /// has no native XDP, so generic mode; else what the capture asks.
+    pub fn attach_request(&self, asked: AttachRequest) -> AttachRequest {
+        if self.driver.as_deref() == Some("bridge") {
+            AttachRequest::Skb
+        } else {
+            asked
+        }
+    }
+}
+
+/// A device as sysfs shows it.
+fn read_device(host: &Host, name: &str, role: StackRole, attach: Attach) -> Option<ReceiveDevice> {
+    let ifindex = nix::net::if_::if_nametoindex(name).ok()?;
+    Some(ReceiveDevice {
+        name: name.to_owned(),
+        ifindex,
+        role,
+        driver: driver(host, name),
+        queues: rx_queue_count(name).unwrap_or(1),
+        attach,
+    })
+}
+
+/// The lower devices of `name` (`/sys/class/net/NAME/lower_*`), by name.
+pub fn lowers(name: &str) -> Vec<String> {
+    let mut lowers: Vec<String> = std::fs::read_dir(format!("/sys/class/net/{name}"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            file.strip_prefix("lower_").map(str::to_owned)
+        })
+        .collect();
+    lowers.sort();
+    lowers
+}
+
+/// The master of `name`, if it has one.
+pub fn master(name: &str) -> Option<String> {
+    let target = std::fs::read_link(format!("/sys/class/net/{name}/master")).ok()?;
+    Some(target.file_name()?.to_string_lossy().into_owned())
+}
+
+/// The receive devices of a capture on `named`, the named device's own
+/// entry first when it receives itself:
+/// - netvsc: itself (synthetic path, attached here) and its VF (the
+///   program propagated by netvsc);
+/// - a bridge (the lab's model of the stack): its ports, each attached
+///   here; the one with the bridge's MAC is the VF (a program on the bridge
+///   itself would make the kernel refuse one on a port that comes back:
+///   "Cannot attach when an upper device already has a program");
+/// - anything else: itself.
+///
+/// With `generic` (`--mode skb`) netvsc receives alone: generic XDP is not
+/// propagated to the VF, whose frames reach netvsc's generic hook as
+/// netvsc's own (docs/azure.md §6.3, mode B).
+pub fn discover(named: &str, generic: bool) -> Vec<ReceiveDevice> {
+    let host = Host::live();
+    let driver = driver(&host, named);
+    let mac = interface_mac(named);
+    let role_of = |lower: &str| {
+        if mac.is_some() && interface_mac(lower) == mac {
+            StackRole::Vf
+        } else {
+            StackRole::Port
+        }
+    };
+    if is_netvsc(driver.as_deref()) {
+        let mut devices: Vec<ReceiveDevice> =
+            read_device(&host, named, StackRole::Named, Attach::Here)
+                .into_iter()
+                .collect();
+        devices.extend(
+            lowers(named)
+                .iter()
+                .filter(|_| !generic)
+                .filter(|l| role_of(l) == StackRole::Vf)
+                .filter_map(|l| read_device(&host, l, StackRole::Vf, Attach::ByMaster)),
+        );
+        devices
+    } else if driver.as_deref() == Some("bridge") && !lowers(named).is_empty() {
+        lowers(named)
+            .iter()
+            .filter_map(|l| read_device(&host, l, role_of(l), Attach::Here))
+            .collect()
+    } else {
+        read_device(&host, named, StackRole::Named, Attach::Here)
+            .into_iter()
+            .collect()
+    }
+}
+
+/// Whether a device that appeared (RTM_NEWLINK) is a VF coming back for a
+/// capture on `named`: its master is the named device and its MAC is the
+/// named device's.
+pub fn is_vf_of(named: &str, candidate: &str) -> bool {
+    master(candidate).as_deref() == Some(named)
+        && interface_mac(candidate).is_some()
+        && interface_mac(candidate) == interface_mac(named)
+}
+
+/// The warning when `-i` names a VF directly: servicing removes it.
+pub fn vf_named_warning(config: &CaptureConfig) -> Option<String> {
+    let master = master(&config.interface)?;
+    let host = Host::live();
+    let netvsc = is_netvsc(driver(&host, &master).as_deref());
+    let same_mac = interface_mac(&master) == interface_mac(&config.interface);
+    (netvsc || same_mac).then(|| {
+        format!(
+            "{} is a lower device of {master}{}: host servicing removes it, and the capture would stop until it came back; capture on its master instead: -i {master}",
+            config.interface,
+            if netvsc { " (an Accelerated Networking VF)" } else { "" }
+        )
+    })
+}
