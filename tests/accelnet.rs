@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::*;
-use vxdecap::lab::netns::{unique_name, veth_pair, NetNs};
+use vxdecap::lab::netns::{unique_name, veth_pair, veth_pair_with_queues, NetNs};
 
 const N_MAC: &str = "02:a5:00:00:00:01";
 const COLLECTOR: &str = "10.77.0.1";
@@ -99,10 +99,10 @@ fn ifindex(ns: &NetNs, dev: &str) -> u32 {
         .unwrap_or_else(|_| panic!("no ifindex for {dev}"))
 }
 
-/// Adds a VF veth pair: `vf` in the collector, enslaved to `named` with its
-/// MAC; `peer` in the sender, routed to the collector with metric 10.
-fn add_vf(collector: &NetNs, sender: &NetNs, named: &str, vf: &str, peer: &str) {
-    veth_pair(collector, vf, sender, peer).expect("VF veth pair");
+/// Adds a VF veth pair with `queues` rx queues: `vf` in the collector,
+/// enslaved to `named` with its MAC; `peer` in the sender, up.
+fn add_vf(collector: &NetNs, sender: &NetNs, named: &str, (vf, peer): (&str, &str), queues: u32) {
+    veth_pair_with_queues(collector, vf, sender, peer, queues).expect("VF veth pair");
     collector
         .ip(&["link", "set", vf, "address", N_MAC])
         .expect("VF MAC");
@@ -155,15 +155,13 @@ for i in range(count):
 print(sent)
 "#;
 
-#[test]
-fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss() {
-    if !privileged("the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss") {
-        return;
-    }
-    let collector = NetNs::create(&unique_name("anc")).expect("collector netns");
-    let sender = NetNs::create(&unique_name("ans")).expect("sender netns");
-    let tmp = TempDir::new("accelnet");
-    let (named, synthetic, vf, vf2) = ("an0", "ansyn", "anvf", "anvf2");
+/// The lab stack: the bridge `an0` (the named device, netvsc's stand-in)
+/// with the synthetic port `ansyn` and the VF `anvf` (`vf_queues` rx
+/// queues, the bridge's MAC) in `collector`; in `sender`, routes to the
+/// collector over the VF (metric 10) and the synthetic path (metric 20),
+/// and a kernel VXLAN device `anvx` whose inner peer is 192.168.77.2.
+fn build_stack(collector: &NetNs, sender: &NetNs, vf_queues: u32) {
+    let named = "an0";
     collector
         .ip(&["link", "add", named, "type", "bridge"])
         .expect("bridge");
@@ -173,18 +171,18 @@ fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss(
     collector
         .configure(named, &format!("{COLLECTOR}/24"))
         .expect("bridge address");
-    veth_pair(&collector, synthetic, &sender, "spsyn").expect("synthetic veth pair");
+    veth_pair(collector, "ansyn", sender, "spsyn").expect("synthetic veth pair");
     collector
-        .ip(&["link", "set", synthetic, "master", named])
+        .ip(&["link", "set", "ansyn", "master", named])
         .expect("enslave synthetic");
-    collector.ip(&["link", "set", synthetic, "up"]).expect("up");
+    collector.ip(&["link", "set", "ansyn", "up"]).expect("up");
     sender.ip(&["link", "set", "spsyn", "up"]).expect("up");
-    add_vf(&collector, &sender, named, vf, "spvf");
+    add_vf(collector, sender, named, ("anvf", "spvf"), vf_queues);
     sender
         .configure("lo", &format!("{SENDER}/32"))
         .expect("sender address");
-    route_over(&sender, "spsyn", "20");
-    route_over(&sender, "spvf", "10");
+    route_over(sender, "spsyn", "20");
+    route_over(sender, "spvf", "10");
     sender
         .ip(&[
             "link", "add", "anvx", "type", "vxlan", "id", "77", "remote", COLLECTOR, "local",
@@ -208,6 +206,39 @@ fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss(
             "anvx",
         ])
         .expect("inner neighbour");
+}
+
+/// `/healthz` inside the collector: the HTTP status code.
+fn healthz(ns: &NetNs) -> String {
+    let out = ns
+        .run(
+            "/usr/bin/curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "2",
+                &format!("http://{METRICS}/healthz"),
+            ],
+        )
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss() {
+    if !privileged("the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss") {
+        return;
+    }
+    let collector = NetNs::create(&unique_name("anc")).expect("collector netns");
+    let sender = NetNs::create(&unique_name("ans")).expect("sender netns");
+    let tmp = TempDir::new("accelnet");
+    let (named, synthetic, vf, vf2) = ("an0", "ansyn", "anvf", "anvf2");
+    // The VF has 2 rx queues at start and comes back with 1.
+    build_stack(&collector, &sender, 2);
 
     let pcap = tmp.path("out.pcap");
     let capture = RunningCapture::start(
@@ -223,7 +254,8 @@ fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss(
     );
     wait_device_up(&collector, vf, "vf", 1);
     wait_device_up(&collector, synthetic, "port", 1);
-    assert_eq!(xdp_sockets(&collector), 2, "one socket per device's queue");
+    assert_eq!(xdp_sockets(&collector), 3, "one socket per device's queue");
+    assert_eq!(healthz(&collector), "200");
 
     // 8 s of mirror traffic at 1000 frames/s; the VF leaves after 2 s and a
     // new one (new name, new ifindex, same MAC) joins 2 s later.
@@ -252,10 +284,20 @@ fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss(
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert_eq!(
+        healthz(&collector),
+        "200",
+        "healthy while the named device takes the traffic"
+    );
     std::thread::sleep(Duration::from_secs(1));
     let before_back = scrape(&collector);
-    add_vf(&collector, &sender, named, vf2, "spvf2");
+    add_vf(&collector, &sender, named, (vf2, "spvf2"), 1);
     wait_device_up(&collector, vf2, "vf", 1);
+    assert_eq!(
+        healthz(&collector),
+        "200",
+        "healthy with the VF's one queue bound (its second worker waits for a queue 1)"
+    );
     let new_ifindex = ifindex(&collector, vf2);
     assert_ne!(new_ifindex, old_ifindex);
     route_over(&sender, "spvf2", "10");
@@ -312,7 +354,7 @@ fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss(
     );
     assert!(
         summary.contains(&format!(
-            "{vf2} (vf, ifindex {new_ifindex}, was {vf}) came back"
+            "{vf2} (vf, ifindex {new_ifindex}, was {vf}) came back: binding its sockets again (1 rx queue(s) of the 2 it had"
         )),
         "{summary}"
     );
@@ -360,5 +402,26 @@ fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss(
         "{} frame(s) lost without a count ({no_socket} counted): {:?}",
         missing.len(),
         missing.iter().take(50).collect::<Vec<_>>()
+    );
+}
+
+/// `-i` naming the VF itself: the capture runs on it, and says that host
+/// servicing will remove it and that its master is the device to name.
+#[test]
+fn naming_the_vf_warns_and_names_its_master() {
+    if !privileged("naming_the_vf_warns_and_names_its_master") {
+        return;
+    }
+    let collector = NetNs::create(&unique_name("anw")).expect("collector netns");
+    let sender = NetNs::create(&unique_name("anws")).expect("sender netns");
+    build_stack(&collector, &sender, 1);
+    let capture = RunningCapture::start(&collector, &["-i", "anvf", "-w", "/dev/null"]);
+    let (ok, stderr) = capture.stop();
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("anvf is a lower device of an0")
+            && stderr.contains("host servicing removes it")
+            && stderr.contains("-i an0"),
+        "{stderr}"
     );
 }

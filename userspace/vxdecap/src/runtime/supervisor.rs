@@ -62,9 +62,6 @@ pub(crate) struct Supervisor<'a> {
     pub(crate) stack: Vec<StackDevice>,
     /// Each receive device's counters under the ifindexes it had before.
     pub(crate) device_before: Vec<DeviceCounters>,
-    /// Receive devices whose sockets are to be opened again (a queue that
-    /// did not exist yet), and when.
-    pub(crate) retry: Vec<(usize, Instant)>,
     /// Transitions of the receive devices, for the summary.
     pub(crate) device_events: Vec<String>,
     /// When the capture started (device events are timed from it).
@@ -103,7 +100,6 @@ impl<'a> Supervisor<'a> {
             workers: Vec::new(),
             stack: Vec::new(),
             device_before: Vec::new(),
-            retry: Vec::new(),
             device_events: Vec::new(),
             started: Instant::now(),
         }
@@ -130,20 +126,27 @@ impl<'a> Supervisor<'a> {
                 DeviceRow {
                     device: dev.device.name.clone(),
                     role: dev.device.role.as_str().to_owned(),
-                    // Up: there, with every one of its sockets bound.
+                    // Up: there, with the sockets of all its queues bound.
                     up: dev.present
                         && self.steering.is_some()
-                        && self
-                            .workers
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, (wd, _))| *wd == d)
-                            .all(|(w, _)| self.bound_queues.contains(&w)),
+                        && (0..self.workers.len())
+                            .filter(|&w| self.workers[w].0 == d && self.socket_expected(w))
+                            .all(|w| self.bound_queues.contains(&w)),
                     redirected: c.redirected,
                     no_socket: c.no_socket,
                 }
             })
             .collect()
+    }
+
+    /// Worker `w` should have a socket bound now: its device is there, with
+    /// its queue (a VF may come back with fewer queues; the worker keeps
+    /// trying, and frames of a queue without a socket are counted).
+    fn socket_expected(&self, w: usize) -> bool {
+        let (d, slot) = self.workers[w];
+        self.stack
+            .get(d)
+            .is_none_or(|s| s.present && slot - s.base < s.device.queues)
     }
 
     /// A transition of a receive device: in the log, the console and the summary.
@@ -187,7 +190,6 @@ impl<'a> Supervisor<'a> {
             }
         }
         self.stack[d].present = false;
-        self.retry.retain(|(r, _)| *r != d);
         self.control.devices[d].set_present(false);
         let workers = &self.workers;
         self.bound_queues.retain(|&w| workers[w].0 != d);
@@ -229,6 +231,8 @@ impl<'a> Supervisor<'a> {
         }
         let old = std::mem::replace(&mut dev.device.name, name.to_owned());
         dev.device.ifindex = ifindex;
+        dev.device.queues = crate::runtime::device::rx_queue_count(name).unwrap_or(1);
+        let queues = dev.device.queues;
         dev.present = true;
         let role = dev.device.role;
         if let Ok(mut n) = self.control.devices[d].name.lock() {
@@ -240,8 +244,17 @@ impl<'a> Supervisor<'a> {
         } else {
             format!(", was {old}")
         };
+        let fewer = match queues.cmp(&capacity) {
+            std::cmp::Ordering::Less => format!(
+                " ({queues} rx queue(s) of the {capacity} it had: its other workers wait for theirs)"
+            ),
+            std::cmp::Ordering::Greater => format!(
+                " ({queues} rx queues; sockets on the first {capacity}, as at start: frames of the others are counted as no_socket)"
+            ),
+            std::cmp::Ordering::Equal => String::new(),
+        };
         self.device_event(format!(
-            "{name} ({role}, ifindex {ifindex}{renamed}) came back: binding its sockets again"
+            "{name} ({role}, ifindex {ifindex}{renamed}) came back: binding its sockets again{fewer}"
         ));
     }
 
@@ -296,8 +309,8 @@ impl<'a> Supervisor<'a> {
         }
     }
 
-    /// The safety net for missed link events, and the retries: twice a
-    /// second, each device of the stack by name and the named device's lowers.
+    /// The safety net for missed link events: twice a second, each device
+    /// of the stack by name and the named device's lowers.
     fn poll_stack(&mut self) {
         if self.stack.len() < 2 || self.steering.is_none() {
             return;
@@ -326,21 +339,6 @@ impl<'a> Supervisor<'a> {
                 {
                     self.adopt(&named, &lower, index);
                 }
-            }
-        }
-        let now = Instant::now();
-        let due: Vec<usize> = self
-            .retry
-            .iter()
-            .filter(|(_, at)| *at <= now)
-            .map(|(d, _)| *d)
-            .collect();
-        self.retry.retain(|(_, at)| *at > now);
-        for d in due {
-            if self.stack[d].present {
-                // A new epoch: the device's workers close and reopen their sockets.
-                self.control.devices[d].set_present(false);
-                self.control.devices[d].set_present(true);
             }
         }
     }
@@ -633,10 +631,8 @@ impl<'a> Supervisor<'a> {
     fn unhealthy(&self) -> Option<String> {
         // A VF away for servicing leaves the capture healthy: the named
         // device takes its traffic.
-        let expected = self
-            .workers
-            .iter()
-            .filter(|(d, _)| self.stack.get(*d).is_none_or(|s| s.present))
+        let expected = (0..self.workers.len())
+            .filter(|&w| self.socket_expected(w))
             .count();
         let (attached, bound, queues) = (
             self.steering.is_some(),
@@ -687,17 +683,12 @@ impl<'a> Supervisor<'a> {
                     }
                     Err(e) => tracing::info!(target: CONSOLE, "{label}: {e}"),
                 },
-                Err(e) => {
-                    tracing::info!(
-                        target: CONSOLE,
-                        "{label} not reopened: {}; trying again",
-                        error_chain(&e)
-                    );
-                    if self.stack.len() > 1 && !self.retry.iter().any(|(d, _)| *d == device) {
-                        self.retry
-                            .push((device, Instant::now() + Duration::from_millis(200)));
-                    }
-                }
+                // The worker keeps trying, backing off (said once).
+                Err(e) => tracing::info!(
+                    target: CONSOLE,
+                    "{label} not reopened: {}; trying again until it opens",
+                    error_chain(&e)
+                ),
             }
         }
     }

@@ -172,6 +172,9 @@ impl RxQueueWorker {
         // Allocated here, once: the batch loop allocates nothing.
         let mut tokens: Vec<RxFrame> = Vec::with_capacity(self.batch);
         let mut first = true;
+        // Failed opens in this epoch (a VF that came back before its queues).
+        let mut attempts = 0u32;
+        let mut attempts_epoch = u64::MAX;
         loop {
             let epoch = self.control.devices[self.device]
                 .epoch
@@ -180,13 +183,22 @@ impl RxQueueWorker {
                 // After `-Z`, opening a socket needs the kept capabilities.
                 let _ = crate::runtime::privs::raise();
             }
-            let end = match self.open(epoch, setup) {
+            if attempts_epoch != epoch {
+                (attempts, attempts_epoch) = (0, epoch);
+            }
+            let end = match self.open(epoch, setup, attempts == 0) {
                 Some(mut socket) => {
                     first = false;
                     self.serve(&mut socket, &mut tokens, epoch)
                 }
                 None if first => return false,
-                None => LoopEnd::Gone,
+                None => {
+                    attempts += 1;
+                    if self.wait_to_retry(epoch, attempts) {
+                        continue;
+                    }
+                    LoopEnd::Gone
+                }
             };
             if end == LoopEnd::Stop || !self.wait_for_new_epoch(epoch) {
                 return true;
@@ -196,7 +208,14 @@ impl RxQueueWorker {
 
     /// Opens the queue's socket on the interface as it is named now, chooses
     /// its receive policy, and tells the main thread (which registers it).
-    fn open(&mut self, epoch: u64, setup: &mpsc::Sender<SocketReady>) -> Option<RxSocket> {
+    /// A failure is reported only when `report` (the first attempt of an
+    /// epoch): the main thread says it once, the worker keeps trying.
+    fn open(
+        &mut self,
+        epoch: u64,
+        setup: &mpsc::Sender<SocketReady>,
+        report: bool,
+    ) -> Option<RxSocket> {
         let interface = self.control.devices[self.device]
             .name
             .lock()
@@ -206,6 +225,9 @@ impl RxQueueWorker {
             match RxSocket::open(&interface, self.queue, &self.socket_config, self.batch) {
                 Ok(socket) => socket,
                 Err(e) => {
+                    if !report {
+                        return None;
+                    }
                     let _ = setup.send(SocketReady {
                         worker: usize::from(self.index),
                         queue: self.queue,
@@ -246,6 +268,29 @@ impl RxQueueWorker {
         self.history.idle = Some(IdlePolicy::of(policy, self.spin));
         self.history.policy = Some((policy, reason.clone()));
         (policy, reason)
+    }
+
+    /// After a failed open while the device is there (even `epoch`): waits
+    /// 200 ms, doubling with each attempt up to 5 s, and says whether to
+    /// try again (false: the epoch changed or the capture stops).
+    fn wait_to_retry(&self, epoch: u64, attempts: u32) -> bool {
+        if epoch % 2 != 0 {
+            return false;
+        }
+        let delay = Duration::from_millis(200)
+            .saturating_mul(1 << attempts.min(5))
+            .min(Duration::from_secs(5));
+        let until = std::time::Instant::now() + delay;
+        while std::time::Instant::now() < until {
+            let now = self.control.devices[self.device]
+                .epoch
+                .load(Ordering::Acquire);
+            if self.control.stop.load(Ordering::Relaxed) || now != epoch {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
     }
 
     /// Waits until the interface is back (a new even epoch); false when the
