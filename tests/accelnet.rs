@@ -100,15 +100,31 @@ fn ifindex(ns: &NetNs, dev: &str) -> u32 {
 }
 
 /// Adds a VF veth pair with `queues` rx queues: `vf` in the collector,
-/// enslaved to `named` with its MAC; `peer` in the sender, up.
-fn add_vf(collector: &NetNs, sender: &NetNs, named: &str, (vf, peer): (&str, &str), queues: u32) {
-    veth_pair_with_queues(collector, vf, sender, peer, queues).expect("VF veth pair");
+/// enslaved to `named` with its MAC; `peer` in the sender, up. With
+/// `first_name`, the VF is enslaved under that name and renamed `vf` before
+/// it goes up, as netvsc registers a VF as `ethN` and udev renames it.
+fn add_vf(
+    collector: &NetNs,
+    sender: &NetNs,
+    named: &str,
+    (vf, peer, first_name): (&str, &str, Option<&str>),
+    queues: u32,
+) {
+    let first = first_name.unwrap_or(vf);
+    veth_pair_with_queues(collector, first, sender, peer, queues).expect("VF veth pair");
     collector
-        .ip(&["link", "set", vf, "address", N_MAC])
+        .ip(&["link", "set", first, "address", N_MAC])
         .expect("VF MAC");
     collector
-        .ip(&["link", "set", vf, "master", named])
+        .ip(&["link", "set", first, "master", named])
         .expect("enslave VF");
+    if first != vf {
+        // Let the capture see the VF under its first name, then rename it.
+        std::thread::sleep(Duration::from_millis(100));
+        collector
+            .ip(&["link", "set", first, "name", vf])
+            .expect("rename VF");
+    }
     collector.ip(&["link", "set", vf, "up"]).expect("VF up");
     sender.ip(&["link", "set", peer, "up"]).expect("peer up");
 }
@@ -177,7 +193,7 @@ fn build_stack(collector: &NetNs, sender: &NetNs, vf_queues: u32) {
         .expect("enslave synthetic");
     collector.ip(&["link", "set", "ansyn", "up"]).expect("up");
     sender.ip(&["link", "set", "spsyn", "up"]).expect("up");
-    add_vf(collector, sender, named, ("anvf", "spvf"), vf_queues);
+    add_vf(collector, sender, named, ("anvf", "spvf", None), vf_queues);
     sender
         .configure("lo", &format!("{SENDER}/32"))
         .expect("sender address");
@@ -291,7 +307,14 @@ fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss(
     );
     std::thread::sleep(Duration::from_secs(1));
     let before_back = scrape(&collector);
-    add_vf(&collector, &sender, named, (vf2, "spvf2"), 1);
+    // It comes back as `anvfeth` (netvsc's `ethN`) and is renamed `anvf2`.
+    add_vf(
+        &collector,
+        &sender,
+        named,
+        (vf2, "spvf2", Some("anvfeth")),
+        1,
+    );
     wait_device_up(&collector, vf2, "vf", 1);
     assert_eq!(
         healthz(&collector),
@@ -354,8 +377,12 @@ fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss(
     );
     assert!(
         summary.contains(&format!(
-            "{vf2} (vf, ifindex {new_ifindex}, was {vf}) came back: binding its sockets again (1 rx queue(s) of the 2 it had"
+            "anvfeth (vf, ifindex {new_ifindex}, was {vf}) came back: binding its sockets again (1 rx queue(s) of the 2 it had"
         )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("anvfeth (vf) is now named {vf2}")),
         "{summary}"
     );
     assert!(summary.contains("device event:"), "{summary}");

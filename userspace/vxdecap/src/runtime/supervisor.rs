@@ -258,6 +258,18 @@ impl<'a> Supervisor<'a> {
         ));
     }
 
+    /// A receive device was renamed (udev renames a VF that netvsc
+    /// registered as `ethN`, docs/azure.md §5): its workers open their
+    /// sockets under the new name from now on.
+    fn device_renamed(&mut self, d: usize, name: &str) {
+        let old = std::mem::replace(&mut self.stack[d].device.name, name.to_owned());
+        if let Ok(mut n) = self.control.devices[d].name.lock() {
+            name.clone_into(&mut n);
+        }
+        let role = self.stack[d].device.role;
+        self.device_event(format!("{old} ({role}) is now named {name}"));
+    }
+
     /// Link events for the receive devices of a stack other than the named
     /// one: the VF leaving (RTM_DELLINK, or its master cleared) and coming
     /// back (a new device with the named device as master and its MAC).
@@ -276,6 +288,8 @@ impl<'a> Supervisor<'a> {
                 if let Some(d) = self.stack_device(*index) {
                     if master(name).as_deref() != Some(named.as_str()) {
                         self.device_gone(d, "left its master");
+                    } else if *name != self.stack[d].device.name {
+                        self.device_renamed(d, name);
                     }
                     return;
                 }
