@@ -287,6 +287,23 @@ fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss(
         .expect("start the sender");
     std::thread::sleep(Duration::from_secs(2));
     let old_ifindex = ifindex(&collector, vf);
+    // The VF leaves its master first while the mirror still arrives on it
+    // for 300 ms: capture stops steering to it and closes its sockets, and
+    // those frames pass, counted as the VF's no_socket.
+    collector
+        .ip(&["link", "set", vf, "nomaster"])
+        .expect("the VF leaves its master");
+    std::thread::sleep(Duration::from_millis(300));
+    // Then servicing as netvsc does it: the data path is switched from the
+    // VF ("Data path switched from VF", docs/azure.md §1.4: here the
+    // sender's route over the VF goes), and the VF is unregistered.
+    // Deleting it with frames in flight on it loses them inside the
+    // kernel's veth teardown, where no counter sees them (measured: 1 frame
+    // in 1 run of 5).
+    sender
+        .ip(&["route", "del", COLLECTOR, "dev", "spvf"])
+        .expect("switch the data path from the VF");
+    std::thread::sleep(Duration::from_millis(20));
     collector.ip(&["link", "del", vf]).expect("remove the VF");
     wait_device_up(&collector, vf, "vf", 0);
     // The VF's socket is closed (the kernel does not wake a socket whose
@@ -425,9 +442,13 @@ fn the_vf_goes_away_under_traffic_and_comes_back_renamed_without_uncounted_loss(
         missing.iter().take(20).collect::<Vec<_>>()
     );
     assert!(
-        (missing.len() as u64) <= no_socket,
-        "{} frame(s) lost without a count ({no_socket} counted): {:?}",
-        missing.len(),
+        no_socket >= 200,
+        "the frames of the 300 ms after the VF left its master are counted: {no_socket}"
+    );
+    assert_eq!(
+        missing.len() as u64,
+        no_socket,
+        "every frame is captured once or counted as no_socket, and nothing else is missing: {:?}",
         missing.iter().take(50).collect::<Vec<_>>()
     );
 }

@@ -23,7 +23,7 @@ use crate::runtime::receive_work::{NapiDeferral, ReceiveWork};
 use crate::runtime::stack::{is_vf_of, master, StackRole};
 use crate::runtime::worker::{Control, SocketReady};
 use crate::steer::allow::Allowlist;
-use crate::steer::{DeviceCounters, Steering, XdpCounters};
+use crate::steer::{DeviceCounters, Steering, XdpCounters, XdpLinkId};
 
 /// The main thread while capturing: stop conditions, stats lines, metrics,
 /// SIGHUP, and the interface going away and coming back.
@@ -62,6 +62,13 @@ pub(crate) struct Supervisor<'a> {
     pub(crate) stack: Vec<StackDevice>,
     /// Each receive device's counters under the ifindexes it had before.
     pub(crate) device_before: Vec<DeviceCounters>,
+    /// Each receive device's earlier ifindexes under the program attached
+    /// now (their rows in `vxd_device_stats` still count for it).
+    pub(crate) ifindex_history: Vec<Vec<u32>>,
+    /// Links to devices that left the stack, by ifindex: kept attached so
+    /// that frames still arriving there are counted (no_socket), detached
+    /// when the device is deleted or its successor comes.
+    pub(crate) retired_links: Vec<(u32, XdpLinkId)>,
     /// Transitions of the receive devices, for the summary.
     pub(crate) device_events: Vec<String>,
     /// When the capture started (device events are timed from it).
@@ -100,6 +107,8 @@ impl<'a> Supervisor<'a> {
             workers: Vec::new(),
             stack: Vec::new(),
             device_before: Vec::new(),
+            ifindex_history: Vec::new(),
+            retired_links: Vec::new(),
             device_events: Vec::new(),
             started: Instant::now(),
         }
@@ -118,10 +127,8 @@ impl<'a> Supervisor<'a> {
             .enumerate()
             .map(|(d, dev)| {
                 let mut c = self.device_before.get(d).copied().unwrap_or_default();
-                if dev.present {
-                    if let Some((_, current)) = now.iter().find(|(i, _)| *i == dev.device.ifindex) {
-                        c.merge(current);
-                    }
+                for (_, current) in now.iter().filter(|(i, _)| self.had_ifindex(d, *i)) {
+                    c.merge(current);
                 }
                 DeviceRow {
                     device: dev.device.name.clone(),
@@ -137,6 +144,30 @@ impl<'a> Supervisor<'a> {
                 }
             })
             .collect()
+    }
+
+    /// Device `d` has or had `ifindex` under the program attached now.
+    fn had_ifindex(&self, d: usize, ifindex: u32) -> bool {
+        self.stack[d].device.ifindex == ifindex
+            || self
+                .ifindex_history
+                .get(d)
+                .is_some_and(|h| h.contains(&ifindex))
+    }
+
+    /// The program was dropped (the named device went away): each device's
+    /// counts so far are kept, its ifindexes forgotten.
+    fn keep_device_counts(&mut self) {
+        let rows = self.device_rows();
+        self.device_before = rows
+            .iter()
+            .map(|r| DeviceCounters {
+                redirected: r.redirected,
+                no_socket: r.no_socket,
+            })
+            .collect();
+        self.ifindex_history = vec![Vec::new(); self.stack.len()];
+        self.retired_links.clear();
     }
 
     /// Worker `w` should have a socket bound now: its device is there, with
@@ -165,23 +196,18 @@ impl<'a> Supervisor<'a> {
             let dev = &self.stack[d];
             (dev.device.name.clone(), dev.device.ifindex, dev.device.role)
         };
-        if self.device_before.len() < self.stack.len() {
-            self.device_before
-                .resize(self.stack.len(), DeviceCounters::default());
+        if self.ifindex_history.len() < self.stack.len() {
+            self.ifindex_history.resize(self.stack.len(), Vec::new());
         }
+        self.ifindex_history[d].push(ifindex);
         if let Some(steering) = self.steering.as_mut() {
-            if let Some((_, c)) = steering
-                .device_counters()
-                .into_iter()
-                .find(|(i, _)| *i == ifindex)
-            {
-                self.device_before[d].merge(&c);
-            }
+            // Frames still arriving there pass, counted as no_socket (the
+            // program stays until the device is deleted).
             if let Err(e) = steering.remove_device(ifindex) {
                 tracing::warn!(device = %name, error = %e, "cannot stop steering to the device");
             }
             if let Some(link) = self.stack[d].link.take() {
-                steering.detach(link);
+                self.retired_links.push((ifindex, link));
             }
             for &(device, slot) in &self.workers {
                 if device == d {
@@ -213,6 +239,9 @@ impl<'a> Supervisor<'a> {
             return;
         };
         let (base, capacity) = (self.stack[d].base, self.stack[d].capacity);
+        for (_, link) in self.retired_links.drain(..) {
+            steering.detach(link);
+        }
         if let Err(e) = steering.set_device(ifindex, base, capacity) {
             tracing::info!(target: CONSOLE, "{name} is back but cannot be steered to yet: {e}");
             return;
@@ -282,6 +311,12 @@ impl<'a> Supervisor<'a> {
             LinkEvent::Gone { index, .. } => {
                 if let Some(d) = self.stack_device(*index) {
                     self.device_gone(d, "went away");
+                }
+                if let Some(at) = self.retired_links.iter().position(|(i, _)| i == index) {
+                    let (_, link) = self.retired_links.remove(at);
+                    if let Some(steering) = self.steering.as_mut() {
+                        steering.detach(link);
+                    }
                 }
             }
             LinkEvent::New { index, name, .. } => {
@@ -570,6 +605,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn interface_gone(&mut self, name: &str) {
+        self.keep_device_counts();
         if let Some(steering) = self.steering.take() {
             let now = steering.counters().unwrap_or_default();
             self.xdp_before.merge(&now);
