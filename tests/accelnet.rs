@@ -473,3 +473,32 @@ fn naming_the_vf_warns_and_names_its_master() {
         "{stderr}"
     );
 }
+
+/// Ports made without `numrxqueues` have more rx queues allocated
+/// (IFLA_NUM_RX_QUEUES: one per possible CPU) than in use (sysfs `rx-N`):
+/// the stack binds the queues in use, one per port here, and starts.
+#[test]
+fn a_stack_binds_the_rx_queues_in_use_not_those_allocated() {
+    if !privileged("a_stack_binds_the_rx_queues_in_use_not_those_allocated") {
+        return;
+    }
+    let ns = NetNs::create(&unique_name("anq")).expect("netns");
+    ns.ip(&["link", "add", "aq0", "type", "bridge"])
+        .expect("bridge");
+    for (port, peer) in [("aqsyn", "aqpsyn"), ("aqvf", "aqpvf")] {
+        ns.ip(&["link", "add", port, "type", "veth", "peer", "name", peer])
+            .expect("veth with default queues");
+        ns.ip(&["link", "set", port, "master", "aq0"])
+            .expect("enslave");
+        ns.ip(&["link", "set", port, "up"]).expect("up");
+        ns.ip(&["link", "set", peer, "up"]).expect("up");
+    }
+    ns.ip(&["link", "set", "aq0", "up"]).expect("up");
+    let capture = RunningCapture::start(&ns, &["-i", "aq0", "-w", "/dev/null"]);
+    let (ok, stderr) = capture.stop();
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("AF_XDP aqsyn queue 0 copy") && stderr.contains("(2 queue(s))"),
+        "{stderr}"
+    );
+}
