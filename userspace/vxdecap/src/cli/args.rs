@@ -74,6 +74,9 @@ pub(crate) enum Command {
         /// Requests to make.
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Number of the first page asked for (`/pageN`).
+        #[arg(long, default_value_t = 0)]
+        first: u32,
         /// Only check that the server answers.
         #[arg(long)]
         probe: bool,
@@ -291,6 +294,20 @@ pub(crate) struct LabArgs {
     /// Capture mode inside the lab.
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub mode: ModeArg,
+    /// `vtap`: the Azure vTAP demo. `accelnet`: the collector's NIC is an
+    /// Accelerated Networking stack (modelled by a bridge with a VF port),
+    /// and the VF goes away and comes back renamed between requests.
+    #[arg(long, value_enum, default_value_t = ScenarioArg::Vtap)]
+    pub scenario: ScenarioArg,
+}
+
+/// `vxdecap lab --scenario`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ScenarioArg {
+    /// The Azure vTAP demo.
+    Vtap,
+    /// An Accelerated Networking collector through host servicing.
+    Accelnet,
 }
 
 /// `--queues`: `all` or a list.

@@ -67,6 +67,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                 keep: args.keep,
                 write: args.write,
                 mode: CaptureMode::from(args.mode).to_string(),
+                accelnet: args.scenario == super::args::ScenarioArg::Accelnet,
             };
             require_root("lab")?;
             run_lab(&config, stop)?;
@@ -88,9 +89,10 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::LabHttpGet {
             server,
             count,
+            first,
             probe,
         } => {
-            http_get(server, count, probe)?;
+            http_get(server, first..first + count, probe)?;
             Ok(ExitCode::SUCCESS)
         }
     }
