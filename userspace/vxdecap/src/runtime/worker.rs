@@ -337,6 +337,12 @@ impl RxQueueWorker {
             }
             std::thread::sleep(DRAIN_GRACE);
             self.work.drain(&mut source);
+        } else if end == LoopEnd::Gone {
+            // The device went away: the main thread stopped steering to it
+            // before it said so, but frames the program redirected just
+            // before may still land; read them before the socket closes.
+            std::thread::sleep(DRAIN_GRACE);
+            self.work.drain(&mut source);
         }
         self.work.stage_mut().publish();
         source.publish_slow(self.work.stage());
