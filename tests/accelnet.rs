@@ -502,3 +502,67 @@ fn a_stack_binds_the_rx_queues_in_use_not_those_allocated() {
         "{stderr}"
     );
 }
+
+/// The named device itself going away and coming back (the bridge deleted
+/// and made again, its ports enslaved again): the program is attached to
+/// the ports again and their sockets reopen; the mirror sent afterwards is
+/// all captured.
+#[test]
+fn the_named_device_coming_back_takes_its_ports_again() {
+    if !privileged("the_named_device_coming_back_takes_its_ports_again") {
+        return;
+    }
+    let collector = NetNs::create(&unique_name("anr")).expect("collector netns");
+    let sender = NetNs::create(&unique_name("anrs")).expect("sender netns");
+    let tmp = TempDir::new("accelnet-back");
+    build_stack(&collector, &sender, 1);
+    let pcap = tmp.path("out.pcap");
+    let capture = RunningCapture::start(
+        &collector,
+        &[
+            "-i",
+            "an0",
+            "-w",
+            pcap.to_str().expect("utf-8"),
+            "--metrics",
+            METRICS,
+        ],
+    );
+    wait_device_up(&collector, "anvf", "vf", 1);
+    collector
+        .ip(&["link", "del", "an0"])
+        .expect("delete the bridge");
+    wait_device_up(&collector, "anvf", "vf", 0);
+    collector
+        .ip(&["link", "add", "an0", "type", "bridge"])
+        .expect("bridge again");
+    collector
+        .ip(&["link", "set", "an0", "address", N_MAC])
+        .expect("bridge MAC");
+    for port in ["ansyn", "anvf"] {
+        collector
+            .ip(&["link", "set", port, "master", "an0"])
+            .expect("enslave again");
+    }
+    collector
+        .configure("an0", &format!("{COLLECTOR}/24"))
+        .expect("bridge address");
+    wait_device_up(&collector, "anvf", "vf", 1);
+    wait_device_up(&collector, "ansyn", "port", 1);
+    let out = sender
+        .run("/usr/bin/python3", &["-c", SENDER_SCRIPT, "500", "1000"])
+        .expect("send");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert!(
+        summary.contains("an0 went away and came back 1 time(s)"),
+        "{summary}"
+    );
+    assert_eq!(frames_written(&summary), 500, "{summary}");
+}

@@ -199,7 +199,8 @@ pub(crate) fn attach_stack(
         steering.remove_device(named)?;
     }
     let mut mode = None;
-    for d in stack.iter_mut() {
+    // A device away (a VF in servicing) is taken up when it comes back.
+    for d in stack.iter_mut().filter(|d| d.present) {
         steering.set_device(d.device.ifindex, d.base, d.capacity)?;
         if d.device.attach == Attach::Here {
             let (m, link) = steering.attach_also(

@@ -632,8 +632,11 @@ impl<'a> Supervisor<'a> {
                 d.device.ifindex = index;
                 name.clone_into(&mut d.device.name);
             } else {
-                d.device.ifindex =
-                    nix::net::if_::if_nametoindex(d.device.name.as_str()).unwrap_or(0);
+                // A lower device is still in the stack when it is there and
+                // still has the named device as its master.
+                let there = nix::net::if_::if_nametoindex(d.device.name.as_str()).unwrap_or(0);
+                d.present = there != 0 && master(&d.device.name).as_deref() == Some(name);
+                d.device.ifindex = if d.present { there } else { 0 };
             }
         }
         let attach = Steering::load_with(name, &config.ports, config.reassembly.is_some())
@@ -663,7 +666,7 @@ impl<'a> Supervisor<'a> {
                             name.clone_into(&mut n);
                         }
                     }
-                    device.set_present(true);
+                    device.set_present(self.stack.get(d).is_none_or(|s| s.present));
                 }
                 tracing::info!(
                     target: CONSOLE,
