@@ -331,8 +331,12 @@ fn the_socket_is_chosen_by_ingress_device_and_queue() {
             steering
                 .remove_device(ia)
                 .expect("forget the default entry");
-            steering.set_device(ia, 0, 2).expect("device a: slots 0, 1");
-            steering.set_device(ib, 2, 2).expect("device b: slots 2, 3");
+            steering
+                .set_device(ia, 0, 2, 0)
+                .expect("device a: slots 0, 1, row 0");
+            steering
+                .set_device(ib, 2, 2, 1)
+                .expect("device b: slots 2, 3, row 1");
             let config = SocketConfig {
                 bind: BindRequest::Copy,
                 ..SocketConfig::default()
@@ -347,13 +351,7 @@ fn the_socket_is_chosen_by_ingress_device_and_queue() {
                     .test_run_on(&frame, ifindex, queue)
                     .expect("BPF_PROG_TEST_RUN")
             };
-            let no_socket = |steering: &Steering, ifindex| {
-                steering
-                    .device_counters()
-                    .into_iter()
-                    .find(|(i, _)| *i == ifindex)
-                    .map_or(0, |(_, c)| c.no_socket)
-            };
+            let row = |steering: &Steering, row: usize| steering.device_counters()[row];
             assert_eq!(
                 run(&steering, ia, 1),
                 XDP_REDIRECT,
@@ -365,20 +363,20 @@ fn the_socket_is_chosen_by_ingress_device_and_queue() {
                 XDP_PASS,
                 "b's queue 1 is another socket's slot (3), empty"
             );
-            assert_eq!(no_socket(&steering, ib), 1, "counted for b");
-            steering.remove_device(ib).expect("b goes away");
+            assert_eq!(row(&steering, 1).no_socket, 1, "counted for b");
+            // b leaves the stack but still receives: counted in its row.
+            steering.set_device(ib, 2, 0, 1).expect("b retired");
+            assert_eq!(run(&steering, ib, 0), XDP_PASS, "a retired device passes");
+            assert_eq!(row(&steering, 1).no_socket, 2, "counted for b");
+            steering.remove_device(ib).expect("b deleted");
             assert_eq!(run(&steering, ib, 0), XDP_PASS, "an unknown device passes");
-            assert_eq!(no_socket(&steering, ib), 2, "counted for b");
-            let redirected = steering
-                .device_counters()
-                .into_iter()
-                .find(|(i, _)| *i == ia)
-                .map_or(0, |(_, c)| c.redirected);
             assert_eq!(
-                (redirected, no_socket(&steering, ia)),
-                (1, 1),
-                "a's verdicts"
+                row(&steering, vxdecap::steer::MAX_DEVICES).no_socket,
+                1,
+                "counted in the row of devices without an entry"
             );
+            let a = row(&steering, 0);
+            assert_eq!((a.redirected, a.no_socket), (1, 1), "a's verdicts");
             Ok(())
         })
         .expect("enter the netns")

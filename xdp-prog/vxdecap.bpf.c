@@ -41,10 +41,10 @@ struct {
 	__type(value, struct vxd_device);
 } vxd_devices SEC(".maps");
 
-/* One more entry than devices: room for a device that is not (or no longer) one of ours. */
+/* One row per receive device, and a last one for devices without an entry. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, VXD_MAX_DEVICES * 2);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VXD_MAX_DEVICES + 1);
 	__type(key, __u32);
 	__type(value, struct vxd_device_stats);
 } vxd_device_stats SEC(".maps");
@@ -217,18 +217,6 @@ static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *
 	return bpf_map_lookup_elem(&vxd_allow_vni, &vni) != 0;
 }
 
-/* The per-device row of the frame's ingress device, created on first use. */
-static __always_inline struct vxd_device_stats *device_stats(__u32 ifindex)
-{
-	struct vxd_device_stats *stats = bpf_map_lookup_elem(&vxd_device_stats, &ifindex);
-	struct vxd_device_stats zero = {};
-
-	if (stats)
-		return stats;
-	bpf_map_update_elem(&vxd_device_stats, &ifindex, &zero, BPF_NOEXIST);
-	return bpf_map_lookup_elem(&vxd_device_stats, &ifindex);
-}
-
 /*
  * The socket is chosen by (ingress device, rx queue): an AF_XDP socket takes
  * frames only from the device and queue it is bound to (xsk_rcv_check), and
@@ -239,8 +227,9 @@ static __always_inline int steer(struct xdp_md *ctx, __u32 vxlan_offset)
 {
 	__u32 ifindex = ctx->ingress_ifindex;
 	__u32 qid = ctx->rx_queue_index;
-	struct vxd_device_stats *stats = device_stats(ifindex);
 	struct vxd_device *dev = bpf_map_lookup_elem(&vxd_devices, &ifindex);
+	__u32 row = dev ? dev->row : VXD_MAX_DEVICES;
+	struct vxd_device_stats *stats = bpf_map_lookup_elem(&vxd_device_stats, &row);
 	__u32 slot;
 	int action;
 

@@ -18,18 +18,21 @@
 
 /*
  * vxd_devices[ingress ifindex]: where the device's sockets start in the
- * XSKMAP. Its rx queue q has slot `slot_base + q` when q < queues. Filled by
- * user space for every receive device; a frame from a device without an
- * entry, or from a queue beyond `queues`, is counted in vxd_device_stats
- * (no_socket) and passed.
+ * XSKMAP, and its row in vxd_device_stats. Its rx queue q has slot
+ * `slot_base + q` when q < queues (0 for a device that left the stack but
+ * may still receive). A frame from a device without an entry, or from a
+ * queue without a socket, is passed and counted as no_socket in the row
+ * (VXD_MAX_DEVICES for a device without an entry).
  */
 struct vxd_device {
 	__u32 slot_base;
 	__u32 queues;
+	__u32 row;
+	__u32 reserved;
 };
 
-/* vxd_device_stats[ingress ifindex] (per CPU): what the program did with
- * the steered frames of each device. */
+/* vxd_device_stats[row] (per CPU): what the program did with the steered
+ * frames of each receive device. */
 struct vxd_device_stats {
 	__u64 redirected; /* handed to a socket of this device */
 	__u64 no_socket;  /* matched, but no socket bound for this (device, queue) */

@@ -200,8 +200,8 @@ pub(crate) fn attach_stack(
     }
     let mut mode = None;
     // A device away (a VF in servicing) is taken up when it comes back.
-    for d in stack.iter_mut().filter(|d| d.present) {
-        steering.set_device(d.device.ifindex, d.base, d.capacity)?;
+    for (row, d) in stack.iter_mut().enumerate().filter(|(_, d)| d.present) {
+        steering.set_device(d.device.ifindex, d.base, d.capacity, row as u32)?;
         if d.device.attach == Attach::Here {
             let (m, link) = steering.attach_also(
                 &d.device.name,
@@ -346,6 +346,18 @@ fn stack_layout(config: &CaptureConfig) -> Result<StackLayout, CaptureError> {
             present: true,
         }];
         return Ok((stack, queues.into_iter().map(|q| (0, q)).collect()));
+    }
+    if found.len() > crate::steer::MAX_DEVICES {
+        return Err(SteerError::Map {
+            map: "vxd_devices",
+            detail: format!(
+                "{} receive devices under {}: vxdecap serves at most {}",
+                found.len(),
+                config.interface,
+                crate::steer::MAX_DEVICES
+            ),
+        }
+        .into());
     }
     let mut stack = Vec::new();
     let mut workers = Vec::new();

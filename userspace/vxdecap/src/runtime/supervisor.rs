@@ -62,9 +62,6 @@ pub(crate) struct Supervisor<'a> {
     pub(crate) stack: Vec<StackDevice>,
     /// Each receive device's counters under the ifindexes it had before.
     pub(crate) device_before: Vec<DeviceCounters>,
-    /// Each receive device's earlier ifindexes under the program attached
-    /// now (their rows in `vxd_device_stats` still count for it).
-    pub(crate) ifindex_history: Vec<Vec<u32>>,
     /// Links to devices that left the stack, by ifindex: kept attached so
     /// that frames still arriving there are counted (no_socket), detached
     /// when the device is deleted or its successor comes.
@@ -107,7 +104,6 @@ impl<'a> Supervisor<'a> {
             workers: Vec::new(),
             stack: Vec::new(),
             device_before: Vec::new(),
-            ifindex_history: Vec::new(),
             retired_links: Vec::new(),
             device_events: Vec::new(),
             started: Instant::now(),
@@ -126,8 +122,9 @@ impl<'a> Supervisor<'a> {
             .iter()
             .enumerate()
             .map(|(d, dev)| {
+                // Row d counts the device under every ifindex it had.
                 let mut c = self.device_before.get(d).copied().unwrap_or_default();
-                for (_, current) in now.iter().filter(|(i, _)| self.had_ifindex(d, *i)) {
+                if let Some(current) = now.get(d) {
                     c.merge(current);
                 }
                 DeviceRow {
@@ -146,17 +143,8 @@ impl<'a> Supervisor<'a> {
             .collect()
     }
 
-    /// Device `d` has or had `ifindex` under the program attached now.
-    fn had_ifindex(&self, d: usize, ifindex: u32) -> bool {
-        self.stack[d].device.ifindex == ifindex
-            || self
-                .ifindex_history
-                .get(d)
-                .is_some_and(|h| h.contains(&ifindex))
-    }
-
     /// The program was dropped (the named device went away): each device's
-    /// counts so far are kept, its ifindexes forgotten.
+    /// counts so far are kept.
     fn keep_device_counts(&mut self) {
         let rows = self.device_rows();
         self.device_before = rows
@@ -166,7 +154,6 @@ impl<'a> Supervisor<'a> {
                 no_socket: r.no_socket,
             })
             .collect();
-        self.ifindex_history = vec![Vec::new(); self.stack.len()];
         self.retired_links.clear();
     }
 
@@ -196,14 +183,11 @@ impl<'a> Supervisor<'a> {
             let dev = &self.stack[d];
             (dev.device.name.clone(), dev.device.ifindex, dev.device.role)
         };
-        if self.ifindex_history.len() < self.stack.len() {
-            self.ifindex_history.resize(self.stack.len(), Vec::new());
-        }
-        self.ifindex_history[d].push(ifindex);
         if let Some(steering) = self.steering.as_mut() {
-            // Frames still arriving there pass, counted as no_socket (the
-            // program stays until the device is deleted).
-            if let Err(e) = steering.remove_device(ifindex) {
+            // Frames still arriving there pass, counted in its row as
+            // no_socket (the program stays until the device is deleted).
+            let (base, row) = (self.stack[d].base, d as u32);
+            if let Err(e) = steering.set_device(ifindex, base, 0, row) {
                 tracing::warn!(device = %name, error = %e, "cannot stop steering to the device");
             }
             if let Some(link) = self.stack[d].link.take() {
@@ -242,7 +226,7 @@ impl<'a> Supervisor<'a> {
         for (_, link) in self.retired_links.drain(..) {
             steering.detach(link);
         }
-        if let Err(e) = steering.set_device(ifindex, base, capacity) {
+        if let Err(e) = steering.set_device(ifindex, base, capacity, d as u32) {
             tracing::info!(target: CONSOLE, "{name} is back but cannot be steered to yet: {e}");
             return;
         }
@@ -316,6 +300,7 @@ impl<'a> Supervisor<'a> {
                     let (_, link) = self.retired_links.remove(at);
                     if let Some(steering) = self.steering.as_mut() {
                         steering.detach(link);
+                        let _ = steering.remove_device(*index);
                     }
                 }
             }

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::os::fd::RawFd;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
-use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, XskMap};
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
 pub use aya::programs::xdp::XdpLinkId;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
@@ -162,11 +162,10 @@ pub struct Steering {
     allow_v4: LpmTrie<MapData, [u8; 4], u8>,
     allow_v6: LpmTrie<MapData, [u8; 16], u8>,
     allow_vni: HashMap<MapData, u32, u8>,
-    /// `struct vxd_device` by ifindex, as one u64: `slot_base` in the low
-    /// half, `queues` in the high half (both u32, little-endian host).
-    devices: HashMap<MapData, u32, u64>,
-    /// `struct vxd_device_stats` by ifindex: `[redirected, no_socket]`.
-    device_stats: PerCpuHashMap<MapData, u32, [u64; 2]>,
+    /// `struct vxd_device` by ifindex: `[slot_base, queues, row, reserved]`.
+    devices: HashMap<MapData, u32, [u32; 4]>,
+    /// `struct vxd_device_stats` by row: `[redirected, no_socket]`.
+    device_stats: PerCpuArray<MapData, [u64; 2]>,
     interface: String,
     mode: Option<AttachMode>,
 }
@@ -235,33 +234,42 @@ impl Steering {
         // The named device's queues take the first slots, as before device
         // stacks; a capture over a stack sets its devices again.
         if let Ok(index) = nix::net::if_::if_nametoindex(interface) {
-            steering.set_device(index, 0, MAX_QUEUES)?;
+            steering.set_device(index, 0, MAX_QUEUES, 0)?;
         }
         Ok(steering)
     }
 
     /// Steers the rx queues `0..queues` of device `ifindex` to XSKMAP slots
-    /// `slot_base..`: frames of that device reach the sockets registered there.
+    /// `slot_base..`, counting its frames in row `row` (below
+    /// [`MAX_DEVICES`]) of the per-device counters. With `queues` 0 nothing
+    /// is steered, and frames still arriving there are counted in its row
+    /// as no_socket (a device that left the stack).
     pub fn set_device(
         &mut self,
         ifindex: u32,
         slot_base: u32,
         queues: u32,
+        row: u32,
     ) -> Result<(), SteerError> {
         if slot_base.saturating_add(queues) > MAX_QUEUES {
             return Err(SteerError::QueueRange(slot_base.saturating_add(queues)));
         }
-        let value = u64::from(slot_base) | (u64::from(queues) << 32);
+        if row as usize >= MAX_DEVICES {
+            return Err(SteerError::Map {
+                map: DEVICES_MAP,
+                detail: format!("row {row} is beyond the {MAX_DEVICES} receive devices"),
+            });
+        }
         self.devices
-            .insert(ifindex, value, 0)
+            .insert(ifindex, [slot_base, queues, row, 0], 0)
             .map_err(|e| SteerError::Map {
                 map: DEVICES_MAP,
                 detail: error_chain(&e),
             })
     }
 
-    /// Stops steering device `ifindex` (gone, or not ours): its frames are
-    /// counted as `no_socket` and passed.
+    /// Forgets device `ifindex` (deleted, or not ours): its frames are
+    /// counted in the last row, with other devices without an entry.
     pub fn remove_device(&mut self, ifindex: u32) -> Result<(), SteerError> {
         match self.devices.remove(&ifindex) {
             Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
@@ -272,24 +280,21 @@ impl Steering {
         }
     }
 
-    /// Every device with steered frames, by ifindex: redirected and no-socket
-    /// counts, summed over CPUs.
-    pub fn device_counters(&self) -> Vec<(u32, DeviceCounters)> {
-        let mut rows: Vec<(u32, DeviceCounters)> = self
-            .device_stats
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(ifindex, per_cpu)| {
+    /// The per-device counters, summed over CPUs, by row: one per receive
+    /// device ([`MAX_DEVICES`]), then the row of devices without an entry.
+    pub fn device_counters(&self) -> Vec<DeviceCounters> {
+        (0..=MAX_DEVICES as u32)
+            .map(|row| {
                 let mut c = DeviceCounters::default();
-                for [redirected, no_socket] in per_cpu.iter() {
-                    c.redirected += redirected;
-                    c.no_socket += no_socket;
+                if let Ok(per_cpu) = self.device_stats.get(&row, 0) {
+                    for [redirected, no_socket] in per_cpu.iter() {
+                        c.redirected += redirected;
+                        c.no_socket += no_socket;
+                    }
                 }
-                (ifindex, c)
+                c
             })
-            .collect();
-        rows.sort_unstable_by_key(|(i, _)| *i);
-        rows
+            .collect()
     }
 
     /// Attaches the program to one more device (a receive device of the
