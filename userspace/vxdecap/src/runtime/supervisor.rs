@@ -111,14 +111,16 @@ impl<'a> Supervisor<'a> {
     }
 
     /// Each receive device: up or not, and the program's verdicts on its
-    /// frames over every ifindex it had.
+    /// frames over every ifindex it had; then `other`, for steered frames
+    /// from devices outside the stack, when there were any.
     pub(crate) fn device_rows(&self) -> Vec<DeviceRow> {
         let now = self
             .steering
             .as_ref()
             .map(Steering::device_counters)
             .unwrap_or_default();
-        self.stack
+        let mut rows = self
+            .stack
             .iter()
             .enumerate()
             .map(|(d, dev)| {
@@ -140,7 +142,27 @@ impl<'a> Supervisor<'a> {
                     no_socket: c.no_socket,
                 }
             })
-            .collect()
+            .collect::<Vec<_>>();
+        // Steered frames from devices that are not (or no longer) in the
+        // stack: counted in the program's last row.
+        let mut other = self
+            .device_before
+            .get(self.stack.len())
+            .copied()
+            .unwrap_or_default();
+        if let Some(current) = now.get(crate::steer::MAX_DEVICES) {
+            other.merge(current);
+        }
+        if other != DeviceCounters::default() {
+            rows.push(DeviceRow {
+                device: "other".to_owned(),
+                role: "none".to_owned(),
+                up: false,
+                redirected: other.redirected,
+                no_socket: other.no_socket,
+            });
+        }
+        rows
     }
 
     /// The program was dropped (the named device went away): each device's
@@ -223,8 +245,10 @@ impl<'a> Supervisor<'a> {
             return;
         };
         let (base, capacity) = (self.stack[d].base, self.stack[d].capacity);
-        for (_, link) in self.retired_links.drain(..) {
+        // Its predecessor is gone or left the stack: no more counting there.
+        for (old, link) in self.retired_links.drain(..) {
             steering.detach(link);
+            let _ = steering.remove_device(old);
         }
         if let Err(e) = steering.set_device(ifindex, base, capacity, d as u32) {
             tracing::info!(target: CONSOLE, "{name} is back but cannot be steered to yet: {e}");
