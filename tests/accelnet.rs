@@ -566,3 +566,61 @@ fn the_named_device_coming_back_takes_its_ports_again() {
     );
     assert_eq!(frames_written(&summary), 500, "{summary}");
 }
+
+/// A capture started while the VF is away (servicing, or a VM booting
+/// before its VF registers) keeps the VF's place and takes it up when it
+/// comes: its sockets are bound and the mirror routed over it is captured.
+#[test]
+fn a_vf_that_arrives_after_the_start_is_taken_up() {
+    if !privileged("a_vf_that_arrives_after_the_start_is_taken_up") {
+        return;
+    }
+    let collector = NetNs::create(&unique_name("ana")).expect("collector netns");
+    let sender = NetNs::create(&unique_name("anas")).expect("sender netns");
+    let tmp = TempDir::new("accelnet-late");
+    build_stack(&collector, &sender, 1);
+    collector
+        .ip(&["link", "del", "anvf"])
+        .expect("no VF at the start");
+    let pcap = tmp.path("out.pcap");
+    let capture = RunningCapture::start(
+        &collector,
+        &[
+            "-i",
+            "an0",
+            "-w",
+            pcap.to_str().expect("utf-8"),
+            "--metrics",
+            METRICS,
+        ],
+    );
+    assert_eq!(healthz(&collector), "200", "healthy without the VF");
+    add_vf(&collector, &sender, "an0", ("anvf3", "spvf3", None), 1);
+    wait_device_up(&collector, "anvf3", "vf", 1);
+    route_over(&sender, "spvf3", "10");
+    let out = sender
+        .run("/usr/bin/python3", &["-c", SENDER_SCRIPT, "500", "1000"])
+        .expect("send");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let metrics = scrape(&collector);
+    let (ok, summary) = capture.stop();
+    assert!(ok, "{summary}");
+    assert_eq!(frames_written(&summary), 500, "{summary}");
+    assert_eq!(
+        metric(
+            &metrics,
+            "vxdecap_device_xdp_frames_total{device=\"anvf3\",role=\"vf\",verdict=\"redirected\"}"
+        ),
+        Some(500),
+        "{metrics}"
+    );
+    assert!(
+        summary.contains("anvf3 (vf, ifindex") && summary.contains("was vf) came back"),
+        "{summary}"
+    );
+}

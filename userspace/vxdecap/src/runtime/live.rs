@@ -377,11 +377,11 @@ fn stack_layout(config: &CaptureConfig) -> Result<StackLayout, CaptureError> {
             }
         }
         stack.push(StackDevice {
+            present: device.ifindex != 0,
             device,
             base,
             capacity,
             link: None,
-            present: true,
         });
         base += capacity;
     }
@@ -474,7 +474,7 @@ impl Workers {
             devices: layout
                 .stack
                 .iter()
-                .map(|d| DeviceControl::new(&d.device.name))
+                .map(|d| DeviceControl::new(&d.device.name, d.present))
                 .collect(),
             shared_core: layout
                 .queues
@@ -538,7 +538,14 @@ impl Workers {
         let mut bound = Vec::new();
         let mut error = None;
         let setup = self.setup.as_ref().expect("the workers' setup channel");
-        for _ in 0..self.handles.len() {
+        // Workers of a device away at the start (a VF in servicing) report
+        // when it comes.
+        let expected = layout
+            .workers
+            .iter()
+            .filter(|(d, _)| layout.stack[*d].present)
+            .count();
+        for _ in 0..expected {
             match setup.recv() {
                 Ok(SocketReady {
                     worker,

@@ -185,16 +185,39 @@ pub fn discover(named: &str, generic: bool) -> Vec<ReceiveDevice> {
                 .filter(|l| role_of(l) == StackRole::Vf)
                 .filter_map(|l| read_device(&host, l, StackRole::Vf, Attach::ByMaster)),
         );
+        if !generic && devices.len() == 1 {
+            // No VF now (servicing, or not registered yet at boot): its
+            // place is kept, with netvsc's channel count, for when it comes.
+            let queues = devices[0].queues;
+            devices.push(absent_vf(queues, Attach::ByMaster));
+        }
         devices
     } else if driver.as_deref() == Some("bridge") && !lowers(named).is_empty() {
-        lowers(named)
+        let mut devices: Vec<ReceiveDevice> = lowers(named)
             .iter()
             .filter_map(|l| read_device(&host, l, role_of(l), Attach::Here))
-            .collect()
+            .collect();
+        if !devices.iter().any(|d| d.role == StackRole::Vf) {
+            devices.push(absent_vf(1, Attach::Here));
+        }
+        devices
     } else {
         read_device(&host, named, StackRole::Named, Attach::Here)
             .into_iter()
             .collect()
+    }
+}
+
+/// The place of a VF that is away when the capture starts: no name or
+/// ifindex yet, `queues` sockets when it comes.
+fn absent_vf(queues: u32, attach: Attach) -> ReceiveDevice {
+    ReceiveDevice {
+        name: "vf".to_owned(),
+        ifindex: 0,
+        role: StackRole::Vf,
+        driver: None,
+        queues,
+        attach,
     }
 }
 

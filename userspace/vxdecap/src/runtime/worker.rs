@@ -45,10 +45,12 @@ pub(crate) struct DeviceControl {
 }
 
 impl DeviceControl {
-    pub(crate) fn new(name: &str) -> Self {
+    /// A device's control; an absent one (a VF in servicing when the
+    /// capture starts) begins in an odd epoch: its workers wait for it.
+    pub(crate) fn new(name: &str, present: bool) -> Self {
         Self {
             name: Mutex::new(name.to_owned()),
-            epoch: AtomicU64::new(0),
+            epoch: AtomicU64::new(u64::from(!present)),
         }
     }
 
@@ -179,6 +181,14 @@ impl RxQueueWorker {
             let epoch = self.control.devices[self.device]
                 .epoch
                 .load(Ordering::Acquire);
+            if first && epoch % 2 == 1 {
+                // The device is away at the start: wait for it.
+                first = false;
+                if !self.wait_for_new_epoch(epoch) {
+                    return true;
+                }
+                continue;
+            }
             if !first {
                 // After `-Z`, opening a socket needs the kept capabilities.
                 let _ = crate::runtime::privs::raise();
