@@ -494,7 +494,7 @@ fn relay_and_lab_scenario_mistakes_are_named() {
     fails_with(&["relay", "-i", "lo"], "--to <ADDR>");
     fails_with(
         &["lab", "--scenario", "nosuch"],
-        "unknown scenario \"nosuch\": private-link, fanout or ilb",
+        "unknown scenario \"nosuch\": vtap, accelnet, private-link, fanout or ilb",
     );
     fails_with(
         &["lab", "--scenario", "fanout", "--keep"],

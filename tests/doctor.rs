@@ -201,3 +201,60 @@ fn a_missing_interface_is_a_usage_error() {
         stderr(&o)
     );
 }
+
+/// The lab's model of an Accelerated Networking stack (tests/accelnet.rs):
+/// a bridge whose port with the bridge's MAC stands for the VF. doctor says
+/// what capture does with it (the program on each port, sockets on every
+/// port's queues), and warns when the VF itself is named.
+#[test]
+fn the_lab_stack_is_judged_as_capture_uses_it() {
+    if !privileged("the_lab_stack_is_judged_as_capture_uses_it") {
+        return;
+    }
+    let ns = NetNs::create(&unique_name("dlab")).expect("netns");
+    let peer = NetNs::create(&unique_name("dlabp")).expect("peer netns");
+    let mac = "02:a5:00:00:00:11";
+    ns.ip(&["link", "add", "dl0", "type", "bridge"])
+        .expect("bridge");
+    ns.ip(&["link", "set", "dl0", "address", mac]).expect("mac");
+    veth_pair_with_queues(&ns, "dlsyn", &peer, "dlpsyn", 1).expect("synthetic");
+    veth_pair_with_queues(&ns, "dlvf", &peer, "dlpvf", 2).expect("vf");
+    ns.ip(&["link", "set", "dlvf", "address", mac])
+        .expect("vf mac");
+    for port in ["dlsyn", "dlvf"] {
+        ns.ip(&["link", "set", port, "master", "dl0"])
+            .expect("enslave");
+        ns.ip(&["link", "set", port, "up"]).expect("up");
+    }
+    ns.ip(&["link", "set", "dl0", "up"]).expect("up");
+
+    let (code, out) = doctor_in(&ns, &["-i", "dl0"]);
+    assert_eq!(code, 0, "{out}");
+    let (v, detail) = verdict(&out, "device stack");
+    assert_eq!(v, "ok", "{out}");
+    assert!(
+        detail.contains("dlvf: veth (VF under dl0)")
+            && detail.contains("capture attaches to each port of dl0")
+            && detail.contains("dlvf has dl0's MAC and is taken as its VF"),
+        "{detail}"
+    );
+    let (_, queues) = verdict(&out, "rx queues");
+    assert!(
+        queues.contains("dlsyn: 1, dlvf: 2") && queues.contains("every queue of dlsyn and dlvf"),
+        "{queues}"
+    );
+    let (_, mode) = verdict(&out, "xdp mode");
+    assert!(
+        mode.contains("on each port of dl0")
+            && mode.contains("dlvf driver (native) XDP")
+            && mode.contains("none on the bridge"),
+        "{mode}"
+    );
+
+    let (code, out) = doctor_in(&ns, &["-i", "dlvf"]);
+    assert_eq!(code, 0, "a warning only: {out}");
+    let (v, detail) = verdict(&out, "device stack");
+    assert_eq!(v, "WARN", "{out}");
+    assert!(detail.contains("servicing removes it"), "{detail}");
+    assert!(out.contains("capture on dl0"), "{out}");
+}

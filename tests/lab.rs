@@ -142,7 +142,7 @@ fn top_talkers_example_reports_the_lab_conversation_per_vni() {
         "{} missing: cargo test builds the examples",
         example.display()
     );
-    let lab = LabTopology::create(&unique_name("ex")).expect("lab namespaces");
+    let lab = LabTopology::create(&unique_name("ex"), false).expect("lab namespaces");
     let listen = format!("{APP_ADDR}:80");
     let _server = ChildGuard::new(
         lab.app
@@ -225,7 +225,7 @@ fn lab_tenants_go_to_rotating_pcapng_files_and_a_tap_at_once() {
     if !privileged("lab tenants, routes and tap") {
         return;
     }
-    let lab = LabTopology::create(&unique_name("lr")).expect("lab namespaces");
+    let lab = LabTopology::create(&unique_name("lr"), false).expect("lab namespaces");
     // A second tenant: VNI 28 from the same underlay address.
     VxlanSender {
         dev: "vx28",
@@ -604,4 +604,62 @@ fn lab_ilb_shows_half_flows_under_outer_hashing_and_none_with_the_relay_tier() {
         "{out}\n{err}"
     );
     assert!(out.contains("(half-flows), 96 frames"), "{out}");
+}
+
+/// `vxdecap lab --scenario accelnet`: the collector's NIC is the bridge
+/// model of an Accelerated Networking stack; two requests before the VF
+/// goes away, two while it is away (synthetic path), two after it comes
+/// back renamed: every exchange is captured whole, SYN included.
+#[test]
+fn lab_accelnet_captures_every_round_through_vf_servicing() {
+    if !privileged("lab accelnet") {
+        return;
+    }
+    let tmp = TempDir::new("labaccel");
+    let pcap = tmp.path("accel.pcap");
+    let child = vxdecap()
+        .args(["lab", "--scenario", "accelnet", "--requests", "2", "-w"])
+        .arg(&pcap)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn lab");
+    let pid = child.id();
+    let o = child.wait_with_output().expect("lab output");
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(o.status.success(), "lab failed:\n{out}\n{err}");
+    for page in 0..6 {
+        assert!(
+            out.contains(&format!("HTTP: GET /page{page} HTTP/1.1")),
+            "/page{page}:\n{out}"
+        );
+    }
+    assert_eq!(
+        out.lines().filter(|l| l.contains("Flags [S],")).count(),
+        6,
+        "every SYN:\n{out}"
+    );
+    assert_eq!(
+        out.lines()
+            .filter(|l| l.contains("HTTP: HTTP/1.1 200 OK"))
+            .count(),
+        6,
+        "{out}"
+    );
+    // A deleted bridge port first leaves its bridge (RTM_NEWLINK without
+    // the master), then goes (RTM_DELLINK): either may be seen first.
+    assert!(
+        err.contains("eth1vf (vf, ifindex")
+            && (err.contains("went away") || err.contains("left its master")),
+        "{err}"
+    );
+    assert!(
+        err.contains("eth1vf2 (vf, ifindex") && err.contains("came back"),
+        "{err}"
+    );
+    assert!(
+        err.contains("device eth1vf2 (vf):") && err.contains("device eth1syn (port):"),
+        "{err}"
+    );
+    assert_no_lab_namespaces(pid);
 }

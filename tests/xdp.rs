@@ -400,3 +400,88 @@ fn decide_among(steering: &Steering, frame: &[u8]) -> (u32, XdpCounter) {
     assert_eq!(moved.len(), 1, "one decision: {moved:?}");
     (action, moved[0])
 }
+
+const XDP_REDIRECT: u32 = 4;
+
+/// Issue 13: the socket is chosen by (ingress device, rx queue), each
+/// device's queues from its own slot base. A frame from a device or queue
+/// without a socket passes, counted for that device; it is never handed to
+/// the socket of another device's same-numbered queue, which the kernel
+/// would refuse and drop (`xsk_rcv_check`, docs/azure.md §2). On the
+/// program keyed by rx queue alone, the frame from the other device was
+/// redirected into device A's socket.
+#[test]
+fn the_socket_is_chosen_by_ingress_device_and_queue() {
+    if !privileged("XDP BPF_PROG_TEST_RUN with an ingress device") {
+        return;
+    }
+    use vxdecap::lab::netns::{unique_name, veth_pair_with_queues, NetNs};
+    use vxdecap::xsk::{BindRequest, RxSocket, SocketConfig};
+    let ns = NetNs::create(&unique_name("xdpdev")).expect("netns");
+    let (a, b) = ("xdpdeva", "xdpdevb");
+    veth_pair_with_queues(&ns, a, &ns, b, 2).expect("veth pair");
+    ns.ip(&["link", "set", a, "up"]).expect("up");
+    ns.ip(&["link", "set", b, "up"]).expect("up");
+    let frame = build(v4());
+    let checked = ns
+        .spawn_in(move || {
+            let index = |name: &str| nix::net::if_::if_nametoindex(name).expect("ifindex");
+            let (ia, ib) = (index(a), index(b));
+            let ports = PortSet::new(&[4789]).expect("ports");
+            let mut steering = Steering::load(a, &ports).expect("load");
+            steering
+                .remove_device(ia)
+                .expect("forget the default entry");
+            steering
+                .set_device(ia, 0, 2, 0)
+                .expect("device a: slots 0, 1, row 0");
+            steering
+                .set_device(ib, 2, 2, 1)
+                .expect("device b: slots 2, 3, row 1");
+            let config = SocketConfig {
+                bind: BindRequest::Copy,
+                ..SocketConfig::default()
+            };
+            let socket = RxSocket::open(a, 1, &config, 16).expect("AF_XDP socket on a, queue 1");
+            use std::os::fd::AsRawFd as _;
+            steering
+                .register_socket(1, socket.as_raw_fd())
+                .expect("register a's queue 1");
+            let run = |steering: &Steering, ifindex, queue| {
+                steering
+                    .test_run_on(&frame, ifindex, queue)
+                    .expect("BPF_PROG_TEST_RUN")
+            };
+            let row = |steering: &Steering, row: usize| steering.device_counters()[row];
+            assert_eq!(
+                run(&steering, ia, 1),
+                XDP_REDIRECT,
+                "a's queue 1 has its socket"
+            );
+            assert_eq!(run(&steering, ia, 0), XDP_PASS, "a's queue 0 has none");
+            assert_eq!(
+                run(&steering, ib, 1),
+                XDP_PASS,
+                "b's queue 1 is another socket's slot (3), empty"
+            );
+            assert_eq!(row(&steering, 1).no_socket, 1, "counted for b");
+            // b leaves the stack but still receives: counted in its row.
+            steering.set_device(ib, 2, 0, 1).expect("b retired");
+            assert_eq!(run(&steering, ib, 0), XDP_PASS, "a retired device passes");
+            assert_eq!(row(&steering, 1).no_socket, 2, "counted for b");
+            steering.remove_device(ib).expect("b deleted");
+            assert_eq!(run(&steering, ib, 0), XDP_PASS, "an unknown device passes");
+            assert_eq!(
+                row(&steering, vxdecap::steer::MAX_DEVICES).no_socket,
+                1,
+                "counted in the row of devices without an entry"
+            );
+            let a = row(&steering, 0);
+            assert_eq!((a.redirected, a.no_socket), (1, 1), "a's verdicts");
+            Ok(())
+        })
+        .expect("enter the netns")
+        .join()
+        .expect("the netns thread");
+    checked.expect("checks in the netns");
+}

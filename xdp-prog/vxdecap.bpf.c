@@ -37,6 +37,21 @@ struct {
 } vxd_xsks SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, VXD_MAX_DEVICES);
+	__type(key, __u32);
+	__type(value, struct vxd_device);
+} vxd_devices SEC(".maps");
+
+/* One row per receive device, and a last one for devices without an entry. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VXD_MAX_DEVICES + 1);
+	__type(key, __u32);
+	__type(value, struct vxd_device_stats);
+} vxd_device_stats SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, VXD_CTR_COUNT);
 	__type(key, __u32);
@@ -142,11 +157,11 @@ static __always_inline int port_configured(__u16 port)
 
 /*
  * Puts a vxd_rx_meta record in front of the frame and redirects it to the
- * queue's socket. Should the socket go away in between (shutdown clears the
+ * socket in XSKMAP slot `slot`. Should the socket go away in between (shutdown clears the
  * XSKMAP), the record is taken off again and the kernel gets the frame as
  * it arrived.
  */
-static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 qid, __u32 vxlan_offset)
+static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 slot, __u32 vxlan_offset)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct vxd_rx_meta *meta;
@@ -165,7 +180,7 @@ static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 qid, __u
 	meta->tunnel = vxlan_offset >> 16;
 	meta->reserved = 0;
 	/* Flags 0: a missing socket returns XDP_ABORTED rather than passing the record on. */
-	if (bpf_redirect_map(&vxd_xsks, qid, 0) == XDP_REDIRECT)
+	if (bpf_redirect_map(&vxd_xsks, slot, 0) == XDP_REDIRECT)
 		return count(VXD_CTR_REDIRECTED, XDP_REDIRECT);
 	bpf_xdp_adjust_head(ctx, (int)sizeof(*meta));
 	return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
@@ -212,14 +227,37 @@ static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *
 	return bpf_map_lookup_elem(&vxd_allow_vni, &vni) != 0;
 }
 
+/*
+ * The socket is chosen by (ingress device, rx queue): an AF_XDP socket takes
+ * frames only from the device and queue it is bound to (xsk_rcv_check), and
+ * on Azure the program runs on the VF as well as on netvsc. Without a socket
+ * for this pair the frame goes to the kernel untouched, counted.
+ */
 static __always_inline int steer(struct xdp_md *ctx, __u32 vxlan_offset)
 {
-	/* Without a socket on this queue the frame goes to the kernel untouched. */
+	__u32 ifindex = ctx->ingress_ifindex;
 	__u32 qid = ctx->rx_queue_index;
+	struct vxd_device *dev = bpf_map_lookup_elem(&vxd_devices, &ifindex);
+	__u32 row = dev ? dev->row : VXD_MAX_DEVICES;
+	struct vxd_device_stats *stats = bpf_map_lookup_elem(&vxd_device_stats, &row);
+	__u32 slot;
+	int action;
 
-	if (!bpf_map_lookup_elem(&vxd_xsks, &qid))
-		return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
-	return redirect_with_meta(ctx, qid, vxlan_offset);
+	if (!dev || qid >= dev->queues)
+		goto no_socket;
+	slot = dev->slot_base + qid;
+	if (!bpf_map_lookup_elem(&vxd_xsks, &slot))
+		goto no_socket;
+	action = redirect_with_meta(ctx, slot, vxlan_offset);
+	if (stats && action == XDP_REDIRECT)
+		stats->redirected += 1;
+	else if (stats)
+		stats->no_socket += 1;
+	return action;
+no_socket:
+	if (stats)
+		stats->no_socket += 1;
+	return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
 }
 
 /* Checks the UDP header at `c` against the ports; returns -1 to go on

@@ -11,8 +11,32 @@
 
 /* Largest number of UDP destination ports steered to AF_XDP. */
 #define VXD_MAX_PORTS 8
-/* XSKMAP size: one slot per rx queue index. */
+/* XSKMAP size: one slot per (receive device, rx queue), over all devices. */
 #define VXD_MAX_QUEUES 256
+/* Receive devices of one capture (the named device and its VF or ports). */
+#define VXD_MAX_DEVICES 16
+
+/*
+ * vxd_devices[ingress ifindex]: where the device's sockets start in the
+ * XSKMAP, and its row in vxd_device_stats. Its rx queue q has slot
+ * `slot_base + q` when q < queues (0 for a device that left the stack but
+ * may still receive). A frame from a device without an entry, or from a
+ * queue without a socket, is passed and counted as no_socket in the row
+ * (VXD_MAX_DEVICES for a device without an entry).
+ */
+struct vxd_device {
+	__u32 slot_base;
+	__u32 queues;
+	__u32 row;
+	__u32 reserved;
+};
+
+/* vxd_device_stats[row] (per CPU): what the program did with the steered
+ * frames of each receive device. */
+struct vxd_device_stats {
+	__u64 redirected; /* handed to a socket of this device */
+	__u64 no_socket;  /* matched, but no socket bound for this (device, queue) */
+};
 
 /*
  * Every frame redirected to AF_XDP starts with this record, which the

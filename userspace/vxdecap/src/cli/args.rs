@@ -100,6 +100,9 @@ pub(crate) enum Command {
         /// Requests to make.
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Number of the first page asked for (`/pageN`).
+        #[arg(long, default_value_t = 0)]
+        first: u32,
         /// Only check that the server answers.
         #[arg(long)]
         probe: bool,
@@ -376,15 +379,9 @@ pub(crate) struct DoctorArgs {
 /// `vxdecap lab`.
 #[derive(Args, Debug)]
 pub(crate) struct LabArgs {
-    /// Instead of the capture demo, a relay deployment: `private-link`
-    /// (vTAP → relay → Private Link SNAT → collector), `fanout` (relay → 3
-    /// collectors, one stopped mid-run) or `ilb` (an outer-hash load
-    /// balancer onto 2 collectors, then with a relay tier).
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["keep", "write", "requests"])]
-    pub scenario: Option<vxdecap::lab::scenarios::Scenario>,
-    /// HTTP GETs the client makes.
-    #[arg(long, default_value_t = 3)]
-    pub requests: u32,
+    /// HTTP GETs the client makes [default: 3].
+    #[arg(long)]
+    pub requests: Option<u32>,
     /// Keep the lab running until Ctrl-C.
     #[arg(long)]
     pub keep: bool,
@@ -394,6 +391,40 @@ pub(crate) struct LabArgs {
     /// Capture mode inside the lab.
     #[arg(long, value_enum, default_value_t = ModeArg::Auto)]
     pub mode: ModeArg,
+    /// `vtap` (default): the Azure vTAP demo. `accelnet`: the collector's
+    /// NIC is an Accelerated Networking stack (modelled by a bridge with a
+    /// VF port), and the VF goes away and comes back renamed between
+    /// requests. The relay's deployments (no --keep, -w or --requests):
+    /// `private-link` (vTAP → relay → Private Link SNAT → collector),
+    /// `fanout` (relay → 3 collectors, one stopped mid-run) or `ilb` (an
+    /// outer-hash load balancer onto 2 collectors, then with a relay tier).
+    #[arg(long, value_name = "NAME", default_value = "vtap")]
+    pub scenario: ScenarioArg,
+}
+
+/// `vxdecap lab --scenario`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ScenarioArg {
+    /// The Azure vTAP demo.
+    Vtap,
+    /// An Accelerated Networking collector through host servicing.
+    Accelnet,
+    /// One of the relay's deployments.
+    Relay(vxdecap::lab::scenarios::Scenario),
+}
+
+impl std::str::FromStr for ScenarioArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "vtap" => Ok(Self::Vtap),
+            "accelnet" => Ok(Self::Accelnet),
+            _ => s.parse().map(Self::Relay).map_err(|_| {
+                format!("unknown scenario {s:?}: vtap, accelnet, private-link, fanout or ilb")
+            }),
+        }
+    }
 }
 
 /// `--queues`: `all` or a list.

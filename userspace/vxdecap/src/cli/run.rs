@@ -63,7 +63,13 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             no_host_checks,
         } => check_config(&file, no_host_checks),
         Command::Lab(args) => {
-            if let Some(scenario) = args.scenario {
+            if let super::args::ScenarioArg::Relay(scenario) = args.scenario {
+                if args.keep || args.write.is_some() || args.requests.is_some() {
+                    return Err(usage(
+                        "the relay scenarios (private-link, fanout, ilb) cannot be used with \
+                         --keep, -w or --requests",
+                    ));
+                }
                 require_root("lab")?;
                 let exe = std::env::current_exe().context("cannot find the vxdecap executable")?;
                 let exe = exe.to_str().context("the vxdecap path is not UTF-8")?;
@@ -72,10 +78,11 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
             }
             let stop = stop_flag()?;
             let config = LabConfig {
-                requests: args.requests,
+                requests: args.requests.unwrap_or(3),
                 keep: args.keep,
                 write: args.write,
                 mode: CaptureMode::from(args.mode).to_string(),
+                accelnet: args.scenario == super::args::ScenarioArg::Accelnet,
             };
             require_root("lab")?;
             run_lab(&config, stop)?;
@@ -105,9 +112,10 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::LabHttpGet {
             server,
             count,
+            first,
             probe,
         } => {
-            http_get(server, count, probe)?;
+            http_get(server, first..first + count, probe)?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -87,8 +87,11 @@ struct Entry {
 /// All of its memory is allocated once, when the worker starts.
 #[derive(Debug)]
 pub struct InnerBatch {
-    /// The UMEM leased frames are read from (live only).
+    /// The UMEM leased frames are read from (live only; `None` while the
+    /// socket is gone).
     view: Option<UmemView>,
+    /// Leases UMEM frames (live), as opposed to copying them in (offline).
+    leasing: bool,
     /// Leased UMEM frames.
     frames: Vec<RxFrame>,
     /// Frames copied in (fixed capacity).
@@ -114,6 +117,7 @@ impl InnerBatch {
     ) -> Self {
         Self {
             view: Some(view),
+            leasing: true,
             frames: Vec::with_capacity(capacity),
             copies: Vec::with_capacity(copy_bytes),
             entries: Vec::with_capacity(capacity),
@@ -128,6 +132,7 @@ impl InnerBatch {
     pub fn owned(bytes: usize, capacity: usize, source: u16, queue: u16) -> Self {
         Self {
             view: None,
+            leasing: false,
             frames: Vec::new(),
             copies: Vec::with_capacity(bytes),
             entries: Vec::with_capacity(capacity),
@@ -260,10 +265,17 @@ impl InnerBatch {
     /// Points an empty leased batch at another UMEM (its socket was
     /// replaced after the interface came back); nothing for owned batches.
     pub fn rebind(&mut self, to: &UmemView) {
-        if let Some(view) = &mut self.view {
-            if self.frames.is_empty() && !view.same_umem(to) {
-                *view = to.clone();
-            }
+        let same = self.view.as_ref().is_some_and(|v| v.same_umem(to));
+        if self.leasing && self.frames.is_empty() && !same {
+            self.view = Some(to.clone());
+        }
+    }
+
+    /// Lets go of the UMEM when the batch is empty (its socket is gone);
+    /// [`InnerBatch::rebind`] points it at the next one.
+    pub fn release_view(&mut self) {
+        if self.frames.is_empty() {
+            self.view = None;
         }
     }
 

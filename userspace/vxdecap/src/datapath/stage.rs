@@ -111,8 +111,11 @@ pub struct DecapStage {
     vnis: VniCounts,
     shared: Arc<SharedStats>,
     slow: Arc<SharedSlow>,
-    /// The UMEM leased batches read from now (live only).
+    /// The UMEM leased batches read from now (live only; `None` while the
+    /// socket is gone).
     view: Option<UmemView>,
+    /// The batch pool holds leased batches (stocked at the first socket).
+    stocked: bool,
     /// Outer IPv4 fragments are put back together here (`None`: counted
     /// as `outer_fragment` rejects instead).
     reassembler: Option<Box<Reassembler>>,
@@ -168,6 +171,7 @@ impl DecapStage {
             shared: Arc::new(SharedStats::default()),
             slow: Arc::new(SharedSlow::default()),
             view: None,
+            stocked: false,
             reassembler: None,
             allow: None,
             yield_after_batch: false,
@@ -218,7 +222,8 @@ impl DecapStage {
     /// `worker` and this stage's rx queue); after a socket was replaced, points the pool's batches at
     /// the new UMEM (batches still with analyzers follow when they return).
     pub fn use_umem(&mut self, view: &UmemView, frames: usize, worker: u16) {
-        if self.view.is_none() {
+        if !self.stocked {
+            self.stocked = true;
             let copies = if self.reassembler.is_some() {
                 REASSEMBLED_BYTES_PER_BATCH
             } else {
@@ -233,6 +238,22 @@ impl DecapStage {
             current.rebind(view);
         }
         self.view = Some(view.clone());
+    }
+
+    /// The socket went away (its device was removed): frames the analyzers
+    /// are done with are dropped rather than recycled (their UMEM goes with
+    /// the socket), and idle batches let go of the UMEM, so that the socket
+    /// closes once the last batch still with an analyzer comes back. Called
+    /// while the worker waits for the device, never on the receive path.
+    pub fn release_umem(&mut self) {
+        self.view = None;
+        // Dropping the drained frames forgets them: the fill ring is gone.
+        self.reclaim(|_frames| {});
+        self.recycle.clear();
+        self.sender.for_each_free(InnerBatch::release_view);
+        if let Some(current) = self.current.as_mut().and_then(Arc::get_mut) {
+            current.release_view();
+        }
     }
 
     /// Fills the batch pool with batches of `frames` frames copied into `bytes` bytes.

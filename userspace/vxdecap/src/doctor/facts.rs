@@ -9,7 +9,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::runtime::config::{CaptureConfig, QueueSelection};
+use crate::runtime::config::{CaptureConfig, CaptureMode, QueueSelection};
 use crate::runtime::receive_work::{parse_cpu_list, ReceiveWork};
 use crate::sys::ethtool::{self, Features, HashFields};
 use crate::sys::genl::{self, XdpFeatures};
@@ -139,6 +139,8 @@ pub struct Device {
     pub lowers: Vec<String>,
     /// MTU.
     pub mtu: Option<u32>,
+    /// Hardware address (`address`), as sysfs writes it.
+    pub mac: Option<String>,
     /// Rx queues.
     pub rx_queues: Option<u32>,
     /// LRO, hardware GRO and the other offloads.
@@ -229,8 +231,11 @@ impl Facts {
     }
 
     /// The devices the mirror arrives on: the VFs under the named device
-    /// when it has any, else the named device.
+    /// when it has any, the ports of a bridge, else the named device.
     pub fn receiving(&self) -> Vec<&Device> {
+        if self.is_bridge_stack() {
+            return self.devices[1..].iter().collect();
+        }
         let vfs: Vec<&Device> = self.devices[1..]
             .iter()
             .filter(|d| matches!(d.role, Role::Vf { .. }))
@@ -242,12 +247,42 @@ impl Facts {
         }
     }
 
-    /// The rx queues a capture opens on the named device.
-    pub fn captured_queues(&self, config: &CaptureConfig) -> usize {
-        match &config.queues {
-            QueueSelection::All => self.named().rx_queues.unwrap_or(1) as usize,
-            QueueSelection::List(list) => list.len(),
+    /// The named device is a bridge with ports: the lab's model of a stack,
+    /// where capture receives on the ports.
+    pub fn is_bridge_stack(&self) -> bool {
+        self.named().driver.as_deref() == Some("bridge") && self.devices.len() > 1
+    }
+
+    /// The devices whose queues a capture opens (as `runtime::stack`
+    /// finds them): netvsc and its VFs (netvsc alone with `--mode skb`), a
+    /// bridge's ports, else the named device.
+    pub fn captured_devices(&self, config: &CaptureConfig) -> Vec<&Device> {
+        if self.is_bridge_stack() {
+            return self.devices[1..].iter().collect();
         }
+        let mut devices = vec![self.named()];
+        if self.named().role == Role::Synthetic && config.mode != CaptureMode::Skb {
+            devices.extend(
+                self.devices[1..]
+                    .iter()
+                    .filter(|d| matches!(d.role, Role::Vf { .. })),
+            );
+        }
+        devices
+    }
+
+    /// The rx queues a capture opens, over its devices.
+    pub fn captured_queues(&self, config: &CaptureConfig) -> usize {
+        self.captured_devices(config)
+            .iter()
+            .map(|d| {
+                let queues = d.rx_queues.unwrap_or(1);
+                match &config.queues {
+                    QueueSelection::All => queues as usize,
+                    QueueSelection::List(list) => list.iter().filter(|&&q| q < queues).count(),
+                }
+            })
+            .sum()
     }
 }
 
@@ -307,6 +342,7 @@ fn device(host: &Host, name: &str, depth: Depth) -> Option<Device> {
         role,
         lowers,
         mtu: read(&dir.join("mtu")).and_then(|m| m.parse().ok()),
+        mac: read(&dir.join("address")),
         rx_queues: netlink_queues.or_else(|| sysfs_rx_queues(&dir)),
         features: probe(ask, || ethtool::features(name)),
         udp4_hash: probe(ask, || ethtool::udp4_hash(name)),
@@ -325,7 +361,7 @@ fn device(host: &Host, name: &str, depth: Depth) -> Option<Device> {
 }
 
 /// The driver: the bus driver's directory name, or (live) ethtool's answer.
-fn driver(host: &Host, name: &str) -> Option<String> {
+pub(crate) fn driver(host: &Host, name: &str) -> Option<String> {
     let bus = std::fs::read_link(host.net(name).join("device/driver"))
         .ok()
         .and_then(|target| Some(target.file_name()?.to_string_lossy().into_owned()));
@@ -345,9 +381,13 @@ fn role(host: &Host, name: &str, driver: Option<&str>) -> Role {
     let master = std::fs::read_link(host.net(name).join("master"))
         .ok()
         .and_then(|target| Some(target.file_name()?.to_string_lossy().into_owned()));
+    let mac = |device: &str| read(&host.net(device).join("address"));
     match master {
         // netvsc enslaves nothing but its VF (netvsc_vf_join).
         Some(master) if is_netvsc(self::driver(host, &master).as_deref()) => Role::Vf { master },
+        // A lower device with its master's MAC: a VF as capture finds one
+        // (the lab models Accelerated Networking with a bridge).
+        Some(master) if mac(name).is_some() && mac(name) == mac(&master) => Role::Vf { master },
         Some(master) => Role::Port { master },
         None => Role::Plain,
     }

@@ -22,7 +22,7 @@
 //! ```
 
 mod checks;
-mod facts;
+pub(crate) mod facts;
 mod verdict;
 
 pub use checks::{evaluate, kernel_version, SINGLE_PAGE_XDP_MTU};

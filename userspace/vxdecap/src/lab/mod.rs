@@ -12,6 +12,14 @@
 //! Azure copies both directions of a NIC's traffic into VXLAN towards the
 //! collector; here `tc ... action mirred egress mirror` does the copying
 //! and a kernel VXLAN device the encapsulation.
+//!
+//! `--scenario accelnet` makes the collector's `eth1` an Accelerated
+//! Networking stack, modelled as in tests/accelnet.rs: `eth1` is a bridge
+//! (netvsc's stand-in) with a synthetic port `eth1syn` (peer `und0`) and a
+//! VF port `eth1vf` with eth1's MAC (peer `undvf`), over which the app
+//! routes the mirror while it exists. Between rounds of requests the VF goes
+//! away (the data path switched to `eth1syn` first, as netvsc does) and
+//! comes back as `eth1vf2`.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -46,6 +54,8 @@ pub const COLLECTOR_ADDR: &str = "10.1.1.4";
 pub const APP_UNDERLAY_ADDR: &str = "10.1.1.5";
 /// The VNI of the mirror session.
 pub const LAB_VNI: u32 = 27;
+/// The collector's MAC in the `accelnet` scenario (the bridge's and its VF's).
+pub const ACCELNET_MAC: &str = "02:a5:c0:11:ec:01";
 
 /// Lab options.
 #[derive(Clone, Debug)]
@@ -58,6 +68,8 @@ pub struct LabConfig {
     pub write: Option<PathBuf>,
     /// `--mode` passed to the capture.
     pub mode: String,
+    /// The `accelnet` scenario: VF servicing on the collector.
+    pub accelnet: bool,
 }
 
 /// The lab's namespaces; dropping it tears everything down.
@@ -72,19 +84,33 @@ pub struct LabTopology {
 }
 
 impl LabTopology {
-    /// Builds the three namespaces, links, VXLAN device and mirror.
-    pub fn create(prefix: &str) -> anyhow::Result<Self> {
+    /// Builds the three namespaces, links, VXLAN device and mirror; with
+    /// `accelnet`, the collector's `eth1` is a bridge with a synthetic and
+    /// a VF port.
+    pub fn create(prefix: &str, accelnet: bool) -> anyhow::Result<Self> {
         let client = NetNs::create(&format!("{prefix}-client"))?;
         let app = NetNs::create(&format!("{prefix}-app"))?;
         let collector = NetNs::create(&format!("{prefix}-coll"))?;
         veth_pair(&client, "eth0", &app, "eth0")?;
-        veth_pair(&app, "und0", &collector, "eth1")?;
+        if accelnet {
+            collector.ip(&["link", "add", "eth1", "type", "bridge"])?;
+            collector.ip(&["link", "set", "eth1", "address", ACCELNET_MAC])?;
+            veth_pair(&app, "und0", &collector, "eth1syn")?;
+            collector.ip(&["link", "set", "eth1syn", "master", "eth1"])?;
+            collector.ip(&["link", "set", "eth1syn", "up"])?;
+        } else {
+            veth_pair(&app, "und0", &collector, "eth1")?;
+        }
         client.configure("eth0", &format!("{CLIENT_ADDR}/24"))?;
         app.configure("eth0", &format!("{APP_ADDR}/24"))?;
         app.configure("und0", &format!("{APP_UNDERLAY_ADDR}/24"))?;
         collector.configure("eth1", &format!("{COLLECTOR_ADDR}/24"))?;
+        if accelnet {
+            route_to_collector(&app, "und0", "20")?;
+            add_vf(&app, &collector, "eth1vf", "undvf")?;
+        }
         let vni = LAB_VNI.to_string();
-        app.ip(&[
+        let mut vxlan = vec![
             "link",
             "add",
             "vxtap",
@@ -98,9 +124,12 @@ impl LabTopology {
             APP_UNDERLAY_ADDR,
             "dstport",
             "4789",
-            "dev",
-            "und0",
-        ])?;
+        ];
+        // With a VF the route chooses the underlay device.
+        if !accelnet {
+            vxlan.extend(["dev", "und0"]);
+        }
+        app.ip(&vxlan)?;
         app.ip(&["link", "set", "vxtap", "up"])?;
         // Mirror both directions of the app's NIC, as vTAP does. A u32 filter
         // matching everything is used instead of matchall, which some
@@ -121,6 +150,99 @@ impl LabTopology {
     }
 }
 
+/// The app's route to the collector over `dev` with `metric`, and a static
+/// neighbour there (the collector's MAC).
+fn route_to_collector(app: &NetNs, dev: &str, metric: &str) -> anyhow::Result<()> {
+    app.ip(&[
+        "neigh",
+        "replace",
+        COLLECTOR_ADDR,
+        "lladdr",
+        ACCELNET_MAC,
+        "dev",
+        dev,
+        "nud",
+        "permanent",
+    ])?;
+    app.ip(&[
+        "route",
+        "add",
+        COLLECTOR_ADDR,
+        "dev",
+        dev,
+        "metric",
+        metric,
+        "src",
+        APP_UNDERLAY_ADDR,
+    ])?;
+    Ok(())
+}
+
+/// The `accelnet` VF: `vf` in the collector with eth1's MAC, enslaved to
+/// eth1; its peer `peer` in the app, carrying the mirror (metric 10).
+fn add_vf(app: &NetNs, collector: &NetNs, vf: &str, peer: &str) -> anyhow::Result<()> {
+    veth_pair(app, peer, collector, vf)?;
+    collector.ip(&["link", "set", vf, "address", ACCELNET_MAC])?;
+    collector.ip(&["link", "set", vf, "master", "eth1"])?;
+    collector.ip(&["link", "set", vf, "up"])?;
+    app.ip(&["link", "set", peer, "up"])?;
+    route_to_collector(app, peer, "10")
+}
+
+/// AF_XDP sockets open in `ns` (the `XDP` row of /proc/net/protocols).
+fn xdp_sockets(ns: &NetNs) -> Option<u64> {
+    let out = ns.run("cat", &["/proc/net/protocols"]).ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("XDP "))
+        .and_then(|l| l.split_whitespace().nth(2)?.parse().ok())
+}
+
+/// Host servicing on the `accelnet` collector: the data path leaves the VF
+/// (the app's route over it goes), the VF is deleted, and a new one comes
+/// back as `eth1vf2`; returns once the capture has bound it (two sockets:
+/// the synthetic port's and the VF's).
+fn service_the_vf(lab: &LabTopology) -> anyhow::Result<()> {
+    eprintln!("lab: servicing: the data path leaves the VF eth1vf, which is removed");
+    lab.app
+        .ip(&["route", "del", COLLECTOR_ADDR, "dev", "undvf"])?;
+    std::thread::sleep(Duration::from_millis(20));
+    lab.collector.ip(&["link", "del", "eth1vf"])?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while xdp_sockets(&lab.collector) != Some(1) {
+        if Instant::now() > deadline {
+            bail!("the capture kept a socket on the removed VF");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn vf_back(lab: &LabTopology) -> anyhow::Result<()> {
+    eprintln!("lab: the VF comes back as eth1vf2 (new ifindex, same MAC)");
+    veth_pair(&lab.app, "undvf2", &lab.collector, "eth1vf2")?;
+    lab.collector
+        .ip(&["link", "set", "eth1vf2", "address", ACCELNET_MAC])?;
+    lab.collector
+        .ip(&["link", "set", "eth1vf2", "master", "eth1"])?;
+    lab.collector.ip(&["link", "set", "eth1vf2", "up"])?;
+    lab.app.ip(&["link", "set", "undvf2", "up"])?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while xdp_sockets(&lab.collector) != Some(2) {
+        if Instant::now() > deadline {
+            bail!("the capture did not bind the VF that came back");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The socket exists; the capture's main thread puts it in the XSKMAP
+    // within its 20 ms loop.
+    std::thread::sleep(Duration::from_millis(200));
+    route_to_collector(&lab.app, "undvf2", "10")
+}
+
+/// A change to the lab between rounds of requests.
+type LabStep = fn(&LabTopology) -> anyhow::Result<()>;
+
 /// Runs the lab and prints the decapsulated conversation; returns the
 /// capture summary lines and the conversation.
 pub fn run_lab(config: &LabConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
@@ -131,7 +253,7 @@ pub fn run_lab(config: &LabConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> 
         .to_owned();
     let prefix = netns::unique_name("lab");
     eprintln!("lab: building namespaces {prefix}-client, {prefix}-app, {prefix}-coll");
-    let lab = LabTopology::create(&prefix)?;
+    let lab = LabTopology::create(&prefix, config.accelnet)?;
 
     let temp_pcap;
     let pcap_path = if let Some(path) = &config.write {
@@ -177,21 +299,34 @@ pub fn run_lab(config: &LabConfig, stop: Arc<AtomicBool>) -> anyhow::Result<()> 
     .context("the capture did not start (see its messages above)")?;
     wait_for_http(&lab, &exe, &listen)?;
 
-    eprintln!(
-        "lab: client {CLIENT_ADDR} sends {} HTTP GET(s) to {APP_ADDR}",
-        config.requests
-    );
-    let gets = lab.client.run(
-        &exe,
-        &[
-            "lab-http-get",
-            "--server",
-            &listen,
-            "--count",
-            &config.requests.to_string(),
-        ],
-    )?;
-    eprint!("{}", String::from_utf8_lossy(&gets.stdout));
+    let rounds: &[Option<LabStep>] = if config.accelnet {
+        &[None, Some(service_the_vf), Some(vf_back)]
+    } else {
+        &[None]
+    };
+    for (round, step) in rounds.iter().enumerate() {
+        if let Some(step) = step {
+            step(&lab)?;
+        }
+        let first = round as u32 * config.requests;
+        eprintln!(
+            "lab: client {CLIENT_ADDR} sends {} HTTP GET(s) to {APP_ADDR}",
+            config.requests
+        );
+        let gets = lab.client.run(
+            &exe,
+            &[
+                "lab-http-get",
+                "--server",
+                &listen,
+                "--count",
+                &config.requests.to_string(),
+                "--first",
+                &first.to_string(),
+            ],
+        )?;
+        eprint!("{}", String::from_utf8_lossy(&gets.stdout));
+    }
 
     if config.keep {
         eprintln!(
@@ -298,13 +433,18 @@ pub fn http_server(listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The lab client: `count` GETs, printing each status line.
-pub fn http_get(server: SocketAddr, count: u32, probe: bool) -> anyhow::Result<()> {
+/// The lab client: a GET of `/pageN` for each N of `pages`, printing each
+/// status line.
+pub fn http_get(
+    server: SocketAddr,
+    pages: std::ops::Range<u32>,
+    probe: bool,
+) -> anyhow::Result<()> {
     if probe {
         TcpStream::connect_timeout(&server, Duration::from_millis(500))?;
         return Ok(());
     }
-    for i in 0..count {
+    for i in pages {
         let mut stream = TcpStream::connect_timeout(&server, Duration::from_secs(3))
             .with_context(|| format!("cannot connect to {server}"))?;
         stream.set_read_timeout(Some(Duration::from_secs(3)))?;

@@ -21,6 +21,8 @@ use crate::report::stats::{
 };
 use crate::steer::{XdpCounter, XdpCounters};
 
+pub use crate::report::device::DeviceRow;
+
 /// VNIs listed by name; the rest are summed under `vni="other"`.
 pub const TOP_VNIS: usize = 20;
 
@@ -39,6 +41,20 @@ pub struct QueueInfo {
     pub stage: Arc<SharedStats>,
     /// The worker's VNI table and socket counters.
     pub slow: Arc<SharedSlow>,
+    /// The receive device's name when the capture has several (a device
+    /// stack), else empty: the `queue` label is then `DEVICE:QUEUE`.
+    pub device: String,
+}
+
+impl QueueInfo {
+    /// The `queue` label: the queue index, prefixed by its device in a stack.
+    pub fn label(&self) -> String {
+        if self.device.is_empty() {
+            self.queue.to_string()
+        } else {
+            format!("{}:{}", self.device, self.queue)
+        }
+    }
 }
 
 /// Everything a scrape reports.
@@ -49,6 +65,8 @@ pub struct Metrics {
     analyzers: Vec<(String, Arc<AnalyzerProgress>)>,
     xdp: Mutex<XdpCounters>,
     restarts: Arc<AtomicU64>,
+    /// The receive devices (empty for a capture on one device).
+    devices: Mutex<Vec<DeviceRow>>,
     /// Why the capture cannot take traffic now, as the main thread last
     /// found it (`None`: it can). See [`Metrics::health`].
     unhealthy: Mutex<Option<String>>,
@@ -67,6 +85,7 @@ impl Metrics {
             analyzers,
             xdp: Mutex::new(XdpCounters::default()),
             restarts: Arc::default(),
+            devices: Mutex::new(Vec::new()),
             unhealthy: Mutex::new(None),
         }
     }
@@ -114,6 +133,18 @@ impl Metrics {
         self.analyzers.get(index).map(|(_, progress)| &**progress)
     }
 
+    /// Stores the receive devices' state (main thread).
+    pub fn set_devices(&self, rows: Vec<DeviceRow>) {
+        if let Ok(mut devices) = self.devices.lock() {
+            *devices = rows;
+        }
+    }
+
+    /// The receive devices' state, as last stored.
+    pub fn devices(&self) -> Vec<DeviceRow> {
+        self.devices.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
     /// Stores the XDP program's latest counters (main thread).
     pub fn set_xdp(&self, counters: XdpCounters) {
         if let Ok(mut xdp) = self.xdp.lock() {
@@ -138,7 +169,47 @@ impl Metrics {
         self.render_drops(&mut out, &stages);
         self.render_xdp_and_vnis(&mut out, &iface);
         self.render_analyzers(&mut out);
+        self.render_devices(&mut out);
         out
+    }
+
+    /// The receive devices of a stack: up or not, and the program's per-device verdicts.
+    fn render_devices(&self, out: &mut String) {
+        let devices = self.devices();
+        if devices.is_empty() {
+            return;
+        }
+        header(
+            out,
+            "vxdecap_device_up",
+            "gauge",
+            "Receive devices of the stack (named device, VF, ports): 1 while its sockets are bound.",
+        );
+        for d in &devices {
+            let _ = writeln!(
+                out,
+                "vxdecap_device_up{{device=\"{}\",role=\"{}\"}} {}",
+                escape(&d.device),
+                d.role,
+                u8::from(d.up)
+            );
+        }
+        header(
+            out,
+            "vxdecap_device_xdp_frames_total",
+            "counter",
+            "Steered frames per receive device: redirected to its sockets, or passed for want of a socket on its (device, queue).",
+        );
+        for d in &devices {
+            for (verdict, n) in [("redirected", d.redirected), ("no_socket", d.no_socket)] {
+                let _ = writeln!(
+                    out,
+                    "vxdecap_device_xdp_frames_total{{device=\"{}\",role=\"{}\",verdict=\"{verdict}\"}} {n}",
+                    escape(&d.device),
+                    d.role
+                );
+            }
+        }
     }
 
     /// The queues, their frame and byte counters, interface restarts.
@@ -154,7 +225,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "vxdecap_queue_info{{interface=\"{iface}\",queue=\"{}\",cpu=\"{cpu}\",bind_mode=\"{}\",rx_policy=\"{}\"}} 1",
-                q.queue, q.bind_mode, q.rx_policy
+                q.label(), q.bind_mode, q.rx_policy
             );
         }
         let per_queue = [
@@ -187,7 +258,7 @@ impl Metrics {
         for (counter, name, help) in per_queue {
             header(out, name, "counter", help);
             for (q, s) in self.queues.iter().zip(stages) {
-                let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", q.queue, s.get(counter));
+                let _ = writeln!(out, "{name}{{queue=\"{}\"}} {}", q.label(), s.get(counter));
             }
         }
         header(
@@ -216,7 +287,7 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "vxdecap_outer_fragments_total{{queue=\"{}\",event=\"{}\"}} {}",
-                    q.queue,
+                    q.label(),
                     event.name(),
                     s.reassembly(event)
                 );
@@ -233,7 +304,7 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "vxdecap_fragment_packets_total{{queue=\"{}\",outcome=\"{}\"}} {}",
-                    q.queue,
+                    q.label(),
                     crate::report::summary::fragment_reason(event),
                     s.reassembly_packets(event)
                 );
@@ -249,7 +320,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "vxdecap_fragments_pending{{queue=\"{}\"}} {}",
-                q.queue,
+                q.label(),
                 s.get(StageCounter::FragmentsPending)
             );
         }
@@ -267,7 +338,7 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "vxdecap_allowlist_dropped_datagrams_total{{queue=\"{}\",reason=\"{}\"}} {}",
-                    q.queue,
+                    q.label(),
                     counter.name(),
                     s.get(counter)
                 );
@@ -283,7 +354,7 @@ impl Metrics {
             let _ = writeln!(
                 out,
                 "vxdecap_truncated_mirror_frames_total{{queue=\"{}\"}} {}",
-                q.queue,
+                q.label(),
                 s.get(StageCounter::TruncatedMirror)
             );
         }
@@ -348,7 +419,7 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "vxdecap_rejected_frames_total{{queue=\"{}\",reason=\"{}\"}} {}",
-                    q.queue,
+                    q.label(),
                     reason.name(),
                     s.rejected(reason)
                 );
@@ -366,14 +437,14 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "vxdecap_dropped_frames_total{{queue=\"{}\",cause=\"{cause}\"}} {n}",
-                    q.queue
+                    q.label()
                 );
             }
             for (a, (name, _)) in self.analyzers.iter().enumerate() {
                 let _ = writeln!(
                     out,
                     "vxdecap_dropped_frames_total{{queue=\"{}\",cause=\"analyzer_backpressure\",analyzer=\"{}\"}} {}",
-                    q.queue,
+                    q.label(),
                     escape(name),
                     s.analyzer_backpressure(a)
                 );
@@ -491,6 +562,7 @@ mod tests {
         let metrics = Metrics::new(
             "eth\"1",
             vec![QueueInfo {
+                device: String::new(),
                 queue: 0,
                 cpu: Some(1),
                 bind_mode: BindMode::Copy,

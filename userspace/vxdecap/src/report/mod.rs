@@ -9,6 +9,7 @@
 /// not at all without one.
 pub const CONSOLE: &str = "vxdecap::console";
 
+pub mod device;
 pub mod metrics;
 pub mod progress;
 pub mod stats;

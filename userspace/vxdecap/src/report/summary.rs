@@ -49,6 +49,10 @@ pub struct Summary {
     pub vnis: (Vec<(u32, u64)>, u64),
     /// Times the interface went away and came back (live only).
     pub interface_restarts: u64,
+    /// The receive devices of a stack at the end (empty for one device).
+    pub devices: Vec<crate::report::device::DeviceRow>,
+    /// Receive devices going away and coming back (VF servicing), in order.
+    pub device_events: Vec<String>,
     /// What the capture file reader saw (offline only): packets it could
     /// not hand on, odd records, skipped blocks, why it stopped early.
     pub input: Option<InputReport>,
@@ -57,6 +61,9 @@ pub struct Summary {
 /// What one worker saw, read when it stopped.
 #[derive(Clone, Debug)]
 pub struct QueueReport {
+    /// The receive device, when the capture had several (a device stack);
+    /// else empty.
+    pub device: String,
     /// Rx queue index.
     pub queue: u32,
     /// CPU the worker was pinned to.
@@ -79,6 +86,18 @@ pub struct QueueReport {
     pub kicks: u64,
     /// Inner frames per VNI.
     pub vnis: VniCounts,
+}
+
+impl QueueReport {
+    /// The queue as the summary names it: its index, prefixed by its
+    /// device in a stack (`eth1:0`).
+    pub fn label(&self) -> String {
+        if self.device.is_empty() {
+            self.queue.to_string()
+        } else {
+            format!("{}:{}", self.device, self.queue)
+        }
+    }
 }
 
 /// Reassembly outcomes of outer fragments that are not the datagram handed
@@ -285,6 +304,8 @@ impl Summary {
             analyzers,
             vnis,
             interface_restarts: 0,
+            devices: Vec::new(),
+            device_events: Vec::new(),
             input: None,
         }
     }
@@ -354,27 +375,27 @@ impl Summary {
         );
         match self.attach {
             Some(mode) => {
-                let binds: Vec<String> = self
-                    .queues
-                    .iter()
-                    .map(|q| {
-                        let cpu = q
-                            .cpu
-                            .map_or_else(|| "unpinned".to_owned(), |c| format!("cpu {c}"));
-                        let batches = q.stats.get(StageCounter::Batches);
-                        let per_batch =
-                            q.stats.get(StageCounter::Received) as f64 / batches.max(1) as f64;
-                        let naps = if q.naps > 0 {
-                            format!(", {} naps", q.naps)
-                        } else {
-                            String::new()
-                        };
-                        format!(
+                let binds: Vec<String> =
+                    self.queues
+                        .iter()
+                        .map(|q| {
+                            let cpu = q
+                                .cpu
+                                .map_or_else(|| "unpinned".to_owned(), |c| format!("cpu {c}"));
+                            let batches = q.stats.get(StageCounter::Batches);
+                            let per_batch =
+                                q.stats.get(StageCounter::Received) as f64 / batches.max(1) as f64;
+                            let naps = if q.naps > 0 {
+                                format!(", {} naps", q.naps)
+                            } else {
+                                String::new()
+                            };
+                            format!(
                             "queue {} {} {cpu} {} {batches} batches of {per_batch:.1} frames{naps}",
-                            q.queue, q.bind_mode, q.rx_policy
+                            q.label(), q.bind_mode, q.rx_policy
                         )
-                    })
-                    .collect();
+                        })
+                        .collect();
                 let _ = writeln!(
                     out,
                     "{received} packets received on {} (XDP {mode} mode; AF_XDP {})",
@@ -571,7 +592,7 @@ impl Summary {
                 if first.latency_per_worker.len() > 1 {
                     for (q, l) in self.queues.iter().zip(&first.latency_per_worker) {
                         if let Some(l) = l {
-                            let _ = writeln!(out, "  queue {}: {}", q.queue, latency_text(l));
+                            let _ = writeln!(out, "  queue {}: {}", q.label(), latency_text(l));
                         }
                     }
                 }
@@ -583,6 +604,20 @@ impl Summary {
                 "{} went away and came back {} time(s) (interface_restarts)",
                 self.source, self.interface_restarts
             );
+        }
+        for d in &self.devices {
+            let _ = writeln!(
+                out,
+                "device {} ({}): {} frame(s) redirected, {} without a socket (passed), {} at the end",
+                d.device,
+                d.role,
+                d.redirected,
+                d.no_socket,
+                if d.up { "up" } else { "gone" }
+            );
+        }
+        for event in &self.device_events {
+            let _ = writeln!(out, "device event: {event}");
         }
         if let Some(input) = &self.input {
             for line in input.lines() {

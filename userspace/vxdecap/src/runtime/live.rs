@@ -9,7 +9,7 @@
 //! kernel, then lets each worker drain its RX ring, so every frame that
 //! reached a socket is accounted for.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -28,18 +28,23 @@ use crate::report::metrics::{Metrics, QueueInfo};
 use crate::report::stats::{SharedSlow, SharedStats};
 use crate::report::summary::{QueueReport, Summary};
 use crate::report::CONSOLE;
-use crate::runtime::config::CaptureConfig;
+use crate::runtime::config::{CaptureConfig, QueueSelection};
 use crate::runtime::cpus::{analyzer_cpus, resolve_cpus};
 use crate::runtime::error::CaptureError;
 use crate::runtime::hotplug::LinkWatcher;
 use crate::runtime::preflight::{
     check_config, effective_allowlist, metrics_error, resolve_queues, SetupError,
 };
+use crate::runtime::stack::{
+    attach_stack, discover, Attach, ReceiveDevice, StackDevice, StackRole,
+};
 use crate::runtime::supervisor::{defer_interrupts, Supervisor};
 use crate::runtime::umem::frame_size_for_mtu;
-use crate::runtime::worker::{BoundSocket, Control, RxQueueWorker, SocketHistory, SocketReady};
+use crate::runtime::worker::{
+    BoundSocket, Control, DeviceControl, RxQueueWorker, SocketHistory, SocketReady,
+};
 use crate::steer::allow::Allowlist;
-use crate::steer::{AttachMode, Steering};
+use crate::steer::{AttachMode, SteerError, Steering, MAX_QUEUES};
 
 /// Runs a live capture until `stop` is raised, the count or duration is
 /// reached, or an output fails. Each of `analyzers` (at most
@@ -65,12 +70,15 @@ pub fn run_capture(
             crate::runtime::metrics_server::bind(endpoint).map_err(|e| metrics_error(endpoint, e))
         })
         .transpose()?;
-    let (mut steering, allow, attach_mode) = attach(config)?;
+    if let Some(warning) = crate::runtime::stack::vf_named_warning(config) {
+        tracing::warn!(target: CONSOLE, "{warning}");
+    }
+    let mut layout = Layout::of(config, analyzers.len())?;
+    let (mut steering, allow, attach_mode) = attach(config, &mut layout.stack)?;
     // The workers check reassembled datagrams against the same lists.
     let shared_allow: SharedAllowlist = Arc::new(arc_swap::ArcSwap::from_pointee(allow.clone()));
-    let layout = Layout::of(config, analyzers.len())?;
     let mut workers = Workers::start(config, &layout, analyzers, &stop, &shared_allow)?;
-    let bound = workers.register(&mut steering)?;
+    let bound = workers.register(&mut steering, &layout)?;
     announce(
         config,
         &layout,
@@ -96,7 +104,16 @@ pub fn run_capture(
         layout.cpus.clone(),
     );
     supervisor.metrics_restarts = metrics.restarts();
-    supervisor.bound_queues = bound.iter().map(|(queue, _)| *queue).collect();
+    supervisor.bound_queues = bound.iter().map(|(worker, _)| *worker).collect();
+    let slots: Vec<u32> = (0..layout.workers.len()).map(|w| layout.slot(w)).collect();
+    let is_stack = layout.stack.len() > 1;
+    supervisor.workers = layout
+        .workers
+        .iter()
+        .map(|&(d, _)| d)
+        .zip(slots.iter().copied())
+        .collect();
+    supervisor.stack = std::mem::take(&mut layout.stack);
     // Busy polling keeps the device's interrupts off only with these set.
     if bound.iter().any(|(_, b)| b.policy == RxPolicy::BusyPoll) {
         supervisor.deferral = defer_interrupts(&config.interface);
@@ -106,9 +123,9 @@ pub fn run_capture(
     // Stop order: no new frames to the sockets, drain the rings, then the analyzers.
     stop.store(true, Ordering::Relaxed);
     if let Some(steering) = supervisor.steering.as_mut() {
-        for &queue in &layout.queues {
-            if let Err(e) = steering.unregister_socket(queue) {
-                tracing::warn!(queue, error = %e, "cannot clear the XSKMAP slot");
+        for &slot in &slots {
+            if let Err(e) = steering.unregister_socket(slot) {
+                tracing::warn!(slot, error = %e, "cannot clear the XSKMAP slot");
             }
         }
     }
@@ -119,6 +136,8 @@ pub fn run_capture(
         .collect();
     let xdp = supervisor.xdp_totals();
     let restarts = supervisor.restarts;
+    let device_events = std::mem::take(&mut supervisor.device_events);
+    let devices = supervisor.device_rows();
     drop(supervisor);
     if let Some(server) = server {
         let _ = server.join();
@@ -135,6 +154,10 @@ pub fn run_capture(
         analyzer_reports,
     );
     summary.interface_restarts = restarts;
+    summary.device_events = device_events;
+    if is_stack {
+        summary.devices = devices;
+    }
     Ok(summary)
 }
 
@@ -142,7 +165,10 @@ pub fn run_capture(
 /// with an empty XSKMAP it passes everything to the kernel, so nothing
 /// changes for the interface until a socket is registered, and a busy
 /// interface is refused before any socket exists.
-fn attach(config: &CaptureConfig) -> Result<(Steering, Allowlist, AttachMode), CaptureError> {
+fn attach(
+    config: &CaptureConfig,
+    stack: &mut [StackDevice],
+) -> Result<(Steering, Allowlist, AttachMode), CaptureError> {
     let mut steering = Steering::load_with(
         &config.interface,
         &config.ports,
@@ -150,7 +176,7 @@ fn attach(config: &CaptureConfig) -> Result<(Steering, Allowlist, AttachMode), C
     )?;
     let allow = effective_allowlist(config).map_err(SetupError::from)?;
     steering.set_allowlist(&allow)?;
-    let mode = steering.attach(config.mode.attach())?;
+    let mode = attach_stack(&mut steering, config, stack)?;
     if !allow.is_open() {
         tracing::info!(target: CONSOLE, "allowlist: {allow}");
     }
@@ -159,7 +185,11 @@ fn attach(config: &CaptureConfig) -> Result<(Steering, Allowlist, AttachMode), C
 
 /// Where each worker and analyzer runs, and the sizes they share.
 struct Layout {
-    /// The rx queues captured, ascending.
+    /// The receive devices: the named one alone, or its stack.
+    stack: Vec<StackDevice>,
+    /// Each worker's (device in `stack`, rx queue).
+    workers: Vec<(usize, u32)>,
+    /// Each worker's rx queue, in worker order.
     queues: Vec<u32>,
     /// Each worker's CPU, in queue order.
     cpus: Vec<Option<usize>>,
@@ -175,7 +205,8 @@ struct Layout {
 
 impl Layout {
     fn of(config: &CaptureConfig, analyzers: usize) -> Result<Self, CaptureError> {
-        let queues = resolve_queues(config)?;
+        let (stack, workers) = stack_layout(config)?;
+        let queues: Vec<u32> = workers.iter().map(|&(_, q)| q).collect();
         let cpus = resolve_cpus(config, &queues)?;
         // Each analyzer gets a core of its own when there is one, else it shares
         // the last worker's. (Tried: a lower priority for a sharing analyzer and
@@ -194,6 +225,8 @@ impl Layout {
             .saturating_sub(config.socket.rx_ring as usize)
             .max(frame_count / 2);
         Ok(Self {
+            stack,
+            workers,
             queues,
             cpus,
             analyzer_cpus,
@@ -201,6 +234,12 @@ impl Layout {
             lease_budget,
             pool: (lease_budget / 4).clamp(2, 4096),
         })
+    }
+
+    /// Worker `index`'s XSKMAP slot.
+    fn slot(&self, index: usize) -> u32 {
+        let (device, queue) = self.workers[index];
+        self.stack[device].base + queue
     }
 
     /// Run to completion: with one worker and no core of their own, cheap
@@ -212,14 +251,95 @@ impl Layout {
             && analyzers.iter().all(Analyzer::can_run_inline)
     }
 
-    /// The CPU of the worker of `queue`, as the start-up line says it.
-    fn cpu_text(&self, queue: u32) -> String {
-        self.queues
-            .iter()
-            .position(|&q| q == queue)
-            .and_then(|i| self.cpus[i])
-            .map_or_else(|| "unpinned".to_owned(), |c| format!("cpu {c}"))
+    /// The CPU of worker `index`, as the start-up line says it.
+    fn cpu_text(&self, index: usize) -> String {
+        self.cpus[index].map_or_else(|| "unpinned".to_owned(), |c| format!("cpu {c}"))
     }
+
+    /// Worker `index`'s name in logs: its queue, prefixed by its device in a stack.
+    fn worker_label(&self, index: usize) -> String {
+        let (device, queue) = self.workers[index];
+        if self.stack.len() > 1 {
+            format!("{} queue {queue}", self.stack[device].device.name)
+        } else {
+            format!("queue {queue}")
+        }
+    }
+}
+
+/// The receive devices, and each worker's (device, rx queue).
+type StackLayout = (Vec<StackDevice>, Vec<(usize, u32)>);
+
+/// The receive devices and one worker per (device, queue): the named
+/// device's selected queues when it is alone; every queue of every device
+/// of a stack (restricted to `--queues` when given).
+fn stack_layout(config: &CaptureConfig) -> Result<StackLayout, CaptureError> {
+    let found = discover(
+        &config.interface,
+        config.mode == crate::runtime::config::CaptureMode::Skb,
+    );
+    let single = found.len() <= 1 && found.first().is_none_or(|d| d.role == StackRole::Named);
+    if single {
+        let queues = resolve_queues(config)?;
+        let device = found.into_iter().next().unwrap_or_else(|| ReceiveDevice {
+            name: config.interface.clone(),
+            ifindex: 0,
+            role: StackRole::Named,
+            driver: None,
+            queues: queues.len() as u32,
+            attach: Attach::Here,
+        });
+        let stack = vec![StackDevice {
+            device,
+            base: 0,
+            capacity: MAX_QUEUES,
+            link: None,
+            present: true,
+        }];
+        return Ok((stack, queues.into_iter().map(|q| (0, q)).collect()));
+    }
+    if found.len() > crate::steer::MAX_DEVICES {
+        return Err(SteerError::Map {
+            map: "vxd_devices",
+            detail: format!(
+                "{} receive devices under {}: vxdecap serves at most {}",
+                found.len(),
+                config.interface,
+                crate::steer::MAX_DEVICES
+            ),
+        }
+        .into());
+    }
+    let mut stack = Vec::new();
+    let mut workers = Vec::new();
+    let mut base = 0u32;
+    for (index, device) in found.into_iter().enumerate() {
+        let capacity = device.queues.max(1);
+        if base + capacity > MAX_QUEUES {
+            return Err(SteerError::QueueRange(base + capacity).into());
+        }
+        for queue in 0..capacity {
+            let selected = match &config.queues {
+                QueueSelection::All => true,
+                QueueSelection::List(list) => list.contains(&queue),
+            };
+            if selected {
+                workers.push((index, queue));
+            }
+        }
+        stack.push(StackDevice {
+            present: device.ifindex != 0,
+            device,
+            base,
+            capacity,
+            link: None,
+        });
+        base += capacity;
+    }
+    if workers.is_empty() {
+        return Err(SetupError::NoQueues.into());
+    }
+    Ok((stack, workers))
 }
 
 /// Analyzers to start on threads of their own, with their lanes.
@@ -280,7 +400,7 @@ impl Workers {
             let worker = workers.worker(config, layout, index, work);
             let setup_tx = setup_tx.clone();
             let handle = std::thread::Builder::new()
-                .name(format!("vxdecap-rx{}", layout.queues[index]))
+                .name(format!("vxdecap-rx{index}"))
                 .spawn(move || worker.run(setup_tx))
                 .map_err(|source| CaptureError::Thread {
                     what: "a worker thread",
@@ -301,8 +421,12 @@ impl Workers {
         let control = Arc::new(Control {
             stop: Arc::clone(stop),
             unregistered: AtomicBool::new(false),
-            epoch: AtomicU64::new(0),
             interface: Mutex::new(config.interface.clone()),
+            devices: layout
+                .stack
+                .iter()
+                .map(|d| DeviceControl::new(&d.device.name, d.present))
+                .collect(),
             shared_core: layout
                 .queues
                 .iter()
@@ -330,9 +454,15 @@ impl Workers {
         let cpu = layout.cpus[index];
         RxQueueWorker {
             index: index as u16,
+            device: layout.workers[index].0,
             queue: layout.queues[index],
             cpu,
-            socket_config: layout.socket,
+            socket_config: SocketConfig {
+                bind: layout.stack[layout.workers[index].0]
+                    .device
+                    .bind(layout.socket.bind),
+                ..layout.socket
+            },
             batch: config.batch,
             lossless: config.lossless,
             work,
@@ -354,21 +484,29 @@ impl Workers {
     fn register(
         &mut self,
         steering: &mut Steering,
-    ) -> Result<Vec<(u32, BoundSocket)>, CaptureError> {
+        layout: &Layout,
+    ) -> Result<Vec<(usize, BoundSocket)>, CaptureError> {
         let mut bound = Vec::new();
         let mut error = None;
         let setup = self.setup.as_ref().expect("the workers' setup channel");
-        for _ in 0..self.handles.len() {
+        // Workers of a device away at the start (a VF in servicing) report
+        // when it comes.
+        let expected = layout
+            .workers
+            .iter()
+            .filter(|(d, _)| layout.stack[*d].present)
+            .count();
+        for _ in 0..expected {
             match setup.recv() {
                 Ok(SocketReady {
-                    queue,
+                    worker,
                     result: Ok(socket),
                     ..
                 }) => {
-                    if let Err(e) = steering.register_socket(queue, socket.fd) {
+                    if let Err(e) = steering.register_socket(layout.slot(worker), socket.fd) {
                         error.get_or_insert_with(|| CaptureError::from(e));
                     }
-                    bound.push((queue, socket));
+                    bound.push((worker, socket));
                 }
                 Ok(SocketReady { result: Err(e), .. }) => {
                     error.get_or_insert_with(|| CaptureError::from(e));
@@ -474,12 +612,20 @@ fn announce(
     config: &CaptureConfig,
     layout: &Layout,
     attach_mode: AttachMode,
-    bound: &[(u32, BoundSocket)],
+    bound: &[(usize, BoundSocket)],
     run_inline: bool,
 ) {
     let sockets: Vec<String> = bound
         .iter()
-        .map(|(q, b)| format!("queue {q} {} {} {}", b.mode, layout.cpu_text(*q), b.policy))
+        .map(|(w, b)| {
+            format!(
+                "{} {} {} {}",
+                layout.worker_label(*w),
+                b.mode,
+                layout.cpu_text(*w),
+                b.policy
+            )
+        })
         .collect();
     tracing::info!(
         interface = %config.interface,
@@ -499,10 +645,11 @@ fn announce(
         sockets.join(", "),
         layout.queues.len()
     );
-    for (queue, socket) in bound {
+    for (worker, socket) in bound {
         tracing::info!(
             target: CONSOLE,
-            "queue {queue} receive policy {}: {}",
+            "{} receive policy {}: {}",
+            layout.worker_label(*worker),
             socket.policy,
             socket.reason
         );
@@ -516,21 +663,26 @@ fn announce(
 fn metrics_of(
     config: &CaptureConfig,
     layout: &Layout,
-    bound: &[(u32, BoundSocket)],
+    bound: &[(usize, BoundSocket)],
     workers: &Workers,
     threads: &[AnalyzerThread],
 ) -> Metrics {
-    let socket = |queue: u32| bound.iter().find(|(q, _)| *q == queue).map(|(_, b)| b);
+    let socket = |worker: usize| bound.iter().find(|(w, _)| *w == worker).map(|(_, b)| b);
     let queues = layout
         .queues
         .iter()
         .zip(&workers.published)
         .enumerate()
         .map(|(i, (&queue, (stage, slow)))| QueueInfo {
+            device: if layout.stack.len() > 1 {
+                layout.stack[layout.workers[i].0].device.name.clone()
+            } else {
+                String::new()
+            },
             queue,
             cpu: layout.cpus[i],
-            bind_mode: socket(queue).map_or(BindMode::Copy, |b| b.mode),
-            rx_policy: socket(queue).map_or(RxPolicy::Sleep, |b| b.policy),
+            bind_mode: socket(i).map_or(BindMode::Copy, |b| b.mode),
+            rx_policy: socket(i).map_or(RxPolicy::Sleep, |b| b.policy),
             stage: Arc::clone(stage),
             slow: Arc::clone(slow),
         })

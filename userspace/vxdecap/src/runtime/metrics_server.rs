@@ -374,6 +374,7 @@ mod tests {
         Arc::new(Metrics::new(
             "eth1",
             vec![QueueInfo {
+                device: String::new(),
                 queue: 0,
                 cpu: Some(1),
                 bind_mode: BindMode::Copy,

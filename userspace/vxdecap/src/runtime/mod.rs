@@ -13,6 +13,7 @@ pub mod offline;
 pub mod preflight;
 pub mod privs;
 pub mod receive_work;
+pub mod stack;
 pub mod supervisor;
 pub mod umem;
 pub mod worker;

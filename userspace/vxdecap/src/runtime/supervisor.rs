@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crate::datapath::idle::RxPolicy;
 use crate::datapath::stage::SharedAllowlist;
 use crate::error::error_chain;
+use crate::report::device::DeviceRow;
 use crate::report::metrics::Metrics;
 use crate::report::stats_line::stats_line;
 use crate::report::CONSOLE;
@@ -19,9 +20,11 @@ use crate::runtime::device::{interface_mac, interface_up};
 use crate::runtime::hotplug::{LinkEvent, LinkWatcher};
 use crate::runtime::preflight::effective_allowlist;
 use crate::runtime::receive_work::{NapiDeferral, ReceiveWork};
+use crate::runtime::stack::{attach_stack, StackDevice};
+use crate::runtime::stack::{is_vf_of, master, StackRole};
 use crate::runtime::worker::{Control, SocketReady};
 use crate::steer::allow::Allowlist;
-use crate::steer::{Steering, XdpCounters};
+use crate::steer::{DeviceCounters, Steering, XdpCounters, XdpLinkId};
 
 /// The main thread while capturing: stop conditions, stats lines, metrics,
 /// SIGHUP, and the interface going away and coming back.
@@ -52,8 +55,22 @@ pub(crate) struct Supervisor<'a> {
     /// Where the kernel's receive work ran at the last look, and when that was.
     pub(crate) receive_work: ReceiveWork,
     pub(crate) last_receive_check: Option<Instant>,
-    /// The rx queues whose sockets are registered with the program now.
-    pub(crate) bound_queues: BTreeSet<u32>,
+    /// The workers whose sockets are registered with the program now.
+    pub(crate) bound_queues: BTreeSet<usize>,
+    /// Each worker's (receive device in `stack`, XSKMAP slot).
+    pub(crate) workers: Vec<(usize, u32)>,
+    /// The receive devices.
+    pub(crate) stack: Vec<StackDevice>,
+    /// Each receive device's counters under the ifindexes it had before.
+    pub(crate) device_before: Vec<DeviceCounters>,
+    /// Links to devices that left the stack, by ifindex: kept attached so
+    /// that frames still arriving there are counted (no_socket), detached
+    /// when the device is deleted or its successor comes.
+    pub(crate) retired_links: Vec<(u32, XdpLinkId)>,
+    /// Transitions of the receive devices, for the summary.
+    pub(crate) device_events: Vec<String>,
+    /// When the capture started (device events are timed from it).
+    pub(crate) started: Instant,
 }
 
 impl<'a> Supervisor<'a> {
@@ -85,6 +102,303 @@ impl<'a> Supervisor<'a> {
             receive_work: ReceiveWork::default(),
             last_receive_check: None,
             bound_queues: BTreeSet::new(),
+            workers: Vec::new(),
+            stack: Vec::new(),
+            device_before: Vec::new(),
+            retired_links: Vec::new(),
+            device_events: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Each receive device: up or not, and the program's verdicts on its
+    /// frames over every ifindex it had; then `other`, for steered frames
+    /// from devices outside the stack, when there were any.
+    pub(crate) fn device_rows(&self) -> Vec<DeviceRow> {
+        let now = self
+            .steering
+            .as_ref()
+            .map(Steering::device_counters)
+            .unwrap_or_default();
+        let mut rows = self
+            .stack
+            .iter()
+            .enumerate()
+            .map(|(d, dev)| {
+                // Row d counts the device under every ifindex it had.
+                let mut c = self.device_before.get(d).copied().unwrap_or_default();
+                if let Some(current) = now.get(d) {
+                    c.merge(current);
+                }
+                DeviceRow {
+                    device: dev.device.name.clone(),
+                    role: dev.device.role.as_str().to_owned(),
+                    // Up: there, with the sockets of all its queues bound.
+                    up: dev.present
+                        && self.steering.is_some()
+                        && (0..self.workers.len())
+                            .filter(|&w| self.workers[w].0 == d && self.socket_expected(w))
+                            .all(|w| self.bound_queues.contains(&w)),
+                    redirected: c.redirected,
+                    no_socket: c.no_socket,
+                }
+            })
+            .collect::<Vec<_>>();
+        // Steered frames from devices that are not (or no longer) in the
+        // stack: counted in the program's last row.
+        let mut other = self
+            .device_before
+            .get(self.stack.len())
+            .copied()
+            .unwrap_or_default();
+        if let Some(current) = now.get(crate::steer::MAX_DEVICES) {
+            other.merge(current);
+        }
+        if other != DeviceCounters::default() {
+            rows.push(DeviceRow {
+                device: "other".to_owned(),
+                role: "none".to_owned(),
+                up: false,
+                redirected: other.redirected,
+                no_socket: other.no_socket,
+            });
+        }
+        rows
+    }
+
+    /// The program was dropped (the named device went away): each device's
+    /// counts so far are kept.
+    fn keep_device_counts(&mut self) {
+        let rows = self.device_rows();
+        self.device_before = rows
+            .iter()
+            .map(|r| DeviceCounters {
+                redirected: r.redirected,
+                no_socket: r.no_socket,
+            })
+            .collect();
+        self.retired_links.clear();
+    }
+
+    /// Worker `w` should have a socket bound now: its device is there, with
+    /// its queue (a VF may come back with fewer queues; the worker keeps
+    /// trying, and frames of a queue without a socket are counted).
+    fn socket_expected(&self, w: usize) -> bool {
+        let (d, slot) = self.workers[w];
+        self.stack
+            .get(d)
+            .is_none_or(|s| s.present && slot - s.base < s.device.queues)
+    }
+
+    /// A transition of a receive device: in the log, the console and the summary.
+    fn device_event(&mut self, text: String) {
+        tracing::info!(target: CONSOLE, "{text}");
+        tracing::info!(event = %text, "receive device transition");
+        let at = self.started.elapsed().as_secs_f64();
+        self.device_events.push(format!("+{at:.3}s {text}"));
+    }
+
+    /// The VF (or a port) went away: the program stops steering to it, its
+    /// sockets close (which empties their XSKMAP slots), and the capture
+    /// goes on through the other devices.
+    fn device_gone(&mut self, d: usize, why: &str) {
+        let (name, ifindex, role) = {
+            let dev = &self.stack[d];
+            (dev.device.name.clone(), dev.device.ifindex, dev.device.role)
+        };
+        if let Some(steering) = self.steering.as_mut() {
+            // Frames still arriving there pass, counted in its row as
+            // no_socket (the program stays until the device is deleted).
+            let (base, row) = (self.stack[d].base, d as u32);
+            if let Err(e) = steering.set_device(ifindex, base, 0, row) {
+                tracing::warn!(device = %name, error = %e, "cannot stop steering to the device");
+            }
+            if let Some(link) = self.stack[d].link.take() {
+                self.retired_links.push((ifindex, link));
+            }
+            for &(device, slot) in &self.workers {
+                if device == d {
+                    let _ = steering.unregister_socket(slot);
+                }
+            }
+        }
+        self.stack[d].present = false;
+        self.control.devices[d].set_present(false);
+        let workers = &self.workers;
+        self.bound_queues.retain(|&w| workers[w].0 != d);
+        let others: Vec<String> = self
+            .stack
+            .iter()
+            .filter(|s| s.present)
+            .map(|s| s.device.name.clone())
+            .collect();
+        self.device_event(format!(
+            "{name} ({role}, ifindex {ifindex}) {why}: its sockets are closed; capturing through {}",
+            if others.is_empty() { "nothing until it comes back".to_owned() } else { others.join(", ") }
+        ));
+    }
+
+    /// The VF (or a port) came back, maybe renamed, with a new ifindex:
+    /// steer to it, attach where the policy says, and open its sockets again.
+    fn device_back(&mut self, d: usize, name: &str, ifindex: u32) {
+        let config = self.config;
+        let Some(steering) = self.steering.as_mut() else {
+            return;
+        };
+        let (base, capacity) = (self.stack[d].base, self.stack[d].capacity);
+        // Its predecessor is gone or left the stack: no more counting there.
+        for (old, link) in self.retired_links.drain(..) {
+            steering.detach(link);
+            let _ = steering.remove_device(old);
+        }
+        if let Err(e) = steering.set_device(ifindex, base, capacity, d as u32) {
+            tracing::info!(target: CONSOLE, "{name} is back but cannot be steered to yet: {e}");
+            return;
+        }
+        let dev = &mut self.stack[d];
+        if dev.device.attach == crate::runtime::stack::Attach::Here {
+            let request = dev.device.attach_request(config.mode.attach());
+            match steering.attach_also(name, request) {
+                Ok((_, link)) => dev.link = Some(link),
+                Err(e) => {
+                    let _ = steering.remove_device(ifindex);
+                    tracing::info!(target: CONSOLE, "{name} is back but cannot be captured yet: {e}");
+                    return;
+                }
+            }
+        }
+        let old = std::mem::replace(&mut dev.device.name, name.to_owned());
+        dev.device.ifindex = ifindex;
+        dev.device.queues = crate::runtime::stack::real_rx_queues(name).unwrap_or(1);
+        let queues = dev.device.queues;
+        dev.present = true;
+        let role = dev.device.role;
+        if let Ok(mut n) = self.control.devices[d].name.lock() {
+            name.clone_into(&mut n);
+        }
+        self.control.devices[d].set_present(true);
+        let renamed = if old == name {
+            String::new()
+        } else {
+            format!(", was {old}")
+        };
+        let fewer = match queues.cmp(&capacity) {
+            std::cmp::Ordering::Less => format!(
+                " ({queues} rx queue(s) of the {capacity} it had: its other workers wait for theirs)"
+            ),
+            std::cmp::Ordering::Greater => format!(
+                " ({queues} rx queues; sockets on the first {capacity}, as at start: frames of the others are counted as no_socket)"
+            ),
+            std::cmp::Ordering::Equal => String::new(),
+        };
+        self.device_event(format!(
+            "{name} ({role}, ifindex {ifindex}{renamed}) came back: binding its sockets again{fewer}"
+        ));
+    }
+
+    /// A receive device was renamed (udev renames a VF that netvsc
+    /// registered as `ethN`, docs/azure.md §5): its workers open their
+    /// sockets under the new name from now on.
+    fn device_renamed(&mut self, d: usize, name: &str) {
+        let old = std::mem::replace(&mut self.stack[d].device.name, name.to_owned());
+        if let Ok(mut n) = self.control.devices[d].name.lock() {
+            name.clone_into(&mut n);
+        }
+        let role = self.stack[d].device.role;
+        self.device_event(format!("{old} ({role}) is now named {name}"));
+    }
+
+    /// Link events for the receive devices of a stack other than the named
+    /// one: the VF leaving (RTM_DELLINK, or its master cleared) and coming
+    /// back (a new device with the named device as master and its MAC).
+    fn on_stack_event(&mut self, event: &LinkEvent) {
+        if self.stack.len() < 2 || self.steering.is_none() {
+            return;
+        }
+        let named = self.current_name();
+        match event {
+            LinkEvent::Gone { index, .. } => {
+                if let Some(d) = self.stack_device(*index) {
+                    self.device_gone(d, "went away");
+                }
+                if let Some(at) = self.retired_links.iter().position(|(i, _)| i == index) {
+                    let (_, link) = self.retired_links.remove(at);
+                    if let Some(steering) = self.steering.as_mut() {
+                        steering.detach(link);
+                        let _ = steering.remove_device(*index);
+                    }
+                }
+            }
+            LinkEvent::New { index, name, .. } => {
+                if let Some(d) = self.stack_device(*index) {
+                    if master(name).as_deref() != Some(named.as_str()) {
+                        self.device_gone(d, "left its master");
+                    } else if *name != self.stack[d].device.name {
+                        self.device_renamed(d, name);
+                    }
+                    return;
+                }
+                self.adopt(&named, name, *index);
+            }
+        }
+    }
+
+    /// The present device (not the named one) with this ifindex.
+    fn stack_device(&self, ifindex: u32) -> Option<usize> {
+        self.stack.iter().position(|s| {
+            s.present && s.device.ifindex == ifindex && s.device.role != StackRole::Named
+        })
+    }
+
+    /// Takes `name` as the absent device of its role, if it is one for `named`.
+    fn adopt(&mut self, named: &str, name: &str, ifindex: u32) {
+        let role = if is_vf_of(named, name) {
+            StackRole::Vf
+        } else if master(name).as_deref() == Some(named) {
+            StackRole::Port
+        } else {
+            return;
+        };
+        if let Some(d) = self
+            .stack
+            .iter()
+            .position(|s| !s.present && s.device.role == role)
+        {
+            self.device_back(d, name, ifindex);
+        }
+    }
+
+    /// The safety net for missed link events: twice a second, each device
+    /// of the stack by name and the named device's lowers.
+    fn poll_stack(&mut self) {
+        if self.stack.len() < 2 || self.steering.is_none() {
+            return;
+        }
+        let named = self.current_name();
+        for d in 0..self.stack.len() {
+            let dev = &self.stack[d];
+            if dev.present && dev.device.role != StackRole::Named {
+                let now = nix::net::if_::if_nametoindex(dev.device.name.as_str()).unwrap_or(0);
+                if now != dev.device.ifindex {
+                    self.device_gone(d, "went away");
+                } else if master(&dev.device.name).as_deref() != Some(named.as_str()) {
+                    self.device_gone(d, "left its master");
+                }
+            }
+        }
+        if self.stack.iter().any(|s| !s.present) {
+            for lower in crate::runtime::stack::lowers(&named) {
+                let Ok(index) = nix::net::if_::if_nametoindex(lower.as_str()) else {
+                    continue;
+                };
+                if !self
+                    .stack
+                    .iter()
+                    .any(|s| s.present && s.device.ifindex == index)
+                {
+                    self.adopt(&named, &lower, index);
+                }
+            }
         }
     }
 
@@ -137,6 +451,9 @@ impl<'a> Supervisor<'a> {
             if now >= next_xdp {
                 next_xdp = now + Duration::from_millis(250);
                 metrics.set_xdp(self.xdp_totals());
+                if self.stack.len() > 1 {
+                    metrics.set_devices(self.device_rows());
+                }
             }
             if let (Some(at), Some(interval)) = (next_stats, config.stats_interval) {
                 if now >= at {
@@ -246,6 +563,7 @@ impl<'a> Supervisor<'a> {
     }
 
     fn on_link_event(&mut self, event: LinkEvent) {
+        self.on_stack_event(&event);
         let name = self.current_name();
         match event {
             LinkEvent::Gone { index, name: gone } => {
@@ -282,6 +600,7 @@ impl<'a> Supervisor<'a> {
             return;
         }
         self.last_poll = Instant::now();
+        self.poll_stack();
         let name = self.current_name();
         let index = nix::net::if_::if_nametoindex(name.as_str()).unwrap_or(0);
         match (&self.steering, index) {
@@ -296,14 +615,17 @@ impl<'a> Supervisor<'a> {
     }
 
     fn interface_gone(&mut self, name: &str) {
+        self.keep_device_counts();
         if let Some(steering) = self.steering.take() {
             let now = steering.counters().unwrap_or_default();
             self.xdp_before.merge(&now);
         }
         // Its settings went with the device; a new one is set when a socket busy-polls again.
         self.deferral = None;
-        // Odd epoch: workers close their sockets and wait.
-        self.control.epoch.fetch_add(1, Ordering::AcqRel);
+        // Odd epochs: workers close their sockets and wait.
+        for device in &self.control.devices {
+            device.set_present(false);
+        }
         self.bound_queues.clear();
         tracing::info!(target: CONSOLE,"{name} went away; waiting for it to come back (outputs stay open)");
         tracing::warn!(interface = name, "interface gone");
@@ -314,10 +636,23 @@ impl<'a> Supervisor<'a> {
         if let Err(e) = crate::runtime::privs::raise() {
             tracing::warn!(error = %error_chain(&e), "cannot raise capabilities");
         }
+        let stack = &mut self.stack;
+        for d in stack.iter_mut() {
+            if d.device.role == StackRole::Named {
+                d.device.ifindex = index;
+                name.clone_into(&mut d.device.name);
+            } else {
+                // A lower device is still in the stack when it is there and
+                // still has the named device as its master.
+                let there = nix::net::if_::if_nametoindex(d.device.name.as_str()).unwrap_or(0);
+                d.present = there != 0 && master(&d.device.name).as_deref() == Some(name);
+                d.device.ifindex = if d.present { there } else { 0 };
+            }
+        }
         let attach = Steering::load_with(name, &config.ports, config.reassembly.is_some())
             .and_then(|mut s| {
                 s.set_allowlist(&self.allow)?;
-                let mode = s.attach(config.mode.attach())?;
+                let mode = attach_stack(&mut s, config, stack)?;
                 Ok((s, mode))
             });
         match attach {
@@ -330,8 +665,19 @@ impl<'a> Supervisor<'a> {
                 self.restarts += 1;
                 self.metrics_restarts
                     .store(self.restarts, Ordering::Relaxed);
-                // Even epoch: workers open new sockets and report them.
-                self.control.epoch.fetch_add(1, Ordering::AcqRel);
+                // Even epochs: workers open new sockets and report them.
+                for (d, device) in self.control.devices.iter().enumerate() {
+                    if self
+                        .stack
+                        .get(d)
+                        .is_none_or(|s| s.device.role == StackRole::Named)
+                    {
+                        if let Ok(mut n) = device.name.lock() {
+                            name.clone_into(&mut n);
+                        }
+                    }
+                    device.set_present(self.stack.get(d).is_none_or(|s| s.present));
+                }
                 tracing::info!(
                     target: CONSOLE,
                     "{name} is back (ifindex {index}), XDP {mode} mode; reopening the sockets"
@@ -346,10 +692,19 @@ impl<'a> Supervisor<'a> {
 
     /// Why the capture cannot take traffic now, if it cannot (for `/healthz`).
     fn unhealthy(&self) -> Option<String> {
+        // A VF away for servicing leaves the capture healthy: the named
+        // device takes its traffic.
+        let expected = (0..self.workers.len())
+            .filter(|&w| self.socket_expected(w))
+            .count();
         let (attached, bound, queues) = (
             self.steering.is_some(),
             self.bound_queues.len(),
-            self.worker_cpus.len(),
+            if self.workers.is_empty() {
+                self.worker_cpus.len()
+            } else {
+                expected
+            },
         );
         // Every 20 ms: the name is looked up only when there is something to say.
         if attached && bound >= queues {
@@ -361,29 +716,40 @@ impl<'a> Supervisor<'a> {
     /// Registers the sockets workers reopened for the current epoch.
     fn register_reopened_sockets(&mut self) {
         while let Ok(ready) = self.setup.try_recv() {
-            let epoch = self.control.epoch.load(Ordering::Acquire);
+            let (device, slot) = self
+                .workers
+                .get(ready.worker)
+                .copied()
+                .unwrap_or((0, ready.queue));
+            let epoch = self.control.devices[device].epoch.load(Ordering::Acquire);
             let (Some(steering), true) = (self.steering.as_mut(), ready.epoch == epoch) else {
                 continue; // a socket of an epoch that is over
             };
+            let label = match self.stack.get(device) {
+                Some(s) if self.stack.len() > 1 => {
+                    format!("{} queue {}", s.device.name, ready.queue)
+                }
+                _ => format!("queue {}", ready.queue),
+            };
             match ready.result {
-                Ok(bound) => match steering.register_socket(ready.queue, bound.fd) {
+                Ok(bound) => match steering.register_socket(slot, bound.fd) {
                     Ok(()) => {
-                        self.bound_queues.insert(ready.queue);
+                        self.bound_queues.insert(ready.worker);
                         tracing::info!(
                             target: CONSOLE,
-                            "queue {} capturing again ({}, receive policy {})",
-                            ready.queue, bound.mode, bound.policy
+                            "{label} capturing again ({}, receive policy {})",
+                            bound.mode, bound.policy
                         );
                         if bound.policy == RxPolicy::BusyPoll && self.deferral.is_none() {
                             self.deferral = defer_interrupts(&self.current_name());
                         }
                     }
-                    Err(e) => tracing::info!(target: CONSOLE,"queue {}: {e}", ready.queue),
+                    Err(e) => tracing::info!(target: CONSOLE, "{label}: {e}"),
                 },
+                // The worker keeps trying, backing off (said once).
                 Err(e) => tracing::info!(
                     target: CONSOLE,
-                    "queue {} not reopened: {}",
-                    ready.queue,
+                    "{label} not reopened: {}; trying again until it opens",
                     error_chain(&e)
                 ),
             }

@@ -24,19 +24,49 @@ pub(crate) struct Control {
     pub(crate) stop: Arc<AtomicBool>,
     /// The XSKMAP was cleared at shutdown: the rings can only shrink now.
     pub(crate) unregistered: AtomicBool,
-    /// Even: the interface is up and workers keep a socket on it; odd: it
-    /// went away and workers close theirs. Each change is a new epoch.
-    pub(crate) epoch: AtomicU64,
-    /// The interface's current name (a VF may come back renamed). Read by
-    /// workers only when they (re)open a socket.
+    /// The named interface's current name.
     pub(crate) interface: Mutex<String>,
+    /// Each receive device's name and epoch (one entry for a capture on
+    /// one device; the named device, its VF or its ports for a stack).
+    pub(crate) devices: Vec<DeviceControl>,
     /// Per worker: the kernel's receive work can run on its core (see
     /// [`ReceiveWork`](crate::runtime::receive_work::ReceiveWork)); checked by the main thread once a second.
     pub(crate) shared_core: Vec<AtomicBool>,
 }
 
+/// One receive device, as its workers follow it.
+pub(crate) struct DeviceControl {
+    /// Its current name (a VF may come back renamed). Read by workers only
+    /// when they (re)open a socket.
+    pub(crate) name: Mutex<String>,
+    /// Even: the device is there and its workers keep a socket on it; odd:
+    /// it went away and they close theirs. Each change is a new epoch.
+    pub(crate) epoch: AtomicU64,
+}
+
+impl DeviceControl {
+    /// A device's control; an absent one (a VF in servicing when the
+    /// capture starts) begins in an odd epoch: its workers wait for it.
+    pub(crate) fn new(name: &str, present: bool) -> Self {
+        Self {
+            name: Mutex::new(name.to_owned()),
+            epoch: AtomicU64::new(u64::from(!present)),
+        }
+    }
+
+    /// Gone (odd epoch: sockets close) or back (even: they reopen), once.
+    pub(crate) fn set_present(&self, present: bool) {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        if (epoch % 2 == 0) != present {
+            self.epoch.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// A worker's report that its socket for `epoch` is open (or not).
 pub(crate) struct SocketReady {
+    /// The worker's index.
+    pub(crate) worker: usize,
     pub(crate) queue: u32,
     pub(crate) epoch: u64,
     pub(crate) result: Result<BoundSocket, XskError>,
@@ -55,6 +85,8 @@ pub(crate) struct BoundSocket {
 pub(crate) struct RxQueueWorker {
     /// Position among the workers (batches carry it back to this worker).
     pub(crate) index: u16,
+    /// Its receive device, in [`Control::devices`].
+    pub(crate) device: usize,
     pub(crate) queue: u32,
     pub(crate) cpu: Option<usize>,
     pub(crate) socket_config: SocketConfig,
@@ -103,7 +135,17 @@ impl RxQueueWorker {
             .history
             .policy
             .unwrap_or((RxPolicy::Sleep, String::new()));
+        let device = if self.control.devices.len() > 1 {
+            self.control.devices[self.device]
+                .name
+                .lock()
+                .map(|n| n.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
         Some(QueueReport {
+            device,
             queue: self.queue,
             cpu: self.cpu,
             bind_mode,
@@ -132,19 +174,41 @@ impl RxQueueWorker {
         // Allocated here, once: the batch loop allocates nothing.
         let mut tokens: Vec<RxFrame> = Vec::with_capacity(self.batch);
         let mut first = true;
+        // Failed opens in this epoch (a VF that came back before its queues).
+        let mut attempts = 0u32;
+        let mut attempts_epoch = u64::MAX;
         loop {
-            let epoch = self.control.epoch.load(Ordering::Acquire);
+            let epoch = self.control.devices[self.device]
+                .epoch
+                .load(Ordering::Acquire);
+            if first && epoch % 2 == 1 {
+                // The device is away at the start: wait for it.
+                first = false;
+                if !self.wait_for_new_epoch(epoch) {
+                    return true;
+                }
+                continue;
+            }
             if !first {
                 // After `-Z`, opening a socket needs the kept capabilities.
                 let _ = crate::runtime::privs::raise();
             }
-            let end = match self.open(epoch, setup) {
+            if attempts_epoch != epoch {
+                (attempts, attempts_epoch) = (0, epoch);
+            }
+            let end = match self.open(epoch, setup, attempts == 0) {
                 Some(mut socket) => {
                     first = false;
                     self.serve(&mut socket, &mut tokens, epoch)
                 }
                 None if first => return false,
-                None => LoopEnd::Gone,
+                None => {
+                    attempts += 1;
+                    if self.wait_to_retry(epoch, attempts) {
+                        continue;
+                    }
+                    LoopEnd::Gone
+                }
             };
             if end == LoopEnd::Stop || !self.wait_for_new_epoch(epoch) {
                 return true;
@@ -154,10 +218,16 @@ impl RxQueueWorker {
 
     /// Opens the queue's socket on the interface as it is named now, chooses
     /// its receive policy, and tells the main thread (which registers it).
-    fn open(&mut self, epoch: u64, setup: &mpsc::Sender<SocketReady>) -> Option<RxSocket> {
-        let interface = self
-            .control
-            .interface
+    /// A failure is reported only when `report` (the first attempt of an
+    /// epoch): the main thread says it once, the worker keeps trying.
+    fn open(
+        &mut self,
+        epoch: u64,
+        setup: &mpsc::Sender<SocketReady>,
+        report: bool,
+    ) -> Option<RxSocket> {
+        let interface = self.control.devices[self.device]
+            .name
             .lock()
             .map(|n| n.clone())
             .unwrap_or_default();
@@ -165,7 +235,11 @@ impl RxQueueWorker {
             match RxSocket::open(&interface, self.queue, &self.socket_config, self.batch) {
                 Ok(socket) => socket,
                 Err(e) => {
+                    if !report {
+                        return None;
+                    }
                     let _ = setup.send(SocketReady {
+                        worker: usize::from(self.index),
                         queue: self.queue,
                         epoch,
                         result: Err(e),
@@ -176,6 +250,7 @@ impl RxQueueWorker {
         let (policy, reason) = self.choose_policy(&mut socket);
         self.history.bind_mode = Some(socket.bind_mode());
         let _ = setup.send(SocketReady {
+            worker: usize::from(self.index),
             queue: self.queue,
             epoch,
             result: Ok(BoundSocket {
@@ -205,14 +280,41 @@ impl RxQueueWorker {
         (policy, reason)
     }
 
+    /// After a failed open while the device is there (even `epoch`): waits
+    /// 200 ms, doubling with each attempt up to 5 s, and says whether to
+    /// try again (false: the epoch changed or the capture stops).
+    fn wait_to_retry(&self, epoch: u64, attempts: u32) -> bool {
+        if epoch % 2 != 0 {
+            return false;
+        }
+        let delay = Duration::from_millis(200)
+            .saturating_mul(1 << attempts.min(5))
+            .min(Duration::from_secs(5));
+        let until = std::time::Instant::now() + delay;
+        while std::time::Instant::now() < until {
+            let now = self.control.devices[self.device]
+                .epoch
+                .load(Ordering::Acquire);
+            if self.control.stop.load(Ordering::Relaxed) || now != epoch {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     /// Waits until the interface is back (a new even epoch); false when the
-    /// capture stops first.
-    fn wait_for_new_epoch(&self, old: u64) -> bool {
+    /// capture stops first. Meanwhile the old socket's UMEM is let go of as
+    /// the analyzers give its frames back, so the socket closes.
+    fn wait_for_new_epoch(&mut self, old: u64) -> bool {
         loop {
+            self.work.stage_mut().release_umem();
             if self.control.stop.load(Ordering::Relaxed) {
                 return false;
             }
-            let now = self.control.epoch.load(Ordering::Acquire);
+            let now = self.control.devices[self.device]
+                .epoch
+                .load(Ordering::Acquire);
             if now != old && now % 2 == 0 {
                 return true;
             }
@@ -232,7 +334,7 @@ impl RxQueueWorker {
                 .history
                 .idle
                 .unwrap_or_else(|| IdlePolicy::of(RxPolicy::Sleep, Duration::ZERO)),
-            epoch: (epoch, &control.epoch),
+            epoch: (epoch, &control.devices[self.device].epoch),
             shared_core: &control.shared_core[usize::from(self.index)],
             xsk_before: self.history.xsk,
         };
@@ -243,6 +345,12 @@ impl RxQueueWorker {
             while !control.unregistered.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(1));
             }
+            std::thread::sleep(DRAIN_GRACE);
+            self.work.drain(&mut source);
+        } else if end == LoopEnd::Gone {
+            // The device went away: the main thread stopped steering to it
+            // before it said so, but frames the program redirected just
+            // before may still land; read them before the socket closes.
             std::thread::sleep(DRAIN_GRACE);
             self.work.drain(&mut source);
         }

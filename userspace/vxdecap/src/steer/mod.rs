@@ -9,6 +9,7 @@ use std::os::fd::RawFd;
 
 use aya::maps::lpm_trie::{Key, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, XskMap};
+pub use aya::programs::xdp::XdpLinkId;
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use vxdecap_wire::{PortSet, RxMeta, MAX_PORTS};
@@ -32,11 +33,15 @@ pub(crate) mod shared {
     include!(concat!(env!("OUT_DIR"), "/shared_constants.rs"));
 }
 
-/// Mirrors `VXD_MAX_QUEUES` in xdp-prog/vxdecap_shared.h.
+/// Mirrors `VXD_MAX_QUEUES` in xdp-prog/vxdecap_shared.h: XSKMAP slots,
+/// over all receive devices.
 pub const MAX_QUEUES: u32 = 256;
+/// Mirrors `VXD_MAX_DEVICES`: receive devices of one capture.
+pub const MAX_DEVICES: usize = 16;
 
 // The Rust side must agree with the shared header; a change on one side only fails the build.
 const _: () = assert!(MAX_QUEUES as u64 == shared::VXD_MAX_QUEUES);
+const _: () = assert!(MAX_DEVICES as u64 == shared::VXD_MAX_DEVICES);
 const _: () = assert!(MAX_PORTS as u64 == shared::VXD_MAX_PORTS);
 const _: () = assert!(XdpCounter::ALL.len() == shared::VXD_COUNTER_NAMES.len());
 const _: () = assert!(RxMeta::LEN as u64 == shared::VXD_META_LEN);
@@ -53,6 +58,26 @@ const ALLOW_V6_MAP: &str = "vxd_allow_v6";
 const ALLOW_VNI_MAP: &str = "vxd_allow_vni";
 const XSK_MAP: &str = "vxd_xsks";
 const COUNTER_MAP: &str = "vxd_counters";
+const DEVICES_MAP: &str = "vxd_devices";
+const DEVICE_STATS_MAP: &str = "vxd_device_stats";
+
+/// What the program did with one receive device's steered frames
+/// (`struct vxd_device_stats`, summed over CPUs).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceCounters {
+    /// Handed to a socket of the device.
+    pub redirected: u64,
+    /// Matched, but no socket bound for the (device, queue): passed to the kernel.
+    pub no_socket: u64,
+}
+
+impl DeviceCounters {
+    /// Adds `other` (a program instance before this one).
+    pub fn merge(&mut self, other: &Self) {
+        self.redirected += other.redirected;
+        self.no_socket += other.no_socket;
+    }
+}
 
 /// How to attach the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +165,10 @@ pub struct Steering {
     allow_v4: LpmTrie<MapData, [u8; 4], u8>,
     allow_v6: LpmTrie<MapData, [u8; 16], u8>,
     allow_vni: HashMap<MapData, u32, u8>,
+    /// `struct vxd_device` by ifindex: `[slot_base, queues, row, reserved]`.
+    devices: HashMap<MapData, u32, [u32; 4]>,
+    /// `struct vxd_device_stats` by row: `[redirected, no_socket]`.
+    device_stats: PerCpuArray<MapData, [u64; 2]>,
     interface: String,
     mode: Option<AttachMode>,
 }
@@ -195,7 +224,9 @@ impl Steering {
         let allow_v4 = take_map(&mut ebpf, ALLOW_V4_MAP)?;
         let allow_v6 = take_map(&mut ebpf, ALLOW_V6_MAP)?;
         let allow_vni = take_map(&mut ebpf, ALLOW_VNI_MAP)?;
-        Ok(Self {
+        let devices = take_map(&mut ebpf, DEVICES_MAP)?;
+        let device_stats = take_map(&mut ebpf, DEVICE_STATS_MAP)?;
+        let mut steering = Self {
             ebpf,
             xsks,
             counters,
@@ -203,9 +234,98 @@ impl Steering {
             allow_v4,
             allow_v6,
             allow_vni,
+            devices,
+            device_stats,
             interface: interface.to_owned(),
             mode: None,
-        })
+        };
+        // The named device's queues take the first slots, as before device
+        // stacks; a capture over a stack sets its devices again.
+        if let Ok(index) = nix::net::if_::if_nametoindex(interface) {
+            steering.set_device(index, 0, MAX_QUEUES, 0)?;
+        }
+        Ok(steering)
+    }
+
+    /// Steers the rx queues `0..queues` of device `ifindex` to XSKMAP slots
+    /// `slot_base..`, counting its frames in row `row` (below
+    /// [`MAX_DEVICES`]) of the per-device counters. With `queues` 0 nothing
+    /// is steered, and frames still arriving there are counted in its row
+    /// as no_socket (a device that left the stack).
+    pub fn set_device(
+        &mut self,
+        ifindex: u32,
+        slot_base: u32,
+        queues: u32,
+        row: u32,
+    ) -> Result<(), SteerError> {
+        if slot_base.saturating_add(queues) > MAX_QUEUES {
+            return Err(SteerError::QueueRange(slot_base.saturating_add(queues)));
+        }
+        if row as usize >= MAX_DEVICES {
+            return Err(SteerError::Map {
+                map: DEVICES_MAP,
+                detail: format!("row {row} is beyond the {MAX_DEVICES} receive devices"),
+            });
+        }
+        self.devices
+            .insert(ifindex, [slot_base, queues, row, 0], 0)
+            .map_err(|e| SteerError::Map {
+                map: DEVICES_MAP,
+                detail: error_chain(&e),
+            })
+    }
+
+    /// Forgets device `ifindex` (deleted, or not ours): its frames are
+    /// counted in the last row, with other devices without an entry.
+    pub fn remove_device(&mut self, ifindex: u32) -> Result<(), SteerError> {
+        match self.devices.remove(&ifindex) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(SteerError::Map {
+                map: DEVICES_MAP,
+                detail: error_chain(&e),
+            }),
+        }
+    }
+
+    /// The per-device counters, summed over CPUs, by row: one per receive
+    /// device ([`MAX_DEVICES`]), then the row of devices without an entry.
+    pub fn device_counters(&self) -> Vec<DeviceCounters> {
+        (0..=MAX_DEVICES as u32)
+            .map(|row| {
+                let mut c = DeviceCounters::default();
+                if let Ok(per_cpu) = self.device_stats.get(&row, 0) {
+                    for [redirected, no_socket] in per_cpu.iter() {
+                        c.redirected += redirected;
+                        c.no_socket += no_socket;
+                    }
+                }
+                c
+            })
+            .collect()
+    }
+
+    /// Attaches the program to one more device (a receive device of the
+    /// stack other than the named one); the link is returned for [`Steering::detach`].
+    pub fn attach_also(
+        &mut self,
+        interface: &str,
+        request: AttachRequest,
+    ) -> Result<(AttachMode, XdpLinkId), SteerError> {
+        let (mode, link) = self.attach_to(interface, request)?;
+        self.mode.get_or_insert(mode);
+        Ok((mode, link))
+    }
+
+    /// Detaches a link made by [`Steering::attach_also`] (a no-op for a device that is gone).
+    pub fn detach(&mut self, link: XdpLinkId) {
+        if let Some(program) = self
+            .ebpf
+            .program_mut(PROGRAM)
+            .and_then(|p| <&mut Xdp>::try_from(p).ok())
+        {
+            let _ = program.detach(link);
+        }
     }
 
     /// Points rx queue `queue` at the AF_XDP socket `fd`.
@@ -222,15 +342,24 @@ impl Steering {
 
     /// Attaches the program to the interface through a BPF link.
     pub fn attach(&mut self, request: AttachRequest) -> Result<AttachMode, SteerError> {
+        let interface = self.interface.clone();
+        let (mode, _) = self.attach_to(&interface, request)?;
+        self.mode = Some(mode);
+        Ok(mode)
+    }
+
+    fn attach_to(
+        &mut self,
+        interface: &str,
+        request: AttachRequest,
+    ) -> Result<(AttachMode, XdpLinkId), SteerError> {
         let program: &mut Xdp = self
             .ebpf
             .program_mut(PROGRAM)
             .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
             .try_into()
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        let mode = attach_program(program, &self.interface, request)?;
-        self.mode = Some(mode);
-        Ok(mode)
+        attach_program(program, interface, request)
     }
 
     /// Clears the socket of rx queue `queue`: its traffic goes back to the kernel.
@@ -245,6 +374,26 @@ impl Steering {
     /// 0, nothing attached) and returns its XDP action; the decision
     /// counters count the run as for a received frame.
     pub fn test_run(&self, frame: &[u8]) -> Result<u32, SteerError> {
+        self.run_test(frame, None)
+    }
+
+    /// As [`Steering::test_run`], as if `frame` arrived on rx queue `queue`
+    /// of device `ifindex` (which must exist in this thread's network
+    /// namespace with that queue).
+    pub fn test_run_on(&self, frame: &[u8], ifindex: u32, queue: u32) -> Result<u32, SteerError> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+        // rx_queue_index, egress_ifindex (the kernel wants data = meta = 0
+        // and data_end = the frame's length).
+        let len =
+            u32::try_from(frame.len()).map_err(|_| SteerError::Load("frame too long".into()))?;
+        let mut ctx = [0u8; 24];
+        for (i, value) in [0, len, 0, ifindex, queue, 0].into_iter().enumerate() {
+            ctx[i * 4..i * 4 + 4].copy_from_slice(&value.to_ne_bytes());
+        }
+        self.run_test(frame, Some(&ctx))
+    }
+
+    fn run_test(&self, frame: &[u8], ctx: Option<&[u8]>) -> Result<u32, SteerError> {
         use aya::programs::{TestRun as _, TestRunOptions};
         let program: &Xdp = self
             .ebpf
@@ -256,6 +405,7 @@ impl Steering {
         let options = TestRunOptions {
             data_in: Some(frame),
             data_out: Some(&mut out),
+            ctx_in: ctx,
             ..Default::default()
         };
         let result = program
@@ -374,7 +524,7 @@ pub(crate) fn attach_program(
     program: &mut Xdp,
     interface: &str,
     request: AttachRequest,
-) -> Result<AttachMode, SteerError> {
+) -> Result<(AttachMode, XdpLinkId), SteerError> {
     let interface = interface.to_owned();
     let attempts: &[(XdpMode, AttachMode)] = match request {
         AttachRequest::Auto => &[
@@ -387,9 +537,7 @@ pub(crate) fn attach_program(
     let mut last = None;
     for (xdp_mode, mode) in attempts {
         match program.attach(&interface, *xdp_mode) {
-            Ok(_) => {
-                return Ok(*mode);
-            }
+            Ok(link) => return Ok((*mode, link)),
             Err(aya::programs::ProgramError::UnknownInterface { .. }) => {
                 return Err(SteerError::NoInterface(interface));
             }

@@ -297,7 +297,7 @@ impl RelayProgram {
             .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
             .try_into()
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        attach_program(program, &self.interface, request)
+        attach_program(program, &self.interface, request).map(|(mode, _)| mode)
     }
 
     /// Sets the collectors, by index (at most [`MAX_DESTS`]).

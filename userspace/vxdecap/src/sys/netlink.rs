@@ -65,7 +65,12 @@ pub fn parse_link_messages(mut buf: &[u8]) -> Vec<LinkEvent> {
             break;
         }
         let body = &buf[NLMSG_HDR..len];
-        if (kind == RTM_NEWLINK || kind == RTM_DELLINK) && body.len() >= IFINFO {
+        // The bridge reports its ports with ifi_family AF_BRIDGE: an
+        // RTM_DELLINK then means "no longer a port", not "gone".
+        if (kind == RTM_NEWLINK || kind == RTM_DELLINK)
+            && body.len() >= IFINFO
+            && i32::from(body[0]) != libc::AF_BRIDGE
+        {
             let index = i32::from_ne_bytes([body[4], body[5], body[6], body[7]]) as u32;
             let flags = u32::from_ne_bytes([body[8], body[9], body[10], body[11]]);
             let (mut name, mut mac) = (None, None);
@@ -515,6 +520,20 @@ mod tests {
         let mut bad = buf.clone();
         bad[0] = 0xff; // length beyond the buffer
         assert!(parse_link_messages(&bad).is_empty());
+    }
+
+    /// A bridge port leaving its bridge: the bridge's RTM_DELLINK (family
+    /// AF_BRIDGE) is not the device going away. It was taken for it: a
+    /// capture on a bridge port stopped, and a VF that left its master had
+    /// its program detached while frames still arrived.
+    #[test]
+    fn bridge_port_messages_are_not_link_events() {
+        let mut port_gone = message(RTM_DELLINK, 7, 0, "eth1", &[]);
+        port_gone[NLMSG_HDR] = libc::AF_BRIDGE as u8;
+        assert!(parse_link_messages(&port_gone).is_empty());
+        let mut port_new = message(RTM_NEWLINK, 7, IFF_UP, "eth1", &[2, 0, 0, 0, 0, 1]);
+        port_new[NLMSG_HDR] = libc::AF_BRIDGE as u8;
+        assert!(parse_link_messages(&port_new).is_empty());
     }
 
     /// An RTM_NEWLINK for `index` with an IFLA_XDP nest of (type, u32) attributes.
