@@ -258,3 +258,47 @@ fn the_lab_stack_is_judged_as_capture_uses_it() {
     assert!(detail.contains("servicing removes it"), "{detail}");
     assert!(out.contains("capture on dl0"), "{out}");
 }
+
+/// A veth made without `numrxqueues` has 2 rx queues allocated here and 1
+/// in use; a socket binds only to a queue in use. Doctor and capture count
+/// the queues in use (ETHTOOL_GCHANNELS): before, both took the allocated
+/// count from netlink, and the capture failed to start, binding queue 1.
+#[test]
+fn queues_allocated_but_not_in_use_are_not_opened() {
+    if !privileged("queues in use on a default veth") {
+        return;
+    }
+    let collector = NetNs::create(&unique_name("dqa")).expect("netns");
+    let peer = NetNs::create(&unique_name("dqap")).expect("netns");
+    let status = std::process::Command::new("ip")
+        .args([
+            "link",
+            "add",
+            "veth1",
+            "netns",
+            collector.name(),
+            "type",
+            "veth",
+        ])
+        .args(["peer", "name", "veth0", "netns", peer.name()])
+        .status()
+        .expect("ip link add");
+    assert!(status.success(), "veth without numrxqueues");
+    peer.configure("veth0", "10.92.0.1/24").expect("address");
+    collector
+        .configure("veth1", "10.92.0.2/24")
+        .expect("address");
+    let shown = output(&mut collector.command("ip", &["-d", "link", "show", "veth1"]));
+    assert!(
+        !stdout(&shown).contains("numrxqueues 1 "),
+        "one allocated queue: this test needs more (a machine with 2 CPUs or more)"
+    );
+    let (code, out) = doctor_in(&collector, &["-i", "veth1"]);
+    assert_eq!(code, 0, "{out}");
+    let (_, detail) = verdict(&out, "rx queues");
+    assert!(detail.starts_with("veth1: 1 "), "{out}");
+    let capture = RunningCapture::start(&collector, &["-i", "veth1", "-q"]);
+    let (ok, err) = capture.stop();
+    assert!(ok, "{err}");
+    assert!(!err.contains("rx queue 1"), "{err}");
+}

@@ -331,10 +331,9 @@ fn device(host: &Host, name: &str, depth: Depth) -> Option<Device> {
     let ifindex = nix::net::if_::if_nametoindex(name).ok();
     let ask = host.kernel;
     let full = depth == Depth::Full;
-    let netlink_queues = ifindex
-        .filter(|_| ask)
-        .and_then(|i| netlink::link_info(i).ok())
-        .and_then(|info| info.rx_queues);
+    // The queues in use, as capture counts them (runtime::device::rx_queue_count).
+    let channels = probe(ask, || ethtool::rx_channels(name)).ok();
+    let netlink_queues = || netlink::link_info(ifindex.filter(|_| ask)?).ok()?.rx_queues;
     Some(Device {
         name: name.to_owned(),
         driver,
@@ -343,7 +342,9 @@ fn device(host: &Host, name: &str, depth: Depth) -> Option<Device> {
         lowers,
         mtu: read(&dir.join("mtu")).and_then(|m| m.parse().ok()),
         mac: read(&dir.join("address")),
-        rx_queues: netlink_queues.or_else(|| sysfs_rx_queues(&dir)),
+        rx_queues: channels
+            .or_else(|| sysfs_rx_queues(&dir))
+            .or_else(netlink_queues),
         features: probe(ask, || ethtool::features(name)),
         udp4_hash: probe(ask, || ethtool::udp4_hash(name)),
         xdp: probe(ask && full, || {

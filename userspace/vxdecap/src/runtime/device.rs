@@ -1,17 +1,25 @@
 //! What sysfs and the kernel say about the capture interface.
 
-/// Number of rx queues of `interface`: asked over netlink (this thread's
-/// network namespace, which a program embedding the library may have
-/// entered with setns while sysfs still shows another's), else from sysfs.
+/// Number of rx queues of `interface` a socket can bind: those in use
+/// (`real_num_rx_queues`), not those allocated. They differ on mlx5 (its
+/// channels can grow), on virtio_net with fewer CPUs than queue pairs, and
+/// on a veth made without `numrxqueues` (2 allocated here, 1 in use); a
+/// socket on a queue beyond those in use fails to bind. Asked first with
+/// ETHTOOL_GCHANNELS (this thread's network namespace, which a program
+/// embedding the library may have entered with setns while sysfs still
+/// shows another's), then from sysfs's `rx-N` (one per queue in use), and
+/// last over netlink (IFLA_NUM_RX_QUEUES: allocated, the only count left).
 pub fn rx_queue_count(interface: &str) -> Option<u32> {
-    let asked = nix::net::if_::if_nametoindex(interface)
+    crate::sys::ethtool::rx_channels(interface)
         .ok()
-        .and_then(|index| crate::sys::netlink::link_info(index).ok())
-        .and_then(|info| info.rx_queues);
-    asked.or_else(|| sysfs_rx_queue_count(interface))
+        .or_else(|| sysfs_rx_queue_count(interface))
+        .or_else(|| {
+            let index = nix::net::if_::if_nametoindex(interface).ok()?;
+            crate::sys::netlink::link_info(index).ok()?.rx_queues
+        })
 }
 
-/// Number of rx queues of `interface`, from sysfs.
+/// Number of rx queues in use of `interface`, from sysfs.
 fn sysfs_rx_queue_count(interface: &str) -> Option<u32> {
     let dir = std::fs::read_dir(format!("/sys/class/net/{interface}/queues")).ok()?;
     let count = dir

@@ -99,23 +99,6 @@ impl ReceiveDevice {
     }
 }
 
-/// The rx queues in use: sysfs has one `rx-N` per real queue
-/// (`real_num_rx_queues`), where IFLA_NUM_RX_QUEUES gives those allocated
-/// (more on mlx5, whose channels can grow, and on a veth made without
-/// `numrxqueues`), on which a socket cannot bind.
-pub fn real_rx_queues(name: &str) -> Option<u32> {
-    let dir = std::fs::read_dir(format!("/sys/class/net/{name}/queues")).ok();
-    let sysfs = dir.map(|d| {
-        d.filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-            .count()
-    });
-    match sysfs.and_then(|n| u32::try_from(n).ok()).filter(|&n| n > 0) {
-        Some(n) => Some(n),
-        None => rx_queue_count(name),
-    }
-}
-
 /// A device as sysfs shows it.
 fn read_device(host: &Host, name: &str, role: StackRole, attach: Attach) -> Option<ReceiveDevice> {
     let ifindex = nix::net::if_::if_nametoindex(name).ok()?;
@@ -124,7 +107,7 @@ fn read_device(host: &Host, name: &str, role: StackRole, attach: Attach) -> Opti
         ifindex,
         role,
         driver: driver(host, name),
-        queues: real_rx_queues(name).unwrap_or(1),
+        queues: rx_queue_count(name).unwrap_or(1),
         attach,
     })
 }

@@ -269,7 +269,7 @@ impl<'a> Supervisor<'a> {
         }
         let old = std::mem::replace(&mut dev.device.name, name.to_owned());
         dev.device.ifindex = ifindex;
-        dev.device.queues = crate::runtime::stack::real_rx_queues(name).unwrap_or(1);
+        dev.device.queues = crate::runtime::device::rx_queue_count(name).unwrap_or(1);
         let queues = dev.device.queues;
         dev.present = true;
         let role = dev.device.role;

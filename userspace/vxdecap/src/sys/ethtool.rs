@@ -14,6 +14,7 @@ const ETHTOOL_GSTRINGS: u32 = 0x1b;
 const ETHTOOL_GRXFH: u32 = 0x29;
 const ETHTOOL_GSSET_INFO: u32 = 0x37;
 const ETHTOOL_GFEATURES: u32 = 0x3a;
+const ETHTOOL_GCHANNELS: u32 = 0x3c;
 const ETH_SS_FEATURES: u32 = 4;
 const ETH_GSTRING_LEN: usize = 32;
 /// `UDP_V4_FLOW` in `struct ethtool_rxnfc.flow_type`.
@@ -137,6 +138,30 @@ pub fn udp4_hash(interface: &str) -> io::Result<HashFields> {
     Ok(HashFields(data))
 }
 
+/// The rx queues in use (`ethtool -l`: rx-only plus combined channels),
+/// which a socket can bind; `EOPNOTSUPP` from a driver without channels
+/// (a bridge), and `Unsupported` when it reports none.
+pub fn rx_channels(interface: &str) -> io::Result<u32> {
+    // struct ethtool_channels: cmd, then max_rx, max_tx, max_other,
+    // max_combined, rx_count, tx_count, other_count, combined_count.
+    let mut channels = [0u8; 36];
+    channels[..4].copy_from_slice(&ETHTOOL_GCHANNELS.to_ne_bytes());
+    ethtool(interface, &mut channels)?;
+    parse_rx_channels(&channels)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no rx channels reported"))
+}
+
+/// `rx_count + combined_count` of an `ethtool_channels` answer, when not 0.
+fn parse_rx_channels(buf: &[u8]) -> Option<u32> {
+    let word = |at: usize| {
+        buf.get(at..)
+            .and_then(<[u8]>::first_chunk::<4>)
+            .map(|b| u32::from_ne_bytes(*b))
+    };
+    let rx = word(20)?.checked_add(word(32)?)?;
+    (rx > 0).then_some(rx)
+}
+
 /// The size of the one string set asked for in an `ethtool_sset_info`
 /// answer, if the kernel has it.
 fn parse_sset_count(info: &[u8]) -> Option<usize> {
@@ -222,6 +247,24 @@ fn ethtool(interface: &str, buf: &mut [u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rx_channels_add_rx_only_and_combined_and_zero_is_unknown() {
+        let answer = |rx: u32, combined: u32| {
+            let mut buf = [0u8; 36];
+            buf[..4].copy_from_slice(&ETHTOOL_GCHANNELS.to_ne_bytes());
+            buf[4..8].copy_from_slice(&63u32.to_ne_bytes()); // max_rx: not what is in use
+            buf[20..24].copy_from_slice(&rx.to_ne_bytes());
+            buf[32..36].copy_from_slice(&combined.to_ne_bytes());
+            buf
+        };
+        assert_eq!(parse_rx_channels(&answer(0, 8)), Some(8), "mlx5, netvsc");
+        assert_eq!(parse_rx_channels(&answer(1, 0)), Some(1), "veth");
+        assert_eq!(parse_rx_channels(&answer(2, 4)), Some(6));
+        assert_eq!(parse_rx_channels(&answer(0, 0)), None);
+        assert_eq!(parse_rx_channels(&answer(u32::MAX, 1)), None);
+        assert_eq!(parse_rx_channels(&[0u8; 30]), None, "cut short");
+    }
 
     #[test]
     fn feature_names_and_words_parse_and_are_looked_up_by_name() {
