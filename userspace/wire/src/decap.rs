@@ -832,8 +832,10 @@ struct OuterIp<'a> {
 /// ```
 #[inline]
 pub fn decapsulate<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsulated<'a>, Reject> {
-    match decapsulate_plain_ipv4(frame, ports) {
-        Some(decap) => Ok(decap),
+    // The shape is checked first and the result built straight into `Ok`: building it into
+    // an `Option` first would move it (104 bytes) once more per frame.
+    match plain_ipv4_vxlan_shape::<{ ethernet::HEADER_LEN }>(frame, ports) {
+        Some(plain) => Ok(plain.decapsulated::<{ ethernet::HEADER_LEN }>()),
         None => decapsulate_general(frame, ports),
     }
 }
@@ -842,7 +844,7 @@ pub fn decapsulate<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsulated<
 /// UDP frame to a port of `ports` whose VXLAN header has the I flag and whose lengths hold a
 /// whole inner Ethernet header, with exactly the result the general walk gives it; `None`
 /// for anything else, which the general walk then decides.
-#[inline(always)]
+#[cfg(test)]
 fn decapsulate_plain_ipv4<'a>(frame: &'a [u8], ports: &PortSet) -> Option<Decapsulated<'a>> {
     plain_ipv4_vxlan::<{ ethernet::HEADER_LEN }>(frame, ports)
 }
@@ -856,6 +858,23 @@ fn plain_ipv4_vxlan<'a, const IP: usize>(
     frame: &'a [u8],
     ports: &PortSet,
 ) -> Option<Decapsulated<'a>> {
+    plain_ipv4_vxlan_shape::<IP>(frame, ports).map(PlainVxlan::decapsulated::<IP>)
+}
+
+/// A frame of the fast path's shape, checked: its headers (IPv4 at `IP` to the end of VXLAN)
+/// and the inner frame.
+#[derive(Clone, Copy)]
+struct PlainVxlan<'a> {
+    headers: &'a [u8],
+    inner: &'a [u8],
+}
+
+/// The checks of [`plain_ipv4_vxlan`]: `Some` when `frame` has its shape.
+#[inline(always)]
+fn plain_ipv4_vxlan_shape<'a, const IP: usize>(
+    frame: &'a [u8],
+    ports: &PortSet,
+) -> Option<PlainVxlan<'a>> {
     let udp_at: usize = IP + ipv4::MIN_HEADER_LEN;
     let vxlan_at: usize = udp_at + udp::HEADER_LEN;
     let headers: usize = vxlan_at + vxlan::HEADER_LEN;
@@ -880,29 +899,44 @@ fn plain_ipv4_vxlan<'a, const IP: usize>(
     if ip_len > frame.len() - IP || udp_len < min_udp || udp_len + ipv4::MIN_HEADER_LEN > ip_len {
         return None;
     }
-    let dst_port = be16(udp_at + 2);
-    if !ports.contains(dst_port) {
+    if !ports.contains(be16(udp_at + 2)) {
         return None;
     }
-    Some(Decapsulated {
+    Some(PlainVxlan {
+        headers: h,
         inner: frame.get(headers..udp_at + udp_len)?,
-        inner_offset: headers,
-        // The VNI and the reserved byte after it, as one word.
-        vni: u32::from_be_bytes([
-            h[vxlan_at + 4],
-            h[vxlan_at + 5],
-            h[vxlan_at + 6],
-            h[vxlan_at + 7],
-        ]) >> 8,
-        vxlan_flags: h[vxlan_at],
-        outer_src: IpAddr::V4([h[IP + 12], h[IP + 13], h[IP + 14], h[IP + 15]].into()),
-        outer_dst: IpAddr::V4([h[IP + 16], h[IP + 17], h[IP + 18], h[IP + 19]].into()),
-        outer_src_port: be16(udp_at),
-        outer_dst_port: dst_port,
-        outer_vlans: [0; MAX_VLAN_TAGS],
-        outer_vlan_count: 0,
-        geneve: None,
     })
+}
+
+impl<'a> PlainVxlan<'a> {
+    /// The result of a frame [`plain_ipv4_vxlan_shape`] accepted with the same `IP`.
+    #[inline(always)]
+    fn decapsulated<const IP: usize>(self) -> Decapsulated<'a> {
+        let udp_at: usize = IP + ipv4::MIN_HEADER_LEN;
+        let vxlan_at: usize = udp_at + udp::HEADER_LEN;
+        let headers: usize = vxlan_at + vxlan::HEADER_LEN;
+        let h = self.headers;
+        let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+        Decapsulated {
+            inner: self.inner,
+            inner_offset: headers,
+            // The VNI and the reserved byte after it, as one word.
+            vni: u32::from_be_bytes([
+                h[vxlan_at + 4],
+                h[vxlan_at + 5],
+                h[vxlan_at + 6],
+                h[vxlan_at + 7],
+            ]) >> 8,
+            vxlan_flags: h[vxlan_at],
+            outer_src: IpAddr::V4([h[IP + 12], h[IP + 13], h[IP + 14], h[IP + 15]].into()),
+            outer_dst: IpAddr::V4([h[IP + 16], h[IP + 17], h[IP + 18], h[IP + 19]].into()),
+            outer_src_port: be16(udp_at),
+            outer_dst_port: be16(udp_at + 2),
+            outer_vlans: [0; MAX_VLAN_TAGS],
+            outer_vlan_count: 0,
+            geneve: None,
+        }
+    }
 }
 
 /// The general walk of [`decapsulate`]: any VLAN stack, IPv4 with options, IPv6 with extension
