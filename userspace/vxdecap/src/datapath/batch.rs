@@ -437,7 +437,7 @@ mod tests {
     /// entries, and only the frames that came through one have it.
     #[test]
     fn the_geneve_layer_is_kept_out_of_line() {
-        assert!(std::mem::size_of::<FrameMeta>() <= 64);
+        assert!(size_of::<FrameMeta>() <= 64);
         let mut batch = InnerBatch::owned(64, 3, 0, 0);
         let layer = GeneveLayer::new(9, 0x6558, 6081);
         assert_eq!(batch.push_copy(b"vxlan", FrameMeta::default()), 5);
