@@ -843,21 +843,32 @@ pub fn decapsulate<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsulated<
 
 /// [`decapsulate`] past its VXLAN fast path: GENEVE's outer fast path, else the general walk.
 fn decapsulate_not_plain<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsulated<'a>, Reject> {
+    // Both arms return straight into the caller's result: no move of it per frame.
     match plain_ipv4_geneve(frame, ports) {
-        Some(result) => result,
+        Some((ip, udp)) => {
+            let outer = Outer {
+                ip: &ip,
+                udp: &udp,
+                vlans: [0; MAX_VLAN_TAGS],
+                vlan_count: 0,
+            };
+            // Depth 1 is within every limit (`max_depth` is at least 1).
+            decapsulate_geneve(frame, &outer, ports, 1)
+        }
         None => decapsulate_general(frame, ports),
     }
 }
 
 /// The outer fast path of GENEVE (AWS Gateway Load Balancer's, around Traffic Mirroring's
 /// VXLAN): untagged Ethernet, IPv4 without options and not a fragment, UDP to a GENEVE port,
-/// lengths as the general walk accepts them, checked at fixed offsets; then the GENEVE header
-/// as the general walk reads it. `None` for anything else, which the general walk decides.
+/// lengths as the general walk accepts them, checked at fixed offsets: its outer IP and UDP
+/// layers, for the GENEVE header to be read as the general walk reads it. `None` for anything
+/// else, which the general walk decides.
 #[inline(always)]
 fn plain_ipv4_geneve<'a>(
     frame: &'a [u8],
     ports: &PortSet,
-) -> Option<Result<Decapsulated<'a>, Reject>> {
+) -> Option<(OuterIp<'a>, udp::Packet<&'a [u8]>)> {
     const IP: usize = ethernet::HEADER_LEN;
     const UDP: usize = IP + ipv4::MIN_HEADER_LEN;
     let h = frame.get(..UDP + udp::HEADER_LEN)?;
@@ -891,14 +902,7 @@ fn plain_ipv4_geneve<'a>(
         l4_offset: UDP,
     };
     let udp = udp::Packet::new_checked(ip.l4).ok()?;
-    let outer = Outer {
-        ip: &ip,
-        udp: &udp,
-        vlans: [0; MAX_VLAN_TAGS],
-        vlan_count: 0,
-    };
-    // Depth 1 is within every limit (`max_depth` is at least 1).
-    Some(decapsulate_geneve(frame, &outer, ports, 1))
+    Some((ip, udp))
 }
 
 /// The fast path of [`decapsulate`]: `Some` only for an untagged IPv4 (IHL 5, not a fragment)
