@@ -912,20 +912,24 @@ fn live_geneve_frames_are_captured_byte_exactly() {
     );
 }
 
-/// Records each frame's metadata.
+/// What an analyzer was handed per frame: its metadata and the GENEVE layer it came through.
+type Seen = (vxdecap::FrameMeta, Option<vxdecap::wire::GeneveLayer>);
+
+/// Records each frame's metadata and GENEVE layer.
 #[derive(Clone, Default)]
-struct Metas(std::sync::Arc<std::sync::Mutex<Vec<vxdecap::FrameMeta>>>);
+struct Metas(std::sync::Arc<std::sync::Mutex<Vec<Seen>>>);
 
 impl vxdecap::Analyzer for Metas {
     fn on_batch(&mut self, frames: vxdecap::Frames<'_>) -> std::io::Result<()> {
         let mut seen = self.0.lock().unwrap();
-        seen.extend(frames.iter().map(|f| *f.meta));
+        seen.extend(frames.iter().map(|f| (*f.meta, f.geneve.copied())));
         Ok(())
     }
 }
 
-/// The library: GENEVE ports and the depth limit are builder settings, and `FrameMeta`
-/// carries both tunnels' identities with the AWS options as typed fields.
+/// The library: GENEVE ports and the depth limit are builder settings, and `InnerFrame`
+/// carries both tunnels' identities (`meta.vni`, `geneve`) with the AWS options as typed
+/// fields.
 #[test]
 fn the_library_sets_geneve_ports_and_hands_on_both_identities() {
     let tmp = TempDir::new("geneve-lib");
@@ -945,13 +949,13 @@ fn the_library_sets_geneve_ports_and_hands_on_both_identities() {
     };
     let (written, metas) = run(|b| b);
     assert_eq!(written, 1);
-    let meta = metas[0];
+    let (meta, layer) = metas[0];
     assert_eq!(
         (meta.tunnel, meta.vni),
         (vxdecap::wire::Tunnel::Vxlan, 4242)
     );
     assert_eq!(meta.outer_dst_port, 6081);
-    let layer = meta.geneve.expect("the GENEVE layer");
+    let layer = layer.expect("the GENEVE layer");
     assert_eq!(layer.vni, 0);
     assert_eq!(
         (

@@ -832,17 +832,84 @@ struct OuterIp<'a> {
 /// ```
 #[inline]
 pub fn decapsulate<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsulated<'a>, Reject> {
-    match decapsulate_plain_ipv4(frame, ports) {
-        Some(decap) => Ok(decap),
+    // The shape is checked first and the result built straight into `Ok`: building it into
+    // an `Option` first would move it (104 bytes) once more per frame.
+    match plain_ipv4_vxlan_shape::<{ ethernet::HEADER_LEN }>(frame, ports) {
+        Some(plain) => Ok(plain.decapsulated::<{ ethernet::HEADER_LEN }>()),
+        // GENEVE's outer fast path is tried there, out of VXLAN's way.
+        None => decapsulate_not_plain(frame, ports),
+    }
+}
+
+/// [`decapsulate`] past its VXLAN fast path: GENEVE's outer fast path, else the general walk.
+fn decapsulate_not_plain<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsulated<'a>, Reject> {
+    // Both arms return straight into the caller's result: no move of it per frame.
+    match plain_ipv4_geneve(frame, ports) {
+        Some((ip, udp)) => {
+            let outer = Outer {
+                ip: &ip,
+                udp: &udp,
+                vlans: [0; MAX_VLAN_TAGS],
+                vlan_count: 0,
+            };
+            // Depth 1 is within every limit (`max_depth` is at least 1).
+            decapsulate_geneve(frame, &outer, ports, 1)
+        }
         None => decapsulate_general(frame, ports),
     }
+}
+
+/// The outer fast path of GENEVE (AWS Gateway Load Balancer's, around Traffic Mirroring's
+/// VXLAN): untagged Ethernet, IPv4 without options and not a fragment, UDP to a GENEVE port,
+/// lengths as the general walk accepts them, checked at fixed offsets: its outer IP and UDP
+/// layers, for the GENEVE header to be read as the general walk reads it. `None` for anything
+/// else, which the general walk decides.
+#[inline(always)]
+fn plain_ipv4_geneve<'a>(
+    frame: &'a [u8],
+    ports: &PortSet,
+) -> Option<(OuterIp<'a>, udp::Packet<&'a [u8]>)> {
+    const IP: usize = ethernet::HEADER_LEN;
+    const UDP: usize = IP + ipv4::MIN_HEADER_LEN;
+    let h = frame.get(..UDP + udp::HEADER_LEN)?;
+    let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    let dst_port = be16(UDP + 2);
+    if be16(12) != 0x0800
+        || h[IP] != 0x45
+        || h[IP + 9] != IpProtocol::UDP
+        || be16(IP + 6) & 0x3fff != 0
+        || !nested_fast_path()
+        || ports.contains(dst_port)
+        || !ports.contains_geneve(dst_port)
+    {
+        return None;
+    }
+    let ip_len = usize::from(be16(IP + 2));
+    let udp_len = usize::from(be16(UDP + 4));
+    // The general walk's checks: IP total ≤ frame, the UDP header within it, the UDP length
+    // at least its header and within the IP payload.
+    if ip_len > frame.len() - IP
+        || ip_len < ipv4::MIN_HEADER_LEN + udp::HEADER_LEN
+        || udp_len < udp::HEADER_LEN
+        || udp_len > ip_len - ipv4::MIN_HEADER_LEN
+    {
+        return None;
+    }
+    let ip = OuterIp {
+        src: IpAddr::V4([h[IP + 12], h[IP + 13], h[IP + 14], h[IP + 15]].into()),
+        dst: IpAddr::V4([h[IP + 16], h[IP + 17], h[IP + 18], h[IP + 19]].into()),
+        l4: frame.get(UDP..IP + ip_len)?,
+        l4_offset: UDP,
+    };
+    let udp = udp::Packet::new_checked(ip.l4).ok()?;
+    Some((ip, udp))
 }
 
 /// The fast path of [`decapsulate`]: `Some` only for an untagged IPv4 (IHL 5, not a fragment)
 /// UDP frame to a port of `ports` whose VXLAN header has the I flag and whose lengths hold a
 /// whole inner Ethernet header, with exactly the result the general walk gives it; `None`
 /// for anything else, which the general walk then decides.
-#[inline(always)]
+#[cfg(test)]
 fn decapsulate_plain_ipv4<'a>(frame: &'a [u8], ports: &PortSet) -> Option<Decapsulated<'a>> {
     plain_ipv4_vxlan::<{ ethernet::HEADER_LEN }>(frame, ports)
 }
@@ -856,6 +923,23 @@ fn plain_ipv4_vxlan<'a, const IP: usize>(
     frame: &'a [u8],
     ports: &PortSet,
 ) -> Option<Decapsulated<'a>> {
+    plain_ipv4_vxlan_shape::<IP>(frame, ports).map(PlainVxlan::decapsulated::<IP>)
+}
+
+/// A frame of the fast path's shape, checked: its headers (IPv4 at `IP` to the end of VXLAN)
+/// and the inner frame.
+#[derive(Clone, Copy)]
+struct PlainVxlan<'a> {
+    headers: &'a [u8],
+    inner: &'a [u8],
+}
+
+/// The checks of [`plain_ipv4_vxlan`]: `Some` when `frame` has its shape.
+#[inline(always)]
+fn plain_ipv4_vxlan_shape<'a, const IP: usize>(
+    frame: &'a [u8],
+    ports: &PortSet,
+) -> Option<PlainVxlan<'a>> {
     let udp_at: usize = IP + ipv4::MIN_HEADER_LEN;
     let vxlan_at: usize = udp_at + udp::HEADER_LEN;
     let headers: usize = vxlan_at + vxlan::HEADER_LEN;
@@ -880,29 +964,44 @@ fn plain_ipv4_vxlan<'a, const IP: usize>(
     if ip_len > frame.len() - IP || udp_len < min_udp || udp_len + ipv4::MIN_HEADER_LEN > ip_len {
         return None;
     }
-    let dst_port = be16(udp_at + 2);
-    if !ports.contains(dst_port) {
+    if !ports.contains(be16(udp_at + 2)) {
         return None;
     }
-    Some(Decapsulated {
+    Some(PlainVxlan {
+        headers: h,
         inner: frame.get(headers..udp_at + udp_len)?,
-        inner_offset: headers,
-        // The VNI and the reserved byte after it, as one word.
-        vni: u32::from_be_bytes([
-            h[vxlan_at + 4],
-            h[vxlan_at + 5],
-            h[vxlan_at + 6],
-            h[vxlan_at + 7],
-        ]) >> 8,
-        vxlan_flags: h[vxlan_at],
-        outer_src: IpAddr::V4([h[IP + 12], h[IP + 13], h[IP + 14], h[IP + 15]].into()),
-        outer_dst: IpAddr::V4([h[IP + 16], h[IP + 17], h[IP + 18], h[IP + 19]].into()),
-        outer_src_port: be16(udp_at),
-        outer_dst_port: dst_port,
-        outer_vlans: [0; MAX_VLAN_TAGS],
-        outer_vlan_count: 0,
-        geneve: None,
     })
+}
+
+impl<'a> PlainVxlan<'a> {
+    /// The result of a frame [`plain_ipv4_vxlan_shape`] accepted with the same `IP`.
+    #[inline(always)]
+    fn decapsulated<const IP: usize>(self) -> Decapsulated<'a> {
+        let udp_at: usize = IP + ipv4::MIN_HEADER_LEN;
+        let vxlan_at: usize = udp_at + udp::HEADER_LEN;
+        let headers: usize = vxlan_at + vxlan::HEADER_LEN;
+        let h = self.headers;
+        let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+        Decapsulated {
+            inner: self.inner,
+            inner_offset: headers,
+            // The VNI and the reserved byte after it, as one word.
+            vni: u32::from_be_bytes([
+                h[vxlan_at + 4],
+                h[vxlan_at + 5],
+                h[vxlan_at + 6],
+                h[vxlan_at + 7],
+            ]) >> 8,
+            vxlan_flags: h[vxlan_at],
+            outer_src: IpAddr::V4([h[IP + 12], h[IP + 13], h[IP + 14], h[IP + 15]].into()),
+            outer_dst: IpAddr::V4([h[IP + 16], h[IP + 17], h[IP + 18], h[IP + 19]].into()),
+            outer_src_port: be16(udp_at),
+            outer_dst_port: be16(udp_at + 2),
+            outer_vlans: [0; MAX_VLAN_TAGS],
+            outer_vlan_count: 0,
+            geneve: None,
+        }
+    }
 }
 
 /// The general walk of [`decapsulate`]: any VLAN stack, IPv4 with options, IPv6 with extension
@@ -2168,8 +2267,10 @@ mod tests {
         assert_eq!(ok(frame.as_ref().expect("ok")).bare_ip(), Some(0x0800));
     }
 
-    /// The nested fast path (plain IPv4/UDP/VXLAN inside GENEVE) answers what the general
-    /// walk answers, on GWLB frames with random bytes of the nested headers changed.
+    /// The fast paths of GENEVE(VXLAN) (the outer Ethernet/IPv4/UDP to a GENEVE port, and
+    /// plain IPv4/UDP/VXLAN inside GENEVE) answer what the general walk answers, on GWLB
+    /// frames with random bytes of the outer or the nested headers changed, and lengths set
+    /// near their bounds.
     #[test]
     fn the_nested_fast_path_agrees_with_the_general_walk() {
         let seeds = [
@@ -2191,30 +2292,47 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let mut accepted = 0;
-        for depth in [1, 2, 3] {
-            let ports = PortSet::new(&[4789, 8472])
-                .expect("ports")
-                .with_max_depth(depth);
+        let (mut accepted, mut outer_fast) = (0, 0);
+        let vxlan_ports = PortSet::new(&[4789, 8472]).expect("ports");
+        for (depth, ports) in [
+            (1, vxlan_ports),
+            (2, vxlan_ports),
+            (3, vxlan_ports),
+            // 6081 not GENEVE's, and then VXLAN's: the outer fast path must step aside.
+            (2, vxlan_ports.with_geneve(&[6082]).expect("ports")),
+            (2, PortSet::new(&[4789, 6081]).expect("ports")),
+        ] {
+            let ports = ports.with_max_depth(depth);
             for _ in 0..20_000 {
                 let mut frame = seeds[(next() % 2) as usize].clone();
                 for _ in 0..=next() % 3 {
-                    let at = nested_ip + (next() % 36) as usize;
+                    // The outer headers through GENEVE's, or the nested ones.
+                    let at = match next() % 2 {
+                        0 => (next() % (GENEVE4 as u64 + 8)) as usize,
+                        _ => nested_ip + (next() % 36) as usize,
+                    };
                     if let Some(b) = frame.get_mut(at) {
                         *b = next() as u8;
                     }
+                }
+                if next() % 4 == 0 {
+                    // The outer IP total or UDP length near its bounds.
+                    let at = [16usize, 38][(next() % 2) as usize];
+                    let v = (frame.len() as i64 - 14 + (next() % 64) as i64 - 40).max(0) as u16;
+                    frame[at..at + 2].copy_from_slice(&v.to_be_bytes());
                 }
                 if next() % 5 == 0 {
                     frame.truncate((next() % frame.len() as u64) as usize);
                 }
                 let expected = general(&frame, &ports);
+                outer_fast += usize::from(plain_ipv4_geneve(&frame, &ports).is_some());
                 assert_eq!(decapsulate(&frame, &ports), expected, "frame {frame:02x?}");
                 accepted += usize::from(expected.is_ok_and(|d| d.tunnel() == Tunnel::Vxlan));
             }
         }
         assert!(
-            accepted > 1_000,
-            "only {accepted} nested frames decapsulated"
+            accepted > 1_000 && outer_fast > 10_000,
+            "only {accepted} nested frames decapsulated, {outer_fast} through the outer fast path"
         );
     }
 

@@ -30,8 +30,9 @@ use std::net::IpAddr;
 use super::pcap::{failed_counts, write_all_frames, DEFAULT_BUFFER};
 use super::record_out::{CutBack, Framing, RecordOut};
 use super::{Analyzer, AnalyzerCounts};
-use crate::datapath::batch::{FrameMeta, Frames};
+use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 use crate::report::stats::TunnelPath;
+use vxdecap_wire::GeneveLayer;
 
 const BLOCK_SHB: u32 = 0x0A0D_0D0A;
 const BLOCK_IDB: u32 = 0x0000_0001;
@@ -89,13 +90,14 @@ struct TunnelKey {
 
 impl TunnelKey {
     #[inline]
-    fn of(meta: &FrameMeta) -> Self {
+    fn of(frame: &InnerFrame<'_>) -> Self {
+        let (meta, geneve) = (frame.meta, frame.geneve);
         Self {
             vni: meta.vni,
             outer_src: meta.outer_src,
-            path: TunnelPath::of(meta.tunnel, meta.geneve.is_some()),
-            geneve_vni: meta.geneve.map_or(0, |g| g.vni),
-            gwlb_endpoint: meta.geneve.and_then(|g| g.gwlb_endpoint_id()),
+            path: TunnelPath::of(meta.tunnel, geneve.is_some()),
+            geneve_vni: geneve.map_or(0, |g| g.vni),
+            gwlb_endpoint: geneve.and_then(GeneveLayer::gwlb_endpoint_id),
         }
     }
 }
@@ -178,20 +180,26 @@ impl<W: Write> PcapngWriter<W> {
     /// Appends one frame (after declaring its tunnel's interface if new).
     #[inline]
     pub fn write_frame(&mut self, bytes: &[u8], meta: &FrameMeta) -> io::Result<()> {
-        self.write_frame_within(bytes, meta, u64::MAX).map(|_| ())
+        self.write_inner(&InnerFrame {
+            bytes,
+            meta,
+            geneve: None,
+        })
+    }
+
+    /// [`write_frame`](Self::write_frame) for a frame as analyzers receive it (with the
+    /// GENEVE layer it came through, if any).
+    pub fn write_inner(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+        self.write_frame_within(frame, u64::MAX).map(|_| ())
     }
 
     /// Appends one frame unless that would take the output past `limit`
     /// bytes; returns whether it was written. A frame is always written into
     /// a section that holds no frame yet, so a single large frame cannot
     /// stall a size-rotated output.
-    pub fn write_frame_within(
-        &mut self,
-        bytes: &[u8],
-        meta: &FrameMeta,
-        limit: u64,
-    ) -> io::Result<bool> {
-        let key = TunnelKey::of(meta);
+    pub fn write_frame_within(&mut self, frame: &InnerFrame<'_>, limit: u64) -> io::Result<bool> {
+        let (bytes, meta) = (frame.bytes, frame.meta);
+        let key = TunnelKey::of(frame);
         let slot = recent_slot(&key);
         let known = match self.recent[slot] {
             Some((recent, id)) if recent == key => Some(id),
@@ -213,7 +221,7 @@ impl<W: Write> PcapngWriter<W> {
         self.scratch.clear();
         self.scratch.extend_from_slice(&[0u8; 3][..pad]);
         if self.options.comments {
-            self.push_comment(interface, declare, meta);
+            self.push_comment(interface, declare, frame);
         }
         let block_len = EPB_HEADER_LEN + incl + self.scratch.len() + 4;
         // Rare (once per tunnel and file), so the interface block may allocate.
@@ -227,7 +235,7 @@ impl<W: Write> PcapngWriter<W> {
         self.bytes += block_len as u64;
         self.frames += 1;
         if let (Some(d), Some(block)) = (declare, interface_block) {
-            if let Err(e) = self.declare(d, key, meta, block) {
+            if let Err(e) = self.declare(d, key, frame, block) {
                 self.out.lose_frame();
                 return Err(e);
             }
@@ -284,7 +292,8 @@ impl<W: Write> PcapngWriter<W> {
     }
 
     /// Appends the comment option and the end of options to `scratch`.
-    fn push_comment(&mut self, interface: u32, declare: Option<Declare>, meta: &FrameMeta) {
+    fn push_comment(&mut self, interface: u32, declare: Option<Declare>, frame: &InnerFrame<'_>) {
+        let meta = frame.meta;
         let start = self.scratch.len();
         self.scratch.extend_from_slice(&[0u8; 4]); // code and length, filled below
         let cached = match declare {
@@ -298,12 +307,12 @@ impl<W: Write> PcapngWriter<W> {
                 self.scratch.extend_from_slice(&tunnel.comment_prefix);
             }
             // A new tunnel, the catch-all or a changed destination: format in full.
-            _ => write_comment_prefix(&mut self.scratch, meta),
+            _ => write_comment_prefix(&mut self.scratch, frame),
         }
         push_decimal(&mut self.scratch, meta.outer_src_port);
-        if let Some(gwlb) = meta
+        if let Some(gwlb) = frame
             .geneve
-            .map(|g| g.gwlb())
+            .map(GeneveLayer::gwlb)
             .filter(vxdecap_wire::geneve::AwsGwlb::is_present)
         {
             write_gwlb(&mut self.scratch, &gwlb);
@@ -333,7 +342,7 @@ impl<W: Write> PcapngWriter<W> {
         &mut self,
         declare: Declare,
         key: TunnelKey,
-        meta: &FrameMeta,
+        frame: &InnerFrame<'_>,
         block: Vec<u8>,
     ) -> io::Result<()> {
         self.write_block(block)?;
@@ -341,9 +350,9 @@ impl<W: Write> PcapngWriter<W> {
         match declare {
             Declare::Tunnel => {
                 let mut comment_prefix = Vec::with_capacity(64);
-                write_comment_prefix(&mut comment_prefix, meta);
+                write_comment_prefix(&mut comment_prefix, frame);
                 self.tunnels.push(Tunnel {
-                    outer_dst: meta.outer_dst,
+                    outer_dst: frame.meta.outer_dst,
                     comment_prefix,
                 });
                 self.interfaces.insert(key, id);
@@ -365,7 +374,7 @@ impl<W: Write> PcapngWriter<W> {
 
 impl<W: Write + Send> Analyzer for PcapngWriter<W> {
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-        write_all_frames(frames, |f| self.write_frame(f.bytes, f.meta))
+        write_all_frames(frames, |f| self.write_inner(f))
     }
 
     fn on_idle(&mut self) -> io::Result<()> {
@@ -455,8 +464,9 @@ fn recent_slot(key: &TunnelKey) -> usize {
 
 /// `vni=27 src=10.0.2.4 dst=10.1.1.4 sport=` (the port is appended per frame); GENEVE
 /// frames start with `tunnel=geneve ` (and `geneve_vni=0 ` around a VXLAN).
-fn write_comment_prefix(out: &mut Vec<u8>, meta: &FrameMeta) {
-    match (meta.tunnel, meta.geneve) {
+fn write_comment_prefix(out: &mut Vec<u8>, frame: &InnerFrame<'_>) {
+    let meta = frame.meta;
+    match (meta.tunnel, frame.geneve) {
         (_, None) => {}
         (vxdecap_wire::Tunnel::Geneve, Some(_)) => out.extend_from_slice(b"tunnel=geneve "),
         (vxdecap_wire::Tunnel::Vxlan, Some(layer)) => {
@@ -754,9 +764,13 @@ mod tests {
             .expect("vec write");
         let used = w.bytes_written();
         // A new tunnel needs an interface block and a packet block: far more than 50 bytes.
-        let written = w
-            .write_frame_within(&[0; 14], &meta(2, [10, 0, 0, 1], 1), used + 50)
-            .expect("vec write");
+        let second = meta(2, [10, 0, 0, 1], 1);
+        let frame = InnerFrame {
+            bytes: &[0; 14],
+            meta: &second,
+            geneve: None,
+        };
+        let written = w.write_frame_within(&frame, used + 50).expect("vec write");
         assert!(!written);
         assert_eq!(w.bytes_written(), used);
         assert_eq!(

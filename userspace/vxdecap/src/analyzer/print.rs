@@ -85,7 +85,7 @@ impl<W: Write + Send> PrintAnalyzer<W> {
         use std::fmt::Write as _;
         // GENEVE frames say so (and the endpoint, when AWS's options name one); VXLAN's line
         // is as it always was.
-        let tunnel = match (&meta.geneve, meta.tunnel) {
+        let tunnel = match (frame.geneve, meta.tunnel) {
             (None, _) => "",
             (Some(_), vxdecap_wire::Tunnel::Geneve) => " geneve",
             (Some(_), vxdecap_wire::Tunnel::Vxlan) => " geneve+vxlan",
@@ -95,9 +95,8 @@ impl<W: Write + Send> PrintAnalyzer<W> {
             "{tunnel} vni {} ({} > {}) ",
             meta.vni, meta.outer_src, meta.outer_dst
         );
-        if let Some(id) = meta
+        if let Some(id) = frame
             .geneve
-            .as_ref()
             .and_then(vxdecap_wire::GeneveLayer::gwlb_endpoint_id)
         {
             let _ = write!(self.line, "gwlbe {id:#018x} ");

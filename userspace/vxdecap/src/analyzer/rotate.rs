@@ -36,7 +36,7 @@ use super::pcapng::PcapngOptions;
 use super::record_out::cut_file;
 use super::writer::{FrameWriter, OutputError, OutputFormat};
 use super::{Analyzer, AnalyzerCounts, FileCounts};
-use crate::datapath::batch::{FrameMeta, Frames};
+use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 
 /// Buffer in front of each file.
 const FILE_BUFFER: usize = 1 << 20;
@@ -174,7 +174,18 @@ impl<C: Clock> RotatingWriter<C> {
     /// Appends one frame, first starting a new file if one is due.
     #[inline]
     pub fn write_frame(&mut self, bytes: &[u8], meta: &FrameMeta) -> io::Result<()> {
-        let result = self.try_write_frame(bytes, meta);
+        self.write_inner(&InnerFrame {
+            bytes,
+            meta,
+            geneve: None,
+        })
+    }
+
+    /// [`write_frame`](Self::write_frame) for a frame as analyzers receive it (with the
+    /// GENEVE layer it came through, if any).
+    #[inline]
+    pub fn write_inner(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+        let result = self.try_write_frame(frame);
         if result.is_err() {
             self.failed = true;
         }
@@ -182,7 +193,7 @@ impl<C: Clock> RotatingWriter<C> {
     }
 
     #[inline]
-    fn try_write_frame(&mut self, bytes: &[u8], meta: &FrameMeta) -> io::Result<()> {
+    fn try_write_frame(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
         if self.rotation.interval.is_some() && !self.failed {
             self.frames_since_clock += 1;
             if self.frames_since_clock >= CLOCK_EVERY_FRAMES {
@@ -197,13 +208,13 @@ impl<C: Clock> RotatingWriter<C> {
             self.lost += 1;
             return Err(closed());
         };
-        match current.write_frame_within(bytes, meta, limit) {
+        match current.write_frame_within(frame, limit) {
             Ok(true) => Ok(()),
             Ok(false) if self.failed => {
                 // Never a new file after a failure: the frame goes to the
                 // failed one, which counts it.
                 current
-                    .write_frame(bytes, meta)
+                    .write_inner(frame)
                     .map_err(|e| in_file(e, &self.current_path))
             }
             Ok(false) => {
@@ -220,7 +231,7 @@ impl<C: Clock> RotatingWriter<C> {
                     return Err(closed());
                 };
                 current
-                    .write_frame(bytes, meta)
+                    .write_inner(frame)
                     .map_err(|e| in_file(e, &self.current_path))
             }
             Err(e) => Err(in_file(e, &self.current_path)),
@@ -357,7 +368,7 @@ impl<C: Clock> RotatingWriter<C> {
 
 impl<C: Clock> Analyzer for RotatingWriter<C> {
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-        write_all_frames(frames, |f| self.write_frame(f.bytes, f.meta))
+        write_all_frames(frames, |f| self.write_inner(f))
     }
 
     fn on_idle(&mut self) -> io::Result<()> {

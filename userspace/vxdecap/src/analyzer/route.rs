@@ -42,13 +42,13 @@ use super::{
     open_frame_output, Analyzer, AnalyzerCounts, OutputError, OutputOptions, RouteCounts, TapWriter,
 };
 use crate::config::cloud::GwlbDirection;
-use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
+use crate::datapath::batch::{Frames, InnerFrame};
 use crate::error::ParseError;
 use crate::filter::{FilterError, InnerFilter};
 use crate::select::{parse_vni_range, Cidr};
 use crate::sys::tap::TapError;
 use vxdecap_wire::vxlan::MAX_VNI;
-use vxdecap_wire::Tunnel;
+use vxdecap_wire::{GeneveLayer, Tunnel};
 
 /// Why a route cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -118,11 +118,12 @@ pub enum RouteTunnel {
 
 impl RouteTunnel {
     #[inline]
-    fn matches(self, meta: &FrameMeta) -> bool {
+    fn matches(self, frame: &InnerFrame<'_>) -> bool {
+        let tunnel = frame.meta.tunnel;
         match self {
-            Self::Vxlan => meta.tunnel == Tunnel::Vxlan,
-            Self::Geneve => meta.geneve.is_some(),
-            Self::GeneveVxlan => meta.tunnel == Tunnel::Vxlan && meta.geneve.is_some(),
+            Self::Vxlan => tunnel == Tunnel::Vxlan,
+            Self::Geneve => frame.geneve.is_some(),
+            Self::GeneveVxlan => tunnel == Tunnel::Vxlan && frame.geneve.is_some(),
         }
     }
 }
@@ -250,20 +251,21 @@ impl RouteMatch {
             && self.filter.is_none()
     }
 
-    /// True when the frame `meta`/`bytes` belongs to this route.
+    /// True when `frame` belongs to this route.
     #[inline]
-    pub fn matches(&self, bytes: &[u8], meta: &FrameMeta) -> bool {
+    pub fn matches(&self, frame: &InnerFrame<'_>) -> bool {
+        let meta = frame.meta;
         (self.vnis.is_empty()
             || self
                 .vnis
                 .iter()
                 .any(|&(lo, hi)| (lo..=hi).contains(&meta.vni)))
             && (self.sources.is_empty() || self.sources.iter().any(|c| c.contains(meta.outer_src)))
-            && (self.tunnels.is_empty() || self.tunnels.iter().any(|t| t.matches(meta)))
+            && (self.tunnels.is_empty() || self.tunnels.iter().any(|t| t.matches(frame)))
             && (self.gwlb_endpoints.is_empty()
-                || meta
+                || frame
                     .geneve
-                    .and_then(|g| g.gwlb_endpoint_id())
+                    .and_then(GeneveLayer::gwlb_endpoint_id)
                     .is_some_and(|id| self.gwlb_endpoints.contains(&id)))
             && (self.directions.is_empty()
                 || GwlbDirection::from_port(meta.outer_dst_port)
@@ -271,7 +273,7 @@ impl RouteMatch {
             && self
                 .filter
                 .as_ref()
-                .is_none_or(|f| f.matches(bytes, meta.orig_len))
+                .is_none_or(|f| f.matches(frame.bytes, meta.orig_len))
     }
 }
 
@@ -508,7 +510,7 @@ impl Router {
     fn route_of(&self, frame: &InnerFrame<'_>) -> usize {
         self.routes
             .iter()
-            .position(|r| r.matcher.matches(frame.bytes, frame.meta))
+            .position(|r| r.matcher.matches(frame))
             .unwrap_or(usize::MAX)
     }
 
@@ -613,7 +615,7 @@ impl Analyzer for Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::batch::InnerBatch;
+    use crate::datapath::batch::{FrameMeta, InnerBatch};
     use std::net::{IpAddr, Ipv4Addr};
     use std::sync::{Arc, Mutex};
 
@@ -673,24 +675,28 @@ mod tests {
         };
         let geneve = FrameMeta {
             tunnel: Tunnel::Geneve,
-            geneve: Some(layer(None)),
             ..FrameMeta::default()
         };
-        let nested = FrameMeta {
-            geneve: Some(layer(Some(0xabc))),
-            ..FrameMeta::default()
-        };
+        let (alone, around) = (layer(None), layer(Some(0xabc)));
         let external = FrameMeta {
             outer_dst_port: 10801,
             ..FrameMeta::default()
         };
-        let frame = [0u8; 60];
+        let bytes = [0u8; 60];
+        let frame = |meta, geneve| InnerFrame {
+            bytes: &bytes,
+            meta,
+            geneve,
+        };
+        let frames = [
+            frame(&vxlan, None),
+            frame(&geneve, Some(&alone)),
+            frame(&vxlan, Some(&around)),
+            frame(&external, None),
+        ];
         let picks = |text: &str| -> Vec<bool> {
             let m = rule(text);
-            [&vxlan, &geneve, &nested, &external]
-                .iter()
-                .map(|meta| m.matches(&frame, meta))
-                .collect()
+            frames.iter().map(|f| m.matches(f)).collect()
         };
         assert_eq!(picks("tunnel=vxlan"), [true, false, true, true]);
         assert_eq!(picks("tunnel=geneve"), [false, true, true, false]);

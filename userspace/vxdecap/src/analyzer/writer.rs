@@ -8,7 +8,7 @@ use super::pcap::{failed_counts, write_all_frames};
 use super::pcapng::{PcapngOptions, PcapngWriter};
 use super::record_out::CutBack;
 use super::{Analyzer, AnalyzerCounts, PatternError, PcapWriter};
-use crate::datapath::batch::{FrameMeta, Frames};
+use crate::datapath::batch::{FrameMeta, Frames, InnerFrame};
 
 /// A capture file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,18 +102,24 @@ impl<W: Write> FrameWriter<W> {
         }
     }
 
+    /// Appends one frame as analyzers receive it (pcapng's comment tells its GENEVE layer).
+    #[inline]
+    pub fn write_inner(&mut self, frame: &InnerFrame<'_>) -> io::Result<()> {
+        match self {
+            Self::Pcap(w) => {
+                w.write_frame(frame.bytes, frame.meta.timestamp_ns, frame.meta.orig_len)
+            }
+            Self::Pcapng(w) => w.write_inner(frame),
+        }
+    }
+
     /// Appends one frame unless the output would pass `limit` bytes (see
     /// [`PcapWriter::write_frame_within`]); returns whether it was written.
     #[inline]
-    pub fn write_frame_within(
-        &mut self,
-        bytes: &[u8],
-        meta: &FrameMeta,
-        limit: u64,
-    ) -> io::Result<bool> {
+    pub fn write_frame_within(&mut self, frame: &InnerFrame<'_>, limit: u64) -> io::Result<bool> {
         match self {
-            Self::Pcap(w) => w.write_frame_within(bytes, meta, limit),
-            Self::Pcapng(w) => w.write_frame_within(bytes, meta, limit),
+            Self::Pcap(w) => w.write_frame_within(frame.bytes, frame.meta, limit),
+            Self::Pcapng(w) => w.write_frame_within(frame, limit),
         }
     }
 
@@ -168,7 +174,7 @@ impl<W: Write> FrameWriter<W> {
 
 impl<W: Write + Send> Analyzer for FrameWriter<W> {
     fn on_batch(&mut self, frames: Frames<'_>) -> io::Result<()> {
-        write_all_frames(frames, |f| self.write_frame(f.bytes, f.meta))
+        write_all_frames(frames, |f| self.write_inner(f))
     }
 
     fn on_idle(&mut self) -> io::Result<()> {

@@ -35,13 +35,10 @@ pub struct FrameMeta {
     /// Outer UDP destination port (tells Azure Gateway Load Balancer's internal tunnel from
     /// its external one).
     pub outer_dst_port: u16,
-    /// The tunnel that carried the frame (the innermost peeled); `vni` is its VNI.
+    /// The tunnel that carried the frame (the innermost peeled); `vni` is its VNI. Whether a
+    /// GENEVE header was peeled around it, and what it said, is [`InnerFrame::geneve`]: kept
+    /// out of line, so this stays 64 bytes for VXLAN's sake.
     pub tunnel: Tunnel,
-    /// The GENEVE header peeled, when one was: its VNI, flags and the AWS Gateway Load
-    /// Balancer options (endpoint id, attachment id, flow cookie) as typed fields. Around a
-    /// VXLAN tunnel (AWS Traffic Mirroring into a Gateway Load Balancer endpoint), both
-    /// identities are kept: this layer and `vni`.
-    pub geneve: Option<GeneveLayer>,
 }
 
 impl Default for FrameMeta {
@@ -56,7 +53,6 @@ impl Default for FrameMeta {
             queue: 0,
             outer_dst_port: 0,
             tunnel: Tunnel::Vxlan,
-            geneve: None,
         }
     }
 }
@@ -68,7 +64,15 @@ pub struct InnerFrame<'a> {
     pub bytes: &'a [u8],
     /// Tunnel and receive metadata.
     pub meta: &'a FrameMeta,
+    /// The GENEVE header peeled, when one was: its VNI, flags and the AWS Gateway Load
+    /// Balancer options (endpoint id, attachment id, flow cookie) as typed fields. Around a
+    /// VXLAN tunnel (AWS Traffic Mirroring into a Gateway Load Balancer endpoint), both
+    /// identities are kept: this layer and `meta.vni`. `None` for VXLAN alone.
+    pub geneve: Option<&'a GeneveLayer>,
 }
+
+/// `Entry::geneve` of a frame that came through no GENEVE header.
+const NO_GENEVE: u32 = u32::MAX;
 
 /// `Entry::slot` flag: the frame was copied into the batch's own buffer
 /// (offline replay, or an outer datagram reassembled from fragments).
@@ -80,6 +84,8 @@ struct Entry {
     slot: u32,
     start: u32,
     len: u32,
+    /// Index in `geneve`, or `NO_GENEVE`.
+    geneve: u32,
     meta: FrameMeta,
 }
 
@@ -97,6 +103,9 @@ pub struct InnerBatch {
     /// Frames copied in (fixed capacity).
     copies: Vec<u8>,
     entries: Vec<Entry>,
+    /// The GENEVE layers of the frames that came through one, out of line so that
+    /// VXLAN's entries stay small (`Entry::geneve` indexes it).
+    geneve: Vec<GeneveLayer>,
     capacity: usize,
     /// Index of the worker that filled it (its return path).
     source: u16,
@@ -121,6 +130,7 @@ impl InnerBatch {
             frames: Vec::with_capacity(capacity),
             copies: Vec::with_capacity(copy_bytes),
             entries: Vec::with_capacity(capacity),
+            geneve: Vec::with_capacity(capacity),
             capacity,
             source,
             queue,
@@ -136,6 +146,7 @@ impl InnerBatch {
             frames: Vec::new(),
             copies: Vec::with_capacity(bytes),
             entries: Vec::with_capacity(capacity),
+            geneve: Vec::with_capacity(capacity),
             capacity,
             source,
             queue,
@@ -181,22 +192,25 @@ impl InnerBatch {
     }
 
     /// Adds a leased UMEM frame whose inner frame is `inner` (a range of
-    /// the frame's bytes). Gives the frame back when the batch leases
-    /// nothing or is full.
+    /// the frame's bytes), which came through `geneve` (if any). Gives the
+    /// frame back when the batch leases nothing or is full.
     #[inline]
     pub fn push_leased(
         &mut self,
         frame: RxFrame,
         inner: Range<usize>,
         meta: FrameMeta,
+        geneve: Option<&GeneveLayer>,
     ) -> Result<(), RxFrame> {
         if self.view.is_none() || self.is_full() {
             return Err(frame);
         }
+        let geneve = self.keep_geneve(geneve);
         self.entries.push(Entry {
             slot: self.frames.len() as u32,
             start: inner.start as u32,
             len: inner.len() as u32,
+            geneve,
             meta,
         });
         self.frames.push(frame);
@@ -207,16 +221,38 @@ impl InnerBatch {
     /// returns the bytes kept, 0 when the batch is full.
     #[inline]
     pub fn push_copy(&mut self, bytes: &[u8], meta: FrameMeta) -> usize {
-        self.push_copy_prefixed(&[], bytes, meta)
-    }
-
-    /// Adds a copy of `prefix` then `bytes` as one frame (a synthetic Ethernet header and a
-    /// bare IP packet), cut to the buffer as [`push_copy`](Self::push_copy) does.
-    #[inline]
-    pub fn push_copy_prefixed(&mut self, prefix: &[u8], bytes: &[u8], meta: FrameMeta) -> usize {
+        // VXLAN's path: no prefix and no GENEVE layer, so small enough to inline.
         if self.is_full() {
             return 0;
         }
+        let start = self.copies.len();
+        let kept = bytes.len().min(self.copies.capacity() - start);
+        self.copies.extend_from_slice(&bytes[..kept]);
+        self.entries.push(Entry {
+            slot: COPIED | start as u32,
+            start: 0,
+            len: kept as u32,
+            geneve: NO_GENEVE,
+            meta,
+        });
+        kept
+    }
+
+    /// Adds a copy of `prefix` then `bytes` as one frame (a synthetic Ethernet header and a
+    /// bare IP packet), which came through `geneve` (if any), cut to the buffer as
+    /// [`push_copy`](Self::push_copy) does.
+    #[inline]
+    pub fn push_copy_prefixed(
+        &mut self,
+        prefix: &[u8],
+        bytes: &[u8],
+        meta: FrameMeta,
+        geneve: Option<&GeneveLayer>,
+    ) -> usize {
+        if self.is_full() {
+            return 0;
+        }
+        let geneve = self.keep_geneve(geneve);
         let start = self.copies.len();
         let room = self.copies.capacity() - start;
         let head = prefix.len().min(room);
@@ -227,9 +263,23 @@ impl InnerBatch {
             slot: COPIED | start as u32,
             start: 0,
             len: kept as u32,
+            geneve,
             meta,
         });
         kept
+    }
+
+    /// Keeps `layer` beside the entries; its index, or `NO_GENEVE`. Within capacity: an
+    /// entry is pushed with each layer, and the caller checked that one fits.
+    #[inline]
+    fn keep_geneve(&mut self, layer: Option<&GeneveLayer>) -> u32 {
+        match layer {
+            None => NO_GENEVE,
+            Some(layer) => {
+                self.geneve.push(*layer);
+                (self.geneve.len() - 1) as u32
+            }
+        }
     }
 
     /// The frame at `index` (< `len()`).
@@ -249,6 +299,7 @@ impl InnerBatch {
         InnerFrame {
             bytes: bytes.unwrap_or(&[]),
             meta: &entry.meta,
+            geneve: self.geneve.get(entry.geneve as usize),
         }
     }
 
@@ -283,6 +334,7 @@ impl InnerBatch {
     /// the memory.
     pub fn clear(&mut self, recycle: impl FnOnce(std::vec::Drain<'_, RxFrame>)) {
         self.entries.clear();
+        self.geneve.clear();
         self.copies.clear();
         recycle(self.frames.drain(..));
     }
@@ -379,6 +431,26 @@ mod tests {
         batch.clear(|frames| assert_eq!(frames.count(), 0, "owned batches lease nothing"));
         assert!(batch.is_empty());
         assert!(!batch.is_full_for(16));
+    }
+
+    /// VXLAN's per-frame metadata stays one cache line: the GENEVE layer lives beside the
+    /// entries, and only the frames that came through one have it.
+    #[test]
+    fn the_geneve_layer_is_kept_out_of_line() {
+        assert!(size_of::<FrameMeta>() <= 64);
+        let mut batch = InnerBatch::owned(64, 3, 0, 0);
+        let layer = GeneveLayer::new(9, 0x6558, 6081);
+        assert_eq!(batch.push_copy(b"vxlan", FrameMeta::default()), 5);
+        let kept = batch.push_copy_prefixed(b"ab", b"cd", FrameMeta::default(), Some(&layer));
+        assert_eq!(kept, 4);
+        assert_eq!(batch.push_copy(b"again", FrameMeta::default()), 5);
+        let frames = batch.frames(0..3);
+        let layers: Vec<_> = frames.iter().map(|f| f.geneve.copied()).collect();
+        assert_eq!(layers, [None, Some(layer), None]);
+        assert_eq!(frames.get(1).bytes, b"abcd");
+        batch.clear(|_| {});
+        assert_eq!(batch.push_copy(b"x", FrameMeta::default()), 1);
+        assert_eq!(batch.get(0).geneve, None, "cleared with the entries");
     }
 
     #[test]

@@ -342,7 +342,9 @@ impl DecapStage {
         self.stats.add(StageCounter::Received, 1);
         self.stats
             .add(StageCounter::ReceivedBytes, outer.len() as u64);
-        let decap = match decapsulate(outer, &self.ports) {
+        // Matched by reference: moving the result out would copy it once more per frame.
+        let result = decapsulate(outer, &self.ports);
+        let decap = match &result {
             Ok(decap) => decap,
             Err(Reject::OuterFragment) if self.reassembler.is_some() => {
                 // The reassembler keeps a copy: the UMEM frame goes back now.
@@ -351,7 +353,7 @@ impl DecapStage {
                 return;
             }
             Err(reason) => {
-                self.stats.reject(reason);
+                self.stats.reject(*reason);
                 self.recycle.push(frame);
                 return;
             }
@@ -365,7 +367,9 @@ impl DecapStage {
                 decap.bare_ip(),
             ),
         };
-        let meta = self.meta(&decap, timestamp_ns, 0);
+        let meta = self.meta(decap, timestamp_ns, 0);
+        // Out of the frame's borrow: a bare IP payload's frame is written below.
+        let geneve = decap.geneve;
         if let Some(ethertype) = bare_ip {
             // A bare IP payload: its synthetic Ethernet header goes over the end of the
             // GENEVE header, already read, so the frame stays a lease (no copy).
@@ -391,7 +395,7 @@ impl DecapStage {
             self.recycle.push(frame);
             return;
         };
-        if let Err(frame) = batch.push_leased(frame, start..start + len, meta) {
+        if let Err(frame) = batch.push_leased(frame, start..start + len, meta, geneve.as_ref()) {
             self.skip_all(1);
             self.recycle.push(frame);
         }
@@ -476,7 +480,9 @@ impl DecapStage {
         missing: usize,
         reassembled: bool,
     ) {
-        let decap = match decapsulate_link(outer, link, &self.ports) {
+        // Matched by reference: moving the result out would copy it once more per frame.
+        let result = decapsulate_link(outer, link, &self.ports);
+        let decap = match &result {
             Ok(decap) => decap,
             Err(Reject::OuterFragment) if self.reassembler.is_some() => {
                 if link == LinkType::Ethernet {
@@ -487,7 +493,7 @@ impl DecapStage {
                 return;
             }
             Err(reason) => {
-                self.stats.reject(reason);
+                self.stats.reject(*reason);
                 return;
             }
         };
@@ -507,22 +513,44 @@ impl DecapStage {
                 }
             }
         }
-        let (len, bare_ip) = match &decap.geneve {
-            None => (decap.inner.len(), None),
-            Some(_) => (decap.frame_len(), decap.bare_ip()),
-        };
-        let meta = self.meta(&decap, timestamp_ns, missing);
+        if let Some(layer) = &decap.geneve {
+            self.deliver_geneve(decap, layer, timestamp_ns, missing);
+            return;
+        }
+        // VXLAN alone: the path as before GENEVE, no GENEVE state read.
+        let len = decap.inner.len();
+        let meta = self.vxlan_meta(decap, timestamp_ns, missing);
         self.stats.add(StageCounter::Delivered, 1);
         let Some(batch) = self.batch_for(Some(len)).and_then(Arc::get_mut) else {
             self.skip_all(1);
             return;
         };
-        let kept = match bare_ip {
-            None => batch.push_copy(decap.inner, meta),
-            Some(ethertype) => {
-                batch.push_copy_prefixed(&synthetic_ethernet(ethertype), decap.inner, meta)
-            }
+        let kept = batch.push_copy(decap.inner, meta);
+        if kept < len {
+            self.stats.add(StageCounter::TruncatedToSlot, 1);
+        }
+        self.stats.add(StageCounter::DeliveredBytes, kept as u64);
+    }
+
+    /// [`deliver`](Self::deliver) of a frame that came through `layer`: a bare IP payload
+    /// gets its synthetic Ethernet header, and the layer is kept beside the frame.
+    fn deliver_geneve(
+        &mut self,
+        decap: &vxdecap_wire::Decapsulated<'_>,
+        layer: &GeneveLayer,
+        timestamp_ns: u64,
+        missing: usize,
+    ) {
+        let len = decap.frame_len();
+        let meta = self.geneve_meta(decap, layer, timestamp_ns, missing);
+        self.stats.add(StageCounter::Delivered, 1);
+        let Some(batch) = self.batch_for(Some(len)).and_then(Arc::get_mut) else {
+            self.skip_all(1);
+            return;
         };
+        let prefix = decap.bare_ip().map(synthetic_ethernet);
+        let prefix: &[u8] = prefix.as_ref().map_or(&[], |p| p);
+        let kept = batch.push_copy_prefixed(prefix, decap.inner, meta, Some(layer));
         if kept < len {
             self.stats.add(StageCounter::TruncatedToSlot, 1);
         }
@@ -537,9 +565,20 @@ impl DecapStage {
         timestamp_ns: u64,
         missing: usize,
     ) -> FrameMeta {
-        if let Some(layer) = &decap.geneve {
-            return self.geneve_meta(decap, layer, timestamp_ns, missing);
+        match &decap.geneve {
+            None => self.vxlan_meta(decap, timestamp_ns, missing),
+            Some(layer) => self.geneve_meta(decap, layer, timestamp_ns, missing),
         }
+    }
+
+    /// [`meta`](Self::meta) of a frame that came through VXLAN alone.
+    #[inline]
+    fn vxlan_meta(
+        &mut self,
+        decap: &vxdecap_wire::Decapsulated<'_>,
+        timestamp_ns: u64,
+        missing: usize,
+    ) -> FrameMeta {
         self.vnis.add(decap.vni);
         // A mirror that cut the inner packet (AWS PacketLength, the target's
         // MTU) leaves the inner IP length saying more than the frame holds.
@@ -557,7 +596,6 @@ impl DecapStage {
             queue: self.queue,
             outer_dst_port: decap.outer_dst_port,
             tunnel: Tunnel::Vxlan,
-            geneve: None,
         }
     }
 
@@ -588,7 +626,6 @@ impl DecapStage {
             queue: self.queue,
             outer_dst_port: decap.outer_dst_port,
             tunnel,
-            geneve: Some(*layer),
         }
     }
 
