@@ -503,16 +503,35 @@ impl Bench {
     /// is attached, so NAPI exists) and pins its thread(s) to the receiver's
     /// CPU. Returns how many threads were pinned.
     pub(crate) fn pin_napi(&self) -> anyhow::Result<usize> {
-        pin_napi_of(&self.rx, &self.iface, RX_CPU)
-    }
-
-    /// Shared-core rig, forwarders: the sink's receive work (its veth NAPI,
-    /// which a redirect or a transmit into fwd0 would otherwise run as a
-    /// softirq on the forwarder's core) goes to the generator's CPU. A real
-    /// collector is another machine: the forwarder's core carries its own
-    /// receive, forwarding and transmit, not the collector's receive.
-    fn pin_sink_napi(&self) -> anyhow::Result<usize> {
-        pin_napi_of(&self.sink, "sink0", GEN_CPU)
+        let path = format!("/sys/class/net/{}/threaded", self.iface);
+        // Writing 1 when it is already 1 is harmless; a new NAPI (a program
+        // attached again) gets a new thread, which is why this runs per start.
+        self.rx.run("sh", &["-c", &format!("echo 1 > {path}")])?;
+        let prefix = format!("napi/{}-", self.iface);
+        let mut pinned = 0;
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while pinned == 0 && Instant::now() < deadline {
+            for entry in std::fs::read_dir("/proc")?.flatten() {
+                let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+                    continue;
+                };
+                let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+                if comm.trim_end().starts_with(&prefix) {
+                    let mut set = nix::sched::CpuSet::new();
+                    set.set(RX_CPU)?;
+                    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set)
+                        .with_context(|| format!("pin {} to CPU {RX_CPU}", comm.trim()))?;
+                    pinned += 1;
+                }
+            }
+            if pinned == 0 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if pinned == 0 {
+            bail!("no NAPI thread {prefix}* appeared after threaded NAPI was turned on");
+        }
+        Ok(pinned)
     }
 
     /// Starts the receiver(s) of `scenario`, all pinned to the receiver's CPU.
@@ -849,9 +868,6 @@ impl Bench {
         let mut procs = self.start(scenario, &args.vxdecap_args)?;
         if self.rig == Rig::SharedCore {
             self.pin_napi()?;
-            if Scenario::FORWARDERS.contains(&scenario) {
-                self.pin_sink_napi()?;
-            }
             // vxdecap looks at where the receive work runs once a second.
             std::thread::sleep(Duration::from_millis(1200));
         }
@@ -1011,37 +1027,4 @@ pub(crate) fn results_dir(out: &Path) -> PathBuf {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     out.join(format!("run-{secs}"))
-}
-
-/// Makes `iface`'s NAPI (in `ns`) threaded and pins its thread(s) to `cpu`.
-/// Writing 1 when it is already 1 is harmless; a new NAPI (a program attached
-/// again) gets a new thread, which is why this runs per start.
-fn pin_napi_of(ns: &NetNs, iface: &str, cpu: usize) -> anyhow::Result<usize> {
-    let path = format!("/sys/class/net/{iface}/threaded");
-    ns.run("sh", &["-c", &format!("echo 1 > {path}")])?;
-    let prefix = format!("napi/{iface}-");
-    let mut pinned = 0;
-    let deadline = Instant::now() + Duration::from_secs(2);
-    while pinned == 0 && Instant::now() < deadline {
-        for entry in std::fs::read_dir("/proc")?.flatten() {
-            let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-                continue;
-            };
-            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            if comm.trim_end().starts_with(&prefix) {
-                let mut set = nix::sched::CpuSet::new();
-                set.set(cpu)?;
-                nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(pid), &set)
-                    .with_context(|| format!("pin {} to CPU {cpu}", comm.trim()))?;
-                pinned += 1;
-            }
-        }
-        if pinned == 0 {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    if pinned == 0 {
-        bail!("no NAPI thread {prefix}* appeared after threaded NAPI was turned on");
-    }
-    Ok(pinned)
 }
