@@ -210,12 +210,7 @@ impl Steering {
             .override_global("vxd_steer_fragments", &steer_fragments, true)
             .load(XDP_OBJECT)
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing from the object")))?
-            .try_into()
-            .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        program
+        xdp_program(&mut ebpf, PROGRAM)?
             .load()
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
         let xsks = take_map(&mut ebpf, XSK_MAP)?;
@@ -353,13 +348,7 @@ impl Steering {
         interface: &str,
         request: AttachRequest,
     ) -> Result<(AttachMode, XdpLinkId), SteerError> {
-        let program: &mut Xdp = self
-            .ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
-            .try_into()
-            .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        attach_program(program, interface, request)
+        attach_program(xdp_program(&mut self.ebpf, PROGRAM)?, interface, request)
     }
 
     /// Clears the socket of rx queue `queue`: its traffic goes back to the kernel.
@@ -515,6 +504,14 @@ pub(crate) fn write_allowlist(
         allow_vni.remove(&vni).map_err(map_err(ALLOW_VNI_MAP))?;
     }
     Ok(())
+}
+
+/// The XDP program `name` of a loaded object.
+pub(crate) fn xdp_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp, SteerError> {
+    ebpf.program_mut(name)
+        .ok_or_else(|| SteerError::Load(format!("program {name} missing from the object")))?
+        .try_into()
+        .map_err(|e| SteerError::Load(error_chain(&e)))
 }
 
 /// Attaches `program` to `interface` through a BPF link, in the modes

@@ -12,7 +12,9 @@ use aya::{Ebpf, EbpfLoader};
 use vxdecap_wire::{PortSet, MAX_PORTS};
 
 use super::allow::Allowlist;
-use super::{attach_program, take_map, write_allowlist, AttachMode, AttachRequest, SteerError};
+use super::{
+    attach_program, take_map, write_allowlist, xdp_program, AttachMode, AttachRequest, SteerError,
+};
 use crate::error::error_chain;
 
 /// The object compiled from xdp-prog/relay.bpf.c by build.rs.
@@ -264,12 +266,7 @@ impl RelayProgram {
             .override_global("vxr_port_count", &port_count, true)
             .load(RELAY_OBJECT)
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        let program: &mut Xdp = ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing from the object")))?
-            .try_into()
-            .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        program
+        xdp_program(&mut ebpf, PROGRAM)?
             .load()
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
         Ok(Self {
@@ -291,13 +288,12 @@ impl RelayProgram {
 
     /// Attaches the program to the interface through a BPF link.
     pub fn attach(&mut self, request: AttachRequest) -> Result<AttachMode, SteerError> {
-        let program: &mut Xdp = self
-            .ebpf
-            .program_mut(PROGRAM)
-            .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
-            .try_into()
-            .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        attach_program(program, &self.interface, request).map(|(mode, _)| mode)
+        attach_program(
+            xdp_program(&mut self.ebpf, PROGRAM)?,
+            &self.interface,
+            request,
+        )
+        .map(|(mode, _)| mode)
     }
 
     /// Sets the collectors, by index (at most [`MAX_DESTS`]).
