@@ -5,6 +5,7 @@
 //! vxdecap-bench gen --interface und0 --dst-mac MAC [--size 64|1400|imix] [--pps N] [--duration S]
 //! vxdecap-bench drop --interface eth1 [--pass]
 //! vxdecap-bench xsk-count --interface eth1 [--cpu 1] [--policy spin|sleep|yield]
+//! vxdecap-bench lossless [--scenarios relay_xdp,dnat_proxy] [--rigs shared-core] [--steps 7]
 //! vxdecap-bench scale [--reps 3] [--size 64]
 //! vxdecap-bench policies [--rigs other-core,shared-core] [--rates 1,0] [--reps 3]
 //! ```
@@ -16,6 +17,7 @@
 )]
 
 mod gen;
+mod lossless;
 mod policies;
 mod receivers;
 mod report;
@@ -38,6 +40,8 @@ struct Cli {
 enum Command {
     /// Run every scenario and write results (JSON, markdown, SVG).
     Run(run::RunArgs),
+    /// The highest rate each receiver carries without loss (bisection over paced runs).
+    Lossless(lossless::LosslessArgs),
     /// Delivered rate with 1 and 2 rx queues (and the XDP_DROP ceiling).
     Scale(scale::ScaleArgs),
     /// vxdecap's receive policies against each other and bare AF_XDP, on both rigs.
@@ -72,6 +76,9 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run(args) => {
             run::run(args)?;
+        }
+        Command::Lossless(args) => {
+            lossless::run(&args)?;
         }
         Command::Scale(args) => scale::run(&args)?,
         Command::Policies(args) => policies::run(&args)?,

@@ -46,7 +46,7 @@ impl Rig {
         }
     }
 
-    fn parse(text: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
         match text {
             "other-core" => Ok(Self::OtherCore),
             "shared-core" => Ok(Self::SharedCore),
@@ -163,7 +163,7 @@ impl Scenario {
         self != Self::VxdecapGeneveVxlan || size != "imix"
     }
 
-    fn parse(text: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
         Self::ALL
             .into_iter()
             .find(|s| s.name() == text)
@@ -312,7 +312,7 @@ pub(crate) struct Bench {
     sink_mac: String,
     /// The collector's interface (unique, so its NAPI thread can be found by name).
     pub(crate) iface: String,
-    rig: Rig,
+    pub(crate) rig: Rig,
     rx_mac: String,
     exe_dir: PathBuf,
     shm: PathBuf,
