@@ -53,12 +53,21 @@ enum Command {
     },
     /// Send VXLAN frames with BPF_PROG_TEST_RUN live frames.
     Gen(gen::GenArgs),
-    /// Attach an XDP_DROP (or XDP_PASS) program and count frames until SIGINT.
+    /// Attach an XDP_DROP (or XDP_PASS, or redirecting) program and count frames until SIGINT.
     Drop {
         #[arg(long)]
         interface: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "redirect")]
         pass: bool,
+        /// Redirect every frame out of this interface instead (the rig's cheapest forwarder).
+        #[arg(long, requires_all = ["dst_mac", "src_mac"])]
+        redirect: Option<String>,
+        /// The redirected frames' destination MAC.
+        #[arg(long)]
+        dst_mac: Option<String>,
+        /// The redirected frames' source MAC.
+        #[arg(long)]
+        src_mac: Option<String>,
     },
     /// Bare AF_XDP receive, no decap, until SIGINT.
     XskCount {
@@ -85,10 +94,24 @@ fn main() -> anyhow::Result<()> {
         Command::Report { results } => report::rerender(&results)?,
         Command::Gen(args) if args.calibrate => println!("{}", gen::calibrate(&args)?),
         Command::Gen(args) => println!("{}", serde_json::to_string(&gen::run(&args)?)?),
-        Command::Drop { interface, pass } => {
+        Command::Drop {
+            interface,
+            pass,
+            redirect,
+            dst_mac,
+            src_mac,
+        } => {
+            let action = match (redirect, dst_mac, src_mac) {
+                (Some(out), Some(dst), Some(src)) => receivers::XdpAction::Redirect {
+                    interface: out,
+                    macs: receivers::mac_pair(&dst, &src)?,
+                },
+                _ if pass => receivers::XdpAction::Pass,
+                _ => receivers::XdpAction::Drop,
+            };
             println!(
                 "{}",
-                serde_json::to_string(&receivers::xdp_program(&interface, pass)?)?
+                serde_json::to_string(&receivers::xdp_program(&interface, &action)?)?
             )
         }
         Command::XskCount {

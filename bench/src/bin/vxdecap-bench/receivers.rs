@@ -35,16 +35,55 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     Ok(stop)
 }
 
-/// Attaches the drop (or pass) program in driver mode until SIGINT; counts frames.
-pub(crate) fn xdp_program(interface: &str, pass: bool) -> anyhow::Result<ReceiverReport> {
+/// What the bench's XDP program does with every frame.
+#[derive(Clone, Debug)]
+pub(crate) enum XdpAction {
+    /// Count and drop.
+    Drop,
+    /// Count and pass to the kernel.
+    Pass,
+    /// Count and redirect to this interface with these destination and
+    /// source MACs (the rig's cheapest forwarder).
+    Redirect { interface: String, macs: [u8; 12] },
+}
+
+/// Destination and source MACs (`aa:bb:…`) as the 12 bytes that start a frame.
+pub(crate) fn mac_pair(dst: &str, src: &str) -> anyhow::Result<[u8; 12]> {
+    let mut out = [0u8; 12];
+    for (half, text) in out.chunks_exact_mut(6).zip([dst, src]) {
+        let bytes: Vec<u8> = text
+            .split(':')
+            .map(|b| u8::from_str_radix(b, 16))
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("MAC {text:?}"))?;
+        anyhow::ensure!(bytes.len() == 6, "MAC {text:?}: six bytes");
+        half.copy_from_slice(&bytes);
+    }
+    Ok(out)
+}
+
+/// Attaches the drop, pass or redirect program in driver mode until SIGINT; counts frames.
+pub(crate) fn xdp_program(interface: &str, action: &XdpAction) -> anyhow::Result<ReceiverReport> {
     let stop = stop_flag()?;
-    let mut ebpf = EbpfLoader::new()
+    let mut loader = EbpfLoader::new();
+    let (ifindex, macs) = match action {
+        XdpAction::Redirect { interface, macs } => (
+            nix::net::if_::if_nametoindex(interface.as_str())
+                .with_context(|| format!("interface {interface}"))?,
+            *macs,
+        ),
+        _ => (0, [0; 12]),
+    };
+    loader
+        .override_global("redirect_ifindex", &ifindex, true)
+        .override_global("redirect_macs", &macs, true);
+    let mut ebpf = loader
         .load(DROP)
         .context("load the drop program (root needed)")?;
-    let name = if pass {
-        "vxdecap_bench_pass"
-    } else {
-        "vxdecap_bench_drop"
+    let name = match action {
+        XdpAction::Drop => "vxdecap_bench_drop",
+        XdpAction::Pass => "vxdecap_bench_pass",
+        XdpAction::Redirect { .. } => "vxdecap_bench_redirect",
     };
     let program: &mut Xdp = ebpf.program_mut(name).context("program")?.try_into()?;
     program.load()?;

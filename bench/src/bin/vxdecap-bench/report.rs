@@ -362,7 +362,12 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
         best.map_or("–", |b| b.scenario.name()),
         ratio(count, best)
     );
-    let relay = forwarder_rows(flat(Scenario::RelayXdp), flat(Scenario::DnatProxy), &ratio);
+    let relay = forwarder_rows(
+        flat(Scenario::RelayXdp),
+        flat(Scenario::DnatProxy),
+        flat(Scenario::RedirectFloor),
+        &ratio,
+    );
     let pcap = ratio(flat(Scenario::VxdecapPcapTmpfs), count);
     let geneve = ratio(flat(Scenario::VxdecapGeneveVxlan), count);
     let _ = writeln!(
@@ -439,9 +444,12 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
 }
 
 /// The relay against the DNAT proxy: forwarded rate and CPU per packet.
+/// The forwarders' rows: relay ÷ DNAT proxy, and the rig's floor (a bare
+/// redirect) ÷ DNAT proxy, the most any forwarder could show on this rig.
 fn forwarder_rows(
     relay: Option<&Median>,
     dnat: Option<&Median>,
+    floor: Option<&Median>,
     ratio: &dyn Fn(Option<&Median>, Option<&Median>) -> String,
 ) -> String {
     let per_packet = |m: Option<&Median>| {
@@ -449,16 +457,19 @@ fn forwarder_rows(
     };
     format!(
         "| vxdecap relay ÷ nftables DNAT proxy, forwarded flat out | {} | ≥ 5 |\n\
-         | receiver CPU µs/pkt, relay / DNAT proxy | {} / {} | – |",
+         | the rig's floor (bare XDP redirect) ÷ DNAT proxy: the most any forwarder shows here | {} | – |\n\
+         | receiver CPU µs/pkt, relay / DNAT proxy / bare redirect | {} / {} / {} | – |",
         ratio(relay, dnat),
+        ratio(floor, dnat),
         per_packet(relay),
-        per_packet(dnat)
+        per_packet(dnat),
+        per_packet(floor)
     )
 }
 
-const COLORS: [&str; 13] = [
+const COLORS: [&str; 14] = [
     "#444444", "#1f77b4", "#aec7e8", "#17becf", "#d62728", "#ff7f0e", "#2ca02c", "#98df8a",
-    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22",
+    "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#000000",
 ];
 
 fn plot(medians: &[Median], rig: Rig, size: &str) -> String {

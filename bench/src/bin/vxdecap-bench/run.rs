@@ -104,11 +104,15 @@ pub(crate) enum Scenario {
     /// nftables DNAT to the collector and SNAT to itself; counted as for
     /// the relay.
     DnatProxy,
+    /// The cheapest forwarder the rig allows: an XDP program that redirects
+    /// every frame to the collector with fixed MACs. Its rate bounds what
+    /// any forwarder can show here; counted as for the relay.
+    RedirectFloor,
 }
 
 impl Scenario {
     /// Every scenario, in the base order.
-    pub(crate) const ALL: [Self; 13] = [
+    pub(crate) const ALL: [Self; 14] = [
         Self::XdpDrop,
         Self::AfXdpSpin,
         Self::AfXdpSleep,
@@ -122,10 +126,11 @@ impl Scenario {
         Self::VxdecapGeneveVxlan,
         Self::RelayXdp,
         Self::DnatProxy,
+        Self::RedirectFloor,
     ];
 
     /// The forwarders, whose frames come back to the generator's side.
-    pub(crate) const FORWARDERS: [Self; 2] = [Self::RelayXdp, Self::DnatProxy];
+    pub(crate) const FORWARDERS: [Self; 3] = [Self::RelayXdp, Self::DnatProxy, Self::RedirectFloor];
 
     /// The bare AF_XDP variants; the best of them is the floor vxdecap is held to.
     pub(crate) const AF_XDP: [Self; 3] = [Self::AfXdpSpin, Self::AfXdpSleep, Self::AfXdpYield];
@@ -146,6 +151,7 @@ impl Scenario {
             Self::VxdecapGeneveVxlan => "vxdecap_geneve_vxlan",
             Self::RelayXdp => "relay_xdp",
             Self::DnatProxy => "dnat_proxy",
+            Self::RedirectFloor => "redirect_floor",
         }
     }
 
@@ -625,7 +631,9 @@ impl Bench {
                 let sniff = Proc::spawn(&self.rx, cpu, "netsniff-ng", &args)?;
                 vec![sniff, pass]
             }
-            Scenario::RelayXdp | Scenario::DnatProxy => self.start_forwarder(scenario, extra)?,
+            Scenario::RelayXdp | Scenario::DnatProxy | Scenario::RedirectFloor => {
+                self.start_forwarder(scenario, extra)?
+            }
             Scenario::KernelVxlanTcpdump => {
                 self.rx.ip(&[
                     "link",
@@ -685,6 +693,25 @@ impl Bench {
             let mut args = vec!["relay", "-i", iface, "--to", FORWARD_TO, "--no-health"];
             args.extend(extra.split_whitespace());
             Ok(vec![counter, Proc::spawn(&self.rx, cpu, &vxdecap, &args)?])
+        } else if scenario == Scenario::RedirectFloor {
+            let fwd = self.rx.ip(&["-br", "link", "show", "fwd0"])?;
+            let fwd_mac = String::from_utf8_lossy(&fwd.stdout)
+                .split_whitespace()
+                .nth(2)
+                .context("fwd0 MAC")?
+                .to_owned();
+            let args = [
+                "drop",
+                "--interface",
+                iface,
+                "--redirect",
+                "fwd0",
+                "--dst-mac",
+                &self.sink_mac,
+                "--src-mac",
+                &fwd_mac,
+            ];
+            Ok(vec![counter, Proc::spawn(&self.rx, cpu, &bench, &args)?])
         } else {
             let rules = format!(
                 "table ip vxbench {{\n  chain pre {{ type nat hook prerouting priority dstnat; ip daddr 10.77.0.2 udp dport 4789 dnat to {FORWARD_TO}; }}\n  chain post {{ type nat hook postrouting priority srcnat; ip daddr {FORWARD_TO} udp dport 4789 snat to 10.78.0.1; }}\n}}\n"
@@ -723,7 +750,8 @@ impl Bench {
             | Scenario::AfXdpSleep
             | Scenario::AfXdpYield
             | Scenario::RelayXdp
-            | Scenario::DnatProxy => {
+            | Scenario::DnatProxy
+            | Scenario::RedirectFloor => {
                 let report: ReceiverReport = serde_json::from_str(out.trim())
                     .with_context(|| format!("receiver said: {out}{err}"))?;
                 (report.delivered, report.drops)
