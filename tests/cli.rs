@@ -501,3 +501,25 @@ fn relay_and_lab_scenario_mistakes_are_named() {
         "cannot be used with",
     );
 }
+
+#[test]
+fn diagnostics_to_a_pipe_carry_no_colour_codes() {
+    // stderr is a pipe here, as under systemd or `2> log`: tracing's lines must be plain text.
+    let tmp = TempDir::new("cli-ansi");
+    let o = output(
+        vxdecap()
+            .env("VXDECAP_LOG", "debug")
+            .arg("decap")
+            .arg("-r")
+            .arg(fixture("tcpdump/vxlan.pcap"))
+            .arg("-w")
+            .arg(tmp.path("out.pcap")),
+    );
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("DEBUG"), "no diagnostic line to check:\n{err}");
+    assert!(
+        !err.contains('\x1b'),
+        "colour codes in piped stderr:\n{err:?}"
+    );
+}

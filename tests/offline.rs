@@ -496,3 +496,20 @@ fn the_library_reads_a_file_behind_an_inner_filter_as_decap_does() {
         .expect_err("a filter libpcap refuses");
     assert!(err.to_string().contains("man pcap-filter"), "{err}");
 }
+
+#[test]
+fn a_bad_port_list_says_why_in_the_error_message_itself() {
+    // A library user printing `err.to_string()` (not the source chain) must see the reason.
+    let built = vxdecap::Capture::from_file(fixture("tcpdump/vxlan.pcap"))
+        .ports(&[4789, 4789])
+        .analyzer(vxdecap::each_frame("none", |_| Ok(())))
+        .build();
+    let Err(err) = built else {
+        panic!("a duplicate port is refused")
+    };
+    let text = err.to_string();
+    assert!(
+        text.starts_with("tunnel ports: ") && text.contains("4789"),
+        "{text}"
+    );
+}

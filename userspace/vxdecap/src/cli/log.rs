@@ -4,7 +4,7 @@
 //! the level `VXDECAP_LOG` asks for (default `warn`).
 
 use std::fmt::{self, Write as _};
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
@@ -19,6 +19,8 @@ pub(crate) fn init() {
     let level = EnvFilter::try_from_env("VXDECAP_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
     let diagnostics = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: a log file or journal gets plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_filter(level)
         .with_filter(filter::filter_fn(|m| m.target() != CONSOLE));
     tracing_subscriber::registry()

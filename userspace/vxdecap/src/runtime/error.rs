@@ -30,9 +30,10 @@ pub enum CaptureError {
     /// A worker could not open its AF_XDP socket.
     #[error(transparent)]
     Socket(#[from] XskError),
-    /// The UDP ports given.
-    #[error("ports")]
-    Ports(#[source] PortSetError),
+    /// The UDP ports given (the reason in the message itself, as every
+    /// other variant's: a caller printing only `to_string()` sees it).
+    #[error("tunnel ports: {0}")]
+    Ports(PortSetError),
     /// The inner filter does not compile.
     #[error(transparent)]
     Filter(#[from] FilterError),
