@@ -4,9 +4,11 @@
 //! cloud presets; every reject counted; and a live capture of crafted GENEVE frames sent from
 //! a namespace (root).
 //!
-//! The public pcaps themselves (tcpdump's `tests/geneve.pcap` and `geneve-gcp.pcap`,
-//! suricata-verify's `geneve-decoder` and `bug-6402-01`) are binary and not in the shared
-//! fixtures, so their packets are rebuilt from the published decodes:
+//! tcpdump's `tests/geneve.pcap` itself is in tests/fixtures (from Debian's tcpdump source
+//! package) and is decapsulated as tshark parses it. The other public pcaps (tcpdump's
+//! `geneve-gcp.pcap`, newer than Debian's 4.99.3; suricata-verify's `geneve-decoder` and
+//! `bug-6402-01`) are not packaged anywhere this machine can fetch from, so their packets are
+//! rebuilt from the published decodes:
 //! - tcpdump `tests/geneve-vv.out` (packets 3 to 5, the TCP handshake: every header field is
 //!   in the decode, and tcpdump reporting the rebuilt TCP checksums "correct" shows the IP
 //!   packets are byte for byte the capture's);
@@ -1063,4 +1065,90 @@ fn outer_fragments_of_geneve_are_reassembled_like_vxlan() {
         frames.len() as u64,
         "{summary}"
     );
+}
+
+/// A file of this repository's tests/fixtures.
+fn local(name: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures")
+        .join(name)
+}
+
+/// Hex (as tshark prints `FT_BYTES`, without separators) to bytes.
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn tcpdump_geneve_pcap_itself_decapsulates_as_tshark_parses_it() {
+    // The real `tests/geneve.pcap` of tcpdump 4.99.3 (from Debian's source package; see
+    // tests/fixtures/README.md): 39 frames over GENEVE VNIs 10 and 11, the VNI 10 ones with a
+    // critical option, Ethernet inside.
+    let input = local("tcpdump-geneve.pcap");
+    let tmp = TempDir::new("geneve-tcpdump-real");
+    let out = tmp.path("inner.pcap");
+    let summary = decap(&input, &["-w", out.to_str().expect("utf-8")]);
+    let (read, written) = assert_read_add_up(&summary);
+    let outer = read_pcap(&input);
+    let inner = read_pcap(&out);
+    assert_eq!((read, written, inner.len()), (39, 39, 39), "{summary}");
+    // Per frame, tshark's parse of the outer file: where its GENEVE payload starts, the VNI,
+    // the critical flag. Our inner frame must be exactly the bytes after that header.
+    let parsed = tshark_fields(
+        &input,
+        &[
+            "ip.hdr_len",
+            "geneve.options",
+            "geneve.vni",
+            "geneve.flags.critical",
+        ],
+    );
+    let mut per_vni = std::collections::BTreeMap::<String, u64>::new();
+    let mut critical = 0;
+    for (i, ((line, o), w)) in parsed.iter().zip(&outer).zip(&inner).enumerate() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let ihl: usize = f[0].split(',').next().expect("ihl").parse().expect("ihl");
+        let options = unhex(f[1]).len();
+        let start = 14 + ihl + 8 + 8 + options;
+        assert_eq!(
+            w.data,
+            o.data[start..],
+            "frame {}: not the GENEVE payload",
+            i + 1
+        );
+        let vni = u32::from_str_radix(f[2].trim_start_matches("0x"), 16).expect("vni");
+        *per_vni.entry(format!("vni geneve:{vni}: ")).or_default() += 1;
+        critical += u64::from(f[3] == "1" || f[3] == "True");
+    }
+    // And the counts vxdecap reports are tshark's.
+    for (vni, n) in &per_vni {
+        assert!(
+            summary.contains(&format!("{vni}{n}")),
+            "{vni}{n} in:\n{summary}"
+        );
+    }
+    assert_eq!(critical, 19, "tshark's critical-flag count");
+    assert!(summary.contains("geneve_critical 19"), "{summary}");
+    // tshark reads the inner frames as it read them inside the tunnel.
+    let fields = [
+        "eth.src",
+        "ip.src",
+        "ip.dst",
+        "ip.id",
+        "tcp.seq_raw",
+        "icmp.seq",
+    ];
+    let inside: Vec<String> = tshark_fields(&input, &fields)
+        .iter()
+        .map(|l| {
+            // The inner value of each field is the last of its occurrences.
+            l.split('\t')
+                .map(|v| v.rsplit(',').next().unwrap_or(""))
+                .collect::<Vec<_>>()
+                .join("\t")
+        })
+        .collect();
+    assert_eq!(tshark_fields(&out, &fields), inside);
 }
