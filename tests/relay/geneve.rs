@@ -472,3 +472,74 @@ fn relay_live_forwards_geneve_intact_but_for_the_rewritten_fields() {
         );
     }
 }
+
+/// Over IPv6 outer headers: GENEVE (bare IPv4, and VXLAN inside) picks the collector plain
+/// VXLAN picks for the same flow, both directions and both mirror hosts, and leaves with the
+/// UDP checksum right for the new addresses.
+#[test]
+fn over_ipv6_geneve_keeps_flow_affinity_and_the_udp_checksum_right() {
+    if !privileged("relay XDP test run, IPv6") {
+        return;
+    }
+    let fib = fib6();
+    let (a, b) = (Ipv4Addr::new(10, 0, 2, 4), Ipv4Addr::new(10, 0, 2, 5));
+    // `inner` from mirror host `host` in GENEVE over IPv6, carried as `how`, UDP checksum set.
+    let geneve6 = |how: Carrier, inner: &[u8], host: &str, n: u16| {
+        let v4 = carried(
+            how,
+            inner,
+            Ipv4Addr::new(10, 1, 0, 4),
+            40_000 + n,
+            usize::from(n),
+        );
+        let geneve = &v4[14 + 20 + 8..];
+        let mut frame = GeneveFrameBuilder::new()
+            .outer(|o| {
+                o.outer_src_ip(host.parse::<std::net::Ipv6Addr>().unwrap())
+                    .outer_dst_ip(RELAY6.parse::<std::net::Ipv6Addr>().unwrap())
+                    .udp_src_port(40_000 + n)
+                    .ttl(64)
+            })
+            .build()
+            .expect("GENEVE over IPv6");
+        frame.truncate(14 + 40 + 8);
+        frame.extend_from_slice(geneve);
+        let udp_len = (8 + geneve.len()) as u16;
+        frame[18..20].copy_from_slice(&udp_len.to_be_bytes());
+        frame[58..60].copy_from_slice(&udp_len.to_be_bytes());
+        frame[60..62].copy_from_slice(&[0, 0]);
+        let check = !udp6_sum(&frame);
+        frame[60..62].copy_from_slice(&check.to_be_bytes());
+        assert_eq!(udp6_sum(&frame), 0xffff);
+        frame
+    };
+    let mut frames = Vec::new();
+    for n in 0..40u16 {
+        let views = [
+            (inner_tcp(a, b, 30_000 + n, 443, 0), "fd00::4"),
+            (inner_tcp(b, a, 443, 30_000 + n, 0), "fd00::4"),
+            (inner_tcp(a, b, 30_000 + n, 443, 0), "fd00::5"),
+            (inner_tcp(b, a, 443, 30_000 + n, 0), "fd00::5"),
+        ];
+        for (v, (inner, host)) in views.iter().enumerate() {
+            frames.push(mirrored6(host, inner));
+            frames.push(geneve6(Carrier::GeneveBareIp, inner, host, n + v as u16));
+            frames.push(geneve6(Carrier::GeneveVxlan, inner, host, n + 2 * v as u16));
+        }
+    }
+    let outs = in_fib6(&fib, move |p| {
+        frames
+            .iter()
+            .map(|f| {
+                let (action, out, counter) = decide(p, f);
+                assert_eq!((action, counter), (XDP_REDIRECT, RelayCounter::Redirect));
+                assert_eq!(udp6_sum(&out), 0xffff, "UDP checksum after the rewrite");
+                assert_eq!(out[62..], f[62..], "GENEVE and all inside intact");
+                out[38..54].to_vec()
+            })
+            .collect::<Vec<_>>()
+    });
+    for (flow, all) in outs.chunks(12).enumerate() {
+        assert!(all.iter().all(|c| *c == all[0]), "flow {flow} split");
+    }
+}
