@@ -154,8 +154,9 @@ static __always_inline int is_vlan(__u16 proto)
 	       proto == bpf_htons(ETH_P_8021AD_OLD);
 }
 
-/* The tunnel a port (host order) carries: VXD_TUNNEL_VXLAN, VXD_TUNNEL_GENEVE, or 0. (No early
- * return: inlined at several places, loops that only accumulate always unroll.) */
+/* The tunnel a port (host order) carries: VXD_TUNNEL_VXLAN, VXD_TUNNEL_GENEVE, or 0. No early
+ * return: with one, clang-19 failed to unroll the loop once inlined at several call sites. (A
+ * port is never both: PortSet refuses it.) */
 static __always_inline int port_configured(__u16 port)
 {
 	int tunnel = 0;
