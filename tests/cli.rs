@@ -492,6 +492,23 @@ fn relay_and_lab_scenario_mistakes_are_named() {
         "collector 10.0.0.1 is named twice",
     );
     fails_with(&["relay", "-i", "lo"], "--to <ADDR>");
+    // The relay's tunnel ports follow the capture's rules and words.
+    fails_with(
+        &["relay", "-i", "lo", "--to", "10.0.0.1", "--cloud", "nosuch"],
+        "--cloud: unknown cloud \"nosuch\": give one of azure-vtap, azure-gwlb, aws-mirror, aws-gwlb, gcp",
+    );
+    fails_with(
+        &[
+            "relay",
+            "-i",
+            "lo",
+            "--to",
+            "10.0.0.1",
+            "--geneve-port",
+            "4789",
+        ],
+        "--geneve-port:",
+    );
     fails_with(
         &["lab", "--scenario", "nosuch"],
         "unknown scenario \"nosuch\": vtap, accelnet, private-link, fanout or ilb",

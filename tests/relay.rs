@@ -6,6 +6,9 @@
 #![allow(clippy::print_stderr, reason = "tests say what they measured")]
 
 mod common;
+/// GENEVE through the relay (its own file, with this file's helpers).
+#[path = "relay/geneve.rs"]
+mod geneve;
 
 use std::net::Ipv4Addr;
 
@@ -123,9 +126,19 @@ fn in_fib<T: Send + 'static>(
     dests: Vec<Ipv4Addr>,
     f: impl FnOnce(&mut RelayProgram) -> T + Send + 'static,
 ) -> T {
+    in_fib_with(fib, PortSet::default(), dests, f)
+}
+
+/// [`in_fib`] with the program relaying `ports`.
+fn in_fib_with<T: Send + 'static>(
+    fib: &Fib,
+    ports: PortSet,
+    dests: Vec<Ipv4Addr>,
+    f: impl FnOnce(&mut RelayProgram) -> T + Send + 'static,
+) -> T {
     fib.ns
         .spawn_in(move || {
-            let mut program = RelayProgram::load("lo", &PortSet::default())?;
+            let mut program = RelayProgram::load("lo", &ports)?;
             let d: Vec<RelayDest> = dests
                 .iter()
                 .map(|&addr| RelayDest {

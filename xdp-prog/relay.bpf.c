@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (MIT OR Apache-2.0) AND GPL-2.0-only
 /*
- * vxdecap relay program: forward mirrored VXLAN to one of N collectors
+ * vxdecap relay program: forward mirrored VXLAN and GENEVE to one of N collectors
  * without a trip through the kernel's stack. For UDP to the configured
  * tunnel ports it picks the collector by a symmetric hash of the inner
  * flow through a consistent table that user space fills, rewrites the
@@ -29,12 +29,20 @@
 #define IPV4_MF 0x2000
 #define IPV4_OFFSET_MASK 0x1fff
 #define VXLAN_LEN 8
+#define VXLAN_FLAG_I 0x08
+#define GENEVE_LEN 8
+#define ETH_P_TEB 0x6558
+#define HASH_SEED 0x76786472 /* "vxdr" */
 #define IPPROTO_SCTP_ 132
 #define IPV6_FRAGMENT 44
 
 /* Set by the loader before the program is loaded (rodata). Ports in host order. */
 const volatile __u16 vxr_ports[VXR_MAX_PORTS] = { 4789 };
 const volatile __u32 vxr_port_count = 1;
+const volatile __u16 vxr_geneve_ports[VXR_MAX_PORTS] = { 6081 };
+const volatile __u32 vxr_geneve_port_count = 1;
+/* Most tunnel headers read through (the capture's --max-tunnel-depth): 2 peels VXLAN in GENEVE. */
+const volatile __u32 vxr_max_depth = 2;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -146,14 +154,21 @@ static __always_inline int is_vlan(__u16 proto)
 	       proto == bpf_htons(ETH_P_8021AD_OLD);
 }
 
+/* The tunnel a port (host order) carries: VXD_TUNNEL_VXLAN, VXD_TUNNEL_GENEVE, or 0. No early
+ * return: with one, clang-19 failed to unroll the loop once inlined at several call sites. (A
+ * port is never both: PortSet refuses it.) */
 static __always_inline int port_configured(__u16 port)
 {
+	int tunnel = 0;
+
 #pragma unroll
 	for (int i = 0; i < VXR_MAX_PORTS; i++) {
 		if (i < vxr_port_count && vxr_ports[i] == port)
-			return 1;
+			tunnel = VXD_TUNNEL_VXLAN;
+		if (i < vxr_geneve_port_count && vxr_geneve_ports[i] == port)
+			tunnel = VXD_TUNNEL_GENEVE;
 	}
-	return 0;
+	return tunnel;
 }
 
 static __always_inline int source_allowed_v4(struct vxd_filter *f, __u32 saddr)
@@ -176,6 +191,8 @@ static __always_inline int source_allowed_v6(struct vxd_filter *f, struct ipv6hd
 	return bpf_map_lookup_elem(&vxd_allow_v6, &key) != 0;
 }
 
+/* 1 unless the VNI allowlist is on and the VXLAN or GENEVE header at `vxlan` carries a VNI
+ * outside it (both keep it in bytes 4..6). */
 static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *end)
 {
 	__u32 vni;
@@ -224,23 +241,15 @@ static __always_inline __u32 fold6(__u32 *a)
 	return a[0] ^ a[1] ^ a[2] ^ a[3];
 }
 
-/*
- * A hash of the inner flow after the VXLAN header at `c`, the same for
- * both directions: the address pair and the port pair each in order.
- * Fragments of the inner datagram (the first one too) use the address
- * pair alone, so that all of them go where any of them goes. Inner
- * traffic that is not IP hashes its MAC pair.
- */
-static __always_inline __u32 inner_flow_hash(struct cursor *c)
+/* Ethernet and up to two VLAN tags at `c`: the EtherType after them (network order), with
+ * c->pos past them; -1 when they are cut short. */
+static __always_inline int skip_ethernet(struct cursor *c)
 {
 	struct ethhdr *eth = c->pos;
-	__u32 h = 0x76786472; /* "vxdr" */
 	__u16 proto;
-	__u8 l4 = 0;
-	__u16 *ports = 0;
 
 	if ((void *)(eth + 1) > c->end)
-		return h;
+		return -1;
 	proto = eth->h_proto;
 	c->pos = eth + 1;
 #pragma unroll
@@ -250,10 +259,27 @@ static __always_inline __u32 inner_flow_hash(struct cursor *c)
 		if (!is_vlan(proto))
 			break;
 		if ((void *)(tag + 2) > c->end)
-			return h;
+			return -1;
 		proto = tag[1];
 		c->pos = tag + 2;
 	}
+	return proto;
+}
+
+/*
+ * A hash of the IPv4 or IPv6 packet at `c` (`proto`, network order, says
+ * which), the same for both directions: the address pair and the port
+ * pair each in order. Fragments of the inner datagram (the first one too)
+ * use the address pair alone, so that all of them go where any of them
+ * goes. Whether the packet came behind an Ethernet header or bare (GENEVE
+ * carries both), a flow hashes the same.
+ */
+static __always_inline __u32 ip_flow_hash(struct cursor *c, int proto)
+{
+	__u32 h = HASH_SEED;
+	__u16 *ports;
+	__u8 l4;
+
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = c->pos;
 		__u32 ihl;
@@ -266,7 +292,7 @@ static __always_inline __u32 inner_flow_hash(struct cursor *c)
 			return finish(h);
 		l4 = ip->protocol;
 		ports = (void *)ip + ihl;
-	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+	} else {
 		struct ipv6hdr *ip6 = c->pos;
 
 		if ((void *)(ip6 + 1) > c->end)
@@ -276,18 +302,120 @@ static __always_inline __u32 inner_flow_hash(struct cursor *c)
 			return finish(h);
 		l4 = ip6->nexthdr;
 		ports = (void *)(ip6 + 1);
-	} else {
-		__u32 *a = (void *)eth->h_dest;
-		__u32 *b = (void *)eth->h_source;
-
-		/* The first four bytes of each MAC suffice to keep a pair together. */
-		return finish(mix(mix_pair(h, a[0], b[0]), proto));
 	}
 	h = mix(h, l4);
 	if ((l4 == IPPROTO_TCP || l4 == IPPROTO_UDP || l4 == IPPROTO_SCTP_) &&
 	    (void *)(ports + 2) <= c->end)
 		h = mix_pair(h, ports[0], ports[1]);
 	return finish(h);
+}
+
+/*
+ * A hash of the inner Ethernet frame at `c` (after a VXLAN header, or
+ * GENEVE's 0x6558): its IP flow (ip_flow_hash), or for traffic that is not
+ * IP its MAC pair.
+ */
+static __always_inline __u32 inner_flow_hash(struct cursor *c)
+{
+	struct ethhdr *eth = c->pos;
+	int proto = skip_ethernet(c);
+
+	if (proto < 0)
+		return HASH_SEED;
+	if (proto == bpf_htons(ETH_P_IP) || proto == bpf_htons(ETH_P_IPV6))
+		return ip_flow_hash(c, proto);
+	/* The first four bytes of each MAC suffice to keep a pair together. */
+	return finish(mix(mix_pair(HASH_SEED, *(__u32 *)eth->h_dest, *(__u32 *)eth->h_source),
+			  proto));
+}
+
+/*
+ * A tunnel inside GENEVE, as the capture peels it: the IPv4 packet at `c`
+ * (GENEVE's bare IPv4, or behind its inner Ethernet header) is a whole UDP
+ * datagram to a VXLAN port with the I flag and an Ethernet header after
+ * it, as AWS Traffic Mirroring sends into a Gateway Load Balancer. Returns
+ * 1 with c->pos at that mirrored frame, 0 when the packet is not such a
+ * tunnel (it is then the flow itself), -1 when it is one past the depth
+ * limit.
+ */
+static __always_inline int nested_vxlan(struct cursor *c)
+{
+	struct iphdr *ip = c->pos;
+	struct udphdr *udp;
+	__u8 *vxlan;
+	__u32 ihl;
+
+	if ((void *)(ip + 1) > c->end)
+		return 0;
+	ihl = ip->ihl * 4;
+	if (ip->version != 4 || ihl < sizeof(*ip) || ip->protocol != IPPROTO_UDP ||
+	    ip->frag_off & bpf_htons(IPV4_MF | IPV4_OFFSET_MASK))
+		return 0;
+	udp = (void *)ip + ihl;
+	if ((void *)(udp + 1) > c->end || port_configured(bpf_ntohs(udp->dest)) != VXD_TUNNEL_VXLAN)
+		return 0;
+	if (vxr_max_depth < 2)
+		return -1;
+	vxlan = (__u8 *)(udp + 1);
+	if ((void *)(vxlan + VXLAN_LEN + ETH_HLEN) > c->end || !(vxlan[0] & VXLAN_FLAG_I))
+		return 0;
+	c->pos = vxlan + VXLAN_LEN;
+	return 1;
+}
+
+/*
+ * The flow hash of what the GENEVE header at `c` carries: -1 with `*hash`
+ * set, or the counter to pass the frame under. Version 0 and options
+ * within the packet (skipped by Opt Len: their contents do not matter
+ * here), then by protocol: an Ethernet frame, or bare IPv4/IPv6; in either,
+ * IPv4/UDP to a VXLAN port is peeled to the mirrored frame inside. What the
+ * capture would refuse (cut short, another version or protocol, a payload
+ * too short for its header) is passed, counted, and never hashed by bytes
+ * that are not a flow's.
+ */
+static __always_inline int geneve_hash(struct cursor *c, __u32 *hash)
+{
+	__u8 *geneve = c->pos;
+	struct cursor inner;
+	__u16 proto;
+	int nested;
+
+	if ((void *)(geneve + GENEVE_LEN) > c->end || geneve[0] >> 6 != 0)
+		return VXR_CTR_PASS_GENEVE_MALFORMED;
+	proto = *(__u16 *)(geneve + 2);
+	inner.pos = geneve + GENEVE_LEN + (geneve[0] & 0x3f) * 4;
+	inner.end = c->end;
+	if (inner.pos > inner.end)
+		return VXR_CTR_PASS_GENEVE_MALFORMED;
+	c->pos = inner.pos;
+	if (proto == bpf_htons(ETH_P_TEB)) {
+		int ethertype;
+
+		if ((void *)((__u8 *)c->pos + ETH_HLEN) > c->end)
+			return VXR_CTR_PASS_GENEVE_MALFORMED;
+		ethertype = skip_ethernet(&inner);
+		nested = ethertype == bpf_htons(ETH_P_IP) ? nested_vxlan(&inner) : 0;
+		if (nested < 0)
+			return VXR_CTR_PASS_TUNNEL_DEPTH;
+		*hash = inner_flow_hash(nested ? &inner : c);
+		return -1;
+	}
+	if (proto == bpf_htons(ETH_P_IP)) {
+		if ((void *)((__u8 *)c->pos + sizeof(struct iphdr)) > c->end)
+			return VXR_CTR_PASS_GENEVE_MALFORMED;
+		nested = nested_vxlan(&inner);
+		if (nested < 0)
+			return VXR_CTR_PASS_TUNNEL_DEPTH;
+		*hash = nested ? inner_flow_hash(&inner) : ip_flow_hash(c, proto);
+		return -1;
+	}
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		if ((void *)((__u8 *)c->pos + sizeof(struct ipv6hdr)) > c->end)
+			return VXR_CTR_PASS_GENEVE_MALFORMED;
+		*hash = ip_flow_hash(c, proto);
+		return -1;
+	}
+	return VXR_CTR_PASS_GENEVE_MALFORMED;
 }
 
 /* The collector for `hash` in the table in use; -1 without one. */
@@ -463,6 +591,42 @@ static __always_inline int relay_v6(struct xdp_md *ctx, struct ethhdr *eth, stru
 	return send(ctx, eth, &fib, index, VXR_CTR_TX);
 }
 
+/*
+ * The collector for the tunnel after the UDP header `udp` (`tunnel` says
+ * which): its index, or -1 with `*refusal` set to the counter to pass or
+ * drop the frame under. The VNI allowlist reads the outermost tunnel's
+ * VNI (VXLAN and GENEVE both keep it in bytes 4..6), as the capture does.
+ */
+static __always_inline int choose(struct vxd_filter *f, struct udphdr *udp, void *end, int tunnel,
+				  int *refusal)
+{
+	struct cursor c = { .pos = udp + 1, .end = end };
+	__u32 hash;
+	int index;
+
+	if (!vni_allowed(f, c.pos, end)) {
+		*refusal = VXR_CTR_DROP_VNI;
+		return -1;
+	}
+	if (tunnel == VXD_TUNNEL_GENEVE) {
+		*refusal = geneve_hash(&c, &hash);
+		if (*refusal >= 0)
+			return -1;
+	} else {
+		c.pos += VXLAN_LEN;
+		hash = inner_flow_hash(&c);
+	}
+	index = pick(hash);
+	*refusal = VXR_CTR_PASS_NO_COLLECTOR;
+	return index;
+}
+
+/* Counts a frame choose() refused, and says what to do with it. */
+static __always_inline int refuse(int refusal)
+{
+	return count(refusal, refusal == VXR_CTR_DROP_VNI ? XDP_DROP : XDP_PASS);
+}
+
 SEC("xdp")
 int vxdecap_relay(struct xdp_md *ctx)
 {
@@ -473,8 +637,8 @@ int vxdecap_relay(struct xdp_md *ctx)
 	struct vxd_frag_key key = {};
 	struct udphdr *udp;
 	struct iphdr *ip;
+	int index, tunnel, refusal;
 	__u32 ihl;
-	int index;
 
 	if ((void *)(eth + 1) > c.end)
 		return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
@@ -491,16 +655,14 @@ int vxdecap_relay(struct xdp_md *ctx)
 		udp = (void *)(ip6 + 1);
 		if ((void *)(udp + 1) > c.end)
 			return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
-		if (!port_configured(bpf_ntohs(udp->dest)))
+		tunnel = port_configured(bpf_ntohs(udp->dest));
+		if (!tunnel)
 			return count(VXR_CTR_PASS_PORT, XDP_PASS);
 		if (!source_allowed_v6(f, ip6))
 			return count(VXR_CTR_DROP_SOURCE, XDP_DROP);
-		if (!vni_allowed(f, (__u8 *)(udp + 1), c.end))
-			return count(VXR_CTR_DROP_VNI, XDP_DROP);
-		c.pos = (__u8 *)(udp + 1) + VXLAN_LEN;
-		index = pick(inner_flow_hash(&c));
+		index = choose(f, udp, c.end, tunnel, &refusal);
 		if (index < 0)
-			return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
+			return refuse(refusal);
 		return relay_v6(ctx, eth, ip6, udp, index);
 	}
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
@@ -527,19 +689,17 @@ int vxdecap_relay(struct xdp_md *ctx)
 	udp = (void *)ip + ihl;
 	if ((void *)(udp + 1) > c.end)
 		return count(VXR_CTR_PASS_MALFORMED, XDP_PASS);
-	if (!port_configured(bpf_ntohs(udp->dest))) {
+	tunnel = port_configured(bpf_ntohs(udp->dest));
+	if (!tunnel) {
 		if (ip->frag_off & bpf_htons(IPV4_MF))
 			bpf_map_delete_elem(&vxr_frag_dest, &key);
 		return count(VXR_CTR_PASS_PORT, XDP_PASS);
 	}
 	if (!source_allowed_v4(f, ip->saddr))
 		return count(VXR_CTR_DROP_SOURCE, XDP_DROP);
-	if (!vni_allowed(f, (__u8 *)(udp + 1), c.end))
-		return count(VXR_CTR_DROP_VNI, XDP_DROP);
-	c.pos = (__u8 *)(udp + 1) + VXLAN_LEN;
-	index = pick(inner_flow_hash(&c));
+	index = choose(f, udp, c.end, tunnel, &refusal);
 	if (index < 0)
-		return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
+		return refuse(refusal);
 	if (ip->frag_off & bpf_htons(IPV4_MF)) {
 		__u32 value = index;
 

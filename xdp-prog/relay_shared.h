@@ -9,7 +9,7 @@
 
 #include <linux/types.h>
 
-/* Largest number of UDP destination ports relayed (as the capture program). */
+/* Largest number of UDP destination ports relayed, VXLAN and GENEVE each (as the capture program). */
 #define VXR_MAX_PORTS 8
 /* Largest number of collectors (--to). */
 #define VXR_MAX_DESTS 64
@@ -61,6 +61,8 @@ enum vxr_counter {
 	VXR_CTR_PASS_NO_COLLECTOR, /* no collector configured */
 	VXR_CTR_DROP_SOURCE,       /* outer source outside the allowlist */
 	VXR_CTR_DROP_VNI,          /* VNI outside the allowlist */
+	VXR_CTR_PASS_GENEVE_MALFORMED, /* GENEVE cut short, not version 0, or a protocol not relayed */
+	VXR_CTR_PASS_TUNNEL_DEPTH, /* a tunnel inside GENEVE past the depth limit (--max-tunnel-depth) */
 	VXR_CTR_COUNT,
 };
 

@@ -270,7 +270,17 @@ pub(crate) struct RelayArgs {
     /// UDP destination port carrying VXLAN (repeatable; default 4789).
     #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub ports: Vec<u16>,
-    /// Only VXLAN from this outer source address or prefix (repeatable;
+    /// UDP destination port carrying GENEVE (repeatable; default 6081).
+    #[arg(long = "geneve-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub geneve_ports: Vec<u16>,
+    /// The cloud's mirror format, setting the ports: azure-vtap, azure-gwlb, aws-mirror,
+    /// aws-gwlb or gcp (--port and --geneve-port win).
+    #[arg(long, value_name = "PRESET")]
+    pub cloud: Option<String>,
+    /// Most tunnels read through to the flow (GENEVE around VXLAN is 2; default 2).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub max_tunnel_depth: Option<u8>,
+    /// Only VXLAN or GENEVE from this outer source address or prefix (repeatable;
     /// others are dropped in XDP and counted).
     #[arg(long = "allow-source", value_name = "CIDR")]
     pub allow_source: Vec<String>,

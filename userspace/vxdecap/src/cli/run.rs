@@ -214,11 +214,23 @@ fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
     use vxdecap::relay::health::HealthConfig;
     use vxdecap::relay::{run_relay, RelayConfig};
     use vxdecap::steer::AttachRequest;
-    let ports = if args.ports.is_empty() {
-        PortSet::default()
-    } else {
-        PortSet::new(&args.ports).map_err(|e| usage(format!("--port: {e}")))?
+    // The capture's rules for the ports: --port/--geneve-port, else the preset's, else 4789 and
+    // 6081.
+    let settings = Settings {
+        ports: args.ports.clone(),
+        geneve_ports: (!args.geneve_ports.is_empty()).then(|| args.geneve_ports.clone()),
+        cloud: match &args.cloud {
+            Some(cloud) => Some(
+                cloud
+                    .parse()
+                    .map_err(|e: String| usage(format!("--cloud: {e}")))?,
+            ),
+            None => None,
+        },
+        max_depth: args.max_tunnel_depth,
+        ..Settings::default()
     };
+    let ports = settings.port_set().map_err(|e| usage(e.to_string()))?;
     let mut allow = vxdecap::Allowlist::default();
     for cidr in &args.allow_source {
         allow
@@ -234,6 +246,7 @@ fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
         interface: args.interface.clone(),
         collectors: args.to,
         ports,
+        cloud: settings.cloud,
         allow,
         allow_file: args.allow_file.clone(),
         mode: match args.mode {

@@ -40,8 +40,10 @@ pub struct RelayConfig {
     pub interface: String,
     /// The collectors (`--to`), in order, all IPv4 or all IPv6.
     pub collectors: Vec<IpAddr>,
-    /// UDP destination ports relayed.
+    /// UDP destination ports relayed, VXLAN and GENEVE, with the depth limit.
     pub ports: PortSet,
+    /// The `--cloud` preset the ports came from, for the start-up line.
+    pub cloud: Option<crate::config::cloud::Cloud>,
     /// Sources and VNIs allowed through (from the flags).
     pub allow: Allowlist,
     /// An allowlist file, merged with `allow` and read again on SIGHUP.
@@ -465,9 +467,9 @@ fn attach_and_run(
         .collect();
     tracing::info!(
         target: crate::report::CONSOLE,
-        "relaying on {}, UDP port(s) {}, XDP {mode} mode, to {}",
+        "relaying on {}, {}, XDP {mode} mode, to {}",
         config.interface,
-        config.ports,
+        crate::config::describe_ports(&config.ports, config.cloud),
         to.join(", ")
     );
     prime_neighbours(dests);

@@ -82,11 +82,15 @@ pub enum RelayCounter {
     DropSource,
     /// VNI outside the allowlist: dropped.
     DropVni,
+    /// GENEVE cut short, not version 0, or carrying a protocol not relayed.
+    PassGeneveMalformed,
+    /// A tunnel inside GENEVE past the depth limit.
+    PassTunnelDepth,
 }
 
 impl RelayCounter {
     /// Every counter, in map order.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 20] = [
         Self::Tx,
         Self::Redirect,
         Self::Fragment,
@@ -105,6 +109,8 @@ impl RelayCounter {
         Self::PassNoCollector,
         Self::DropSource,
         Self::DropVni,
+        Self::PassGeneveMalformed,
+        Self::PassTunnelDepth,
     ];
 
     /// True for the frames sent on to a collector.
@@ -133,6 +139,8 @@ impl RelayCounter {
             Self::PassNoCollector => "pass_no_collector",
             Self::DropSource => "drop_source_not_allowed",
             Self::DropVni => "drop_vni_not_allowed",
+            Self::PassGeneveMalformed => "pass_malformed_geneve",
+            Self::PassTunnelDepth => "pass_tunnel_too_deep",
         }
     }
 
@@ -158,6 +166,8 @@ impl RelayCounter {
             Self::PassNoCollector => "VXR_CTR_PASS_NO_COLLECTOR",
             Self::DropSource => "VXR_CTR_DROP_SOURCE",
             Self::DropVni => "VXR_CTR_DROP_VNI",
+            Self::PassGeneveMalformed => "VXR_CTR_PASS_GENEVE_MALFORMED",
+            Self::PassTunnelDepth => "VXR_CTR_PASS_TUNNEL_DEPTH",
         }
     }
 }
@@ -254,16 +264,25 @@ impl std::fmt::Debug for RelayProgram {
 }
 
 impl RelayProgram {
-    /// Loads the program relaying `ports`; nothing is attached, and no
-    /// collector is set (everything passes) until [`Self::set_dests`] and
+    /// Loads the program relaying `ports` (VXLAN and GENEVE, with their depth limit); nothing
+    /// is attached, and no collector is set (everything passes) until [`Self::set_dests`] and
     /// [`Self::set_table`].
     pub fn load(interface: &str, ports: &PortSet) -> Result<Self, SteerError> {
-        let mut port_array = [0u16; MAX_PORTS];
-        port_array[..ports.as_slice().len()].copy_from_slice(ports.as_slice());
-        let port_count = ports.as_slice().len() as u32;
+        let as_array = |list: &[u16]| {
+            let mut array = [0u16; MAX_PORTS];
+            array[..list.len()].copy_from_slice(list);
+            // A PortSet holds at most MAX_PORTS (8) of each.
+            (array, list.len() as u32)
+        };
+        let (port_array, port_count) = as_array(ports.as_slice());
+        let (geneve_array, geneve_count) = as_array(ports.geneve());
+        let max_depth = u32::from(ports.max_depth());
         let mut ebpf = EbpfLoader::new()
             .override_global("vxr_ports", &port_array, true)
             .override_global("vxr_port_count", &port_count, true)
+            .override_global("vxr_geneve_ports", &geneve_array, true)
+            .override_global("vxr_geneve_port_count", &geneve_count, true)
+            .override_global("vxr_max_depth", &max_depth, true)
             .load(RELAY_OBJECT)
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
         xdp_program(&mut ebpf, PROGRAM)?
