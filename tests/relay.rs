@@ -317,6 +317,81 @@ fn frames_the_relay_cannot_send_go_to_the_kernel_under_a_reason() {
 }
 
 #[test]
+fn the_fib_cache_answers_only_frames_like_the_one_it_looked_up() {
+    if !privileged("relay XDP test run") {
+        return;
+    }
+    let fib = fib();
+    let inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        40_000,
+        80,
+        10,
+    );
+    let src = Ipv4Addr::new(10, 1, 0, 4);
+    let ok = mirrored(src, &inner).build().expect("frame");
+    let mut other_tos = ok.clone();
+    other_tos[15] = 0x10;
+    // An outer datagram of 1590 bytes: over rl0's MTU (1500).
+    let big_inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        40_000,
+        80,
+        1500,
+    );
+    let big = mirrored(src, &big_inner).build().expect("frame");
+    let steps = in_fib(&fib, vec![COLLECTORS[0]], move |p| {
+        let mut steps = Vec::new();
+        let mut step = |p: &mut RelayProgram, name: &'static str, frame: &[u8]| {
+            let before = p.fib_counters().expect("FIB counters");
+            let (_, _, counter) = decide(p, frame);
+            let after = p.fib_counters().expect("FIB counters");
+            let how = if after.hits == before.hits + 1 && after.lookups == before.lookups {
+                "hit"
+            } else if after.lookups == before.lookups + 1 && after.hits == before.hits {
+                "lookup"
+            } else {
+                "neither"
+            };
+            steps.push((name, how, counter));
+        };
+        step(p, "first", &ok);
+        step(p, "again", &ok);
+        step(p, "another TOS", &other_tos);
+        step(p, "back to the first TOS", &ok);
+        step(p, "again", &ok);
+        step(p, "over the MTU", &big);
+        step(p, "under it again", &ok);
+        p.fib_invalidator().invalidate().expect("invalidate");
+        step(p, "after an invalidation", &ok);
+        step(p, "again", &ok);
+        let d = vec![RelayDest {
+            addr: COLLECTORS[1].into(),
+            source: RELAY.into(),
+        }];
+        p.set_dests(&d).expect("dests");
+        step(p, "to a new collector at the same index", &ok);
+        steps
+    });
+    let redirect = RelayCounter::Redirect;
+    let expected = [
+        ("first", "lookup", redirect),
+        ("again", "hit", redirect),
+        ("another TOS", "lookup", redirect),
+        ("back to the first TOS", "lookup", redirect),
+        ("again", "hit", redirect),
+        ("over the MTU", "lookup", RelayCounter::PassMtu),
+        ("under it again", "hit", redirect),
+        ("after an invalidation", "lookup", redirect),
+        ("again", "hit", redirect),
+        ("to a new collector at the same index", "lookup", redirect),
+    ];
+    assert_eq!(steps, expected);
+}
+
+#[test]
 fn allowlists_drop_in_the_relay_as_in_the_capture() {
     use vxdecap::steer::allow::{parse_vnis, Allowlist};
     if !privileged("relay XDP test run") {
@@ -947,6 +1022,387 @@ fn the_relay_has_the_kernel_resolve_a_missing_neighbour() {
     assert!(unresolved >= 1, "{}", outcome.stderr);
     assert_eq!(unresolved + relayed, 20, "{}", outcome.stderr);
     assert!(relayed >= 10, "{}", outcome.stderr);
+}
+
+/// The collector's second link, for the FIB cache's tests: relay r2 ↔ collector c1.
+const LINE_RELAY_OUT2: &str = "10.78.3.1/24";
+const LINE_COLLECTOR2: Ipv4Addr = Ipv4Addr::new(10, 78, 3, 2);
+
+/// A relay on a `line` with frames streaming through it, the collector's
+/// two links (c0, and c1 behind a second relay link r2) under tcpdump: the
+/// FIB cache's tests change the relay's routing under this traffic.
+struct FibRig {
+    line: Line,
+    relay: vxdecap::lab::netns::WatchedChild,
+    stream: vxdecap::lab::netns::WatchedChild,
+    dumps: Vec<(vxdecap::lab::netns::WatchedChild, std::path::PathBuf)>,
+    _tmp: TempDir,
+}
+
+/// What a [`FibRig`] saw: the relay's summary, and what each of the collector's links
+/// received (pcap records, timestamps in ns since the epoch).
+struct FibSeen {
+    summary: String,
+    c0: Vec<Record>,
+    c1: Vec<Record>,
+}
+
+fn colon_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+}
+
+/// Builds the rig and runs it for half a second of steady state (about
+/// 1000 frames a second of `payload` inner bytes).
+fn fib_rig(tag: &str, payload: usize) -> FibRig {
+    let tmp = TempDir::new(tag);
+    let line = line(tag);
+    veth_pair(&line.relay, "r2", &line.collector, "c1").expect("veth");
+    line.relay.configure("r2", LINE_RELAY_OUT2).expect("addr");
+    line.collector
+        .configure("c1", "10.78.3.2/24")
+        .expect("addr");
+    line.collector
+        .run("ethtool", &["-K", "c1", "gro", "on"])
+        .expect("gro on");
+    line.relay
+        .run("sysctl", &["-qw", "net.ipv4.conf.r0.forwarding=1"])
+        .expect("forwarding on r0");
+    // Known MACs, so that the test decides when they change.
+    for (addr, dev, peer) in [(LINE_COLLECTOR, "r1", "c0"), (LINE_COLLECTOR2, "r2", "c1")] {
+        let mac = colon_mac(mac_of(&line.collector, peer));
+        line.relay
+            .ip(&[
+                "neigh",
+                "replace",
+                &addr.to_string(),
+                "lladdr",
+                &mac,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ])
+            .expect("neighbour");
+    }
+    let dumps = ["c0", "c1"]
+        .iter()
+        .map(|dev| {
+            let file = tmp.path(&format!("{dev}.pcap"));
+            let dump = vxdecap::lab::netns::WatchedChild::spawn(
+                line.collector.command(
+                    "tcpdump",
+                    &[
+                        "-i",
+                        dev,
+                        "--immediate-mode",
+                        "-U",
+                        "-n",
+                        "-w",
+                        file.to_str().expect("utf-8 path"),
+                        "udp port 4789",
+                    ],
+                ),
+                &["listening on"],
+                std::time::Duration::from_secs(10),
+                None,
+            )
+            .expect("tcpdump");
+            (dump, file)
+        })
+        .collect();
+    let relay = start_relay(
+        &line.relay,
+        &[
+            "-i",
+            "r0",
+            "--mode",
+            "skb",
+            "--to",
+            "10.78.2.2",
+            "--no-health",
+        ],
+    );
+    let (src_mac, dst_mac) = (mac_of(&line.sender, "s0"), mac_of(&line.relay, "r0"));
+    let inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        40_000,
+        80,
+        payload,
+    );
+    let frame = VxlanFrameBuilder::new()
+        .outer_src_mac(src_mac)
+        .outer_dst_mac(dst_mac)
+        .outer_src_ip(LINE_SENDER)
+        .outer_dst_ip(LINE_RELAY_IN)
+        .udp_src_port(50_000)
+        .ttl(64)
+        .vni(27)
+        .inner(&inner)
+        .build()
+        .expect("frame");
+    let path = tmp.path("stream.bin");
+    std::fs::write(&path, &frame).expect("write the frame");
+    let script = r#"
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+frame = open(sys.argv[2], "rb").read()
+print("streaming", flush=True)
+while True:
+    s.send(frame)
+    time.sleep(0.001)
+"#;
+    let stream = vxdecap::lab::netns::WatchedChild::spawn(
+        line.sender.command(
+            "/usr/bin/python3",
+            &["-c", script, "s0", path.to_str().expect("utf-8 path")],
+        ),
+        &["streaming"],
+        std::time::Duration::from_secs(10),
+        None,
+    )
+    .expect("the stream");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    FibRig {
+        line,
+        relay,
+        stream,
+        dumps,
+        _tmp: tmp,
+    }
+}
+
+impl FibRig {
+    /// Keeps streaming for `secs`, then stops everything.
+    fn finish(mut self, secs: f64) -> FibSeen {
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+        let _ = self.stream.stop(nix::sys::signal::Signal::SIGKILL);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let outcome = self
+            .relay
+            .stop(nix::sys::signal::Signal::SIGINT)
+            .expect("stop the relay");
+        assert!(outcome.status.success(), "relay: {}", outcome.stderr);
+        eprintln!("relay:\n{}", outcome.stderr);
+        let mut seen: Vec<Vec<Record>> = self
+            .dumps
+            .iter_mut()
+            .map(|(dump, file)| {
+                dump.stop(nix::sys::signal::Signal::SIGINT)
+                    .expect("stop tcpdump");
+                read_pcap(file)
+            })
+            .collect();
+        let c1 = seen.pop().expect("c1");
+        let c0 = seen.pop().expect("c0");
+        FibSeen {
+            summary: outcome.stderr,
+            c0,
+            c1,
+        }
+    }
+}
+
+/// How long after a change the relay may still send on the old answer: the watcher sees the
+/// kernel's notification in well under this, and the safety-net timer (1 s) would not.
+const FIB_SETTLE_NS: u64 = 250_000_000;
+
+fn dst_mac(record: &Record) -> [u8; 6] {
+    record.data[..6].try_into().expect("a MAC")
+}
+
+#[test]
+fn the_relay_caches_fib_answers_in_steady_state() {
+    if !privileged("relay FIB cache") {
+        return;
+    }
+    let rig = fib_rig("rfe", 100);
+    let seen = rig.finish(0.5);
+    let hits = summary_count(&seen.summary, " hits");
+    let lookups = summary_count(&seen.summary, " lookups");
+    let relayed = summary_count(&seen.summary, " relayed_redirect");
+    assert!(relayed >= 200, "{}", seen.summary);
+    assert_eq!(hits + lookups, relayed, "{}", seen.summary);
+    // A lookup after each timer tick (about one a second), and at the start.
+    assert!(lookups <= 10, "the cache answered: {}", seen.summary);
+    assert_eq!(
+        seen.c0.len() as u64,
+        relayed,
+        "every relayed frame reached c0"
+    );
+}
+
+#[test]
+fn a_new_neighbour_mac_reaches_the_relay_at_once() {
+    if !privileged("relay FIB cache neighbour") {
+        return;
+    }
+    let rig = fib_rig("rfa", 100);
+    let old = mac_of(&rig.line.collector, "c0");
+    let new = [0x02, 0, 0, 0, 0x99, 0x99];
+    let changed = now_ns();
+    rig.line
+        .relay
+        .ip(&[
+            "neigh",
+            "replace",
+            "10.78.2.2",
+            "lladdr",
+            &colon_mac(new),
+            "dev",
+            "r1",
+            "nud",
+            "permanent",
+        ])
+        .expect("new MAC");
+    let seen = rig.finish(1.0);
+    let before: Vec<[u8; 6]> = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns < changed)
+        .map(dst_mac)
+        .collect();
+    let after: Vec<[u8; 6]> = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .map(dst_mac)
+        .collect();
+    assert!(
+        before.len() >= 100 && before.iter().all(|m| *m == old),
+        "{}",
+        seen.summary
+    );
+    assert!(
+        after.len() >= 100,
+        "frames went on after the change: {}",
+        seen.summary
+    );
+    let stale = after.iter().filter(|m| **m == old).count();
+    assert_eq!(
+        stale, 0,
+        "{stale} frames went to the old MAC after the change"
+    );
+    assert!(after.iter().all(|m| *m == new));
+}
+
+#[test]
+fn with_its_route_gone_frames_to_the_collector_pass_to_the_kernel() {
+    if !privileged("relay FIB cache route") {
+        return;
+    }
+    let rig = fib_rig("rfb", 100);
+    let changed = now_ns();
+    rig.line
+        .relay
+        .ip(&["route", "del", "10.78.2.0/24", "dev", "r1"])
+        .expect("delete the route");
+    let seen = rig.finish(1.0);
+    let before = seen.c0.iter().filter(|r| r.timestamp_ns < changed).count();
+    let after = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .count();
+    assert!(before >= 100, "{}", seen.summary);
+    assert_eq!(
+        after, 0,
+        "frames left from the cache with no route: {}",
+        seen.summary
+    );
+    assert!(
+        summary_count(&seen.summary, " pass_no_route") >= 100,
+        "{}",
+        seen.summary
+    );
+}
+
+#[test]
+fn a_lower_egress_mtu_passes_bigger_frames_to_the_kernel() {
+    if !privileged("relay FIB cache MTU") {
+        return;
+    }
+    // Outer IPv4 datagrams of 20 + 8 + 8 + 14 + 40 + 600 = 690 bytes.
+    let rig = fib_rig("rfc", 600);
+    let changed = now_ns();
+    rig.line
+        .relay
+        .ip(&["link", "set", "r1", "mtu", "600"])
+        .expect("lower the MTU");
+    let seen = rig.finish(1.0);
+    let before = seen.c0.iter().filter(|r| r.timestamp_ns < changed).count();
+    let after = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .count();
+    assert!(before >= 100, "{}", seen.summary);
+    assert_eq!(
+        after, 0,
+        "frames over the MTU left from the cache: {}",
+        seen.summary
+    );
+    assert!(
+        summary_count(&seen.summary, " pass_mtu") >= 100,
+        "{}",
+        seen.summary
+    );
+}
+
+#[test]
+fn a_route_moved_to_another_link_takes_the_frames_with_it() {
+    if !privileged("relay FIB cache egress") {
+        return;
+    }
+    let rig = fib_rig("rfd", 100);
+    let c1_mac = mac_of(&rig.line.collector, "c1");
+    let changed = now_ns();
+    rig.line
+        .relay
+        .ip(&[
+            "route",
+            "add",
+            "10.78.2.2/32",
+            "via",
+            "10.78.3.2",
+            "dev",
+            "r2",
+        ])
+        .expect("move the route");
+    let seen = rig.finish(1.0);
+    let c0_before = seen.c0.iter().filter(|r| r.timestamp_ns < changed).count();
+    let c0_after = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .count();
+    let c1_after = seen
+        .c1
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .count();
+    assert!(c0_before >= 100, "{}", seen.summary);
+    assert_eq!(c0_after, 0, "frames left by the old link: {}", seen.summary);
+    assert!(
+        c1_after >= 100,
+        "frames left by the new link: {}",
+        seen.summary
+    );
+    assert!(
+        seen.c1.iter().all(|r| dst_mac(r) == c1_mac),
+        "to the new next hop's MAC"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! is, so it goes when the [`RelayProgram`] is dropped or the process dies.
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use aya::maps::lpm_trie::LpmTrie;
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
@@ -38,6 +39,7 @@ const _: () = assert!(TABLE_SIZE as u64 == shared::VXR_TABLE_SIZE);
 const _: () = assert!(TABLE_STRIDE as u64 == shared::VXR_TABLE_STRIDE);
 const _: () = assert!(MAX_PORTS as u64 == shared::VXR_MAX_PORTS);
 const _: () = assert!(RelayCounter::ALL.len() == shared::VXR_COUNTER_NAMES.len());
+const _: () = assert!(shared::VXR_FIB_COUNTER_NAMES.len() == 2);
 
 const PROGRAM: &str = "vxdecap_relay";
 
@@ -182,6 +184,66 @@ impl RelayCounters {
     }
 }
 
+/// What the program's FIB cache did (`enum vxr_fib_counter`), over all CPUs:
+/// every frame that reached the FIB was either answered from the cache or
+/// looked up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FibCacheCounters {
+    /// Answered from the CPU's cache (`VXR_FIB_CTR_HIT`).
+    pub hits: u64,
+    /// Looked up with `bpf_fib_lookup` (`VXR_FIB_CTR_LOOKUP`): no entry, a
+    /// stale one, or one for another ingress, TOS or a smaller size.
+    pub lookups: u64,
+}
+
+/// Makes every answer in the program's FIB cache stale: moves the
+/// generation in `vxr_fib_generation`, under which the program stores
+/// what it looks up. Cheap to clone and usable from any thread (the
+/// rtnetlink watcher, the main loop); never on the data path.
+#[derive(Clone)]
+pub struct FibInvalidator {
+    inner: Arc<Mutex<FibGeneration>>,
+}
+
+impl std::fmt::Debug for FibInvalidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FibInvalidator").finish_non_exhaustive()
+    }
+}
+
+struct FibGeneration {
+    map: Array<MapData, u64>,
+    /// The generation in force; only ever grows, so an entry's generation is never seen again
+    /// once moved past (0 means the cache is off, and is never written).
+    value: u64,
+    /// Times moved (after the first).
+    moves: u64,
+}
+
+impl FibInvalidator {
+    /// Makes the cached answers stale: the next frame to each collector is
+    /// looked up again.
+    pub fn invalidate(&self) -> Result<(), SteerError> {
+        let mut generation = self.inner.lock().map_err(|_| SteerError::Map {
+            map: "vxr_fib_generation",
+            detail: "lock poisoned".into(),
+        })?;
+        let next = generation.value + 1;
+        generation
+            .map
+            .set(0, next, 0)
+            .map_err(|e| map_error("vxr_fib_generation", &e))?;
+        generation.value = next;
+        generation.moves += 1;
+        Ok(())
+    }
+
+    /// Times the cache was made stale.
+    pub fn invalidations(&self) -> u64 {
+        self.inner.lock().map(|g| g.moves).unwrap_or_default()
+    }
+}
+
 /// A collector as the program sees it: where to, and from which address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelayDest {
@@ -240,6 +302,8 @@ pub struct RelayProgram {
     allow_v4: LpmTrie<MapData, [u8; 4], u8>,
     allow_v6: LpmTrie<MapData, [u8; 16], u8>,
     allow_vni: HashMap<MapData, u32, u8>,
+    fib_counters: PerCpuArray<MapData, u64>,
+    fib_generation: FibInvalidator,
     /// Which of the two tables the program reads.
     table_in_use: u32,
     interface: String,
@@ -256,7 +320,9 @@ impl std::fmt::Debug for RelayProgram {
 impl RelayProgram {
     /// Loads the program relaying `ports`; nothing is attached, and no
     /// collector is set (everything passes) until [`Self::set_dests`] and
-    /// [`Self::set_table`].
+    /// [`Self::set_table`]. Its FIB cache is on: whoever runs it must call
+    /// [`FibInvalidator::invalidate`] on every change that can move a FIB
+    /// answer ([`crate::relay::fib_watch`] does).
     pub fn load(interface: &str, ports: &PortSet) -> Result<Self, SteerError> {
         let mut port_array = [0u16; MAX_PORTS];
         port_array[..ports.as_slice().len()].copy_from_slice(ports.as_slice());
@@ -269,7 +335,20 @@ impl RelayProgram {
         xdp_program(&mut ebpf, PROGRAM)?
             .load()
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        let mut generation: Array<MapData, u64> = take_map(&mut ebpf, "vxr_fib_generation")?;
+        // Generation 1: the empty entries (generation 0) never answer.
+        generation
+            .set(0, 1, 0)
+            .map_err(|e| map_error("vxr_fib_generation", &e))?;
         Ok(Self {
+            fib_counters: take_map(&mut ebpf, "vxr_fib_counters")?,
+            fib_generation: FibInvalidator {
+                inner: Arc::new(Mutex::new(FibGeneration {
+                    map: generation,
+                    value: 1,
+                    moves: 0,
+                })),
+            },
             counters: take_map(&mut ebpf, "vxr_counters")?,
             dest_packets: take_map(&mut ebpf, "vxr_dest_packets")?,
             dest_bytes: take_map(&mut ebpf, "vxr_dest_bytes")?,
@@ -296,7 +375,8 @@ impl RelayProgram {
         .map(|(mode, _)| mode)
     }
 
-    /// Sets the collectors, by index (at most [`MAX_DESTS`]).
+    /// Sets the collectors, by index (at most [`MAX_DESTS`]), and makes
+    /// the FIB cache's answers for the old ones stale.
     pub fn set_dests(&mut self, dests: &[RelayDest]) -> Result<(), SteerError> {
         if dests.len() > MAX_DESTS {
             return Err(SteerError::Map {
@@ -310,7 +390,29 @@ impl RelayProgram {
                 .set(i as u32, value, 0)
                 .map_err(|e| map_error("vxr_dests", &e))?;
         }
-        Ok(())
+        self.fib_generation.invalidate()
+    }
+
+    /// A handle that makes the FIB cache's answers stale, for the thread
+    /// that follows the kernel's routing changes.
+    pub fn fib_invalidator(&self) -> FibInvalidator {
+        self.fib_generation.clone()
+    }
+
+    /// What the FIB cache did, summed over CPUs.
+    pub fn fib_counters(&self) -> Result<FibCacheCounters, SteerError> {
+        let total = |i: u32| -> Result<u64, SteerError> {
+            Ok(self
+                .fib_counters
+                .get(&i, 0)
+                .map_err(|e| map_error("vxr_fib_counters", &e))?
+                .iter()
+                .sum())
+        };
+        Ok(FibCacheCounters {
+            hits: total(0)?,
+            lookups: total(1)?,
+        })
     }
 
     /// Makes `table` (slot → collector index, [`TABLE_SIZE`] slots, or
@@ -422,5 +524,13 @@ mod tests {
         for (counter, c_name) in RelayCounter::ALL.iter().zip(shared::VXR_COUNTER_NAMES) {
             assert_eq!(c_name, counter.c_name(), "{}", counter.name());
         }
+    }
+
+    #[test]
+    fn fib_counters_are_read_in_the_shared_headers_order() {
+        assert_eq!(
+            shared::VXR_FIB_COUNTER_NAMES,
+            ["VXR_FIB_CTR_HIT", "VXR_FIB_CTR_LOOKUP"]
+        );
     }
 }
