@@ -391,6 +391,52 @@ fn the_fib_cache_answers_only_frames_like_the_one_it_looked_up() {
     assert_eq!(steps, expected);
 }
 
+/// What the FIB cache saves, timed by the kernel (BPF_PROG_TEST_RUN with `repeat`): the
+/// program's own ns per frame, cache off then on. Not a benchmark of the data path (no driver,
+/// no transmit); run it by name: `cargo test --test relay -- --ignored fib_cache_cost`.
+#[test]
+#[ignore = "a measurement: prints, asserts only that the cache is cheaper"]
+fn fib_cache_cost_per_frame() {
+    if !privileged("relay FIB cache cost") {
+        return;
+    }
+    let fib = fib();
+    let inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        40_000,
+        80,
+        100,
+    );
+    // TTL 255: the kernel does not restore the frame between repeats, and each run lowers it.
+    let frame = mirrored(Ipv4Addr::new(10, 1, 0, 4), &inner)
+        .ttl(255)
+        .build()
+        .expect("frame");
+    let ns = in_fib(&fib, vec![COLLECTORS[0]], move |p| {
+        let cache = p.fib_invalidator();
+        let mut per_frame = Vec::new();
+        for on in [false, true, false, true] {
+            cache.set_enabled(on).expect("cache on or off");
+            let mut total = std::time::Duration::ZERO;
+            let calls = 2000;
+            for _ in 0..calls {
+                total += p.time_run(&frame, 200).expect("test run");
+            }
+            per_frame.push((on, total.as_nanos() as f64 / f64::from(calls)));
+        }
+        per_frame
+    });
+    for (on, ns) in &ns {
+        eprintln!(
+            "FIB cache {}: {ns:.0} ns per frame",
+            if *on { "on" } else { "off" }
+        );
+    }
+    let (off, on) = (ns[0].1.min(ns[2].1), ns[1].1.min(ns[3].1));
+    assert!(on < off, "the cache costs more than the lookup: {ns:?}");
+}
+
 #[test]
 fn allowlists_drop_in_the_relay_as_in_the_capture() {
     use vxdecap::steer::allow::{parse_vnis, Allowlist};
@@ -1402,6 +1448,37 @@ fn a_route_moved_to_another_link_takes_the_frames_with_it() {
     assert!(
         seen.c1.iter().all(|r| dst_mac(r) == c1_mac),
         "to the new next hop's MAC"
+    );
+}
+
+#[test]
+fn forwarding_turned_off_on_the_ingress_passes_frames_to_the_kernel() {
+    if !privileged("relay FIB cache forwarding") {
+        return;
+    }
+    let rig = fib_rig("rff", 100);
+    let changed = now_ns();
+    rig.line
+        .relay
+        .run("sysctl", &["-qw", "net.ipv4.conf.r0.forwarding=0"])
+        .expect("forwarding off on r0");
+    let seen = rig.finish(1.0);
+    let before = seen.c0.iter().filter(|r| r.timestamp_ns < changed).count();
+    let after = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .count();
+    assert!(before >= 100, "{}", seen.summary);
+    assert_eq!(
+        after, 0,
+        "frames relayed with forwarding off: {}",
+        seen.summary
+    );
+    assert!(
+        summary_count(&seen.summary, " pass_forwarding_off") >= 100,
+        "{}",
+        seen.summary
     );
 }
 

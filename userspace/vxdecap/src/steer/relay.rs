@@ -218,6 +218,8 @@ struct FibGeneration {
     value: u64,
     /// Times moved (after the first).
     moves: u64,
+    /// Off: the map holds 0 (the program looks every frame up), and moves are not written.
+    off: bool,
 }
 
 impl FibInvalidator {
@@ -229,13 +231,28 @@ impl FibInvalidator {
             detail: "lock poisoned".into(),
         })?;
         let next = generation.value + 1;
+        let written = if generation.off { 0 } else { next };
         generation
             .map
-            .set(0, next, 0)
+            .set(0, written, 0)
             .map_err(|e| map_error("vxr_fib_generation", &e))?;
         generation.value = next;
         generation.moves += 1;
         Ok(())
+    }
+
+    /// Turns the cache off (every frame is looked up, as without it) or
+    /// on again (with a new generation: nothing stored before answers).
+    pub fn set_enabled(&self, on: bool) -> Result<(), SteerError> {
+        self.lock()?.off = !on;
+        self.invalidate()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, FibGeneration>, SteerError> {
+        self.inner.lock().map_err(|_| SteerError::Map {
+            map: "vxr_fib_generation",
+            detail: "lock poisoned".into(),
+        })
     }
 
     /// Times the cache was made stale.
@@ -347,6 +364,7 @@ impl RelayProgram {
                     map: generation,
                     value: 1,
                     moves: 0,
+                    off: false,
                 })),
             },
             counters: take_map(&mut ebpf, "vxr_counters")?,
@@ -488,6 +506,27 @@ impl RelayProgram {
     /// calling thread's network namespace, received on its loopback):
     /// returns the XDP action and the frame as the program left it.
     pub fn test_run(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), SteerError> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let result = self.run_repeated(frame, Some(&mut out), 1)?;
+        out.truncate(result.data_size_out as usize);
+        Ok((result.return_value, out))
+    }
+
+    /// Runs the loaded program `repeat` times on `frame` in one
+    /// BPF_PROG_TEST_RUN (as [`Self::test_run`]) and returns the kernel's
+    /// average time per run. The kernel does not restore the frame between
+    /// runs: each sees the previous one's rewrite (its TTL one lower).
+    pub fn time_run(&self, frame: &[u8], repeat: u32) -> Result<std::time::Duration, SteerError> {
+        self.run_repeated(frame, None, repeat)
+            .map(|result| result.duration)
+    }
+
+    fn run_repeated(
+        &self,
+        frame: &[u8],
+        out: Option<&mut [u8]>,
+        repeat: u32,
+    ) -> Result<aya::programs::TestRunResult, SteerError> {
         use aya::programs::{TestRun as _, TestRunOptions};
         let program: &Xdp = self
             .ebpf
@@ -495,16 +534,14 @@ impl RelayProgram {
             .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
             .try_into()
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        let mut out = vec![0u8; frame.len() + 256];
-        let result = program
+        program
             .test_run(TestRunOptions {
                 data_in: Some(frame),
-                data_out: Some(&mut out),
+                data_out: out,
+                repeat,
                 ..Default::default()
             })
-            .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        out.truncate(result.data_size_out as usize);
-        Ok((result.return_value, out))
+            .map_err(|e| SteerError::Load(error_chain(&e)))
     }
 }
 
