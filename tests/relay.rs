@@ -438,6 +438,55 @@ fn fib_cache_cost_per_frame() {
 }
 
 #[test]
+fn without_rtnetlink_the_fib_cache_is_made_stale_by_a_timer() {
+    if !privileged("relay XDP test run") {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use vxdecap::relay::fib_watch::{self, FibWatchStats};
+    let fib = fib();
+    let inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        40_000,
+        80,
+        10,
+    );
+    let ok = mirrored(Ipv4Addr::new(10, 1, 0, 4), &inner)
+        .build()
+        .expect("frame");
+    let (stats, lookups) = in_fib(&fib, vec![COLLECTORS[0]], move |p| {
+        let stats = Arc::new(FibWatchStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let lookups = || p.fib_counters().expect("FIB counters").lookups;
+        let mut seen = Vec::new();
+        decide(p, &ok);
+        decide(p, &ok);
+        seen.push(lookups());
+        let thread = fib_watch::spawn_timer_only(
+            p.fib_invalidator(),
+            Arc::clone(&stats),
+            Arc::clone(&stop),
+            "a test",
+        )
+        .expect("the thread");
+        // Three waits of more than two periods each: the cache is stale after each.
+        for _ in 0..3 {
+            std::thread::sleep(fib_watch::FALLBACK * 5 / 2);
+            decide(p, &ok);
+            seen.push(lookups());
+        }
+        stop.store(true, Ordering::Relaxed);
+        thread.join().expect("the thread ends");
+        (stats, seen)
+    });
+    assert!(stats.failed.load(Ordering::Relaxed));
+    assert!(stats.timer.load(Ordering::Relaxed) >= 3);
+    assert_eq!(lookups, [1, 2, 3, 4], "a lookup after each period");
+}
+
+#[test]
 fn allowlists_drop_in_the_relay_as_in_the_capture() {
     use vxdecap::steer::allow::{parse_vnis, Allowlist};
     if !privileged("relay XDP test run") {
@@ -1779,6 +1828,51 @@ fn over_ipv6_the_relay_rewrites_addresses_and_hop_limit_and_keeps_the_udp_checks
     for (n, four) in places.chunks(4).enumerate() {
         assert!(four.iter().all(|c| *c == four[0]), "flow {n} split");
     }
+}
+
+#[test]
+fn over_ipv6_the_fib_cache_answers_a_second_frame_and_not_one_over_the_mtu() {
+    if !privileged("relay XDP test run, IPv6") {
+        return;
+    }
+    let fib = fib6();
+    let (a, b) = (Ipv4Addr::new(10, 0, 2, 4), Ipv4Addr::new(10, 0, 2, 5));
+    let frame = mirrored6("fd00::4", &inner_tcp(a, b, 40_000, 80, 100));
+    let big = mirrored6("fd00::4", &inner_tcp(a, b, 40_000, 80, 1500));
+    let steps = in_fib6(&fib, move |p| {
+        let mut steps = Vec::new();
+        for (frame, invalidate) in [
+            (&frame, false),
+            (&frame, false),
+            (&big, false),
+            (&frame, false),
+            (&frame, true),
+        ] {
+            if invalidate {
+                p.fib_invalidator().invalidate().expect("invalidate");
+            }
+            let before = p.fib_counters().expect("FIB counters");
+            let (_, _, counter) = decide(p, frame);
+            let after = p.fib_counters().expect("FIB counters");
+            steps.push((
+                after.hits - before.hits,
+                after.lookups - before.lookups,
+                counter,
+            ));
+        }
+        steps
+    });
+    let redirect = RelayCounter::Redirect;
+    assert_eq!(
+        steps,
+        [
+            (0, 1, redirect),
+            (1, 0, redirect),
+            (0, 1, RelayCounter::PassMtu),
+            (1, 0, redirect),
+            (0, 1, redirect),
+        ]
+    );
 }
 
 #[test]

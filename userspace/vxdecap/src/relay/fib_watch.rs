@@ -74,10 +74,37 @@ pub fn spawn(
     stats: Arc<FibWatchStats>,
     stop: Arc<AtomicBool>,
 ) -> io::Result<std::thread::JoinHandle<()>> {
-    // Opened here, so that a failure is seen before the program is attached.
-    let socket = route_socket(groups())
-        .map_err(|e| fail(&stats, &format!("cannot follow routing changes: {e}")))
-        .ok();
+    // Opened here, so that a failure is told before the program is attached.
+    match route_socket(groups()) {
+        Ok(socket) => start(Some(socket), invalidator, stats, stop),
+        Err(e) => spawn_timer_only(
+            invalidator,
+            stats,
+            stop,
+            &format!("cannot follow routing changes: {e}"),
+        ),
+    }
+}
+
+/// Starts the thread without rtnetlink, as after the socket failed for
+/// `why` (told once, and counted as a failure): the cache is made stale
+/// every [`FALLBACK`].
+pub fn spawn_timer_only(
+    invalidator: FibInvalidator,
+    stats: Arc<FibWatchStats>,
+    stop: Arc<AtomicBool>,
+    why: &str,
+) -> io::Result<std::thread::JoinHandle<()>> {
+    fail(&stats, why);
+    start(None, invalidator, stats, stop)
+}
+
+fn start(
+    socket: Option<OwnedFd>,
+    invalidator: FibInvalidator,
+    stats: Arc<FibWatchStats>,
+    stop: Arc<AtomicBool>,
+) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("vxdecap-fib".into())
         .spawn(move || watch(socket, &invalidator, &stats, &stop))
