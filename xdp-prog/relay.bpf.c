@@ -408,7 +408,11 @@ static __always_inline int look_up_hop(struct xdp_md *ctx, struct bpf_fib_lookup
 	hop->generation = generation;
 	hop->ingress = ctx->ingress_ifindex;
 	hop->egress = fib->ifindex;
-	/* On success the kernel leaves the MTU it checked in mtu_result (a union with tot_len). */
+	/*
+	 * On success the kernel leaves the MTU it checked in mtu_result (a
+	 * union with tot_len); were it not set, it would still hold this
+	 * frame's length: a smaller bound, never a wrong one.
+	 */
 	hop->mtu = fib->mtu_result;
 	hop->tos = tos;
 	hop->reserved = 0;
@@ -438,7 +442,8 @@ static __always_inline int send(struct xdp_md *ctx, struct ethhdr *eth, struct v
 /*
  * Sends the IPv4 frame whose header is `ip` to collector `index`: the FIB
  * (or this CPU's cache of its answer) gives the next hop and the egress
- * interface; nothing is changed unless the frame goes. `udp` is the UDP header when this fragment carries it.
+ * interface; nothing is changed unless the frame goes. `udp` is the UDP
+ * header when this fragment carries it.
  */
 static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
 				    struct udphdr *udp, __u32 index, __u32 relayed)
