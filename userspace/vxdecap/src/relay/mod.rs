@@ -433,11 +433,13 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayRep
     };
     let fib_stats = Arc::new(FibWatchStats::default());
     let watcher_stop = Arc::new(AtomicBool::new(false));
-    let watcher = fib_watch::spawn(
+    // Stopped and joined however the relay ends (an error below included).
+    let _watcher = fib_watch::spawn(
         program.fib_invalidator(),
         Arc::clone(&fib_stats),
         Arc::clone(&watcher_stop),
     )
+    .map(|handle| StopOnDrop(watcher_stop, Some(handle)))
     .map_err(|e| RelayError::Thread {
         what: "FIB watcher",
         detail: e.to_string(),
@@ -466,13 +468,23 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayRep
 
     prober_stop.store(true, Ordering::Relaxed);
     metrics_stop.store(true, Ordering::Relaxed);
-    watcher_stop.store(true, Ordering::Relaxed);
     let _ = prober.join();
-    let _ = watcher.join();
     if let Some(server) = server {
         let _ = server.join();
     }
     result
+}
+
+/// Raises a thread's stop flag and joins it when the relay ends, however it ends.
+struct StopOnDrop(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.1.take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Unregisters a signal handler when the relay ends, however it ends.
