@@ -330,6 +330,176 @@ fn frames_the_relay_cannot_send_go_to_the_kernel_under_a_reason() {
 }
 
 #[test]
+fn the_fib_cache_answers_only_frames_like_the_one_it_looked_up() {
+    if !privileged("relay XDP test run") {
+        return;
+    }
+    let fib = fib();
+    let inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        40_000,
+        80,
+        10,
+    );
+    let src = Ipv4Addr::new(10, 1, 0, 4);
+    let ok = mirrored(src, &inner).build().expect("frame");
+    let mut other_tos = ok.clone();
+    other_tos[15] = 0x10;
+    // An outer datagram of 1590 bytes: over rl0's MTU (1500).
+    let big_inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        40_000,
+        80,
+        1500,
+    );
+    let big = mirrored(src, &big_inner).build().expect("frame");
+    let steps = in_fib(&fib, vec![COLLECTORS[0]], move |p| {
+        let mut steps = Vec::new();
+        let mut step = |p: &mut RelayProgram, name: &'static str, frame: &[u8]| {
+            let before = p.fib_counters().expect("FIB counters");
+            let (_, _, counter) = decide(p, frame);
+            let after = p.fib_counters().expect("FIB counters");
+            let how = if after.hits == before.hits + 1 && after.lookups == before.lookups {
+                "hit"
+            } else if after.lookups == before.lookups + 1 && after.hits == before.hits {
+                "lookup"
+            } else {
+                "neither"
+            };
+            steps.push((name, how, counter));
+        };
+        step(p, "first", &ok);
+        step(p, "again", &ok);
+        step(p, "another TOS", &other_tos);
+        step(p, "back to the first TOS", &ok);
+        step(p, "again", &ok);
+        step(p, "over the MTU", &big);
+        step(p, "under it again", &ok);
+        p.fib_invalidator().invalidate().expect("invalidate");
+        step(p, "after an invalidation", &ok);
+        step(p, "again", &ok);
+        let d = vec![RelayDest {
+            addr: COLLECTORS[1].into(),
+            source: RELAY.into(),
+        }];
+        p.set_dests(&d).expect("dests");
+        step(p, "to a new collector at the same index", &ok);
+        steps
+    });
+    let redirect = RelayCounter::Redirect;
+    let expected = [
+        ("first", "lookup", redirect),
+        ("again", "hit", redirect),
+        ("another TOS", "lookup", redirect),
+        ("back to the first TOS", "lookup", redirect),
+        ("again", "hit", redirect),
+        ("over the MTU", "lookup", RelayCounter::PassMtu),
+        ("under it again", "hit", redirect),
+        ("after an invalidation", "lookup", redirect),
+        ("again", "hit", redirect),
+        ("to a new collector at the same index", "lookup", redirect),
+    ];
+    assert_eq!(steps, expected);
+}
+
+/// What the FIB cache saves, timed by the kernel (BPF_PROG_TEST_RUN with `repeat`): the
+/// program's own ns per frame, cache off then on. Not a benchmark of the data path (no driver,
+/// no transmit); run it by name: `cargo test --test relay -- --ignored fib_cache_cost`.
+#[test]
+#[ignore = "a measurement: prints, asserts only that the cache is cheaper"]
+fn fib_cache_cost_per_frame() {
+    if !privileged("relay FIB cache cost") {
+        return;
+    }
+    let fib = fib();
+    let inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        40_000,
+        80,
+        100,
+    );
+    // TTL 255: the kernel does not restore the frame between repeats, and each run lowers it.
+    let frame = mirrored(Ipv4Addr::new(10, 1, 0, 4), &inner)
+        .ttl(255)
+        .build()
+        .expect("frame");
+    let ns = in_fib(&fib, vec![COLLECTORS[0]], move |p| {
+        let cache = p.fib_invalidator();
+        let mut per_frame = Vec::new();
+        for on in [false, true, false, true] {
+            cache.set_enabled(on).expect("cache on or off");
+            let mut total = std::time::Duration::ZERO;
+            let calls = 2000;
+            for _ in 0..calls {
+                total += p.time_run(&frame, 200).expect("test run");
+            }
+            per_frame.push((on, total.as_nanos() as f64 / f64::from(calls)));
+        }
+        per_frame
+    });
+    for (on, ns) in &ns {
+        eprintln!(
+            "FIB cache {}: {ns:.0} ns per frame",
+            if *on { "on" } else { "off" }
+        );
+    }
+    let (off, on) = (ns[0].1.min(ns[2].1), ns[1].1.min(ns[3].1));
+    assert!(on < off, "the cache costs more than the lookup: {ns:?}");
+}
+
+#[test]
+fn without_rtnetlink_the_fib_cache_is_made_stale_by_a_timer() {
+    if !privileged("relay XDP test run") {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use vxdecap::relay::fib_watch::{self, FibWatchStats};
+    let fib = fib();
+    let inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        40_000,
+        80,
+        10,
+    );
+    let ok = mirrored(Ipv4Addr::new(10, 1, 0, 4), &inner)
+        .build()
+        .expect("frame");
+    let (stats, lookups) = in_fib(&fib, vec![COLLECTORS[0]], move |p| {
+        let stats = Arc::new(FibWatchStats::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let lookups = || p.fib_counters().expect("FIB counters").lookups;
+        let mut seen = Vec::new();
+        decide(p, &ok);
+        decide(p, &ok);
+        seen.push(lookups());
+        let thread = fib_watch::spawn_timer_only(
+            p.fib_invalidator(),
+            Arc::clone(&stats),
+            Arc::clone(&stop),
+            "a test",
+        )
+        .expect("the thread");
+        // Three waits of more than two periods each: the cache is stale after each.
+        for _ in 0..3 {
+            std::thread::sleep(fib_watch::FALLBACK * 5 / 2);
+            decide(p, &ok);
+            seen.push(lookups());
+        }
+        stop.store(true, Ordering::Relaxed);
+        thread.join().expect("the thread ends");
+        (stats, seen)
+    });
+    assert!(stats.failed.load(Ordering::Relaxed));
+    assert!(stats.timer.load(Ordering::Relaxed) >= 3);
+    assert_eq!(lookups, [1, 2, 3, 4], "a lookup after each period");
+}
+
+#[test]
 fn allowlists_drop_in_the_relay_as_in_the_capture() {
     use vxdecap::steer::allow::{parse_vnis, Allowlist};
     if !privileged("relay XDP test run") {
@@ -962,6 +1132,520 @@ fn the_relay_has_the_kernel_resolve_a_missing_neighbour() {
     assert!(relayed >= 10, "{}", outcome.stderr);
 }
 
+/// The collector's second link, for the FIB cache's tests: relay r2 ↔ collector c1.
+const LINE_RELAY_OUT2: &str = "10.78.3.1/24";
+const LINE_COLLECTOR2: Ipv4Addr = Ipv4Addr::new(10, 78, 3, 2);
+
+/// A relay on a `line` with frames streaming through it, the collector's
+/// two links (c0, and c1 behind a second relay link r2) under tcpdump: the
+/// FIB cache's tests change the relay's routing under this traffic.
+struct FibRig {
+    line: Line,
+    relay: vxdecap::lab::netns::WatchedChild,
+    stream: vxdecap::lab::netns::WatchedChild,
+    dumps: Vec<(vxdecap::lab::netns::WatchedChild, std::path::PathBuf)>,
+    _tmp: TempDir,
+}
+
+/// What a [`FibRig`] saw: the relay's summary, and what each of the collector's links
+/// received (pcap records, timestamps in ns since the epoch).
+struct FibSeen {
+    summary: String,
+    c0: Vec<Record>,
+    c1: Vec<Record>,
+}
+
+fn colon_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos() as u64
+}
+
+/// Builds the rig and runs it for half a second of steady state (about
+/// 1000 frames a second of `payload` inner bytes), over IPv4.
+fn fib_rig(tag: &str, payload: usize) -> FibRig {
+    fib_rig_over(tag, payload, false)
+}
+
+/// The rig's links: the second one (r2 ↔ c1), forwarding on r0, the
+/// collector's addresses as permanent neighbours (its MAC on each link);
+/// over IPv6 (`fd78:1::/64`, `fd78:2::/64`, `fd78:3::/64`) too when `v6`.
+fn fib_rig_links(line: &Line, v6: bool) {
+    veth_pair(&line.relay, "r2", &line.collector, "c1").expect("veth");
+    line.relay.configure("r2", LINE_RELAY_OUT2).expect("addr");
+    line.collector
+        .configure("c1", "10.78.3.2/24")
+        .expect("addr");
+    line.collector
+        .run("ethtool", &["-K", "c1", "gro", "on"])
+        .expect("gro on");
+    let family = if v6 { "ipv6" } else { "ipv4" };
+    line.relay
+        .run(
+            "sysctl",
+            &["-qw", &format!("net.{family}.conf.r0.forwarding=1")],
+        )
+        .expect("forwarding on r0");
+    let neighbours = if v6 {
+        for (ns, dev, addr) in [
+            (&line.sender, "s0", "fd78:1::1/64"),
+            (&line.relay, "r0", "fd78:1::2/64"),
+            (&line.relay, "r1", "fd78:2::1/64"),
+            (&line.collector, "c0", "fd78:2::2/64"),
+            (&line.relay, "r2", "fd78:3::1/64"),
+            (&line.collector, "c1", "fd78:3::2/64"),
+        ] {
+            ns.ip(&["addr", "add", addr, "dev", dev, "nodad"])
+                .expect("address");
+        }
+        [
+            ("fd78:2::2".to_owned(), "r1", "c0"),
+            ("fd78:3::2".to_owned(), "r2", "c1"),
+        ]
+    } else {
+        [
+            (LINE_COLLECTOR.to_string(), "r1", "c0"),
+            (LINE_COLLECTOR2.to_string(), "r2", "c1"),
+        ]
+    };
+    // Known MACs, so that the test decides when they change.
+    for (addr, dev, peer) in neighbours {
+        let mac = colon_mac(mac_of(&line.collector, peer));
+        line.relay
+            .ip(&[
+                "neigh",
+                "replace",
+                &addr,
+                "lladdr",
+                &mac,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ])
+            .expect("neighbour");
+    }
+}
+
+/// [`fib_rig`], over IPv6 when `v6` (the relay sends to fd78:2::2).
+fn fib_rig_over(tag: &str, payload: usize, v6: bool) -> FibRig {
+    let tmp = TempDir::new(tag);
+    let line = line(tag);
+    fib_rig_links(&line, v6);
+    let dumps = ["c0", "c1"]
+        .iter()
+        .map(|dev| {
+            let file = tmp.path(&format!("{dev}.pcap"));
+            let dump = vxdecap::lab::netns::WatchedChild::spawn(
+                line.collector.command(
+                    "tcpdump",
+                    &[
+                        "-i",
+                        dev,
+                        "--immediate-mode",
+                        "-U",
+                        "-n",
+                        "-w",
+                        file.to_str().expect("utf-8 path"),
+                        "udp port 4789",
+                    ],
+                ),
+                &["listening on"],
+                std::time::Duration::from_secs(10),
+                None,
+            )
+            .expect("tcpdump");
+            (dump, file)
+        })
+        .collect();
+    let to = if v6 { "fd78:2::2" } else { "10.78.2.2" };
+    let relay = start_relay(
+        &line.relay,
+        &["-i", "r0", "--mode", "skb", "--to", to, "--no-health"],
+    );
+    let (src_mac, dst_mac) = (mac_of(&line.sender, "s0"), mac_of(&line.relay, "r0"));
+    let inner = inner_tcp(
+        Ipv4Addr::new(10, 0, 2, 4),
+        Ipv4Addr::new(10, 0, 2, 5),
+        40_000,
+        80,
+        payload,
+    );
+    let builder = VxlanFrameBuilder::new()
+        .outer_src_mac(src_mac)
+        .outer_dst_mac(dst_mac)
+        .udp_src_port(50_000)
+        .ttl(64)
+        .vni(27)
+        .inner(&inner);
+    let builder = if v6 {
+        builder
+            .outer_src_ip("fd78:1::1".parse::<std::net::Ipv6Addr>().expect("v6"))
+            .outer_dst_ip("fd78:1::2".parse::<std::net::Ipv6Addr>().expect("v6"))
+    } else {
+        builder
+            .outer_src_ip(LINE_SENDER)
+            .outer_dst_ip(LINE_RELAY_IN)
+    };
+    let frame = builder.build().expect("frame");
+    let path = tmp.path("stream.bin");
+    std::fs::write(&path, &frame).expect("write the frame");
+    // Sent from each CPU in turn: the veth's receive, and so the XDP program, runs on the
+    // sender's CPU, and every CPU's cache must hold an answer before the change.
+    let script = r#"
+import os, socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+frame = open(sys.argv[2], "rb").read()
+cpus = sorted(os.sched_getaffinity(0))
+print("streaming", flush=True)
+n = 0
+while True:
+    os.sched_setaffinity(0, {cpus[n % len(cpus)]})
+    s.send(frame)
+    n += 1
+    time.sleep(0.001)
+"#;
+    let stream = vxdecap::lab::netns::WatchedChild::spawn(
+        line.sender.command(
+            "/usr/bin/python3",
+            &["-c", script, "s0", path.to_str().expect("utf-8 path")],
+        ),
+        &["streaming"],
+        std::time::Duration::from_secs(10),
+        None,
+    )
+    .expect("the stream");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    FibRig {
+        line,
+        relay,
+        stream,
+        dumps,
+        _tmp: tmp,
+    }
+}
+
+impl FibRig {
+    /// Keeps streaming for `secs`, then stops everything.
+    fn finish(mut self, secs: f64) -> FibSeen {
+        std::thread::sleep(std::time::Duration::from_secs_f64(secs));
+        let _ = self.stream.stop(nix::sys::signal::Signal::SIGKILL);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let outcome = self
+            .relay
+            .stop(nix::sys::signal::Signal::SIGINT)
+            .expect("stop the relay");
+        assert!(outcome.status.success(), "relay: {}", outcome.stderr);
+        eprintln!("relay:\n{}", outcome.stderr);
+        let mut seen: Vec<Vec<Record>> = self
+            .dumps
+            .iter_mut()
+            .map(|(dump, file)| {
+                dump.stop(nix::sys::signal::Signal::SIGINT)
+                    .expect("stop tcpdump");
+                read_pcap(file)
+            })
+            .collect();
+        let c1 = seen.pop().expect("c1");
+        let c0 = seen.pop().expect("c0");
+        FibSeen {
+            summary: outcome.stderr,
+            c0,
+            c1,
+        }
+    }
+}
+
+/// How long after a change the relay may still send on the old answer: the watcher sees the
+/// kernel's notification in well under this, and the safety-net timer (1 s) would not.
+const FIB_SETTLE_NS: u64 = 250_000_000;
+
+fn dst_mac(record: &Record) -> [u8; 6] {
+    record.data[..6].try_into().expect("a MAC")
+}
+
+#[test]
+fn the_relay_caches_fib_answers_in_steady_state() {
+    if !privileged("relay FIB cache") {
+        return;
+    }
+    let rig = fib_rig("rfe", 100);
+    let seen = rig.finish(0.5);
+    let hits = summary_count(&seen.summary, " hits");
+    let lookups = summary_count(&seen.summary, " lookups");
+    let relayed = summary_count(&seen.summary, " relayed_redirect");
+    assert!(relayed >= 200, "{}", seen.summary);
+    assert_eq!(hits + lookups, relayed, "{}", seen.summary);
+    // A lookup per CPU after each invalidation (the start, the attach's link events, the
+    // one-second timer): a few, against hundreds of hits.
+    assert!(
+        lookups * 10 <= relayed,
+        "the cache answered: {}",
+        seen.summary
+    );
+    assert_eq!(
+        seen.c0.len() as u64,
+        relayed,
+        "every relayed frame reached c0"
+    );
+}
+
+#[test]
+fn a_new_neighbour_mac_reaches_the_relay_at_once() {
+    if !privileged("relay FIB cache neighbour") {
+        return;
+    }
+    let rig = fib_rig("rfa", 100);
+    let old = mac_of(&rig.line.collector, "c0");
+    let new = [0x02, 0, 0, 0, 0x99, 0x99];
+    let changed = now_ns();
+    rig.line
+        .relay
+        .ip(&[
+            "neigh",
+            "replace",
+            "10.78.2.2",
+            "lladdr",
+            &colon_mac(new),
+            "dev",
+            "r1",
+            "nud",
+            "permanent",
+        ])
+        .expect("new MAC");
+    let seen = rig.finish(1.0);
+    let before: Vec<[u8; 6]> = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns < changed)
+        .map(dst_mac)
+        .collect();
+    let after: Vec<[u8; 6]> = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .map(dst_mac)
+        .collect();
+    assert!(
+        before.len() >= 100 && before.iter().all(|m| *m == old),
+        "{}",
+        seen.summary
+    );
+    assert!(
+        after.len() >= 100,
+        "frames went on after the change: {}",
+        seen.summary
+    );
+    let stale = after.iter().filter(|m| **m == old).count();
+    assert_eq!(
+        stale, 0,
+        "{stale} frames went to the old MAC after the change"
+    );
+    assert!(after.iter().all(|m| *m == new));
+}
+
+#[test]
+fn with_its_route_gone_frames_to_the_collector_pass_to_the_kernel() {
+    if !privileged("relay FIB cache route") {
+        return;
+    }
+    let rig = fib_rig("rfb", 100);
+    let changed = now_ns();
+    rig.line
+        .relay
+        .ip(&["route", "del", "10.78.2.0/24", "dev", "r1"])
+        .expect("delete the route");
+    let seen = rig.finish(1.0);
+    let before = seen.c0.iter().filter(|r| r.timestamp_ns < changed).count();
+    let after = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .count();
+    assert!(before >= 100, "{}", seen.summary);
+    assert_eq!(
+        after, 0,
+        "frames left from the cache with no route: {}",
+        seen.summary
+    );
+    assert!(
+        summary_count(&seen.summary, " pass_no_route") >= 100,
+        "{}",
+        seen.summary
+    );
+}
+
+#[test]
+fn a_lower_egress_mtu_passes_bigger_frames_to_the_kernel() {
+    if !privileged("relay FIB cache MTU") {
+        return;
+    }
+    // Outer IPv4 datagrams of 20 + 8 + 8 + 14 + 40 + 600 = 690 bytes.
+    let rig = fib_rig("rfc", 600);
+    let changed = now_ns();
+    rig.line
+        .relay
+        .ip(&["link", "set", "r1", "mtu", "600"])
+        .expect("lower the MTU");
+    let seen = rig.finish(1.0);
+    let before = seen.c0.iter().filter(|r| r.timestamp_ns < changed).count();
+    let after = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .count();
+    assert!(before >= 100, "{}", seen.summary);
+    assert_eq!(
+        after, 0,
+        "frames over the MTU left from the cache: {}",
+        seen.summary
+    );
+    assert!(
+        summary_count(&seen.summary, " pass_mtu") >= 100,
+        "{}",
+        seen.summary
+    );
+}
+
+#[test]
+fn a_route_moved_to_another_link_takes_the_frames_with_it() {
+    if !privileged("relay FIB cache egress") {
+        return;
+    }
+    let rig = fib_rig("rfd", 100);
+    let c1_mac = mac_of(&rig.line.collector, "c1");
+    let changed = now_ns();
+    rig.line
+        .relay
+        .ip(&[
+            "route",
+            "add",
+            "10.78.2.2/32",
+            "via",
+            "10.78.3.2",
+            "dev",
+            "r2",
+        ])
+        .expect("move the route");
+    let seen = rig.finish(1.0);
+    let c0_before = seen.c0.iter().filter(|r| r.timestamp_ns < changed).count();
+    let c0_after = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .count();
+    let c1_after = seen
+        .c1
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .count();
+    assert!(c0_before >= 100, "{}", seen.summary);
+    assert_eq!(c0_after, 0, "frames left by the old link: {}", seen.summary);
+    assert!(
+        c1_after >= 100,
+        "frames left by the new link: {}",
+        seen.summary
+    );
+    assert!(
+        seen.c1.iter().all(|r| dst_mac(r) == c1_mac),
+        "to the new next hop's MAC"
+    );
+}
+
+#[test]
+fn forwarding_turned_off_on_the_ingress_passes_frames_to_the_kernel() {
+    if !privileged("relay FIB cache forwarding") {
+        return;
+    }
+    let rig = fib_rig("rff", 100);
+    let changed = now_ns();
+    rig.line
+        .relay
+        .run("sysctl", &["-qw", "net.ipv4.conf.r0.forwarding=0"])
+        .expect("forwarding off on r0");
+    let seen = rig.finish(1.0);
+    let before = seen.c0.iter().filter(|r| r.timestamp_ns < changed).count();
+    let after = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
+        .count();
+    assert!(before >= 100, "{}", seen.summary);
+    assert_eq!(
+        after, 0,
+        "frames relayed with forwarding off: {}",
+        seen.summary
+    );
+    assert!(
+        summary_count(&seen.summary, " pass_forwarding_off") >= 100,
+        "{}",
+        seen.summary
+    );
+}
+
+#[test]
+fn over_ipv6_a_deleted_route_and_a_new_neighbour_mac_are_seen_at_once() {
+    if !privileged("relay FIB cache, IPv6") {
+        return;
+    }
+    let rig = fib_rig_over("rf6", 100, true);
+    let new = [0x02, 0, 0, 0, 0x66, 0x66];
+    let changed = now_ns();
+    rig.line
+        .relay
+        .ip(&[
+            "neigh",
+            "replace",
+            "fd78:2::2",
+            "lladdr",
+            &colon_mac(new),
+            "dev",
+            "r1",
+            "nud",
+            "permanent",
+        ])
+        .expect("new MAC");
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let deleted = now_ns();
+    rig.line
+        .relay
+        .ip(&["-6", "route", "del", "fd78:2::/64", "dev", "r1"])
+        .expect("delete the route");
+    let seen = rig.finish(0.7);
+    let between: Vec<[u8; 6]> = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS && r.timestamp_ns < deleted)
+        .map(dst_mac)
+        .collect();
+    let after = seen
+        .c0
+        .iter()
+        .filter(|r| r.timestamp_ns > deleted + FIB_SETTLE_NS)
+        .count();
+    assert!(between.len() >= 50, "{}", seen.summary);
+    assert!(
+        between.iter().all(|m| *m == new),
+        "frames to the old MAC after the change: {}",
+        seen.summary
+    );
+    assert_eq!(after, 0, "frames left with no route: {}", seen.summary);
+    assert!(
+        summary_count(&seen.summary, " pass_no_route") >= 100,
+        "{}",
+        seen.summary
+    );
+}
+
 #[test]
 fn the_relay_reads_its_allow_file_again_on_sighup() {
     if !privileged("relay SIGHUP") {
@@ -1259,6 +1943,51 @@ fn over_ipv6_the_relay_rewrites_addresses_and_hop_limit_and_keeps_the_udp_checks
     for (n, four) in places.chunks(4).enumerate() {
         assert!(four.iter().all(|c| *c == four[0]), "flow {n} split");
     }
+}
+
+#[test]
+fn over_ipv6_the_fib_cache_answers_a_second_frame_and_not_one_over_the_mtu() {
+    if !privileged("relay XDP test run, IPv6") {
+        return;
+    }
+    let fib = fib6();
+    let (a, b) = (Ipv4Addr::new(10, 0, 2, 4), Ipv4Addr::new(10, 0, 2, 5));
+    let frame = mirrored6("fd00::4", &inner_tcp(a, b, 40_000, 80, 100));
+    let big = mirrored6("fd00::4", &inner_tcp(a, b, 40_000, 80, 1500));
+    let steps = in_fib6(&fib, move |p| {
+        let mut steps = Vec::new();
+        for (frame, invalidate) in [
+            (&frame, false),
+            (&frame, false),
+            (&big, false),
+            (&frame, false),
+            (&frame, true),
+        ] {
+            if invalidate {
+                p.fib_invalidator().invalidate().expect("invalidate");
+            }
+            let before = p.fib_counters().expect("FIB counters");
+            let (_, _, counter) = decide(p, frame);
+            let after = p.fib_counters().expect("FIB counters");
+            steps.push((
+                after.hits - before.hits,
+                after.lookups - before.lookups,
+                counter,
+            ));
+        }
+        steps
+    });
+    let redirect = RelayCounter::Redirect;
+    assert_eq!(
+        steps,
+        [
+            (0, 1, redirect),
+            (1, 0, redirect),
+            (0, 1, RelayCounter::PassMtu),
+            (1, 0, redirect),
+            (0, 1, redirect),
+        ]
+    );
 }
 
 #[test]

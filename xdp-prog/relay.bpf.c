@@ -87,6 +87,29 @@ struct {
 	__type(value, struct vxr_config);
 } vxr_config SEC(".maps");
 
+/* Per CPU, the FIB's last answer for each collector (see struct vxr_fib_entry). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VXR_MAX_DESTS);
+	__type(key, __u32);
+	__type(value, struct vxr_fib_entry);
+} vxr_fib_cache SEC(".maps");
+
+/* The generation of the FIB cache in force: 0 turns the cache off. Only user space writes it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} vxr_fib_generation SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, VXR_FIB_CTR_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} vxr_fib_counters SEC(".maps");
+
 /* Outer datagrams whose first fragment was relayed: (source, destination, IP ID) -> collector. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -469,35 +492,96 @@ static __always_inline int fib_refusal(long rc)
 	return -1;
 }
 
-/* Sends the frame out as the FIB said, counting it for collector `index`. */
-static __always_inline int send(struct xdp_md *ctx, struct ethhdr *eth, struct bpf_fib_lookup *fib,
+/*
+ * This CPU's cached next hop for collector `index`, if it answers a frame
+ * of `tot_len` bytes with `tos` from `ingress`: the generation has not
+ * moved since it was stored (no route, neighbour, link, address or
+ * forwarding change since), and the frame fits the MTU the lookup checked.
+ * `generation` gets the one in force, read before any lookup, so that an
+ * answer stored under it is stale as soon as user space moves it.
+ */
+static __always_inline struct vxr_fib_entry *cached_hop(__u32 index, __u32 ingress, __u8 tos,
+							__u16 tot_len, __u64 *generation)
+{
+	__u32 zero = 0;
+	__u64 *current = bpf_map_lookup_elem(&vxr_fib_generation, &zero);
+	struct vxr_fib_entry *hop;
+
+	*generation = current ? *current : 0;
+	if (*generation == 0)
+		return 0;
+	hop = bpf_map_lookup_elem(&vxr_fib_cache, &index);
+	if (!hop || hop->generation != *generation || hop->ingress != ingress || hop->tos != tos ||
+	    tot_len > hop->mtu)
+		return 0;
+	add(&vxr_fib_counters, VXR_FIB_CTR_HIT, 1);
+	return hop;
+}
+
+/*
+ * Asks the FIB (`fib` filled in by the caller) and, when it says the frame
+ * can go, puts its answer into `hop` and into this CPU's cache under
+ * `generation`. The FIB's refusal as a counter, or -1.
+ */
+static __always_inline int look_up_hop(struct xdp_md *ctx, struct bpf_fib_lookup *fib, __u32 index,
+				       __u8 tos, __u64 generation, struct vxr_fib_entry *hop)
+{
+	struct vxr_fib_entry *slot;
+	int refusal;
+
+	add(&vxr_fib_counters, VXR_FIB_CTR_LOOKUP, 1);
+	refusal = fib_refusal(bpf_fib_lookup(ctx, fib, sizeof(*fib), 0));
+	if (refusal >= 0)
+		return refusal;
+	hop->generation = generation;
+	hop->ingress = ctx->ingress_ifindex;
+	hop->egress = fib->ifindex;
+	/*
+	 * On success the kernel leaves the MTU it checked in mtu_result (a
+	 * union with tot_len); were it not set, it would still hold this
+	 * frame's length: a smaller bound, never a wrong one.
+	 */
+	hop->mtu = fib->mtu_result;
+	hop->tos = tos;
+	hop->reserved = 0;
+	__builtin_memcpy(hop->dmac, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(hop->smac, fib->smac, ETH_ALEN);
+	slot = bpf_map_lookup_elem(&vxr_fib_cache, &index);
+	if (slot && generation != 0)
+		__builtin_memcpy(slot, hop, sizeof(*hop));
+	return -1;
+}
+
+/* Sends the frame out to `hop`, counting it for collector `index`. */
+static __always_inline int send(struct xdp_md *ctx, struct ethhdr *eth, struct vxr_fib_entry *hop,
 				__u32 index, __u32 relayed)
 {
-	__builtin_memcpy(eth->h_dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib->smac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, hop->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, hop->smac, ETH_ALEN);
 	add(&vxr_dest_packets, index, 1);
 	add(&vxr_dest_bytes, index, (__u64)(ctx->data_end - ctx->data));
-	if (fib->ifindex == ctx->ingress_ifindex)
+	if (hop->egress == ctx->ingress_ifindex)
 		return count(relayed, XDP_TX);
 	if (relayed == VXR_CTR_TX)
 		relayed = VXR_CTR_REDIRECT;
-	return count(relayed, bpf_redirect(fib->ifindex, 0));
+	return count(relayed, bpf_redirect(hop->egress, 0));
 }
 
 /*
  * Sends the IPv4 frame whose header is `ip` to collector `index`: the FIB
- * gives the next hop and the egress interface; nothing is changed unless
- * the frame goes. `udp` is the UDP header when this fragment carries it.
+ * (or this CPU's cache of its answer) gives the next hop and the egress
+ * interface; nothing is changed unless the frame goes. `udp` is the UDP
+ * header when this fragment carries it.
  */
 static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
 				    struct udphdr *udp, __u32 index, __u32 relayed)
 {
-	struct bpf_fib_lookup fib = {};
 	struct vxr_dest *dest = bpf_map_lookup_elem(&vxr_dests, &index);
+	__u16 tot_len = bpf_ntohs(ip->tot_len);
+	struct vxr_fib_entry found, *hop;
 	__u32 old_saddr, old_daddr;
-	int refusal;
+	__u64 generation;
 	__u32 c;
-	long rc;
 
 	if (!dest || dest->family == 0)
 		return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
@@ -505,17 +589,23 @@ static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, stru
 		return count(VXR_CTR_PASS_FAMILY, XDP_PASS);
 	if (ip->ttl <= 1)
 		return count(VXR_CTR_PASS_TTL, XDP_PASS);
-	fib.family = AF_INET;
-	fib.tos = ip->tos;
-	fib.l4_protocol = IPPROTO_UDP;
-	fib.tot_len = bpf_ntohs(ip->tot_len);
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.ipv4_src = dest->saddr;
-	fib.ipv4_dst = dest->daddr;
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	refusal = fib_refusal(rc);
-	if (refusal >= 0)
-		return count(refusal, XDP_PASS);
+	hop = cached_hop(index, ctx->ingress_ifindex, ip->tos, tot_len, &generation);
+	if (!hop) {
+		struct bpf_fib_lookup fib = {};
+		int refusal;
+
+		fib.family = AF_INET;
+		fib.tos = ip->tos;
+		fib.l4_protocol = IPPROTO_UDP;
+		fib.tot_len = tot_len;
+		fib.ifindex = ctx->ingress_ifindex;
+		fib.ipv4_src = dest->saddr;
+		fib.ipv4_dst = dest->daddr;
+		refusal = look_up_hop(ctx, &fib, index, ip->tos, generation, &found);
+		if (refusal >= 0)
+			return count(refusal, XDP_PASS);
+		hop = &found;
+	}
 
 	/*
 	 * The checksum is patched as a forwarding kernel patches it: never to
@@ -539,7 +629,7 @@ static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, stru
 		check = csum_replace4(check, old_daddr, dest->daddr);
 		udp->check = check ? check : 0xffff;
 	}
-	return send(ctx, eth, &fib, index, relayed);
+	return send(ctx, eth, hop, index, relayed);
 }
 
 /*
@@ -550,11 +640,11 @@ static __always_inline int relay_v4(struct xdp_md *ctx, struct ethhdr *eth, stru
 static __always_inline int relay_v6(struct xdp_md *ctx, struct ethhdr *eth, struct ipv6hdr *ip6,
 				    struct udphdr *udp, __u32 index)
 {
-	struct bpf_fib_lookup fib = {};
 	struct vxr_dest *dest = bpf_map_lookup_elem(&vxr_dests, &index);
+	__u16 tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+	struct vxr_fib_entry found, *hop;
 	__u32 old_saddr[4], old_daddr[4];
-	int refusal;
-	long rc;
+	__u64 generation;
 
 	if (!dest || dest->family == 0)
 		return count(VXR_CTR_PASS_NO_COLLECTOR, XDP_PASS);
@@ -562,16 +652,23 @@ static __always_inline int relay_v6(struct xdp_md *ctx, struct ethhdr *eth, stru
 		return count(VXR_CTR_PASS_FAMILY, XDP_PASS);
 	if (ip6->hop_limit <= 1)
 		return count(VXR_CTR_PASS_TTL, XDP_PASS);
-	fib.family = AF_INET6;
-	fib.l4_protocol = IPPROTO_UDP;
-	fib.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
-	fib.ifindex = ctx->ingress_ifindex;
-	__builtin_memcpy(fib.ipv6_src, dest->saddr6, 16);
-	__builtin_memcpy(fib.ipv6_dst, dest->daddr6, 16);
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	refusal = fib_refusal(rc);
-	if (refusal >= 0)
-		return count(refusal, XDP_PASS);
+	/* No flow label or traffic class goes into the lookup: the TOS key is 0. */
+	hop = cached_hop(index, ctx->ingress_ifindex, 0, tot_len, &generation);
+	if (!hop) {
+		struct bpf_fib_lookup fib = {};
+		int refusal;
+
+		fib.family = AF_INET6;
+		fib.l4_protocol = IPPROTO_UDP;
+		fib.tot_len = tot_len;
+		fib.ifindex = ctx->ingress_ifindex;
+		__builtin_memcpy(fib.ipv6_src, dest->saddr6, 16);
+		__builtin_memcpy(fib.ipv6_dst, dest->daddr6, 16);
+		refusal = look_up_hop(ctx, &fib, index, 0, generation, &found);
+		if (refusal >= 0)
+			return count(refusal, XDP_PASS);
+		hop = &found;
+	}
 
 	__builtin_memcpy(old_saddr, &ip6->saddr, 16);
 	__builtin_memcpy(old_daddr, &ip6->daddr, 16);
@@ -588,7 +685,7 @@ static __always_inline int relay_v6(struct xdp_md *ctx, struct ethhdr *eth, stru
 		}
 		udp->check = check ? check : 0xffff;
 	}
-	return send(ctx, eth, &fib, index, VXR_CTR_TX);
+	return send(ctx, eth, hop, index, VXR_CTR_TX);
 }
 
 /*

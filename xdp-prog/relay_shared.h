@@ -35,6 +35,25 @@ struct vxr_dest {
 	__u32 reserved;
 };
 
+/*
+ * This CPU's cache of the FIB's answer for one collector (vxr_fib_cache,
+ * indexed as vxr_dests): what bpf_fib_lookup gave, and what it was asked
+ * and checked against. It answers a frame only while `generation` is the
+ * one in vxr_fib_generation (user space moves that on every rtnetlink
+ * event that can change an answer, and every second), the frame came in
+ * on `ingress` with `tos`, and its length fits `mtu`.
+ */
+struct vxr_fib_entry {
+	__u64 generation; /* 0: empty */
+	__u32 ingress;    /* the ifindex it was looked up from */
+	__u32 egress;     /* the ifindex the FIB sends out of */
+	__u16 mtu;        /* the MTU the lookup checked tot_len against */
+	__u8 tos;         /* the IPv4 TOS it was looked up with (0 over IPv6) */
+	__u8 reserved;
+	__u8 dmac[6];
+	__u8 smac[6];
+};
+
 /* vxr_config[0]. */
 struct vxr_config {
 	__u32 table; /* which of the two tables is in use: 0 or 1 */
@@ -64,6 +83,13 @@ enum vxr_counter {
 	VXR_CTR_PASS_GENEVE_MALFORMED, /* GENEVE cut short, not version 0, or a protocol not relayed */
 	VXR_CTR_PASS_TUNNEL_DEPTH, /* a tunnel inside GENEVE past the depth limit (--max-tunnel-depth) */
 	VXR_CTR_COUNT,
+};
+
+/* The FIB cache's per-CPU counters, in vxr_fib_counters: one per frame that reached the FIB. */
+enum vxr_fib_counter {
+	VXR_FIB_CTR_HIT = 0, /* answered from this CPU's cache */
+	VXR_FIB_CTR_LOOKUP,  /* bpf_fib_lookup called (no entry, a stale one, or another ingress, TOS or size) */
+	VXR_FIB_CTR_COUNT,
 };
 
 #endif

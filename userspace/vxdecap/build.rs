@@ -13,7 +13,12 @@ fn main() {
     let source = src_dir.join("vxdecap.bpf.c");
     let header = src_dir.join("vxdecap_shared.h");
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("vxdecap.bpf.o");
-    write_constants(&header, "VXD", &out.with_file_name("shared_constants.rs"));
+    write_constants(
+        &header,
+        "VXD",
+        &["CTR"],
+        &out.with_file_name("shared_constants.rs"),
+    );
 
     let clang = vxdecap_bpf_build::clang();
     vxdecap_bpf_build::compile(&clang, &source, &[&header], &out);
@@ -24,6 +29,7 @@ fn main() {
     write_constants(
         &relay_header,
         "VXR",
+        &["CTR", "FIB_CTR"],
         &out.with_file_name("relay_constants.rs"),
     );
     vxdecap_bpf_build::compile(
@@ -34,11 +40,12 @@ fn main() {
     );
 }
 
-/// Turns the `#define`s (named `PREFIX_…`) and the counter enum
-/// (`PREFIX_CTR_…`) of a shared header into Rust constants, so the loader
-/// can assert at compile time that it mirrors them: `PREFIX_COUNTER_NAMES`
-/// lists the counters in order.
-fn write_constants(header: &std::path::Path, prefix: &str, out: &std::path::Path) {
+/// Turns the `#define`s (named `PREFIX_…`) and the counter enums of a
+/// shared header into Rust constants, so the loader can assert at compile
+/// time that it mirrors them: for each `ENUM` of `enums` (`CTR`,
+/// `FIB_CTR`), `PREFIX_ENUM_NAMES` with `CTR` spelled `COUNTER` lists the
+/// enumerators `PREFIX_ENUM_…` in order (`PREFIX_COUNTER_NAMES`).
+fn write_constants(header: &std::path::Path, prefix: &str, enums: &[&str], out: &std::path::Path) {
     let text = std::fs::read_to_string(header)
         .unwrap_or_else(|e| panic!("read {}: {e}", header.display()));
     let mut rust = format!(
@@ -55,23 +62,26 @@ fn write_constants(header: &std::path::Path, prefix: &str, out: &std::path::Path
             }
         }
     }
-    let counter = format!("{prefix}_CTR_");
-    let count = format!("{prefix}_CTR_COUNT");
-    let counters: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with(&counter) && !l.starts_with(&count))
-        .map(|l| l.split([',', ' ', '=']).next().unwrap_or_default())
-        .collect();
-    let _ = writeln!(
-        rust,
-        "pub(crate) const {prefix}_COUNTER_NAMES: [&str; {}] = [{}];",
-        counters.len(),
-        counters
-            .iter()
-            .map(|c| format!("{c:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    for kind in enums {
+        let counter = format!("{prefix}_{kind}_");
+        let count = format!("{prefix}_{kind}_COUNT");
+        let counters: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with(&counter) && !l.starts_with(&count))
+            .map(|l| l.split([',', ' ', '=']).next().unwrap_or_default())
+            .collect();
+        let _ = writeln!(
+            rust,
+            "pub(crate) const {prefix}_{}_NAMES: [&str; {}] = [{}];",
+            kind.replace("CTR", "COUNTER"),
+            counters.len(),
+            counters
+                .iter()
+                .map(|c| format!("{c:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     std::fs::write(out, rust).unwrap_or_else(|e| panic!("write {}: {e}", out.display()));
 }

@@ -9,10 +9,13 @@
 //!   the outer addresses, TTL and checksum and sends the frame on.
 //! - [`table`] fills the consistent table that maps a flow's hash to a
 //!   collector.
+//! - [`fib_watch`] follows the kernel's routing changes and keeps the
+//!   program's cache of FIB answers true.
 //! - [`health`] polls each collector's `/healthz`; the main thread here
 //!   swaps in a new table when one goes or comes back, and publishes the
 //!   counters to the summary and the metrics.
 
+pub mod fib_watch;
 pub mod health;
 pub mod table;
 
@@ -26,8 +29,11 @@ use vxdecap_wire::PortSet;
 
 use crate::runtime::metrics_server::{self, Endpoint, Exposition};
 use crate::steer::allow::Allowlist;
-use crate::steer::relay::{RelayCounter, RelayCounters, RelayDest, RelayProgram, MAX_DESTS};
+use crate::steer::relay::{
+    FibCacheCounters, RelayCounter, RelayCounters, RelayDest, RelayProgram, MAX_DESTS,
+};
 use crate::steer::{AttachMode, AttachRequest, SteerError};
+use fib_watch::FibWatchStats;
 use health::{Health, HealthConfig};
 
 /// How often the main thread looks at the health, the stop flag and the counters.
@@ -184,6 +190,34 @@ pub struct RelayReport {
     pub collectors: Vec<CollectorReport>,
     /// Tables swapped in after a health change.
     pub table_changes: u64,
+    /// The FIB cache: frames answered from it, and looked up.
+    pub fib: FibCacheCounters,
+    /// Why the FIB cache was made stale.
+    pub fib_invalidations: FibInvalidations,
+}
+
+/// Why the FIB cache was made stale, in a [`RelayReport`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FibInvalidations {
+    /// On an rtnetlink notification.
+    pub events: u64,
+    /// On lost notifications (ENOBUFS).
+    pub lost: u64,
+    /// By the timer.
+    pub timer: u64,
+    /// The rtnetlink watcher failed: the timer alone keeps the cache true.
+    pub watcher_failed: bool,
+}
+
+impl FibInvalidations {
+    fn of(stats: &FibWatchStats) -> Self {
+        Self {
+            events: stats.events.load(Ordering::Relaxed),
+            lost: stats.lost.load(Ordering::Relaxed),
+            timer: stats.timer.load(Ordering::Relaxed),
+            watcher_failed: stats.failed.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// One collector in a [`RelayReport`].
@@ -239,6 +273,17 @@ impl RelayReport {
                 self.table_changes
             );
         }
+        let i = &self.fib_invalidations;
+        let _ = writeln!(
+            out,
+            "  FIB cache: {} hits, {} lookups; made stale on {} routing change(s), {} lost notification(s), {} time(s) by the timer{}",
+            self.fib.hits,
+            self.fib.lookups,
+            i.events,
+            i.lost,
+            i.timer,
+            if i.watcher_failed { " (the rtnetlink watcher failed)" } else { "" }
+        );
         out
     }
 }
@@ -293,6 +338,30 @@ impl Exposition for RelayMetrics {
             out,
             "# HELP vxdecap_relay_table_changes_total Tables swapped in after a health change.\n# TYPE vxdecap_relay_table_changes_total counter\nvxdecap_relay_table_changes_total {}",
             report.table_changes
+        );
+        out.push_str("# HELP vxdecap_relay_fib_cache_total Frames that reached the FIB, answered from the per-CPU cache (hit) or looked up (lookup).\n# TYPE vxdecap_relay_fib_cache_total counter\n");
+        for (result, n) in [("hit", report.fib.hits), ("lookup", report.fib.lookups)] {
+            let _ = writeln!(
+                out,
+                "vxdecap_relay_fib_cache_total{{interface=\"{iface}\",result=\"{result}\"}} {n}"
+            );
+        }
+        let i = &report.fib_invalidations;
+        out.push_str("# HELP vxdecap_relay_fib_invalidations_total Times the FIB cache was made stale, by cause.\n# TYPE vxdecap_relay_fib_invalidations_total counter\n");
+        for (cause, n) in [
+            ("routing_change", i.events),
+            ("lost_notifications", i.lost),
+            ("timer", i.timer),
+        ] {
+            let _ = writeln!(
+                out,
+                "vxdecap_relay_fib_invalidations_total{{cause=\"{cause}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP vxdecap_relay_fib_watcher_failed 1 if the rtnetlink watcher failed (the cache is then refreshed by a timer).\n# TYPE vxdecap_relay_fib_watcher_failed gauge\nvxdecap_relay_fib_watcher_failed {}",
+            u8::from(i.watcher_failed)
         );
         out
     }
@@ -364,6 +433,19 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayRep
         }
         None => None,
     };
+    let fib_stats = Arc::new(FibWatchStats::default());
+    let watcher_stop = Arc::new(AtomicBool::new(false));
+    // Stopped and joined however the relay ends (an error below included).
+    let _watcher = fib_watch::spawn(
+        program.fib_invalidator(),
+        Arc::clone(&fib_stats),
+        Arc::clone(&watcher_stop),
+    )
+    .map(|handle| StopOnDrop(watcher_stop, Some(handle)))
+    .map_err(|e| RelayError::Thread {
+        what: "FIB watcher",
+        detail: e.to_string(),
+    })?;
     let health = Arc::new(Health::new(dests.len()));
     let prober_stop = Arc::new(AtomicBool::new(false));
     let prober = health::spawn(
@@ -382,6 +464,7 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayRep
         dests: &dests,
         keys: &keys,
         allow,
+        fib_stats: &fib_stats,
     };
     let result = attach_and_run(config, &mut state, &health, &metrics, &stop, &reload);
 
@@ -392,6 +475,18 @@ pub fn run_relay(config: &RelayConfig, stop: Arc<AtomicBool>) -> Result<RelayRep
         let _ = server.join();
     }
     result
+}
+
+/// Raises a thread's stop flag and joins it when the relay ends, however it ends.
+struct StopOnDrop(Arc<AtomicBool>, Option<std::thread::JoinHandle<()>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.1.take() {
+            let _ = handle.join();
+        }
+    }
 }
 
 /// Unregisters a signal handler when the relay ends, however it ends.
@@ -420,6 +515,8 @@ struct RunState<'a> {
     keys: &'a [String],
     /// The allowlists in force.
     allow: Allowlist,
+    /// Why the FIB cache was made stale.
+    fib_stats: &'a FibWatchStats,
 }
 
 impl RunState<'_> {
@@ -499,7 +596,8 @@ fn attach_and_run(
         if reload.swap(false, Ordering::Relaxed) {
             state.reload(config);
         }
-        let report = report(state.program, dests, &up, table_changes)?;
+        let mut report = report(state.program, dests, &up, table_changes)?;
+        report.fib_invalidations = FibInvalidations::of(state.fib_stats);
         // Frames passed for want of a neighbour: have the kernel resolve it (twice a second
         // at most).
         let no_neighbour = report.counters.get(RelayCounter::PassNoNeighbour);
@@ -552,5 +650,7 @@ fn report(
             })
             .collect(),
         table_changes,
+        fib: program.fib_counters()?,
+        fib_invalidations: FibInvalidations::default(),
     })
 }

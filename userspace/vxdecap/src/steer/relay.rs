@@ -4,6 +4,7 @@
 //! is, so it goes when the [`RelayProgram`] is dropped or the process dies.
 
 use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 use aya::maps::lpm_trie::LpmTrie;
 use aya::maps::{Array, HashMap, MapData, PerCpuArray};
@@ -38,6 +39,7 @@ const _: () = assert!(TABLE_SIZE as u64 == shared::VXR_TABLE_SIZE);
 const _: () = assert!(TABLE_STRIDE as u64 == shared::VXR_TABLE_STRIDE);
 const _: () = assert!(MAX_PORTS as u64 == shared::VXR_MAX_PORTS);
 const _: () = assert!(RelayCounter::ALL.len() == shared::VXR_COUNTER_NAMES.len());
+const _: () = assert!(shared::VXR_FIB_COUNTER_NAMES.len() == 2);
 
 const PROGRAM: &str = "vxdecap_relay";
 
@@ -192,6 +194,83 @@ impl RelayCounters {
     }
 }
 
+/// What the program's FIB cache did (`enum vxr_fib_counter`), over all CPUs:
+/// every frame that reached the FIB was either answered from the cache or
+/// looked up.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FibCacheCounters {
+    /// Answered from the CPU's cache (`VXR_FIB_CTR_HIT`).
+    pub hits: u64,
+    /// Looked up with `bpf_fib_lookup` (`VXR_FIB_CTR_LOOKUP`): no entry, a
+    /// stale one, or one for another ingress, TOS or a smaller size.
+    pub lookups: u64,
+}
+
+/// Makes every answer in the program's FIB cache stale: moves the
+/// generation in `vxr_fib_generation`, under which the program stores
+/// what it looks up. Cheap to clone and usable from any thread (the
+/// rtnetlink watcher, the main loop); never on the data path.
+#[derive(Clone)]
+pub struct FibInvalidator {
+    inner: Arc<Mutex<FibGeneration>>,
+}
+
+impl std::fmt::Debug for FibInvalidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FibInvalidator").finish_non_exhaustive()
+    }
+}
+
+struct FibGeneration {
+    map: Array<MapData, u64>,
+    /// The generation in force; only ever grows, so an entry's generation is never seen again
+    /// once moved past (0 means the cache is off, and is never written).
+    value: u64,
+    /// Times moved (after the first).
+    moves: u64,
+    /// Off: the map holds 0 (the program looks every frame up), and moves are not written.
+    off: bool,
+}
+
+impl FibInvalidator {
+    /// Makes the cached answers stale: the next frame to each collector is
+    /// looked up again.
+    pub fn invalidate(&self) -> Result<(), SteerError> {
+        let mut generation = self.inner.lock().map_err(|_| SteerError::Map {
+            map: "vxr_fib_generation",
+            detail: "lock poisoned".into(),
+        })?;
+        let next = generation.value + 1;
+        let written = if generation.off { 0 } else { next };
+        generation
+            .map
+            .set(0, written, 0)
+            .map_err(|e| map_error("vxr_fib_generation", &e))?;
+        generation.value = next;
+        generation.moves += 1;
+        Ok(())
+    }
+
+    /// Turns the cache off (every frame is looked up, as without it) or
+    /// on again (with a new generation: nothing stored before answers).
+    pub fn set_enabled(&self, on: bool) -> Result<(), SteerError> {
+        self.lock()?.off = !on;
+        self.invalidate()
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, FibGeneration>, SteerError> {
+        self.inner.lock().map_err(|_| SteerError::Map {
+            map: "vxr_fib_generation",
+            detail: "lock poisoned".into(),
+        })
+    }
+
+    /// Times the cache was made stale.
+    pub fn invalidations(&self) -> u64 {
+        self.inner.lock().map(|g| g.moves).unwrap_or_default()
+    }
+}
+
 /// A collector as the program sees it: where to, and from which address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RelayDest {
@@ -250,6 +329,8 @@ pub struct RelayProgram {
     allow_v4: LpmTrie<MapData, [u8; 4], u8>,
     allow_v6: LpmTrie<MapData, [u8; 16], u8>,
     allow_vni: HashMap<MapData, u32, u8>,
+    fib_counters: PerCpuArray<MapData, u64>,
+    fib_generation: FibInvalidator,
     /// Which of the two tables the program reads.
     table_in_use: u32,
     interface: String,
@@ -266,7 +347,9 @@ impl std::fmt::Debug for RelayProgram {
 impl RelayProgram {
     /// Loads the program relaying `ports` (VXLAN and GENEVE, with their depth limit); nothing
     /// is attached, and no collector is set (everything passes) until [`Self::set_dests`] and
-    /// [`Self::set_table`].
+    /// [`Self::set_table`]. Its FIB cache is on: whoever runs it must call
+    /// [`FibInvalidator::invalidate`] on every change that can move a FIB answer
+    /// ([`crate::relay::fib_watch`] does).
     pub fn load(interface: &str, ports: &PortSet) -> Result<Self, SteerError> {
         let as_array = |list: &[u16]| {
             let mut array = [0u16; MAX_PORTS];
@@ -288,7 +371,21 @@ impl RelayProgram {
         xdp_program(&mut ebpf, PROGRAM)?
             .load()
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
+        let mut generation: Array<MapData, u64> = take_map(&mut ebpf, "vxr_fib_generation")?;
+        // Generation 1: the empty entries (generation 0) never answer.
+        generation
+            .set(0, 1, 0)
+            .map_err(|e| map_error("vxr_fib_generation", &e))?;
         Ok(Self {
+            fib_counters: take_map(&mut ebpf, "vxr_fib_counters")?,
+            fib_generation: FibInvalidator {
+                inner: Arc::new(Mutex::new(FibGeneration {
+                    map: generation,
+                    value: 1,
+                    moves: 0,
+                    off: false,
+                })),
+            },
             counters: take_map(&mut ebpf, "vxr_counters")?,
             dest_packets: take_map(&mut ebpf, "vxr_dest_packets")?,
             dest_bytes: take_map(&mut ebpf, "vxr_dest_bytes")?,
@@ -315,7 +412,8 @@ impl RelayProgram {
         .map(|(mode, _)| mode)
     }
 
-    /// Sets the collectors, by index (at most [`MAX_DESTS`]).
+    /// Sets the collectors, by index (at most [`MAX_DESTS`]), and makes
+    /// the FIB cache's answers for the old ones stale.
     pub fn set_dests(&mut self, dests: &[RelayDest]) -> Result<(), SteerError> {
         if dests.len() > MAX_DESTS {
             return Err(SteerError::Map {
@@ -329,7 +427,29 @@ impl RelayProgram {
                 .set(i as u32, value, 0)
                 .map_err(|e| map_error("vxr_dests", &e))?;
         }
-        Ok(())
+        self.fib_generation.invalidate()
+    }
+
+    /// A handle that makes the FIB cache's answers stale, for the thread
+    /// that follows the kernel's routing changes.
+    pub fn fib_invalidator(&self) -> FibInvalidator {
+        self.fib_generation.clone()
+    }
+
+    /// What the FIB cache did, summed over CPUs.
+    pub fn fib_counters(&self) -> Result<FibCacheCounters, SteerError> {
+        let total = |i: u32| -> Result<u64, SteerError> {
+            Ok(self
+                .fib_counters
+                .get(&i, 0)
+                .map_err(|e| map_error("vxr_fib_counters", &e))?
+                .iter()
+                .sum())
+        };
+        Ok(FibCacheCounters {
+            hits: total(0)?,
+            lookups: total(1)?,
+        })
     }
 
     /// Makes `table` (slot → collector index, [`TABLE_SIZE`] slots, or
@@ -405,6 +525,27 @@ impl RelayProgram {
     /// calling thread's network namespace, received on its loopback):
     /// returns the XDP action and the frame as the program left it.
     pub fn test_run(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), SteerError> {
+        let mut out = vec![0u8; frame.len() + 256];
+        let result = self.run_repeated(frame, Some(&mut out), 1)?;
+        out.truncate(result.data_size_out as usize);
+        Ok((result.return_value, out))
+    }
+
+    /// Runs the loaded program `repeat` times on `frame` in one
+    /// BPF_PROG_TEST_RUN (as [`Self::test_run`]) and returns the kernel's
+    /// average time per run. The kernel does not restore the frame between
+    /// runs: each sees the previous one's rewrite (its TTL one lower).
+    pub fn time_run(&self, frame: &[u8], repeat: u32) -> Result<std::time::Duration, SteerError> {
+        self.run_repeated(frame, None, repeat)
+            .map(|result| result.duration)
+    }
+
+    fn run_repeated(
+        &self,
+        frame: &[u8],
+        out: Option<&mut [u8]>,
+        repeat: u32,
+    ) -> Result<aya::programs::TestRunResult, SteerError> {
         use aya::programs::{TestRun as _, TestRunOptions};
         let program: &Xdp = self
             .ebpf
@@ -412,16 +553,14 @@ impl RelayProgram {
             .ok_or_else(|| SteerError::Load(format!("program {PROGRAM} missing")))?
             .try_into()
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        let mut out = vec![0u8; frame.len() + 256];
-        let result = program
+        program
             .test_run(TestRunOptions {
                 data_in: Some(frame),
-                data_out: Some(&mut out),
+                data_out: out,
+                repeat,
                 ..Default::default()
             })
-            .map_err(|e| SteerError::Load(error_chain(&e)))?;
-        out.truncate(result.data_size_out as usize);
-        Ok((result.return_value, out))
+            .map_err(|e| SteerError::Load(error_chain(&e)))
     }
 }
 
@@ -441,5 +580,13 @@ mod tests {
         for (counter, c_name) in RelayCounter::ALL.iter().zip(shared::VXR_COUNTER_NAMES) {
             assert_eq!(c_name, counter.c_name(), "{}", counter.name());
         }
+    }
+
+    #[test]
+    fn fib_counters_are_read_in_the_shared_headers_order() {
+        assert_eq!(
+            shared::VXR_FIB_COUNTER_NAMES,
+            ["VXR_FIB_CTR_HIT", "VXR_FIB_CTR_LOOKUP"]
+        );
     }
 }
