@@ -362,12 +362,8 @@ fn targets(md: &mut String, view: &View<'_>, rig: Rig, size: &str, args: &RunArg
         best.map_or("–", |b| b.scenario.name()),
         ratio(count, best)
     );
-    let relay = forwarder_rows(
-        flat(Scenario::RelayXdp),
-        flat(Scenario::DnatProxy),
-        flat(Scenario::RedirectFloor),
-        &ratio,
-    );
+    let [relay, dnat, floor] = Scenario::FORWARDERS.map(flat);
+    let relay = forwarder_rows(relay, dnat, floor, &ratio);
     let pcap = ratio(flat(Scenario::VxdecapPcapTmpfs), count);
     let geneve = ratio(flat(Scenario::VxdecapGeneveVxlan), count);
     let _ = writeln!(

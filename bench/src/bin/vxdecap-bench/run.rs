@@ -560,28 +560,26 @@ impl Bench {
             )
         };
         let xsk = |policy: &str| {
-            Proc::spawn(
-                &self.rx,
-                cpu,
-                &bench,
-                &[
-                    "xsk-count",
-                    "--interface",
-                    iface,
-                    "--cpu",
-                    &rx_cpu,
-                    "--policy",
-                    policy,
-                ],
-            )
+            let args = [
+                "xsk-count",
+                "--interface",
+                iface,
+                "--cpu",
+                &rx_cpu,
+                "--policy",
+                policy,
+            ];
+            Proc::spawn(&self.rx, cpu, &bench, &args)
         };
         Ok(match scenario {
-            Scenario::XdpDrop => vec![Proc::spawn(
-                &self.rx,
-                cpu,
-                &bench,
-                &["drop", "--interface", iface],
-            )?],
+            Scenario::XdpDrop => {
+                vec![Proc::spawn(
+                    &self.rx,
+                    cpu,
+                    &bench,
+                    &["drop", "--interface", iface],
+                )?]
+            }
             Scenario::AfXdpSpin => vec![xsk("spin")?],
             Scenario::AfXdpSleep => vec![xsk("sleep")?],
             Scenario::AfXdpYield => vec![xsk("yield")?],
