@@ -1008,11 +1008,13 @@ fn plain_ipv4_vxlan_shape<'a, const IP: usize>(
     let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
     // EtherType IPv4 (behind Ethernet); version 4 with IHL 5; UDP; neither MF nor a fragment
     // offset (DF and the reserved bit do not matter, as in `Packet::is_fragment`); the I flag.
+    // The port before the lengths: GENEVE(VXLAN) frames leave here.
     if (IP == ethernet::HEADER_LEN && be16(12) != 0x0800)
         || h[IP] != 0x45
         || h[IP + 9] != IpProtocol::UDP
         || be16(IP + 6) & 0x3fff != 0
         || h[vxlan_at] & vxlan::FLAG_I == 0
+        || !ports.contains(be16(udp_at + 2))
     {
         return None;
     }
@@ -1023,9 +1025,6 @@ fn plain_ipv4_vxlan_shape<'a, const IP: usize>(
     // last two make the IP total at least its header, so nothing here can wrap.
     let min_udp = udp::HEADER_LEN + vxlan::HEADER_LEN + ethernet::HEADER_LEN;
     if ip_len > frame.len() - IP || udp_len < min_udp || udp_len + ipv4::MIN_HEADER_LEN > ip_len {
-        return None;
-    }
-    if !ports.contains(be16(udp_at + 2)) {
         return None;
     }
     Some(PlainVxlan {

@@ -636,13 +636,13 @@ impl DecapStage {
         timestamp_ns: u64,
         missing: usize,
     ) -> FrameMeta {
-        let tunnel = decap.tunnel();
+        // What the layer says is read once (the `Decapsulated` methods would each read it).
+        let (tunnel, bare_ip) = (decap.tunnel(), layer.bare_ip());
         self.geneve_layer(layer, tunnel, decap.vni);
-        let frame_len = decap.frame_len();
-        // An Ethernet payload's length as VXLAN's; a bare IP one's behind its header.
-        let inner_orig_len = match layer.bare_ip() {
-            None => inner_orig_len(decap.inner),
-            Some(_) => decap.inner_orig_len(),
+        // An Ethernet payload's lengths as VXLAN's; a bare IP one's behind its header.
+        let (frame_len, inner_orig_len) = match bare_ip {
+            None => (decap.inner.len(), inner_orig_len(decap.inner)),
+            Some(_) => (decap.frame_len(), decap.inner_orig_len()),
         };
         let orig_len = inner_orig_len.max(frame_len + missing);
         if orig_len > frame_len {
