@@ -716,19 +716,28 @@ impl DecapStage {
 
     /// The batch to add a frame to (a lease, or a copy of `copy` bytes): the
     /// current one, or a fresh one from the pool after publishing a full one.
-    #[inline]
+    #[inline(always)]
     fn batch_for(&mut self, copy: Option<usize>) -> Option<&mut Arc<InnerBatch>> {
-        let full = self.current.as_ref().is_some_and(|b| match copy {
-            Some(len) => b.is_full_for(len),
-            None => b.is_full(),
+        let room = self.current.as_ref().is_some_and(|b| match copy {
+            Some(len) => !b.is_full_for(len),
+            None => !b.is_full(),
         });
-        if full {
+        if !room {
+            self.next_batch();
+        }
+        self.current.as_mut()
+    }
+
+    /// [`batch_for`](Self::batch_for) once a batch is full or none is current: publishes the
+    /// full one and takes a fresh one from the pool (once per batch, not per frame).
+    #[inline(never)]
+    fn next_batch(&mut self) {
+        if self.current.is_some() {
             self.flush();
         }
         if self.current.is_none() {
             self.current = self.free_batch();
         }
-        self.current.as_mut()
     }
 
     #[inline]
