@@ -785,6 +785,7 @@ impl Decapsulated<'_> {
 /// assert_eq!(inner_orig_len(&inner[..200]), 1042);
 /// assert_eq!(inner_orig_len(&inner[..15]), 15, "cut inside the IPv4 length field");
 /// ```
+#[inline]
 pub fn inner_orig_len(inner: &[u8]) -> usize {
     let Some((ethertype, l3_offset)) = vlan::skip_tags(inner, MAX_VLAN_TAGS) else {
         return inner.len();
