@@ -858,17 +858,29 @@ fn decapsulate_not_plain<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsu
             if let Some(mirrored) = aws_mirror(&ip, &udp, ports) {
                 return Ok(mirrored);
             }
-            let outer = Outer {
-                ip: &ip,
-                udp: &udp,
-                vlans: [0; MAX_VLAN_TAGS],
-                vlan_count: 0,
-            };
-            // Depth 1 is within every limit (`max_depth` is at least 1).
-            decapsulate_geneve(frame, &outer, ports, 1)
+            geneve_behind_plain_ipv4(frame, ip, udp, ports)
         }
         None => decapsulate_general(frame, ports),
     }
+}
+
+/// [`decapsulate_geneve`] behind [`plain_ipv4_geneve`]'s outer layers: out of line, so that
+/// AWS's frames do not store those layers for it.
+#[inline(never)]
+fn geneve_behind_plain_ipv4<'a>(
+    frame: &'a [u8],
+    ip: OuterIp<'a>,
+    udp: udp::Packet<&'a [u8]>,
+    ports: &PortSet,
+) -> Result<Decapsulated<'a>, Reject> {
+    let outer = Outer {
+        ip: &ip,
+        udp: &udp,
+        vlans: [0; MAX_VLAN_TAGS],
+        vlan_count: 0,
+    };
+    // Depth 1 is within every limit (`max_depth` is at least 1).
+    decapsulate_geneve(frame, &outer, ports, 1)
 }
 
 /// The outer fast path of GENEVE (AWS Gateway Load Balancer's, around Traffic Mirroring's
