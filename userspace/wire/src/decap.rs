@@ -22,8 +22,10 @@
 //! inside a Gateway Load Balancer's GENEVE), up to [`PortSet::max_depth`] tunnels
 //! ([`Reject::TunnelTooDeep`] past it); a payload that does not decapsulate is the packet
 //! itself. A VXLAN payload is never peeled further: it is the mirrored frame, whatever it
-//! carries. GENEVE options are walked for the AWS ones; the critical bit is reported in
-//! [`GeneveLayer`] (to be counted), not obeyed, since a capture tool is not the endpoint.
+//! carries. GENEVE options are walked for the AWS ones (read at fixed offsets when they are
+//! exactly AWS's three, in AWS's order: [`geneve::AwsGwlb::read`]); the critical bit is
+//! reported in [`GeneveLayer`] (to be counted), not obeyed, since a capture tool is not the
+//! endpoint.
 //!
 //! Anything else is refused with one [`Reject`] reason, cheap to count per worker. The outer IPv4
 //! header checksum and the outer UDP checksum are not verified: the NIC or kernel has done the
