@@ -22,8 +22,10 @@
 //! inside a Gateway Load Balancer's GENEVE), up to [`PortSet::max_depth`] tunnels
 //! ([`Reject::TunnelTooDeep`] past it); a payload that does not decapsulate is the packet
 //! itself. A VXLAN payload is never peeled further: it is the mirrored frame, whatever it
-//! carries. GENEVE options are walked for the AWS ones; the critical bit is reported in
-//! [`GeneveLayer`] (to be counted), not obeyed, since a capture tool is not the endpoint.
+//! carries. GENEVE options are walked for the AWS ones (read at fixed offsets when they are
+//! exactly AWS's three, in AWS's order: [`geneve::AwsGwlb::read`]); the critical bit is
+//! reported in [`GeneveLayer`] (to be counted), not obeyed, since a capture tool is not the
+//! endpoint.
 //!
 //! Anything else is refused with one [`Reject`] reason, cheap to count per worker. The outer IPv4
 //! header checksum and the outer UDP checksum are not verified: the NIC or kernel has done the
@@ -604,6 +606,14 @@ impl GeneveLayer {
         }
     }
 
+    /// Sets the header's O and C bits, and whether its options were malformed.
+    #[inline(always)]
+    fn set_flags(&mut self, oam: bool, critical: bool, options_malformed: bool) {
+        self.flags |= (u8::from(oam) * LAYER_OAM)
+            | (u8::from(critical) * LAYER_CRITICAL)
+            | (u8::from(options_malformed) * LAYER_OPTIONS_MALFORMED);
+    }
+
     /// Records what the payload carried: bare IP of `bare_ip`'s EtherType or Ethernet, inside
     /// `inner` (a tunnel peeled in the payload) or directly.
     fn set_carried(&mut self, inner: Option<Tunnel>, bare_ip: Option<u16>) {
@@ -777,6 +787,7 @@ impl Decapsulated<'_> {
 /// assert_eq!(inner_orig_len(&inner[..200]), 1042);
 /// assert_eq!(inner_orig_len(&inner[..15]), 15, "cut inside the IPv4 length field");
 /// ```
+#[inline]
 pub fn inner_orig_len(inner: &[u8]) -> usize {
     let Some((ethertype, l3_offset)) = vlan::skip_tags(inner, MAX_VLAN_TAGS) else {
         return inner.len();
@@ -846,17 +857,32 @@ fn decapsulate_not_plain<'a>(frame: &'a [u8], ports: &PortSet) -> Result<Decapsu
     // Both arms return straight into the caller's result: no move of it per frame.
     match plain_ipv4_geneve(frame, ports) {
         Some((ip, udp)) => {
-            let outer = Outer {
-                ip: &ip,
-                udp: &udp,
-                vlans: [0; MAX_VLAN_TAGS],
-                vlan_count: 0,
-            };
-            // Depth 1 is within every limit (`max_depth` is at least 1).
-            decapsulate_geneve(frame, &outer, ports, 1)
+            if let Some(mirrored) = aws_mirror(&ip, &udp, ports) {
+                return Ok(mirrored);
+            }
+            geneve_behind_plain_ipv4(frame, ip, udp, ports)
         }
         None => decapsulate_general(frame, ports),
     }
+}
+
+/// [`decapsulate_geneve`] behind [`plain_ipv4_geneve`]'s outer layers: out of line, so that
+/// AWS's frames do not store those layers for it.
+#[inline(never)]
+fn geneve_behind_plain_ipv4<'a>(
+    frame: &'a [u8],
+    ip: OuterIp<'a>,
+    udp: udp::Packet<&'a [u8]>,
+    ports: &PortSet,
+) -> Result<Decapsulated<'a>, Reject> {
+    let outer = Outer {
+        ip: &ip,
+        udp: &udp,
+        vlans: [0; MAX_VLAN_TAGS],
+        vlan_count: 0,
+    };
+    // Depth 1 is within every limit (`max_depth` is at least 1).
+    decapsulate_geneve(frame, &outer, ports, 1)
 }
 
 /// The outer fast path of GENEVE (AWS Gateway Load Balancer's, around Traffic Mirroring's
@@ -905,6 +931,56 @@ fn plain_ipv4_geneve<'a>(
     Some((ip, udp))
 }
 
+/// GENEVE(VXLAN) exactly as AWS Traffic Mirroring through a Gateway Load Balancer endpoint
+/// sends it, read at fixed offsets behind [`plain_ipv4_geneve`]'s outer layers: a GENEVE
+/// header of version 0 with the three AWS options in AWS's order ([`geneve::AwsGwlb::read`]'s
+/// fast path) around bare IPv4 of [`plain_ipv4_vxlan`]'s shape, within a depth limit of at
+/// least 2. `Some` with exactly what [`decapsulate_geneve`] answers; `None` for anything
+/// else, which it decides.
+#[inline(always)]
+fn aws_mirror<'a>(
+    ip: &OuterIp<'a>,
+    udp: &udp::Packet<&'a [u8]>,
+    ports: &PortSet,
+) -> Option<Decapsulated<'a>> {
+    const OPTIONS: usize = 32;
+    const PAYLOAD: usize = geneve::HEADER_LEN + OPTIONS;
+    let tunnel = udp.payload();
+    let header = geneve::Header::new_unchecked(tunnel.get(..PAYLOAD)?);
+    // Version 0 and `Opt Len` 8 words in one byte.
+    if tunnel[0] != (OPTIONS / 4) as u8
+        || header.protocol() != geneve::protocol::IPV4
+        || ports.max_depth < 2
+    {
+        return None;
+    }
+    let gwlb = geneve::AwsGwlb::in_aws_order(&tunnel[geneve::HEADER_LEN..PAYLOAD])?;
+    let nested = plain_ipv4_vxlan_shape::<0>(&tunnel[PAYLOAD..], ports)?;
+    // The UDP ports from the bytes the outer fast path checked (as `udp`'s accessors read
+    // them, without their bounds checks).
+    let [sp0, sp1, dp0, dp1, ..] = *ip.l4 else {
+        return None;
+    };
+    let (src_port, dst_port) = (
+        u16::from_be_bytes([sp0, sp1]),
+        u16::from_be_bytes([dp0, dp1]),
+    );
+    let mut layer =
+        GeneveLayer::new(header.vni(), geneve::protocol::IPV4, dst_port).with_gwlb(gwlb);
+    layer.set_flags(header.oam(), header.critical(), false);
+    layer.carried = Carried::Vxlan;
+    let nested = nested.decapsulated::<0>();
+    Some(Decapsulated {
+        inner_offset: ip.l4_offset + udp::HEADER_LEN + PAYLOAD + nested.inner_offset,
+        outer_src: ip.src,
+        outer_dst: ip.dst,
+        outer_src_port: src_port,
+        outer_dst_port: dst_port,
+        geneve: Some(layer),
+        ..nested
+    })
+}
+
 /// The fast path of [`decapsulate`]: `Some` only for an untagged IPv4 (IHL 5, not a fragment)
 /// UDP frame to a port of `ports` whose VXLAN header has the I flag and whose lengths hold a
 /// whole inner Ethernet header, with exactly the result the general walk gives it; `None`
@@ -947,11 +1023,13 @@ fn plain_ipv4_vxlan_shape<'a, const IP: usize>(
     let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
     // EtherType IPv4 (behind Ethernet); version 4 with IHL 5; UDP; neither MF nor a fragment
     // offset (DF and the reserved bit do not matter, as in `Packet::is_fragment`); the I flag.
+    // The port before the lengths: GENEVE(VXLAN) frames leave here.
     if (IP == ethernet::HEADER_LEN && be16(12) != 0x0800)
         || h[IP] != 0x45
         || h[IP + 9] != IpProtocol::UDP
         || be16(IP + 6) & 0x3fff != 0
         || h[vxlan_at] & vxlan::FLAG_I == 0
+        || !ports.contains(be16(udp_at + 2))
     {
         return None;
     }
@@ -962,9 +1040,6 @@ fn plain_ipv4_vxlan_shape<'a, const IP: usize>(
     // last two make the IP total at least its header, so nothing here can wrap.
     let min_udp = udp::HEADER_LEN + vxlan::HEADER_LEN + ethernet::HEADER_LEN;
     if ip_len > frame.len() - IP || udp_len < min_udp || udp_len + ipv4::MIN_HEADER_LEN > ip_len {
-        return None;
-    }
-    if !ports.contains(be16(udp_at + 2)) {
         return None;
     }
     Some(PlainVxlan {
@@ -1147,19 +1222,16 @@ fn decapsulate_geneve<'a>(
     })?;
     let payload = header.payload();
     let payload_offset = outer.ip.l4_offset + udp::HEADER_LEN + header.header_len();
-    let mut options = header.options();
-    let gwlb = geneve::AwsGwlb::from_options(options.by_ref());
+    // AWS's three options at fixed offsets when they come as AWS sends them (the tests
+    // compare with the walk alone).
+    let (gwlb, malformed) = if nested_fast_path() {
+        geneve::AwsGwlb::read(header.options_bytes())
+    } else {
+        geneve::AwsGwlb::walk(header.options_bytes())
+    };
     let mut layer =
         GeneveLayer::new(header.vni(), header.protocol(), outer.udp.dst_port()).with_gwlb(gwlb);
-    for (set, bit) in [
-        (header.oam(), LAYER_OAM),
-        (header.critical(), LAYER_CRITICAL),
-        (options.malformed(), LAYER_OPTIONS_MALFORMED),
-    ] {
-        if set {
-            layer.flags |= bit;
-        }
-    }
+    layer.set_flags(header.oam(), header.critical(), malformed);
     let bare_ip = match header.protocol() {
         geneve::protocol::ETHERNET => {
             if payload.len() < ethernet::HEADER_LEN {
@@ -2267,10 +2339,83 @@ mod tests {
         assert_eq!(ok(frame.as_ref().expect("ok")).bare_ip(), Some(0x0800));
     }
 
-    /// The fast paths of GENEVE(VXLAN) (the outer Ethernet/IPv4/UDP to a GENEVE port, and
-    /// plain IPv4/UDP/VXLAN inside GENEVE) answer what the general walk answers, on GWLB
-    /// frames with random bytes of the outer or the nested headers changed, and lengths set
-    /// near their bounds.
+    /// GENEVE(VXLAN) frames with the AWS options laid out otherwise than AWS sends them
+    /// decapsulate as the general walk decapsulates them (same layer: options, flags), and
+    /// only AWS's own layout takes the whole-frame fast path.
+    #[test]
+    fn aws_option_layouts_decapsulate_as_the_general_walk() {
+        let class = geneve::AWS_GWLB_CLASS;
+        let (endpoint, attachment, cookie) = (
+            0x0a1b_2c3d_4e5f_6071u64.to_be_bytes(),
+            0x1111_2222_3333_4444u64.to_be_bytes(),
+            0x0badu32.to_be_bytes(),
+        );
+        let option = |class: u16, kind: u8, len: u8, data: &[u8]| {
+            [&class.to_be_bytes()[..], &[kind, len], data].concat()
+        };
+        let aws = [
+            option(class, 1, 2, &endpoint),
+            option(class, 2, 2, &attachment),
+            option(class, 3, 1, &cookie),
+        ]
+        .concat();
+        let mut critical = aws.clone();
+        critical[2] |= geneve::OPTION_CRITICAL;
+        let layouts: [(&str, Vec<u8>, bool); 7] = [
+            ("AWS order", aws.clone(), true),
+            ("reordered", [&aws[24..], &aws[..24]].concat(), false),
+            (
+                "an unknown option first",
+                [option(0x0103, 0x80, 1, &[1, 2, 3, 4]), aws.clone()].concat(),
+                false,
+            ),
+            (
+                "the cookie's length past the area",
+                [&aws[..24], &option(class, 3, 2, &cookie)].concat(),
+                false,
+            ),
+            ("critical bit set", critical, false),
+            (
+                "an attachment id of 1 word",
+                [
+                    option(class, 1, 2, &endpoint),
+                    option(class, 2, 1, &attachment[..4]),
+                    option(class, 3, 1, &cookie),
+                    option(0, 0, 0, &[]),
+                ]
+                .concat(),
+                false,
+            ),
+            ("no options", Vec::new(), false),
+        ];
+        let vxlan = v4_builder()
+            .vni(4242)
+            .inner(&inner())
+            .build()
+            .expect("VXLAN");
+        let ports = PortSet::default();
+        for (name, options, fast) in layouts {
+            let frame = GeneveFrameBuilder::new()
+                .protocol(geneve::protocol::IPV4)
+                .raw_options(&options)
+                .payload(ip_of(&vxlan))
+                .build()
+                .expect("GENEVE");
+            GENERAL_ONLY.with(|g| g.set(true));
+            let expected = decapsulate(&frame, &ports);
+            GENERAL_ONLY.with(|g| g.set(false));
+            let got = decapsulate(&frame, &ports).expect(name);
+            assert_eq!(Ok(got), expected, "{name}");
+            assert_eq!((got.vni, got.inner), (4242, &*inner()), "{name}");
+            let (ip, udp) = plain_ipv4_geneve(&frame, &ports).expect("outer fast path");
+            assert_eq!(aws_mirror(&ip, &udp, &ports).is_some(), fast, "{name}");
+        }
+    }
+
+    /// The fast paths of GENEVE(VXLAN) (the outer Ethernet/IPv4/UDP to a GENEVE port, AWS's
+    /// whole frame, and plain IPv4/UDP/VXLAN inside GENEVE) answer what the general walk
+    /// answers, on GWLB frames with random bytes of the outer headers, the options or the
+    /// nested headers changed, and lengths set near their bounds.
     #[test]
     fn the_nested_fast_path_agrees_with_the_general_walk() {
         let seeds = [
@@ -2292,7 +2437,7 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let (mut accepted, mut outer_fast) = (0, 0);
+        let (mut accepted, mut outer_fast, mut aws_fast) = (0, 0, 0);
         let vxlan_ports = PortSet::new(&[4789, 8472]).expect("ports");
         for (depth, ports) in [
             (1, vxlan_ports),
@@ -2306,9 +2451,10 @@ mod tests {
             for _ in 0..20_000 {
                 let mut frame = seeds[(next() % 2) as usize].clone();
                 for _ in 0..=next() % 3 {
-                    // The outer headers through GENEVE's, or the nested ones.
-                    let at = match next() % 2 {
+                    // The outer headers through GENEVE's, its options, or the nested ones.
+                    let at = match next() % 3 {
                         0 => (next() % (GENEVE4 as u64 + 8)) as usize,
+                        1 => GENEVE4 + 8 + (next() % 32) as usize,
                         _ => nested_ip + (next() % 36) as usize,
                     };
                     if let Some(b) = frame.get_mut(at) {
@@ -2325,14 +2471,19 @@ mod tests {
                     frame.truncate((next() % frame.len() as u64) as usize);
                 }
                 let expected = general(&frame, &ports);
-                outer_fast += usize::from(plain_ipv4_geneve(&frame, &ports).is_some());
+                let outer = plain_ipv4_geneve(&frame, &ports);
+                outer_fast += usize::from(outer.is_some());
+                aws_fast += usize::from(
+                    outer.is_some_and(|(ip, udp)| aws_mirror(&ip, &udp, &ports).is_some()),
+                );
                 assert_eq!(decapsulate(&frame, &ports), expected, "frame {frame:02x?}");
                 accepted += usize::from(expected.is_ok_and(|d| d.tunnel() == Tunnel::Vxlan));
             }
         }
         assert!(
-            accepted > 1_000 && outer_fast > 10_000,
-            "only {accepted} nested frames decapsulated, {outer_fast} through the outer fast path"
+            accepted > 1_000 && outer_fast > 10_000 && aws_fast > 1_000,
+            "only {accepted} nested frames decapsulated, {outer_fast} through the outer fast \
+             path, {aws_fast} through AWS's"
         );
     }
 

@@ -264,6 +264,63 @@ impl AwsGwlb {
         gwlb
     }
 
+    /// Reads the AWS options of an options area (a header's [`Header::options_bytes`]), and
+    /// whether the walk stopped at an option running past the area ([`Options::malformed`]).
+    ///
+    /// When the area is exactly the three options in the order and lengths AWS sends them,
+    /// they are read at fixed offsets; any other area (another option, another order, a
+    /// length, reserved or critical bit not as AWS sends it) is walked as
+    /// [`AwsGwlb::walk`] does. Both give the same answer.
+    ///
+    /// ```
+    /// use vxdecap_wire::geneve::AwsGwlb;
+    /// let mut area = vec![0x01, 0x08, 0x01, 0x02, 0, 0, 0, 0, 0, 0, 0, 7];
+    /// area.extend_from_slice(&[0x01, 0x08, 0x02, 0x02, 0, 0, 0, 0, 0, 0, 0, 8]);
+    /// area.extend_from_slice(&[0x01, 0x08, 0x03, 0x01, 0, 0, 0, 9]);
+    /// let (gwlb, malformed) = AwsGwlb::read(&area);
+    /// assert_eq!((gwlb.endpoint_id, gwlb.attachment_id, gwlb.flow_cookie), (Some(7), Some(8), Some(9)));
+    /// assert!(!malformed);
+    /// assert_eq!(AwsGwlb::read(&area[12..]), AwsGwlb::walk(&area[12..]));
+    /// ```
+    #[inline]
+    pub fn read(options: &[u8]) -> (Self, bool) {
+        match Self::in_aws_order(options) {
+            Some(gwlb) => (gwlb, false),
+            None => Self::walk(options),
+        }
+    }
+
+    /// [`AwsGwlb::read`] by walking every option: the general path.
+    pub fn walk(options: &[u8]) -> (Self, bool) {
+        let mut walk = Options {
+            rest: options,
+            malformed: false,
+        };
+        let gwlb = Self::from_options(walk.by_ref());
+        (gwlb, walk.malformed())
+    }
+
+    /// The fast path of [`AwsGwlb::read`]: `Some` only when `options` is exactly endpoint
+    /// id (type 1, 2 words), attachment id (type 2, 2 words), flow cookie (type 3, 1 word),
+    /// all of class 0x0108 with the critical and reserved bits clear. The walk would read
+    /// the same three values and find nothing malformed.
+    #[inline(always)]
+    pub(crate) fn in_aws_order(options: &[u8]) -> Option<Self> {
+        let area: &[u8; 32] = options.try_into().ok()?;
+        let word =
+            |at: usize| u32::from_be_bytes([area[at], area[at + 1], area[at + 2], area[at + 3]]);
+        let aws = u32::from(AWS_GWLB_CLASS) << 16;
+        if word(0) != aws | 0x0102 || word(12) != aws | 0x0202 || word(24) != aws | 0x0301 {
+            return None;
+        }
+        let dword = |at: usize| (u64::from(word(at)) << 32) | u64::from(word(at + 4));
+        Some(Self {
+            endpoint_id: Some(dword(4)),
+            attachment_id: Some(dword(16)),
+            flow_cookie: Some(word(28)),
+        })
+    }
+
     /// True when any of the three options was present.
     pub fn is_present(&self) -> bool {
         self.endpoint_id.is_some() || self.attachment_id.is_some() || self.flow_cookie.is_some()
@@ -361,6 +418,153 @@ mod tests {
             }]
         );
         assert_eq!(h.payload().len(), 14);
+    }
+
+    /// One option's bytes: class, type byte (critical bit included), length byte, data.
+    fn option(class: u16, kind: u8, len_byte: u8, data: &[u8]) -> Vec<u8> {
+        let mut o = class.to_be_bytes().to_vec();
+        o.extend_from_slice(&[kind, len_byte]);
+        o.extend_from_slice(data);
+        o
+    }
+
+    const ENDPOINT: [u8; 8] = 0x1122_3344_5566_7788u64.to_be_bytes();
+    const ATTACHMENT: [u8; 8] = 0x0102_0304_0506_0708u64.to_be_bytes();
+    const COOKIE: [u8; 4] = 0xdead_beefu32.to_be_bytes();
+
+    /// The options area as AWS sends it.
+    fn aws_area() -> Vec<u8> {
+        [
+            option(AWS_GWLB_CLASS, 1, 2, &ENDPOINT),
+            option(AWS_GWLB_CLASS, 2, 2, &ATTACHMENT),
+            option(AWS_GWLB_CLASS, 3, 1, &COOKIE),
+        ]
+        .concat()
+    }
+
+    /// `read` (fixed offsets when it can) and `walk` (every option) agree on option layouts
+    /// near AWS's, and the fast path takes exactly AWS's own: each case states what the walk
+    /// must find, so a fast path reading a wrong offset, or accepting a layout it should
+    /// leave to the walk, fails here.
+    #[test]
+    fn aws_options_read_at_fixed_offsets_agree_with_the_walk() {
+        let all = AwsGwlb {
+            endpoint_id: Some(0x1122_3344_5566_7788),
+            attachment_id: Some(0x0102_0304_0506_0708),
+            flow_cookie: Some(0xdead_beef),
+        };
+        let aws = aws_area();
+        let mut critical = aws.clone();
+        critical[12 + 2] |= OPTION_CRITICAL; // the attachment id's type
+        let mut reserved = aws.clone();
+        reserved[24 + 3] |= 0x20; // a reserved bit of the cookie's length byte
+                                  // 32 bytes again, but the attachment id is 1 word (not an id) and an empty option of
+                                  // another class ends the area.
+        let wrong_len = [
+            option(AWS_GWLB_CLASS, 1, 2, &ENDPOINT),
+            option(AWS_GWLB_CLASS, 2, 1, &ATTACHMENT[..4]),
+            option(AWS_GWLB_CLASS, 3, 1, &COOKIE),
+            option(0x0000, 0, 0, &[]),
+        ]
+        .concat();
+        assert_eq!(wrong_len.len(), 32);
+        let cases: Vec<(&str, Vec<u8>, AwsGwlb, bool, bool)> = vec![
+            ("AWS order", aws.clone(), all, false, true),
+            (
+                "reordered",
+                [
+                    option(AWS_GWLB_CLASS, 3, 1, &COOKIE),
+                    option(AWS_GWLB_CLASS, 1, 2, &ENDPOINT),
+                    option(AWS_GWLB_CLASS, 2, 2, &ATTACHMENT),
+                ]
+                .concat(),
+                all,
+                false,
+                false,
+            ),
+            (
+                "an unknown option first",
+                [option(0xffff, 0x7f, 1, &[9, 9, 9, 9]), aws.clone()].concat(),
+                all,
+                false,
+                false,
+            ),
+            (
+                // 32 bytes as AWS's, but the cookie's length runs past the area.
+                "the last option truncated",
+                [&aws[..24], &option(AWS_GWLB_CLASS, 3, 2, &COOKIE)].concat(),
+                AwsGwlb {
+                    flow_cookie: None,
+                    ..all
+                },
+                true,
+                false,
+            ),
+            (
+                "the area cut short",
+                aws[..28].to_vec(),
+                AwsGwlb {
+                    flow_cookie: None,
+                    ..all
+                },
+                true,
+                false,
+            ),
+            ("critical bit set", critical, all, false, false),
+            ("a reserved length bit set", reserved, all, false, false),
+            (
+                "a known type with the wrong length",
+                wrong_len,
+                AwsGwlb {
+                    attachment_id: None,
+                    ..all
+                },
+                false,
+                false,
+            ),
+            (
+                "a second endpoint id after AWS's three",
+                [aws.clone(), option(AWS_GWLB_CLASS, 1, 2, &[0; 8])].concat(),
+                AwsGwlb {
+                    endpoint_id: Some(0),
+                    ..all
+                },
+                false,
+                false,
+            ),
+            ("no options", Vec::new(), AwsGwlb::default(), false, false),
+        ];
+        for (name, area, gwlb, malformed, fast) in cases {
+            assert_eq!(AwsGwlb::walk(&area), (gwlb, malformed), "{name}: the walk");
+            assert_eq!(AwsGwlb::read(&area), (gwlb, malformed), "{name}: read");
+            assert_eq!(
+                AwsGwlb::in_aws_order(&area).is_some(),
+                fast,
+                "{name}: the fixed offsets taken"
+            );
+        }
+    }
+
+    /// Every single-byte change of AWS's area, and every cut of it, reads as the walk does.
+    #[test]
+    fn any_byte_of_the_aws_area_changed_reads_as_the_walk() {
+        let aws = aws_area();
+        for at in 0..aws.len() {
+            for value in [0x00, 0x01, 0x02, 0x03, 0x1f, 0x80, 0x81, 0xff] {
+                let mut area = aws.clone();
+                area[at] = value;
+                assert_eq!(
+                    AwsGwlb::read(&area),
+                    AwsGwlb::walk(&area),
+                    "byte {at} = {value:#x}"
+                );
+            }
+            assert_eq!(
+                AwsGwlb::read(&aws[..at]),
+                AwsGwlb::walk(&aws[..at]),
+                "cut at {at}"
+            );
+        }
     }
 
     #[test]

@@ -238,6 +238,32 @@ impl InnerBatch {
         kept
     }
 
+    /// [`push_copy`](Self::push_copy) of a frame that came through `geneve`: an Ethernet
+    /// payload (GENEVE(VXLAN) among them), so no prefix.
+    #[inline]
+    pub fn push_copy_through(
+        &mut self,
+        bytes: &[u8],
+        meta: FrameMeta,
+        geneve: &GeneveLayer,
+    ) -> usize {
+        if self.is_full() {
+            return 0;
+        }
+        let geneve = self.keep_geneve(Some(geneve));
+        let start = self.copies.len();
+        let kept = bytes.len().min(self.copies.capacity() - start);
+        self.copies.extend_from_slice(&bytes[..kept]);
+        self.entries.push(Entry {
+            slot: COPIED | start as u32,
+            start: 0,
+            len: kept as u32,
+            geneve,
+            meta,
+        });
+        kept
+    }
+
     /// Adds a copy of `prefix` then `bytes` as one frame (a synthetic Ethernet header and a
     /// bare IP packet), which came through `geneve` (if any), cut to the buffer as
     /// [`push_copy`](Self::push_copy) does.

@@ -7,6 +7,7 @@
 //! record ([`DecapStage::handle_copy`]). Either way it travels in an
 //! [`InnerBatch`] published once per receive batch ([`DecapStage::flush`]).
 
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -126,9 +127,11 @@ pub struct DecapStage {
     /// An outer fragment of a capture without Ethernet (offline), given an
     /// Ethernet header for the reassembler; reused.
     relinked: Vec<u8>,
-    /// The inline load balancer warning was given (once per worker).
-    warned_inline: bool,
 }
+
+/// Set when the inline load balancer warning has been given: once per process, by whichever
+/// worker first sees the inline path.
+static INLINE_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// Bytes each live batch keeps for reassembled frames, which are not in
 /// the UMEM (two 1550-byte datagrams, the common Azure case).
@@ -176,7 +179,6 @@ impl DecapStage {
             allow: None,
             yield_after_batch: false,
             relinked: Vec::new(),
-            warned_inline: false,
         }
     }
 
@@ -358,23 +360,51 @@ impl DecapStage {
                 return;
             }
         };
-        // VXLAN alone reads no GENEVE state: its path is as before GENEVE.
-        let (len, start, bare_ip) = match &decap.geneve {
-            None => (decap.inner.len(), skip + decap.inner_offset, None),
-            Some(_) => (
-                decap.frame_len(),
-                skip + decap.frame_offset(),
-                decap.bare_ip(),
-            ),
-        };
-        let meta = self.meta(decap, timestamp_ns, 0);
-        // Out of the frame's borrow: a bare IP payload's frame is written below.
-        let geneve = decap.geneve;
-        if let Some(ethertype) = bare_ip {
-            // A bare IP payload: its synthetic Ethernet header goes over the end of the
-            // GENEVE header, already read, so the frame stays a lease (no copy).
-            Self::write_synthetic(view, &mut frame, start, ethertype);
+        if let Some(layer) = &decap.geneve {
+            // Out of the frame's borrow: a bare IP payload's frame is written below.
+            let (meta, range, layer) = self.leased_geneve_meta(decap, layer, skip, timestamp_ns);
+            if let Some(ethertype) = layer.bare_ip() {
+                // A bare IP payload: its synthetic Ethernet header goes over the end of the
+                // GENEVE header, already read, so the frame stays a lease (no copy).
+                Self::write_synthetic(view, &mut frame, range.start, ethertype);
+            }
+            self.lease(frame, range, meta, Some(&layer));
+            return;
         }
+        // VXLAN alone reads no GENEVE state: its path is as before GENEVE.
+        let (len, start) = (decap.inner.len(), skip + decap.inner_offset);
+        let meta = self.vxlan_meta(decap, timestamp_ns, 0);
+        self.lease(frame, start..start + len, meta, None);
+    }
+
+    /// The metadata of a leased frame that came through `layer` (which it returns, out of
+    /// the frame's borrow), and where the frame as written lies in the UMEM frame (`skip`
+    /// bytes of receive record first). Out of line, off VXLAN's path.
+    #[inline(never)]
+    fn leased_geneve_meta(
+        &mut self,
+        decap: &vxdecap_wire::Decapsulated<'_>,
+        layer: &GeneveLayer,
+        skip: usize,
+        timestamp_ns: u64,
+    ) -> (FrameMeta, Range<usize>, GeneveLayer) {
+        let start = skip + decap.frame_offset();
+        let meta = self.geneve_meta(decap, layer, timestamp_ns, 0);
+        (meta, start..start + decap.frame_len(), *layer)
+    }
+
+    /// Puts `frame`'s inner `range` into the current batch as a lease, counted as
+    /// delivered; the frame goes back to the fill ring when the lease budget or the batches
+    /// are exhausted (counted as skipped).
+    #[inline(always)]
+    fn lease(
+        &mut self,
+        frame: RxFrame,
+        range: Range<usize>,
+        meta: FrameMeta,
+        geneve: Option<&GeneveLayer>,
+    ) {
+        let len = range.len();
         self.stats.add(StageCounter::Delivered, 1);
         self.stats.add(StageCounter::DeliveredBytes, len as u64);
         // Too many frames out: the fill ring must keep enough to receive into.
@@ -395,7 +425,7 @@ impl DecapStage {
             self.recycle.push(frame);
             return;
         };
-        if let Err(frame) = batch.push_leased(frame, start..start + len, meta, geneve.as_ref()) {
+        if let Err(frame) = batch.push_leased(frame, range, meta, geneve) {
             self.skip_all(1);
             self.recycle.push(frame);
         }
@@ -533,7 +563,9 @@ impl DecapStage {
     }
 
     /// [`deliver`](Self::deliver) of a frame that came through `layer`: a bare IP payload
-    /// gets its synthetic Ethernet header, and the layer is kept beside the frame.
+    /// gets its synthetic Ethernet header, and the layer is kept beside the frame. Out of
+    /// line: inlined, it costs plain VXLAN's path registers.
+    #[inline(never)]
     fn deliver_geneve(
         &mut self,
         decap: &vxdecap_wire::Decapsulated<'_>,
@@ -548,30 +580,24 @@ impl DecapStage {
             self.skip_all(1);
             return;
         };
-        let prefix = decap.bare_ip().map(synthetic_ethernet);
-        let prefix: &[u8] = prefix.as_ref().map_or(&[], |p| p);
-        let kept = batch.push_copy_prefixed(prefix, decap.inner, meta, Some(layer));
+        // An Ethernet frame (GENEVE(VXLAN) among them) needs no prefix.
+        let kept = match layer.bare_ip() {
+            None => batch.push_copy_through(decap.inner, meta, layer),
+            Some(ethertype) => batch.push_copy_prefixed(
+                &synthetic_ethernet(ethertype),
+                decap.inner,
+                meta,
+                Some(layer),
+            ),
+        };
         if kept < len {
             self.stats.add(StageCounter::TruncatedToSlot, 1);
         }
         self.stats.add(StageCounter::DeliveredBytes, kept as u64);
     }
 
-    /// The frame's metadata; `missing` outer bytes were cut by a capture.
-    #[inline]
-    fn meta(
-        &mut self,
-        decap: &vxdecap_wire::Decapsulated<'_>,
-        timestamp_ns: u64,
-        missing: usize,
-    ) -> FrameMeta {
-        match &decap.geneve {
-            None => self.vxlan_meta(decap, timestamp_ns, missing),
-            Some(layer) => self.geneve_meta(decap, layer, timestamp_ns, missing),
-        }
-    }
-
-    /// [`meta`](Self::meta) of a frame that came through VXLAN alone.
+    /// The metadata of a frame that came through VXLAN alone; `missing` outer bytes were cut
+    /// by a capture.
     #[inline]
     fn vxlan_meta(
         &mut self,
@@ -599,9 +625,10 @@ impl DecapStage {
         }
     }
 
-    /// [`meta`](Self::meta) of a frame that came through GENEVE: its per-VNI key, the
+    /// The metadata of a frame that came through GENEVE: its per-VNI key, the
     /// GENEVE counters, and the length as written (with a synthetic Ethernet header).
-    #[cold]
+    /// Inlined into the two GENEVE paths, which are out of VXLAN's way.
+    #[inline(always)]
     fn geneve_meta(
         &mut self,
         decap: &vxdecap_wire::Decapsulated<'_>,
@@ -609,10 +636,15 @@ impl DecapStage {
         timestamp_ns: u64,
         missing: usize,
     ) -> FrameMeta {
-        let tunnel = decap.tunnel();
+        // What the layer says is read once (the `Decapsulated` methods would each read it).
+        let (tunnel, bare_ip) = (decap.tunnel(), layer.bare_ip());
         self.geneve_layer(layer, tunnel, decap.vni);
-        let frame_len = decap.frame_len();
-        let orig_len = decap.inner_orig_len().max(frame_len + missing);
+        // An Ethernet payload's lengths as VXLAN's; a bare IP one's behind its header.
+        let (frame_len, inner_orig_len) = match bare_ip {
+            None => (decap.inner.len(), inner_orig_len(decap.inner)),
+            Some(_) => (decap.frame_len(), decap.inner_orig_len()),
+        };
+        let orig_len = inner_orig_len.max(frame_len + missing);
         if orig_len > frame_len {
             self.stats.add(StageCounter::TruncatedMirror, 1);
         }
@@ -632,7 +664,7 @@ impl DecapStage {
     /// Counts what a GENEVE header said that the frame does not show: a critical option
     /// (not obeyed), malformed options, and the inline load balancer path (AWS options with
     /// no Traffic Mirroring VXLAN inside), which is also warned about once.
-    #[cold]
+    #[inline(always)]
     fn geneve_layer(&mut self, layer: &GeneveLayer, tunnel: Tunnel, vni: u32) {
         let path = TunnelPath::of(tunnel, true);
         self.vnis.add(path.vni_key(vni));
@@ -643,6 +675,14 @@ impl DecapStage {
             },
             1,
         );
+        if layer.critical() || layer.options_malformed() || tunnel == Tunnel::Geneve {
+            self.geneve_rare(layer, tunnel);
+        }
+    }
+
+    /// [`geneve_layer`](Self::geneve_layer)'s counts that AWS's GENEVE(VXLAN) never needs.
+    #[cold]
+    fn geneve_rare(&mut self, layer: &GeneveLayer, tunnel: Tunnel) {
         if layer.critical() {
             self.stats.add(StageCounter::GeneveCritical, 1);
         }
@@ -651,8 +691,10 @@ impl DecapStage {
         }
         if tunnel == Tunnel::Geneve && layer.gwlb().is_present() {
             self.stats.add(StageCounter::GwlbInline, 1);
-            if !self.warned_inline {
-                self.warned_inline = true;
+            // A relaxed load per inline frame once warned; the swap decides the one worker.
+            if !INLINE_WARNED.load(Ordering::Relaxed)
+                && !INLINE_WARNED.swap(true, Ordering::Relaxed)
+            {
                 tracing::warn!(
                     queue = self.queue,
                     endpoint_id = layer.gwlb_endpoint_id().map(|id| format!("{id:#018x}")),
@@ -674,19 +716,28 @@ impl DecapStage {
 
     /// The batch to add a frame to (a lease, or a copy of `copy` bytes): the
     /// current one, or a fresh one from the pool after publishing a full one.
-    #[inline]
+    #[inline(always)]
     fn batch_for(&mut self, copy: Option<usize>) -> Option<&mut Arc<InnerBatch>> {
-        let full = self.current.as_ref().is_some_and(|b| match copy {
-            Some(len) => b.is_full_for(len),
-            None => b.is_full(),
+        let room = self.current.as_ref().is_some_and(|b| match copy {
+            Some(len) => !b.is_full_for(len),
+            None => !b.is_full(),
         });
-        if full {
+        if !room {
+            self.next_batch();
+        }
+        self.current.as_mut()
+    }
+
+    /// [`batch_for`](Self::batch_for) once a batch is full or none is current: publishes the
+    /// full one and takes a fresh one from the pool (once per batch, not per frame).
+    #[inline(never)]
+    fn next_batch(&mut self) {
+        if self.current.is_some() {
             self.flush();
         }
         if self.current.is_none() {
             self.current = self.free_batch();
         }
-        self.current.as_mut()
     }
 
     #[inline]
@@ -780,6 +831,65 @@ mod tests {
             .inner(&inner)
             .build()
             .expect("outer frame")
+    }
+
+    /// Collects what a tracing subscriber writes.
+    #[derive(Clone, Default)]
+    struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("log").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The inline load balancer warning is given once per process: two workers' stages that
+    /// both see the inline path (AWS options around bare IPv4, no VXLAN inside) warn once
+    /// between them, and count every frame. The flag is the process's own, so this is the
+    /// only test of the library that sends the inline path.
+    #[test]
+    fn the_inline_load_balancer_warning_is_given_once_per_process() {
+        let inner = build::inner_ipv4_udp_frame(&build::InnerIpv4Udp::default()).expect("inner");
+        let frame = build::GeneveFrameBuilder::new()
+            .protocol(0x0800)
+            .aws_gwlb(0x0a1b_2c3d_4e5f_6071, 2, 3)
+            .payload(&inner[14..])
+            .build()
+            .expect("GENEVE");
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            for queue in 0..2 {
+                let (mut senders, _receivers) = fan_out(1, 1, 1);
+                senders[0].stock(|| InnerBatch::owned(4096, 64, queue, queue));
+                let stop = Arc::new(AtomicBool::new(false));
+                let mut stage =
+                    DecapStage::new(PortSet::default(), queue, senders.remove(0), 64, 64, stop);
+                for t in 0..3 {
+                    stage.handle_copy(&frame, t, 0);
+                }
+                assert_eq!(
+                    stage.stats.get(StageCounter::GwlbInline),
+                    3,
+                    "worker {queue}"
+                );
+            }
+        });
+        let log = String::from_utf8(log.0.lock().expect("log").clone()).expect("UTF-8");
+        assert_eq!(
+            log.matches("inline load balancer path").count(),
+            1,
+            "one warning for both workers:\n{log}"
+        );
+        assert!(log.contains("0x0a1b2c3d4e5f6071"), "{log}");
     }
 
     #[test]
