@@ -1453,17 +1453,13 @@ fn a_new_neighbour_mac_reaches_the_relay_at_once() {
     assert!(after.iter().all(|m| *m == new));
 }
 
-#[test]
-fn with_its_route_gone_frames_to_the_collector_pass_to_the_kernel() {
-    if !privileged("relay FIB cache route") {
-        return;
-    }
-    let rig = fib_rig("rfb", 100);
+/// Runs `ip change` in the relay's namespace under a stream of frames of
+/// `payload` bytes: before it at least 100 frames reach collector link c0,
+/// after it (once settled) none, and at least 100 pass under `counter`.
+fn assert_change_passes_frames(tag: &str, payload: usize, change: &[&str], counter: &str) {
+    let rig = fib_rig(tag, payload);
     let changed = now_ns();
-    rig.line
-        .relay
-        .ip(&["route", "del", "10.78.2.0/24", "dev", "r1"])
-        .expect("delete the route");
+    rig.line.relay.ip(change).expect("the change");
     let seen = rig.finish(1.0);
     let before = seen.c0.iter().filter(|r| r.timestamp_ns < changed).count();
     let after = seen
@@ -1473,15 +1469,26 @@ fn with_its_route_gone_frames_to_the_collector_pass_to_the_kernel() {
         .count();
     assert!(before >= 100, "{}", seen.summary);
     assert_eq!(
-        after, 0,
-        "frames left from the cache with no route: {}",
+        after,
+        0,
+        "frames left from the cache after `ip {}`: {}",
+        change.join(" "),
         seen.summary
     );
     assert!(
-        summary_count(&seen.summary, " pass_no_route") >= 100,
+        summary_count(&seen.summary, &format!(" {counter}")) >= 100,
         "{}",
         seen.summary
     );
+}
+
+#[test]
+fn with_its_route_gone_frames_to_the_collector_pass_to_the_kernel() {
+    if !privileged("relay FIB cache route") {
+        return;
+    }
+    let route_del = ["route", "del", "10.78.2.0/24", "dev", "r1"];
+    assert_change_passes_frames("rfb", 100, &route_del, "pass_no_route");
 }
 
 #[test]
@@ -1490,30 +1497,8 @@ fn a_lower_egress_mtu_passes_bigger_frames_to_the_kernel() {
         return;
     }
     // Outer IPv4 datagrams of 20 + 8 + 8 + 14 + 40 + 600 = 690 bytes.
-    let rig = fib_rig("rfc", 600);
-    let changed = now_ns();
-    rig.line
-        .relay
-        .ip(&["link", "set", "r1", "mtu", "600"])
-        .expect("lower the MTU");
-    let seen = rig.finish(1.0);
-    let before = seen.c0.iter().filter(|r| r.timestamp_ns < changed).count();
-    let after = seen
-        .c0
-        .iter()
-        .filter(|r| r.timestamp_ns > changed + FIB_SETTLE_NS)
-        .count();
-    assert!(before >= 100, "{}", seen.summary);
-    assert_eq!(
-        after, 0,
-        "frames over the MTU left from the cache: {}",
-        seen.summary
-    );
-    assert!(
-        summary_count(&seen.summary, " pass_mtu") >= 100,
-        "{}",
-        seen.summary
-    );
+    let mtu = ["link", "set", "r1", "mtu", "600"];
+    assert_change_passes_frames("rfc", 600, &mtu, "pass_mtu");
 }
 
 #[test]
