@@ -678,6 +678,61 @@ fn outer_fragments_follow_their_first_fragment_and_inner_fragments_their_pair() 
     );
 }
 
+#[test]
+fn a_first_fragment_cut_before_the_inner_headers_keeps_its_datagram_together() {
+    if !privileged("relay XDP test run") {
+        return;
+    }
+    // Outer fragments of 48 bytes (IPv4's minimum MTU of 68 allows that little): the first
+    // carries UDP, VXLAN and 32 bytes of the inner frame, so the inner IP header is cut and
+    // no inner flow can be hashed. Whatever collector that picks, every fragment of the
+    // datagram must follow it, and each datagram must be relayed, not lost.
+    let fib = fib();
+    let (a, b) = (Ipv4Addr::new(10, 0, 2, 4), Ipv4Addr::new(10, 0, 2, 5));
+    let datagrams: Vec<Vec<Vec<u8>>> = (0..16u16)
+        .map(|n| {
+            let whole = mirrored(
+                Ipv4Addr::new(10, 1, 0, 4 + (n % 2) as u8),
+                &inner_tcp(a, b, 3000 + n, 80, 200),
+            )
+            .ipv4_ident(0x7100 + n)
+            .build()
+            .expect("frame");
+            let pieces = fragment_ipv4_at(&whole, &[48, 96, 144]).expect("fragments");
+            assert_eq!(pieces.len(), 4);
+            pieces
+        })
+        .collect();
+    let got = in_fib(&fib, COLLECTORS.to_vec(), move |p| {
+        datagrams
+            .iter()
+            .map(|pieces| {
+                pieces
+                    .iter()
+                    .map(|f| {
+                        let (action, out, counter) = decide(p, f);
+                        (action, sent_to(&out), counter)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    });
+    for (n, pieces) in got.iter().enumerate() {
+        assert_eq!(
+            (pieces[0].0, pieces[0].2),
+            (XDP_REDIRECT, RelayCounter::Redirect),
+            "datagram {n}: its first fragment is relayed"
+        );
+        for later in &pieces[1..] {
+            assert_eq!(
+                (later.0, later.1, later.2),
+                (XDP_REDIRECT, pieces[0].1, RelayCounter::Fragment),
+                "datagram {n}: a later fragment goes where its first went"
+            );
+        }
+    }
+}
+
 /// sender (s0 10.78.1.1) → relay (r0 10.78.1.2 | r1 10.78.2.1) → collector (c0 10.78.2.2).
 struct Line {
     sender: NetNs,

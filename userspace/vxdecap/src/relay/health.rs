@@ -177,3 +177,125 @@ async fn get_healthz(target: SocketAddr) -> Result<(), String> {
         Err(format!("/healthz answered {status}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+    use std::net::{IpAddr, Ipv4Addr, TcpListener};
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A one-thread HTTP server on loopback: every connection gets its
+    /// request read, then `answer` written after `delay` (or the connection
+    /// closed at once when `answer` is empty). Lives as long as the test.
+    fn server(delay: Duration, answer: &'static str) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut stream = stream;
+                    let mut request = [0u8; 1024];
+                    let _ = stream.read(&mut request);
+                    std::thread::sleep(delay);
+                    let _ = stream.write_all(answer.as_bytes());
+                });
+            }
+        });
+        addr
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\n\r\nok\n";
+    const DOWN: &str =
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 5\r\nconnection: close\r\n\r\ndown\n";
+
+    fn probe_now(target: SocketAddr, timeout: Duration) -> (Result<(), String>, Duration) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let start = Instant::now();
+        let result = runtime.block_on(probe(target, timeout));
+        (result, start.elapsed())
+    }
+
+    #[test]
+    fn a_probe_is_good_only_for_a_200_in_time() {
+        let timeout = Duration::from_millis(300);
+        assert_eq!(probe_now(server(Duration::ZERO, OK), timeout).0, Ok(()));
+        let (down, _) = probe_now(server(Duration::ZERO, DOWN), timeout);
+        assert!(down.as_ref().is_err_and(|e| e.contains("503")), "{down:?}");
+        let (garbage, _) = probe_now(server(Duration::ZERO, "SSH-2.0-OpenSSH\r\n"), timeout);
+        assert!(
+            garbage.as_ref().is_err_and(|e| e.starts_with("HTTP")),
+            "{garbage:?}"
+        );
+        let (closed, _) = probe_now(server(Duration::ZERO, ""), timeout);
+        assert!(closed.is_err(), "{closed:?}");
+    }
+
+    #[test]
+    fn a_slow_collector_fails_its_probe_at_the_timeout_not_at_its_answer() {
+        // A collector that answers 200, but after 2 s: a probe with a 300 ms timeout
+        // must give up at about 300 ms and say so.
+        let timeout = Duration::from_millis(300);
+        let (result, took) = probe_now(server(Duration::from_secs(2), OK), timeout);
+        assert_eq!(result, Err("no answer within 300 ms".to_owned()));
+        assert!(
+            took >= timeout && took < Duration::from_millis(1500),
+            "the probe took {took:?}"
+        );
+    }
+
+    #[test]
+    fn a_slow_collector_is_taken_out_and_a_fast_one_stays() {
+        // Both answer 200; one only after 1 s. With a 150 ms timeout the slow one is
+        // taken out after FALL rounds; the fast one never leaves.
+        let fast = server(Duration::ZERO, OK);
+        let slow = server(Duration::from_secs(1), OK);
+        // A prober asks one port of every collector; these two listen on loopback ports
+        // of their own, so each gets a prober.
+        let health = Arc::new(Health::new(1));
+        let slow_health = Arc::new(Health::new(1));
+        let stop = Arc::new(AtomicBool::new(false));
+        let config = |port| HealthConfig {
+            port: Some(port),
+            interval: Duration::from_millis(50),
+            timeout: Duration::from_millis(150),
+        };
+        let loopback = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+        let a = spawn(
+            loopback.clone(),
+            config(fast.port()),
+            Arc::clone(&health),
+            Arc::clone(&stop),
+        )
+        .expect("prober");
+        let b = spawn(
+            loopback,
+            config(slow.port()),
+            Arc::clone(&slow_health),
+            Arc::clone(&stop),
+        )
+        .expect("prober");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while slow_health.snapshot().1 != [false] && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(
+            slow_health.snapshot().1,
+            [false],
+            "the slow collector stayed in"
+        );
+        assert_eq!(
+            health.snapshot(),
+            (0, vec![true]),
+            "the fast collector moved"
+        );
+        stop.store(true, Ordering::Relaxed);
+        a.join().expect("prober a");
+        b.join().expect("prober b");
+    }
+}
