@@ -22,10 +22,10 @@
 
 #include "vxdecap_shared.h"
 #include "relay_shared.h"
+#include "common.h"
 
 #define AF_INET 2
 #define AF_INET6 10
-#define ETH_P_8021AD_OLD 0x9100
 #define IPV4_MF 0x2000
 #define IPV4_OFFSET_MASK 0x1fff
 #define VXLAN_LEN 8
@@ -118,42 +118,6 @@ struct {
 	__type(value, __u32);
 } vxr_frag_dest SEC(".maps");
 
-/* The allowlists, under the capture program's names and layout (steer/allow_maps.rs writes both). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct vxd_filter);
-} vxd_filter SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, VXD_MAX_ALLOW_SOURCES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct vxd_lpm_v4);
-	__type(value, __u8);
-} vxd_allow_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, VXD_MAX_ALLOW_SOURCES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct vxd_lpm_v6);
-	__type(value, __u8);
-} vxd_allow_v6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, VXD_MAX_ALLOW_VNIS);
-	__type(key, __u32);
-	__type(value, __u8);
-} vxd_allow_vni SEC(".maps");
-
-struct cursor {
-	void *pos;
-	void *end;
-};
-
 static __always_inline int count(__u32 counter, int action)
 {
 	__u64 *value = bpf_map_lookup_elem(&vxr_counters, &counter);
@@ -171,12 +135,6 @@ static __always_inline void add(void *map, __u32 index, __u64 n)
 		*value += n;
 }
 
-static __always_inline int is_vlan(__u16 proto)
-{
-	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD) ||
-	       proto == bpf_htons(ETH_P_8021AD_OLD);
-}
-
 /* The tunnel a port (host order) carries: VXD_TUNNEL_VXLAN, VXD_TUNNEL_GENEVE, or 0. No early
  * return: with one, clang-19 failed to unroll the loop once inlined at several call sites. (A
  * port is never both: PortSet refuses it.) */
@@ -192,40 +150,6 @@ static __always_inline int port_configured(__u16 port)
 			tunnel = VXD_TUNNEL_GENEVE;
 	}
 	return tunnel;
-}
-
-static __always_inline int source_allowed_v4(struct vxd_filter *f, __u32 saddr)
-{
-	struct vxd_lpm_v4 key = { .prefixlen = 32 };
-
-	if (!f || !f->sources)
-		return 1;
-	__builtin_memcpy(key.addr, &saddr, 4);
-	return bpf_map_lookup_elem(&vxd_allow_v4, &key) != 0;
-}
-
-static __always_inline int source_allowed_v6(struct vxd_filter *f, struct ipv6hdr *ip6)
-{
-	struct vxd_lpm_v6 key = { .prefixlen = 128 };
-
-	if (!f || !f->sources)
-		return 1;
-	__builtin_memcpy(key.addr, &ip6->saddr, 16);
-	return bpf_map_lookup_elem(&vxd_allow_v6, &key) != 0;
-}
-
-/* 1 unless the VNI allowlist is on and the VXLAN or GENEVE header at `vxlan` carries a VNI
- * outside it (both keep it in bytes 4..6). */
-static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *end)
-{
-	__u32 vni;
-
-	if (!f || !f->vnis)
-		return 1;
-	if ((void *)(vxlan + VXLAN_LEN) > end)
-		return 0; /* cannot tell: a collector would count it as truncated anyway */
-	vni = ((__u32)vxlan[4] << 16) | ((__u32)vxlan[5] << 8) | vxlan[6];
-	return bpf_map_lookup_elem(&vxd_allow_vni, &vni) != 0;
 }
 
 /* murmur3's 32-bit mixing steps: cheap, and every input bit reaches the slot. */
@@ -262,31 +186,6 @@ static __always_inline __u32 mix_pair(__u32 h, __u32 a, __u32 b)
 static __always_inline __u32 fold6(__u32 *a)
 {
 	return a[0] ^ a[1] ^ a[2] ^ a[3];
-}
-
-/* Ethernet and up to two VLAN tags at `c`: the EtherType after them (network order), with
- * c->pos past them; -1 when they are cut short. */
-static __always_inline int skip_ethernet(struct cursor *c)
-{
-	struct ethhdr *eth = c->pos;
-	__u16 proto;
-
-	if ((void *)(eth + 1) > c->end)
-		return -1;
-	proto = eth->h_proto;
-	c->pos = eth + 1;
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		__u16 *tag = c->pos;
-
-		if (!is_vlan(proto))
-			break;
-		if ((void *)(tag + 2) > c->end)
-			return -1;
-		proto = tag[1];
-		c->pos = tag + 2;
-	}
-	return proto;
 }
 
 /*
@@ -341,7 +240,7 @@ static __always_inline __u32 ip_flow_hash(struct cursor *c, int proto)
 static __always_inline __u32 inner_flow_hash(struct cursor *c)
 {
 	struct ethhdr *eth = c->pos;
-	int proto = skip_ethernet(c);
+	int proto = parse_ethernet(c);
 
 	if (proto < 0)
 		return HASH_SEED;
@@ -416,7 +315,7 @@ static __always_inline int geneve_hash(struct cursor *c, __u32 *hash)
 
 		if ((void *)((__u8 *)c->pos + ETH_HLEN) > c->end)
 			return VXR_CTR_PASS_GENEVE_MALFORMED;
-		ethertype = skip_ethernet(&inner);
+		ethertype = parse_ethernet(&inner);
 		nested = ethertype == bpf_htons(ETH_P_IP) ? nested_vxlan(&inner) : 0;
 		if (nested < 0)
 			return VXR_CTR_PASS_TUNNEL_DEPTH;
@@ -701,7 +600,8 @@ static __always_inline int choose(struct vxd_filter *f, struct udphdr *udp, void
 	__u32 hash;
 	int index;
 
-	if (!vni_allowed(f, c.pos, end)) {
+	/* Cut short: cannot tell, and a collector would count it as truncated anyway. */
+	if (!vni_allowed(f, c.pos, end, 0)) {
 		*refusal = VXR_CTR_DROP_VNI;
 		return -1;
 	}
@@ -729,8 +629,7 @@ int vxdecap_relay(struct xdp_md *ctx)
 {
 	struct cursor c = { .pos = (void *)(long)ctx->data, .end = (void *)(long)ctx->data_end };
 	struct ethhdr *eth = c.pos;
-	__u32 zero = 0;
-	struct vxd_filter *f = bpf_map_lookup_elem(&vxd_filter, &zero);
+	struct vxd_filter *f = filter();
 	struct vxd_frag_key key = {};
 	struct udphdr *udp;
 	struct iphdr *ip;

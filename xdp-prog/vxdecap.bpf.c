@@ -16,8 +16,8 @@
 #include <bpf/bpf_helpers.h>
 
 #include "vxdecap_shared.h"
+#include "common.h"
 
-#define ETH_P_8021AD_OLD 0x9100
 #define IPV4_MF 0x2000
 #define IPV4_OFFSET_MASK 0x1fff
 
@@ -59,46 +59,11 @@ struct {
 } vxd_counters SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct vxd_filter);
-} vxd_filter SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, VXD_MAX_ALLOW_SOURCES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct vxd_lpm_v4);
-	__type(value, __u8);
-} vxd_allow_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, VXD_MAX_ALLOW_SOURCES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct vxd_lpm_v6);
-	__type(value, __u8);
-} vxd_allow_v6 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, VXD_MAX_ALLOW_VNIS);
-	__type(key, __u32);
-	__type(value, __u8);
-} vxd_allow_vni SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, VXD_MAX_FRAG_FLOWS);
 	__type(key, struct vxd_frag_key);
 	__type(value, __u8);
 } vxd_frag_seen SEC(".maps");
-
-struct cursor {
-	void *pos;
-	void *end;
-};
 
 static __always_inline int count(__u32 counter, int action)
 {
@@ -107,36 +72,6 @@ static __always_inline int count(__u32 counter, int action)
 	if (value)
 		*value += 1;
 	return action;
-}
-
-static __always_inline int is_vlan(__u16 proto)
-{
-	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD) ||
-	       proto == bpf_htons(ETH_P_8021AD_OLD);
-}
-
-/* Ethernet plus up to two VLAN tags; returns the ethertype (network order) or -1. */
-static __always_inline int parse_ethernet(struct cursor *c)
-{
-	struct ethhdr *eth = c->pos;
-	__u16 proto;
-
-	if ((void *)(eth + 1) > c->end)
-		return -1;
-	proto = eth->h_proto;
-	c->pos = eth + 1;
-#pragma unroll
-	for (int i = 0; i < 2; i++) {
-		__u16 *tag = c->pos;
-
-		if (!is_vlan(proto))
-			break;
-		if ((void *)(tag + 2) > c->end)
-			return -1;
-		proto = tag[1];
-		c->pos = tag + 2;
-	}
-	return proto;
 }
 
 /* The tunnel a port carries: VXD_TUNNEL_VXLAN, VXD_TUNNEL_GENEVE, or 0 when not configured. */
@@ -184,47 +119,6 @@ static __always_inline int redirect_with_meta(struct xdp_md *ctx, __u32 slot, __
 		return count(VXD_CTR_REDIRECTED, XDP_REDIRECT);
 	bpf_xdp_adjust_head(ctx, (int)sizeof(*meta));
 	return count(VXD_CTR_PASS_NO_SOCKET, XDP_PASS);
-}
-
-static __always_inline struct vxd_filter *filter(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&vxd_filter, &zero);
-}
-
-static __always_inline int source_allowed_v4(struct vxd_filter *f, __u32 saddr)
-{
-	struct vxd_lpm_v4 key = { .prefixlen = 32 };
-
-	if (!f || !f->sources)
-		return 1;
-	__builtin_memcpy(key.addr, &saddr, 4);
-	return bpf_map_lookup_elem(&vxd_allow_v4, &key) != 0;
-}
-
-static __always_inline int source_allowed_v6(struct vxd_filter *f, struct ipv6hdr *ip6)
-{
-	struct vxd_lpm_v6 key = { .prefixlen = 128 };
-
-	if (!f || !f->sources)
-		return 1;
-	__builtin_memcpy(key.addr, &ip6->saddr, 16);
-	return bpf_map_lookup_elem(&vxd_allow_v6, &key) != 0;
-}
-
-/* 1 unless the VNI allowlist is on and the VXLAN or GENEVE header at `vxlan`
- * (when it is all there) carries a VNI outside it: both keep it in bytes 4..6. */
-static __always_inline int vni_allowed(struct vxd_filter *f, __u8 *vxlan, void *end)
-{
-	__u32 vni;
-
-	if (!f || !f->vnis)
-		return 1;
-	if ((void *)(vxlan + 8) > end)
-		return 1; /* cut short: user space counts it as truncated_vxlan */
-	vni = ((__u32)vxlan[4] << 16) | ((__u32)vxlan[5] << 8) | vxlan[6];
-	return bpf_map_lookup_elem(&vxd_allow_vni, &vni) != 0;
 }
 
 /*
@@ -282,7 +176,8 @@ static __always_inline int check_vni(struct vxd_filter *f, struct cursor *c)
 
 	if ((void *)(udp + 1) > c->end)
 		return count(VXD_CTR_PASS_MALFORMED, XDP_PASS);
-	if (!vni_allowed(f, (__u8 *)(udp + 1), c->end))
+	/* cut short: user space counts it as truncated_vxlan */
+	if (!vni_allowed(f, (__u8 *)(udp + 1), c->end, 1))
 		return count(VXD_CTR_DROP_VNI, XDP_DROP);
 	return -1;
 }

@@ -12,6 +12,7 @@ fn main() {
     let src_dir = manifest.join("../../xdp-prog");
     let source = src_dir.join("vxdecap.bpf.c");
     let header = src_dir.join("vxdecap_shared.h");
+    let common = src_dir.join("common.h");
     let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("vxdecap.bpf.o");
     write_constants(
         &header,
@@ -21,7 +22,7 @@ fn main() {
     );
 
     let clang = vxdecap_bpf_build::clang();
-    vxdecap_bpf_build::compile(&clang, &source, &[&header], &out);
+    vxdecap_bpf_build::compile(&clang, &source, &[&header, &common], &out);
 
     // The relay's program (`vxdecap relay`), with its own header.
     let relay_header = src_dir.join("relay_shared.h");
@@ -35,7 +36,7 @@ fn main() {
     vxdecap_bpf_build::compile(
         &clang,
         &src_dir.join("relay.bpf.c"),
-        &[&header, &relay_header],
+        &[&header, &relay_header, &common],
         &relay_out,
     );
 }
