@@ -15,6 +15,25 @@ use vxdecap::runtime::config::{CaptureMode, QueueSelection};
 use vxdecap::runtime::metrics_server::Endpoint;
 use vxdecap::select::{parse_list, Written};
 
+/// The tunnels to take: `capture`'s, `decap`'s and `relay`'s alike.
+#[derive(Args, Debug, Clone, Default)]
+pub(crate) struct TunnelArgs {
+    /// UDP destination port carrying VXLAN (repeatable; default 4789).
+    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub ports: Vec<u16>,
+    /// UDP destination port carrying GENEVE (repeatable; default 6081).
+    #[arg(long = "geneve-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub geneve_ports: Vec<u16>,
+    /// The cloud's mirror format, setting the ports: azure-vtap, azure-gwlb, aws-mirror,
+    /// aws-gwlb or gcp (--port and --geneve-port win).
+    #[arg(long, value_name = "PRESET")]
+    pub cloud: Option<String>,
+    /// Most tunnels peeled from one frame, or read through to its flow by the relay
+    /// (GENEVE around VXLAN is 2; default 2).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub max_tunnel_depth: Option<u8>,
+}
+
 /// Kernel-bypass VXLAN decapsulation for cloud packet mirroring.
 #[derive(Parser, Debug)]
 #[command(
@@ -143,19 +162,8 @@ pub(crate) struct OutputArgs {
     /// Count only: no per-frame output (the counting analyzer alone).
     #[arg(short = 'q', long = "count-only", conflicts_with_all = ["write", "tap", "routes"])]
     pub count_only: bool,
-    /// UDP destination port carrying VXLAN (repeatable; default 4789).
-    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub ports: Vec<u16>,
-    /// UDP destination port carrying GENEVE (repeatable; default 6081).
-    #[arg(long = "geneve-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub geneve_ports: Vec<u16>,
-    /// The cloud's mirror format, setting the ports: azure-vtap, azure-gwlb, aws-mirror,
-    /// aws-gwlb or gcp (--port and --geneve-port win).
-    #[arg(long, value_name = "PRESET")]
-    pub cloud: Option<String>,
-    /// Most tunnels peeled from one frame (GENEVE around VXLAN is 2; default 2).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
-    pub max_tunnel_depth: Option<u8>,
+    #[command(flatten)]
+    pub tunnels: TunnelArgs,
     /// Inner filter: a tcpdump filter expression applied to the inner frames
     /// (words are joined with spaces, as in tcpdump), e.g. `tcp port 80`.
     #[arg(value_name = "EXPRESSION")]
@@ -267,19 +275,8 @@ pub(crate) struct RelayArgs {
     /// flow goes to one of them).
     #[arg(long = "to", value_name = "ADDR", required = true)]
     pub to: Vec<std::net::IpAddr>,
-    /// UDP destination port carrying VXLAN (repeatable; default 4789).
-    #[arg(long = "port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub ports: Vec<u16>,
-    /// UDP destination port carrying GENEVE (repeatable; default 6081).
-    #[arg(long = "geneve-port", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub geneve_ports: Vec<u16>,
-    /// The cloud's mirror format, setting the ports: azure-vtap, azure-gwlb, aws-mirror,
-    /// aws-gwlb or gcp (--port and --geneve-port win).
-    #[arg(long, value_name = "PRESET")]
-    pub cloud: Option<String>,
-    /// Most tunnels read through to the flow (GENEVE around VXLAN is 2; default 2).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
-    pub max_tunnel_depth: Option<u8>,
+    #[command(flatten)]
+    pub tunnels: TunnelArgs,
     /// Only VXLAN or GENEVE from this outer source address or prefix (repeatable;
     /// others are dropped in XDP and counted).
     #[arg(long = "allow-source", value_name = "CIDR")]

@@ -26,7 +26,7 @@ use vxdecap_xsk::SocketConfig;
 
 use super::args::{
     CaptureArgs, Command, DecapArgs, DoctorArgs, FormatArg, OutputArgs, ReassemblyArgs, RelayArgs,
-    RelayModeArg,
+    RelayModeArg, TunnelArgs,
 };
 
 /// Exit code for bad usage or configuration (as the issue tracker asks).
@@ -216,20 +216,8 @@ fn relay(args: RelayArgs) -> anyhow::Result<ExitCode> {
     use vxdecap::steer::AttachRequest;
     // The capture's rules for the ports: --port/--geneve-port, else the preset's, else 4789 and
     // 6081.
-    let settings = Settings {
-        ports: args.ports.clone(),
-        geneve_ports: (!args.geneve_ports.is_empty()).then(|| args.geneve_ports.clone()),
-        cloud: match &args.cloud {
-            Some(cloud) => Some(
-                cloud
-                    .parse()
-                    .map_err(|e: String| usage(format!("--cloud: {e}")))?,
-            ),
-            None => None,
-        },
-        max_depth: args.max_tunnel_depth,
-        ..Settings::default()
-    };
+    let mut settings = Settings::default();
+    apply_tunnels(&args.tunnels, &mut settings)?;
     let ports = settings.port_set().map_err(|e| usage(e.to_string()))?;
     let mut allow = vxdecap::Allowlist::default();
     for cidr in &args.allow_source {
@@ -396,28 +384,34 @@ fn finish(summary: &Summary) -> ExitCode {
     }
 }
 
-/// The run's settings: the --config file, if any, with the flags on top.
-fn settings(output: &OutputArgs) -> anyhow::Result<Settings> {
-    let mut settings = match &output.config {
-        Some(path) => Settings::from_file(path).map_err(|e| usage(e.to_string()))?,
-        None => Settings::default(),
-    };
-    if !output.ports.is_empty() {
-        settings.ports.clone_from(&output.ports);
+/// The tunnel flags on top of `settings` (a flag given wins over the file).
+fn apply_tunnels(tunnels: &TunnelArgs, settings: &mut Settings) -> anyhow::Result<()> {
+    if !tunnels.ports.is_empty() {
+        settings.ports.clone_from(&tunnels.ports);
     }
-    if !output.geneve_ports.is_empty() {
-        settings.geneve_ports = Some(output.geneve_ports.clone());
+    if !tunnels.geneve_ports.is_empty() {
+        settings.geneve_ports = Some(tunnels.geneve_ports.clone());
     }
-    if let Some(cloud) = &output.cloud {
+    if let Some(cloud) = &tunnels.cloud {
         settings.cloud = Some(
             cloud
                 .parse()
                 .map_err(|e: String| usage(format!("--cloud: {e}")))?,
         );
     }
-    if output.max_tunnel_depth.is_some() {
-        settings.max_depth = output.max_tunnel_depth;
+    if tunnels.max_tunnel_depth.is_some() {
+        settings.max_depth = tunnels.max_tunnel_depth;
     }
+    Ok(())
+}
+
+/// The run's settings: the --config file, if any, with the flags on top.
+fn settings(output: &OutputArgs) -> anyhow::Result<Settings> {
+    let mut settings = match &output.config {
+        Some(path) => Settings::from_file(path).map_err(|e| usage(e.to_string()))?,
+        None => Settings::default(),
+    };
+    apply_tunnels(&output.tunnels, &mut settings)?;
     if !output.filter.is_empty() {
         settings.filter = Some(output.filter.join(" "));
     }

@@ -195,12 +195,8 @@ impl Steering {
         ports: &PortSet,
         steer_fragments: bool,
     ) -> Result<Self, SteerError> {
-        let mut port_array = [0u16; MAX_PORTS];
-        port_array[..ports.as_slice().len()].copy_from_slice(ports.as_slice());
-        let port_count = ports.as_slice().len() as u32;
-        let mut geneve_array = [0u16; MAX_PORTS];
-        geneve_array[..ports.geneve().len()].copy_from_slice(ports.geneve());
-        let geneve_count = ports.geneve().len() as u32;
+        let (port_array, port_count) = port_globals(ports.as_slice());
+        let (geneve_array, geneve_count) = port_globals(ports.geneve());
         let steer_fragments = u32::from(steer_fragments);
         let mut ebpf = EbpfLoader::new()
             .override_global("vxd_ports", &port_array, true)
@@ -504,6 +500,15 @@ pub(crate) fn write_allowlist(
         allow_vni.remove(&vni).map_err(map_err(ALLOW_VNI_MAP))?;
     }
     Ok(())
+}
+
+/// A list of ports (host order) as a program's rodata wants it: a fixed
+/// array and the count in use. A [`PortSet`] holds at most [`MAX_PORTS`] of
+/// each tunnel.
+pub(crate) fn port_globals(list: &[u16]) -> ([u16; MAX_PORTS], u32) {
+    let mut array = [0u16; MAX_PORTS];
+    array[..list.len()].copy_from_slice(list);
+    (array, list.len() as u32)
 }
 
 /// The XDP program `name` of a loaded object.

@@ -351,14 +351,8 @@ impl RelayProgram {
     /// [`FibInvalidator::invalidate`] on every change that can move a FIB answer
     /// ([`crate::relay::fib_watch`] does).
     pub fn load(interface: &str, ports: &PortSet) -> Result<Self, SteerError> {
-        let as_array = |list: &[u16]| {
-            let mut array = [0u16; MAX_PORTS];
-            array[..list.len()].copy_from_slice(list);
-            // A PortSet holds at most MAX_PORTS (8) of each.
-            (array, list.len() as u32)
-        };
-        let (port_array, port_count) = as_array(ports.as_slice());
-        let (geneve_array, geneve_count) = as_array(ports.geneve());
+        let (port_array, port_count) = super::port_globals(ports.as_slice());
+        let (geneve_array, geneve_count) = super::port_globals(ports.geneve());
         let max_depth = u32::from(ports.max_depth());
         let mut ebpf = EbpfLoader::new()
             .override_global("vxr_ports", &port_array, true)
