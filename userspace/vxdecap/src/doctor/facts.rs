@@ -49,7 +49,7 @@ impl Host {
         }
     }
 
-    fn net(&self, device: &str) -> PathBuf {
+    pub(crate) fn net(&self, device: &str) -> PathBuf {
         self.sys.join("class/net").join(device)
     }
 }
@@ -307,6 +307,21 @@ pub fn interfaces_up(host: &Host) -> Vec<String> {
     names
 }
 
+/// The lower devices (`lower_*` links) in a device's sysfs directory, by name, sorted.
+pub(crate) fn lower_names(dir: &Path) -> Vec<String> {
+    let mut lowers: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            file.strip_prefix("lower_").map(str::to_owned)
+        })
+        .collect();
+    lowers.sort();
+    lowers
+}
+
 /// One device, read; `None` when sysfs does not have it.
 fn device(host: &Host, name: &str, depth: Depth) -> Option<Device> {
     let dir = host.net(name);
@@ -315,19 +330,7 @@ fn device(host: &Host, name: &str, depth: Depth) -> Option<Device> {
     }
     let driver = driver(host, name);
     let role = role(host, name, driver.as_deref());
-    let lowers = {
-        let mut lowers: Vec<String> = std::fs::read_dir(&dir)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter_map(|e| {
-                let file = e.file_name().to_string_lossy().into_owned();
-                file.strip_prefix("lower_").map(str::to_owned)
-            })
-            .collect();
-        lowers.sort();
-        lowers
-    };
+    let lowers = lower_names(&dir);
     let ifindex = nix::net::if_::if_nametoindex(name).ok();
     let ask = host.kernel;
     let full = depth == Depth::Full;

@@ -114,17 +114,7 @@ fn read_device(host: &Host, name: &str, role: StackRole, attach: Attach) -> Opti
 
 /// The lower devices of `name` (`/sys/class/net/NAME/lower_*`), by name.
 pub fn lowers(name: &str) -> Vec<String> {
-    let mut lowers: Vec<String> = std::fs::read_dir(format!("/sys/class/net/{name}"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let file = e.file_name().to_string_lossy().into_owned();
-            file.strip_prefix("lower_").map(str::to_owned)
-        })
-        .collect();
-    lowers.sort();
-    lowers
+    crate::doctor::facts::lower_names(&Host::live().net(name))
 }
 
 /// The master of `name`, if it has one.

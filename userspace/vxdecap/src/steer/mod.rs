@@ -159,12 +159,7 @@ pub struct Steering {
     ebpf: Ebpf,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, u64>,
-    /// `struct vxd_filter` as one u64: `sources` in the low half, `vnis` in
-    /// the high half (both fields are u32, little-endian host).
-    filter: Array<MapData, u64>,
-    allow_v4: LpmTrie<MapData, [u8; 4], u8>,
-    allow_v6: LpmTrie<MapData, [u8; 16], u8>,
-    allow_vni: HashMap<MapData, u32, u8>,
+    allow: AllowMaps,
     /// `struct vxd_device` by ifindex: `[slot_base, queues, row, reserved]`.
     devices: HashMap<MapData, u32, [u32; 4]>,
     /// `struct vxd_device_stats` by row: `[redirected, no_socket]`.
@@ -211,20 +206,14 @@ impl Steering {
             .map_err(|e| SteerError::Load(error_chain(&e)))?;
         let xsks = take_map(&mut ebpf, XSK_MAP)?;
         let counters = take_map(&mut ebpf, COUNTER_MAP)?;
-        let filter = take_map(&mut ebpf, FILTER_MAP)?;
-        let allow_v4 = take_map(&mut ebpf, ALLOW_V4_MAP)?;
-        let allow_v6 = take_map(&mut ebpf, ALLOW_V6_MAP)?;
-        let allow_vni = take_map(&mut ebpf, ALLOW_VNI_MAP)?;
+        let allow = AllowMaps::take(&mut ebpf)?;
         let devices = take_map(&mut ebpf, DEVICES_MAP)?;
         let device_stats = take_map(&mut ebpf, DEVICE_STATS_MAP)?;
         let mut steering = Self {
             ebpf,
             xsks,
             counters,
-            filter,
-            allow_v4,
-            allow_v6,
-            allow_vni,
+            allow,
             devices,
             device_stats,
             interface: interface.to_owned(),
@@ -403,13 +392,7 @@ impl Steering {
     /// without a gap: new entries are added before a list is switched on,
     /// and stale ones removed after, so an allowed frame is never dropped.
     pub fn set_allowlist(&mut self, allow: &Allowlist) -> Result<(), SteerError> {
-        write_allowlist(
-            &mut self.filter,
-            &mut self.allow_v4,
-            &mut self.allow_v6,
-            &mut self.allow_vni,
-            allow,
-        )
+        self.allow.write(allow)
     }
 
     /// The attach mode obtained, once attached.
@@ -434,72 +417,95 @@ impl Steering {
     }
 }
 
-/// Writes `allow` into the allowlist maps (`vxd_filter`, `vxd_allow_v4`,
-/// `vxd_allow_v6`, `vxd_allow_vni`, which the capture's and the relay's
-/// programs share by name and layout) without a gap: new entries before
-/// a list is switched on, stale ones removed after.
-pub(crate) fn write_allowlist(
-    filter: &mut Array<MapData, u64>,
-    allow_v4: &mut LpmTrie<MapData, [u8; 4], u8>,
-    allow_v6: &mut LpmTrie<MapData, [u8; 16], u8>,
-    allow_vni: &mut HashMap<MapData, u32, u8>,
-    allow: &Allowlist,
-) -> Result<(), SteerError> {
-    let map_err = |map: &'static str| {
-        move |e: MapError| SteerError::Map {
-            map,
-            detail: error_chain(&e),
+/// The allowlist maps (`vxd_filter`, `vxd_allow_v4`, `vxd_allow_v6`,
+/// `vxd_allow_vni`), which the capture's and the relay's programs share by
+/// name and layout (`xdp-prog/common.h`).
+pub(crate) struct AllowMaps {
+    /// `struct vxd_filter` as one u64: `sources` in the low half, `vnis` in
+    /// the high half (both fields are u32, little-endian host).
+    filter: Array<MapData, u64>,
+    v4: LpmTrie<MapData, [u8; 4], u8>,
+    v6: LpmTrie<MapData, [u8; 16], u8>,
+    vni: HashMap<MapData, u32, u8>,
+}
+
+impl AllowMaps {
+    /// Takes the four maps out of a loaded program.
+    pub(crate) fn take(ebpf: &mut Ebpf) -> Result<Self, SteerError> {
+        Ok(Self {
+            filter: take_map(ebpf, FILTER_MAP)?,
+            v4: take_map(ebpf, ALLOW_V4_MAP)?,
+            v6: take_map(ebpf, ALLOW_V6_MAP)?,
+            vni: take_map(ebpf, ALLOW_VNI_MAP)?,
+        })
+    }
+
+    /// Writes `allow` without a gap: new entries before a list is switched
+    /// on, stale ones removed after.
+    pub(crate) fn write(&mut self, allow: &Allowlist) -> Result<(), SteerError> {
+        let Self {
+            filter,
+            v4: allow_v4,
+            v6: allow_v6,
+            vni: allow_vni,
+        } = self;
+        let map_err = |map: &'static str| {
+            move |e: MapError| SteerError::Map {
+                map,
+                detail: error_chain(&e),
+            }
+        };
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for cidr in &allow.sources {
+            match cidr.addr {
+                IpAddr::V4(a) => v4.push(Key::new(u32::from(cidr.prefix), a.octets())),
+                IpAddr::V6(a) => v6.push(Key::new(u32::from(cidr.prefix), a.octets())),
+            }
         }
-    };
-    let (mut v4, mut v6) = (Vec::new(), Vec::new());
-    for cidr in &allow.sources {
-        match cidr.addr {
-            IpAddr::V4(a) => v4.push(Key::new(u32::from(cidr.prefix), a.octets())),
-            IpAddr::V6(a) => v6.push(Key::new(u32::from(cidr.prefix), a.octets())),
+        for key in &v4 {
+            allow_v4.insert(key, 1, 0).map_err(map_err(ALLOW_V4_MAP))?;
         }
-    }
-    for key in &v4 {
-        allow_v4.insert(key, 1, 0).map_err(map_err(ALLOW_V4_MAP))?;
-    }
-    for key in &v6 {
-        allow_v6.insert(key, 1, 0).map_err(map_err(ALLOW_V6_MAP))?;
-    }
-    if let Some(vnis) = &allow.vnis {
-        for &vni in vnis {
-            allow_vni
-                .insert(vni, 1, 0)
-                .map_err(map_err(ALLOW_VNI_MAP))?;
+        for key in &v6 {
+            allow_v6.insert(key, 1, 0).map_err(map_err(ALLOW_V6_MAP))?;
         }
+        if let Some(vnis) = &allow.vnis {
+            for &vni in vnis {
+                allow_vni
+                    .insert(vni, 1, 0)
+                    .map_err(map_err(ALLOW_VNI_MAP))?;
+            }
+        }
+        let flags =
+            u64::from(allow.restricts_sources()) | (u64::from(allow.restricts_vnis()) << 32);
+        filter.set(0, flags, 0).map_err(map_err(FILTER_MAP))?;
+        // Now the stale entries, which the switched lists no longer need.
+        let stale_v4: Vec<Key<[u8; 4]>> = allow_v4
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !v4.iter().any(|n| same_key(n, k)))
+            .collect();
+        for key in stale_v4 {
+            allow_v4.remove(&key).map_err(map_err(ALLOW_V4_MAP))?;
+        }
+        let stale_v6: Vec<Key<[u8; 16]>> = allow_v6
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !v6.iter().any(|n| same_key(n, k)))
+            .collect();
+        for key in stale_v6 {
+            allow_v6.remove(&key).map_err(map_err(ALLOW_V6_MAP))?;
+        }
+        let keep = allow.vnis.clone().unwrap_or_default();
+        let stale_vnis: Vec<u32> = allow_vni
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|v| !keep.contains(v))
+            .collect();
+        for vni in stale_vnis {
+            allow_vni.remove(&vni).map_err(map_err(ALLOW_VNI_MAP))?;
+        }
+        Ok(())
     }
-    let flags = u64::from(allow.restricts_sources()) | (u64::from(allow.restricts_vnis()) << 32);
-    filter.set(0, flags, 0).map_err(map_err(FILTER_MAP))?;
-    // Now the stale entries, which the switched lists no longer need.
-    let stale_v4: Vec<Key<[u8; 4]>> = allow_v4
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| !v4.iter().any(|n| same_key(n, k)))
-        .collect();
-    for key in stale_v4 {
-        allow_v4.remove(&key).map_err(map_err(ALLOW_V4_MAP))?;
-    }
-    let stale_v6: Vec<Key<[u8; 16]>> = allow_v6
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|k| !v6.iter().any(|n| same_key(n, k)))
-        .collect();
-    for key in stale_v6 {
-        allow_v6.remove(&key).map_err(map_err(ALLOW_V6_MAP))?;
-    }
-    let keep = allow.vnis.clone().unwrap_or_default();
-    let stale_vnis: Vec<u32> = allow_vni
-        .keys()
-        .filter_map(Result::ok)
-        .filter(|v| !keep.contains(v))
-        .collect();
-    for vni in stale_vnis {
-        allow_vni.remove(&vni).map_err(map_err(ALLOW_VNI_MAP))?;
-    }
-    Ok(())
 }
 
 /// A list of ports (host order) as a program's rodata wants it: a fixed

@@ -6,15 +6,14 @@
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-use aya::maps::lpm_trie::LpmTrie;
-use aya::maps::{Array, HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, MapData, PerCpuArray};
 use aya::programs::Xdp;
 use aya::{Ebpf, EbpfLoader};
 use vxdecap_wire::{PortSet, MAX_PORTS};
 
 use super::allow::Allowlist;
 use super::{
-    attach_program, take_map, write_allowlist, xdp_program, AttachMode, AttachRequest, SteerError,
+    attach_program, take_map, xdp_program, AllowMaps, AttachMode, AttachRequest, SteerError,
 };
 use crate::error::error_chain;
 
@@ -325,10 +324,7 @@ pub struct RelayProgram {
     dests: Array<MapData, [u32; 12]>,
     table: Array<MapData, u32>,
     config: Array<MapData, [u32; 2]>,
-    filter: Array<MapData, u64>,
-    allow_v4: LpmTrie<MapData, [u8; 4], u8>,
-    allow_v6: LpmTrie<MapData, [u8; 16], u8>,
-    allow_vni: HashMap<MapData, u32, u8>,
+    allow: AllowMaps,
     fib_counters: PerCpuArray<MapData, u64>,
     fib_generation: FibInvalidator,
     /// Which of the two tables the program reads.
@@ -386,10 +382,7 @@ impl RelayProgram {
             dests: take_map(&mut ebpf, "vxr_dests")?,
             table: take_map(&mut ebpf, "vxr_table")?,
             config: take_map(&mut ebpf, "vxr_config")?,
-            filter: take_map(&mut ebpf, "vxd_filter")?,
-            allow_v4: take_map(&mut ebpf, "vxd_allow_v4")?,
-            allow_v6: take_map(&mut ebpf, "vxd_allow_v6")?,
-            allow_vni: take_map(&mut ebpf, "vxd_allow_vni")?,
+            allow: AllowMaps::take(&mut ebpf)?,
             ebpf,
             table_in_use: 0,
             interface: interface.to_owned(),
@@ -475,13 +468,7 @@ impl RelayProgram {
 
     /// Makes `allow` the allowlist the program enforces (as the capture's).
     pub fn set_allowlist(&mut self, allow: &Allowlist) -> Result<(), SteerError> {
-        write_allowlist(
-            &mut self.filter,
-            &mut self.allow_v4,
-            &mut self.allow_v6,
-            &mut self.allow_vni,
-            allow,
-        )
+        self.allow.write(allow)
     }
 
     /// The decision counters, summed over CPUs.
