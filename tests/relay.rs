@@ -733,6 +733,34 @@ fn a_first_fragment_cut_before_the_inner_headers_keeps_its_datagram_together() {
     }
 }
 
+/// tcpdump on `dev` in `ns` writing the frames `filter` matches to `file`, started (it said
+/// "listening on"); stop it with SIGINT to flush the file.
+fn tcpdump_to(
+    ns: &NetNs,
+    dev: &str,
+    file: &std::path::Path,
+    filter: &str,
+) -> vxdecap::lab::netns::WatchedChild {
+    let file = file.to_str().expect("utf-8 path");
+    let args = [
+        "-i",
+        dev,
+        "--immediate-mode",
+        "-U",
+        "-n",
+        "-w",
+        file,
+        filter,
+    ];
+    vxdecap::lab::netns::WatchedChild::spawn(
+        ns.command("tcpdump", &args),
+        &["listening on"],
+        std::time::Duration::from_secs(10),
+        None,
+    )
+    .expect("tcpdump")
+}
+
 /// sender (s0 10.78.1.1) → relay (r0 10.78.1.2 | r1 10.78.2.1) → collector (c0 10.78.2.2).
 struct Line {
     sender: NetNs,
@@ -1049,25 +1077,12 @@ fn relay_output_is_byte_for_byte_the_dnat_proxys() {
                    setup: &dyn Fn() -> Option<vxdecap::lab::netns::WatchedChild>|
      -> Vec<Vec<u8>> {
         let file = tmp.path(&format!("{what}.pcap"));
-        let mut dump = vxdecap::lab::netns::WatchedChild::spawn(
-            line.collector.command(
-                "tcpdump",
-                &[
-                    "-i",
-                    "c0",
-                    "--immediate-mode",
-                    "-U",
-                    "-n",
-                    "-w",
-                    file.to_str().unwrap(),
-                    "udp port 4789 or ip[6:2] & 0x1fff != 0",
-                ],
-            ),
-            &["listening on"],
-            std::time::Duration::from_secs(10),
-            None,
-        )
-        .expect("tcpdump");
+        let mut dump = tcpdump_to(
+            &line.collector,
+            "c0",
+            &file,
+            "udp port 4789 or ip[6:2] & 0x1fff != 0",
+        );
         let mut running = setup();
         send_raw(&line.sender, "s0", &frames, &tmp);
         std::thread::sleep(std::time::Duration::from_millis(500));
@@ -1299,25 +1314,7 @@ fn fib_rig_over(tag: &str, payload: usize, v6: bool) -> FibRig {
         .iter()
         .map(|dev| {
             let file = tmp.path(&format!("{dev}.pcap"));
-            let dump = vxdecap::lab::netns::WatchedChild::spawn(
-                line.collector.command(
-                    "tcpdump",
-                    &[
-                        "-i",
-                        dev,
-                        "--immediate-mode",
-                        "-U",
-                        "-n",
-                        "-w",
-                        file.to_str().expect("utf-8 path"),
-                        "udp port 4789",
-                    ],
-                ),
-                &["listening on"],
-                std::time::Duration::from_secs(10),
-                None,
-            )
-            .expect("tcpdump");
+            let dump = tcpdump_to(&line.collector, dev, &file, "udp port 4789");
             (dump, file)
         })
         .collect();
@@ -2078,25 +2075,7 @@ fn over_ipv6_the_relay_output_is_byte_for_byte_the_dnat_proxys() {
         .collect();
     let through = |what: &str, setup: &dyn Fn() -> Option<vxdecap::lab::netns::WatchedChild>| {
         let file = tmp.path(&format!("{what}.pcap"));
-        let mut dump = vxdecap::lab::netns::WatchedChild::spawn(
-            line.collector.command(
-                "tcpdump",
-                &[
-                    "-i",
-                    "c0",
-                    "--immediate-mode",
-                    "-U",
-                    "-n",
-                    "-w",
-                    file.to_str().unwrap(),
-                    "ip6 and udp port 4789",
-                ],
-            ),
-            &["listening on"],
-            std::time::Duration::from_secs(10),
-            None,
-        )
-        .expect("tcpdump");
+        let mut dump = tcpdump_to(&line.collector, "c0", &file, "ip6 and udp port 4789");
         let mut running = setup();
         send_raw(&line.sender, "s0", &frames, &tmp);
         std::thread::sleep(std::time::Duration::from_millis(500));

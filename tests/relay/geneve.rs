@@ -388,25 +388,7 @@ fn relay_live_forwards_geneve_intact_but_for_the_rewritten_fields() {
         .run("sysctl", &["-qw", "net.ipv4.conf.r0.forwarding=1"])
         .expect("forwarding on r0");
     let file = tmp.path("collector.pcap");
-    let mut dump = vxdecap::lab::netns::WatchedChild::spawn(
-        line.collector.command(
-            "tcpdump",
-            &[
-                "-i",
-                "c0",
-                "--immediate-mode",
-                "-U",
-                "-n",
-                "-w",
-                file.to_str().unwrap(),
-                "udp port 6081",
-            ],
-        ),
-        &["listening on"],
-        std::time::Duration::from_secs(10),
-        None,
-    )
-    .expect("tcpdump");
+    let mut dump = tcpdump_to(&line.collector, "c0", &file, "udp port 6081");
     let mut relay = start_relay(
         &line.relay,
         &[
